@@ -1,0 +1,19 @@
+//! Bru's pure decision logic: the domain model, identifiers, policy files and
+//! [`decide`], the one function that allows or refuses a call.
+//!
+//! Architecture invariant: this crate does no I/O except reading policy files
+//! in [`load`], and nothing here is async. Everything `decide` needs is
+//! gathered by the caller first and passed in as [`Facts`].
+
+pub mod decide;
+pub mod id;
+pub mod load;
+pub mod model;
+
+pub use decide::{
+    decide, explain, Caller, ConsentFact, ConsentStatus, ConsentView, Decision, DenyCode, Facts,
+    Step, SubjectFact,
+};
+pub use id::{IdError, OrgNumber, PersonNumber};
+pub use load::{load_policy, parse_policy, PolicyError};
+pub use model::*;

@@ -1,0 +1,185 @@
+//! The domain model: what a policy file says once it is loaded and validated.
+//!
+//! Everything here is plain data; loading lives in `load`, deciding in `decide`.
+
+use std::collections::BTreeMap;
+
+use crate::id::OrgNumber;
+
+/// A validated policy: the organisations, purposes, providers, datasets and
+/// consumer rules. Deny by default: what is not named here is refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Display names of organisations, for the citizen's access log and `explain`.
+    pub organisations: BTreeMap<OrgNumber, Organisation>,
+    pub purposes: BTreeMap<String, Purpose>,
+    /// Keyed by provider id (the first path segment after `/data/`).
+    pub providers: BTreeMap<String, Provider>,
+    /// Keyed by `DatasetRef` (provider id, dataset id).
+    pub datasets: BTreeMap<DatasetRef, Dataset>,
+    pub consumers: Vec<ConsumerRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organisation {
+    pub org: OrgNumber,
+    pub name: String,
+}
+
+/// Text in bokmål and English.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Text {
+    pub nb: String,
+    pub en: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purpose {
+    pub id: String,
+    pub title: Text,
+    pub description: Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provider {
+    /// The id used in `/data/{provider}/…`, e.g. `nav`.
+    pub id: String,
+    /// The organisation that supplies the data.
+    pub org: OrgNumber,
+}
+
+/// `provider/dataset`, e.g. `nav/inntekt`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DatasetRef {
+    pub provider: String,
+    pub dataset: String,
+}
+
+impl std::fmt::Display for DatasetRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.provider, self.dataset)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegalBasis {
+    /// The citizen's consent, given through the consent broker.
+    Consent,
+    /// A law allows the transfer; `legal_ref` on the dataset names it.
+    Statutory,
+}
+
+impl LegalBasis {
+    /// The wire name (`Bru-Legal-Basis`, audit `basis`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LegalBasis::Consent => "consent",
+            LegalBasis::Statutory => "statutory",
+        }
+    }
+}
+
+/// Where the provider's API carries the person the call is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectLocation {
+    /// A request header, e.g. `Nav-Personident` (matched case-insensitively).
+    Header(String),
+    /// A query parameter, e.g. `patient`.
+    Query(String),
+    /// A segment of the rest of the path after `/data/{provider}/{dataset}/`, 0-based.
+    PathSegment(usize),
+    /// A top-level or nested field of a JSON request body, as a JSON pointer (`/person/id`).
+    JsonBody(String),
+}
+
+/// What the consumer may see of the provider's response for one purpose.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum FieldMask {
+    /// The response passes as the provider sent it (streamed).
+    #[default]
+    None,
+    /// Only these JSON object members are kept, at every level of the document
+    /// (objects inside arrays included); everything else is removed.
+    JsonFields(Vec<String>),
+    /// A FHIR `Bundle` keeps only entries whose `resource.resourceType` is listed.
+    FhirResourceTypes(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetPurpose {
+    pub purpose: String,
+    pub mask: FieldMask,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dataset {
+    pub id: DatasetRef,
+    pub title: Text,
+    pub description: Text,
+    pub basis: LegalBasis,
+    /// The law or regulation behind the transfer; required for statutory datasets.
+    pub legal_ref: Option<String>,
+    /// The Maskinporten scope a caller's token must carry.
+    pub scope: String,
+    /// Whether the dataset holds personal data (then a purpose is required).
+    pub personal_data: bool,
+    /// `None` only for datasets without personal data.
+    pub subject: Option<SubjectLocation>,
+    /// The purposes this dataset may be used for, each with its mask.
+    pub purposes: Vec<DatasetPurpose>,
+    /// Longest validity a consent for this dataset may be given for.
+    pub max_consent_days: u32,
+}
+
+impl Dataset {
+    pub fn purpose(&self, purpose: &str) -> Option<&DatasetPurpose> {
+        self.purposes.iter().find(|p| p.purpose == purpose)
+    }
+}
+
+/// Calls per second with a burst, for a token bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// What one consumer organisation may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRule {
+    pub consumer: OrgNumber,
+    /// Vendors that may call on this consumer's behalf (the token's `supplier`).
+    pub suppliers: Vec<OrgNumber>,
+    pub datasets: Vec<ConsumerDataset>,
+    /// May create consent requests (scope `bru:consent`).
+    pub consent_requester: bool,
+    /// May read the audit API (scope `bru:audit`).
+    pub audit_reader: bool,
+    /// Per dataset; `None` means no limit from policy.
+    pub rate_limit: Option<RateLimit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerDataset {
+    pub dataset: DatasetRef,
+    /// A subset of the dataset's purposes; empty means all of them.
+    pub purposes: Vec<String>,
+}
+
+impl Policy {
+    pub fn dataset(&self, provider: &str, dataset: &str) -> Option<&Dataset> {
+        // BTreeMap lookup by a borrowed pair would need a custom Borrow; datasets are few.
+        self.datasets
+            .iter()
+            .find(|(k, _)| k.provider == provider && k.dataset == dataset)
+            .map(|(_, v)| v)
+    }
+
+    pub fn consumer(&self, org: &OrgNumber) -> Option<&ConsumerRule> {
+        self.consumers.iter().find(|c| &c.consumer == org)
+    }
+
+    pub fn organisation_name(&self, org: &OrgNumber) -> Option<&str> {
+        self.organisations.get(org).map(|o| o.name.as_str())
+    }
+}
