@@ -1,1 +1,33 @@
-//! placeholder
+//! Bru's side of the providers: the outbound HTTP client, provider
+//! credentials, header hygiene and response minimisation.
+//!
+//! The gateway decides; this crate carries out an allowed call:
+//! [`Connector::forward`] cleans the caller's headers, adds the provider's
+//! [`Credentials`] and the `Bru-*` headers, streams the request body, and
+//! returns the response head with a streaming, size-capped [`ResponseBody`]
+//! that reports its [`BodyOutcome`] for the outcome record. Where the policy
+//! masks the response, the gateway buffers it with [`collect_limited`] and
+//! passes it through [`minimise`].
+//!
+//! Architecture invariant: nothing here decides whether a call may happen,
+//! installs a process-wide crypto provider, or logs header values or bodies.
+
+#![forbid(unsafe_code)]
+
+mod body;
+mod client;
+mod credentials;
+mod headers;
+mod minimise;
+
+pub use body::{collect_limited, BodyEnd, BodyError, BodyOutcome, CollectError, ResponseBody};
+pub use client::{
+    BoxError, BruHeaders, Connector, ConnectorConfig, ConnectorError, InvalidUpstream,
+    OutboundRequest, RequestBody, TrustAnchors, Upstream, UpstreamError,
+};
+pub use credentials::{BearerToken, CredentialError, Credentials};
+pub use headers::{
+    clean_request_headers, clean_response_headers, BRU_ASSERTION, BRU_CONSENT, BRU_CONSUMER,
+    BRU_LEGAL_BASIS, BRU_PURPOSE, BRU_TRANSFER_ID, TRACEPARENT, TRACESTATE,
+};
+pub use minimise::{minimise, MinimiseError};

@@ -1,1 +1,35 @@
-fn main() {}
+//! `bru`: the data-sharing gateway and consent broker.
+//!
+//! This is the binary's edge: arguments, logging, the crypto provider, and
+//! turning errors into one line and an exit code. Everything else lives in
+//! the modules below and in the library crates.
+
+mod app;
+mod auth;
+mod cli;
+mod config;
+mod keys;
+mod metrics;
+mod pipeline;
+mod problem;
+mod routes;
+mod run;
+mod server;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // One crypto provider for every TLS connection in the process.
+    if rustls::crypto::aws_lc_rs::default_provider().install_default().is_err() {
+        eprintln!("bru: a TLS crypto provider was already installed");
+        return ExitCode::FAILURE;
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    cli::main()
+}

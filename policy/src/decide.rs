@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use crate::id::{OrgNumber, PersonNumber};
-use crate::model::{Dataset, DatasetRef, FieldMask, LegalBasis, Policy};
+use crate::model::{Dataset, DatasetRef, FieldMask, LegalBasis, Policy, SubjectLocation};
 
 /// The authenticated caller, from a verified access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,23 +138,343 @@ pub struct Step {
     pub passed: bool,
 }
 
+/// The mask of a call that names no purpose (only datasets without personal data).
+static NO_MASK: FieldMask = FieldMask::None;
+
 /// Decides one call. Deny by default: only a path through every rule allows.
+///
+/// The rules, in order; the first that fails decides:
+/// 1. a dataset with personal data needs a purpose;
+/// 2. the token carries the dataset's scope;
+/// 3. a consumer rule lets the caller's organisation (and its supplier, if any) use the dataset;
+/// 4. the dataset, and the consumer rule, allow the purpose;
+/// 5. the subject is present and valid where the dataset carries one;
+/// 6. for consent-based datasets, the consent is the caller's, for this dataset,
+///    purpose and subject, granted, unexpired and not used up.
+///
+/// Allocates only for what an `Allow` owns (consent id and subject).
 pub fn decide<'p>(
     policy: &'p Policy,
     caller: &Caller,
     dataset: &'p Dataset,
     facts: &Facts<'_>,
 ) -> Decision<'p> {
-    let _ = (policy, caller, dataset, facts);
-    Decision::Deny(DenyCode::ConsumerNotAllowed)
+    run(policy, caller, dataset, facts, &mut NoTrace)
 }
 
-/// Decides as [`decide`] does and lists every rule checked on the way.
+/// Decides as [`decide`] does and lists every rule checked on the way, up to
+/// and including the one that failed.
 pub fn explain<'p>(
     policy: &'p Policy,
     caller: &Caller,
     dataset: &'p Dataset,
     facts: &Facts<'_>,
 ) -> (Decision<'p>, Vec<Step>) {
-    (decide(policy, caller, dataset, facts), Vec::new())
+    let mut steps = Vec::new();
+    let decision = run(policy, caller, dataset, facts, &mut steps);
+    (decision, steps)
 }
+
+/// Where the rules report what they checked. `decide` uses [`NoTrace`], so the
+/// sentences for `explain` are never even formatted on the hot path.
+trait Tracer {
+    fn step(&mut self, passed: bool, rule: impl FnOnce() -> String);
+}
+
+struct NoTrace;
+
+impl Tracer for NoTrace {
+    #[inline(always)]
+    fn step(&mut self, _passed: bool, _rule: impl FnOnce() -> String) {}
+}
+
+impl Tracer for Vec<Step> {
+    fn step(&mut self, passed: bool, rule: impl FnOnce() -> String) {
+        self.push(Step {
+            rule: rule(),
+            passed,
+        });
+    }
+}
+
+/// Records one rule and turns its failure into `code`.
+fn rule(
+    t: &mut impl Tracer,
+    passed: bool,
+    code: DenyCode,
+    what: impl FnOnce() -> String,
+) -> Result<(), DenyCode> {
+    t.step(passed, what);
+    if passed {
+        Ok(())
+    } else {
+        Err(code)
+    }
+}
+
+/// As [`rule`], for a rule that holds when something is found.
+fn found<T>(
+    t: &mut impl Tracer,
+    value: Option<T>,
+    code: DenyCode,
+    what: impl FnOnce() -> String,
+) -> Result<T, DenyCode> {
+    t.step(value.is_some(), what);
+    value.ok_or(code)
+}
+
+fn deny<T>(
+    t: &mut impl Tracer,
+    code: DenyCode,
+    what: impl FnOnce() -> String,
+) -> Result<T, DenyCode> {
+    t.step(false, what);
+    Err(code)
+}
+
+fn run<'p>(
+    policy: &'p Policy,
+    caller: &Caller,
+    dataset: &'p Dataset,
+    facts: &Facts<'_>,
+    t: &mut impl Tracer,
+) -> Decision<'p> {
+    rules(policy, caller, dataset, facts, t).unwrap_or_else(Decision::Deny)
+}
+
+fn rules<'p>(
+    policy: &'p Policy,
+    caller: &Caller,
+    dataset: &'p Dataset,
+    facts: &Facts<'_>,
+    t: &mut impl Tracer,
+) -> Result<Decision<'p>, DenyCode> {
+    let id = &dataset.id;
+    let consumer = || org_label(policy, &caller.consumer);
+
+    // 1. Purpose required.
+    if dataset.personal_data {
+        rule(
+            t,
+            facts.purpose.is_some(),
+            DenyCode::PurposeRequired,
+            || format!("{id} holds personal data, so the call must name a purpose (Bru-Purpose)"),
+        )?;
+    }
+
+    // 2. Scope.
+    rule(
+        t,
+        caller.has_scope(&dataset.scope),
+        DenyCode::InsufficientScope,
+        || format!("the token carries scope {}", dataset.scope),
+    )?;
+
+    // 3. A consumer rule for this organisation and dataset, and its supplier.
+    let (consumer_rule, consumer_dataset) = found(
+        t,
+        policy
+            .consumers
+            .iter()
+            .filter(|r| r.consumer == caller.consumer)
+            .find_map(|r| r.datasets.iter().find(|d| d.dataset == *id).map(|d| (r, d))),
+        DenyCode::ConsumerNotAllowed,
+        || format!("policy lets {} use {id}", consumer()),
+    )?;
+    if let Some(supplier) = &caller.supplier {
+        rule(
+            t,
+            consumer_rule.suppliers.contains(supplier),
+            DenyCode::ConsumerNotAllowed,
+            || {
+                format!(
+                    "policy lets supplier {} act for {}",
+                    org_label(policy, supplier),
+                    consumer()
+                )
+            },
+        )?;
+    }
+
+    // 4. Purpose allowed by the dataset and by the consumer rule.
+    let mask: &'p FieldMask = match facts.purpose {
+        Some(purpose) => {
+            let allowed = found(
+                t,
+                dataset.purpose(purpose),
+                DenyCode::PurposeNotAllowed,
+                || format!("{id} may be used for purpose {purpose}"),
+            )?;
+            if !consumer_dataset.purposes.is_empty() {
+                rule(
+                    t,
+                    consumer_dataset.purposes.iter().any(|p| p == purpose),
+                    DenyCode::PurposeNotAllowed,
+                    || format!("policy lets {} use {id} for purpose {purpose}", consumer()),
+                )?;
+            }
+            &allowed.mask
+        }
+        None => {
+            t.step(true, || {
+                format!("{id} holds no personal data; the call needs no purpose")
+            });
+            &NO_MASK
+        }
+    };
+
+    // 5. Subject.
+    let subject = match (&facts.subject, &dataset.subject) {
+        (SubjectFact::Valid(person), location) => {
+            t.step(true, || match location {
+                Some(l) => format!("the request names its subject in {l}, a valid person number"),
+                None => "the request names a valid person number as its subject".into(),
+            });
+            Some(person)
+        }
+        (SubjectFact::NotApplicable, None) => {
+            t.step(true, || {
+                format!("{id} is not about a person; no subject is read")
+            });
+            None
+        }
+        (SubjectFact::Invalid, location) => {
+            return deny(t, DenyCode::InvalidSubject, || {
+                format!(
+                    "the subject in {} is a valid person number",
+                    subject_place(location)
+                )
+            });
+        }
+        (SubjectFact::Missing | SubjectFact::NotApplicable, location) => {
+            return deny(t, DenyCode::SubjectMissing, || {
+                format!(
+                    "the request names its subject in {}",
+                    subject_place(location)
+                )
+            });
+        }
+    };
+
+    // 6. Legal basis.
+    let consent_id = match dataset.basis {
+        LegalBasis::Statutory => {
+            t.step(true, || match &dataset.legal_ref {
+                Some(r) => format!("{id} is statutory ({r}); no consent is needed"),
+                None => format!("{id} is statutory; no consent is needed"),
+            });
+            None
+        }
+        LegalBasis::Consent => Some(consent(policy, caller, dataset, facts, subject, t)?),
+    };
+
+    // 7. Allowed.
+    Ok(Decision::Allow {
+        basis: dataset.basis.clone(),
+        legal_ref: dataset.legal_ref.as_deref(),
+        mask,
+        consent_id: consent_id.map(str::to_owned),
+        subject: subject.cloned(),
+    })
+}
+
+/// Rule 6 for a consent-based dataset; the consent's id when it holds.
+fn consent<'f>(
+    policy: &Policy,
+    caller: &Caller,
+    dataset: &Dataset,
+    facts: &'f Facts<'_>,
+    subject: Option<&PersonNumber>,
+    t: &mut impl Tracer,
+) -> Result<&'f str, DenyCode> {
+    let id = &dataset.id;
+    let c = match &facts.consent {
+        ConsentFact::Found(c) => c,
+        ConsentFact::NotGiven => {
+            return deny(t, DenyCode::ConsentRequired, || {
+                format!("{id} is consent-based, so the call must name a consent (Bru-Consent)")
+            });
+        }
+        ConsentFact::NotFound => {
+            return deny(t, DenyCode::ConsentNotFound, || {
+                "the consent the call names exists".into()
+            });
+        }
+    };
+    let cid = &c.id;
+
+    rule(
+        t,
+        c.requester == caller.consumer,
+        DenyCode::ConsentMismatch,
+        || {
+            format!(
+                "consent {cid} was requested by {}",
+                org_label(policy, &caller.consumer)
+            )
+        },
+    )?;
+    rule(
+        t,
+        c.datasets.contains(id),
+        DenyCode::ConsentMismatch,
+        || format!("consent {cid} covers {id}"),
+    )?;
+    rule(
+        t,
+        facts.purpose == Some(c.purpose.as_str()),
+        DenyCode::ConsentMismatch,
+        || format!("consent {cid} is for purpose {}, the call's", c.purpose),
+    )?;
+
+    // Revoked before expired before unanswered: the citizen's last word counts most.
+    let refusal = match c.status {
+        ConsentStatus::Revoked => Some((DenyCode::ConsentRevoked, "it has been revoked")),
+        ConsentStatus::Expired => Some((DenyCode::ConsentExpired, "it has expired")),
+        _ if facts.now >= c.valid_to => {
+            Some((DenyCode::ConsentExpired, "its validity has run out"))
+        }
+        ConsentStatus::Pending => {
+            Some((DenyCode::ConsentRequired, "the citizen has not answered it"))
+        }
+        ConsentStatus::Rejected => Some((DenyCode::ConsentNotFound, "the citizen rejected it")),
+        ConsentStatus::Granted => None,
+    };
+    if let Some((code, why)) = refusal {
+        return deny(t, code, || {
+            format!("consent {cid} is granted and in force ({why})")
+        });
+    }
+    t.step(true, || format!("consent {cid} is granted and in force"));
+
+    if let Some(max) = c.max_uses {
+        rule(t, c.uses < max, DenyCode::ConsentExhausted, || {
+            format!("consent {cid} has uses left ({} of {max} used)", c.uses)
+        })?;
+    }
+
+    // A granted consent always has a subject; one without is not trusted.
+    let same = matches!((&c.subject, subject), (Some(s), Some(p)) if s == p);
+    rule(t, same, DenyCode::ConsentSubjectMismatch, || {
+        format!("the call's subject is the person who gave consent {cid}")
+    })?;
+    Ok(cid)
+}
+
+/// `921429002 (K429 kommune)`, for the sentences of `explain`.
+fn org_label(policy: &Policy, org: &OrgNumber) -> String {
+    match policy.organisation_name(org) {
+        Some(name) => format!("{org} ({name})"),
+        None => org.to_string(),
+    }
+}
+
+fn subject_place(location: &Option<SubjectLocation>) -> String {
+    match location {
+        Some(l) => l.to_string(),
+        None => "the request".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -93,7 +93,8 @@ impl PersonNumber {
         if day > 40 {
             day -= 40;
         }
-        let synthetic = month > 12;
+        // Month 13–40 is neither real nor synthetic: a date error, not a synthetic one.
+        let synthetic = month > 40;
         if month > 80 {
             month -= 80;
         } else if month > 40 {

@@ -55,6 +55,34 @@ pub struct DatasetRef {
     pub dataset: String,
 }
 
+impl DatasetRef {
+    pub fn new(provider: impl Into<String>, dataset: impl Into<String>) -> Self {
+        DatasetRef {
+            provider: provider.into(),
+            dataset: dataset.into(),
+        }
+    }
+}
+
+/// `provider/dataset` had no `/`, or an empty side.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a dataset is written provider/dataset, e.g. nav/inntekt")]
+pub struct DatasetRefError;
+
+impl std::str::FromStr for DatasetRef {
+    type Err = DatasetRefError;
+
+    /// Parses `provider/dataset`; the policy decides whether it names anything.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('/') {
+            Some((p, d)) if !p.is_empty() && !d.is_empty() && !d.contains('/') => {
+                Ok(DatasetRef::new(p, d))
+            }
+            _ => Err(DatasetRefError),
+        }
+    }
+}
+
 impl std::fmt::Display for DatasetRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.provider, self.dataset)
@@ -90,6 +118,18 @@ pub enum SubjectLocation {
     PathSegment(usize),
     /// A top-level or nested field of a JSON request body, as a JSON pointer (`/person/id`).
     JsonBody(String),
+}
+
+/// In words, for messages: `header Nav-Personident`, `query parameter patient`, …
+impl std::fmt::Display for SubjectLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubjectLocation::Header(h) => write!(f, "header {h}"),
+            SubjectLocation::Query(q) => write!(f, "query parameter {q}"),
+            SubjectLocation::PathSegment(n) => write!(f, "path segment {n}"),
+            SubjectLocation::JsonBody(p) => write!(f, "JSON body field {p}"),
+        }
+    }
 }
 
 /// What the consumer may see of the provider's response for one purpose.

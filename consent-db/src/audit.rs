@@ -1,0 +1,270 @@
+//! [`AuditLog`]: durable appends with group commit.
+//!
+//! Every handle feeds one bounded channel; one writer task takes whatever is
+//! queued (at least one message, at most `max_batch`), writes it in one
+//! transaction, commits, and only then answers each waiter with its index.
+//! Records that arrive while a commit is in flight wait in the channel and
+//! make up the next batch, so under load one fsync covers many records and
+//! at rest a lone record commits at once.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::AuditError;
+use crate::record::{NewRecord, Timestamp};
+use crate::store::{BatchCommit, Store};
+
+/// Tuning for the writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// The most records in one transaction.
+    pub max_batch: usize,
+    /// How many appends may wait for the writer; beyond that `append` waits
+    /// for room (back-pressure instead of unbounded memory).
+    pub queue_capacity: usize,
+    /// A batch that has not committed by then fails as unavailable, so a
+    /// stuck database cannot hold the writer (and every later record) forever.
+    pub commit_timeout: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            max_batch: 4096,
+            queue_capacity: 65_536,
+            commit_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A record is durable: it has this leaf index and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditReceipt {
+    pub index: u64,
+    pub time: Timestamp,
+}
+
+/// Counters since the log started, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditStats {
+    /// Committed batches and the records in them.
+    pub batches: u64,
+    pub records: u64,
+    /// The size of the most recent committed batch, and the largest so far.
+    pub last_batch_size: u64,
+    pub max_batch_size: u64,
+    /// Batches that did not commit, and the records whose appends failed with them.
+    pub failed_batches: u64,
+    pub failed_records: u64,
+    /// Appends waiting for the writer right now.
+    pub queued: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    records: AtomicU64,
+    last_batch_size: AtomicU64,
+    max_batch_size: AtomicU64,
+    failed_batches: AtomicU64,
+    failed_records: AtomicU64,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, AuditError>>;
+
+// Nearly every message is an `Append`: boxing the record would only add an
+// allocation per record.
+#[allow(clippy::large_enum_variant)]
+enum Msg {
+    Append(NewRecord, Reply<AuditReceipt>),
+    /// Answered after everything queued before it has been written.
+    Flush(Reply<()>),
+    /// Like `Flush`, then the writer stops and refuses everything after it.
+    Close(Reply<()>),
+}
+
+/// A cloneable handle to the audit writer. The writer stops when the log is
+/// closed or when every handle is dropped (after writing what is queued).
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Msg>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// Spawns the writer on the current Tokio runtime.
+    pub fn start(store: Store, config: AuditConfig) -> Result<AuditLog, AuditError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|e| AuditError::Start(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let counters = Arc::new(Counters::default());
+        runtime.spawn(write_loop(store, config, rx, counters.clone()));
+        Ok(AuditLog { tx, counters })
+    }
+
+    /// Appends a record; resolves once the transaction holding it has
+    /// committed durably, with the record's index and time.
+    ///
+    /// Never hangs once the writer is gone: a closed log or a vanished writer
+    /// is [`AuditError::Closed`]. While the writer lives, each batch is bounded
+    /// by the commit timeout, but waiting for room in a full queue is not:
+    /// callers that need an answer in bounded time wrap this in a timeout.
+    ///
+    /// Cancelling after the record was queued does not take it back: it is
+    /// still written, and the log then holds a record nobody was told about —
+    /// the safe side for evidence.
+    pub async fn append(&self, record: NewRecord) -> Result<AuditReceipt, AuditError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Msg::Append(record, reply))
+            .await
+            .map_err(|_| AuditError::Closed)?;
+        answer.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Waits until every record appended before this call has been handled.
+    /// Returns the error of the batch that ended with this flush, if it failed
+    /// (earlier batches answered their own appends).
+    pub async fn flush(&self) -> Result<(), AuditError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Msg::Flush(reply))
+            .await
+            .map_err(|_| AuditError::Closed)?;
+        answer.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Graceful shutdown: writes everything queued before this call, then
+    /// stops the writer; later appends (from any handle) get
+    /// [`AuditError::Closed`]. Closing a closed log is `Ok`.
+    pub async fn close(&self) -> Result<(), AuditError> {
+        let (reply, answer) = oneshot::channel();
+        if self.tx.send(Msg::Close(reply)).await.is_err() {
+            return Ok(());
+        }
+        // No answer means another close got there first: closed all the same.
+        answer.await.unwrap_or(Ok(()))
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    pub fn stats(&self) -> AuditStats {
+        let c = &self.counters;
+        let queued = self.tx.max_capacity() - self.tx.capacity();
+        AuditStats {
+            batches: c.batches.load(Ordering::Relaxed),
+            records: c.records.load(Ordering::Relaxed),
+            last_batch_size: c.last_batch_size.load(Ordering::Relaxed),
+            max_batch_size: c.max_batch_size.load(Ordering::Relaxed),
+            failed_batches: c.failed_batches.load(Ordering::Relaxed),
+            failed_records: c.failed_records.load(Ordering::Relaxed),
+            queued: u64::try_from(queued).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+async fn write_loop(
+    store: Store,
+    config: AuditConfig,
+    mut rx: mpsc::Receiver<Msg>,
+    counters: Arc<Counters>,
+) {
+    let max_batch = config.max_batch.max(1);
+    let mut msgs = Vec::with_capacity(max_batch);
+    let mut records = Vec::with_capacity(max_batch);
+    let mut waiters = Vec::with_capacity(max_batch);
+    let mut flushes = Vec::new();
+    loop {
+        // Waits for one message, then takes whatever else is already queued.
+        if rx.recv_many(&mut msgs, max_batch).await == 0 {
+            return; // every handle dropped and nothing left to write
+        }
+        let mut close = None;
+        for msg in msgs.drain(..) {
+            match msg {
+                _ if close.is_some() => {} // after a close: dropped, its sender sees Closed
+                Msg::Append(record, reply) => {
+                    records.push(record);
+                    waiters.push(reply);
+                }
+                Msg::Flush(reply) => flushes.push(reply),
+                Msg::Close(reply) => close = Some(reply),
+            }
+        }
+
+        let result = if records.is_empty() {
+            Ok(None)
+        } else {
+            commit(&store, &records, config.commit_timeout)
+                .await
+                .map(Some)
+        };
+        let n = records.len() as u64;
+        records.clear();
+        match &result {
+            Ok(Some(done)) => {
+                counters.batches.fetch_add(1, Ordering::Relaxed);
+                counters.records.fetch_add(n, Ordering::Relaxed);
+                counters.last_batch_size.store(n, Ordering::Relaxed);
+                counters.max_batch_size.fetch_max(n, Ordering::Relaxed);
+                for (i, reply) in (0u64..).zip(waiters.drain(..)) {
+                    let receipt = AuditReceipt {
+                        index: done.first_index + i,
+                        time: done.time,
+                    };
+                    // A waiter that gave up is no error: its record is written.
+                    let _ = reply.send(Ok(receipt));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                counters.failed_records.fetch_add(n, Ordering::Relaxed);
+                tracing::warn!(error = %e, records = n, "audit batch did not commit");
+                for reply in waiters.drain(..) {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+        let done = result.map(|_| ());
+        for reply in flushes.drain(..) {
+            let _ = reply.send(done.clone());
+        }
+        if let Some(reply) = close {
+            // Refuse new sends; dropping `rx` on return drops whatever is
+            // still queued, and each of those appends then sees Closed.
+            rx.close();
+            let _ = reply.send(done);
+            return;
+        }
+    }
+}
+
+async fn commit(
+    store: &Store,
+    records: &[NewRecord],
+    timeout: Duration,
+) -> Result<BatchCommit, AuditError> {
+    match tokio::time::timeout(timeout, store.append_batch(records)).await {
+        Ok(result) => result.map_err(AuditError::from),
+        // The transaction is dropped unfinished and rolls back; if the
+        // commit itself was under way it may still land, so the records may
+        // exist although their appends failed — never the other way round.
+        Err(_) => Err(AuditError::Unavailable(format!(
+            "commit did not finish within {timeout:?}"
+        ))),
+    }
+}

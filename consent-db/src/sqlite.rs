@@ -1,0 +1,276 @@
+//! The SQLite backend: one database file in WAL mode, `synchronous=FULL` so a
+//! commit is on disk when it returns.
+
+use std::str::FromStr;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite};
+
+use crate::consent::ConsentRow;
+use crate::error::StoreError;
+use crate::record::{AuditRecord, NewRecord, RecordFilter, Timestamp};
+use crate::store::{BatchCommit, StoreConfig};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The columns of `audit_records` in spec order, as [`RecordRow`] reads them.
+const RECORD_COLUMNS: &str = "idx, time, transfer_id, kind, consumer, supplier, client_id, \
+     provider, dataset, method, path, purpose, basis, legal_ref, consent_id, subject_ref, \
+     decision, code, status, bytes, duration_ms";
+
+const INSERT_RECORD: &str = "INSERT INTO audit_records (idx, time, transfer_id, kind, consumer, \
+     supplier, client_id, provider, dataset, method, path, purpose, basis, legal_ref, consent_id, \
+     subject_ref, decision, code, status, bytes, duration_ms) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+#[derive(Clone, Debug)]
+pub(crate) struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub(crate) async fn open(url: &str, config: &StoreConfig) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::InvalidUrl(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(config.busy_timeout)
+            .foreign_keys(true);
+        let mut pool = SqlitePoolOptions::new()
+            .max_connections(config.max_connections.max(1))
+            .acquire_timeout(config.acquire_timeout);
+        // An in-memory database lives only as long as a connection to it:
+        // keep one open for the life of the pool.
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            pool = pool
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        let pool = pool.connect_with(options).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) async fn append_batch(
+        &self,
+        records: &[NewRecord],
+    ) -> Result<BatchCommit, StoreError> {
+        // IMMEDIATE takes the write lock now, so reading the last index and
+        // inserting after it cannot race another writer (another process on
+        // the same file); a held lock shows up here, after busy_timeout.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let last: Option<(i64, String)> =
+            sqlx::query_as("SELECT idx, time FROM audit_records ORDER BY idx DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        // Time is taken under the lock and never goes backwards along the
+        // log, even if the clock does: `since`/`until` then cut the log into
+        // index ranges.
+        let now = Timestamp::now();
+        let (first_index, time) = match last {
+            None => (0, now),
+            Some((idx, t)) => {
+                let prev = Timestamp::parse(&t)
+                    .map_err(|e| StoreError::Corrupt(format!("record {idx}: time: {e}")))?;
+                (idx + 1, now.max(prev))
+            }
+        };
+        let time_text = time.to_string();
+        for (index, r) in (first_index..).zip(records) {
+            sqlx::query(INSERT_RECORD)
+                .bind(index)
+                .bind(&time_text)
+                .bind(&r.transfer_id)
+                .bind(r.kind.as_str())
+                .bind(&r.consumer)
+                .bind(&r.supplier)
+                .bind(&r.client_id)
+                .bind(&r.provider)
+                .bind(&r.dataset)
+                .bind(&r.method)
+                .bind(&r.path)
+                .bind(&r.purpose)
+                .bind(r.basis.map(|b| b.as_str()))
+                .bind(&r.legal_ref)
+                .bind(&r.consent_id)
+                .bind(&r.subject_ref)
+                .bind(r.decision.map(|d| d.as_str()))
+                .bind(&r.code)
+                .bind(r.status.map(i64::from))
+                .bind(r.bytes.map(to_i64).transpose()?)
+                .bind(r.duration_ms.map(to_i64).transpose()?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        let first_index = u64::try_from(first_index)
+            .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?;
+        Ok(BatchCommit { first_index, time })
+    }
+
+    pub(crate) async fn records(
+        &self,
+        filter: &RecordFilter,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
+        q.push(RECORD_COLUMNS)
+            .push(" FROM audit_records WHERE 1 = 1");
+        if let Some(t) = filter.since {
+            q.push(" AND time >= ").push_bind(t.to_string());
+        }
+        if let Some(t) = filter.until {
+            q.push(" AND time < ").push_bind(t.to_string());
+        }
+        if let Some(c) = &filter.consumer {
+            q.push(" AND consumer = ").push_bind(c.clone());
+        }
+        if let Some(p) = &filter.provider {
+            q.push(" AND provider = ").push_bind(p.clone());
+        }
+        if let Some(d) = &filter.dataset {
+            q.push(" AND dataset = ").push_bind(d.clone());
+        }
+        if let Some(k) = filter.kind {
+            q.push(" AND kind = ").push_bind(k.as_str());
+        }
+        if let Some(v) = filter.decision {
+            q.push(" AND decision = ").push_bind(v.as_str());
+        }
+        if let Some(s) = &filter.subject_ref {
+            q.push(" AND subject_ref = ").push_bind(s.clone());
+        }
+        if let Some(after) = filter.after_index {
+            // Past i64::MAX there is nothing; saturate rather than fail.
+            q.push(" AND idx > ")
+                .push_bind(i64::try_from(after).unwrap_or(i64::MAX));
+        }
+        q.push(" ORDER BY idx");
+        if let Some(limit) = filter.limit {
+            q.push(" LIMIT ").push_bind(i64::from(limit));
+        }
+        let rows: Vec<RecordRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(AuditRecord::try_from).collect()
+    }
+
+    pub(crate) async fn record_count(&self) -> Result<u64, StoreError> {
+        // Indexes are dense from 0, so the count is the last index + 1: a
+        // primary-key lookup instead of a table scan.
+        let (next,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_records")
+            .fetch_one(&self.pool)
+            .await?;
+        u64::try_from(next).map_err(|_| StoreError::Corrupt(format!("record count {next}")))
+    }
+
+    pub(crate) async fn records_by_transfer(
+        &self,
+        transfer_id: &str,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM audit_records WHERE transfer_id = ? ORDER BY idx"
+        );
+        let rows: Vec<RecordRow> = sqlx::query_as(&sql)
+            .bind(transfer_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(AuditRecord::try_from).collect()
+    }
+
+    pub(crate) async fn get_consent(&self, id: &str) -> Result<Option<ConsentRow>, StoreError> {
+        let row = sqlx::query_as(
+            "SELECT id, requester, supplier, subject, datasets, purpose, status, valid_to, \
+             max_uses, uses, redirect_url, message, created_at, updated_at \
+             FROM consents WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row)
+    }
+}
+
+fn to_i64(n: u64) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::Db(format!("{n} is too large to store")))
+}
+
+/// `audit_records` as SQLite returns it; checked into an [`AuditRecord`].
+#[derive(sqlx::FromRow)]
+struct RecordRow {
+    idx: i64,
+    time: String,
+    transfer_id: String,
+    kind: String,
+    consumer: Option<String>,
+    supplier: Option<String>,
+    client_id: Option<String>,
+    provider: Option<String>,
+    dataset: Option<String>,
+    method: String,
+    path: String,
+    purpose: Option<String>,
+    basis: Option<String>,
+    legal_ref: Option<String>,
+    consent_id: Option<String>,
+    subject_ref: Option<String>,
+    decision: Option<String>,
+    code: Option<String>,
+    status: Option<i64>,
+    bytes: Option<i64>,
+    duration_ms: Option<i64>,
+}
+
+impl TryFrom<RecordRow> for AuditRecord {
+    type Error = StoreError;
+
+    fn try_from(r: RecordRow) -> Result<Self, StoreError> {
+        let idx = r.idx;
+        let bad = |field: &str, e: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("record {idx}: {field}: {e}"))
+        };
+        fn num<T: TryFrom<i64>>(v: Option<i64>) -> Result<Option<T>, i64> {
+            v.map(|n| T::try_from(n).map_err(|_| n)).transpose()
+        }
+        Ok(AuditRecord {
+            index: u64::try_from(idx).map_err(|e| bad("index", &e))?,
+            time: Timestamp::parse(&r.time).map_err(|e| bad("time", &e))?,
+            transfer_id: r.transfer_id,
+            kind: r.kind.parse().map_err(|e| bad("kind", &e))?,
+            consumer: r.consumer,
+            supplier: r.supplier,
+            client_id: r.client_id,
+            provider: r.provider,
+            dataset: r.dataset,
+            method: r.method,
+            path: r.path,
+            purpose: r.purpose,
+            basis: r
+                .basis
+                .map(|b| b.parse())
+                .transpose()
+                .map_err(|e| bad("basis", &e))?,
+            legal_ref: r.legal_ref,
+            consent_id: r.consent_id,
+            subject_ref: r.subject_ref,
+            decision: r
+                .decision
+                .map(|d| d.parse())
+                .transpose()
+                .map_err(|e| bad("decision", &e))?,
+            code: r.code,
+            status: num(r.status).map_err(|n| bad("status", &n))?,
+            bytes: num(r.bytes).map_err(|n| bad("bytes", &n))?,
+            duration_ms: num(r.duration_ms).map_err(|n| bad("duration_ms", &n))?,
+        })
+    }
+}

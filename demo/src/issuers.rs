@@ -1,0 +1,401 @@
+//! The demo Maskinporten and ID-porten: token endpoints that hand out signed
+//! tokens to anyone who asks, and their JWKS.
+//!
+//! They exist so that the demo runs on one machine without real
+//! Maskinporten or ID-porten clients. The gateway mounts [`issuers_router`] on
+//! its public listener in demo mode only; `bru serve` never does, and refuses
+//! issuers whose URL names `/demo/`.
+//!
+//! Tokens carry the claims the real issuers put in theirs (SPEC section 7),
+//! so the gateway verifies them with the same code path as production tokens.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::{DemoError, DemoLayout};
+
+/// Lifetime of demo tokens, as Maskinporten's default (120 s).
+pub const TOKEN_LIFETIME_S: i64 = 120;
+
+/// The assurance level of demo citizen tokens: what the citizen API requires.
+pub const IDPORTEN_ACR: &str = "idporten-loa-substantial";
+
+/// One issuer's signing key, with what its JWKS publishes and its `iss`.
+#[derive(Clone)]
+pub struct IssuerKey {
+    key: EncodingKey,
+    kid: String,
+    jwk: Jwk,
+    issuer: String,
+}
+
+impl std::fmt::Debug for IssuerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuerKey")
+            .field("kid", &self.kid)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuerKey {
+    /// An RS256 issuer from its PKCS#8 (or PKCS#1) RSA private key in PEM.
+    pub fn from_pem(key_pem: &str, issuer: impl Into<String>) -> Result<Self, DemoError> {
+        let key = EncodingKey::from_rsa_pem(key_pem.as_bytes())?;
+        let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256)?;
+        // The kid is the key's RFC 7638 thumbprint: stable across restarts, and
+        // a new key (a deleted key file) gets a new kid, which makes the
+        // gateway refresh its JWKS cache instead of failing on a stale key.
+        let kid = jwk.thumbprint(ThumbprintHash::SHA256);
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        Ok(IssuerKey {
+            key,
+            kid,
+            jwk,
+            issuer: issuer.into(),
+        })
+    }
+
+    fn from_file(path: &Path, issuer: &str) -> Result<Self, DemoError> {
+        let pem = std::fs::read_to_string(path).map_err(DemoError::io(path))?;
+        IssuerKey::from_pem(&pem, issuer).map_err(|e| DemoError::Key {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The `iss` of this issuer's tokens.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The JWK set with this issuer's one public key.
+    pub fn jwks(&self) -> Value {
+        json!({ "keys": [self.jwk] })
+    }
+
+    fn sign(&self, claims: &Value) -> Result<String, DemoError> {
+        sign_with(&self.key, &self.kid, claims)
+    }
+}
+
+/// The two demo issuers; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct DemoIssuers {
+    inner: Arc<Issuers>,
+}
+
+#[derive(Debug)]
+struct Issuers {
+    maskinporten: IssuerKey,
+    idporten: IssuerKey,
+}
+
+impl DemoIssuers {
+    pub fn new(maskinporten: IssuerKey, idporten: IssuerKey) -> Self {
+        DemoIssuers {
+            inner: Arc::new(Issuers {
+                maskinporten,
+                idporten,
+            }),
+        }
+    }
+
+    /// Loads both keys from the files `prepare` wrote, with the issuer names it
+    /// wrote into `bru.toml`.
+    pub fn load(layout: &DemoLayout) -> Result<Self, DemoError> {
+        Ok(DemoIssuers::new(
+            IssuerKey::from_file(&layout.maskinporten_key, &layout.maskinporten_issuer)?,
+            IssuerKey::from_file(&layout.idporten_key, &layout.idporten_issuer)?,
+        ))
+    }
+
+    pub fn maskinporten(&self) -> &IssuerKey {
+        &self.inner.maskinporten
+    }
+
+    pub fn idporten(&self) -> &IssuerKey {
+        &self.inner.idporten
+    }
+
+    /// A Maskinporten token for `org` (acting through `supplier`, if given)
+    /// with `scope`. Both numbers must be valid organisation numbers.
+    pub fn mint_maskinporten(
+        &self,
+        org: &str,
+        scope: &str,
+        supplier: Option<&str>,
+    ) -> Result<String, DemoError> {
+        check_org("org", org)?;
+        if let Some(s) = supplier {
+            check_org("supplier", s)?;
+        }
+        let mp = self.maskinporten();
+        mp.sign(&maskinporten_claims(mp.issuer(), org, scope, supplier))
+    }
+
+    /// An ID-porten citizen token for `pid` (synthetic numbers allowed): what
+    /// the portal's demo login hands out.
+    pub fn mint_idporten(&self, pid: &str) -> Result<String, DemoError> {
+        policy::PersonNumber::parse(pid, true)
+            .map_err(|e| DemoError::Options(format!("pid: {e}")))?;
+        let ip = self.idporten();
+        ip.sign(&idporten_claims(ip.issuer(), pid))
+    }
+}
+
+fn check_org(field: &str, org: &str) -> Result<(), DemoError> {
+    policy::OrgNumber::parse(org)
+        .map(|_| ())
+        .map_err(|e| DemoError::Options(format!("{field}: {e}")))
+}
+
+// ---- claims --------------------------------------------------------------------
+
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A stable, UUID-shaped client id for a demo client: real Maskinporten and
+/// ID-porten client ids are UUIDs, and a stable one lets the audit log show
+/// the same client for the same organisation across restarts.
+pub fn client_id_for(label: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("bru-demo-client:{label}").as_bytes(),
+    );
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest.as_ref()[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
+fn iso6523(org: &str) -> Value {
+    json!({ "authority": "iso6523-actorid-upis", "ID": format!("0192:{org}") })
+}
+
+fn maskinporten_claims(iss: &str, org: &str, scope: &str, supplier: Option<&str>) -> Value {
+    let iat = now();
+    // With delegation, the client belongs to the supplier acting for the consumer.
+    let client_owner = supplier.unwrap_or(org);
+    let mut claims = json!({
+        "iss": iss,
+        "iat": iat,
+        "exp": iat + TOKEN_LIFETIME_S,
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "client_id": client_id_for(&format!("maskinporten:{client_owner}")),
+        "scope": normalise_scope(scope),
+        "consumer": iso6523(org),
+    });
+    if let Some(s) = supplier {
+        claims["supplier"] = iso6523(s);
+    }
+    claims
+}
+
+fn idporten_claims(iss: &str, pid: &str) -> Value {
+    let iat = now();
+    json!({
+        "iss": iss,
+        "iat": iat,
+        "exp": iat + TOKEN_LIFETIME_S,
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "client_id": client_id_for("idporten:bru-demo-portal"),
+        "pid": pid,
+        "acr": IDPORTEN_ACR,
+        "amr": ["TestID"],
+        "scope": "openid bru:citizen",
+    })
+}
+
+/// Scopes are space separated on the wire; collapse any other whitespace.
+fn normalise_scope(scope: &str) -> String {
+    scope.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn sign_with(key: &EncodingKey, kid: &str, claims: &Value) -> Result<String, DemoError> {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    Ok(jsonwebtoken::encode(&header, claims, key)?)
+}
+
+// ---- helpers for tests and test clients -----------------------------------------
+
+/// The kid the demo JWKS gives the RSA key in `key_pem` (its RFC 7638
+/// SHA-256 thumbprint), for clients minting their own tokens.
+pub fn key_id(key_pem: &str) -> Result<String, DemoError> {
+    Ok(IssuerKey::from_pem(key_pem, "")?.kid)
+}
+
+/// Signs `claims` as an RS256 JWT with header `kid`: for tests that need
+/// tokens the issuers would never hand out (expired, wrong `iss`, …).
+pub fn sign_rs256(key_pem: &str, kid: &str, claims: &Value) -> Result<String, DemoError> {
+    let key = EncodingKey::from_rsa_pem(key_pem.as_bytes())?;
+    sign_with(&key, kid, claims)
+}
+
+/// A Maskinporten token as the demo issuer mints it, from the issuer's key
+/// (e.g. `DIR/demo-maskinporten-key.pem`; `kid` from [`key_id`]). Unlike the
+/// token endpoint it does not check the organisation numbers, so tests can
+/// make tokens the gateway must refuse.
+pub fn mint_maskinporten_token(
+    key_pem: &str,
+    kid: &str,
+    iss: &str,
+    org: &str,
+    scope: &str,
+    supplier: Option<&str>,
+) -> Result<String, DemoError> {
+    sign_rs256(
+        key_pem,
+        kid,
+        &maskinporten_claims(iss, org, scope, supplier),
+    )
+}
+
+/// An ID-porten citizen token as the demo issuer mints it; `pid` is not checked.
+pub fn mint_idporten_token(
+    key_pem: &str,
+    kid: &str,
+    iss: &str,
+    pid: &str,
+) -> Result<String, DemoError> {
+    sign_rs256(key_pem, kid, &idporten_claims(iss, pid))
+}
+
+// ---- HTTP ------------------------------------------------------------------------
+
+/// The demo issuers' routes, at their full paths under `/demo/`:
+/// `POST /demo/maskinporten/token`, `GET /demo/maskinporten/jwks`,
+/// `POST /demo/idporten/token`, `GET /demo/idporten/jwks`.
+pub fn issuers_router(issuers: DemoIssuers) -> Router {
+    Router::new()
+        .route("/demo/maskinporten/token", post(maskinporten_token))
+        .route("/demo/maskinporten/jwks", get(maskinporten_jwks))
+        .route("/demo/idporten/token", post(idporten_token))
+        .route("/demo/idporten/jwks", get(idporten_jwks))
+        .with_state(issuers)
+}
+
+#[derive(Deserialize)]
+struct MaskinportenRequest {
+    org: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    supplier: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct IdportenRequest {
+    pid: String,
+}
+
+async fn maskinporten_token(State(issuers): State<DemoIssuers>, body: Bytes) -> Response {
+    let req: MaskinportenRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(_) => {
+            return malformed(
+                "Send a JSON object {\"org\": \"<orgnr>\", \"scope\": \"<scopes>\", \"supplier\": \"<orgnr>\"}; supplier is optional.",
+            )
+        }
+    };
+    if let Err(e) = policy::OrgNumber::parse(&req.org) {
+        return malformed(&format!("org: {e}."));
+    }
+    if let Some(Err(e)) = req.supplier.as_deref().map(policy::OrgNumber::parse) {
+        return malformed(&format!("supplier: {e}."));
+    }
+    let mp = issuers.maskinporten();
+    let claims = maskinporten_claims(mp.issuer(), &req.org, &req.scope, req.supplier.as_deref());
+    token_response(mp.sign(&claims))
+}
+
+async fn idporten_token(State(issuers): State<DemoIssuers>, body: Bytes) -> Response {
+    let req: IdportenRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(_) => return malformed("Send a JSON object {\"pid\": \"<fødselsnummer>\"}."),
+    };
+    // The error names what is wrong, never the number itself.
+    if let Err(e) = policy::PersonNumber::parse(&req.pid, true) {
+        return malformed(&format!("pid: {e}."));
+    }
+    let ip = issuers.idporten();
+    token_response(ip.sign(&idporten_claims(ip.issuer(), &req.pid)))
+}
+
+async fn maskinporten_jwks(State(issuers): State<DemoIssuers>) -> Response {
+    axum::Json(issuers.maskinporten().jwks()).into_response()
+}
+
+async fn idporten_jwks(State(issuers): State<DemoIssuers>) -> Response {
+    axum::Json(issuers.idporten().jwks()).into_response()
+}
+
+fn token_response(token: Result<String, DemoError>) -> Response {
+    match token {
+        Ok(access_token) => (
+            // Token responses must not be cached (RFC 6749 section 5.1).
+            [(header::CACHE_CONTROL, "no-store")],
+            axum::Json(json!({
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": TOKEN_LIFETIME_S,
+            })),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "demo issuer could not sign a token");
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "The demo issuer failed",
+                "The demo issuer could not sign the token.",
+            )
+        }
+    }
+}
+
+fn malformed(detail: &str) -> Response {
+    problem(
+        StatusCode::BAD_REQUEST,
+        "malformed_request",
+        "Malformed request",
+        detail,
+    )
+}
+
+/// RFC 9457 problem details, shaped like the gateway's own.
+fn problem(status: StatusCode, code: &str, title: &str, detail: &str) -> Response {
+    let body = json!({
+        "type": format!("https://bru.example/problems/{code}"),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
+}

@@ -1,0 +1,91 @@
+//! The start-up banner of `bru demo`: where things are, and a walkthrough to
+//! paste into a POSIX shell.
+
+use std::path::Path;
+
+use crate::world::{K429, NAV, SNOOP};
+
+/// The banner `bru demo` prints once it listens: the URLs and a copy-paste
+/// walkthrough (curl, and jq for the token lines) against the demo world.
+pub fn walkthrough(public_url: &str, ops_url: &str, dir: &Path) -> String {
+    let base = public_url.trim_end_matches('/');
+    let ops = ops_url.trim_end_matches('/');
+    let dir_shown = dir.display().to_string();
+    let ca = shell_quote(&dir.join("ca.pem").display().to_string());
+    let b = shell_quote(base);
+    let kari = "12884513829";
+    let token = |org: &str, scope: &str| {
+        format!(
+            "$(curl -sS --cacert \"$CA\" \"$B/demo/maskinporten/token\" -d '{{\"org\":\"{org}\",\"scope\":\"{scope}\"}}' | jq -r .access_token)"
+        )
+    };
+    let nav_token = token(NAV.org, "k429:sosialtjeneste.read");
+    let snoop_token = token(SNOOP.org, "k429:sosialtjeneste.read");
+    let k429_token = token(K429.org, "nav:inntekt.read bru:consent");
+    format!(
+        r#"Bru demo is running. Stop it with Ctrl-C; its state stays in {dir_shown}.
+
+  Gateway, citizen portal  {base}/      (log in as a demo person)
+  Datasets                 {base}/catalog/v1/datasets
+  Ops                      {ops}/metrics   {ops}/healthz   {ops}/readyz
+  Config                   {config}  (works with every `bru … --config` command)
+  Demo CA                  {ca_shown}
+
+Try it in a POSIX shell (needs curl and jq):
+
+  CA={ca}; B={b}
+
+  # NAV gets a Maskinporten token from the demo issuer ...
+  NAV={nav_token}
+  # (without jq: ... | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+
+  # ... and reads Kari Nordmann's social-service case at K429, under statute:
+  curl -sS --cacert "$CA" "$B/data/k429/sosialtjeneste" -H "Authorization: Bearer $NAV" \
+    -H 'Bru-Purpose: sosialhjelp-saksbehandling' -H 'Nav-Personident: {kari}'
+
+  # Snoop AS has no rights at all: 403 consumer_not_allowed.
+  SNOOP={snoop_token}
+  curl -sS --cacert "$CA" "$B/data/k429/sosialtjeneste" -H "Authorization: Bearer $SNOOP" \
+    -H 'Bru-Purpose: sosialhjelp-saksbehandling' -H 'Nav-Personident: {kari}'
+
+  # K429 asks NAV for Kari's income: that needs her consent, so 403 consent_required.
+  K429={k429_token}
+  curl -sS --cacert "$CA" "$B/data/nav/inntekt" -H "Authorization: Bearer $K429" \
+    -H 'Bru-Purpose: omsorgsbolig-soknad' -H 'Nav-Personident: {kari}'
+
+Every call above, allowed or refused, is in the transparency log: Kari sees
+them under {base}/innsyn after logging in.
+"#,
+        config = dir.join("bru.toml").display(),
+        ca_shown = dir.join("ca.pem").display(),
+    )
+}
+
+/// Quotes `s` for a POSIX shell: as is when it is plainly safe, else in single
+/// quotes (a quote inside becomes `'\''`). Paths with spaces then paste safely.
+fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:@%+=,".contains(c));
+    if safe {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn shell_quote_cases() {
+        let check = |input: &str, expected: &str| assert_eq!(shell_quote(input), expected);
+        check(".bru-demo/ca.pem", ".bru-demo/ca.pem");
+        check("https://localhost:8443", "https://localhost:8443");
+        check("/tmp/my demo/ca.pem", "'/tmp/my demo/ca.pem'");
+        check("it's", r"'it'\''s'");
+        check("", "''");
+        check("$HOME/x", "'$HOME/x'");
+    }
+}

@@ -1,0 +1,311 @@
+//! The command line: `bru demo | serve | check | explain | migrate | audit`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "bru", version, about = "Bru: data-sharing gateway and consent broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The whole system on one machine, with the demo world.
+    Demo {
+        #[arg(long, default_value = ".bru-demo")]
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: std::net::SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        ops_listen: std::net::SocketAddr,
+        /// A PostgreSQL URL instead of the embedded SQLite.
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Production mode.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Validates the config and the policy.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Prints the decision for a caller, dataset and purpose, and every rule on the way.
+    Explain {
+        #[arg(long)]
+        config: PathBuf,
+        /// `0192:{orgnr}`
+        #[arg(long)]
+        consumer: String,
+        /// `0192:{orgnr}` of a vendor acting for the consumer.
+        #[arg(long)]
+        supplier: Option<String>,
+        /// `provider/dataset`
+        #[arg(long)]
+        dataset: String,
+        #[arg(long)]
+        purpose: Option<String>,
+        /// The token's scopes; the dataset's own scope when left out.
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Applies the store's migrations.
+    Migrate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Streams audit records for a SIEM.
+    Export {
+        #[arg(long)]
+        config: PathBuf,
+        /// RFC 3339 time; records at or after it.
+        #[arg(long)]
+        since: Option<String>,
+        /// RFC 3339 time; records before it.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { config } => return check(&config),
+        Command::Explain { config, consumer, supplier, dataset, purpose, scope } => {
+            explain(&config, &consumer, supplier.as_deref(), &dataset, purpose.as_deref(), scope.as_deref())
+        }
+        Command::Demo { dir, listen, ops_listen, store } => runtime().and_then(|rt| {
+            rt.block_on(crate::run::demo(crate::run::DemoArgs { dir, listen, ops_listen, store }))
+        }),
+        Command::Serve { config } => runtime().and_then(|rt| rt.block_on(crate::run::serve(&config))),
+        Command::Migrate { config } => runtime().and_then(|rt| rt.block_on(migrate(&config))),
+        Command::Audit { command: AuditCommand::Export { config, since, until, format } } => {
+            runtime().and_then(|rt| rt.block_on(export(&config, since.as_deref(), until.as_deref(), format)))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bru: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+/// Loads config and policy, or prints every error as `file:line: message`.
+pub fn load(config: &Path) -> Result<(Config, policy::Policy), Vec<String>> {
+    let config = Config::load(config).map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let policy = policy::load_policy(&config.policy_file)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let errors = config.check_against(&policy);
+    if !errors.is_empty() {
+        return Err(errors.iter().map(ToString::to_string).collect());
+    }
+    Ok((config, policy))
+}
+
+fn check(config: &Path) -> ExitCode {
+    match load(config) {
+        Ok((config, policy)) => {
+            println!(
+                "{}: valid ({} datasets, {} consumers, {} issuers)",
+                config.file.display(),
+                policy.datasets.len(),
+                policy.consumers.len(),
+                config.issuers.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in errors {
+                println!("{e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn explain(
+    config: &Path,
+    consumer: &str,
+    supplier: Option<&str>,
+    dataset: &str,
+    purpose: Option<&str>,
+    scope: Option<&str>,
+) -> anyhow::Result<()> {
+    let (_, policy) = load(config).map_err(|e| anyhow::anyhow!(e.join("\n")))?;
+    let consumer = policy::OrgNumber::parse_iso6523(consumer).context("--consumer must be 0192:{orgnr}")?;
+    let supplier = supplier
+        .map(policy::OrgNumber::parse_iso6523)
+        .transpose()
+        .context("--supplier must be 0192:{orgnr}")?;
+    let (provider, name) = dataset.split_once('/').context("--dataset must be provider/dataset")?;
+    let Some(ds) = policy.dataset(provider, name) else {
+        println!("deny: unknown_dataset");
+        println!("  ✗ no policy names the dataset {dataset}");
+        return Ok(());
+    };
+    let scopes = match scope {
+        Some(s) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        None => vec![ds.scope.clone()],
+    };
+    let caller = policy::Caller { consumer: consumer.clone(), supplier, client_id: String::new(), scopes };
+    // Without a request, assume what a request would have to bring: a valid
+    // subject and, for consent datasets, a matching granted consent.
+    let subject = policy::PersonNumber::parse("12884513829", true).context("the example subject")?;
+    let now = time::OffsetDateTime::now_utc();
+    let consent = policy::ConsentFact::Found(policy::ConsentView {
+        id: "example".into(),
+        requester: consumer,
+        subject: Some(subject.clone()),
+        datasets: vec![ds.id.clone()],
+        purpose: purpose.unwrap_or_default().to_owned(),
+        status: policy::ConsentStatus::Granted,
+        valid_to: now + time::Duration::days(1),
+        uses: 0,
+        max_uses: None,
+    });
+    let subject = if ds.subject.is_some() { policy::SubjectFact::Valid(subject) } else { policy::SubjectFact::NotApplicable };
+    let facts = policy::Facts { purpose, subject, consent, now };
+    let (decision, steps) = policy::explain(&policy, &caller, ds, &facts);
+    match &decision {
+        policy::Decision::Allow { basis, legal_ref, mask, .. } => {
+            println!("allow ({}{})", basis.as_str(), legal_ref.map(|r| format!(": {r}")).unwrap_or_default());
+            println!("  response: {}", describe_mask(mask));
+        }
+        policy::Decision::Deny(code) => println!("deny: {}", code.as_str()),
+    }
+    for step in steps {
+        println!("  {} {}", if step.passed { "✓" } else { "✗" }, step.rule);
+    }
+    if ds.subject.is_some() {
+        println!("  (assumed: the request names a valid subject{})", if ds.basis == policy::LegalBasis::Consent {
+            " and a granted, matching consent"
+        } else {
+            ""
+        });
+    }
+    Ok(())
+}
+
+fn describe_mask(mask: &policy::FieldMask) -> String {
+    match mask {
+        policy::FieldMask::None => "passed through as the provider sends it".into(),
+        policy::FieldMask::JsonFields(f) => format!("only the JSON fields {}", f.join(", ")),
+        policy::FieldMask::FhirResourceTypes(t) => format!("only the FHIR resources {}", t.join(", ")),
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<consent_db::Store> {
+    let url = config.store.url.read_string().map_err(|e| anyhow::anyhow!("store url: {e}"))?;
+    let store = consent_db::Store::open(&url).await.context("cannot open the store")?;
+    Ok(store)
+}
+
+async fn migrate(config: &Path) -> anyhow::Result<()> {
+    let config = Config::load(config).map_err(|e| anyhow::anyhow!(join(&e)))?;
+    let store = open_store(&config).await?;
+    store.migrate().await.context("migrations failed")?;
+    println!("migrations applied ({})", store.backend_name());
+    Ok(())
+}
+
+fn join(errors: &[crate::config::ConfigError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+}
+
+/// Pages through the log by index, so memory stays flat however long it is.
+async fn export(config: &Path, since: Option<&str>, until: Option<&str>, format: ExportFormat) -> anyhow::Result<()> {
+    use std::io::Write;
+    let config = Config::load(config).map_err(|e| anyhow::anyhow!(join(&e)))?;
+    let store = open_store(&config).await?;
+    store.migrate().await.context("migrations failed")?;
+    let parse = |s: &str| consent_db::Timestamp::parse(s).map_err(|e| anyhow::anyhow!("{s:?} is not an RFC 3339 time: {e}"));
+    let since = since.map(parse).transpose()?;
+    let until = until.map(parse).transpose()?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if matches!(format, ExportFormat::Csv) {
+        writeln!(out, "{}", CSV_COLUMNS.join(","))?;
+    }
+    let mut after = None;
+    loop {
+        let filter = consent_db::RecordFilter {
+            since: since.clone(),
+            until: until.clone(),
+            after_index: after,
+            limit: Some(1000),
+            ..Default::default()
+        };
+        let page = store.records(&filter).await.context("cannot read records")?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.index);
+        for record in &page {
+            match format {
+                ExportFormat::Jsonl => writeln!(out, "{}", serde_json::to_string(record)?)?,
+                ExportFormat::Csv => writeln!(out, "{}", csv_row(record)?)?,
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+const CSV_COLUMNS: [&str; 21] = [
+    "index", "time", "transfer_id", "kind", "consumer", "supplier", "client_id", "provider", "dataset", "method",
+    "path", "purpose", "basis", "legal_ref", "consent_id", "subject_ref", "decision", "code", "status", "bytes",
+    "duration_ms",
+];
+
+fn csv_row(record: &consent_db::AuditRecord) -> anyhow::Result<String> {
+    let value = serde_json::to_value(record)?;
+    let cells: Vec<String> = CSV_COLUMNS
+        .iter()
+        .map(|c| match value.get(*c) {
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(serde_json::Value::String(s)) => csv_cell(s),
+            Some(other) => csv_cell(&other.to_string()),
+        })
+        .collect();
+    Ok(cells.join(","))
+}
+
+/// RFC 4180 quoting; a leading formula character is neutralised for spreadsheet safety.
+fn csv_cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}

@@ -1,0 +1,573 @@
+//! `bru.toml`: parsing, validation and the secrets it points at.
+//!
+//! Paths in the file are relative to the file's own directory. Secrets are read
+//! from files or the environment, never from the file itself.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+use toml::Spanned;
+
+/// One problem with the configuration, printed as `file:line: message`.
+#[derive(Debug, Clone, Error)]
+#[error("{file}:{line}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The directory the config file is in; relative paths start here.
+    pub dir: PathBuf,
+    pub file: PathBuf,
+    pub policy_file: PathBuf,
+    pub public_url: String,
+    pub allow_synthetic_ids: bool,
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub keys: KeysConfig,
+    pub issuers: Vec<IssuerConfig>,
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub ops_listen: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub max_header_bytes: usize,
+    pub max_body_bytes: u64,
+    pub header_read_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub url: Secret,
+    pub audit_write_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeysConfig {
+    pub pseudonym_key: Secret,
+    pub assertion_key: Secret,
+    pub checkpoint_key: Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IssuerKind {
+    Maskinporten,
+    Idporten,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    pub name: String,
+    pub kind: IssuerKind,
+    pub issuer: String,
+    pub jwks_url: String,
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    pub audience: Option<String>,
+    pub leeway: Duration,
+    pub max_token_bytes: usize,
+    pub jwks_refresh_min_interval: Duration,
+    /// Extra CA to trust when fetching the JWKS (e.g. the demo CA).
+    pub ca_file: Option<PathBuf>,
+    pub line: usize,
+}
+
+impl IssuerConfig {
+    /// Demo issuers live on Bru's own `/demo/` routes; `bru serve` refuses them.
+    pub fn is_demo(&self) -> bool {
+        self.issuer.contains("/demo/maskinporten") || self.issuer.contains("/demo/idporten")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub url: http::Uri,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_response_bytes: u64,
+    pub credentials: CredentialsConfig,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum CredentialsConfig {
+    None,
+    Bearer(Secret),
+    Header { name: String, value: Secret },
+}
+
+/// Where a secret lives: a file (relative to the config) or an environment variable.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    File(PathBuf),
+    Env(String),
+    /// Only for values that are not secret in themselves (e.g. a SQLite path).
+    Plain(String),
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::File(p) => write!(f, "file {}", p.display()),
+            Secret::Env(v) => write!(f, "env {v}"),
+            Secret::Plain(_) => f.write_str("inline value"),
+        }
+    }
+}
+
+impl Secret {
+    pub fn read_bytes(&self) -> Result<Vec<u8>, String> {
+        match self {
+            Secret::File(p) => std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display())),
+            Secret::Env(v) => std::env::var(v)
+                .map(String::into_bytes)
+                .map_err(|_| format!("environment variable {v} is not set")),
+            Secret::Plain(s) => Ok(s.clone().into_bytes()),
+        }
+    }
+
+    pub fn read_string(&self) -> Result<String, String> {
+        let bytes = self.read_bytes()?;
+        let s = String::from_utf8(bytes).map_err(|_| format!("{self:?} is not UTF-8"))?;
+        Ok(s.trim().to_owned())
+    }
+}
+
+// ---- the file as written -------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    policy: Spanned<String>,
+    public_url: Spanned<String>,
+    #[serde(default)]
+    allow_synthetic_ids: bool,
+    server: RawServer,
+    store: RawStore,
+    keys: RawKeys,
+    #[serde(default)]
+    issuer: Vec<Spanned<RawIssuer>>,
+    #[serde(default)]
+    upstream: BTreeMap<String, Spanned<RawUpstream>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Spanned<String>,
+    ops_listen: Spanned<String>,
+    tls_cert: String,
+    tls_key: String,
+    #[serde(default = "default_max_header_bytes")]
+    max_header_bytes: usize,
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: u64,
+    #[serde(default = "default_header_read_timeout_ms")]
+    header_read_timeout_ms: u64,
+    #[serde(default = "default_shutdown_grace_ms")]
+    shutdown_grace_ms: u64,
+}
+
+fn default_max_header_bytes() -> usize {
+    16 * 1024
+}
+fn default_max_body_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_shutdown_grace_ms() -> u64 {
+    10_000
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    url: Option<String>,
+    url_file: Option<String>,
+    url_env: Option<String>,
+    #[serde(default = "default_audit_write_timeout_ms")]
+    audit_write_timeout_ms: Spanned<u64>,
+}
+
+fn default_audit_write_timeout_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 2000)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeys {
+    pseudonym_key_file: Option<String>,
+    pseudonym_key_env: Option<String>,
+    assertion_key_file: Option<String>,
+    assertion_key_env: Option<String>,
+    checkpoint_key_file: Option<String>,
+    checkpoint_key_env: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIssuer {
+    name: String,
+    kind: IssuerKind,
+    issuer: String,
+    jwks_url: String,
+    #[serde(default)]
+    algorithms: Vec<String>,
+    audience: Option<String>,
+    #[serde(default = "default_leeway_s")]
+    leeway_s: u64,
+    #[serde(default = "default_max_token_bytes")]
+    max_token_bytes: usize,
+    #[serde(default = "default_jwks_refresh_ms")]
+    jwks_refresh_min_interval_ms: u64,
+    ca_file: Option<String>,
+}
+
+fn default_leeway_s() -> u64 {
+    30
+}
+fn default_max_token_bytes() -> usize {
+    8192
+}
+fn default_jwks_refresh_ms() -> u64 {
+    10_000
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    url: String,
+    #[serde(default = "default_connect_timeout_ms")]
+    connect_timeout_ms: u64,
+    #[serde(default = "default_request_timeout_ms")]
+    request_timeout_ms: u64,
+    #[serde(default = "default_max_response_bytes")]
+    max_response_bytes: u64,
+    #[serde(default)]
+    credentials: RawCredentials,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    2000
+}
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_response_bytes() -> u64 {
+    100 * 1024 * 1024
+}
+
+#[derive(Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+enum RawCredentials {
+    #[default]
+    None,
+    Bearer {
+        token_file: Option<String>,
+        token_env: Option<String>,
+    },
+    Header {
+        name: String,
+        value_file: Option<String>,
+        value_env: Option<String>,
+    },
+}
+
+// ---- loading ---------------------------------------------------------------
+
+struct Ctx<'a> {
+    file: String,
+    text: &'a str,
+    dir: PathBuf,
+    errors: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    }
+
+    fn error(&mut self, offset: usize, message: impl Into<String>) {
+        let line = self.line_of(offset);
+        self.errors.push(ConfigError { file: self.file.clone(), line, message: message.into() });
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.join(p)
+    }
+
+    fn secret(&mut self, at: usize, what: &str, file: Option<&String>, env: Option<&String>) -> Option<Secret> {
+        match (file, env) {
+            (Some(f), None) => Some(Secret::File(self.path(f))),
+            (None, Some(e)) => Some(Secret::Env(e.clone())),
+            (Some(_), Some(_)) => {
+                self.error(at, format!("{what}: give either {what}_file or {what}_env, not both"));
+                None
+            }
+            (None, None) => {
+                self.error(at, format!("{what}: {what}_file or {what}_env is required"));
+                None
+            }
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError { file: file.clone(), line: 0, message: format!("cannot read the config: {e}") }]
+        })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let mut cx = Ctx { file: path.display().to_string(), text, dir, errors: Vec::new() };
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let at = e.span().map(|s| s.start).unwrap_or(0);
+                cx.error(at, e.message().to_owned());
+                return Err(cx.errors);
+            }
+        };
+
+        let listen = parse_addr(&mut cx, &raw.server.listen);
+        let ops_listen = parse_addr(&mut cx, &raw.server.ops_listen);
+        if raw.server.max_header_bytes < 1024 {
+            cx.error(0, "server.max_header_bytes must be at least 1024");
+        }
+        if !raw.public_url.get_ref().starts_with("https://") && !raw.public_url.get_ref().starts_with("http://") {
+            cx.error(raw.public_url.span().start, "public_url must be an http(s) URL");
+        }
+
+        let store_url = match (&raw.store.url, &raw.store.url_file, &raw.store.url_env) {
+            (Some(u), None, None) => {
+                if u.starts_with("postgres://") || u.starts_with("postgresql://") {
+                    cx.error(0, "store.url: a PostgreSQL URL holds a password; give it with url_file or url_env");
+                }
+                Some(Secret::Plain(resolve_sqlite_url(&cx.dir, u)))
+            }
+            (None, Some(f), None) => Some(Secret::File(cx.path(f))),
+            (None, None, Some(e)) => Some(Secret::Env(e.clone())),
+            _ => {
+                cx.error(0, "store: give exactly one of url, url_file, url_env");
+                None
+            }
+        };
+        let audit_ms = *raw.store.audit_write_timeout_ms.get_ref();
+        if audit_ms == 0 || audit_ms > 60_000 {
+            cx.error(raw.store.audit_write_timeout_ms.span().start, "store.audit_write_timeout_ms must be 1..=60000");
+        }
+
+        let k = &raw.keys;
+        let pseudonym_key = cx.secret(0, "pseudonym_key", k.pseudonym_key_file.as_ref(), k.pseudonym_key_env.as_ref());
+        let assertion_key = cx.secret(0, "assertion_key", k.assertion_key_file.as_ref(), k.assertion_key_env.as_ref());
+        let checkpoint_key =
+            cx.secret(0, "checkpoint_key", k.checkpoint_key_file.as_ref(), k.checkpoint_key_env.as_ref());
+
+        let mut issuers = Vec::new();
+        for spanned in &raw.issuer {
+            let at = spanned.span().start;
+            let line = cx.line_of(at);
+            let r = spanned.get_ref();
+            let names = if r.algorithms.is_empty() { vec!["RS256".to_owned()] } else { r.algorithms.clone() };
+            let mut algorithms = Vec::new();
+            for name in &names {
+                match parse_algorithm(name) {
+                    Some(alg) => algorithms.push(alg),
+                    None => cx.error(
+                        at,
+                        format!(
+                            "issuer {}: algorithm {name:?} is not allowed (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)",
+                            r.name
+                        ),
+                    ),
+                }
+            }
+            if r.leeway_s > 300 {
+                cx.error(at, format!("issuer {}: leeway_s must be at most 300", r.name));
+            }
+            if r.max_token_bytes < 512 || r.max_token_bytes > 65_536 {
+                cx.error(at, format!("issuer {}: max_token_bytes must be 512..=65536", r.name));
+            }
+            if !(r.jwks_url.starts_with("https://") || r.jwks_url.starts_with("http://")) {
+                cx.error(at, format!("issuer {}: jwks_url must be an http(s) URL", r.name));
+            }
+            if issuers.iter().any(|i: &IssuerConfig| i.issuer == r.issuer) {
+                cx.error(at, format!("issuer {}: issuer {:?} is listed twice", r.name, r.issuer));
+            }
+            issuers.push(IssuerConfig {
+                name: r.name.clone(),
+                kind: r.kind,
+                issuer: r.issuer.clone(),
+                jwks_url: r.jwks_url.clone(),
+                algorithms,
+                audience: r.audience.clone(),
+                leeway: Duration::from_secs(r.leeway_s),
+                max_token_bytes: r.max_token_bytes,
+                jwks_refresh_min_interval: Duration::from_millis(r.jwks_refresh_min_interval_ms),
+                ca_file: r.ca_file.as_deref().map(|p| cx.path(p)),
+                line,
+            });
+        }
+        if !issuers.iter().any(|i| i.kind == IssuerKind::Maskinporten) {
+            cx.error(0, "at least one [[issuer]] of kind \"maskinporten\" is required");
+        }
+
+        let mut upstreams = BTreeMap::new();
+        for (name, spanned) in &raw.upstream {
+            let at = spanned.span().start;
+            let line = cx.line_of(at);
+            let r = spanned.get_ref();
+            let url = match r.url.parse::<http::Uri>() {
+                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() => Some(u),
+                _ => {
+                    cx.error(at, format!("upstream {name}: url {:?} is not an absolute http(s) URL", r.url));
+                    None
+                }
+            };
+            let credentials = match &r.credentials {
+                RawCredentials::None => Some(CredentialsConfig::None),
+                RawCredentials::Bearer { token_file, token_env } => {
+                    cx.secret(at, "token", token_file.as_ref(), token_env.as_ref()).map(CredentialsConfig::Bearer)
+                }
+                RawCredentials::Header { name: header, value_file, value_env } => {
+                    if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                        cx.error(at, format!("upstream {name}: {header:?} is not a valid header name"));
+                    }
+                    cx.secret(at, "value", value_file.as_ref(), value_env.as_ref())
+                        .map(|value| CredentialsConfig::Header { name: header.clone(), value })
+                }
+            };
+            if r.request_timeout_ms == 0 || r.connect_timeout_ms == 0 {
+                cx.error(at, format!("upstream {name}: timeouts must be positive"));
+            }
+            if let (Some(url), Some(credentials)) = (url, credentials) {
+                upstreams.insert(
+                    name.clone(),
+                    UpstreamConfig {
+                        url,
+                        connect_timeout: Duration::from_millis(r.connect_timeout_ms),
+                        request_timeout: Duration::from_millis(r.request_timeout_ms),
+                        max_response_bytes: r.max_response_bytes,
+                        credentials,
+                        line,
+                    },
+                );
+            }
+        }
+
+        if !cx.errors.is_empty() {
+            return Err(cx.errors);
+        }
+        let (Some(listen), Some(ops_listen), Some(url), Some(pseudonym_key), Some(assertion_key), Some(checkpoint_key)) =
+            (listen, ops_listen, store_url, pseudonym_key, assertion_key, checkpoint_key)
+        else {
+            // Every None above has pushed an error.
+            return Err(cx.errors);
+        };
+        Ok(Config {
+            policy_file: cx.path(raw.policy.get_ref()),
+            public_url: raw.public_url.get_ref().trim_end_matches('/').to_owned(),
+            allow_synthetic_ids: raw.allow_synthetic_ids,
+            server: ServerConfig {
+                listen,
+                ops_listen,
+                tls_cert: cx.path(&raw.server.tls_cert),
+                tls_key: cx.path(&raw.server.tls_key),
+                max_header_bytes: raw.server.max_header_bytes,
+                max_body_bytes: raw.server.max_body_bytes,
+                header_read_timeout: Duration::from_millis(raw.server.header_read_timeout_ms),
+                shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
+            },
+            store: StoreConfig { url, audit_write_timeout: Duration::from_millis(audit_ms) },
+            keys: KeysConfig { pseudonym_key, assertion_key, checkpoint_key },
+            issuers,
+            upstreams,
+            file: path.to_path_buf(),
+            dir: cx.dir,
+        })
+    }
+
+    /// Checks the config against the policy: every provider has an upstream.
+    pub fn check_against(&self, policy: &policy::Policy) -> Vec<ConfigError> {
+        let file = self.file.display().to_string();
+        let mut errors = Vec::new();
+        for id in policy.providers.keys() {
+            if !self.upstreams.contains_key(id) {
+                errors.push(ConfigError {
+                    file: file.clone(),
+                    line: 0,
+                    message: format!("provider {id} in the policy has no [upstream.{id}]"),
+                });
+            }
+        }
+        for (id, up) in &self.upstreams {
+            if !policy.providers.contains_key(id) {
+                errors.push(ConfigError {
+                    file: file.clone(),
+                    line: up.line,
+                    message: format!("[upstream.{id}] names no provider of the policy"),
+                });
+            }
+        }
+        errors
+    }
+}
+
+fn parse_addr(cx: &mut Ctx<'_>, s: &Spanned<String>) -> Option<SocketAddr> {
+    match s.get_ref().parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            cx.error(s.span().start, format!("{:?} is not an address like 127.0.0.1:8443", s.get_ref()));
+            None
+        }
+    }
+}
+
+/// `sqlite://bru.db` is relative to the config's directory.
+fn resolve_sqlite_url(dir: &Path, url: &str) -> String {
+    match url.strip_prefix("sqlite://") {
+        Some(rest) if !rest.starts_with('/') && !rest.starts_with(':') => {
+            format!("sqlite://{}", dir.join(rest).display())
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn parse_algorithm(name: &str) -> Option<jsonwebtoken::Algorithm> {
+    use jsonwebtoken::Algorithm::*;
+    // HMAC is never allowed: a shared secret cannot be published in a JWKS.
+    Some(match name {
+        "RS256" => RS256,
+        "RS384" => RS384,
+        "RS512" => RS512,
+        "PS256" => PS256,
+        "PS384" => PS384,
+        "PS512" => PS512,
+        "ES256" => ES256,
+        "ES384" => ES384,
+        "EdDSA" => EdDSA,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+//! Bru's own keys: the assertion key that signs `Bru-Assertion`, the
+//! checkpoint key that signs the transparency log, and the pseudonym key
+//! behind `subject_ref`. Their public halves are published in
+//! `/.well-known/jwks.json`.
+
+use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use aws_lc_rs::{digest, hmac};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::PrivatePkcs8KeyDer;
+use serde::Serialize;
+
+use crate::config::KeysConfig;
+
+pub struct Keys {
+    pub assertion: AssertionSigner,
+    pub checkpoint: Ed25519KeyPair,
+    pub checkpoint_kid: String,
+    pub pseudonym: Pseudonymiser,
+    jwks: serde_json::Value,
+}
+
+impl Keys {
+    pub fn load(config: &KeysConfig, issuer: &str) -> Result<Keys, String> {
+        let assertion_pem = config.assertion_key.read_bytes()?;
+        let assertion = AssertionSigner::from_pem(&assertion_pem, issuer)?;
+        let checkpoint_pem = config.checkpoint_key.read_bytes()?;
+        let der = PrivatePkcs8KeyDer::from_pem_slice(&checkpoint_pem)
+            .map_err(|e| format!("the checkpoint key is not a PKCS#8 PEM key: {e}"))?;
+        let checkpoint = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der())
+            .map_err(|e| format!("the checkpoint key is not an Ed25519 key: {e}"))?;
+        let checkpoint_x = URL_SAFE_NO_PAD.encode(checkpoint.public_key().as_ref());
+        let checkpoint_kid = thumbprint_okp(&checkpoint_x);
+        let pseudonym = Pseudonymiser::new(&config.pseudonym_key.read_bytes()?)?;
+        let jwks = serde_json::json!({
+            "keys": [
+                assertion.public_jwk(),
+                {"kty": "OKP", "crv": "Ed25519", "x": checkpoint_x, "kid": checkpoint_kid, "use": "sig", "alg": "EdDSA"},
+            ]
+        });
+        Ok(Keys { assertion, checkpoint, checkpoint_kid, pseudonym, jwks })
+    }
+
+    /// The public keys as a JWK set.
+    pub fn jwks(&self) -> &serde_json::Value {
+        &self.jwks
+    }
+}
+
+/// Signs the short-lived `Bru-Assertion` a provider can verify.
+pub struct AssertionSigner {
+    key: EncodingKey,
+    header: Header,
+    x: String,
+    y: String,
+    kid: String,
+    issuer: String,
+}
+
+/// What Bru asserts to the provider about one transfer.
+#[derive(Serialize)]
+pub struct AssertionClaims<'a> {
+    pub iss: &'a str,
+    pub aud: &'a str,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: &'a str,
+    pub transfer_id: &'a str,
+    pub consumer: &'a str,
+    pub supplier: Option<&'a str>,
+    pub dataset: &'a str,
+    pub purpose: Option<&'a str>,
+    pub basis: &'a str,
+    pub legal_ref: Option<&'a str>,
+    pub consent_id: Option<&'a str>,
+    pub subject: Option<&'a str>,
+}
+
+/// How long an assertion is valid: long enough for the provider to check it, too short to replay.
+pub const ASSERTION_TTL_S: i64 = 60;
+
+impl AssertionSigner {
+    fn from_pem(pem: &[u8], issuer: &str) -> Result<Self, String> {
+        let der = PrivatePkcs8KeyDer::from_pem_slice(pem)
+            .map_err(|e| format!("the assertion key is not a PKCS#8 PEM key: {e}"))?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.secret_pkcs8_der())
+            .map_err(|e| format!("the assertion key is not a P-256 key: {e}"))?;
+        // Uncompressed point: 0x04 ‖ x ‖ y.
+        let point = pair.public_key().as_ref();
+        if point.len() != 65 {
+            return Err("the assertion key's public point is not uncompressed P-256".into());
+        }
+        let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
+        let y = URL_SAFE_NO_PAD.encode(&point[33..65]);
+        let kid = thumbprint_ec(&x, &y);
+        let key = EncodingKey::from_ec_der(der.secret_pkcs8_der());
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(kid.clone());
+        Ok(AssertionSigner { key, header, x, y, kid, issuer: issuer.to_owned() })
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn sign(&self, claims: &AssertionClaims<'_>) -> Result<String, String> {
+        jsonwebtoken::encode(&self.header, claims, &self.key).map_err(|e| e.to_string())
+    }
+
+    fn public_jwk(&self) -> serde_json::Value {
+        serde_json::json!({"kty": "EC", "crv": "P-256", "x": self.x, "y": self.y, "kid": self.kid, "use": "sig", "alg": "ES256"})
+    }
+}
+
+/// Keyed pseudonyms of person numbers for audit records: the same person
+/// always gets the same `subject_ref`, and without the key nobody can tell who.
+pub struct Pseudonymiser {
+    key: hmac::Key,
+}
+
+impl Pseudonymiser {
+    pub fn new(secret: &[u8]) -> Result<Self, String> {
+        if secret.len() < 32 {
+            return Err("the pseudonym key must be at least 32 bytes".into());
+        }
+        Ok(Pseudonymiser { key: hmac::Key::new(hmac::HMAC_SHA256, secret) })
+    }
+
+    pub fn subject_ref(&self, person: &policy::PersonNumber) -> String {
+        let tag = hmac::sign(&self.key, person.expose().as_bytes());
+        URL_SAFE_NO_PAD.encode(tag.as_ref())
+    }
+}
+
+/// RFC 7638 thumbprints, so key ids are stable and derived from the key.
+fn thumbprint_ec(x: &str, y: &str) -> String {
+    let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
+}
+
+fn thumbprint_okp(x: &str) -> String {
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
+}

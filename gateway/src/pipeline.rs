@@ -1,0 +1,608 @@
+//! The data plane: `/data/{provider}/{dataset}[/{rest}]`.
+//!
+//! ```text
+//! limits → path → authenticate → route → facts → policy::decide
+//!        → decision record (durable, bounded time) → forward → minimise
+//!        → response, then the outcome record when the body has ended
+//! ```
+//! Everything a decision depends on is gathered first; the decision is one
+//! call to `policy::decide`; effects come after it. A refusal takes the same
+//! path minus the forward, so it is recorded the same way.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::Body;
+use bytes::Bytes;
+use consent_db::{Basis, NewRecord, RecordKind, Verdict};
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use percent_encoding::percent_decode_str;
+use policy::{ConsentFact, Dataset, Decision, FieldMask, Facts, LegalBasis, SubjectFact, SubjectLocation};
+
+use crate::app::App;
+use crate::keys::{AssertionClaims, ASSERTION_TTL_S};
+use crate::problem::Failure;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the record of one call says so far; filled in as the pipeline learns.
+struct Call {
+    started: Instant,
+    transfer_id: String,
+    record: NewRecord,
+}
+
+impl Call {
+    fn new(method: &http::Method) -> Call {
+        let transfer_id = uuid::Uuid::now_v7().to_string();
+        Call {
+            started: Instant::now(),
+            record: NewRecord::new(RecordKind::Decision, transfer_id.clone(), method.as_str(), ""),
+            transfer_id,
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis().try_into().unwrap_or(u64::MAX)
+    }
+}
+
+/// A call that policy allowed, ready to forward.
+struct Allowed<'a> {
+    caller: policy::Caller,
+    dataset: &'a Dataset,
+    rest: String,
+    query: Option<String>,
+    mask: &'a FieldMask,
+    basis: LegalBasis,
+    legal_ref: Option<&'a str>,
+    consent_id: Option<String>,
+    subject: Option<policy::PersonNumber>,
+    headers: HeaderMap,
+    method: http::Method,
+    body: RequestBody,
+}
+
+enum RequestBody {
+    Buffered(Bytes),
+    Streaming(Incoming),
+}
+
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let mut call = Call::new(req.method());
+    let result = prepare(&app, req, &mut call).await;
+    match result {
+        Ok(allowed) => forward(&app, call, allowed).await,
+        Err(failure) => refuse(&app, call, failure).await,
+    }
+}
+
+/// Reads the request, authenticates, gathers the facts and decides.
+async fn prepare<'a>(app: &'a App, req: Request<Incoming>, call: &mut Call) -> Result<Allowed<'a>, Failure> {
+    let (parts, body) = req.into_parts();
+    let route = parse_path(parts.uri.path());
+    // Until the path is understood, record no more of it than the prefix.
+    call.record.path = match &route {
+        Ok(r) => format!("/data/{}/{}{}", r.provider, r.dataset, if r.rest.is_empty() { String::new() } else { format!("/{}", r.rest) }),
+        Err(_) => "/data/".to_owned(),
+    };
+    if header_bytes(&parts.headers) > app.config.server.max_header_bytes {
+        return Err(Failure::HeadersTooLarge);
+    }
+    if let Some(len) = content_length(&parts.headers)? {
+        if len > app.config.server.max_body_bytes {
+            return Err(Failure::RequestTooLarge);
+        }
+    }
+
+    let token = app.auth.machine(parts.headers.get(http::header::AUTHORIZATION)).await?;
+    let caller = token.caller;
+    call.record.consumer = Some(caller.consumer.iso6523());
+    call.record.supplier = caller.supplier.as_ref().map(|s| s.iso6523());
+    call.record.client_id = Some(caller.client_id.clone());
+
+    let route = route?;
+    let dataset = app.policy.dataset(&route.provider, &route.dataset).ok_or(Failure::UnknownDataset)?;
+    call.record.provider = Some(route.provider.clone());
+    call.record.dataset = Some(dataset.id.to_string());
+    call.record.basis = Some(match dataset.basis {
+        LegalBasis::Consent => Basis::Consent,
+        LegalBasis::Statutory => Basis::Statutory,
+    });
+    call.record.legal_ref = dataset.legal_ref.clone();
+
+    let purpose = header_str(&parts.headers, "bru-purpose")?;
+    call.record.purpose = purpose.map(str::to_owned);
+    let consent_id = header_str(&parts.headers, "bru-consent")?;
+    if dataset.basis == LegalBasis::Consent {
+        call.record.consent_id = consent_id.map(str::to_owned);
+    }
+
+    // A JSON-body subject needs the body buffered; everything else streams.
+    let (subject_raw, body) = match &dataset.subject {
+        None => (None, RequestBody::Streaming(body)),
+        Some(SubjectLocation::Header(name)) => {
+            (header_str(&parts.headers, name)?.map(str::to_owned), RequestBody::Streaming(body))
+        }
+        Some(SubjectLocation::Query(name)) => (query_param(parts.uri.query(), name)?, RequestBody::Streaming(body)),
+        Some(SubjectLocation::PathSegment(i)) => {
+            let segment = route.rest_segments().nth(*i).map(decode_segment).transpose()?;
+            (segment, RequestBody::Streaming(body))
+        }
+        Some(SubjectLocation::JsonBody(pointer)) => {
+            let bytes = read_limited(body, app.config.server.max_body_bytes).await?;
+            (json_subject(&bytes, pointer), RequestBody::Buffered(bytes))
+        }
+    };
+    let subject = match (&dataset.subject, subject_raw) {
+        (None, _) => SubjectFact::NotApplicable,
+        (Some(_), None) => SubjectFact::Missing,
+        (Some(_), Some(raw)) => match policy::PersonNumber::parse(raw.trim(), app.config.allow_synthetic_ids) {
+            Ok(p) => SubjectFact::Valid(p),
+            Err(_) => SubjectFact::Invalid,
+        },
+    };
+    if let SubjectFact::Valid(p) = &subject {
+        call.record.subject_ref = Some(app.keys.pseudonym.subject_ref(p));
+    }
+    if let Some(SubjectLocation::PathSegment(i)) = &dataset.subject {
+        call.record.path = route.path_with_subject_hidden(*i);
+    }
+
+    let consent = match (dataset.basis == LegalBasis::Consent, consent_id) {
+        (false, _) | (true, None) => ConsentFact::NotGiven,
+        (true, Some(id)) => app.consent_fact(id).await.map_err(|_| Failure::AuditUnavailable)?,
+    };
+
+    let facts = Facts { purpose, subject, consent, now: time::OffsetDateTime::now_utc() };
+    match policy::decide(&app.policy, &caller, dataset, &facts) {
+        Decision::Deny(code) => Err(Failure::Denied(code)),
+        Decision::Allow { basis, legal_ref, mask, consent_id, subject } => {
+            Ok(Allowed {
+                caller,
+                dataset,
+                rest: route.rest.clone(),
+                query: parts.uri.query().map(str::to_owned),
+                mask,
+                basis,
+                legal_ref,
+                consent_id,
+                subject,
+                headers: parts.headers,
+                method: parts.method,
+                body,
+            })
+        }
+    }
+}
+
+/// Records the refusal, then answers it. Nothing is forwarded.
+async fn refuse(app: &App, mut call: Call, failure: Failure) -> Response<Body> {
+    call.record.decision = Some(Verdict::Deny);
+    call.record.code = Some(failure.code().to_owned());
+    call.record.status = Some(failure.status().as_u16());
+    call.record.duration_ms = Some(call.elapsed_ms());
+    app.metrics.observe_call(&call.record, call.started.elapsed());
+    let failure = match app.record(call.record).await {
+        Ok(()) => failure,
+        Err(()) => Failure::AuditUnavailable,
+    };
+    failure.response(Some(&call.transfer_id))
+}
+
+/// Records the decision durably, then forwards; records the outcome at the end.
+async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Response<Body> {
+    call.record.decision = Some(Verdict::Allow);
+    call.record.consent_id = allowed.consent_id.clone();
+    app.metrics.observe_call(&call.record, call.started.elapsed());
+    let decision = call.record.clone();
+    if app.record(decision).await.is_err() {
+        // Fail closed: what could not be recorded is not forwarded.
+        return Failure::AuditUnavailable.response(Some(&call.transfer_id));
+    }
+    let mut outcome = call.record;
+    outcome.kind = RecordKind::Outcome;
+    outcome.decision = None;
+    let transfer_id = call.transfer_id;
+    let started = call.started;
+
+    let Some(upstream) = app.upstreams.get(&allowed.dataset.id.provider) else {
+        // `bru check` refuses such a config; kept as a fault, not a panic.
+        let failure = Failure::UpstreamError("no upstream is configured for this provider".into());
+        return app.finish_with_failure(outcome, started, &transfer_id, failure).await;
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let consumer = allowed.caller.consumer.iso6523();
+    let supplier = allowed.caller.supplier.as_ref().map(|s| s.iso6523());
+    let dataset_name = allowed.dataset.id.to_string();
+    let purpose = outcome.purpose.clone();
+    let provider_org = app
+        .policy
+        .providers
+        .get(&allowed.dataset.id.provider)
+        .map(|p| p.org.iso6523())
+        .unwrap_or_default();
+    let claims = AssertionClaims {
+        iss: app.keys.assertion.issuer(),
+        aud: &provider_org,
+        iat: now,
+        exp: now + ASSERTION_TTL_S,
+        jti: &transfer_id,
+        transfer_id: &transfer_id,
+        consumer: &consumer,
+        supplier: supplier.as_deref(),
+        dataset: &dataset_name,
+        purpose: purpose.as_deref(),
+        basis: allowed.basis.as_str(),
+        legal_ref: allowed.legal_ref,
+        consent_id: allowed.consent_id.as_deref(),
+        subject: allowed.subject.as_ref().map(|s| s.expose()),
+    };
+    let assertion = match app.keys.assertion.sign(&claims) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot sign the assertion");
+            let failure = Failure::UpstreamError("Bru could not sign its assertion".into());
+            return app.finish_with_failure(outcome, started, &transfer_id, failure).await;
+        }
+    };
+
+    let limit_hit = Arc::new(AtomicBool::new(false));
+    let body = match allowed.body {
+        RequestBody::Buffered(bytes) => {
+            http_body_util::Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+        }
+        RequestBody::Streaming(incoming) => {
+            LimitedBody { inner: incoming, remaining: app.config.server.max_body_bytes, hit: limit_hit.clone() }
+                .boxed_unsync()
+        }
+    };
+    let mut headers = allowed.headers;
+    if *allowed.mask != FieldMask::None {
+        // A compressed body is not JSON: ask for it plain when it is to be minimised.
+        headers.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    }
+    let request = connectors::OutboundRequest {
+        method: allowed.method,
+        dataset: &allowed.dataset.id.dataset,
+        rest: &allowed.rest,
+        query: allowed.query.as_deref(),
+        headers,
+        body,
+        bru: connectors::BruHeaders {
+            transfer_id: &transfer_id,
+            consumer: &consumer,
+            purpose: purpose.as_deref(),
+            legal_basis: allowed.basis.as_str(),
+            assertion: &assertion,
+        },
+    };
+    let provider_started = Instant::now();
+    let response = match app.connector.forward(upstream, request).await {
+        Ok(r) => r,
+        Err(e) => {
+            let failure = if limit_hit.load(Ordering::Relaxed) {
+                Failure::RequestTooLarge
+            } else if e.is_caller_fault() {
+                Failure::MalformedRequest("the request body could not be read")
+            } else if e.is_timeout() {
+                Failure::UpstreamTimeout
+            } else {
+                tracing::warn!(provider = %allowed.dataset.id.provider, error = %e, "provider call failed");
+                Failure::UpstreamError(e.to_string())
+            };
+            return app.finish_with_failure(outcome, started, &transfer_id, failure).await;
+        }
+    };
+    app.metrics.observe_provider(&dataset_name, provider_started.elapsed());
+    let (mut parts, body) = response.into_parts();
+    let transfer_header = HeaderValue::from_str(&transfer_id).ok();
+
+    if *allowed.mask == FieldMask::None {
+        if let Some(v) = transfer_header {
+            parts.headers.insert("bru-transfer-id", v);
+        }
+        outcome.status = Some(parts.status.as_u16());
+        let body = RecordOnEnd::new(body, Arc::clone(app), outcome, started);
+        return Response::from_parts(parts, Body::new(body));
+    }
+
+    // Under a mask the whole body is needed; a body that cannot be parsed is
+    // refused, never passed through unfiltered.
+    let bytes = match connectors::collect_limited(body, upstream.max_response_bytes).await {
+        Ok(b) => b,
+        Err(e) => {
+            let failure = Failure::UpstreamError(e.to_string());
+            return app.finish_with_failure(outcome, started, &transfer_id, failure).await;
+        }
+    };
+    let minimised = if parts.status.is_success() {
+        match connectors::minimise(allowed.mask, &bytes) {
+            Ok(m) => Bytes::from(m),
+            Err(e) => {
+                let failure = Failure::UpstreamError(format!("the provider's answer could not be minimised: {e}"));
+                return app.finish_with_failure(outcome, started, &transfer_id, failure).await;
+            }
+        }
+    } else {
+        // An error answer carries no data of the dataset, but keep only its status.
+        Bytes::new()
+    };
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    if let Some(v) = transfer_header {
+        parts.headers.insert("bru-transfer-id", v);
+    }
+    outcome.status = Some(parts.status.as_u16());
+    outcome.bytes = Some(minimised.len() as u64);
+    outcome.duration_ms = Some(started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
+    app.record_in_background(outcome);
+    Response::from_parts(parts, Body::from(minimised))
+}
+
+// ---- reading the request -----------------------------------------------
+
+/// `/data/{provider}/{dataset}[/{rest}]`, checked before any route is matched.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub provider: String,
+    pub dataset: String,
+    /// Raw (still percent-encoded) rest of the path, without a leading slash.
+    pub rest: String,
+}
+
+impl Route {
+    fn rest_segments(&self) -> impl Iterator<Item = &str> {
+        self.rest.split('/').filter(|s| !s.is_empty())
+    }
+
+    fn path_with_subject_hidden(&self, index: usize) -> String {
+        let mut path = format!("/data/{}/{}", self.provider, self.dataset);
+        for (i, segment) in self.rest_segments().enumerate() {
+            path.push('/');
+            path.push_str(if i == index { "{subject}" } else { segment });
+        }
+        path
+    }
+}
+
+/// Refuses dot segments, empty segments, encoded slashes and backslashes,
+/// `;` parameters and control characters, so that no path can reach another
+/// dataset than the one its first two segments name.
+pub(crate) fn parse_path(path: &str) -> Result<Route, Failure> {
+    let rest = path.strip_prefix("/data/").ok_or(Failure::MalformedRequest("the path must start with /data/"))?;
+    let mut segments = rest.split('/');
+    let provider = segments.next().unwrap_or_default();
+    let dataset = segments.next().unwrap_or_default();
+    let remaining: Vec<&str> = segments.collect();
+    for (i, segment) in [provider, dataset].iter().chain(remaining.iter()).enumerate() {
+        // A trailing slash is fine; an empty segment elsewhere is `//`.
+        let is_last = i == remaining.len() + 1;
+        if segment.is_empty() && !(is_last && i >= 2) {
+            return Err(Failure::MalformedRequest("the path has an empty segment"));
+        }
+        check_segment(segment)?;
+    }
+    let valid_id = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !valid_id(provider) || !valid_id(dataset) {
+        return Err(Failure::UnknownDataset);
+    }
+    Ok(Route { provider: provider.to_owned(), dataset: dataset.to_owned(), rest: remaining.join("/") })
+}
+
+fn check_segment(segment: &str) -> Result<(), Failure> {
+    if segment.contains(';') {
+        return Err(Failure::MalformedRequest("path parameters (;) are not allowed"));
+    }
+    let decoded = percent_decode_str(segment)
+        .decode_utf8()
+        .map_err(|_| Failure::MalformedRequest("the path is not UTF-8"))?;
+    if decoded == "." || decoded == ".." {
+        return Err(Failure::MalformedRequest("dot segments are not allowed in the path"));
+    }
+    if decoded.contains(['/', '\\']) {
+        return Err(Failure::MalformedRequest("encoded slashes are not allowed in the path"));
+    }
+    if decoded.chars().any(char::is_control) {
+        return Err(Failure::MalformedRequest("control characters are not allowed in the path"));
+    }
+    Ok(())
+}
+
+fn decode_segment(segment: &str) -> Result<String, Failure> {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| Failure::MalformedRequest("the path is not UTF-8"))
+}
+
+/// The size of the header block as a client sends it.
+fn header_bytes(headers: &HeaderMap) -> usize {
+    headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum()
+}
+
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Failure> {
+    let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let Some(first) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(Failure::MalformedRequest("Content-Length is given more than once"));
+    }
+    first
+        .to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(Some)
+        .ok_or(Failure::MalformedRequest("Content-Length is not a number"))
+}
+
+/// A header Bru reads as a fact: one value, visible ASCII.
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Failure> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(Failure::MalformedRequest("a Bru header or the subject header is given more than once"));
+    }
+    let value = first.to_str().map_err(|_| Failure::MalformedRequest("a header is not visible ASCII"))?.trim();
+    Ok(if value.is_empty() { None } else { Some(value) })
+}
+
+/// One query parameter; given twice it is ambiguous, and refused.
+fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, Failure> {
+    let mut found = None;
+    for pair in query.unwrap_or_default().split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decode_query(key)?;
+        if key == name {
+            if found.is_some() {
+                return Err(Failure::MalformedRequest("the subject parameter is given more than once"));
+            }
+            found = Some(decode_query(value)?);
+        }
+    }
+    Ok(found.filter(|v| !v.is_empty()))
+}
+
+fn decode_query(s: &str) -> Result<String, Failure> {
+    let plus = s.replace('+', " ");
+    percent_decode_str(&plus)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| Failure::MalformedRequest("the query is not UTF-8"))
+}
+
+async fn read_limited(body: Incoming, limit: u64) -> Result<Bytes, Failure> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Failure::RequestTooLarge),
+        Err(_) => Err(Failure::MalformedRequest("the request body could not be read")),
+    }
+}
+
+fn json_subject(body: &[u8], pointer: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    match value.pointer(pointer)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        // A number would lose leading zeros; take it as text, validation will refuse it.
+        other => Some(other.to_string()),
+    }
+}
+
+// ---- bodies --------------------------------------------------------------
+
+/// Streams the request body to the provider and stops at the size limit.
+struct LimitedBody {
+    inner: Incoming,
+    remaining: u64,
+    hit: Arc<AtomicBool>,
+}
+
+impl HttpBody for LimitedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len() as u64;
+                    if len > self.remaining {
+                        self.hit.store(true, Ordering::Relaxed);
+                        return Poll::Ready(Some(Err("the request body is too large".into())));
+                    }
+                    self.remaining -= len;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Passes the provider's body through and writes the outcome record when it
+/// ends, fails, or the caller goes away.
+struct RecordOnEnd<B: HttpBody> {
+    inner: B,
+    app: Option<Arc<App>>,
+    outcome: Option<NewRecord>,
+    started: Instant,
+    bytes: u64,
+}
+
+impl<B: HttpBody> RecordOnEnd<B> {
+    fn new(inner: B, app: Arc<App>, outcome: NewRecord, started: Instant) -> Self {
+        RecordOnEnd { inner, app: Some(app), outcome: Some(outcome), started, bytes: 0 }
+    }
+
+    fn finish(&mut self, code: Option<&str>) {
+        if let (Some(app), Some(mut outcome)) = (self.app.take(), self.outcome.take()) {
+            outcome.bytes = Some(self.bytes);
+            outcome.duration_ms = Some(self.started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
+            outcome.code = code.map(str::to_owned);
+            app.record_in_background(outcome);
+        }
+    }
+}
+
+impl<B> HttpBody for RecordOnEnd<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.finish(Some("upstream_error"));
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                self.finish(None);
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B: HttpBody> Drop for RecordOnEnd<B> {
+    fn drop(&mut self) {
+        // Dropped before its end: the caller went away; record what was sent.
+        let code = if self.inner.is_end_stream() { None } else { Some("client_closed") };
+        self.finish(code);
+    }
+}
+
+#[cfg(test)]
+mod tests;

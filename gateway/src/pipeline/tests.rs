@@ -1,0 +1,72 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+fn check_path(path: &str, expected: Result<(&str, &str, &str), &str>) {
+    let got = parse_path(path).map(|r| (r.provider, r.dataset, r.rest)).map_err(|f| f.code());
+    let expected = expected.map(|(p, d, r)| (p.to_owned(), d.to_owned(), r.to_owned()));
+    assert_eq!(got, expected, "{path}");
+}
+
+#[test]
+fn paths_are_checked_before_routing() {
+    check_path("/data/k429/sosialtjeneste", Ok(("k429", "sosialtjeneste", "")));
+    check_path("/data/k429/sosialtjeneste/", Ok(("k429", "sosialtjeneste", "")));
+    check_path("/data/k429/sosialtjeneste/a/b", Ok(("k429", "sosialtjeneste", "a/b")));
+    check_path("/data/k429/sosialtjeneste/a%20b", Ok(("k429", "sosialtjeneste", "a%20b")));
+    check_path("/data/k429/../nav/inntekt", Err("malformed_request"));
+    check_path("/data/k429/%2e%2e/nav/inntekt", Err("malformed_request"));
+    check_path("/data/k429/%2E%2E/nav/inntekt", Err("malformed_request"));
+    check_path("/data/k429/sosialtjeneste/./x", Err("malformed_request"));
+    check_path("/data//k429/sosialtjeneste", Err("malformed_request"));
+    check_path("/data/k429//sosialtjeneste", Err("malformed_request"));
+    check_path("/data/k429/sosialtjeneste//x", Err("malformed_request"));
+    check_path("/data/k429%2Fsosialtjeneste", Err("malformed_request"));
+    check_path("/data/k429/sosialtjeneste/a%2fb", Err("malformed_request"));
+    check_path("/data/k429/sosialtjeneste/a%5cb", Err("malformed_request"));
+    check_path("/data/k429/sosialtjeneste;v=1", Err("malformed_request"));
+    check_path("/data/k429;x/sosialtjeneste", Err("malformed_request"));
+    check_path("/data/k429/sosialtjeneste/%00", Err("malformed_request"));
+    check_path("/data/k429/sosialtjeneste/%ff", Err("malformed_request"));
+    check_path("/data/K429/sosialtjeneste", Err("unknown_dataset"));
+    check_path("/data/k429", Err("malformed_request"));
+    check_path("/data/", Err("malformed_request"));
+    check_path("/other", Err("malformed_request"));
+}
+
+#[test]
+fn subject_in_path_is_hidden_in_the_record() {
+    let route = parse_path("/data/p/d/persons/12884513829/cases").unwrap();
+    assert_eq!(route.path_with_subject_hidden(1), "/data/p/d/persons/{subject}/cases");
+}
+
+#[test]
+fn query_parameters() {
+    assert_eq!(query_param(Some("patient=123&x=1"), "patient").unwrap().as_deref(), Some("123"));
+    assert_eq!(query_param(Some("x=1&pati%65nt=12%33"), "patient").unwrap().as_deref(), Some("123"));
+    assert_eq!(query_param(Some("x=1"), "patient").unwrap(), None);
+    assert_eq!(query_param(None, "patient").unwrap(), None);
+    assert_eq!(query_param(Some("patient="), "patient").unwrap(), None);
+    assert!(query_param(Some("patient=1&patient=2"), "patient").is_err());
+}
+
+#[test]
+fn json_body_subjects() {
+    let body = br#"{"person": {"id": "12884513829"}, "n": 5}"#;
+    assert_eq!(json_subject(body, "/person/id").as_deref(), Some("12884513829"));
+    assert_eq!(json_subject(body, "/n").as_deref(), Some("5"));
+    assert_eq!(json_subject(body, "/missing"), None);
+    assert_eq!(json_subject(b"not json", "/person/id"), None);
+}
+
+#[test]
+fn repeated_fact_headers_are_refused() {
+    let mut headers = HeaderMap::new();
+    headers.append("bru-purpose", HeaderValue::from_static("a"));
+    assert_eq!(header_str(&headers, "bru-purpose").unwrap(), Some("a"));
+    headers.append("bru-purpose", HeaderValue::from_static("b"));
+    assert!(header_str(&headers, "bru-purpose").is_err());
+    headers.append("content-length", HeaderValue::from_static("5"));
+    headers.append("content-length", HeaderValue::from_static("6"));
+    assert!(content_length(&headers).is_err());
+}

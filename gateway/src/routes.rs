@@ -1,0 +1,67 @@
+//! The routes beside the data plane: the public ones (JWKS, and in demo mode
+//! the demo issuers) and the ops listener's.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::app::App;
+
+/// The public listener's routes other than `/data/`.
+pub fn public(app: Arc<App>, demo: Option<Router>) -> Router {
+    let router = Router::new().route("/.well-known/jwks.json", get(jwks)).with_state(app);
+    let router = match demo {
+        Some(demo) => router.merge(demo),
+        None => router,
+    };
+    router.fallback(not_found)
+}
+
+async fn jwks(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/jwk-set+json"), (header::CACHE_CONTROL, "public, max-age=300")],
+        app.keys.jwks().to_string(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": "Not found",
+        "status": 404,
+        "detail": "There is nothing at this path.",
+        "code": "not_found",
+    });
+    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+}
+
+/// `/metrics`, `/healthz`, `/readyz` on the internal ops listener.
+pub fn ops(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(app)
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        app.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// Ready only when the store and the log accept writes.
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    if app.audit_healthy() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "the audit log does not accept writes\n").into_response()
+    }
+}

@@ -1,0 +1,141 @@
+//! Starting and stopping a running Bru: `bru serve` and `bru demo`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context};
+use tokio::sync::watch;
+
+use crate::app::{App, AppParts};
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::keys::Keys;
+use crate::metrics::Metrics;
+
+pub struct DemoArgs {
+    pub dir: PathBuf,
+    pub listen: SocketAddr,
+    pub ops_listen: SocketAddr,
+    pub store: Option<String>,
+}
+
+pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
+    let (config, policy) = crate::cli::load(config_path).map_err(|e| anyhow!(e.join("\n")))?;
+    if let Some(issuer) = config.issuers.iter().find(|i| i.is_demo()) {
+        bail!("{}:{}: issuer {} is a demo issuer; bru serve refuses demo issuers", config.file.display(), issuer.line, issuer.name);
+    }
+    let listeners = Listeners::bind(config.server.listen, config.server.ops_listen).await?;
+    run(config, policy, listeners, None).await
+}
+
+/// Bound before the config is final: the demo writes its issuer URLs with the real port.
+struct Listeners {
+    public: tokio::net::TcpListener,
+    ops: tokio::net::TcpListener,
+}
+
+impl Listeners {
+    async fn bind(public: SocketAddr, ops: SocketAddr) -> anyhow::Result<Listeners> {
+        Ok(Listeners {
+            public: crate::server::bind(public, "public listener").await.map_err(|e| anyhow!(e))?,
+            ops: crate::server::bind(ops, "ops listener").await.map_err(|e| anyhow!(e))?,
+        })
+    }
+}
+
+pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let listeners = Listeners::bind(args.listen, args.ops_listen).await?;
+    let options = demo::DemoOptions {
+        listen: listeners.public.local_addr()?,
+        ops_listen: listeners.ops.local_addr()?,
+        store_url: args.store.clone(),
+        ..demo::DemoOptions::default()
+    };
+    let layout = demo::prepare(&args.dir, &options).context("cannot prepare the demo directory")?;
+    let (config, policy) = crate::cli::load(&layout.config).map_err(|e| anyhow!(e.join("\n")))?;
+    let issuers = demo::DemoIssuers::load(&layout).context("cannot load the demo issuers' keys")?;
+    let (stop_providers, providers_stopped) = watch::channel(false);
+    let providers = demo::serve_providers(&layout, wait_for(providers_stopped))
+        .await
+        .context("cannot start the demo providers")?;
+    let demo_runtime = DemoRuntime { router: demo::issuers_router(issuers), layout };
+    let result = run(config, policy, listeners, Some(demo_runtime)).await;
+    let _ = stop_providers.send(true);
+    drop(providers);
+    result
+}
+
+struct DemoRuntime {
+    router: axum::Router,
+    layout: demo::DemoLayout,
+}
+
+async fn wait_for(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn run(config: Config, policy: policy::Policy, listeners: Listeners, demo: Option<DemoRuntime>) -> anyhow::Result<()> {
+    let keys = Keys::load(&config.keys, &config.public_url).map_err(|e| anyhow!("keys: {e}"))?;
+    let tls = crate::server::tls_config(&config.server.tls_cert, &config.server.tls_key).map_err(|e| anyhow!(e))?;
+    let store_url = config.store.url.read_string().map_err(|e| anyhow!("store url: {e}"))?;
+    let store = consent_db::Store::open(&store_url).await.context("the store is unreachable")?;
+    store.migrate().await.context("store migrations failed")?;
+    let audit = consent_db::AuditLog::start(store.clone(), consent_db::AuditConfig::default())
+        .context("cannot start the audit log")?;
+    let auth = Authenticator::new(&config.issuers, config.allow_synthetic_ids).map_err(|e| anyhow!(e))?;
+    let connector = connectors::Connector::new(connectors::ConnectorConfig::default())
+        .context("cannot build the provider client")?;
+    let app = Arc::new(
+        App::new(AppParts { config, policy, auth, keys, store, audit, connector, metrics: Metrics::new() })
+            .map_err(|e| anyhow!(e))?,
+    );
+
+    let Listeners { public, ops } = listeners;
+    let public_addr = public.local_addr()?;
+    let ops_addr = ops.local_addr()?;
+    // One machine-readable line on stdout, for scripts and tests.
+    println!("listening public={public_addr} ops={ops_addr}");
+    let (demo_router, demo_layout) = match demo {
+        Some(d) => (Some(d.router), Some(d.layout)),
+        None => (None, None),
+    };
+    if let Some(layout) = &demo_layout {
+        println!("{}", demo::walkthrough(&format!("https://localhost:{}", public_addr.port()), &format!("http://{ops_addr}"), &layout.dir));
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let ops_task = tokio::spawn(crate::server::serve_ops(ops, crate::routes::ops(app.clone()), wait_for(stop_rx.clone())));
+    let router = crate::routes::public(app.clone(), demo_router);
+    let public_task = tokio::spawn(crate::server::serve_public(public, tls, app.clone(), router, wait_for(stop_rx)));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing calls in flight and writing their records");
+    let _ = stop_tx.send(true);
+    let _ = public_task.await;
+    app.drain_records().await;
+    let _ = ops_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,145 @@
+//! Listeners: the public HTTPS listener (rustls, TLS 1.2+, HTTP/1.1 and
+//! HTTP/2) and the internal ops listener (plain HTTP).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::app::App;
+
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Requests in flight on one HTTP/2 connection.
+const MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// Reads the certificate chain and key; TLS 1.2 and 1.3 only, ALPN h2 and http/1.1.
+pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("cannot read the TLS certificate {}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("the TLS certificate {} is not PEM: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{} holds no certificate", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read the TLS key {}: {e}", key.display()))?;
+    let mut config = rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("the TLS certificate and key do not fit: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn connection_builder(app: &App) -> auto::Builder<TokioExecutor> {
+    let server = &app.config.server;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.header_read_timeout)
+        // Room above our own limit, so that the 431 comes from us with a problem body.
+        .max_buf_size((server.max_header_bytes * 2).max(16 * 1024));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(u32::try_from(server.max_header_bytes * 2).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(Some(64));
+    builder
+}
+
+/// Serves the public listener until `shutdown` resolves, then lets the
+/// connections in flight finish within the grace time.
+pub async fn serve_public(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Arc<App>,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let builder = Arc::new(connection_builder(&app));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, don't spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let router = router.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            app.metrics.open_connections.inc();
+            let gauge_app = app.clone();
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let app = app.clone();
+                let router = router.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(app, router, req).await) }
+            });
+            let connection = builder.serve_connection(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            gauge_app.metrics.open_connections.dec();
+        });
+    }
+    drop(listener);
+    let grace = app.config.server.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after the shutdown grace time; closing them");
+    }
+}
+
+async fn route(app: Arc<App>, router: axum::Router, req: Request<Incoming>) -> Response<Body> {
+    if req.uri().path().starts_with("/data/") {
+        crate::pipeline::handle(app, req).await
+    } else {
+        match router.oneshot(req.map(Body::new)).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// Serves the ops listener (`/metrics`, `/healthz`, `/readyz`) until shutdown.
+pub async fn serve_ops(listener: TcpListener, router: axum::Router, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+        tracing::error!(error = %e, "ops listener failed");
+    }
+}
+
+pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} for the {what}: {e}"))
+}
