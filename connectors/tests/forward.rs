@@ -16,7 +16,7 @@ use connectors::{
 use futures_util::stream;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Version};
 use http_body::{Body, Frame};
-use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use http_body_util::{BodyExt, Limited, StreamBody};
 use support::*;
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -578,8 +578,39 @@ async fn masked_response_is_collected_and_minimised() {
 }
 
 #[test]
-fn response_body_is_a_send_body() {
+fn bodies_and_the_forward_future_are_send() {
     fn assert_body<B: Body<Data = Bytes> + Send + 'static>() {}
     assert_body::<connectors::ResponseBody>();
-    let _ = Full::new(Bytes::new());
+    fn assert_send<T: Send>(_: &T) {}
+    let connector = connector();
+    let up = upstream("http://127.0.0.1:9");
+    let pending = connector.forward(&up, get("", None));
+    assert_send(&pending);
+}
+
+#[tokio::test]
+async fn unanswered_connect_is_a_connect_timeout() {
+    install_crypto();
+    // A listener that never accepts, its queue filled: Linux then drops
+    // further SYNs, so the next connect hangs like a filtered port.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let attempt = tokio::net::TcpStream::connect(addr);
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(200), attempt).await {
+            fillers.push(s);
+        }
+    }
+    let mut up = upstream(&format!("http://{addr}"));
+    up.connect_timeout = Duration::from_millis(300);
+    up.request_timeout = Duration::from_secs(5);
+    let started = std::time::Instant::now();
+    let err = connector().forward(&up, get("", None)).await.unwrap_err();
+    assert!(matches!(err, UpstreamError::ConnectTimeout(_)), "{err:?}");
+    assert!(err.is_timeout());
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(listener);
 }

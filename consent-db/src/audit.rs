@@ -61,6 +61,8 @@ pub struct AuditStats {
     pub failed_records: u64,
     /// Appends waiting for the writer right now.
     pub queued: u64,
+    /// Records in the transaction being written right now.
+    pub writing: u64,
 }
 
 #[derive(Default)]
@@ -71,6 +73,7 @@ struct Counters {
     max_batch_size: AtomicU64,
     failed_batches: AtomicU64,
     failed_records: AtomicU64,
+    writing: AtomicU64,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, AuditError>>;
@@ -172,6 +175,7 @@ impl AuditLog {
             failed_batches: c.failed_batches.load(Ordering::Relaxed),
             failed_records: c.failed_records.load(Ordering::Relaxed),
             queued: u64::try_from(queued).unwrap_or(u64::MAX),
+            writing: c.writing.load(Ordering::Relaxed),
         }
     }
 }
@@ -205,6 +209,8 @@ async fn write_loop(
             }
         }
 
+        let n = records.len() as u64;
+        counters.writing.store(n, Ordering::Relaxed);
         let result = if records.is_empty() {
             Ok(None)
         } else {
@@ -212,7 +218,7 @@ async fn write_loop(
                 .await
                 .map(Some)
         };
-        let n = records.len() as u64;
+        counters.writing.store(0, Ordering::Relaxed);
         records.clear();
         match &result {
             Ok(Some(done)) => {

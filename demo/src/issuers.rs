@@ -154,17 +154,19 @@ impl DemoIssuers {
     /// An ID-porten citizen token for `pid` (synthetic numbers allowed): what
     /// the portal's demo login hands out.
     pub fn mint_idporten(&self, pid: &str) -> Result<String, DemoError> {
-        policy::PersonNumber::parse(pid, true)
-            .map_err(|e| DemoError::Options(format!("pid: {e}")))?;
+        policy::PersonNumber::parse(pid, true).map_err(|source| DemoError::InvalidId {
+            field: "pid",
+            source,
+        })?;
         let ip = self.idporten();
         ip.sign(&idporten_claims(ip.issuer(), pid))
     }
 }
 
-fn check_org(field: &str, org: &str) -> Result<(), DemoError> {
+fn check_org(field: &'static str, org: &str) -> Result<(), DemoError> {
     policy::OrgNumber::parse(org)
         .map(|_| ())
-        .map_err(|e| DemoError::Options(format!("{field}: {e}")))
+        .map_err(|source| DemoError::InvalidId { field, source })
 }
 
 // ---- claims --------------------------------------------------------------------

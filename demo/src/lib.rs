@@ -54,6 +54,12 @@ pub enum DemoError {
     Key { path: PathBuf, why: String },
     #[error("{0}")]
     Options(String),
+    /// An organisation or person number that a demo issuer will not put in a token.
+    #[error("{field}: {source}")]
+    InvalidId {
+        field: &'static str,
+        source: policy::IdError,
+    },
     #[error("cannot listen for the demo {provider} provider on {addr}: {source}")]
     Bind {
         provider: &'static str,

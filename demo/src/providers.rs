@@ -144,7 +144,7 @@ pub async fn serve_providers(
     let mut servers = tokio::task::JoinSet::new();
     for (provider, listener) in listeners {
         let mut stop = stop_rx.clone();
-        tracing::info!(provider = provider.id(), addr = ?listener.local_addr().ok(), "demo provider listening");
+        tracing::info!(provider = provider.id(), addr = %provider.addr(layout), "demo provider listening");
         servers.spawn(async move {
             axum::serve(listener, provider_router(provider))
                 .with_graceful_shutdown(async move {

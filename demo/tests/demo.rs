@@ -218,6 +218,46 @@ fn preferred_provider_ports_are_used_when_free_and_avoided_when_taken() {
     drop(blocker);
 }
 
+#[test]
+fn the_world_matches_the_demo_policy() {
+    // The policy file is written by someone else; catch drift between it and
+    // the providers, organisations and persons here.
+    let policy: toml::Table = demo::DEMO_POLICY.parse().unwrap();
+    let ids = |table: &str, key: &str| -> Vec<String> {
+        let mut v: Vec<String> = policy[table]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t[key].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut providers: Vec<String> = DemoProvider::ALL
+        .iter()
+        .map(|p| p.id().to_owned())
+        .collect();
+    providers.sort();
+    assert_eq!(ids("provider", "id"), providers);
+    let mut orgs: Vec<String> = demo::world::DEMO_ORGANISATIONS
+        .iter()
+        .map(|o| o.org.to_owned())
+        .collect();
+    orgs.sort();
+    assert_eq!(ids("organisation", "org"), orgs);
+    for o in demo::world::DEMO_ORGANISATIONS {
+        policy::OrgNumber::parse(o.org).unwrap();
+    }
+    for p in DEMO_PERSONS {
+        policy::PersonNumber::parse(p.pid, true).unwrap();
+        assert!(
+            policy::PersonNumber::parse(p.pid, false).is_err(),
+            "synthetic"
+        );
+    }
+    policy::PersonNumber::parse(UNKNOWN_PERSON, true).unwrap();
+}
+
 // ---- certificates and keys ------------------------------------------------------
 
 fn verify_chain(l: &DemoLayout) {
@@ -434,12 +474,18 @@ async fn maskinporten_tokens_verify_against_their_jwks() {
     );
     assert!(claims2.get("supplier").is_none());
     assert_ne!(claims2["jti"], claims["jti"]);
-    let again = DemoIssuers::load(&l)
-        .unwrap()
-        .mint_maskinporten("983440002", "x", None)
-        .unwrap();
+    let issuers = DemoIssuers::load(&l).unwrap();
+    let again = issuers.mint_maskinporten("983440002", "x", None).unwrap();
     let claims3 = verify(&again, &set, &l.maskinporten_issuer);
     assert_eq!(claims3["client_id"], claims2["client_id"]);
+    assert!(matches!(
+        issuers.mint_maskinporten("983440003", "x", None),
+        Err(demo::DemoError::InvalidId { field: "org", .. })
+    ));
+    assert!(matches!(
+        issuers.mint_idporten("12884513828"),
+        Err(demo::DemoError::InvalidId { field: "pid", .. })
+    ));
 }
 
 #[tokio::test]

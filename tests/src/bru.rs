@@ -217,7 +217,11 @@ impl Reply {
     pub fn problem_transfer_id(&self) -> String {
         serde_json::from_slice::<Value>(&self.body)
             .ok()
-            .and_then(|v| v.get("transfer_id").and_then(Value::as_str).map(str::to_owned))
+            .and_then(|v| {
+                v.get("transfer_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
             .or_else(|| self.transfer_id())
             .unwrap_or_else(|| panic!("no transfer id in reply {:?}", self.text()))
     }
@@ -305,8 +309,9 @@ pub fn parse_responses(mut buf: &[u8]) -> Vec<Reply> {
                     break;
                 };
                 let size_txt = String::from_utf8_lossy(&rest[..le]).into_owned();
-                let size = usize::from_str_radix(size_txt.split(';').next().unwrap_or("").trim(), 16)
-                    .unwrap_or(0);
+                let size =
+                    usize::from_str_radix(size_txt.split(';').next().unwrap_or("").trim(), 16)
+                        .unwrap_or(0);
                 rest = &rest[le + 2..];
                 if size == 0 {
                     // Trailers end with an empty line.

@@ -67,3 +67,6 @@ pub fn org_matches(value: &serde_json::Value, org: &str) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod selftest;

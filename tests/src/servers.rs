@@ -53,7 +53,9 @@ impl JwksServer {
     pub async fn start() -> Self {
         let state = Arc::new(JwksState::default());
         let (listener, addr) = bind().await;
-        let app = Router::new().fallback(jwks_handler).with_state(Arc::clone(&state));
+        let app = Router::new()
+            .fallback(jwks_handler)
+            .with_state(Arc::clone(&state));
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

@@ -31,8 +31,8 @@ async fn verify_assertion(bru: &Bru, assertion: &str) -> Value {
             None => k["kty"] == "EC",
         })
         .unwrap_or_else(|| panic!("no key for the assertion (kid {:?}) in {jwks}", header.kid));
-    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.clone())
-        .unwrap_or_else(|e| panic!("not a JWK ({e}): {key}"));
+    let jwk: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(key.clone()).unwrap_or_else(|e| panic!("not a JWK ({e}): {key}"));
     let dk = DecodingKey::from_jwk(&jwk).expect("decoding key");
     let mut v = Validation::new(Algorithm::ES256);
     v.validate_aud = false;
@@ -60,7 +60,9 @@ async fn provider_receives_the_contracted_request() {
     )
     .await;
     r.expect_status(200, "NAV's statutory call");
-    let tid = r.transfer_id().expect("the response carries Bru-Transfer-Id");
+    let tid = r
+        .transfer_id()
+        .expect("the response carries Bru-Transfer-Id");
     assert_ne!(tid, "forged-transfer-id");
     assert_eq!(
         r.json(),
@@ -72,23 +74,74 @@ async fn provider_receives_the_contracted_request() {
     let reqs = world.k429.requests();
     assert_eq!(reqs.len(), 1, "one call forwarded");
     let rec = &reqs[0];
-    assert_eq!(rec.method, "GET");
-    assert_eq!(rec.path, "/sosialtjeneste/a/b");
-    assert_eq!(rec.query.as_deref(), Some("x=1"));
-    assert!(
-        rec.header("authorization").is_none(),
-        "the caller's Authorization reached the provider: {:?}",
-        rec.header("authorization")
+    // Collect every deviation, so one run reports them all.
+    let mut wrong: Vec<String> = Vec::new();
+    let mut check = |ok: bool, what: String| {
+        if !ok {
+            wrong.push(what);
+        }
+    };
+    check(rec.method == "GET", format!("method {}", rec.method));
+    check(
+        rec.path == "/sosialtjeneste/a/b",
+        format!("path {}", rec.path),
     );
-    assert_eq!(rec.header_all("bru-transfer-id"), vec![tid.as_str()]);
-    assert_eq!(rec.header_all("bru-consumer"), vec![format!("0192:{NAV}").as_str()]);
-    assert_eq!(rec.header_all("bru-purpose"), vec![PURPOSE_SOSIAL]);
-    assert_eq!(rec.header_all("bru-legal-basis"), vec!["statutory"]);
-    assert_eq!(rec.header_all("traceparent"), vec![TRACEPARENT]);
-    assert_eq!(rec.header_all("nav-personident"), vec![KARI]);
+    check(
+        rec.query.as_deref() == Some("x=1"),
+        format!("query {:?}", rec.query),
+    );
+    check(
+        rec.header("authorization").is_none(),
+        "the caller's Authorization was forwarded".into(),
+    );
+    check(
+        rec.header_all("bru-transfer-id") == vec![tid.as_str()],
+        format!(
+            "Bru-Transfer-Id {:?} (response: {tid})",
+            rec.header_all("bru-transfer-id")
+        ),
+    );
+    let consumer = format!("0192:{NAV}");
+    check(
+        rec.header_all("bru-consumer") == vec![consumer.as_str()],
+        format!(
+            "Bru-Consumer {:?} (caller sent 0192:{SNOOP})",
+            rec.header_all("bru-consumer")
+        ),
+    );
+    check(
+        rec.header_all("bru-purpose") == vec![PURPOSE_SOSIAL],
+        format!("Bru-Purpose {:?}", rec.header_all("bru-purpose")),
+    );
+    check(
+        rec.header_all("bru-legal-basis") == vec!["statutory"],
+        format!(
+            "Bru-Legal-Basis {:?} (caller sent consent)",
+            rec.header_all("bru-legal-basis")
+        ),
+    );
+    check(
+        rec.header_all("traceparent") == vec![TRACEPARENT],
+        format!("traceparent {:?}", rec.header_all("traceparent")),
+    );
+    check(
+        rec.header_all("nav-personident") == vec![KARI],
+        "the subject header did not reach the provider as sent".into(),
+    );
     let assertions = rec.header_all("bru-assertion");
-    assert_eq!(assertions.len(), 1, "exactly one Bru-Assertion: {assertions:?}");
-    assert_ne!(assertions[0], "forged.assertion.value", "the caller's Bru-Assertion was forwarded");
+    check(
+        assertions.len() == 1 && assertions[0] != "forged.assertion.value",
+        format!(
+            "Bru-Assertion: {} value(s), caller's forged one forwarded: {}",
+            assertions.len(),
+            assertions.contains(&"forged.assertion.value")
+        ),
+    );
+    assert!(
+        wrong.is_empty(),
+        "the provider received a request that breaks SPEC section 3:\n  {}",
+        wrong.join("\n  ")
+    );
     world.nav.assert_untouched("k429 call");
 }
 
@@ -99,7 +152,10 @@ async fn bru_assertion_verifies_and_states_the_decision() {
     r.expect_status(200, "NAV's statutory call");
     let tid = r.transfer_id().expect("Bru-Transfer-Id");
     let reqs = world.k429.requests();
-    let assertion = reqs[0].header("bru-assertion").expect("Bru-Assertion").to_owned();
+    let assertion = reqs[0]
+        .header("bru-assertion")
+        .expect("Bru-Assertion")
+        .to_owned();
     let claims = verify_assertion(&bru, &assertion).await;
     assert_eq!(claims["transfer_id"], tid.as_str(), "{claims}");
     assert!(org_matches(&claims["consumer"], NAV), "consumer: {claims}");
@@ -115,13 +171,20 @@ async fn bru_assertion_verifies_and_states_the_decision() {
         "no consent on a statutory call: {claims}"
     );
     assert_eq!(claims["subject"], KARI, "{claims}");
-    assert!(claims["iss"].as_str().is_some_and(|s| !s.is_empty()), "iss: {claims}");
+    assert!(
+        claims["iss"].as_str().is_some_and(|s| !s.is_empty()),
+        "iss: {claims}"
+    );
     let iat = claims["iat"].as_i64().expect("iat");
     let exp = claims["exp"].as_i64().expect("exp");
     let t = now();
     assert!(iat <= t + 60 && iat >= t - 600, "iat {iat} vs now {t}");
     assert!(exp > t, "exp {exp} is past");
-    assert!(exp - iat <= 600, "a short-lived assertion: exp - iat = {}", exp - iat);
+    assert!(
+        exp - iat <= 600,
+        "a short-lived assertion: exp - iat = {}",
+        exp - iat
+    );
 
     // Through a supplier: the assertion names it.
     let token = world
@@ -141,10 +204,20 @@ async fn bru_assertion_verifies_and_states_the_decision() {
     .expect_status(200, "K429 through Omsorgsapp");
     let reqs = world.k429.requests();
     assert_eq!(reqs.len(), 2);
-    assert_eq!(reqs[1].header_all("bru-consumer"), vec![format!("0192:{K429}").as_str()]);
-    let claims = verify_assertion(&bru, reqs[1].header("bru-assertion").expect("Bru-Assertion")).await;
+    assert_eq!(
+        reqs[1].header_all("bru-consumer"),
+        vec![format!("0192:{K429}").as_str()]
+    );
+    let claims = verify_assertion(
+        &bru,
+        reqs[1].header("bru-assertion").expect("Bru-Assertion"),
+    )
+    .await;
     assert!(org_matches(&claims["consumer"], K429), "consumer: {claims}");
-    assert!(org_matches(&claims["supplier"], OMSORGSAPP), "supplier: {claims}");
+    assert!(
+        org_matches(&claims["supplier"], OMSORGSAPP),
+        "supplier: {claims}"
+    );
     assert_eq!(claims["subject"], OLA, "{claims}");
 }
 
@@ -160,11 +233,15 @@ async fn jwks_publishes_assertion_and_checkpoint_keys_only_public() {
         "no P-256 assertion key in {jwks}"
     );
     assert!(
-        keys.iter().any(|k| k["kty"] == "OKP" && k["crv"] == "Ed25519"),
+        keys.iter()
+            .any(|k| k["kty"] == "OKP" && k["crv"] == "Ed25519"),
         "no Ed25519 checkpoint key in {jwks}"
     );
     for k in &keys {
-        assert!(k.get("d").is_none(), "a private key member is published: {k}");
+        assert!(
+            k.get("d").is_none(),
+            "a private key member is published: {k}"
+        );
     }
 }
 
@@ -184,7 +261,11 @@ async fn response_is_minimised_for_the_purpose() {
     let r = send(call()).await;
     r.expect_status(200, "minimised object");
     assert_eq!(r.json(), json!({"aar": 2024, "sum": 480000}));
-    assert!(!r.text().contains(KARI), "the removed field leaked: {}", r.text());
+    assert!(
+        !r.text().contains(KARI),
+        "the removed field leaked: {}",
+        r.text()
+    );
 
     world.k429.set_body(json!([
         {"aar": 2023, "sum": 1, "arbeidsgiver": "K429"},
@@ -192,7 +273,10 @@ async fn response_is_minimised_for_the_purpose() {
     ]));
     let r = send(call()).await;
     r.expect_status(200, "minimised array");
-    assert_eq!(r.json(), json!([{"aar": 2023, "sum": 1}, {"aar": 2024, "sum": 2}]));
+    assert_eq!(
+        r.json(),
+        json!([{"aar": 2023, "sum": 1}, {"aar": 2024, "sum": 2}])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,12 +287,16 @@ async fn allowed_call_records_decision_and_outcome() {
     let tid = r.transfer_id().expect("Bru-Transfer-Id");
     let records = world
         .wait_records("decision and outcome of the call", |recs| {
-            find_record(recs, &tid, "decision").is_some() && find_record(recs, &tid, "outcome").is_some()
+            find_record(recs, &tid, "decision").is_some()
+                && find_record(recs, &tid, "outcome").is_some()
         })
         .await;
     let decision = find_record(&records, &tid, "decision").unwrap();
     assert_eq!(decision["decision"], "allow", "{decision}");
-    assert!(org_matches(&decision["consumer"], NAV), "consumer: {decision}");
+    assert!(
+        org_matches(&decision["consumer"], NAV),
+        "consumer: {decision}"
+    );
     assert_eq!(decision["dataset"], "k429/sosialtjeneste", "{decision}");
     assert_eq!(decision["purpose"], PURPOSE_SOSIAL, "{decision}");
     assert_eq!(decision["basis"], "statutory", "{decision}");
@@ -217,7 +305,10 @@ async fn allowed_call_records_decision_and_outcome() {
     assert!(decision["index"].is_u64(), "index: {decision}");
     assert!(decision["time"].is_string(), "time: {decision}");
     let sref = decision["subject_ref"].as_str().unwrap_or_default();
-    assert!(!sref.is_empty() && !sref.contains(KARI), "subject_ref: {decision}");
+    assert!(
+        !sref.is_empty() && !sref.contains(KARI),
+        "subject_ref: {decision}"
+    );
 
     let outcome = find_record(&records, &tid, "outcome").unwrap();
     assert_eq!(outcome["status"], 200, "{outcome}");
@@ -260,7 +351,9 @@ async fn denied_call_records_a_deny_decision_with_its_code() {
     ];
     let records = world
         .wait_records("the three deny decisions", |recs| {
-            cases.iter().all(|(t, _)| find_record(recs, t, "decision").is_some())
+            cases
+                .iter()
+                .all(|(t, _)| find_record(recs, t, "decision").is_some())
         })
         .await;
     for (tid, code) in &cases {
@@ -269,7 +362,10 @@ async fn denied_call_records_a_deny_decision_with_its_code() {
         assert_eq!(rec["code"], *code, "{rec}");
     }
     let snoop_rec = find_record(&records, &cases[0].0, "decision").unwrap();
-    assert!(org_matches(&snoop_rec["consumer"], SNOOP), "consumer: {snoop_rec}");
+    assert!(
+        org_matches(&snoop_rec["consumer"], SNOOP),
+        "consumer: {snoop_rec}"
+    );
     assert_eq!(snoop_rec["dataset"], "k429/sosialtjeneste", "{snoop_rec}");
     world.k429.assert_untouched("denied calls");
 }
@@ -319,13 +415,19 @@ async fn records_never_hold_the_person_number() {
 
     let records = world
         .wait_records("records of all five calls", |recs| {
-            tids.iter().all(|t| find_record(recs, t, "decision").is_some())
-                && tids[..4].iter().all(|t| find_record(recs, t, "outcome").is_some())
+            tids.iter()
+                .all(|t| find_record(recs, t, "decision").is_some())
+                && tids[..4]
+                    .iter()
+                    .all(|t| find_record(recs, t, "outcome").is_some())
         })
         .await;
     let (_, raw) = world.export().await;
     for p in PERSONS {
-        assert!(!raw.contains(p), "a person number ({p}) is in the audit export:\n{raw}");
+        assert!(
+            !raw.contains(p),
+            "a person number ({p}) is in the audit export:\n{raw}"
+        );
     }
     let path_rec = find_record(&records, &path_tid, "decision").unwrap();
     let path = path_rec["path"].as_str().unwrap_or_default();
@@ -356,7 +458,8 @@ async fn subject_ref_is_a_stable_pseudonym() {
     ];
     let records = world
         .wait_records("three decisions", |recs| {
-            ids.iter().all(|t| find_record(recs, t, "decision").is_some())
+            ids.iter()
+                .all(|t| find_record(recs, t, "decision").is_some())
         })
         .await;
     let sref = |t: &str| {
@@ -367,10 +470,16 @@ async fn subject_ref_is_a_stable_pseudonym() {
     };
     let (k1, k2, o) = (sref(&ids[0]), sref(&ids[1]), sref(&ids[2]));
     assert!(!k1.is_empty() && !o.is_empty(), "subject_ref missing");
-    assert_eq!(k1, k2, "the same person gets the same subject_ref across datasets");
+    assert_eq!(
+        k1, k2,
+        "the same person gets the same subject_ref across datasets"
+    );
     assert_ne!(k1, o, "different persons get different subject_refs");
     assert_ne!(k1, KARI);
-    assert!(!k1.contains(KARI) && !o.contains(OLA), "subject_ref contains the number");
+    assert!(
+        !k1.contains(KARI) && !o.contains(OLA),
+        "subject_ref contains the number"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,7 +504,11 @@ async fn logs_hold_no_person_number_or_token() {
     for (method, path, body) in [
         ("GET", format!("/data/k429/sak-query?fnr={EMMA}"), None),
         ("GET", format!("/data/k429/sak-path/{PER}/vedtak"), None),
-        ("POST", "/data/k429/sak-json".to_owned(), Some(json!({"person": {"id": AISHA}}).to_string())),
+        (
+            "POST",
+            "/data/k429/sak-json".to_owned(),
+            Some(json!({"person": {"id": AISHA}}).to_string()),
+        ),
     ] {
         let mut rb = bru
             .client
@@ -456,12 +569,24 @@ async fn logs_hold_no_person_number_or_token() {
         .await;
     let logs = bru.logs();
     for p in PERSONS.iter().chain([&BAD_CONTROL_DIGITS]) {
-        assert!(!logs.contains(p), "bru's output contains the subject {p}:\n{logs}");
+        assert!(
+            !logs.contains(p),
+            "bru's output contains the subject {p}:\n{logs}"
+        );
     }
     for t in &tokens {
         let (_, payload, sig) = segments(t);
-        assert!(!logs.contains(t.as_str()), "bru's output contains a whole token:\n{logs}");
-        assert!(!logs.contains(&payload), "bru's output contains a token payload:\n{logs}");
-        assert!(!logs.contains(&sig), "bru's output contains a token signature:\n{logs}");
+        assert!(
+            !logs.contains(t.as_str()),
+            "bru's output contains a whole token:\n{logs}"
+        );
+        assert!(
+            !logs.contains(&payload),
+            "bru's output contains a token payload:\n{logs}"
+        );
+        assert!(
+            !logs.contains(&sig),
+            "bru's output contains a token signature:\n{logs}"
+        );
     }
 }

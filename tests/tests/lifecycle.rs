@@ -25,11 +25,15 @@ fn check_prometheus_text(text: &str) -> usize {
                     .chars()
                     .next()
                     .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
             "bad metric name in line {line:?}"
         );
         let rest = if line[name_end..].starts_with('{') {
-            let close = line.rfind('}').unwrap_or_else(|| panic!("unclosed labels: {line:?}"));
+            let close = line
+                .rfind('}')
+                .unwrap_or_else(|| panic!("unclosed labels: {line:?}"));
             &line[close + 1..]
         } else {
             &line[name_end..]
@@ -84,7 +88,10 @@ async fn ops_listener_serves_health_readiness_and_metrics() {
     let samples = check_prometheus_text(&text);
     assert!(samples > 0, "no samples in the metrics:\n{text}");
     for p in PERSONS {
-        assert!(!text.contains(p), "a person number is in the metrics:\n{text}");
+        assert!(
+            !text.contains(p),
+            "a person number is in the metrics:\n{text}"
+        );
     }
 }
 
@@ -114,7 +121,10 @@ async fn demo_smoke_test() {
     let (child, public, ops, logs) = spawn_bru(&args, dir.path()).await;
     let ca = std::fs::read_to_string(dir.path().join("ca.pem")).expect("DIR/ca.pem");
     let bru = Bru::new(child, public, ops, logs, &ca);
-    assert!(dir.path().join("bru.toml").is_file(), "DIR/bru.toml is missing");
+    assert!(
+        dir.path().join("bru.toml").is_file(),
+        "DIR/bru.toml is missing"
+    );
 
     let token = |org: &'static str, scope: &'static str| {
         let bru = &bru;
@@ -128,7 +138,10 @@ async fn demo_smoke_test() {
             let body = r.json();
             assert_eq!(body["token_type"], "Bearer", "{body}");
             assert!(body["expires_in"].is_number(), "{body}");
-            body["access_token"].as_str().expect("access_token").to_owned()
+            body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned()
         }
     };
 
@@ -142,7 +155,10 @@ async fn demo_smoke_test() {
     let r = send(sosial(&nav)).await;
     r.expect_status(200, "NAV reads K429's social-service case");
     let _: Value = r.json();
-    assert!(r.transfer_id().is_some(), "Bru-Transfer-Id on the demo response");
+    assert!(
+        r.transfer_id().is_some(),
+        "Bru-Transfer-Id on the demo response"
+    );
 
     let snoop = token(SNOOP, SCOPE_SOSIAL).await;
     let r = send(sosial(&snoop)).await;
@@ -157,7 +173,11 @@ async fn demo_smoke_test() {
             .header("Nav-Personident", KARI),
     )
     .await;
-    r.expect_problem(403, "consent_required", "K429 on nav/inntekt without consent");
+    r.expect_problem(
+        403,
+        "consent_required",
+        "K429 on nav/inntekt without consent",
+    );
 
     // A token minted by the test with the demo issuer's private key.
     let (header, claims) = peek(&nav);
@@ -186,9 +206,10 @@ async fn demo_smoke_test() {
     mine["consumer"] = json!({"authority": "iso6523-actorid-upis", "ID": format!("0192:{NAV}")});
     mine["scope"] = json!(SCOPE_SOSIAL);
     let minted = jsonwebtoken::encode(&h, &mine, &key).expect("sign");
-    send(sosial(&minted))
-        .await
-        .expect_status(200, "a token the test minted with DIR/demo-maskinporten-key.pem");
+    send(sosial(&minted)).await.expect_status(
+        200,
+        "a token the test minted with DIR/demo-maskinporten-key.pem",
+    );
 
     let health = send(bru.ops_client.get(bru.ops_url("/healthz"))).await;
     health.expect_status(200, "demo /healthz");
@@ -213,7 +234,12 @@ async fn sigterm_lets_the_call_in_flight_finish() {
         reply.text()
     );
     let status = bru.wait_exit(Duration::from_secs(90)).await;
-    assert_eq!(status.code(), Some(0), "bru must exit 0 after SIGTERM; output:\n{}", bru.logs());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "bru must exit 0 after SIGTERM; output:\n{}",
+        bru.logs()
+    );
     let (records, raw) = world.export().await;
     let outcome = find_record(&records, &tid, "outcome")
         .unwrap_or_else(|| panic!("no outcome record for {tid} after shutdown:\n{raw}"));
