@@ -45,7 +45,9 @@ pub enum TrustAnchors {
 #[derive(Debug, Clone)]
 pub struct ConnectorConfig {
     pub trust: TrustAnchors,
-    /// How long an idle pooled connection is kept.
+    /// How long an idle pooled connection is kept. Shorter than the
+    /// providers' own keep-alive timeouts (nginx: 75 s), so Bru is not the
+    /// one sending on a connection the provider is closing.
     pub pool_idle_timeout: Duration,
     pub pool_max_idle_per_host: usize,
     /// TCP keep-alive probes on provider connections; `None` leaves the OS default.
@@ -56,7 +58,7 @@ impl Default for ConnectorConfig {
     fn default() -> Self {
         ConnectorConfig {
             trust: TrustAnchors::Native,
-            pool_idle_timeout: Duration::from_secs(90),
+            pool_idle_timeout: Duration::from_secs(30),
             pool_max_idle_per_host: 32,
             tcp_keepalive: Some(Duration::from_secs(60)),
         }

@@ -640,3 +640,15 @@ async fn consents_are_read_back_and_their_subject_is_not_debug_printed() {
     );
     assert!(!format!("{row:?}").contains("12884513829"));
 }
+
+#[test]
+fn both_backends_have_the_same_migrations() {
+    let sqlite = sqlx::migrate!("./migrations/sqlite");
+    let postgres = sqlx::migrate!("./migrations/postgres");
+    let names = |m: &sqlx::migrate::Migrator| {
+        m.iter()
+            .map(|m| (m.version, m.description.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&sqlite), names(&postgres));
+}

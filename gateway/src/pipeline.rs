@@ -265,8 +265,11 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
     };
     let mut headers = allowed.headers;
     if *allowed.mask != FieldMask::None {
-        // A compressed body is not JSON: ask for it plain when it is to be minimised.
+        // A compressed body is not JSON, and a range of one is not a document:
+        // ask for the whole body, plain, when it is to be minimised.
         headers.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        headers.remove(http::header::RANGE);
+        headers.remove(http::header::IF_RANGE);
     }
     let request = connectors::OutboundRequest {
         method: allowed.method,
@@ -334,7 +337,20 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
         // An error answer carries no data of the dataset, but keep only its status.
         Bytes::new()
     };
-    parts.headers.remove(http::header::CONTENT_LENGTH);
+    // These describe the provider's body, not the minimised one.
+    for name in [
+        http::header::CONTENT_LENGTH,
+        http::header::ETAG,
+        http::header::CONTENT_RANGE,
+        http::header::CONTENT_ENCODING,
+        http::header::ACCEPT_RANGES,
+        http::header::LAST_MODIFIED,
+    ] {
+        parts.headers.remove(name);
+    }
+    for name in ["content-md5", "digest", "content-digest", "repr-digest"] {
+        parts.headers.remove(name);
+    }
     if let Some(v) = transfer_header {
         parts.headers.insert("bru-transfer-id", v);
     }

@@ -412,15 +412,21 @@ pub struct Bru {
     pub logs: Logs,
 }
 
-/// Starts `bru ARGS` in `cwd`, waits for its `listening public=… ops=…` line.
+/// Starts `bru ARGS` in `cwd` with `env` added (`RUST_LOG` removed unless
+/// given), waits for its `listening public=… ops=…` line.
 /// Returns the child, the two addresses and the log collector.
-pub async fn spawn_bru(args: &[String], cwd: &Path) -> (Child, SocketAddr, SocketAddr, Logs) {
+pub async fn spawn_bru(
+    args: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+) -> (Child, SocketAddr, SocketAddr, Logs) {
     let bin = bru_bin();
     let mut cmd = Command::new(&bin);
-    cmd.args(args)
-        .current_dir(cwd)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
+    cmd.args(args).current_dir(cwd).env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd

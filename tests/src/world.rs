@@ -186,6 +186,7 @@ pub struct WorldBuilder {
     jwks_refresh_min_interval_ms: u64,
     shutdown_grace_ms: u64,
     closed_upstreams: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Default for WorldBuilder {
@@ -197,6 +198,7 @@ impl Default for WorldBuilder {
             jwks_refresh_min_interval_ms: 10_000,
             shutdown_grace_ms: 30_000,
             closed_upstreams: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -224,6 +226,12 @@ impl WorldBuilder {
 
     pub fn shutdown_grace_ms(mut self, n: u64) -> Self {
         self.shutdown_grace_ms = n;
+        self
+    }
+
+    /// An environment variable for the `bru` process (e.g. `RUST_LOG`).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -334,6 +342,7 @@ impl WorldBuilder {
             es_key,
             k429,
             nav,
+            env: self.env,
         }
     }
 }
@@ -354,6 +363,8 @@ pub struct TestWorld {
     pub k429: Provider,
     /// The provider behind `/data/nav/…`.
     pub nav: Provider,
+    /// Extra environment for `bru`.
+    pub env: Vec<(String, String)>,
 }
 
 impl TestWorld {
@@ -373,7 +384,7 @@ impl TestWorld {
             "--config".to_owned(),
             self.config_path.display().to_string(),
         ];
-        let (child, public, ops, logs) = spawn_bru(&args, self.dir.path()).await;
+        let (child, public, ops, logs) = spawn_bru(&args, self.dir.path(), &self.env).await;
         Bru::new(child, public, ops, logs, &self.pki.ca_pem)
     }
 

@@ -484,7 +484,21 @@ async fn subject_ref_is_a_stable_pseudonym() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_hold_no_person_number_or_token() {
-    let (world, bru) = started().await;
+    let world = TestWorld::new().await;
+    let bru = world.start().await;
+    calls_then_check_logs(&world, &bru).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_hold_no_person_number_or_token() {
+    let world = TestWorld::builder().env("RUST_LOG", "debug").build().await;
+    let bru = world.start().await;
+    calls_then_check_logs(&world, &bru).await;
+}
+
+/// Allowed, denied and failing calls with every kind of subject; then no
+/// person number and no token may be in bru's stdout or stderr.
+async fn calls_then_check_logs(world: &TestWorld, bru: &Bru) {
     let mut tokens = Vec::new();
     // Allowed calls with the subject in every place.
     for p in [KARI, OLA] {

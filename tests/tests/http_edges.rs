@@ -67,6 +67,7 @@ async fn path_tricks_never_reach_another_dataset() {
         let r = ex.first();
         world.nav.assert_untouched(trick);
         let code = r.code().unwrap_or_default();
+        eprintln!("{trick} -> {} {code}", r.status);
         match r.status {
             // A request line the HTTP parser refuses gets a bare 400.
             400 if r.body.is_empty() => {}
@@ -227,6 +228,11 @@ async fn content_length_with_transfer_encoding_cannot_smuggle() {
         );
         let ex = bru.raw(req.as_bytes()).await;
         let first = ex.first();
+        eprintln!(
+            "{order}: {} response(s), first {}",
+            ex.responses.len(),
+            first.status
+        );
         assert!(
             first.status == 400 || first.status == 200,
             "{order}: expected 400 (refused) or 200 (framed by Transfer-Encoding), got {:?}",

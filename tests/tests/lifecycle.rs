@@ -118,7 +118,7 @@ async fn demo_smoke_test() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let (child, public, ops, logs) = spawn_bru(&args, dir.path()).await;
+    let (child, public, ops, logs) = spawn_bru(&args, dir.path(), &[]).await;
     let ca = std::fs::read_to_string(dir.path().join("ca.pem")).expect("DIR/ca.pem");
     let bru = Bru::new(child, public, ops, logs, &ca);
     assert!(
