@@ -240,11 +240,17 @@ impl Authenticator {
         let mut validation = Validation::new(alg);
         validation.leeway = issuer.config.leeway.as_secs();
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "iss"]);
         validation.set_issuer(&[issuer.config.issuer.as_str()]);
         match &issuer.config.audience {
-            Some(aud) => validation.set_audience(&[aud.as_str()]),
-            None => validation.validate_aud = false,
+            Some(aud) => {
+                // A configured audience is required, not merely checked when present.
+                validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+                validation.set_audience(&[aud.as_str()]);
+            }
+            None => {
+                validation.set_required_spec_claims(&["exp", "iss"]);
+                validation.validate_aud = false;
+            }
         }
         match jsonwebtoken::decode::<serde::de::IgnoredAny>(token, &key, &validation) {
             Ok(_) => Ok((issuer, payload)),
@@ -256,6 +262,7 @@ impl Authenticator {
                     K::InvalidIssuer => AuthError::UntrustedIssuer,
                     K::ImmatureSignature => AuthError::InvalidToken("the token is not yet valid"),
                     K::InvalidSignature => AuthError::InvalidToken("the signature does not verify"),
+                    K::MissingRequiredClaim(claim) if claim == "aud" => AuthError::WrongAudience,
                     K::MissingRequiredClaim(_) => AuthError::InvalidToken("a required claim is missing"),
                     _ => AuthError::InvalidToken("the token could not be verified"),
                 })

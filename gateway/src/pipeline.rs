@@ -137,7 +137,7 @@ async fn prepare<'a>(app: &'a App, req: Request<Incoming>, call: &mut Call) -> R
         }
         Some(SubjectLocation::JsonBody(pointer)) => {
             let bytes = read_limited(body, app.config.server.max_body_bytes).await?;
-            (json_subject(&bytes, pointer), RequestBody::Buffered(bytes))
+            (json_subject(&bytes, pointer)?, RequestBody::Buffered(bytes))
         }
     };
     let subject = match (&dataset.subject, subject_raw) {
@@ -500,13 +500,17 @@ async fn read_limited(body: Incoming, limit: u64) -> Result<Bytes, Failure> {
     }
 }
 
-fn json_subject(body: &[u8], pointer: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    match value.pointer(pointer)? {
-        serde_json::Value::String(s) => Some(s.clone()),
+/// The subject in a JSON body; a body that is not JSON is malformed, one
+/// without the field has no subject.
+fn json_subject(body: &[u8], pointer: &str) -> Result<Option<String>, Failure> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| Failure::MalformedRequest("the request body is not valid JSON"))?;
+    Ok(match value.pointer(pointer) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
         // A number would lose leading zeros; take it as text, validation will refuse it.
-        other => Some(other.to_string()),
-    }
+        Some(other) => Some(other.to_string()),
+    })
 }
 
 // ---- bodies --------------------------------------------------------------

@@ -138,8 +138,10 @@ pub enum FieldMask {
     /// The response passes as the provider sent it (streamed).
     #[default]
     None,
-    /// Only these JSON object members are kept, at every level of the document
-    /// (objects inside arrays included); everything else is removed.
+    /// Only these JSON object members are kept, at any depth. A member with
+    /// another name is kept only as a container: an object or array that,
+    /// minimised the same way, still holds an allowed member (objects inside
+    /// arrays included). Every other value is removed.
     JsonFields(Vec<String>),
     /// A FHIR `Bundle` keeps only entries whose `resource.resourceType` is listed.
     FhirResourceTypes(Vec<String>),

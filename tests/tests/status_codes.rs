@@ -360,6 +360,38 @@ async fn malformed_json_body_is_400_malformed_request() {
     untouched(&world, "malformed request");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_subject_or_purpose_is_400_malformed_request() {
+    // Parameter pollution: Bru must not check one value and forward another.
+    let (world, bru) = started().await;
+    let header_twice = send(
+        bru.get("/data/k429/sosialtjeneste")
+            .bearer_auth(world.mp_token(NAV, SCOPE_SOSIAL))
+            .header("Bru-Purpose", PURPOSE_SOSIAL)
+            .header("Nav-Personident", KARI)
+            .header("Nav-Personident", OLA),
+    )
+    .await;
+    header_twice.expect_problem(400, "malformed_request", "two Nav-Personident headers");
+    let query_twice = send(
+        bru.get(&format!("/data/k429/sak-query?fnr={KARI}&fnr={OLA}"))
+            .bearer_auth(world.mp_token(NAV, SCOPE_SAK))
+            .header("Bru-Purpose", PURPOSE_SOSIAL),
+    )
+    .await;
+    query_twice.expect_problem(400, "malformed_request", "two fnr parameters");
+    let purpose_twice = send(
+        bru.get("/data/k429/sosialtjeneste")
+            .bearer_auth(world.mp_token(NAV, SCOPE_SOSIAL))
+            .header("Bru-Purpose", PURPOSE_SOSIAL)
+            .header("Bru-Purpose", PURPOSE_TILSYN)
+            .header("Nav-Personident", KARI),
+    )
+    .await;
+    purpose_twice.expect_problem(400, "malformed_request", "two Bru-Purpose headers");
+    untouched(&world, "repeated subject or purpose");
+}
+
 // ---------------------------------------------------------------- 413 / 431
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -53,10 +53,11 @@ fn query_parameters() {
 #[test]
 fn json_body_subjects() {
     let body = br#"{"person": {"id": "12884513829"}, "n": 5}"#;
-    assert_eq!(json_subject(body, "/person/id").as_deref(), Some("12884513829"));
-    assert_eq!(json_subject(body, "/n").as_deref(), Some("5"));
-    assert_eq!(json_subject(body, "/missing"), None);
-    assert_eq!(json_subject(b"not json", "/person/id"), None);
+    assert_eq!(json_subject(body, "/person/id").unwrap().as_deref(), Some("12884513829"));
+    assert_eq!(json_subject(body, "/n").unwrap().as_deref(), Some("5"));
+    assert_eq!(json_subject(body, "/missing").unwrap(), None);
+    assert_eq!(json_subject(b"not json", "/person/id").unwrap_err().code(), "malformed_request");
+    assert_eq!(json_subject(br#"{"person": {"id": "1"#, "/person/id").unwrap_err().code(), "malformed_request");
 }
 
 #[test]
