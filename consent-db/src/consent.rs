@@ -1,9 +1,33 @@
-//! Consent rows as stored. The lifecycle (one state machine, events in the
-//! same transaction) comes with a later issue; for now the store only reads.
+//! Consents: one state machine, and the store's only way to change a consent.
+//!
+//! ```text
+//! create ──▶ pending ──accept──▶ granted ──revoke──▶ revoked
+//!               │                   │ └──use (uses + 1, up to max_uses)
+//!               ├──reject──▶ rejected
+//!               └──(valid_to passes)──▶ expired ◀──(valid_to passes)──┘
+//! ```
+//!
+//! Every transition writes its event (`created`, `accepted`, `rejected`,
+//! `revoked`, `expired`, `used`) in the same transaction as the change, with
+//! the write lock taken first (`BEGIN IMMEDIATE`), so concurrent uses count
+//! exactly. Expiry is lazy: the first read or use after `valid_to` turns the
+//! consent into `expired` and writes the event (dated `valid_to`, when it
+//! happened). Migration 0003 makes the database refuse any other change.
+//!
+//! The subject's person number is kept in the row (the citizen must be
+//! shown their consents), and nowhere else: `Debug` redacts it.
+
+mod sqlite;
 
 use std::fmt;
+use std::str::FromStr;
+
+use policy::PersonNumber;
+use serde::Serialize;
+use thiserror::Error;
 
 use crate::error::StoreError;
+use crate::record::{Timestamp, UnknownName};
 
 /// One row of `consents`, close to the table. Times are the canonical
 /// RFC 3339 strings of [`crate::Timestamp`].
@@ -12,6 +36,7 @@ pub struct ConsentRow {
     pub id: String,
     /// `0192:{orgnr}` of the organisation that asked.
     pub requester: String,
+    /// `0192:{orgnr}` of the vendor that made the request for it, if any.
     pub supplier: Option<String>,
     /// The person number in clear; `None` until a citizen takes a request
     /// that was made without one. Redacted in `Debug`.
@@ -19,6 +44,7 @@ pub struct ConsentRow {
     /// JSON array of `"provider/dataset"`; see [`ConsentRow::dataset_list`].
     pub datasets: String,
     pub purpose: String,
+    /// See [`ConsentRow::state`].
     pub status: String,
     pub valid_to: String,
     pub max_uses: Option<i64>,
@@ -33,6 +59,22 @@ impl ConsentRow {
     pub fn dataset_list(&self) -> Result<Vec<String>, StoreError> {
         serde_json::from_str(&self.datasets)
             .map_err(|e| StoreError::Corrupt(format!("consent {}: datasets: {e}", self.id)))
+    }
+
+    pub fn state(&self) -> Result<ConsentState, StoreError> {
+        self.status
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("consent {}: {e}", self.id)))
+    }
+
+    pub fn valid_to_time(&self) -> Result<Timestamp, StoreError> {
+        Timestamp::parse(&self.valid_to)
+            .map_err(|e| StoreError::Corrupt(format!("consent {}: valid_to: {e}", self.id)))
+    }
+
+    /// Whether `person` is this consent's subject.
+    pub fn is_subject(&self, person: &PersonNumber) -> bool {
+        self.subject.as_deref() == Some(person.expose())
     }
 }
 
@@ -57,3 +99,191 @@ impl fmt::Debug for ConsentRow {
             .finish()
     }
 }
+
+/// Defines a fieldless enum with one wire name per variant (serde, the
+/// database column and `FromStr` alike).
+macro_rules! names {
+    ($(#[$m:meta])* $name:ident, $what:literal { $($(#[$vm:meta])* $var:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        pub enum $name {
+            $($(#[$vm])* #[serde(rename = $wire)] $var),+
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $($name::$var => $wire),+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownName;
+            fn from_str(s: &str) -> Result<Self, UnknownName> {
+                match s {
+                    $($wire => Ok($name::$var),)+
+                    _ => Err(UnknownName { what: $what, value: s.chars().take(40).collect() }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+names! {
+    /// A consent's status (SPEC section 4).
+    ConsentState, "consent status" {
+        Pending = "pending",
+        Granted = "granted",
+        Rejected = "rejected",
+        Revoked = "revoked",
+        Expired = "expired",
+    }
+}
+
+names! {
+    /// What happened to a consent; the names follow Altinn's consent events.
+    EventType, "consent event type" {
+        Created = "created",
+        Accepted = "accepted",
+        Rejected = "rejected",
+        Revoked = "revoked",
+        Expired = "expired",
+        Used = "used",
+    }
+}
+
+/// One entry of a consent's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ConsentEvent {
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub at: Timestamp,
+}
+
+/// What the citizen does to a consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CitizenAction {
+    Accept,
+    Reject,
+    Revoke,
+}
+
+impl CitizenAction {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CitizenAction::Accept => "accept",
+            CitizenAction::Reject => "reject",
+            CitizenAction::Revoke => "revoke",
+        }
+    }
+
+    /// `accepted`, `rejected`, `revoked`: for messages.
+    pub fn past_tense(&self) -> &'static str {
+        match self {
+            CitizenAction::Accept => "accepted",
+            CitizenAction::Reject => "rejected",
+            CitizenAction::Revoke => "revoked",
+        }
+    }
+
+    /// The one state this action can start from.
+    pub fn from_state(&self) -> ConsentState {
+        match self {
+            CitizenAction::Accept | CitizenAction::Reject => ConsentState::Pending,
+            CitizenAction::Revoke => ConsentState::Granted,
+        }
+    }
+
+    /// The state the action leads to, and the event it writes.
+    pub fn outcome(&self) -> (ConsentState, EventType) {
+        match self {
+            CitizenAction::Accept => (ConsentState::Granted, EventType::Accepted),
+            CitizenAction::Reject => (ConsentState::Rejected, EventType::Rejected),
+            CitizenAction::Revoke => (ConsentState::Revoked, EventType::Revoked),
+        }
+    }
+}
+
+/// The state machine, as one function: where `action` leads from `state`,
+/// or `None` when it may not be taken from there. Expiry and use are not
+/// citizen actions and have their own rules (see [`crate::Store::use_consent`]).
+pub fn next_state(state: ConsentState, action: CitizenAction) -> Option<ConsentState> {
+    (state == action.from_state()).then(|| action.outcome().0)
+}
+
+/// A request as the requester API hands it in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewConsent {
+    /// A fresh, unguessable id (a UUID); also the `Bru-Consent` value.
+    pub id: String,
+    /// `0192:{orgnr}`.
+    pub requester: String,
+    /// `0192:{orgnr}` of a vendor acting for the requester.
+    pub supplier: Option<String>,
+    /// `None`: the citizen who answers the request becomes its subject.
+    pub subject: Option<PersonNumber>,
+    /// `"provider/dataset"` each.
+    pub datasets: Vec<String>,
+    pub purpose: String,
+    pub valid_to: Timestamp,
+    /// `None`: no limit. At least 1.
+    pub max_uses: Option<u32>,
+    pub redirect_url: Option<String>,
+    pub message: Option<String>,
+}
+
+impl fmt::Debug for NewConsent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewConsent")
+            .field("id", &self.id)
+            .field("requester", &self.requester)
+            .field("supplier", &self.supplier)
+            .field("subject", &self.subject)
+            .field("datasets", &self.datasets)
+            .field("purpose", &self.purpose)
+            .field("valid_to", &self.valid_to)
+            .field("max_uses", &self.max_uses)
+            .field("redirect_url", &self.redirect_url)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+/// Why a citizen's action was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConsentError {
+    /// No consent by that id, or one about another person: the citizen may
+    /// not learn which.
+    #[error("no such consent")]
+    NotFound,
+    /// The action may not be taken from the consent's current state (which
+    /// may just have become `expired`).
+    #[error("a {state} consent cannot be {}", action.past_tense())]
+    InvalidTransition {
+        state: ConsentState,
+        action: CitizenAction,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The result of [`crate::Store::use_consent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UseOutcome {
+    /// One use was counted (with its `used` event); the row after it.
+    Used(ConsentRow),
+    /// Nothing was counted: the consent does not exist, or is not granted,
+    /// has expired (now recorded as such) or is used up. Read it again to
+    /// learn why.
+    Refused,
+}
+
+#[cfg(test)]
+mod tests;

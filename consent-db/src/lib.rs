@@ -1,5 +1,6 @@
-//! Bru's store: audit records (with group commit), consents, and later the
-//! transparency log, behind sqlx on SQLite or PostgreSQL.
+//! Bru's store: audit records (with group commit), consents (one lifecycle,
+//! see `consent.rs`), and later the transparency log, behind sqlx on SQLite
+//! or PostgreSQL.
 //!
 //! Architecture invariant: this is the only crate that touches sqlx; its
 //! public API speaks in Bru's types and [`StoreError`] / [`AuditError`], never
@@ -20,7 +21,10 @@ mod sqlite;
 mod store;
 
 pub use audit::{AuditConfig, AuditLog, AuditReceipt, AuditStats};
-pub use consent::ConsentRow;
+pub use consent::{
+    next_state, CitizenAction, ConsentError, ConsentEvent, ConsentRow, ConsentState, EventType,
+    NewConsent, UseOutcome,
+};
 pub use error::{AuditError, StoreError};
 pub use record::{
     AuditRecord, Basis, NewRecord, RecordFilter, RecordKind, Timestamp, TimestampError,

@@ -9,7 +9,6 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::consent::ConsentRow;
 use crate::error::StoreError;
 use crate::record::{AuditRecord, NewRecord, RecordFilter, Timestamp};
 use crate::store::{BatchCommit, StoreConfig};
@@ -47,7 +46,9 @@ fn insert_sql(rows_log2: u32) -> &'static str {
 
 #[derive(Clone, Debug)]
 pub(crate) struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
+    /// How long consent changes retry a busy database (see `consent/sqlite.rs`).
+    pub(crate) busy_timeout: std::time::Duration,
 }
 
 impl SqliteStore {
@@ -71,7 +72,10 @@ impl SqliteStore {
                 .max_lifetime(None);
         }
         let pool = pool.connect_with(options).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            busy_timeout: config.busy_timeout,
+        })
     }
 
     pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
@@ -216,17 +220,7 @@ impl SqliteStore {
         rows.into_iter().map(AuditRecord::try_from).collect()
     }
 
-    pub(crate) async fn get_consent(&self, id: &str) -> Result<Option<ConsentRow>, StoreError> {
-        let row = sqlx::query_as(
-            "SELECT id, requester, supplier, subject, datasets, purpose, status, valid_to, \
-             max_uses, uses, redirect_url, message, created_at, updated_at \
-             FROM consents WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row)
-    }
+    // Consents: see consent/sqlite.rs.
 }
 
 fn to_i64(n: u64) -> Result<i64, StoreError> {

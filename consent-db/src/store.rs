@@ -8,10 +8,11 @@
 
 use std::time::Duration;
 
-use crate::consent::ConsentRow;
+use crate::consent::{CitizenAction, ConsentError, ConsentEvent, ConsentRow, NewConsent, UseOutcome};
 use crate::error::StoreError;
 use crate::record::{AuditRecord, NewRecord, RecordFilter, Timestamp};
 use crate::sqlite::SqliteStore;
+use policy::PersonNumber;
 
 /// How to connect. The defaults suit the gateway; tests shorten the timeouts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,9 +122,127 @@ impl Store {
         }
     }
 
+    /// The consent by id, as of now (see [`Store::get_consent_at`]).
     pub async fn get_consent(&self, id: &str) -> Result<Option<ConsentRow>, StoreError> {
+        self.get_consent_at(id, Timestamp::now()).await
+    }
+
+    // ---- consents: the lifecycle of consent.rs, and the only way to change one.
+
+    /// Stores a new request as `pending`, with its `created` event.
+    pub async fn create_consent(
+        &self,
+        new: &NewConsent,
+        now: Timestamp,
+    ) -> Result<ConsentRow, StoreError> {
         match &self.backend {
-            Backend::Sqlite(s) => s.get_consent(id).await,
+            Backend::Sqlite(s) => s.create_consent(new, now).await,
+        }
+    }
+
+    /// The consent by id. A pending or granted consent past `valid_to`
+    /// becomes `expired` (with its event) on this read.
+    pub async fn get_consent_at(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<ConsentRow>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.get_consent_at(id, now).await,
+        }
+    }
+
+    /// The consent and its events in order, from one snapshot (expired first if due).
+    pub async fn get_consent_with_events(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<(ConsentRow, Vec<ConsentEvent>)>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.consent_with_events(id, now).await,
+        }
+    }
+
+    /// A consent's events in order (empty for an unknown id).
+    pub async fn consent_events(&self, id: &str) -> Result<Vec<ConsentEvent>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.consent_events(id).await,
+        }
+    }
+
+    /// The consents about `subject`, newest first (expired first where due).
+    pub async fn consents_by_subject(
+        &self,
+        subject: &PersonNumber,
+        now: Timestamp,
+    ) -> Result<Vec<ConsentRow>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.consents_by_subject(subject, now).await,
+        }
+    }
+
+    /// The newest `limit` consents that `requester` (`0192:N`) asked for.
+    pub async fn consents_by_requester(
+        &self,
+        requester: &str,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<ConsentRow>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.consents_by_requester(requester, limit, now).await,
+        }
+    }
+
+    /// The citizen accepts, rejects or revokes (see [`crate::next_state`]).
+    /// A consent about another person is [`ConsentError::NotFound`]; one made
+    /// without a subject becomes the citizen's.
+    pub async fn citizen_action(
+        &self,
+        id: &str,
+        citizen: &PersonNumber,
+        action: CitizenAction,
+        now: Timestamp,
+    ) -> Result<ConsentRow, ConsentError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.citizen_action(id, citizen, action, now).await,
+        }
+    }
+
+    pub async fn accept_consent(
+        &self,
+        id: &str,
+        citizen: &PersonNumber,
+        now: Timestamp,
+    ) -> Result<ConsentRow, ConsentError> {
+        self.citizen_action(id, citizen, CitizenAction::Accept, now)
+            .await
+    }
+
+    pub async fn reject_consent(
+        &self,
+        id: &str,
+        citizen: &PersonNumber,
+        now: Timestamp,
+    ) -> Result<ConsentRow, ConsentError> {
+        self.citizen_action(id, citizen, CitizenAction::Reject, now)
+            .await
+    }
+
+    pub async fn revoke_consent(
+        &self,
+        id: &str,
+        citizen: &PersonNumber,
+        now: Timestamp,
+    ) -> Result<ConsentRow, ConsentError> {
+        self.citizen_action(id, citizen, CitizenAction::Revoke, now)
+            .await
+    }
+
+    /// Counts one use, atomically: only if the consent is granted, `now` is
+    /// before `valid_to` and uses are left; with its `used` event.
+    pub async fn use_consent(&self, id: &str, now: Timestamp) -> Result<UseOutcome, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.use_consent(id, now).await,
         }
     }
 
