@@ -8,7 +8,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::BoxError;
 
@@ -64,6 +64,8 @@ pub struct ResponseBody {
     bytes: u64,
     finished: bool,
     report: Option<oneshot::Sender<BodyOutcome>>,
+    /// The call's place under the provider's `max_concurrency`, freed when the body ends.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl ResponseBody {
@@ -74,7 +76,14 @@ impl ResponseBody {
             bytes: 0,
             finished: false,
             report: None,
+            permit: None,
         }
+    }
+
+    /// Holds the call's place among the provider's calls in flight until the body ends.
+    pub(crate) fn holding(mut self, permit: Option<OwnedSemaphorePermit>) -> ResponseBody {
+        self.permit = permit;
+        self
     }
 
     /// A receiver that gets the [`BodyOutcome`] exactly once: when the body
@@ -92,6 +101,7 @@ impl ResponseBody {
 
     fn finish(&mut self, end: BodyEnd) {
         self.finished = true;
+        self.permit = None;
         if let Some(tx) = self.report.take() {
             // The receiver may be gone; then nobody wants to know.
             let _ = tx.send(BodyOutcome {

@@ -1,5 +1,6 @@
-//! The outbound HTTP client: one pooled hyper client per connect timeout,
-//! shared by every forwarded call.
+//! The outbound HTTP client: one pooled hyper client per client identity
+//! and connect timeout, shared by every forwarded call; retries, the
+//! concurrency limit and the circuit breaker around each call.
 
 use std::error::Error as StdError;
 use std::io;
@@ -7,20 +8,26 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue};
+use http::header::{self as header_names, HeaderMap, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
-use http::{Method, Request, Response, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
 use hyper_rustls::{ConfigBuilderExt, HttpsConnector};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::{Client, ResponseFuture};
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::CertificateDer;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::body::ResponseBody;
 use crate::credentials::Credentials;
 use crate::headers::{self, clean_request_headers, clean_response_headers};
+use crate::mtls::ClientIdentity;
+use crate::oauth2::GrantError;
+use crate::resilience::{BreakerState, Resilience, Ticket};
 
 /// The error type of the bodies Bru streams.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -29,7 +36,77 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 /// body into it, e.g. `incoming.map_err(BoxError::from).boxed_unsync()`.
 pub type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+
+/// The request body of a forwarded call, and whether it can be sent again.
+///
+/// Only an empty or a buffered body can be replayed, so only those calls are
+/// ever retried; a streaming body goes out once.
+pub enum OutboundBody {
+    Empty,
+    /// Already read whole (e.g. to find a subject in a JSON body).
+    Buffered(Bytes),
+    /// Streamed to the provider as it arrives.
+    Streaming(RequestBody),
+}
+
+impl OutboundBody {
+    pub fn empty() -> OutboundBody {
+        OutboundBody::Empty
+    }
+}
+
+impl From<RequestBody> for OutboundBody {
+    fn from(body: RequestBody) -> Self {
+        OutboundBody::Streaming(body)
+    }
+}
+
+impl std::fmt::Debug for OutboundBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutboundBody::Empty => f.write_str("Empty"),
+            OutboundBody::Buffered(b) => write!(f, "Buffered({} bytes)", b.len()),
+            OutboundBody::Streaming(_) => f.write_str("Streaming"),
+        }
+    }
+}
+
+/// The body as the attempts see it.
+enum BodySource {
+    Replay(Bytes),
+    Once(Option<RequestBody>),
+}
+
+impl BodySource {
+    fn new(body: OutboundBody) -> BodySource {
+        match body {
+            OutboundBody::Empty => BodySource::Replay(Bytes::new()),
+            OutboundBody::Buffered(b) => BodySource::Replay(b),
+            // A stream that has already ended is as good as an empty body.
+            OutboundBody::Streaming(b) if b.is_end_stream() => BodySource::Replay(Bytes::new()),
+            OutboundBody::Streaming(b) => BodySource::Once(Some(b)),
+        }
+    }
+
+    fn replayable(&self) -> bool {
+        matches!(self, BodySource::Replay(_))
+    }
+
+    fn next(&mut self) -> RequestBody {
+        match self {
+            BodySource::Replay(b) if b.is_empty() => {
+                Empty::new().map_err(|never| match never {}).boxed_unsync()
+            }
+            BodySource::Replay(b) => Full::new(b.clone())
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+            BodySource::Once(b) => b
+                .take()
+                .unwrap_or_else(|| Empty::new().map_err(|never| match never {}).boxed_unsync()),
+        }
+    }
+}
 
 /// Which certificate authorities Bru trusts when it connects to providers.
 #[derive(Debug, Clone, Default)]
@@ -92,6 +169,8 @@ pub struct Upstream {
     /// The most body bytes streamed back; more ends the body with an error.
     pub max_response_bytes: u64,
     pub credentials: Credentials,
+    /// Concurrency limit, retries and circuit breaker; clones share its state.
+    pub resilience: Resilience,
 }
 
 impl Upstream {
@@ -115,6 +194,9 @@ impl Upstream {
         if self.connect_timeout.is_zero() || self.request_timeout.is_zero() {
             return Err(InvalidUpstream::ZeroTimeout);
         }
+        if matches!(self.credentials, Credentials::Mtls(_)) && url.scheme_str() != Some("https") {
+            return Err(InvalidUpstream::MtlsNeedsHttps);
+        }
         Ok(())
     }
 }
@@ -133,6 +215,8 @@ pub enum InvalidUpstream {
     Query,
     #[error("upstream timeouts must be greater than zero")]
     ZeroTimeout,
+    #[error("mutual TLS needs an https:// upstream URL")]
+    MtlsNeedsHttps,
 }
 
 /// What Bru vouches for on a forwarded call: the `Bru-*` request headers.
@@ -166,8 +250,8 @@ pub struct OutboundRequest<'a> {
     /// When the response will be minimised, set `Accept-Encoding: identity`
     /// here: a compressed body is not JSON and fails minimisation.
     pub headers: HeaderMap,
-    /// Streamed to the provider as it arrives.
-    pub body: RequestBody,
+    /// Empty, buffered (replayable), or streamed to the provider as it arrives.
+    pub body: OutboundBody,
     pub bru: BruHeaders<'a>,
 }
 
@@ -184,6 +268,10 @@ pub enum UpstreamError {
     Timeout(Duration),
     #[error("could not connect to the provider: {0}")]
     Connect(String),
+    /// The TLS handshake failed: an untrusted or expired certificate on
+    /// either side, a wrong host name, a refused client certificate.
+    #[error("the TLS handshake with the provider failed: {0}")]
+    Tls(String),
     #[error("the exchange with the provider failed: {0}")]
     Protocol(String),
     #[error("the provider's response of {declared} bytes exceeds the limit of {limit} bytes")]
@@ -201,6 +289,16 @@ pub enum UpstreamError {
     /// (the gateway's input, so usually a 400).
     #[error("the request cannot be forwarded: {0}")]
     InvalidRequest(&'static str),
+    /// The provider's circuit breaker is open: recent calls failed, so Bru
+    /// does not call it until the interval has passed.
+    #[error("the provider is failing: after repeated failures Bru stops calling it for another {} ms", .retry_in.as_millis())]
+    CircuitOpen { retry_in: Duration },
+    /// `max_concurrency` calls were in flight for the whole request timeout.
+    #[error("the provider already has {limit} calls in flight (its max_concurrency); no place freed up in time")]
+    Busy { limit: usize },
+    /// No access token for the provider (OAuth2 credentials).
+    #[error("could not obtain an access token for the provider: {0}")]
+    Credentials(#[source] GrantError),
 }
 
 impl UpstreamError {
@@ -222,6 +320,82 @@ impl UpstreamError {
                 | UpstreamError::InvalidRequest(_)
         )
     }
+
+    /// The provider failed (counts towards its circuit breaker).
+    fn is_provider_failure(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::ConnectTimeout(_)
+                | UpstreamError::Timeout(_)
+                | UpstreamError::Connect(_)
+                | UpstreamError::Tls(_)
+                | UpstreamError::Protocol(_)
+        )
+    }
+
+    /// Nothing of a response arrived and trying again may help.
+    fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::ConnectTimeout(_)
+                | UpstreamError::Timeout(_)
+                | UpstreamError::Connect(_)
+        )
+    }
+
+    /// A short name for logs and metric labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            UpstreamError::ConnectTimeout(_) => "connect_timeout",
+            UpstreamError::Timeout(_) => "timeout",
+            UpstreamError::Connect(_) => "connect_error",
+            UpstreamError::Tls(_) => "tls_error",
+            UpstreamError::Protocol(_) => "protocol_error",
+            UpstreamError::TooLarge { .. } => "too_large",
+            UpstreamError::RequestBody(_) => "request_body",
+            UpstreamError::RequestTooLarge => "request_too_large",
+            UpstreamError::InvalidRequest(_) => "invalid_request",
+            UpstreamError::CircuitOpen { .. } => "circuit_open",
+            UpstreamError::Busy { .. } => "busy",
+            UpstreamError::Credentials(_) => "credentials",
+        }
+    }
+}
+
+/// What happened to one attempt of a forwarded call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The provider's response head arrived with this status.
+    Response(u16),
+    /// The attempt failed before a response head; the label of its [`UpstreamError`].
+    Failed(&'static str),
+}
+
+impl AttemptOutcome {
+    /// `ok` (a status below 500), `http_5xx`, or the error's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            AttemptOutcome::Response(s) if s >= 500 => "http_5xx",
+            AttemptOutcome::Response(_) => "ok",
+            AttemptOutcome::Failed(label) => label,
+        }
+    }
+}
+
+/// Every attempt of a call and the breaker's state after it, for the log,
+/// the metrics and the outcome record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardReport {
+    /// One per request sent; empty when the call was refused before any
+    /// (open breaker, concurrency limit, no access token, invalid request).
+    pub attempts: Vec<AttemptOutcome>,
+    pub breaker: BreakerState,
+}
+
+impl ForwardReport {
+    pub fn attempt_count(&self) -> usize {
+        self.attempts.len()
+    }
 }
 
 /// The provider-facing HTTP client. Cheap to clone; build one at start and share it.
@@ -239,7 +413,14 @@ pub struct Connector {
 struct Inner {
     tls: Arc<rustls::ClientConfig>,
     config: ConnectorConfig,
-    clients: RwLock<Vec<(Duration, HttpClient)>>,
+    clients: RwLock<Vec<(ClientKey, HttpClient)>>,
+}
+
+/// One pool per client identity (mutual TLS) and connect timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ClientKey {
+    identity: Option<u64>,
+    connect_timeout: Duration,
 }
 
 impl std::fmt::Debug for Connector {
@@ -302,6 +483,41 @@ impl Connector {
         upstream: &Upstream,
         req: OutboundRequest<'_>,
     ) -> Result<Response<ResponseBody>, UpstreamError> {
+        self.forward_reported(upstream, req).await.0
+    }
+
+    /// [`Connector::forward`], with a report of every attempt.
+    ///
+    /// In order: the circuit breaker (open → [`UpstreamError::CircuitOpen`]
+    /// at once), a place among `max_concurrency` calls in flight (waits up
+    /// to `request_timeout`, then [`UpstreamError::Busy`]; the place is held
+    /// until the response body ends), the OAuth2 access token, then the
+    /// attempts. Each attempt has `request_timeout` for its response head. A
+    /// connect error, connect timeout or timeout before the response head is
+    /// retried, up to `retries` times with jittered exponential backoff,
+    /// only for GET, HEAD, OPTIONS, PUT and DELETE, only when the request
+    /// body is empty or buffered, only while the retry budget and the
+    /// breaker allow. Nothing is retried once a response head arrived.
+    pub async fn forward_reported(
+        &self,
+        upstream: &Upstream,
+        req: OutboundRequest<'_>,
+    ) -> (Result<Response<ResponseBody>, UpstreamError>, ForwardReport) {
+        let mut attempts = Vec::new();
+        let result = self.forward_attempts(upstream, req, &mut attempts).await;
+        let report = ForwardReport {
+            attempts,
+            breaker: upstream.resilience.breaker_state(),
+        };
+        (result, report)
+    }
+
+    async fn forward_attempts(
+        &self,
+        upstream: &Upstream,
+        req: OutboundRequest<'_>,
+        attempts: &mut Vec<AttemptOutcome>,
+    ) -> Result<Response<ResponseBody>, UpstreamError> {
         let OutboundRequest {
             method,
             dataset,
@@ -316,48 +532,94 @@ impl Connector {
         upstream.credentials.apply(&mut headers);
         bru.apply(&mut headers)?;
 
-        let mut request = Request::new(body);
-        *request.method_mut() = method;
-        *request.uri_mut() = uri;
-        *request.headers_mut() = headers;
+        let resilience = &upstream.resilience;
+        let mut ticket = resilience
+            .admit()
+            .map_err(|retry_in| UpstreamError::CircuitOpen { retry_in })?;
+        let permit = resilience
+            .acquire(upstream.request_timeout)
+            .await
+            .map_err(|()| UpstreamError::Busy {
+                limit: resilience.config().max_concurrency,
+            })?;
+        let client = self.client(upstream.connect_timeout, upstream.credentials.identity());
 
-        let pending = self.send(upstream.connect_timeout, request);
-        let response = match tokio::time::timeout(upstream.request_timeout, pending).await {
-            Err(_elapsed) => return Err(UpstreamError::Timeout(upstream.request_timeout)),
-            Ok(Err(e)) => return Err(classify(&e, upstream.connect_timeout)),
-            Ok(Ok(response)) => response,
-        };
-
-        let (mut parts, incoming) = response.into_parts();
-        let declared = incoming.size_hint().lower();
-        if declared > upstream.max_response_bytes {
-            return Err(UpstreamError::TooLarge {
-                declared,
-                limit: upstream.max_response_bytes,
-            });
+        let mut token = None;
+        if let Credentials::OAuth2(oauth2) = &upstream.credentials {
+            // The token endpoint is not the provider: the shared pool, no client certificate.
+            let token_client = self.client(upstream.connect_timeout, None);
+            let value = oauth2
+                .authorization(&token_client, upstream.request_timeout)
+                .await
+                .map_err(UpstreamError::Credentials)?;
+            headers.insert(header_names::AUTHORIZATION, value.clone());
+            token = Some(value);
         }
-        clean_response_headers(&mut parts.headers);
-        // The gateway relays over its own connection; an HTTP/2 provider's
-        // version would only make hyper's HTTP/1 server warn.
-        parts.version = Version::HTTP_11;
-        Ok(Response::from_parts(
-            parts,
-            ResponseBody::new(incoming, upstream.max_response_bytes),
-        ))
+
+        resilience.record_call();
+        let mut body = BodySource::new(body);
+        let may_replay = body.replayable() && is_idempotent(&method);
+        let mut retry = 0;
+        loop {
+            let mut request = Request::new(body.next());
+            *request.method_mut() = method.clone();
+            *request.uri_mut() = uri.clone();
+            *request.headers_mut() = headers.clone();
+            let pending = client.request(request);
+            let result = match tokio::time::timeout(upstream.request_timeout, pending).await {
+                Err(_elapsed) => Err(UpstreamError::Timeout(upstream.request_timeout)),
+                Ok(Err(e)) => Err(classify(&e, upstream.connect_timeout)),
+                Ok(Ok(response)) => Ok(response),
+            };
+            let error = match result {
+                Ok(response) => {
+                    let status = response.status();
+                    attempts.push(AttemptOutcome::Response(status.as_u16()));
+                    settle(&mut ticket, status);
+                    if status == StatusCode::UNAUTHORIZED {
+                        if let (Credentials::OAuth2(oauth2), Some(used)) =
+                            (&upstream.credentials, &token)
+                        {
+                            // Revoked or expired early: the next call gets a new one.
+                            oauth2.invalidate(used);
+                        }
+                    }
+                    return finish_response(upstream, response, permit);
+                }
+                Err(e) => e,
+            };
+            attempts.push(AttemptOutcome::Failed(error.label()));
+            if error.is_provider_failure() {
+                ticket.failure();
+            }
+            let again = may_replay
+                && error.is_retryable()
+                && retry < resilience.config().retries
+                && !ticket.is_trial()
+                && resilience.breaker_state() == BreakerState::Closed
+                && resilience.try_retry();
+            if !again {
+                return Err(error);
+            }
+            retry += 1;
+            tokio::time::sleep(resilience.backoff(retry)).await;
+        }
     }
 
-    /// Starts the request on the client for this connect timeout.
-    fn send(&self, connect_timeout: Duration, request: Request<RequestBody>) -> ResponseFuture {
-        // `Client::request` returns a future that owns what it needs, so the
-        // lock is never held across an await.
+    /// The pooled client for this connect timeout and client identity.
+    fn client(&self, connect_timeout: Duration, identity: Option<&ClientIdentity>) -> HttpClient {
+        let key = ClientKey {
+            identity: identity.map(ClientIdentity::id),
+            connect_timeout,
+        };
         {
             let clients = self
                 .inner
                 .clients
                 .read()
                 .unwrap_or_else(PoisonError::into_inner);
-            if let Some((_, client)) = clients.iter().find(|(t, _)| *t == connect_timeout) {
-                return client.request(request);
+            if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
+                return client.clone();
             }
         }
         let mut clients = self
@@ -366,25 +628,74 @@ impl Connector {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         // Another call may have created it while we waited for the lock.
-        if let Some((_, client)) = clients.iter().find(|(t, _)| *t == connect_timeout) {
-            return client.request(request);
+        if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
+            return client.clone();
         }
-        let client = self.inner.build_client(connect_timeout);
-        let pending = client.request(request);
-        clients.push((connect_timeout, client));
-        pending
+        let tls = identity.map_or_else(|| Arc::clone(&self.inner.tls), ClientIdentity::tls);
+        let client = self.inner.build_client(connect_timeout, tls);
+        clients.push((key, client.clone()));
+        client
     }
 }
 
+/// The response head arrived: reports it to the breaker (a 5xx is a failure).
+fn settle(ticket: &mut Ticket, status: StatusCode) {
+    if status.is_server_error() {
+        ticket.failure();
+    } else {
+        ticket.success();
+    }
+}
+
+/// Checks the declared length, cleans the head, wraps the body.
+fn finish_response(
+    upstream: &Upstream,
+    response: Response<Incoming>,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Result<Response<ResponseBody>, UpstreamError> {
+    let (mut parts, incoming) = response.into_parts();
+    let declared = incoming.size_hint().lower();
+    if declared > upstream.max_response_bytes {
+        return Err(UpstreamError::TooLarge {
+            declared,
+            limit: upstream.max_response_bytes,
+        });
+    }
+    clean_response_headers(&mut parts.headers);
+    // The gateway relays over its own connection; an HTTP/2 provider's
+    // version would only make hyper's HTTP/1 server warn.
+    parts.version = Version::HTTP_11;
+    Ok(Response::from_parts(
+        parts,
+        ResponseBody::new(incoming, upstream.max_response_bytes).holding(permit),
+    ))
+}
+
+/// RFC 9110 §9.2.2, less TRACE, which Bru has no business forwarding twice.
+fn is_idempotent(method: &Method) -> bool {
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PUT,
+        Method::DELETE,
+    ]
+    .contains(method)
+}
+
 impl Inner {
-    fn build_client(&self, connect_timeout: Duration) -> HttpClient {
+    fn build_client(
+        &self,
+        connect_timeout: Duration,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> HttpClient {
         let mut http = HttpConnector::new();
         // The scheme is checked by the TLS wrapper, which handles https itself.
         http.enforce_http(false);
         http.set_connect_timeout(Some(connect_timeout));
         http.set_nodelay(true);
         http.set_keepalive(self.config.tcp_keepalive);
-        let https = HttpsConnector::from((http, self.tls.clone()));
+        let https = HttpsConnector::from((http, tls));
         Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
@@ -511,6 +822,7 @@ fn is_dot_segment(segment: &str) -> bool {
 fn classify(err: &hyper_util::client::legacy::Error, connect_timeout: Duration) -> UpstreamError {
     let mut timed_out = false;
     let mut caller_body = false;
+    let mut tls = false;
     let mut source = err.source();
     while let Some(e) = source {
         if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -518,6 +830,7 @@ fn classify(err: &hyper_util::client::legacy::Error, connect_timeout: Duration) 
         {
             return UpstreamError::RequestTooLarge;
         }
+        tls |= is_tls_error(e);
         if let Some(io) = e.downcast_ref::<io::Error>() {
             timed_out |= io.kind() == io::ErrorKind::TimedOut;
         }
@@ -529,7 +842,9 @@ fn classify(err: &hyper_util::client::legacy::Error, connect_timeout: Duration) 
         source = e.source();
     }
     let detail = describe(err);
-    if err.is_connect() {
+    if tls {
+        UpstreamError::Tls(detail)
+    } else if err.is_connect() {
         if timed_out {
             UpstreamError::ConnectTimeout(connect_timeout)
         } else {
@@ -542,9 +857,32 @@ fn classify(err: &hyper_util::client::legacy::Error, connect_timeout: Duration) 
     }
 }
 
+/// A rustls error, possibly inside `io::Error`s (tokio-rustls and
+/// hyper-rustls each wrap it once); `io::Error::source` skips the error it
+/// wraps, so the chain alone does not show it.
+fn is_tls_error(e: &(dyn StdError + 'static)) -> bool {
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    let Some(io) = e.downcast_ref::<io::Error>() else {
+        return false;
+    };
+    match io.get_ref() {
+        Some(inner) if is_tls_error(inner) => true,
+        // Over HTTP/2 the rustls error comes back as text (h2 keeps only
+        // its message): e.g. a TLS 1.3 alert refusing Bru's client
+        // certificate, which arrives after the handshake.
+        Some(inner) => {
+            io.kind() == io::ErrorKind::InvalidData
+                && inner.to_string().starts_with("received fatal alert: ")
+        }
+        None => false,
+    }
+}
+
 /// The error's causes joined with `: `; hyper's and rustls' messages name
 /// kinds of failure, never header values or bodies.
-fn describe(err: &hyper_util::client::legacy::Error) -> String {
+pub(crate) fn describe(err: &hyper_util::client::legacy::Error) -> String {
     let mut out = String::new();
     let mut source = err.source();
     while let Some(e) = source {

@@ -10,13 +10,15 @@ use std::fmt;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::headers;
+use crate::mtls::ClientIdentity;
+use crate::oauth2::OAuth2Credentials;
 
 /// The credentials Bru presents to one provider.
 ///
-/// Non-exhaustive: mutual TLS (a client certificate, which needs a TLS
-/// configuration of its own and so a connection pool of its own) and OAuth2
-/// client credentials (a token fetched and cached per provider) come later
-/// as further variants.
+/// `None`, `Bearer` and `Header` are static headers. `Mtls` is a client
+/// certificate, which needs a TLS configuration and so a connection pool of
+/// its own. `OAuth2` fetches an access token with a JWT-bearer grant and
+/// caches it per provider.
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub enum Credentials {
@@ -30,6 +32,10 @@ pub enum Credentials {
         name: HeaderName,
         value: HeaderValue,
     },
+    /// Mutual TLS with a client certificate; the provider's CA is pinned.
+    Mtls(ClientIdentity),
+    /// `Authorization: Bearer <access token>` from a token endpoint.
+    OAuth2(OAuth2Credentials),
 }
 
 impl Credentials {
@@ -71,6 +77,18 @@ impl Credentials {
                 value.set_sensitive(true);
                 headers.insert(name.clone(), value);
             }
+            // The TLS layer carries it.
+            Credentials::Mtls(_) => {}
+            // Set per call by the connector, which fetches the token.
+            Credentials::OAuth2(_) => {}
+        }
+    }
+
+    /// The client identity whose connection pool this provider needs, if any.
+    pub(crate) fn identity(&self) -> Option<&ClientIdentity> {
+        match self {
+            Credentials::Mtls(identity) => Some(identity),
+            _ => None,
         }
     }
 }
@@ -81,6 +99,8 @@ impl fmt::Debug for Credentials {
             Credentials::None => f.write_str("None"),
             Credentials::Bearer(_) => f.write_str("Bearer(<redacted>)"),
             Credentials::Header { name, .. } => write!(f, "Header({name}: <redacted>)"),
+            Credentials::Mtls(identity) => write!(f, "Mtls({identity:?})"),
+            Credentials::OAuth2(oauth2) => write!(f, "OAuth2({oauth2:?})"),
         }
     }
 }
@@ -102,6 +122,11 @@ impl BearerToken {
         value.set_sensitive(true);
         Ok(BearerToken(value))
     }
+
+    /// The ready `Authorization` value, marked sensitive.
+    pub(crate) fn header_value(&self) -> HeaderValue {
+        self.0.clone()
+    }
 }
 
 impl fmt::Debug for BearerToken {
@@ -122,6 +147,14 @@ pub enum CredentialError {
     ReservedHeaderName,
     #[error("the credential header value is empty or contains characters not allowed in a header")]
     InvalidHeaderValue,
+    #[error("certificate: {0}")]
+    InvalidCertificate(&'static str),
+    #[error("private key: {0}")]
+    InvalidKey(&'static str),
+    #[error("TLS client configuration: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    InvalidSetting(&'static str),
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Bru's side of the providers: the outbound HTTP client, provider
-//! credentials, header hygiene and response minimisation.
+//! credentials (static headers, mutual TLS, OAuth2 JWT-bearer grants),
+//! resilience (concurrency limit, retries, circuit breaker), header hygiene,
+//! response minimisation and FHIR paging links.
 //!
 //! The gateway decides; this crate carries out an allowed call:
 //! [`Connector::forward`] cleans the caller's headers, adds the provider's
@@ -17,17 +19,26 @@
 mod body;
 mod client;
 mod credentials;
+mod fhir;
 mod headers;
 mod minimise;
+mod mtls;
+mod oauth2;
+mod resilience;
 
 pub use body::{collect_limited, BodyEnd, BodyError, BodyOutcome, CollectError, ResponseBody};
 pub use client::{
-    BoxError, BruHeaders, Connector, ConnectorConfig, ConnectorError, InvalidUpstream,
-    OutboundRequest, RequestBody, TrustAnchors, Upstream, UpstreamError,
+    AttemptOutcome, BoxError, BruHeaders, Connector, ConnectorConfig, ConnectorError,
+    ForwardReport, InvalidUpstream, OutboundBody, OutboundRequest, RequestBody, TrustAnchors,
+    Upstream, UpstreamError,
 };
 pub use credentials::{BearerToken, CredentialError, Credentials};
+pub use fhir::{is_fhir_json, FhirLinkRewriter, Mapped};
 pub use headers::{
     clean_request_headers, clean_response_headers, BRU_ASSERTION, BRU_CONSENT, BRU_CONSUMER,
     BRU_LEGAL_BASIS, BRU_PURPOSE, BRU_TRANSFER_ID, TRACEPARENT, TRACESTATE,
 };
 pub use minimise::{minimise, MinimiseError};
+pub use mtls::ClientIdentity;
+pub use oauth2::{GrantAlgorithm, GrantError, OAuth2Credentials, OAuth2Settings, GRANT_LIFETIME_S};
+pub use resilience::{BreakerState, Resilience, ResilienceConfig};

@@ -172,10 +172,7 @@ impl Resilience {
 
     /// Waits up to `wait` for a place among the calls in flight; `Ok(None)`
     /// when there is no limit.
-    pub(crate) async fn acquire(
-        &self,
-        wait: Duration,
-    ) -> Result<Option<OwnedSemaphorePermit>, ()> {
+    pub(crate) async fn acquire(&self, wait: Duration) -> Result<Option<OwnedSemaphorePermit>, ()> {
         let Some(semaphore) = &self.shared.semaphore else {
             return Ok(None);
         };
@@ -340,11 +337,9 @@ impl Budget {
 
     fn totals(&mut self, now: Instant) -> (u32, u32) {
         self.advance(now);
-        self.buckets
-            .iter()
-            .fold((0u32, 0u32), |(c, r), (bc, br)| {
-                (c.saturating_add(*bc), r.saturating_add(*br))
-            })
+        self.buckets.iter().fold((0u32, 0u32), |(c, r), (bc, br)| {
+            (c.saturating_add(*bc), r.saturating_add(*br))
+        })
     }
 }
 

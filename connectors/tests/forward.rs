@@ -405,7 +405,7 @@ async fn request_body_is_streamed_to_the_provider() {
     });
     let mut req = get("", None);
     req.method = Method::PUT;
-    req.body = StreamBody::new(frames).boxed_unsync();
+    req.body = StreamBody::new(frames).boxed_unsync().into();
     let feed = async move {
         chunks_tx.send(Bytes::from(vec![1u8; 1000])).await.unwrap();
         saw_first_rx.await.unwrap();
@@ -518,7 +518,7 @@ async fn a_failing_request_body_is_the_callers_fault() {
     ];
     let mut req = get("", None);
     req.method = Method::POST;
-    req.body = StreamBody::new(stream::iter(frames)).boxed_unsync();
+    req.body = StreamBody::new(stream::iter(frames)).boxed_unsync().into();
     let err = connector().forward(&up, req).await.unwrap_err();
     assert!(matches!(err, UpstreamError::RequestBody(_)), "{err:?}");
     assert!(err.is_caller_fault());
@@ -536,7 +536,9 @@ async fn a_limited_request_body_over_its_limit_is_request_too_large() {
     );
     let mut req = get("", None);
     req.method = Method::POST;
-    req.body = Limited::new(StreamBody::new(frames), 5000).boxed_unsync();
+    req.body = Limited::new(StreamBody::new(frames), 5000)
+        .boxed_unsync()
+        .into();
     let err = connector().forward(&up, req).await.unwrap_err();
     assert!(matches!(err, UpstreamError::RequestTooLarge), "{err:?}");
 }

@@ -80,7 +80,7 @@ async fn http2_calls_share_one_connection() {
 }
 
 #[tokio::test]
-async fn untrusted_certificate_is_a_connect_error() {
+async fn untrusted_certificate_is_a_tls_error() {
     install_crypto();
     let tls = tls_identity();
     let (handler, _seen) = recording(json_ok);
@@ -90,13 +90,13 @@ async fn untrusted_certificate_is_a_connect_error() {
     let mut up = upstream(&format!("https://localhost:{}", provider.addr.port()));
     up.request_timeout = Duration::from_secs(5);
     let err = connector.forward(&up, get("", None)).await.unwrap_err();
-    assert!(matches!(err, UpstreamError::Connect(_)), "{err:?}");
+    assert!(matches!(err, UpstreamError::Tls(_)), "{err:?}");
     assert!(!err.is_timeout());
     assert!(err.to_string().contains("certificate"), "{err}");
 }
 
 #[tokio::test]
-async fn wrong_host_name_is_a_connect_error() {
+async fn wrong_host_name_is_a_tls_error() {
     install_crypto();
     let tls = tls_identity();
     let (handler, _seen) = recording(json_ok);
@@ -105,5 +105,5 @@ async fn wrong_host_name_is_a_connect_error() {
     // The certificate is for `localhost`, not for the IP address.
     let up = upstream(&format!("https://{}", provider.addr));
     let err = connector.forward(&up, get("", None)).await.unwrap_err();
-    assert!(matches!(err, UpstreamError::Connect(_)), "{err:?}");
+    assert!(matches!(err, UpstreamError::Tls(_)), "{err:?}");
 }

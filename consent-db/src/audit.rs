@@ -127,7 +127,13 @@ impl AuditLog {
     /// Cancelling after the record was queued does not take it back: it is
     /// still written, and the log then holds a record nobody was told about —
     /// the safe side for evidence.
-    pub async fn append(&self, record: NewRecord) -> Result<AuditReceipt, AuditError> {
+    pub async fn append(&self, mut record: NewRecord) -> Result<AuditReceipt, AuditError> {
+        // The leaf bytes are RFC 8785 JSON, whose numbers are exact only up
+        // to 2^53 − 1; no byte count or duration gets there, and clamping
+        // keeps one absurd value from failing the whole batch it lands in.
+        let cap = |n: Option<u64>| n.map(|n| n.min(crate::canonical::MAX_SAFE_INTEGER));
+        record.bytes = cap(record.bytes);
+        record.duration_ms = cap(record.duration_ms);
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Msg::Append(record, reply))

@@ -34,10 +34,7 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
         Value::Number(n) => {
             let text = if let Some(u) = n.as_u64().filter(|u| *u <= MAX_SAFE_INTEGER) {
                 u.to_string()
-            } else if let Some(i) = n
-                .as_i64()
-                .filter(|i| i.unsigned_abs() <= MAX_SAFE_INTEGER)
-            {
+            } else if let Some(i) = n.as_i64().filter(|i| i.unsigned_abs() <= MAX_SAFE_INTEGER) {
                 i.to_string()
             } else {
                 return Err(CanonicalError::Number(n.to_string()));
@@ -78,7 +75,7 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
 /// five control characters with short forms use them, every other one below
 /// U+0020 is `\u00xx` in lower-case hex, and everything else (U+007F and all
 /// non-ASCII included) is written as itself in UTF-8.
-fn write_string(s: &str, out: &mut Vec<u8>) {
+pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();

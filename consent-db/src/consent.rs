@@ -278,7 +278,7 @@ pub enum ConsentError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UseOutcome {
     /// One use was counted (with its `used` event); the row after it.
-    Used(ConsentRow),
+    Used(Box<ConsentRow>),
     /// Nothing was counted: the consent does not exist, or is not granted,
     /// has expired (now recorded as such) or is used up. Read it again to
     /// learn why.

@@ -1,5 +1,5 @@
 //! Bru's store: audit records (with group commit), consents (one lifecycle,
-//! see `consent.rs`), and later the transparency log, behind sqlx on SQLite
+//! see `consent.rs`), and the transparency log, behind sqlx on SQLite
 //! or PostgreSQL.
 //!
 //! Architecture invariant: this is the only crate that touches sqlx; its
@@ -10,15 +10,23 @@
 //! - [`AuditLog`] appends records durably: one writer task commits whatever is
 //!   queued in one transaction (group commit) and answers every waiter after
 //!   the commit.
+//! - The transparency log (RFC 9162, [`merkle`]) grows in the same
+//!   transaction as the records; [`note`] signs and opens its checkpoints;
+//!   [`verify()`] recomputes it from the records.
 
 #![forbid(unsafe_code)]
 
 mod audit;
+pub mod canonical;
 mod consent;
 mod error;
+pub mod merkle;
+pub mod note;
 mod record;
 mod sqlite;
 mod store;
+mod tlog;
+mod verify;
 
 pub use audit::{AuditConfig, AuditLog, AuditReceipt, AuditStats};
 pub use consent::{
@@ -31,3 +39,5 @@ pub use record::{
     UnknownName, Verdict,
 };
 pub use store::{Store, StoreConfig};
+pub use tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
+pub use verify::{verify, Tampering, VerifyError, VerifySummary};

@@ -300,17 +300,19 @@ impl AuditRecord {
         }
     }
 
-    /// The record's JSON in RFC 8785 (JCS) form: keys sorted, no whitespace.
-    ///
-    /// For this record shape JCS is what serde_json writes once the keys are
-    /// sorted: every key is ASCII (so byte order is UTF-16 order), every
-    /// number is an integer below 2^53, and serde_json escapes strings as
-    /// JCS does (only `"`, `\`, and control characters, short forms where
-    /// they exist). A float or a non-ASCII key would break this.
+    /// The record's JSON in RFC 8785 (JCS) form: the leaf bytes of the
+    /// transparency log. Keys sorted by UTF-16 code units, no whitespace,
+    /// strings as UTF-8 with only `"`, `\` and control characters escaped,
+    /// integers plain (see [`crate::canonical`]).
     pub fn leaf_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
-        // serde_json's Map is a BTreeMap without the preserve_order feature.
-        let value = serde_json::to_value(self)?;
-        serde_json::to_vec(&value)
+        self.leaf_fields()
+            .to_bytes()
+            .map_err(<serde_json::Error as serde::ser::Error>::custom)
+    }
+
+    /// SHA-256(0x00 ‖ leaf bytes): the record's leaf hash (RFC 9162).
+    pub fn leaf_hash(&self) -> Result<crate::merkle::Hash, serde_json::Error> {
+        Ok(crate::merkle::leaf_hash(&self.leaf_bytes()?))
     }
 }
 
@@ -326,7 +328,7 @@ pub struct RecordFilter {
     pub consumer: Option<String>,
     /// The provider part of `provider/dataset`.
     pub provider: Option<String>,
-    /// The dataset part of `provider/dataset`.
+    /// `provider/dataset`, as records hold it.
     pub dataset: Option<String>,
     pub kind: Option<RecordKind>,
     pub decision: Option<Verdict>,
@@ -336,6 +338,8 @@ pub struct RecordFilter {
     /// At most this many records; `None` for all.
     pub limit: Option<u32>,
 }
+
+mod leaf;
 
 #[cfg(test)]
 mod tests;

@@ -4,10 +4,11 @@
 use std::str::FromStr;
 use std::sync::OnceLock;
 
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, TransactionManager};
 
 use crate::error::StoreError;
 use crate::record::{AuditRecord, NewRecord, RecordFilter, Timestamp};
@@ -16,7 +17,8 @@ use crate::store::{BatchCommit, StoreConfig};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The columns of `audit_records` in spec order, as [`RecordRow`] reads them.
-const RECORD_COLUMNS: &str = "idx, time, transfer_id, kind, consumer, supplier, client_id, \
+pub(crate) const RECORD_COLUMNS: &str =
+    "idx, time, transfer_id, kind, consumer, supplier, client_id, \
      provider, dataset, method, path, purpose, basis, legal_ref, consent_id, subject_ref, \
      decision, code, status, bytes, duration_ms";
 
@@ -70,6 +72,18 @@ impl SqliteStore {
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None);
+        } else {
+            // A connection that comes back still counted inside a
+            // transaction is closed, not reused (see `discard_after_failure`):
+            // this covers every write path, not only the audit appends.
+            pool = pool.after_release(|conn, _| {
+                Box::pin(async move {
+                    Ok(
+                        <Sqlite as sqlx::Database>::TransactionManager::get_transaction_depth(conn)
+                            == 0,
+                    )
+                })
+            });
         }
         let pool = pool.connect_with(options).await?;
         Ok(SqliteStore {
@@ -80,7 +94,9 @@ impl SqliteStore {
 
     pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
-        Ok(())
+        // A log written before the transparency log gets its tree now, not
+        // in the first append's transaction.
+        self.catch_up_tree().await
     }
 
     pub(crate) async fn close(&self) {
@@ -91,10 +107,22 @@ impl SqliteStore {
         &self,
         records: &[NewRecord],
     ) -> Result<BatchCommit, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let result = Self::append_in(&mut conn, records).await;
+        if result.is_err() {
+            discard_after_failure(&mut conn);
+        }
+        result
+    }
+
+    async fn append_in(
+        conn: &mut SqliteConnection,
+        records: &[NewRecord],
+    ) -> Result<BatchCommit, StoreError> {
         // IMMEDIATE takes the write lock now, so reading the last index and
         // inserting after it cannot race another writer (another process on
         // the same file); a held lock shows up here, after busy_timeout.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let last: Option<(i64, String)> =
             sqlx::query_as("SELECT idx, time FROM audit_records ORDER BY idx DESC LIMIT 1")
                 .fetch_optional(&mut *tx)
@@ -147,9 +175,11 @@ impl SqliteStore {
             query.execute(&mut *tx).await?;
             rest = tail;
         }
-        tx.commit().await?;
         let first_index = u64::try_from(first_index)
             .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?;
+        // The leaves and the new tree head commit with the records, or not at all.
+        crate::tlog::sqlite::extend_tree(&mut tx, first_index, time, records).await?;
+        tx.commit().await?;
         Ok(BatchCommit { first_index, time })
     }
 
@@ -223,13 +253,23 @@ impl SqliteStore {
     // Consents: see consent/sqlite.rs.
 }
 
+/// Closes a pooled connection whose write transaction failed instead of
+/// returning it to the pool. After SQLITE_FULL or an I/O error SQLite may roll
+/// the transaction back by itself; sqlx's own ROLLBACK then fails and sqlx
+/// counts the connection as inside a transaction for good, so every later
+/// `begin` on it would fail ("non-zero transaction depth") even once the
+/// disk has room again.
+pub(crate) fn discard_after_failure(conn: &mut PoolConnection<Sqlite>) {
+    conn.close_on_drop();
+}
+
 fn to_i64(n: u64) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| StoreError::Db(format!("{n} is too large to store")))
 }
 
 /// `audit_records` as SQLite returns it; checked into an [`AuditRecord`].
 #[derive(sqlx::FromRow)]
-struct RecordRow {
+pub(crate) struct RecordRow {
     idx: i64,
     time: String,
     transfer_id: String,

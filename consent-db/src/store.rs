@@ -8,10 +8,14 @@
 
 use std::time::Duration;
 
-use crate::consent::{CitizenAction, ConsentError, ConsentEvent, ConsentRow, NewConsent, UseOutcome};
+use crate::consent::{
+    CitizenAction, ConsentError, ConsentEvent, ConsentRow, NewConsent, UseOutcome,
+};
 use crate::error::StoreError;
+use crate::merkle::Hash;
 use crate::record::{AuditRecord, NewRecord, RecordFilter, Timestamp};
 use crate::sqlite::SqliteStore;
+use crate::tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
 use policy::PersonNumber;
 
 /// How to connect. The defaults suit the gateway; tests shorten the timeouts.
@@ -243,6 +247,122 @@ impl Store {
     pub async fn use_consent(&self, id: &str, now: Timestamp) -> Result<UseOutcome, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.use_consent(id, now).await,
+        }
+    }
+
+    // ---- the transparency log (see tlog.rs) --------------------------------
+
+    /// The latest tree head: the tree over every committed record.
+    pub async fn tree_head(&self) -> Result<TreeHead, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.tree_head().await,
+        }
+    }
+
+    /// The RFC 9162 inclusion proof of leaf `index` in the tree of `size`
+    /// leaves; out of range unless `index < size <= tree size`.
+    pub async fn inclusion_proof(
+        &self,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, ProofQueryError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.inclusion_proof(index, size).await,
+        }
+    }
+
+    /// The RFC 9162 consistency proof from the tree of `from` leaves to the
+    /// tree of `to`; out of range unless `1 <= from <= to <= tree size`.
+    pub async fn consistency_proof(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Hash>, ProofQueryError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.consistency_proof(from, to).await,
+        }
+    }
+
+    /// The root of the tree of the first `size` records.
+    pub async fn root_at(&self, size: u64) -> Result<Hash, ProofQueryError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.root_at(size).await,
+        }
+    }
+
+    /// One record by index.
+    pub async fn record_at(&self, index: u64) -> Result<Option<AuditRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.record_at(index).await,
+        }
+    }
+
+    /// Stores a signed checkpoint of the tree head (`size`, `root`).
+    pub async fn add_checkpoint(
+        &self,
+        size: u64,
+        root: &Hash,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.add_checkpoint(size, root, note, Timestamp::now()).await,
+        }
+    }
+
+    /// The checkpoint of the largest tree (the latest one signed at that size).
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.latest_checkpoint().await,
+        }
+    }
+
+    /// Checkpoints in (size, id) order after `after`: pages for a verifier.
+    pub async fn checkpoints_after(
+        &self,
+        after: Option<(u64, i64)>,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.checkpoints_after(after, limit).await,
+        }
+    }
+
+    /// The readiness probe: a tiny write in its own transaction. `Ok` means
+    /// the store takes writes now.
+    pub async fn heartbeat(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.heartbeat().await,
+        }
+    }
+
+    pub(crate) async fn heads_after(
+        &self,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<TreeHead>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.heads_after(after, limit).await,
+        }
+    }
+
+    pub(crate) async fn records_with_leaves(
+        &self,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(AuditRecord, Option<Hash>)>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.records_with_leaves(after, limit).await,
+        }
+    }
+
+    pub(crate) async fn nodes_in_range(
+        &self,
+        level: u8,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Hash)>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.nodes_in_range(level, from, to).await,
         }
     }
 

@@ -609,7 +609,13 @@ checkpoint_key_file = "keys/checkpoint.pem"
 # The demo providers: synthetic data, plain HTTP on loopback, started by `bru demo`.
 {nav}
 {helsenorge}
-{k429}"#,
+{k429}
+# What GET /catalog/v1/datasets (DCAT-AP-NO) says beyond the policy.
+[catalog]
+publisher = "921429002"
+contact_email = "datadeling@k429.example"
+themes = {{ "nav/inntekt" = ["SOCI", "ECON"], "helsenorge/hjemmetjeneste" = ["HEAL"], "k429/sosialtjeneste" = ["SOCI"] }}
+"#,
         public_url = q(&l.public_url),
         listen = q(&l.listen.to_string()),
         ops_listen = q(&l.ops_listen.to_string()),

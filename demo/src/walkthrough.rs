@@ -21,7 +21,13 @@ pub fn walkthrough(public_url: &str, ops_url: &str, dir: &Path) -> String {
     };
     let nav_token = token(NAV.org, "k429:sosialtjeneste.read");
     let snoop_token = token(SNOOP.org, "k429:sosialtjeneste.read");
-    let k429_token = token(K429.org, "nav:inntekt.read bru:consent");
+    let k429_token = token(
+        K429.org,
+        "nav:inntekt.read helsenorge:hjemmetjeneste.read bru:consent",
+    );
+    let kari_token = format!(
+        "$(curl -sS --cacert \"$CA\" \"$B/demo/idporten/token\" -d '{{\"pid\":\"{kari}\"}}' | jq -r .access_token)"
+    );
     format!(
         r#"Bru demo is running. Stop it with Ctrl-C; its state stays in {dir_shown}.
 
@@ -52,6 +58,37 @@ Try it in a POSIX shell (needs curl and jq):
   K429={k429_token}
   curl -sS --cacert "$CA" "$B/data/nav/inntekt" -H "Authorization: Bearer $K429" \
     -H 'Bru-Purpose: omsorgsbolig-soknad' -H 'Nav-Personident: {kari}'
+
+  # So K429 asks Kari for consent to her income and home care, for 30 days, 10 uses.
+  UNTIL=$(jq -nr 'now + 30*86400 | todate')
+  ID=$(curl -sS --cacert "$CA" "$B/consent/v1/requests" -H "Authorization: Bearer $K429" \
+    -H 'Content-Type: application/json' -d '{{"subject":"{kari}",
+      "datasets":["nav/inntekt","helsenorge/hjemmetjeneste"],"purpose":"omsorgsbolig-soknad",
+      "valid_to":"'"$UNTIL"'","max_uses":10,"message":"K429 fyller ut søknaden din om omsorgsbolig."}}' \
+    | jq -r .id)
+
+  # Kari logs in (demo ID-porten), sees the request and approves it.
+  KARI={kari_token}
+  curl -sS --cacert "$CA" "$B/citizen/v1/consents" -H "Authorization: Bearer $KARI"
+  curl -sS --cacert "$CA" -X POST "$B/citizen/v1/consents/$ID/accept" -H "Authorization: Bearer $KARI"
+
+  # K429 fetches her income (only year and sum) and home care (only CarePlans).
+  curl -sS --cacert "$CA" "$B/data/nav/inntekt" -H "Authorization: Bearer $K429" \
+    -H 'Bru-Purpose: omsorgsbolig-soknad' -H "Bru-Consent: $ID" -H 'Nav-Personident: {kari}'
+  curl -sS --cacert "$CA" "$B/data/helsenorge/hjemmetjeneste?patient={kari}" \
+    -H "Authorization: Bearer $K429" -H 'Bru-Purpose: omsorgsbolig-soknad' -H "Bru-Consent: $ID"
+
+  # K429 follows its request: status, uses, events.
+  curl -sS --cacert "$CA" "$B/consent/v1/requests/$ID" -H "Authorization: Bearer $K429"
+
+  # Kari sees every transfer about her, and a signed receipt (JWS) for her consent.
+  curl -sS --cacert "$CA" "$B/citizen/v1/transfers" -H "Authorization: Bearer $KARI"
+  curl -sS --cacert "$CA" "$B/citizen/v1/consents/$ID/receipt" -H "Authorization: Bearer $KARI"
+
+  # Kari revokes; K429's very next call gets 403 consent_revoked.
+  curl -sS --cacert "$CA" -X POST "$B/citizen/v1/consents/$ID/revoke" -H "Authorization: Bearer $KARI"
+  curl -sS --cacert "$CA" "$B/data/nav/inntekt" -H "Authorization: Bearer $K429" \
+    -H 'Bru-Purpose: omsorgsbolig-soknad' -H "Bru-Consent: $ID" -H 'Nav-Personident: {kari}'
 
 Every call above, allowed or refused, is in the transparency log: Kari sees
 them under {base}/innsyn after logging in.

@@ -823,6 +823,14 @@ fn walkthrough_names_the_urls_and_its_commands_parse_in_sh() {
         "/data/nav/inntekt",
         "971000007",
         "consent_required",
+        "/consent/v1/requests",
+        "/demo/idporten/token",
+        "/citizen/v1/consents/$ID/accept",
+        "Bru-Consent: $ID",
+        "/data/helsenorge/hjemmetjeneste?patient=12884513829",
+        "/citizen/v1/transfers",
+        "/citizen/v1/consents/$ID/revoke",
+        "consent_revoked",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }

@@ -31,6 +31,8 @@ pub struct App {
     background: TaskTracker,
     /// False after an audit write failed, until one succeeds again (`/readyz`).
     audit_healthy: AtomicBool,
+    /// The store write probe behind `/readyz`.
+    pub readiness: crate::transparency::Readiness,
 }
 
 pub struct AppParts {
@@ -59,6 +61,20 @@ impl App {
                     &value.read_string().map_err(|e| format!("upstream {id}: {e}"))?,
                 )
                 .map_err(|e| format!("upstream {id}: {e}"))?,
+                CredentialsConfig::Mtls { cert, key, ca_file } => {
+                    let read = |s: &crate::config::Secret| s.read_bytes().map_err(|e| format!("upstream {id}: {e}"));
+                    let ca = std::fs::read(ca_file)
+                        .map_err(|e| format!("upstream {id}: cannot read {}: {e}", ca_file.display()))?;
+                    let identity = connectors::ClientIdentity::from_pem(&read(cert)?, &read(key)?, &ca)
+                        .map_err(|e| format!("upstream {id}: mtls: {e}"))?;
+                    connectors::Credentials::Mtls(identity)
+                }
+                CredentialsConfig::OAuth2 { settings, key } => {
+                    let key = key.read_bytes().map_err(|e| format!("upstream {id}: {e}"))?;
+                    let oauth2 = connectors::OAuth2Credentials::new(settings.clone(), &key)
+                        .map_err(|e| format!("upstream {id}: oauth2: {e}"))?;
+                    connectors::Credentials::OAuth2(oauth2)
+                }
             };
             let upstream = connectors::Upstream {
                 base_url: up.url.clone(),
@@ -66,6 +82,7 @@ impl App {
                 request_timeout: up.request_timeout,
                 max_response_bytes: up.max_response_bytes,
                 credentials,
+                resilience: connectors::Resilience::new(up.resilience.clone()),
             };
             upstream.validate().map_err(|e| format!("upstream {id}: {e}"))?;
             upstreams.insert(id.clone(), upstream);
@@ -82,11 +99,18 @@ impl App {
             metrics: parts.metrics,
             background: TaskTracker::new(),
             audit_healthy: AtomicBool::new(true),
+            readiness: crate::transparency::Readiness::new(),
         })
     }
 
     /// Writes a record durably within the configured time, or fails.
     pub async fn record(&self, record: NewRecord) -> Result<(), ()> {
+        // Benchmarks only: measures Bru without its log (the config refuses
+        // `audit = "noop"` in builds without the feature).
+        #[cfg(feature = "bench-noop-audit")]
+        if self.config.store.audit_noop {
+            return Ok(());
+        }
         let started = Instant::now();
         let result = tokio::time::timeout(self.config.store.audit_write_timeout, self.audit.append(record)).await;
         self.metrics.observe_audit_append(started.elapsed());
@@ -116,6 +140,10 @@ impl App {
     /// For outcome records: the caller already has its answer; the record
     /// still must not be lost, so shutdown waits for these.
     pub fn record_in_background(self: &Arc<Self>, record: NewRecord) {
+        #[cfg(feature = "bench-noop-audit")]
+        if self.config.store.audit_noop {
+            return;
+        }
         let app = Arc::clone(self);
         self.background.spawn(async move {
             if app.audit.append(record).await.is_err() {
@@ -140,23 +168,41 @@ impl App {
         failure.response(Some(transfer_id))
     }
 
+    /// A fresh write probe succeeded: the store takes writes again, even if
+    /// no record has been written since the last failure.
+    pub fn store_writable_again(&self) {
+        if !self.audit_healthy.swap(true, Ordering::Relaxed) {
+            tracing::info!("the store takes writes again");
+        }
+    }
+
     pub fn audit_healthy(&self) -> bool {
         self.audit_healthy.load(Ordering::Relaxed) && !self.audit.is_closed()
     }
 
-    /// The consent behind a `Bru-Consent` id, as a fact for `policy::decide`.
-    pub async fn consent_fact(&self, id: &str) -> Result<ConsentFact, consent_db::StoreError> {
+    /// The consent behind a `Bru-Consent` id, as a fact for `policy::decide`,
+    /// read from the store on every call (no cache: a revocation counts at once).
+    /// A granted consent past `valid_to` is recorded as expired on this read.
+    pub async fn consent_fact(&self, id: &str, now: time::OffsetDateTime) -> Result<ConsentFact, consent_db::StoreError> {
         // Ids are ours (UUIDs); anything else cannot exist, and is not looked up.
         if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Ok(ConsentFact::NotFound);
         }
-        let Some(row) = self.store.get_consent(id).await? else {
+        let Some(row) = self.store.get_consent_at(id, consent_db::Timestamp::from_datetime(now)).await? else {
             return Ok(ConsentFact::NotFound);
         };
         Ok(match consent_view(&row, self.config.allow_synthetic_ids) {
             Some(view) => ConsentFact::Found(view),
             None => ConsentFact::NotFound,
         })
+    }
+
+    /// Counts one use of a consent `policy::decide` allowed a call under;
+    /// false when the consent changed since it was read (revoked, expired,
+    /// used up), and nothing was counted.
+    pub async fn use_consent(&self, id: &str, now: time::OffsetDateTime) -> Result<bool, consent_db::StoreError> {
+        let outcome = self.store.use_consent(id, consent_db::Timestamp::from_datetime(now)).await?;
+        Ok(matches!(outcome, consent_db::UseOutcome::Used(_)))
     }
 
     /// Stops accepting background work and waits until every record is written.

@@ -75,6 +75,46 @@ pub struct Authenticator {
     /// The largest token any issuer accepts; larger ones are refused unread.
     max_token_bytes: usize,
     allow_synthetic_ids: bool,
+    /// Machine tokens already verified, so a caller that reuses its token (as
+    /// Maskinporten clients do for its lifetime) costs one hash, not an RSA check.
+    verified: VerifiedTokens,
+}
+
+/// Verified machine tokens by the SHA-256 of the token, until they expire.
+struct VerifiedTokens {
+    map: std::sync::RwLock<std::collections::HashMap<[u8; 32], (MachineToken, i64)>>,
+}
+
+/// Enough for every client of a large county; beyond it, expired entries go first.
+const VERIFIED_TOKENS_CAPACITY: usize = 10_000;
+/// A cached verification is trusted at most this long, even for long-lived tokens,
+/// so a key withdrawn from the issuer's JWKS stops working soon after.
+const VERIFIED_TOKENS_MAX_AGE_S: i64 = 300;
+
+impl VerifiedTokens {
+    fn key(token: &str) -> [u8; 32] {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest.as_ref());
+        key
+    }
+
+    fn get(&self, key: &[u8; 32], now: i64) -> Option<MachineToken> {
+        let map = self.map.read().ok()?;
+        let (token, valid_until) = map.get(key)?;
+        (now < *valid_until).then(|| token.clone())
+    }
+
+    fn insert(&self, key: [u8; 32], token: MachineToken, valid_until: i64, now: i64) {
+        let Ok(mut map) = self.map.write() else { return };
+        if map.len() >= VERIFIED_TOKENS_CAPACITY {
+            map.retain(|_, (_, until)| *until > now);
+            if map.len() >= VERIFIED_TOKENS_CAPACITY {
+                map.clear();
+            }
+        }
+        map.insert(key, (token, valid_until));
+    }
 }
 
 struct TrustedIssuer {
@@ -111,6 +151,7 @@ struct MachineClaims {
     #[serde(default)]
     scope: Option<String>,
     iat: Option<i64>,
+    exp: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -141,12 +182,25 @@ impl Authenticator {
             });
         }
         let max_token_bytes = issuers.iter().map(|i| i.max_token_bytes).max().unwrap_or(8192);
-        Ok(Authenticator { issuers: out, max_token_bytes, allow_synthetic_ids })
+        Ok(Authenticator {
+            issuers: out,
+            max_token_bytes,
+            allow_synthetic_ids,
+            verified: VerifiedTokens { map: std::sync::RwLock::new(std::collections::HashMap::new()) },
+        })
     }
 
     /// Verifies a machine caller's `Authorization` header.
     pub async fn machine(&self, authorization: Option<&http::HeaderValue>) -> Result<MachineToken, AuthError> {
         let token = bearer(authorization)?;
+        if token.len() > self.max_token_bytes {
+            return Err(AuthError::InvalidToken("the token is too large"));
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let cache_key = VerifiedTokens::key(token);
+        if let Some(hit) = self.verified.get(&cache_key, now) {
+            return Ok(hit);
+        }
         let (issuer, payload) = self.verify(token, IssuerKind::Maskinporten).await?;
         let claims: MachineClaims =
             serde_json::from_slice(&payload).map_err(|_| AuthError::InvalidToken("the claims are malformed"))?;
@@ -155,10 +209,16 @@ impl Authenticator {
         let consumer = org(&consumer)?;
         let supplier = claims.supplier.as_ref().map(org).transpose()?;
         let scopes = claims.scope.unwrap_or_default().split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
-        Ok(MachineToken {
+        let verified = MachineToken {
             caller: Caller { consumer, supplier, client_id: claims.client_id.unwrap_or_default(), scopes },
             issuer: issuer.name.clone(),
-        })
+        };
+        // `exp` is required and was checked with the issuer's leeway.
+        if let Some(exp) = claims.exp {
+            let valid_until = (exp + issuer.config.leeway.as_secs() as i64).min(now + VERIFIED_TOKENS_MAX_AGE_S);
+            self.verified.insert(cache_key, verified.clone(), valid_until, now);
+        }
+        Ok(verified)
     }
 
     /// Verifies a citizen's `Authorization` header (ID-porten-style token).

@@ -72,6 +72,16 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
+    /// Recomputes the transparency log from the stored records and checks
+    /// every signed checkpoint; exit 0 intact, 1 tampered.
+    Verify {
+        #[arg(long)]
+        config: PathBuf,
+        /// The checkpoint key as a C2SP verifier key (`name+keyid+key`),
+        /// instead of the public half of the config's checkpoint key.
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// Streams audit records for a SIEM.
     Export {
         #[arg(long)]
@@ -105,6 +115,15 @@ pub fn main() -> ExitCode {
         }),
         Command::Serve { config } => runtime().and_then(|rt| rt.block_on(crate::run::serve(&config))),
         Command::Migrate { config } => runtime().and_then(|rt| rt.block_on(migrate(&config))),
+        Command::Audit { command: AuditCommand::Verify { config, key } } => {
+            return match runtime().and_then(|rt| rt.block_on(verify(&config, key.as_deref()))) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("bru: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Audit { command: AuditCommand::Export { config, since, until, format } } => {
             runtime().and_then(|rt| rt.block_on(export(&config, since.as_deref(), until.as_deref(), format)))
         }
@@ -244,6 +263,45 @@ fn join(errors: &[crate::config::ConfigError]) -> String {
     errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
 }
 
+/// `bru audit verify`: one summary line and exit 0, or the first bad index
+/// and why, and exit 1. A progress bar only on a terminal.
+async fn verify(config: &Path, key: Option<&str>) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let config = Config::load(config).map_err(|e| anyhow::anyhow!(join(&e)))?;
+    let public_key = match key {
+        Some(vkey) => consent_db::note::parse_verifier_key(vkey).context("--key")?.1,
+        None => crate::keys::checkpoint_public_key(&config.keys).map_err(|e| anyhow::anyhow!("keys: {e}"))?,
+    };
+    // No migration and no catching up: the verifier only reads.
+    let store = open_store(&config).await?;
+    let total = store.record_count().await.context("cannot read the log (run `bru migrate` first?)")?;
+    let bar = if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records ({per_sec}, {eta} left)")
+        {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let result = consent_db::verify(&store, &public_key, &mut |done| bar.set_position(done)).await;
+    bar.finish_and_clear();
+    store.close().await;
+    match result {
+        Ok(summary) => {
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(consent_db::VerifyError::Tampered(t)) => {
+            println!("TAMPERED: {t}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Pages through the log by index, so memory stays flat however long it is.
 async fn export(config: &Path, since: Option<&str>, until: Option<&str>, format: ExportFormat) -> anyhow::Result<()> {
     use std::io::Write;
@@ -261,8 +319,8 @@ async fn export(config: &Path, since: Option<&str>, until: Option<&str>, format:
     let mut after = None;
     loop {
         let filter = consent_db::RecordFilter {
-            since: since.clone(),
-            until: until.clone(),
+            since,
+            until,
             after_index: after,
             limit: Some(1000),
             ..Default::default()

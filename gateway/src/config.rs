@@ -34,6 +34,7 @@ pub struct Config {
     pub keys: KeysConfig,
     pub issuers: Vec<IssuerConfig>,
     pub upstreams: BTreeMap<String, UpstreamConfig>,
+    pub catalog: CatalogConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +53,9 @@ pub struct ServerConfig {
 pub struct StoreConfig {
     pub url: Secret,
     pub audit_write_timeout: Duration,
+    /// `[store] audit = "noop"`: write no audit records. Only builds with the
+    /// `bench-noop-audit` feature accept it, for measuring the log's cost.
+    pub audit_noop: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +102,8 @@ pub struct UpstreamConfig {
     pub request_timeout: Duration,
     pub max_response_bytes: u64,
     pub credentials: CredentialsConfig,
+    /// Concurrency limit, retries and circuit breaker.
+    pub resilience: connectors::ResilienceConfig,
     pub line: usize,
 }
 
@@ -106,7 +112,28 @@ pub enum CredentialsConfig {
     None,
     Bearer(Secret),
     Header { name: String, value: Secret },
+    /// Mutual TLS: a client certificate chain and key; only `ca_file` is trusted for the provider.
+    Mtls { cert: Secret, key: Secret, ca_file: PathBuf },
+    /// A JWT-bearer grant (RFC 7523) at a Maskinporten-style token endpoint.
+    OAuth2 { settings: connectors::OAuth2Settings, key: Secret },
 }
+
+/// `[catalog]`: what `GET /catalog/v1/datasets` says beyond the policy.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogConfig {
+    /// The organisation that runs this Bru and publishes the catalog.
+    pub publisher: Option<policy::OrgNumber>,
+    pub contact_email: Option<String>,
+    pub contact_url: Option<String>,
+    /// EU data themes (`GOVE`, `HEAL`, …) per dataset `provider/dataset`.
+    pub themes: BTreeMap<String, Vec<String>>,
+    /// For datasets not in `themes`; `["GOVE"]` unless set.
+    pub default_themes: Vec<String>,
+}
+
+/// The EU data-theme vocabulary (DCAT-AP's `dcat:theme` for datasets).
+pub const DATA_THEMES: [&str; 13] =
+    ["AGRI", "ECON", "EDUC", "ENER", "ENVI", "GOVE", "HEAL", "INTR", "JUST", "REGI", "SOCI", "TECH", "TRAN"];
 
 /// Where a secret lives: a file (relative to the config) or an environment variable.
 #[derive(Clone, PartialEq, Eq)]
@@ -161,6 +188,19 @@ struct RawConfig {
     issuer: Vec<Spanned<RawIssuer>>,
     #[serde(default)]
     upstream: BTreeMap<String, Spanned<RawUpstream>>,
+    #[serde(default)]
+    catalog: Option<Spanned<RawCatalog>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCatalog {
+    publisher: Option<String>,
+    contact_email: Option<String>,
+    contact_url: Option<String>,
+    #[serde(default)]
+    themes: BTreeMap<String, Vec<String>>,
+    default_themes: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -201,6 +241,8 @@ struct RawStore {
     url_env: Option<String>,
     #[serde(default = "default_audit_write_timeout_ms")]
     audit_write_timeout_ms: Spanned<u64>,
+    /// "durable" (the default) or, in benchmark builds only, "noop".
+    audit: Option<Spanned<String>>,
 }
 
 fn default_audit_write_timeout_ms() -> Spanned<u64> {
@@ -259,6 +301,26 @@ struct RawUpstream {
     max_response_bytes: u64,
     #[serde(default)]
     credentials: RawCredentials,
+    #[serde(default)]
+    max_concurrency: usize,
+    #[serde(default)]
+    retries: u32,
+    #[serde(default = "default_retry_budget_percent")]
+    retry_budget_percent: u32,
+    #[serde(default = "default_breaker_failures")]
+    breaker_failures: u32,
+    #[serde(default = "default_breaker_open_ms")]
+    breaker_open_ms: u64,
+}
+
+fn default_retry_budget_percent() -> u32 {
+    10
+}
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_open_ms() -> u64 {
+    10_000
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -285,6 +347,29 @@ enum RawCredentials {
         value_file: Option<String>,
         value_env: Option<String>,
     },
+    Mtls {
+        cert_file: Option<String>,
+        cert_env: Option<String>,
+        key_file: Option<String>,
+        key_env: Option<String>,
+        ca_file: String,
+    },
+    Oauth2 {
+        token_url: String,
+        audience: String,
+        client_id: String,
+        scope: String,
+        resource: Option<String>,
+        key_file: Option<String>,
+        key_env: Option<String>,
+        kid: Option<String>,
+        #[serde(default = "default_grant_algorithm")]
+        algorithm: String,
+    },
+}
+
+fn default_grant_algorithm() -> String {
+    "RS256".to_owned()
 }
 
 // ---- loading ---------------------------------------------------------------
@@ -376,6 +461,19 @@ impl Config {
             cx.error(raw.store.audit_write_timeout_ms.span().start, "store.audit_write_timeout_ms must be 1..=60000");
         }
 
+        let audit_noop = match raw.store.audit.as_ref().map(|a| (a.get_ref().as_str(), a.span().start)) {
+            None | Some(("durable", _)) => false,
+            Some(("noop", _)) if cfg!(feature = "bench-noop-audit") => true,
+            Some(("noop", at)) => {
+                cx.error(at, "store.audit = \"noop\" exists only in benchmark builds (feature bench-noop-audit)");
+                false
+            }
+            Some((_, at)) => {
+                cx.error(at, "store.audit must be \"durable\"");
+                false
+            }
+        };
+
         let k = &raw.keys;
         let pseudonym_key = cx.secret(0, "pseudonym_key", k.pseudonym_key_file.as_ref(), k.pseudonym_key_env.as_ref());
         let assertion_key = cx.secret(0, "assertion_key", k.assertion_key_file.as_ref(), k.assertion_key_env.as_ref());
@@ -455,9 +553,75 @@ impl Config {
                     cx.secret(at, "value", value_file.as_ref(), value_env.as_ref())
                         .map(|value| CredentialsConfig::Header { name: header.clone(), value })
                 }
+                RawCredentials::Mtls { cert_file, cert_env, key_file, key_env, ca_file } => {
+                    let cert = cx.secret(at, "cert", cert_file.as_ref(), cert_env.as_ref());
+                    let key = cx.secret(at, "key", key_file.as_ref(), key_env.as_ref());
+                    if url.as_ref().is_some_and(|u| u.scheme_str() != Some("https")) {
+                        cx.error(at, format!("upstream {name}: mtls credentials need an https:// url"));
+                    }
+                    let ca_file = cx.path(ca_file);
+                    cert.zip(key).map(|(cert, key)| CredentialsConfig::Mtls { cert, key, ca_file })
+                }
+                RawCredentials::Oauth2 {
+                    token_url,
+                    audience,
+                    client_id,
+                    scope,
+                    resource,
+                    key_file,
+                    key_env,
+                    kid,
+                    algorithm,
+                } => {
+                    let key = cx.secret(at, "key", key_file.as_ref(), key_env.as_ref());
+                    let token_url = match token_url.parse::<http::Uri>() {
+                        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() => Some(u),
+                        _ => {
+                            cx.error(at, format!("upstream {name}: token_url {token_url:?} is not an absolute http(s) URL"));
+                            None
+                        }
+                    };
+                    let algorithm = match algorithm.as_str() {
+                        "RS256" => Some(connectors::GrantAlgorithm::RS256),
+                        "ES256" => Some(connectors::GrantAlgorithm::ES256),
+                        other => {
+                            cx.error(at, format!("upstream {name}: grant algorithm {other:?} is not RS256 or ES256"));
+                            None
+                        }
+                    };
+                    for (field, value) in [("audience", audience), ("client_id", client_id), ("scope", scope)] {
+                        if value.trim().is_empty() {
+                            cx.error(at, format!("upstream {name}: oauth2 {field} must not be empty"));
+                        }
+                    }
+                    match (key, token_url, algorithm) {
+                        (Some(key), Some(token_url), Some(algorithm)) => Some(CredentialsConfig::OAuth2 {
+                            settings: connectors::OAuth2Settings {
+                                token_url,
+                                audience: audience.clone(),
+                                client_id: client_id.clone(),
+                                scope: scope.clone(),
+                                resource: resource.clone(),
+                                kid: kid.clone(),
+                                algorithm,
+                            },
+                            key,
+                        }),
+                        _ => None,
+                    }
+                }
             };
             if r.request_timeout_ms == 0 || r.connect_timeout_ms == 0 {
                 cx.error(at, format!("upstream {name}: timeouts must be positive"));
+            }
+            if r.retries > 10 {
+                cx.error(at, format!("upstream {name}: retries must be at most 10"));
+            }
+            if r.retry_budget_percent > 100 {
+                cx.error(at, format!("upstream {name}: retry_budget_percent must be at most 100"));
+            }
+            if r.breaker_failures > 0 && r.breaker_open_ms == 0 {
+                cx.error(at, format!("upstream {name}: breaker_open_ms must be positive when breaker_failures is set"));
             }
             if let (Some(url), Some(credentials)) = (url, credentials) {
                 upstreams.insert(
@@ -468,11 +632,24 @@ impl Config {
                         request_timeout: Duration::from_millis(r.request_timeout_ms),
                         max_response_bytes: r.max_response_bytes,
                         credentials,
+                        resilience: connectors::ResilienceConfig {
+                            max_concurrency: r.max_concurrency,
+                            retries: r.retries,
+                            retry_budget_percent: r.retry_budget_percent,
+                            breaker_failures: r.breaker_failures,
+                            breaker_open: Duration::from_millis(r.breaker_open_ms),
+                            ..connectors::ResilienceConfig::default()
+                        },
                         line,
                     },
                 );
             }
         }
+
+        let catalog = match &raw.catalog {
+            None => CatalogConfig { default_themes: vec!["GOVE".to_owned()], ..CatalogConfig::default() },
+            Some(spanned) => parse_catalog(&mut cx, spanned.span().start, spanned.get_ref()),
+        };
 
         if !cx.errors.is_empty() {
             return Err(cx.errors);
@@ -497,10 +674,11 @@ impl Config {
                 header_read_timeout: Duration::from_millis(raw.server.header_read_timeout_ms),
                 shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
             },
-            store: StoreConfig { url, audit_write_timeout: Duration::from_millis(audit_ms) },
+            store: StoreConfig { url, audit_write_timeout: Duration::from_millis(audit_ms), audit_noop },
             keys: KeysConfig { pseudonym_key, assertion_key, checkpoint_key },
             issuers,
             upstreams,
+            catalog,
             file: path.to_path_buf(),
             dir: cx.dir,
         })
@@ -519,6 +697,24 @@ impl Config {
                 });
             }
         }
+        for dataset in self.catalog.themes.keys() {
+            if dataset.parse::<policy::DatasetRef>().ok().and_then(|d| policy.dataset(&d.provider, &d.dataset)).is_none() {
+                errors.push(ConfigError {
+                    file: file.clone(),
+                    line: 0,
+                    message: format!("[catalog.themes] names {dataset:?}, which is no dataset of the policy"),
+                });
+            }
+        }
+        if let Some(org) = &self.catalog.publisher {
+            if !policy.organisations.contains_key(org) {
+                errors.push(ConfigError {
+                    file: file.clone(),
+                    line: 0,
+                    message: format!("catalog.publisher {} is no organisation of the policy", org.as_str()),
+                });
+            }
+        }
         for (id, up) in &self.upstreams {
             if !policy.providers.contains_key(id) {
                 errors.push(ConfigError {
@@ -529,6 +725,48 @@ impl Config {
             }
         }
         errors
+    }
+}
+
+fn parse_catalog(cx: &mut Ctx<'_>, at: usize, raw: &RawCatalog) -> CatalogConfig {
+    let publisher = raw.publisher.as_ref().and_then(|org| match policy::OrgNumber::parse(org) {
+        Ok(org) => Some(org),
+        Err(_) => {
+            cx.error(at, format!("catalog.publisher {org:?} is not a valid organisation number"));
+            None
+        }
+    });
+    if let Some(email) = &raw.contact_email {
+        if !email.contains('@') || email.contains(char::is_whitespace) {
+            cx.error(at, format!("catalog.contact_email {email:?} is not an e-mail address"));
+        }
+    }
+    if let Some(url) = &raw.contact_url {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            cx.error(at, format!("catalog.contact_url {url:?} is not an http(s) URL"));
+        }
+    }
+    let check_themes = |cx: &mut Ctx<'_>, what: &str, themes: &[String]| {
+        if themes.is_empty() {
+            cx.error(at, format!("{what}: at least one theme is required"));
+        }
+        for theme in themes {
+            if !DATA_THEMES.contains(&theme.as_str()) {
+                cx.error(at, format!("{what}: {theme:?} is not an EU data theme ({})", DATA_THEMES.join(", ")));
+            }
+        }
+    };
+    let default_themes = raw.default_themes.clone().unwrap_or_else(|| vec!["GOVE".to_owned()]);
+    check_themes(cx, "catalog.default_themes", &default_themes);
+    for (dataset, themes) in &raw.themes {
+        check_themes(cx, &format!("catalog.themes.{dataset:?}"), themes);
+    }
+    CatalogConfig {
+        publisher,
+        contact_email: raw.contact_email.clone(),
+        contact_url: raw.contact_url.clone(),
+        themes: raw.themes.clone(),
+        default_themes,
     }
 }
 

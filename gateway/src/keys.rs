@@ -49,6 +49,17 @@ impl Keys {
     }
 }
 
+/// The public half of the configured checkpoint key, without loading the
+/// other keys (for `bru audit verify`).
+pub fn checkpoint_public_key(config: &KeysConfig) -> Result<[u8; 32], String> {
+    let pem = config.checkpoint_key.read_bytes()?;
+    let der = PrivatePkcs8KeyDer::from_pem_slice(&pem)
+        .map_err(|e| format!("the checkpoint key is not a PKCS#8 PEM key: {e}"))?;
+    let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der())
+        .map_err(|e| format!("the checkpoint key is not an Ed25519 key: {e}"))?;
+    pair.public_key().as_ref().try_into().map_err(|_| "the checkpoint key is not 32 bytes".to_owned())
+}
+
 /// Signs the short-lived `Bru-Assertion` a provider can verify.
 pub struct AssertionSigner {
     key: EncodingKey,
@@ -106,7 +117,18 @@ impl AssertionSigner {
     }
 
     pub fn sign(&self, claims: &AssertionClaims<'_>) -> Result<String, String> {
+        self.sign_claims(claims)
+    }
+
+    /// Signs any claims with the assertion key (ES256, `typ` JWT, this key's
+    /// `kid`), e.g. a consent receipt.
+    pub fn sign_claims<T: Serialize>(&self, claims: &T) -> Result<String, String> {
         jsonwebtoken::encode(&self.header, claims, &self.key).map_err(|e| e.to_string())
+    }
+
+    /// The key id published in `/.well-known/jwks.json`.
+    pub fn kid(&self) -> &str {
+        &self.kid
     }
 
     fn public_jwk(&self) -> serde_json::Value {

@@ -5,9 +5,14 @@
 //! the modules below and in the library crates.
 
 mod app;
+mod audit_api;
 mod auth;
+mod catalog;
+mod citizen_api;
 mod cli;
 mod config;
+mod consent_api;
+mod json_api;
 mod keys;
 mod metrics;
 mod pipeline;
@@ -15,6 +20,7 @@ mod problem;
 mod routes;
 mod run;
 mod server;
+mod transparency;
 
 use std::process::ExitCode;
 

@@ -24,11 +24,20 @@ pub struct DatasetLabels {
     pub dataset: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    pub provider: String,
+    /// `ok`, `http_5xx`, `connect_error`, `timeout`, `tls_error`, …, or for a
+    /// call refused before any attempt `circuit_open`, `busy`, `credentials`.
+    pub outcome: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     calls: Family<CallLabels, Counter>,
     call_duration: Histogram,
     provider_duration: Family<DatasetLabels, Histogram>,
+    provider_attempts: Family<AttemptLabels, Counter>,
     audit_append: Histogram,
     pub audit_failures: Counter,
     pub open_connections: Gauge,
@@ -59,13 +68,28 @@ impl Metrics {
             "Time until the provider's response head",
             provider_duration.clone(),
         );
+        let provider_attempts = Family::<AttemptLabels, Counter>::default();
+        registry.register(
+            "provider_attempts",
+            "Attempts to call a provider, by outcome (a call refused before any attempt counts once)",
+            provider_attempts.clone(),
+        );
         let audit_append = Histogram::new(latency_buckets());
         registry.register("audit_append_seconds", "Time to write a record durably", audit_append.clone());
         let audit_failures = Counter::default();
         registry.register("audit_failures", "Records that could not be written", audit_failures.clone());
         let open_connections = Gauge::default();
         registry.register("open_connections", "Open connections on the public listener", open_connections.clone());
-        Metrics { registry, calls, call_duration, provider_duration, audit_append, audit_failures, open_connections }
+        Metrics {
+            registry,
+            calls,
+            call_duration,
+            provider_duration,
+            provider_attempts,
+            audit_append,
+            audit_failures,
+            open_connections,
+        }
     }
 
     pub fn observe_call(&self, record: &NewRecord, took: Duration) {
@@ -86,6 +110,29 @@ impl Metrics {
 
     pub fn observe_provider(&self, dataset: &str, took: Duration) {
         self.provider_duration.get_or_create(&DatasetLabels { dataset: dataset.to_owned() }).observe(took.as_secs_f64());
+    }
+
+    /// Every attempt of one provider call; a call refused before any attempt
+    /// (open breaker, concurrency limit, no token) counts once under its reason.
+    pub fn observe_attempts(
+        &self,
+        provider: &str,
+        report: &connectors::ForwardReport,
+        error: Option<&connectors::UpstreamError>,
+    ) {
+        let count = |outcome: &str| {
+            self.provider_attempts
+                .get_or_create(&AttemptLabels { provider: provider.to_owned(), outcome: outcome.to_owned() })
+                .inc();
+        };
+        if report.attempts.is_empty() {
+            if let Some(e) = error {
+                count(e.label());
+            }
+        }
+        for attempt in &report.attempts {
+            count(attempt.label());
+        }
     }
 
     pub fn observe_audit_append(&self, took: Duration) {

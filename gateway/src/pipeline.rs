@@ -155,32 +155,51 @@ async fn prepare<'a>(app: &'a App, req: Request<Incoming>, call: &mut Call) -> R
         call.record.path = route.path_with_subject_hidden(*i);
     }
 
+    let now = time::OffsetDateTime::now_utc();
     let consent = match (dataset.basis == LegalBasis::Consent, consent_id) {
         (false, _) | (true, None) => ConsentFact::NotGiven,
-        (true, Some(id)) => app.consent_fact(id).await.map_err(|_| Failure::AuditUnavailable)?,
+        (true, Some(id)) => app.consent_fact(id, now).await.map_err(|_| Failure::AuditUnavailable)?,
     };
 
-    let facts = Facts { purpose, subject, consent, now: time::OffsetDateTime::now_utc() };
-    match policy::decide(&app.policy, &caller, dataset, &facts) {
-        Decision::Deny(code) => Err(Failure::Denied(code)),
-        Decision::Allow { basis, legal_ref, mask, consent_id, subject } => {
-            Ok(Allowed {
-                caller,
-                dataset,
-                rest: route.rest.clone(),
-                query: parts.uri.query().map(str::to_owned),
-                mask,
-                basis,
-                legal_ref,
-                consent_id,
-                subject,
-                headers: parts.headers,
-                method: parts.method,
-                body,
-            })
+    let mut facts = Facts { purpose, subject, consent, now };
+    // A call under consent uses up one of its uses. If the consent changed
+    // after it was read (revoked, expired, used up by a parallel call), nothing
+    // is counted: read it again and decide again, so that the refusal too
+    // comes from policy::decide.
+    for _ in 0..CONSENT_ATTEMPTS {
+        match policy::decide(&app.policy, &caller, dataset, &facts) {
+            Decision::Deny(code) => return Err(Failure::Denied(code)),
+            Decision::Allow { basis, legal_ref, mask, consent_id, subject } => {
+                if let Some(id) = &consent_id {
+                    if !app.use_consent(id, now).await.map_err(|_| Failure::AuditUnavailable)? {
+                        facts.consent = app.consent_fact(id, now).await.map_err(|_| Failure::AuditUnavailable)?;
+                        continue;
+                    }
+                }
+                return Ok(Allowed {
+                    caller,
+                    dataset,
+                    rest: route.rest.clone(),
+                    query: parts.uri.query().map(str::to_owned),
+                    mask,
+                    basis,
+                    legal_ref,
+                    consent_id,
+                    subject,
+                    headers: parts.headers,
+                    method: parts.method,
+                    body,
+                });
+            }
         }
     }
+    // The store and the decision keep disagreeing: a fault, not a refusal.
+    Err(Failure::AuditUnavailable)
 }
+
+/// How often a call re-reads a consent that changed under it; one change is
+/// the expected case, more means the store is not consistent with itself.
+const CONSENT_ATTEMPTS: usize = 3;
 
 /// Records the refusal, then answers it. Nothing is forwarded.
 async fn refuse(app: &App, mut call: Call, failure: Failure) -> Response<Body> {
@@ -255,12 +274,12 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
 
     let limit_hit = Arc::new(AtomicBool::new(false));
     let body = match allowed.body {
-        RequestBody::Buffered(bytes) => {
-            http_body_util::Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
-        }
+        // Buffered (and empty) bodies can be replayed, so such calls may be retried.
+        RequestBody::Buffered(bytes) => connectors::OutboundBody::Buffered(bytes),
         RequestBody::Streaming(incoming) => {
             LimitedBody { inner: incoming, remaining: app.config.server.max_body_bytes, hit: limit_hit.clone() }
                 .boxed_unsync()
+                .into()
         }
     };
     let mut headers = allowed.headers;
@@ -287,27 +306,44 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
         },
     };
     let provider_started = Instant::now();
-    let response = match app.connector.forward(upstream, request).await {
-        Ok(r) => r,
+    let provider = allowed.dataset.id.provider.as_str();
+    let (result, report) = app.connector.forward_reported(upstream, request).await;
+    app.metrics.observe_attempts(provider, &report, result.as_ref().err());
+    let attempts: Vec<&str> = report.attempts.iter().map(|a| a.label()).collect();
+    let response = match result {
+        Ok(r) => {
+            if attempts.len() > 1 {
+                tracing::info!(provider, dataset = %dataset_name, transfer_id = %transfer_id, attempts = ?attempts,
+                    breaker = report.breaker.as_str(), "provider call retried");
+            }
+            r
+        }
         Err(e) => {
             let failure = if limit_hit.load(Ordering::Relaxed) {
                 Failure::RequestTooLarge
-            } else if e.is_caller_fault() {
-                Failure::MalformedRequest("the request body could not be read")
-            } else if e.is_timeout() {
-                Failure::UpstreamTimeout
             } else {
-                tracing::warn!(provider = %allowed.dataset.id.provider, error = %e, "provider call failed");
-                Failure::UpstreamError(e.to_string())
+                Failure::from_upstream(&e)
             };
+            if failure.party() == crate::problem::Party::Provider {
+                tracing::warn!(provider, dataset = %dataset_name, transfer_id = %transfer_id, attempts = ?attempts,
+                    breaker = report.breaker.as_str(), reason = e.label(), error = %e, "provider call failed");
+            }
             return app.finish_with_failure(outcome, started, &transfer_id, failure).await;
         }
     };
     app.metrics.observe_provider(&dataset_name, provider_started.elapsed());
     let (mut parts, body) = response.into_parts();
     let transfer_header = HeaderValue::from_str(&transfer_id).ok();
+    // A FHIR Bundle's paging links name the provider; they are rewritten to
+    // point through Bru, so the next page is checked and recorded too.
+    let fhir_links = parts.status.is_success()
+        && parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(connectors::is_fhir_json);
 
-    if *allowed.mask == FieldMask::None {
+    if *allowed.mask == FieldMask::None && !fhir_links {
         if let Some(v) = transfer_header {
             parts.headers.insert("bru-transfer-id", v);
         }
@@ -325,7 +361,9 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
             return app.finish_with_failure(outcome, started, &transfer_id, failure).await;
         }
     };
-    let minimised = if parts.status.is_success() {
+    let mut minimised = if *allowed.mask == FieldMask::None {
+        bytes
+    } else if parts.status.is_success() {
         match connectors::minimise(allowed.mask, &bytes) {
             Ok(m) => Bytes::from(m),
             Err(e) => {
@@ -337,6 +375,18 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
         // An error answer carries no data of the dataset, but keep only its status.
         Bytes::new()
     };
+    if fhir_links {
+        let bru_url = format!("{}/data/{}/{}", app.config.public_url, provider, allowed.dataset.id.dataset);
+        let rewriter = connectors::FhirLinkRewriter::new(&upstream.base_url, &allowed.dataset.id.dataset, &bru_url);
+        match rewriter.map(|r| r.rewrite(&minimised)) {
+            Some(Ok(Some(rewritten))) => minimised = Bytes::from(rewritten),
+            Some(Ok(None)) | None => {}
+            Some(Err(e)) => {
+                let failure = Failure::UpstreamError(format!("the provider's FHIR answer could not be read: {e}"));
+                return app.finish_with_failure(outcome, started, &transfer_id, failure).await;
+            }
+        }
+    }
     // These describe the provider's body, not the minimised one.
     for name in [
         http::header::CONTENT_LENGTH,

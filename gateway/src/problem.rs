@@ -165,6 +165,23 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// A call to the provider that did not bring back a response head.
+    pub fn from_upstream(e: &connectors::UpstreamError) -> Failure {
+        use connectors::UpstreamError as E;
+        match e {
+            E::RequestTooLarge => Failure::RequestTooLarge,
+            E::InvalidRequest(why) => Failure::MalformedRequest(why),
+            _ if e.is_caller_fault() => Failure::MalformedRequest("the request body could not be read"),
+            _ if e.is_timeout() => Failure::UpstreamTimeout,
+            // An open circuit breaker, a full concurrency limit and a refused
+            // token grant all answer for a provider that cannot be used now:
+            // 502 like any provider fault, the reason in the detail.
+            _ => Failure::UpstreamError(e.to_string()),
+        }
+    }
+}
+
 impl From<AuthError> for Failure {
     fn from(e: AuthError) -> Self {
         Failure::Auth(e)

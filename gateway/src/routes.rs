@@ -1,5 +1,6 @@
-//! The routes beside the data plane: the public ones (JWKS, and in demo mode
-//! the demo issuers) and the ops listener's.
+//! The routes beside the data plane: the public ones (JWKS, the consent
+//! requester API, the citizen API, and in demo mode the demo issuers) and the
+//! ops listener's.
 
 use std::sync::Arc;
 
@@ -13,7 +14,13 @@ use crate::app::App;
 
 /// The public listener's routes other than `/data/`.
 pub fn public(app: Arc<App>, demo: Option<Router>) -> Router {
-    let router = Router::new().route("/.well-known/jwks.json", get(jwks)).with_state(app);
+    let router = Router::new()
+        .route("/.well-known/jwks.json", get(jwks))
+        .merge(crate::consent_api::routes())
+        .merge(crate::citizen_api::routes())
+        .merge(crate::audit_api::routes())
+        .merge(crate::catalog::routes())
+        .with_state(app);
     let router = match demo {
         Some(demo) => router.merge(demo),
         None => router,
@@ -57,9 +64,10 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
-/// Ready only when the store and the log accept writes.
+/// Ready only when the store and the log accept writes: an active write
+/// probe (at most once a second), and no audit append failed since.
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    if app.audit_healthy() {
+    if app.readiness.store_writable(&app).await && app.audit_healthy() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "the audit log does not accept writes\n").into_response()

@@ -53,7 +53,14 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         ..demo::DemoOptions::default()
     };
     let layout = demo::prepare(&args.dir, &options).context("cannot prepare the demo directory")?;
-    let (config, policy) = crate::cli::load(&layout.config).map_err(|e| anyhow!(e.join("\n")))?;
+    #[allow(unused_mut)]
+    let (mut config, policy) = crate::cli::load(&layout.config).map_err(|e| anyhow!(e.join("\n")))?;
+    // The demo rewrites its bru.toml at every start, so benchmark builds
+    // also take the no-op log from the environment (bench/audit).
+    #[cfg(feature = "bench-noop-audit")]
+    if std::env::var("BRU_BENCH_AUDIT").as_deref() == Ok("noop") {
+        config.store.audit_noop = true;
+    }
     let issuers = demo::DemoIssuers::load(&layout).context("cannot load the demo issuers' keys")?;
     let (stop_providers, providers_stopped) = watch::channel(false);
     let providers = demo::serve_providers(&layout, wait_for(providers_stopped))
@@ -105,6 +112,10 @@ async fn run(config: Config, policy: policy::Policy, listeners: Listeners, demo:
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    if app.config.store.audit_noop {
+        tracing::warn!("BENCHMARK BUILD: store.audit = \"noop\", no audit records are written");
+    }
+    let checkpointer = tokio::spawn(crate::transparency::run_checkpointer(app.clone(), stop_rx.clone()));
     let ops_task = tokio::spawn(crate::server::serve_ops(ops, crate::routes::ops(app.clone()), wait_for(stop_rx.clone())));
     let router = crate::routes::public(app.clone(), demo_router);
     let public_task = tokio::spawn(crate::server::serve_public(public, tls, app.clone(), router, wait_for(stop_rx)));
@@ -114,6 +125,9 @@ async fn run(config: Config, policy: policy::Policy, listeners: Listeners, demo:
     let _ = stop_tx.send(true);
     let _ = public_task.await;
     app.drain_records().await;
+    // Sign the last records too, so a clean stop leaves nothing unsigned.
+    let _ = checkpointer.await;
+    crate::transparency::final_checkpoint(&app).await;
     let _ = ops_task.await;
     tracing::info!("stopped");
     Ok(())

@@ -9,7 +9,6 @@ use axum::body::Body;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -22,6 +21,8 @@ use crate::app::App;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Requests in flight on one HTTP/2 connection.
 const MAX_CONCURRENT_STREAMS: u32 = 128;
+/// Open connections on the public listener; memory per idle connection is a few KiB.
+const MAX_CONNECTIONS: usize = 20_000;
 
 /// Reads the certificate chain and key; TLS 1.2 and 1.3 only, ALPN h2 and http/1.1.
 pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<Arc<rustls::ServerConfig>, String> {
@@ -42,22 +43,35 @@ pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<Arc<r
     Ok(Arc::new(config))
 }
 
-fn connection_builder(app: &App) -> auto::Builder<TokioExecutor> {
+/// HTTP/1.1 and HTTP/2 settings, chosen per connection by ALPN: sniffing the
+/// protocol from the first bytes (hyper-util's `auto`) would read without a
+/// timeout, so a client that connects and says nothing would be kept forever.
+struct Protocols {
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+}
+
+fn protocols(app: &App) -> Protocols {
     let server = &app.config.server;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
+        // Also closes a connection that sends nothing after the handshake or
+        // after its last response.
         .header_read_timeout(server.header_read_timeout)
         // Room above our own limit, so that the 431 comes from us with a problem body.
         .max_buf_size((server.max_header_bytes * 2).max(16 * 1024));
-    builder
-        .http2()
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .max_header_list_size(u32::try_from(server.max_header_bytes * 2).unwrap_or(u32::MAX))
-        .max_pending_accept_reset_streams(Some(64));
-    builder
+        .max_pending_accept_reset_streams(Some(64))
+        .max_local_error_reset_streams(Some(256))
+        // A peer that stops answering pings is gone; free its connection.
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
+    Protocols { http1, http2 }
 }
 
 /// Serves the public listener until `shutdown` resolves, then lets the
@@ -70,10 +84,20 @@ pub async fn serve_public(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let builder = Arc::new(connection_builder(&app));
+    let protocols = Arc::new(protocols(&app));
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        // At the connection limit, stop accepting until one closes: the
+        // kernel's backlog holds the rest, and established clients go on.
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -90,7 +114,7 @@ pub async fn serve_public(
         let acceptor = acceptor.clone();
         let app = app.clone();
         let router = router.clone();
-        let builder = builder.clone();
+        let protocols = protocols.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
@@ -108,10 +132,17 @@ pub async fn serve_public(
                 let router = router.clone();
                 async move { Ok::<_, std::convert::Infallible>(route(app, router, req).await) }
             });
-            let connection = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(connection).await {
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            let io = TokioIo::new(tls);
+            let result = if h2 {
+                watcher.watch(protocols.http2.serve_connection(io, service)).await
+            } else {
+                watcher.watch(protocols.http1.serve_connection(io, service)).await
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            drop(permit);
             gauge_app.metrics.open_connections.dec();
         });
     }

@@ -9,9 +9,12 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod bru;
+pub mod connectors;
+pub mod consent;
 pub mod jwt;
 pub mod pki;
 pub mod servers;
+pub mod transparency;
 pub mod world;
 
 pub use bru::{audit_export, bru_bin, send, spawn_bru, Bru, RawExchange, Reply};

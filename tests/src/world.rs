@@ -185,6 +185,7 @@ pub struct WorldBuilder {
     request_timeout_ms: u64,
     jwks_refresh_min_interval_ms: u64,
     shutdown_grace_ms: u64,
+    header_read_timeout_ms: u64,
     closed_upstreams: Vec<String>,
     env: Vec<(String, String)>,
 }
@@ -197,6 +198,7 @@ impl Default for WorldBuilder {
             request_timeout_ms: 30_000,
             jwks_refresh_min_interval_ms: 10_000,
             shutdown_grace_ms: 30_000,
+            header_read_timeout_ms: 10_000,
             closed_upstreams: Vec::new(),
             env: Vec::new(),
         }
@@ -226,6 +228,11 @@ impl WorldBuilder {
 
     pub fn shutdown_grace_ms(mut self, n: u64) -> Self {
         self.shutdown_grace_ms = n;
+        self
+    }
+
+    pub fn header_read_timeout_ms(mut self, n: u64) -> Self {
+        self.header_read_timeout_ms = n;
         self
     }
 
@@ -311,7 +318,7 @@ impl WorldBuilder {
              tls_key = \"tls/key.pem\"\n\
              max_header_bytes = {}\n\
              max_body_bytes = {}\n\
-             header_read_timeout_ms = 10000\n\
+             header_read_timeout_ms = {}\n\
              shutdown_grace_ms = {}\n\n\
              [store]\n\
              url = \"sqlite://bru.db\"\n\
@@ -323,6 +330,7 @@ impl WorldBuilder {
              {}\n{}\n{}\n{}\n{}",
             self.max_header_bytes,
             self.max_body_bytes,
+            self.header_read_timeout_ms,
             self.shutdown_grace_ms,
             issuer("test-mp", ISSUER_MP, "mp", "RS256", None),
             issuer("test-mp-es", ISSUER_ES, "es", "ES256", None),

@@ -172,6 +172,7 @@ fn upstream(url: &str) -> Upstream {
         request_timeout: Duration::from_secs(10),
         max_response_bytes: 1024,
         credentials: Credentials::None,
+        resilience: Resilience::default(),
     }
 }
 
@@ -198,6 +199,68 @@ fn validates_upstream_urls() {
     let mut zero = upstream("https://nav.example");
     zero.request_timeout = Duration::ZERO;
     assert_eq!(zero.validate(), Err(InvalidUpstream::ZeroTimeout));
+}
+
+#[test]
+fn only_connect_failures_and_timeouts_are_retried() {
+    let d = Duration::from_millis(1);
+    for e in [
+        UpstreamError::Connect("refused".into()),
+        UpstreamError::ConnectTimeout(d),
+        UpstreamError::Timeout(d),
+    ] {
+        assert!(e.is_retryable(), "{e}");
+        assert!(e.is_provider_failure(), "{e}");
+    }
+    for e in [
+        UpstreamError::Tls("UnknownIssuer".into()),
+        UpstreamError::Protocol("closed".into()),
+    ] {
+        assert!(!e.is_retryable(), "{e}");
+        assert!(e.is_provider_failure(), "{e}");
+    }
+    for e in [
+        UpstreamError::TooLarge {
+            declared: 2,
+            limit: 1,
+        },
+        UpstreamError::RequestBody("gone".into()),
+        UpstreamError::RequestTooLarge,
+        UpstreamError::InvalidRequest("x"),
+        UpstreamError::CircuitOpen { retry_in: d },
+        UpstreamError::Busy { limit: 1 },
+        UpstreamError::Credentials(GrantError::Timeout(d)),
+    ] {
+        assert!(!e.is_retryable(), "{e}");
+        assert!(!e.is_provider_failure(), "{e}");
+    }
+}
+
+#[test]
+fn only_idempotent_methods_are_replayed() {
+    for m in [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PUT,
+        Method::DELETE,
+    ] {
+        assert!(is_idempotent(&m), "{m}");
+    }
+    for m in [Method::POST, Method::PATCH, Method::TRACE, Method::CONNECT] {
+        assert!(!is_idempotent(&m), "{m}");
+    }
+}
+
+#[test]
+fn attempt_labels() {
+    assert_eq!(AttemptOutcome::Response(200).label(), "ok");
+    assert_eq!(AttemptOutcome::Response(404).label(), "ok");
+    assert_eq!(AttemptOutcome::Response(503).label(), "http_5xx");
+    assert_eq!(
+        AttemptOutcome::Failed("connect_error").label(),
+        "connect_error"
+    );
 }
 
 #[test]

@@ -142,7 +142,11 @@ async fn concurrency_limit_waits_then_gives_up() {
     assert!(held.is_some());
     assert!(r.acquire(Duration::from_millis(20)).await.is_err());
     drop(held);
-    assert!(r.acquire(Duration::from_millis(20)).await.unwrap().is_some());
+    assert!(r
+        .acquire(Duration::from_millis(20))
+        .await
+        .unwrap()
+        .is_some());
     let unlimited = Resilience::default();
     assert!(unlimited.acquire(Duration::ZERO).await.unwrap().is_none());
 }

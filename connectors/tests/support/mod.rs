@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod pki;
+pub mod token;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,12 +15,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use connectors::{
-    BoxError, BruHeaders, Connector, ConnectorConfig, Credentials, OutboundRequest, RequestBody,
-    TrustAnchors, Upstream,
+    BoxError, BruHeaders, Connector, ConnectorConfig, Credentials, OutboundBody, OutboundRequest,
+    Resilience, TrustAnchors, Upstream,
 };
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -68,6 +71,31 @@ pub async fn start_tls(handler: Handler, tls: &Tls) -> Provider {
     .with_no_client_auth()
     .with_single_cert(vec![tls.cert.clone()], tls.key.clone_key())
     .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    start_with(handler, Some(TlsAcceptor::from(Arc::new(config)))).await
+}
+
+/// A TLS provider that demands a client certificate issued by `client_ca`.
+pub async fn start_mtls(
+    handler: Handler,
+    server: &Tls,
+    client_ca: CertificateDer<'static>,
+) -> Provider {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(client_ca).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![server.cert.clone()], server.key.clone_key())
+        .unwrap();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     start_with(handler, Some(TlsAcceptor::from(Arc::new(config)))).await
 }
@@ -165,14 +193,19 @@ pub fn json_ok() -> Response<ProviderBody> {
         .unwrap()
 }
 
-pub fn empty_body() -> RequestBody {
-    Empty::new()
-        .map_err(|e: Infallible| match e {})
-        .boxed_unsync()
+/// An empty request body (replayable).
+pub fn empty_body() -> OutboundBody {
+    OutboundBody::Empty
 }
 
-pub fn full_body(data: impl Into<Bytes>) -> RequestBody {
-    full(data)
+/// A request body streamed in one chunk (not replayable).
+pub fn full_body(data: impl Into<Bytes>) -> OutboundBody {
+    full(data).into()
+}
+
+/// A request body Bru already read whole (replayable).
+pub fn buffered_body(data: impl Into<Bytes>) -> OutboundBody {
+    OutboundBody::Buffered(data.into())
 }
 
 /// A self-signed certificate for `localhost` and its key.
@@ -209,6 +242,7 @@ pub fn upstream(base_url: &str) -> Upstream {
         request_timeout: Duration::from_secs(10),
         max_response_bytes: 1024 * 1024,
         credentials: Credentials::None,
+        resilience: Resilience::default(),
     }
 }
 

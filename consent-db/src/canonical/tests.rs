@@ -12,7 +12,8 @@ fn canon(v: &Value) -> String {
 fn rfc8785_string_example() {
     // RFC 8785 §3.2.2.2: the JSON text
     // "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/" canonicalises as below.
-    let v: Value = serde_json::from_str(r#""\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/""#).unwrap();
+    let v: Value =
+        serde_json::from_str(r#""\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/""#).unwrap();
     assert_eq!(canon(&v), "\"€$\\u000f\\nA'B\\\"\\\\\\\\\\\"/\"");
 }
 
@@ -36,7 +37,10 @@ fn strings_escape_only_what_jcs_escapes() {
         assert_eq!(canon(&json!(input)), expected, "{input:?}");
     }
     // Non-ASCII as UTF-8, never \u escapes.
-    check("sosialtjenesteloven § 43 (illustrativ)", "\"sosialtjenesteloven § 43 (illustrativ)\"");
+    check(
+        "sosialtjenesteloven § 43 (illustrativ)",
+        "\"sosialtjenesteloven § 43 (illustrativ)\"",
+    );
     check("Søknad om omsorgsbolig", "\"Søknad om omsorgsbolig\"");
     check("\u{2028}\u{2029}\u{7f}", "\"\u{2028}\u{2029}\u{7f}\"");
     // Short forms where ECMAScript has them, lower-case \u00xx otherwise.
@@ -68,5 +72,8 @@ fn integers_are_plain_and_floats_are_refused() {
 #[test]
 fn structure_has_no_whitespace() {
     let v = json!({"b": [1, null, true, false, {"z": 1, "a": "x"}], "a": {}});
-    assert_eq!(canon(&v), r#"{"a":{},"b":[1,null,true,false,{"a":"x","z":1}]}"#);
+    assert_eq!(
+        canon(&v),
+        r#"{"a":{},"b":[1,null,true,false,{"a":"x","z":1}]}"#
+    );
 }

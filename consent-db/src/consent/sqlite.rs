@@ -121,7 +121,9 @@ impl SqliteStore {
         let row = select(&mut conn, id).await?;
         drop(conn);
         match row {
-            Some(row) if is_due(&row, now)? => self.expire_due(&[row.id], now).await.map(|mut v| v.pop()),
+            Some(row) if is_due(&row, now)? => {
+                self.expire_due(&[row.id], now).await.map(|mut v| v.pop())
+            }
             other => Ok(other),
         }
     }
@@ -207,7 +209,11 @@ impl SqliteStore {
 
     /// Expires each of `ids` that is still due, under the write lock; returns
     /// the rows after it.
-    async fn expire_due(&self, ids: &[String], now: Timestamp) -> Result<Vec<ConsentRow>, StoreError> {
+    async fn expire_due(
+        &self,
+        ids: &[String],
+        now: Timestamp,
+    ) -> Result<Vec<ConsentRow>, StoreError> {
         self.retrying(|| async move {
             let mut tx = self.begin_write().await?;
             let mut rows = Vec::with_capacity(ids.len());
@@ -234,7 +240,11 @@ impl SqliteStore {
             let mut tx = self.begin_write().await?;
             let row = select(&mut tx, id).await?.ok_or(ConsentError::NotFound)?;
             // Someone else's consent does not exist, as far as this citizen knows.
-            if row.subject.as_deref().is_some_and(|s| s != citizen.expose()) {
+            if row
+                .subject
+                .as_deref()
+                .is_some_and(|s| s != citizen.expose())
+            {
                 return Err(ConsentError::NotFound);
             }
             let row = expire_if_due(&mut tx, row, now).await?;
@@ -259,7 +269,9 @@ impl SqliteStore {
             .await
             .map_err(StoreError::from)?;
             if changed.rows_affected() != 1 {
-                return Err(StoreError::Db(format!("consent {id} changed under the write lock")).into());
+                return Err(
+                    StoreError::Db(format!("consent {id} changed under the write lock")).into(),
+                );
             }
             add_event(&mut tx, id, event, now).await?;
             let row = select(&mut tx, id).await?.ok_or(ConsentError::NotFound)?;
@@ -270,7 +282,11 @@ impl SqliteStore {
     }
 
     /// Counts one use if the consent is granted, unexpired and has uses left.
-    pub(crate) async fn use_consent(&self, id: &str, now: Timestamp) -> Result<UseOutcome, StoreError> {
+    pub(crate) async fn use_consent(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<UseOutcome, StoreError> {
         self.retrying(|| async move {
             let mut tx = self.begin_write().await?;
             // The condition and the increment are one statement under the
@@ -290,7 +306,7 @@ impl SqliteStore {
                 let row = select(&mut tx, id)
                     .await?
                     .ok_or_else(|| StoreError::Db(format!("consent {id} vanished")))?;
-                UseOutcome::Used(row)
+                UseOutcome::Used(Box::new(row))
             } else {
                 // Refused; if it is because valid_to passed, record that now.
                 if let Some(row) = select(&mut tx, id).await? {
@@ -318,7 +334,9 @@ async fn events(conn: &mut SqliteConnection, id: &str) -> Result<Vec<ConsentEven
             .await?;
     rows.into_iter()
         .map(|(kind, at)| {
-            let bad = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("consent {id}: event: {e}"));
+            let bad = |e: &dyn std::fmt::Display| {
+                StoreError::Corrupt(format!("consent {id}: event: {e}"))
+            };
             Ok(ConsentEvent {
                 kind: kind.parse().map_err(|e| bad(&e))?,
                 at: Timestamp::parse(&at).map_err(|e| bad(&e))?,
@@ -357,12 +375,14 @@ async fn expire_if_due(
     if !is_due(&row, now)? {
         return Ok(row);
     }
-    sqlx::query("UPDATE consents SET status = 'expired', updated_at = ? WHERE id = ? AND status = ?")
-        .bind(now.to_string())
-        .bind(&row.id)
-        .bind(&row.status)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE consents SET status = 'expired', updated_at = ? WHERE id = ? AND status = ?",
+    )
+    .bind(now.to_string())
+    .bind(&row.id)
+    .bind(&row.status)
+    .execute(&mut *conn)
+    .await?;
     add_event(conn, &row.id, EventType::Expired, row.valid_to_time()?).await?;
     select(conn, &row.id)
         .await?

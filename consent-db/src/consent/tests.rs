@@ -1,0 +1,589 @@
+//! The consent state machine against a real SQLite file: every allowed and
+//! refused transition, its events, expiry, use counting under concurrency,
+//! and that a change and its event commit together or not at all.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use policy::PersonNumber;
+use sqlx::Connection;
+use tempfile::TempDir;
+
+use super::*;
+use crate::{Store, StoreConfig};
+
+const KARI: &str = "12884513829";
+const OLA: &str = "03839113713";
+const K429: &str = "0192:921429002";
+
+struct Fixture {
+    _dir: TempDir,
+    url: String,
+    store: Store,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bru.db").display());
+    let store = Store::open_with(&url, &StoreConfig::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    Fixture {
+        _dir: dir,
+        url,
+        store,
+    }
+}
+
+fn person(s: &str) -> PersonNumber {
+    PersonNumber::parse(s, true).unwrap()
+}
+
+fn t(s: &str) -> Timestamp {
+    Timestamp::parse(s).unwrap()
+}
+
+/// Times in 2030; every consent below is valid until noon on 1 June.
+const CREATED: &str = "2030-06-01T08:00:00.000Z";
+const LATER: &str = "2030-06-01T09:00:00.000Z";
+const VALID_TO: &str = "2030-06-01T12:00:00.000Z";
+const AFTER: &str = "2030-06-01T12:00:00.001Z";
+
+fn request(subject: Option<&str>, max_uses: Option<u32>) -> NewConsent {
+    NewConsent {
+        id: uuid_like(),
+        requester: K429.into(),
+        supplier: None,
+        subject: subject.map(person),
+        datasets: vec!["nav/inntekt".into(), "helsenorge/hjemmetjeneste".into()],
+        purpose: "omsorgsbolig-soknad".into(),
+        valid_to: t(VALID_TO),
+        max_uses,
+        redirect_url: Some("https://k429.example/soknad".into()),
+        message: Some("Vi trenger inntekten din.".into()),
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "c0ffee00-0000-4000-8000-{:012}",
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn create(store: &Store, subject: Option<&str>, max_uses: Option<u32>) -> ConsentRow {
+    store
+        .create_consent(&request(subject, max_uses), t(CREATED))
+        .await
+        .unwrap()
+}
+
+async fn granted(store: &Store, max_uses: Option<u32>) -> ConsentRow {
+    let row = create(store, Some(KARI), max_uses).await;
+    store
+        .accept_consent(&row.id, &person(KARI), t(LATER))
+        .await
+        .unwrap()
+}
+
+async fn event_types(store: &Store, id: &str) -> Vec<&'static str> {
+    store
+        .consent_events(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.as_str())
+        .collect()
+}
+
+async fn status(store: &Store, id: &str) -> String {
+    // Read at a time before valid_to, so the read itself changes nothing.
+    store
+        .get_consent_at(id, t(LATER))
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+}
+
+#[test]
+fn the_state_machine_allows_exactly_these_transitions() {
+    use CitizenAction::*;
+    use ConsentState::*;
+    let cases = [
+        (Pending, Accept, Some(Granted)),
+        (Pending, Reject, Some(Rejected)),
+        (Pending, Revoke, None),
+        (Granted, Accept, None),
+        (Granted, Reject, None),
+        (Granted, Revoke, Some(Revoked)),
+        (Rejected, Accept, None),
+        (Rejected, Reject, None),
+        (Rejected, Revoke, None),
+        (Revoked, Accept, None),
+        (Revoked, Reject, None),
+        (Revoked, Revoke, None),
+        (Expired, Accept, None),
+        (Expired, Reject, None),
+        (Expired, Revoke, None),
+    ];
+    for (state, action, expected) in cases {
+        assert_eq!(next_state(state, action), expected, "{state} + {action:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_request_is_created_pending_with_its_event() {
+    let fx = fixture().await;
+    let row = create(&fx.store, Some(KARI), Some(10)).await;
+    assert_eq!(row.state().unwrap(), ConsentState::Pending);
+    assert_eq!(
+        (row.uses, row.max_uses, row.subject.as_deref()),
+        (0, Some(10), Some(KARI))
+    );
+    assert_eq!(
+        row.dataset_list().unwrap(),
+        ["nav/inntekt", "helsenorge/hjemmetjeneste"]
+    );
+    assert_eq!(row.valid_to, VALID_TO);
+    let events = fx.store.consent_events(&row.id).await.unwrap();
+    assert_eq!(
+        events,
+        [ConsentEvent {
+            kind: EventType::Created,
+            at: t(CREATED)
+        }]
+    );
+    assert!(!format!("{row:?}").contains(KARI));
+    assert!(!format!("{:?}", request(Some(KARI), None)).contains(KARI));
+}
+
+#[tokio::test]
+async fn the_subject_accepts_then_revokes() {
+    let fx = fixture().await;
+    let row = granted(&fx.store, Some(3)).await;
+    assert_eq!(row.state().unwrap(), ConsentState::Granted);
+    let revoked = fx
+        .store
+        .revoke_consent(&row.id, &person(KARI), t(LATER))
+        .await
+        .unwrap();
+    assert_eq!(revoked.state().unwrap(), ConsentState::Revoked);
+    assert_eq!(
+        event_types(&fx.store, &row.id).await,
+        ["created", "accepted", "revoked"]
+    );
+}
+
+#[tokio::test]
+async fn the_subject_rejects() {
+    let fx = fixture().await;
+    let row = create(&fx.store, Some(KARI), None).await;
+    let rejected = fx
+        .store
+        .reject_consent(&row.id, &person(KARI), t(LATER))
+        .await
+        .unwrap();
+    assert_eq!(rejected.state().unwrap(), ConsentState::Rejected);
+    assert_eq!(
+        event_types(&fx.store, &row.id).await,
+        ["created", "rejected"]
+    );
+}
+
+#[tokio::test]
+async fn refused_transitions_change_nothing() {
+    let fx = fixture().await;
+    let kari = person(KARI);
+    let s = &fx.store;
+    let refused = |state, action| ConsentError::InvalidTransition { state, action };
+
+    let pending = create(s, Some(KARI), None).await;
+    assert_eq!(
+        s.revoke_consent(&pending.id, &kari, t(LATER)).await,
+        Err(refused(ConsentState::Pending, CitizenAction::Revoke))
+    );
+
+    let granted = granted(s, None).await;
+    for action in [CitizenAction::Accept, CitizenAction::Reject] {
+        assert_eq!(
+            s.citizen_action(&granted.id, &kari, action, t(LATER)).await,
+            Err(refused(ConsentState::Granted, action))
+        );
+    }
+
+    let rejected = create(s, Some(KARI), None).await;
+    s.reject_consent(&rejected.id, &kari, t(LATER))
+        .await
+        .unwrap();
+    let revoked = granted_then_revoked(s).await;
+    for (row, state) in [
+        (&rejected, ConsentState::Rejected),
+        (&revoked, ConsentState::Revoked),
+    ] {
+        for action in [
+            CitizenAction::Accept,
+            CitizenAction::Reject,
+            CitizenAction::Revoke,
+        ] {
+            assert_eq!(
+                s.citizen_action(&row.id, &kari, action, t(LATER)).await,
+                Err(refused(state, action))
+            );
+        }
+    }
+
+    assert_eq!(status(s, &pending.id).await, "pending");
+    assert_eq!(status(s, &granted.id).await, "granted");
+    assert_eq!(event_types(s, &pending.id).await, ["created"]);
+    assert_eq!(event_types(s, &granted.id).await, ["created", "accepted"]);
+    assert_eq!(event_types(s, &rejected.id).await, ["created", "rejected"]);
+    assert_eq!(
+        event_types(s, &revoked.id).await,
+        ["created", "accepted", "revoked"]
+    );
+}
+
+async fn granted_then_revoked(store: &Store) -> ConsentRow {
+    let row = granted(store, None).await;
+    store
+        .revoke_consent(&row.id, &person(KARI), t(LATER))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn another_citizen_cannot_see_or_touch_a_consent() {
+    let fx = fixture().await;
+    let ola = person(OLA);
+    let pending = create(&fx.store, Some(KARI), None).await;
+    let granted = granted(&fx.store, None).await;
+    for action in [
+        CitizenAction::Accept,
+        CitizenAction::Reject,
+        CitizenAction::Revoke,
+    ] {
+        for row in [&pending, &granted] {
+            assert_eq!(
+                fx.store
+                    .citizen_action(&row.id, &ola, action, t(LATER))
+                    .await,
+                Err(ConsentError::NotFound)
+            );
+        }
+    }
+    assert_eq!(
+        fx.store
+            .accept_consent("no-such-consent", &ola, t(LATER))
+            .await,
+        Err(ConsentError::NotFound)
+    );
+    assert_eq!(status(&fx.store, &pending.id).await, "pending");
+    assert_eq!(status(&fx.store, &granted.id).await, "granted");
+    assert!(fx
+        .store
+        .consents_by_subject(&ola, t(LATER))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_request_without_subject_becomes_the_answering_citizens() {
+    let fx = fixture().await;
+    let open = create(&fx.store, None, None).await;
+    assert_eq!(open.subject, None);
+    let accepted = fx
+        .store
+        .accept_consent(&open.id, &person(OLA), t(LATER))
+        .await
+        .unwrap();
+    assert_eq!(accepted.subject.as_deref(), Some(OLA));
+    // From now on it is Ola's: Kari cannot revoke it.
+    assert_eq!(
+        fx.store
+            .revoke_consent(&open.id, &person(KARI), t(LATER))
+            .await,
+        Err(ConsentError::NotFound)
+    );
+    let mine = fx
+        .store
+        .consents_by_subject(&person(OLA), t(LATER))
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1);
+
+    // Rejecting takes the subject too: the rejection is the citizen's answer.
+    let open = create(&fx.store, None, None).await;
+    let rejected = fx
+        .store
+        .reject_consent(&open.id, &person(KARI), t(LATER))
+        .await
+        .unwrap();
+    assert_eq!(rejected.subject.as_deref(), Some(KARI));
+}
+
+#[tokio::test]
+async fn uses_count_up_to_max_uses_each_with_an_event() {
+    let fx = fixture().await;
+    let s = &fx.store;
+    let row = granted(s, Some(3)).await;
+    for n in 1..=3 {
+        match s.use_consent(&row.id, t(LATER)).await.unwrap() {
+            UseOutcome::Used(r) => assert_eq!(r.uses, n),
+            UseOutcome::Refused => panic!("use {n} was refused"),
+        }
+    }
+    assert_eq!(
+        s.use_consent(&row.id, t(LATER)).await.unwrap(),
+        UseOutcome::Refused
+    );
+    assert_eq!(
+        event_types(s, &row.id).await,
+        ["created", "accepted", "used", "used", "used"]
+    );
+
+    // Without max_uses there is no limit.
+    let unlimited = granted(s, None).await;
+    for _ in 0..5 {
+        assert!(matches!(
+            s.use_consent(&unlimited.id, t(LATER)).await.unwrap(),
+            UseOutcome::Used(_)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn only_a_granted_consent_can_be_used() {
+    let fx = fixture().await;
+    let s = &fx.store;
+    let pending = create(s, Some(KARI), None).await;
+    let rejected = create(s, Some(KARI), None).await;
+    s.reject_consent(&rejected.id, &person(KARI), t(LATER))
+        .await
+        .unwrap();
+    let revoked = granted_then_revoked(s).await;
+    for row in [&pending, &rejected, &revoked] {
+        assert_eq!(
+            s.use_consent(&row.id, t(LATER)).await.unwrap(),
+            UseOutcome::Refused,
+            "{}",
+            row.status
+        );
+        assert_eq!(
+            s.get_consent_at(&row.id, t(LATER))
+                .await
+                .unwrap()
+                .unwrap()
+                .uses,
+            0
+        );
+        assert!(!event_types(s, &row.id).await.contains(&"used"));
+    }
+    assert_eq!(
+        s.use_consent("no-such-consent", t(LATER)).await.unwrap(),
+        UseOutcome::Refused
+    );
+}
+
+#[tokio::test]
+async fn a_read_after_valid_to_expires_a_granted_consent_once() {
+    let fx = fixture().await;
+    let s = &fx.store;
+    let row = granted(s, None).await;
+    let read = s.get_consent_at(&row.id, t(AFTER)).await.unwrap().unwrap();
+    assert_eq!(read.state().unwrap(), ConsentState::Expired);
+    // A second read finds it expired and writes nothing more.
+    s.get_consent_at(&row.id, t(AFTER)).await.unwrap();
+    let (_, events) = s
+        .get_consent_with_events(&row.id, t(AFTER))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [EventType::Created, EventType::Accepted, EventType::Expired]
+    );
+    // Dated when it expired, not when it was noticed.
+    assert_eq!(events[2].at, t(VALID_TO));
+    assert_eq!(
+        s.revoke_consent(&row.id, &person(KARI), t(AFTER)).await,
+        Err(ConsentError::InvalidTransition {
+            state: ConsentState::Expired,
+            action: CitizenAction::Revoke
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_use_at_valid_to_is_refused_and_records_the_expiry() {
+    let fx = fixture().await;
+    let s = &fx.store;
+    let row = granted(s, None).await;
+    // valid_to itself is already too late.
+    assert_eq!(
+        s.use_consent(&row.id, t(VALID_TO)).await.unwrap(),
+        UseOutcome::Refused
+    );
+    let mut conn = sqlx::SqliteConnection::connect(&fx.url).await.unwrap();
+    let (status,): (String,) = sqlx::query_as("SELECT status FROM consents WHERE id = ?")
+        .bind(&row.id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(status, "expired");
+    assert_eq!(
+        event_types(s, &row.id).await,
+        ["created", "accepted", "expired"]
+    );
+}
+
+#[tokio::test]
+async fn a_pending_request_past_valid_to_expires_and_cannot_be_accepted() {
+    let fx = fixture().await;
+    let s = &fx.store;
+    let row = create(s, Some(KARI), None).await;
+    assert_eq!(
+        s.accept_consent(&row.id, &person(KARI), t(AFTER)).await,
+        Err(ConsentError::InvalidTransition {
+            state: ConsentState::Expired,
+            action: CitizenAction::Accept
+        })
+    );
+    assert_eq!(event_types(s, &row.id).await, ["created", "expired"]);
+}
+
+#[tokio::test]
+async fn lists_expire_what_is_due() {
+    let fx = fixture().await;
+    let s = &fx.store;
+    let a = granted(s, None).await;
+    let b = create(s, Some(KARI), None).await;
+    let other = create(s, Some(OLA), None).await;
+    let mine = s
+        .consents_by_subject(&person(KARI), t(AFTER))
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 2);
+    assert!(mine.iter().all(|r| r.status == "expired"));
+    assert!(mine.iter().any(|r| r.id == a.id) && mine.iter().any(|r| r.id == b.id));
+    let asked = s.consents_by_requester(K429, 100, t(LATER)).await.unwrap();
+    assert_eq!(asked.len(), 3);
+    assert!(asked.iter().any(|r| r.id == other.id));
+    assert!(s
+        .consents_by_requester("0192:983440002", 100, t(LATER))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        s.consents_by_requester(K429, 1, t(LATER))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_parallel_uses_of_ten_count_exactly_ten() {
+    let fx = fixture().await;
+    let store = Arc::new(fx.store.clone());
+    for round in 0..3 {
+        let row = granted(&store, Some(10)).await;
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let store = Arc::clone(&store);
+            let id = row.id.clone();
+            tasks.push(tokio::spawn(async move {
+                store.use_consent(&id, t(LATER)).await
+            }));
+        }
+        let mut used = 0;
+        for task in tasks {
+            match task.await.unwrap().unwrap() {
+                UseOutcome::Used(_) => used += 1,
+                UseOutcome::Refused => {}
+            }
+        }
+        assert_eq!(used, 10, "round {round}");
+        let (row, events) = store
+            .get_consent_with_events(&row.id, t(LATER))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.uses, 10);
+        let uses = events.iter().filter(|e| e.kind == EventType::Used).count();
+        assert_eq!(uses, 10, "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn a_change_and_its_event_commit_together_or_not_at_all() {
+    let fx = fixture().await;
+    let s = &fx.store;
+    let row = granted(s, Some(5)).await;
+    // Make the event insert fail: the state change must roll back with it.
+    let mut conn = sqlx::SqliteConnection::connect(&fx.url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER test_no_events BEFORE INSERT ON consent_events \
+         WHEN NEW.type IN ('revoked', 'used') \
+         BEGIN SELECT RAISE(ABORT, 'test: event refused'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let revoke = s.revoke_consent(&row.id, &person(KARI), t(LATER)).await;
+    assert!(matches!(revoke, Err(ConsentError::Store(_))), "{revoke:?}");
+    assert!(s.use_consent(&row.id, t(LATER)).await.is_err());
+    let after = s.get_consent_at(&row.id, t(LATER)).await.unwrap().unwrap();
+    assert_eq!((after.status.as_str(), after.uses), ("granted", 0));
+    assert_eq!(event_types(s, &row.id).await, ["created", "accepted"]);
+}
+
+#[tokio::test]
+async fn the_database_refuses_changes_outside_the_lifecycle() {
+    let fx = fixture().await;
+    let revoked = granted_then_revoked(&fx.store).await;
+    let granted = granted(&fx.store, Some(2)).await;
+    let mut conn = sqlx::SqliteConnection::connect(&fx.url).await.unwrap();
+    let refused = [
+        format!("UPDATE consents SET status = 'granted' WHERE id = '{}'", revoked.id),
+        format!("UPDATE consents SET status = 'pending' WHERE id = '{}'", granted.id),
+        format!("UPDATE consents SET uses = uses + 5 WHERE id = '{}'", granted.id),
+        format!("UPDATE consents SET uses = uses + 1 WHERE id = '{}'", revoked.id),
+        format!("UPDATE consents SET purpose = 'tilsyn' WHERE id = '{}'", granted.id),
+        format!("UPDATE consents SET datasets = '[]' WHERE id = '{}'", granted.id),
+        format!("UPDATE consents SET valid_to = '2099-01-01T00:00:00.000Z' WHERE id = '{}'", granted.id),
+        format!("UPDATE consents SET max_uses = 100 WHERE id = '{}'", granted.id),
+        format!("UPDATE consents SET subject = '{OLA}' WHERE id = '{}'", granted.id),
+        format!("UPDATE consent_events SET type = 'created' WHERE consent_id = '{}'", granted.id),
+        format!("INSERT INTO consent_events (consent_id, seq, type, at) VALUES ('{}', 9, 'accepted', 'x')", revoked.id),
+        "INSERT INTO consents (id, requester, datasets, purpose, status, valid_to, created_at, updated_at) \
+         VALUES ('x', 'r', '[]', 'p', 'granted', 'v', 'c', 'u')"
+            .to_owned(),
+    ];
+    for sql in refused {
+        match sqlx::query(&sql).execute(&mut conn).await {
+            Ok(_) => panic!("the database allowed: {sql}"),
+            // Refused by a lifecycle trigger, not by a typo in this test.
+            Err(e) => assert!(
+                e.to_string().contains("consent") && !e.to_string().contains("syntax"),
+                "{sql}: {e}"
+            ),
+        }
+    }
+    assert_eq!(status(&fx.store, &revoked.id).await, "revoked");
+    let g = fx
+        .store
+        .get_consent_at(&granted.id, t(LATER))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (g.status.as_str(), g.uses, g.purpose.as_str()),
+        ("granted", 0, "omsorgsbolig-soknad")
+    );
+}

@@ -77,3 +77,108 @@ fn unknown_keys_are_refused() {
     v["extra"] = serde_json::json!(1);
     assert!(serde_json::from_value::<AuditRecord>(v).is_err());
 }
+
+/// Records with every field set (odd strings included) and with none.
+fn leaf_samples() -> Vec<AuditRecord> {
+    let mut full = NewRecord::new(
+        RecordKind::Outcome,
+        "t-\"ø\"\n",
+        "POST",
+        "/data/k429/sak-path/{subject}",
+    );
+    full.consumer = Some("0192:921429002".into());
+    full.supplier = Some("0192:999000428".into());
+    full.client_id = Some("client \\ \u{1f}\u{7f}".into());
+    full.provider = Some("k429".into());
+    full.dataset = Some("k429/sak-path".into());
+    full.purpose = Some("sosialhjelp-saksbehandling".into());
+    full.basis = Some(Basis::Statutory);
+    full.legal_ref = Some("sosialtjenesteloven § 43 (illustrativ)".into());
+    full.consent_id = Some("0190a3b2-…".into());
+    full.subject_ref = Some("abc_-".into());
+    full.decision = Some(Verdict::Deny);
+    full.code = Some("consent_required".into());
+    full.status = Some(403);
+    full.bytes = Some(crate::canonical::MAX_SAFE_INTEGER);
+    full.duration_ms = Some(0);
+    let time = Timestamp::parse("2026-11-23T12:00:00.123Z").unwrap();
+    vec![
+        AuditRecord::from_new(0, time, NewRecord::new(RecordKind::AuditRead, "", "", "")),
+        AuditRecord::from_new(u32::MAX.into(), time, full),
+        sample(),
+    ]
+}
+
+#[test]
+fn leaf_bytes_are_the_rfc8785_form_of_the_api_json() {
+    for record in leaf_samples() {
+        let value = serde_json::to_value(&record).unwrap();
+        let generic = crate::canonical::to_vec(&value).unwrap();
+        let fast = record.leaf_bytes().unwrap();
+        assert_eq!(
+            String::from_utf8(fast.clone()).unwrap(),
+            String::from_utf8(generic).unwrap()
+        );
+        // Every member of the API object, and nothing else.
+        let back: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&fast).unwrap();
+        let expected: Vec<&String> = value.as_object().unwrap().keys().collect();
+        let mut got: Vec<&String> = back.keys().collect();
+        got.sort();
+        let mut expected = expected;
+        expected.sort();
+        assert_eq!(got, expected);
+        // The append path (from a NewRecord) writes the same bytes.
+        let new = NewRecord {
+            transfer_id: record.transfer_id.clone(),
+            kind: record.kind,
+            consumer: record.consumer.clone(),
+            supplier: record.supplier.clone(),
+            client_id: record.client_id.clone(),
+            provider: record.provider.clone(),
+            dataset: record.dataset.clone(),
+            method: record.method.clone(),
+            path: record.path.clone(),
+            purpose: record.purpose.clone(),
+            basis: record.basis,
+            legal_ref: record.legal_ref.clone(),
+            consent_id: record.consent_id.clone(),
+            subject_ref: record.subject_ref.clone(),
+            decision: record.decision,
+            code: record.code.clone(),
+            status: record.status,
+            bytes: record.bytes,
+            duration_ms: record.duration_ms,
+        };
+        assert_eq!(
+            new.leaf_fields(record.index, record.time)
+                .to_bytes()
+                .unwrap(),
+            fast
+        );
+    }
+}
+
+#[test]
+fn leaf_bytes_write_non_ascii_as_utf8_and_escape_controls_the_jcs_way() {
+    let records = leaf_samples();
+    let text = String::from_utf8(records[1].leaf_bytes().unwrap()).unwrap();
+    assert!(
+        text.contains(r#""legal_ref":"sosialtjenesteloven § 43 (illustrativ)""#),
+        "{text}"
+    );
+    assert!(text.contains(r#""transfer_id":"t-\"ø\"\n""#), "{text}");
+    assert!(
+        text.contains("\"client_id\":\"client \\\\ \\u001f\u{7f}\""),
+        "{text}"
+    );
+    assert!(text.contains(r#""bytes":9007199254740991,"#), "{text}");
+    assert_eq!(
+        text.matches("\\u").count(),
+        1,
+        "\\u only for the one control: {text}"
+    );
+    let mut too_big = records[1].clone();
+    too_big.bytes = Some(crate::canonical::MAX_SAFE_INTEGER + 1);
+    assert!(too_big.leaf_bytes().is_err());
+}

@@ -68,3 +68,94 @@ fn demo_issuers_are_recognised() {
     assert!(c.issuers[0].is_demo());
     assert!(!parse(VALID).unwrap().issuers[0].is_demo());
 }
+
+#[test]
+fn provider_credentials_resilience_and_catalog_keys() {
+    let text = format!(
+        "{}{}",
+        VALID.replace("[upstream.nav]\nurl = \"http://127.0.0.1:1234\"", "[upstream.nav]\nurl = \"https://nav.example\""),
+        r#"max_concurrency = 8
+retries = 2
+retry_budget_percent = 20
+breaker_failures = 3
+breaker_open_ms = 5000
+credentials = { kind = "mtls", cert_file = "certs/bru.pem", key_env = "BRU_MTLS_KEY", ca_file = "certs/nav-ca.pem" }
+
+[upstream.helse]
+url = "https://fhir.example/r4"
+
+[upstream.helse.credentials]
+kind = "oauth2"
+token_url = "https://maskinporten.example/token"
+audience = "https://maskinporten.example/"
+client_id = "bru-client"
+scope = "helse:fhir.read"
+key_file = "keys/grant.pem"
+kid = "k1"
+algorithm = "ES256"
+
+[catalog]
+publisher = "921429002"
+contact_email = "datadeling@k429.example"
+themes = { "helse/plan" = ["HEAL"] }
+"#
+    );
+    let c = parse(&text).unwrap();
+    let nav = &c.upstreams["nav"];
+    assert_eq!(nav.resilience.max_concurrency, 8);
+    assert_eq!(nav.resilience.retries, 2);
+    assert_eq!(nav.resilience.retry_budget_percent, 20);
+    assert_eq!(nav.resilience.breaker_failures, 3);
+    assert_eq!(nav.resilience.breaker_open, Duration::from_millis(5000));
+    match &nav.credentials {
+        CredentialsConfig::Mtls { cert, key, ca_file } => {
+            assert_eq!(*cert, Secret::File("/etc/bru/certs/bru.pem".into()));
+            assert_eq!(*key, Secret::Env("BRU_MTLS_KEY".into()));
+            assert_eq!(ca_file, Path::new("/etc/bru/certs/nav-ca.pem"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match &c.upstreams["helse"].credentials {
+        CredentialsConfig::OAuth2 { settings, key } => {
+            assert_eq!(settings.client_id, "bru-client");
+            assert_eq!(settings.algorithm, connectors::GrantAlgorithm::ES256);
+            assert_eq!(settings.kid.as_deref(), Some("k1"));
+            assert_eq!(*key, Secret::File("/etc/bru/keys/grant.pem".into()));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Defaults where the file says nothing.
+    assert_eq!(c.upstreams["helse"].resilience.retries, 0);
+    assert_eq!(c.upstreams["helse"].resilience.breaker_failures, 5);
+    assert_eq!(c.catalog.publisher.as_ref().map(|o| o.as_str()), Some("921429002"));
+    assert_eq!(c.catalog.themes["helse/plan"], ["HEAL"]);
+    assert_eq!(c.catalog.default_themes, ["GOVE"]);
+    assert_eq!(parse(VALID).unwrap().catalog.default_themes, ["GOVE"]);
+}
+
+#[test]
+fn bad_provider_credentials_and_resilience_keys_name_their_line() {
+    let mtls = r#"credentials = { kind = "mtls", cert_file = "a", key_file = "b", ca_file = "c" }"#;
+    check_error(&format!("{VALID}{mtls}\n"), 25, "need an https:// url");
+    let oauth = r#"credentials = { kind = "oauth2", token_url = "https://t/token", audience = "a", client_id = "c", scope = "s", key_file = "k", algorithm = "HS256" }"#;
+    check_error(&format!("{VALID}{oauth}\n"), 25, "HS256");
+    let no_key = r#"credentials = { kind = "oauth2", token_url = "https://t/token", audience = "a", client_id = "c", scope = "s" }"#;
+    check_error(&format!("{VALID}{no_key}\n"), 25, "key_file or key_env");
+    check_error(&format!("{VALID}retries = 11\n"), 25, "retries");
+    check_error(&format!("{VALID}breaker_open_ms = 0\n"), 25, "breaker_open_ms");
+    check_error(&format!("{VALID}\n[catalog]\ndefault_themes = [\"CATS\"]\n"), 28, "EU data theme");
+    check_error(&format!("{VALID}\n[catalog]\npublisher = \"123\"\n"), 28, "organisation number");
+}
+
+#[test]
+fn the_no_op_audit_log_exists_only_in_benchmark_builds() {
+    let with = |mode: &str| VALID.replace("url = \"sqlite://bru.db\"", &format!("url = \"sqlite://bru.db\"\naudit = \"{mode}\""));
+    assert!(!parse(&with("durable")).unwrap().store.audit_noop);
+    assert!(!parse(VALID).unwrap().store.audit_noop);
+    check_error(&with("off"), 13, "store.audit");
+    if cfg!(feature = "bench-noop-audit") {
+        assert!(parse(&with("noop")).unwrap().store.audit_noop);
+    } else {
+        check_error(&with("noop"), 13, "bench-noop-audit");
+    }
+}

@@ -1,0 +1,43 @@
+//! The transparency log as stored: tree heads, proofs from stored nodes, and
+//! signed checkpoints. The tree grows in the same transaction as the records
+//! (see `tlog/sqlite.rs`), so a committed record is always a leaf.
+
+pub(crate) mod sqlite;
+
+use crate::error::StoreError;
+use crate::merkle::{Hash, ProofError};
+use crate::record::Timestamp;
+
+/// The tree over the first `size` records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeHead {
+    pub size: u64,
+    pub root: Hash,
+}
+
+/// A signed checkpoint as stored. `note` is the evidence (a C2SP signed
+/// note); `size` and `root` repeat what it says, for queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub id: i64,
+    pub size: u64,
+    pub root: Hash,
+    pub note: String,
+    pub time: Timestamp,
+}
+
+/// A proof could not be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofQueryError {
+    /// The request names sizes or indexes the tree does not have (a 400).
+    #[error("{0}")]
+    OutOfRange(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ProofError> for ProofQueryError {
+    fn from(e: ProofError) -> Self {
+        ProofQueryError::OutOfRange(e.to_string())
+    }
+}

@@ -1,0 +1,541 @@
+//! The audit API (SPEC section 5), for security teams, and the citizen's
+//! proof of a record about them:
+//!
+//! - `GET /audit/v1/records?since=&until=&consumer=&dataset=&decision=&subject=&cursor=&limit=`
+//! - `GET /audit/v1/checkpoint`: the latest signed checkpoint (a C2SP note)
+//! - `GET /audit/v1/checkpoint/key`: its verifier key (public, unrecorded)
+//! - `GET /audit/v1/proof/inclusion?index=&size=`, `GET /audit/v1/proof/consistency?from=&to=`
+//! - `GET /citizen/v1/transfers/{index}/proof`: inclusion proof, record and
+//!   checkpoint, for the citizen the record is about
+//!
+//! Machine callers need a Maskinporten token with scope `bru:audit` from an
+//! organisation whose consumer rule says `audit_reader`. Every use, allowed
+//! or refused, is itself an `audit_read` record, written before the answer:
+//! what cannot be recorded is not answered (503 `audit_unavailable`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use consent_db::merkle::Hash;
+use consent_db::{NewRecord, ProofQueryError, RecordFilter, RecordKind, Verdict};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use percent_encoding::percent_decode_str;
+use policy::{Api, DenyCode, OrgNumber, PersonNumber};
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::json_api;
+use crate::problem::Failure;
+
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/audit/v1/records", get(records))
+        .route("/audit/v1/checkpoint", get(checkpoint))
+        .route("/audit/v1/checkpoint/key", get(checkpoint_key))
+        .route("/audit/v1/proof/inclusion", get(inclusion))
+        .route("/audit/v1/proof/consistency", get(consistency))
+        .route("/citizen/v1/transfers/{index}/proof", get(citizen_proof))
+}
+
+/// Why a use of the API is refused.
+enum Refusal {
+    Failure(Failure),
+    NotFound(&'static str),
+}
+
+impl From<Failure> for Refusal {
+    fn from(f: Failure) -> Self {
+        Refusal::Failure(f)
+    }
+}
+
+impl From<DenyCode> for Refusal {
+    fn from(code: DenyCode) -> Self {
+        Refusal::Failure(Failure::Denied(code))
+    }
+}
+
+impl Refusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Refusal::Failure(f) => f.status(),
+            Refusal::NotFound(_) => StatusCode::NOT_FOUND,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Refusal::Failure(f) => f.code(),
+            Refusal::NotFound(_) => "not_found",
+        }
+    }
+
+    fn response(&self, transfer_id: &str) -> Response {
+        match self {
+            Refusal::Failure(f) => f.response(Some(transfer_id)),
+            Refusal::NotFound(detail) => {
+                let mut r = json_api::problem(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "Not found",
+                    detail,
+                    json!({ "transfer_id": transfer_id }),
+                );
+                if let Ok(v) = HeaderValue::from_str(transfer_id) {
+                    r.headers_mut().insert("bru-transfer-id", v);
+                }
+                r
+            }
+        }
+    }
+}
+
+/// A store read failed: the audit log cannot be served now.
+fn unavailable(e: &dyn std::fmt::Display) -> Refusal {
+    tracing::error!(error = %e, "the audit store failed");
+    Refusal::Failure(Failure::AuditUnavailable)
+}
+
+/// One use of the API and its `audit_read` record.
+struct Use {
+    started: Instant,
+    transfer_id: String,
+    record: NewRecord,
+}
+
+impl Use {
+    /// `route` is the path without the query, and without any person number.
+    fn new(route: impl Into<String>) -> Use {
+        let transfer_id = uuid::Uuid::now_v7().to_string();
+        Use {
+            started: Instant::now(),
+            record: NewRecord::new(RecordKind::AuditRead, transfer_id.clone(), "GET", route),
+            transfer_id,
+        }
+    }
+
+    /// Authenticates a machine caller and checks it may read the audit log.
+    async fn authorize(&mut self, app: &App, headers: &HeaderMap) -> Result<(), Refusal> {
+        let token = app
+            .auth
+            .machine(headers.get(header::AUTHORIZATION))
+            .await
+            .map_err(Failure::Auth)?;
+        let caller = token.caller;
+        self.record.consumer = Some(caller.consumer.iso6523());
+        self.record.supplier = caller.supplier.as_ref().map(OrgNumber::iso6523);
+        self.record.client_id = Some(caller.client_id.clone());
+        policy::authorize_api(&app.policy, &caller, Api::Audit)?;
+        Ok(())
+    }
+
+    /// Records this use, then answers; 503 when the record cannot be written.
+    async fn finish(mut self, app: &App, result: Result<Response, Refusal>) -> Response {
+        self.record.duration_ms = Some(
+            self.started
+                .elapsed()
+                .as_millis()
+                .try_into()
+                .unwrap_or(u64::MAX),
+        );
+        match result {
+            Ok(mut response) => {
+                self.record.decision = Some(Verdict::Allow);
+                self.record.status = Some(response.status().as_u16());
+                if app.record(self.record).await.is_err() {
+                    return Failure::AuditUnavailable.response(Some(&self.transfer_id));
+                }
+                if let Ok(v) = HeaderValue::from_str(&self.transfer_id) {
+                    response.headers_mut().insert("bru-transfer-id", v);
+                }
+                response
+            }
+            Err(refusal) => {
+                self.record.decision = Some(Verdict::Deny);
+                self.record.code = Some(refusal.code().to_owned());
+                self.record.status = Some(refusal.status().as_u16());
+                if app.record(self.record).await.is_err() {
+                    return Failure::AuditUnavailable.response(Some(&self.transfer_id));
+                }
+                refusal.response(&self.transfer_id)
+            }
+        }
+    }
+}
+
+/// The query's parameters, each at most once and each one the endpoint knows.
+struct Params(Vec<(&'static str, String)>);
+
+impl Params {
+    fn parse(query: Option<&str>, known: &[&'static str]) -> Result<Params, Refusal> {
+        let mut out: Vec<(&'static str, String)> = Vec::new();
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let Some(name) = known.iter().copied().find(|k| *k == name) else {
+                return Err(Failure::MalformedRequest(
+                    "unknown query parameter; the parameters are listed in the API documentation",
+                )
+                .into());
+            };
+            if out.iter().any(|(n, _)| *n == name) {
+                return Err(malformed(name, "is given twice"));
+            }
+            // RFC 3986 query: '+' is itself (a time offset), %2B works too.
+            let value = percent_decode_str(value)
+                .decode_utf8()
+                .map_err(|_| malformed(name, "is not UTF-8"))?;
+            out.push((name, value.into_owned()));
+        }
+        Ok(Params(out))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn number(&self, name: &'static str) -> Result<Option<u64>, Refusal> {
+        self.get(name)
+            .map(|v| {
+                if v.bytes().all(|b| b.is_ascii_digit()) {
+                    v.parse::<u64>()
+                        .map_err(|_| malformed(name, "is too large"))
+                } else {
+                    Err(malformed(name, "must be a non-negative integer"))
+                }
+            })
+            .transpose()
+    }
+
+    fn required(&self, name: &'static str) -> Result<u64, Refusal> {
+        self.number(name)?
+            .ok_or_else(|| malformed(name, "is required"))
+    }
+}
+
+/// 400 `malformed_request` naming the parameter. The detail never quotes the
+/// value: it may be a person number.
+fn malformed(name: &'static str, what: &'static str) -> Refusal {
+    let detail: &'static str = match (name, what) {
+        ("since", _) => "The query parameter `since` must be an RFC 3339 time.",
+        ("until", _) => "The query parameter `until` must be an RFC 3339 time.",
+        ("consumer", _) => {
+            "The query parameter `consumer` must be an organisation as 0192:{orgnr}."
+        }
+        ("dataset", _) => "The query parameter `dataset` must be provider/dataset.",
+        ("decision", _) => "The query parameter `decision` must be allow or deny.",
+        ("cursor", _) => "The query parameter `cursor` must be a cursor from an earlier answer.",
+        ("limit", _) => "The query parameter `limit` must be an integer from 1 to 1000.",
+        ("index", "is required") => "The query parameter `index` is required.",
+        ("index", "is not below size") => "The query parameter `index` must be below `size`.",
+        ("index", _) => "The query parameter `index` must be a non-negative integer.",
+        ("size", "is required") => "The query parameter `size` is required.",
+        ("size", "is larger than the tree") => {
+            "The query parameter `size` is larger than the tree."
+        }
+        ("size", _) => "The query parameter `size` must be a positive integer.",
+        ("from", "is required") => "The query parameter `from` is required.",
+        ("from", "is larger than to") => "The query parameter `from` must not be larger than `to`.",
+        ("from", _) => "The query parameter `from` must be a positive integer.",
+        ("to", "is required") => "The query parameter `to` is required.",
+        ("to", "is larger than the tree") => "The query parameter `to` is larger than the tree.",
+        ("to", _) => "The query parameter `to` must be a positive integer.",
+        (_, "is given twice") => "A query parameter is given twice.",
+        _ => "A query parameter is malformed.",
+    };
+    Refusal::Failure(Failure::MalformedRequest(detail))
+}
+
+fn json_ok(body: &Value) -> Response {
+    json_api::json(StatusCode::OK, body)
+}
+
+fn b64(hashes: &[Hash]) -> Vec<String> {
+    hashes.iter().map(|h| STANDARD.encode(h)).collect()
+}
+
+// ---- GET /audit/v1/records ----------------------------------------------
+
+async fn records(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut u = Use::new("/audit/v1/records");
+    let result = search(&app, &headers, query.as_deref(), &mut u).await;
+    u.finish(&app, result).await
+}
+
+async fn search(
+    app: &App,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    u: &mut Use,
+) -> Result<Response, Refusal> {
+    u.authorize(app, headers).await?;
+    let p = Params::parse(
+        query,
+        &[
+            "since", "until", "consumer", "dataset", "decision", "subject", "cursor", "limit",
+        ],
+    )?;
+    let time = |name: &'static str| {
+        p.get(name)
+            .map(|v| consent_db::Timestamp::parse(v).map_err(|_| malformed(name, "")))
+            .transpose()
+    };
+    let mut filter = RecordFilter {
+        since: time("since")?,
+        until: time("until")?,
+        ..RecordFilter::default()
+    };
+    if let Some(c) = p.get("consumer") {
+        filter.consumer = Some(
+            OrgNumber::parse_iso6523(c)
+                .map_err(|_| malformed("consumer", ""))?
+                .iso6523(),
+        );
+    }
+    if let Some(d) = p.get("dataset") {
+        let reference: policy::DatasetRef = d.parse().map_err(|_| malformed("dataset", ""))?;
+        filter.provider = Some(reference.provider.clone());
+        filter.dataset = Some(reference.to_string());
+    }
+    if let Some(d) = p.get("decision") {
+        filter.decision = Some(
+            d.parse::<Verdict>()
+                .map_err(|_| malformed("decision", ""))?,
+        );
+    }
+    if let Some(s) = p.get("subject") {
+        let person = PersonNumber::parse(s, app.config.allow_synthetic_ids)
+            .map_err(|_| DenyCode::InvalidSubject)?;
+        let subject_ref = app.keys.pseudonym.subject_ref(&person);
+        // The read is about this person too: their pseudonym, never the number.
+        u.record.subject_ref = Some(subject_ref.clone());
+        filter.subject_ref = Some(subject_ref);
+    }
+    filter.after_index = p.number("cursor")?;
+    let limit = match p.number("limit")? {
+        None => DEFAULT_LIMIT,
+        Some(n) if (1..=u64::from(MAX_LIMIT)).contains(&n) => n as u32,
+        Some(_) => return Err(malformed("limit", "")),
+    };
+    // One more than asked says whether there is a next page.
+    filter.limit = Some(limit + 1);
+    let mut found = app
+        .store
+        .records(&filter)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let next_cursor = if found.len() > limit as usize {
+        found.truncate(limit as usize);
+        found.last().map(|r| r.index.to_string())
+    } else {
+        None
+    };
+    let records = serde_json::to_value(&found).map_err(|e| unavailable(&e))?;
+    Ok(json_ok(
+        &json!({ "records": records, "next_cursor": next_cursor }),
+    ))
+}
+
+// ---- GET /audit/v1/checkpoint --------------------------------------------
+
+async fn checkpoint(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut u = Use::new("/audit/v1/checkpoint");
+    let result = async {
+        u.authorize(&app, &headers).await?;
+        Params::parse(query.as_deref(), &[])?;
+        let cp = app
+            .store
+            .latest_checkpoint()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let cp = cp.ok_or(Refusal::NotFound(
+            "No checkpoint has been signed yet; try again in a second.",
+        ))?;
+        Ok(text_ok(cp.note))
+    }
+    .await;
+    u.finish(&app, result).await
+}
+
+fn text_ok(text: String) -> Response {
+    let mut response = Response::new(Body::from(text));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The checkpoint key as a C2SP verifier key: public, like the JWKS.
+async fn checkpoint_key(State(app): State<Arc<App>>) -> Response {
+    let mut response = text_ok(format!("{}\n", crate::transparency::verifier_key(&app)));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+// ---- proofs ----------------------------------------------------------------
+
+async fn inclusion(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut u = Use::new("/audit/v1/proof/inclusion");
+    let result = async {
+        u.authorize(&app, &headers).await?;
+        let p = Params::parse(query.as_deref(), &["index", "size"])?;
+        let (index, size) = (p.required("index")?, p.required("size")?);
+        if size == 0 {
+            return Err(malformed("size", ""));
+        }
+        let tree = app.store.tree_head().await.map_err(|e| unavailable(&e))?;
+        if size > tree.size {
+            return Err(malformed("size", "is larger than the tree"));
+        }
+        if index >= size {
+            return Err(malformed("index", "is not below size"));
+        }
+        let hashes = app
+            .store
+            .inclusion_proof(index, size)
+            .await
+            .map_err(proof_error)?;
+        Ok(json_ok(
+            &json!({ "index": index, "size": size, "hashes": b64(&hashes) }),
+        ))
+    }
+    .await;
+    u.finish(&app, result).await
+}
+
+async fn consistency(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut u = Use::new("/audit/v1/proof/consistency");
+    let result = async {
+        u.authorize(&app, &headers).await?;
+        let p = Params::parse(query.as_deref(), &["from", "to"])?;
+        let (from, to) = (p.required("from")?, p.required("to")?);
+        if from == 0 {
+            return Err(malformed("from", ""));
+        }
+        if from > to {
+            return Err(malformed("from", "is larger than to"));
+        }
+        let tree = app.store.tree_head().await.map_err(|e| unavailable(&e))?;
+        if to > tree.size {
+            return Err(malformed("to", "is larger than the tree"));
+        }
+        let hashes = app
+            .store
+            .consistency_proof(from, to)
+            .await
+            .map_err(proof_error)?;
+        Ok(json_ok(
+            &json!({ "from": from, "to": to, "hashes": b64(&hashes) }),
+        ))
+    }
+    .await;
+    u.finish(&app, result).await
+}
+
+fn proof_error(e: ProofQueryError) -> Refusal {
+    match e {
+        // The ranges were checked against the tree, which only grows.
+        ProofQueryError::OutOfRange(_) => Refusal::Failure(Failure::MalformedRequest(
+            "The proof's sizes are out of range.",
+        )),
+        ProofQueryError::Store(e) => unavailable(&e),
+    }
+}
+
+// ---- GET /citizen/v1/transfers/{index}/proof -------------------------------
+
+const NOT_YOURS: &str = "You have no transfer record with this index.";
+
+async fn citizen_proof(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(index): Path<String>,
+) -> Response {
+    let mut u = Use::new("/citizen/v1/transfers/{index}/proof");
+    let result = async {
+        let citizen = app
+            .auth
+            .citizen(headers.get(header::AUTHORIZATION))
+            .await
+            .map_err(Failure::Auth)?;
+        let me = app.keys.pseudonym.subject_ref(&citizen.pid);
+        u.record.subject_ref = Some(me.clone());
+        if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Refusal::NotFound(NOT_YOURS));
+        }
+        let index: u64 = index.parse().map_err(|_| Refusal::NotFound(NOT_YOURS))?;
+        u.record.path = format!("/citizen/v1/transfers/{index}/proof");
+        let record = app
+            .store
+            .record_at(index)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let record = record
+            .filter(|r| r.subject_ref.as_deref() == Some(me.as_str()))
+            .ok_or(Refusal::NotFound(NOT_YOURS))?;
+        let cp = app
+            .store
+            .latest_checkpoint()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let cp = cp.filter(|c| c.size > index).ok_or(Refusal::NotFound(
+            "The record is not under a signed checkpoint yet; try again in a second.",
+        ))?;
+        let hashes = app
+            .store
+            .inclusion_proof(index, cp.size)
+            .await
+            .map_err(proof_error)?;
+        let record = serde_json::to_value(&record).map_err(|e| unavailable(&e))?;
+        Ok(json_ok(&json!({
+            "index": index,
+            "size": cp.size,
+            "hashes": b64(&hashes),
+            "record": record,
+            "checkpoint": cp.note,
+            "checkpoint_key": crate::transparency::verifier_key(&app),
+            "checkpoint_kid": app.keys.checkpoint_kid,
+        })))
+    }
+    .await;
+    u.finish(&app, result).await
+}

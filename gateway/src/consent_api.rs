@@ -1,0 +1,389 @@
+//! The consent broker's requester API (SPEC section 4):
+//!
+//! - `POST /consent/v1/requests` asks a citizen for consent;
+//! - `GET /consent/v1/requests/{id}` shows one request with its events;
+//! - `GET /consent/v1/requests?status=&limit=` lists the requester's newest
+//!   (with `status`, the newest of that status among the last 500).
+//!
+//! Bearer token with scope `bru:consent`, for an organisation whose consumer
+//! rule says `consent_requester` (`policy::authorize_api`). The requester is
+//! the token's consumer; a supplier acting for it (where the policy lists
+//! the supplier) reads the same requests. Another organisation's request is
+//! 404, as if it did not exist. Every change of state goes through the
+//! store's lifecycle (consent-db `consent.rs`).
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use consent_db::{ConsentEvent, ConsentRow, NewConsent, Timestamp};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use policy::{Api, Caller, ConsentRequest, DatasetRef, PersonNumber};
+use serde_json::{json, Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::app::App;
+use crate::json_api::{self, FieldError};
+use crate::problem::Failure;
+
+/// The members a request may have; any other is refused.
+const MEMBERS: [&str; 7] = [
+    "subject",
+    "datasets",
+    "purpose",
+    "valid_to",
+    "max_uses",
+    "redirect_url",
+    "message",
+];
+const MAX_MESSAGE_CHARS: usize = 500;
+const MAX_DATASETS: usize = 32;
+const MAX_URL_BYTES: usize = 2048;
+const DEFAULT_LIST: u32 = 100;
+const MAX_LIST: u32 = 500;
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/consent/v1/requests", post(create).get(list))
+        .route("/consent/v1/requests/{id}", get(read))
+}
+
+/// The caller, if its token is good and policy lets it use this API.
+async fn requester(app: &App, headers: &HeaderMap) -> Result<Caller, Response> {
+    let token = app
+        .auth
+        .machine(headers.get(header::AUTHORIZATION))
+        .await
+        .map_err(|e| Failure::Auth(e).response(None))?;
+    policy::authorize_api(&app.policy, &token.caller, Api::ConsentRequester)
+        .map_err(|code| Failure::Denied(code).response(None))?;
+    Ok(token.caller)
+}
+
+async fn create(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let caller = match requester(&app, &headers).await {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    let now = OffsetDateTime::now_utc();
+    let new = match parse_request(&app, &caller, &body, now) {
+        Ok(new) => new,
+        Err(e) => return e.response(),
+    };
+    let row = match app
+        .store
+        .create_consent(&new, Timestamp::from_datetime(now))
+        .await
+    {
+        Ok(row) => row,
+        Err(e) => return json_api::store_unavailable(&e),
+    };
+    tracing::info!(consent_id = %row.id, requester = %row.requester, "consent requested");
+    let mut response = json_api::json(
+        StatusCode::CREATED,
+        &json!({ "id": row.id, "status": row.status, "citizen_url": citizen_url(&app, &row.id) }),
+    );
+    if let Ok(location) = HeaderValue::from_str(&format!("/consent/v1/requests/{}", row.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// Where the citizen answers: the portal page of the request. No person
+/// number in it, ever: the id is all it needs.
+pub fn citizen_url(app: &App, id: &str) -> String {
+    format!("{}/samtykke/{id}", app.config.public_url)
+}
+
+/// Checks every member of a request, then the request against policy.
+fn parse_request(
+    app: &App,
+    caller: &Caller,
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Result<NewConsent, FieldError> {
+    let obj = json_api::json_object(body)?;
+    if let Some(unknown) = obj.keys().find(|k| !MEMBERS.contains(&k.as_str())) {
+        return Err(FieldError::new(
+            unknown,
+            "is not a member of a consent request",
+        ));
+    }
+    let subject = match optional(&obj, "subject") {
+        None => None,
+        Some(Value::String(s)) => Some(
+            PersonNumber::parse(s.trim(), app.config.allow_synthetic_ids).map_err(|e| {
+                FieldError::new("subject", format!("is not a valid person number: {e}"))
+            })?,
+        ),
+        Some(_) => {
+            return Err(FieldError::new(
+                "subject",
+                "must be a person number as a string",
+            ))
+        }
+    };
+    let datasets = parse_datasets(obj.get("datasets"))?;
+    let purpose = match obj.get("purpose") {
+        Some(Value::String(p)) if !p.is_empty() => p.clone(),
+        Some(_) => {
+            return Err(FieldError::new(
+                "purpose",
+                "must be a purpose id as a string",
+            ))
+        }
+        None => return Err(FieldError::new("purpose", "is required")),
+    };
+    let valid_to = match obj.get("valid_to") {
+        Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
+            FieldError::new(
+                "valid_to",
+                "must be an RFC 3339 time, e.g. 2026-12-31T23:59:59Z",
+            )
+        })?,
+        Some(_) => {
+            return Err(FieldError::new(
+                "valid_to",
+                "must be an RFC 3339 time as a string",
+            ))
+        }
+        None => return Err(FieldError::new("valid_to", "is required")),
+    };
+    let max_uses = match optional(&obj, "max_uses") {
+        None => None,
+        Some(v) => match v.as_u64() {
+            Some(0) | None => {
+                return Err(FieldError::new(
+                    "max_uses",
+                    "must be a whole number of at least 1",
+                ))
+            }
+            Some(n) => {
+                Some(u32::try_from(n).map_err(|_| FieldError::new("max_uses", "is too large"))?)
+            }
+        },
+    };
+    let redirect_url = match optional(&obj, "redirect_url") {
+        None => None,
+        Some(Value::String(u)) => Some(check_redirect(app, u)?),
+        Some(_) => return Err(FieldError::new("redirect_url", "must be a URL as a string")),
+    };
+    let message = match optional(&obj, "message") {
+        None => None,
+        Some(Value::String(m)) => {
+            if m.chars().count() > MAX_MESSAGE_CHARS {
+                return Err(FieldError::new(
+                    "message",
+                    format!("may be at most {MAX_MESSAGE_CHARS} characters"),
+                ));
+            }
+            if m.chars().any(|c| c.is_control() && c != '\n') {
+                return Err(FieldError::new(
+                    "message",
+                    "may not hold control characters other than line breaks",
+                ));
+            }
+            Some(m.clone())
+        }
+        Some(_) => return Err(FieldError::new("message", "must be a string")),
+    };
+
+    policy::check_consent_request(
+        &app.policy,
+        &ConsentRequest {
+            requester: &caller.consumer,
+            datasets: &datasets,
+            purpose: &purpose,
+            valid_to,
+            max_uses,
+        },
+        now,
+    )?;
+    Ok(NewConsent {
+        id: uuid::Uuid::new_v4().to_string(),
+        requester: caller.consumer.iso6523(),
+        supplier: caller.supplier.as_ref().map(|s| s.iso6523()),
+        subject,
+        datasets: datasets.iter().map(ToString::to_string).collect(),
+        purpose,
+        valid_to: Timestamp::from_datetime(valid_to),
+        max_uses,
+        redirect_url,
+        message,
+    })
+}
+
+/// A member that may be left out or be `null`.
+fn optional<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.get(name).filter(|v| !v.is_null())
+}
+
+fn parse_datasets(value: Option<&Value>) -> Result<Vec<DatasetRef>, FieldError> {
+    let field = "datasets";
+    let Some(Value::Array(items)) = value else {
+        return Err(FieldError::new(
+            field,
+            "must be an array of dataset ids, e.g. [\"nav/inntekt\"]",
+        ));
+    };
+    if items.len() > MAX_DATASETS {
+        return Err(FieldError::new(
+            field,
+            format!("may name at most {MAX_DATASETS} datasets"),
+        ));
+    }
+    let mut out: Vec<DatasetRef> = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(s) = item.as_str() else {
+            return Err(FieldError::new(field, "must hold dataset ids as strings"));
+        };
+        let id: DatasetRef = s
+            .parse()
+            .map_err(|e: policy::DatasetRefError| FieldError::new(field, e.to_string()))?;
+        if out.contains(&id) {
+            return Err(FieldError::new(field, format!("names {id} twice")));
+        }
+        out.push(id);
+    }
+    Ok(out)
+}
+
+/// `https://…`; in the demo and in tests also `http://localhost…`. No
+/// credentials in it, and no fragment the citizen's browser would hide.
+fn check_redirect(app: &App, url: &str) -> Result<String, FieldError> {
+    let field = "redirect_url";
+    if url.len() > MAX_URL_BYTES {
+        return Err(FieldError::new(
+            field,
+            format!("may be at most {MAX_URL_BYTES} bytes"),
+        ));
+    }
+    let parsed =
+        reqwest::Url::parse(url).map_err(|_| FieldError::new(field, "is not an absolute URL"))?;
+    let local = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    let demo = app.config.allow_synthetic_ids || app.config.issuers.iter().any(|i| i.is_demo());
+    match parsed.scheme() {
+        "https" => {}
+        "http" if local && demo => {}
+        _ => return Err(FieldError::new(field, "must be an https URL")),
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(FieldError::new(field, "must name a host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(FieldError::new(field, "may not hold credentials"));
+    }
+    Ok(parsed.to_string())
+}
+
+async fn read(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let caller = match requester(&app, &headers).await {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    const NOT_FOUND: &str = "There is no consent request with this id for your organisation.";
+    if !json_api::is_consent_id(&id) {
+        return json_api::not_found(NOT_FOUND);
+    }
+    let now = Timestamp::now();
+    match app.store.get_consent_with_events(&id, now).await {
+        // Another organisation's request is answered as if it did not exist.
+        Ok(Some((row, events))) if row.requester == caller.consumer.iso6523() => {
+            json_api::json(StatusCode::OK, &request_json(&app, &row, Some(&events)))
+        }
+        Ok(_) => json_api::not_found(NOT_FOUND),
+        Err(e) => json_api::store_unavailable(&e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let caller = match requester(&app, &headers).await {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    let Ok(Query(query)) = query else {
+        return FieldError::new(
+            "query",
+            "takes status (a consent status) and limit (1 to 500)",
+        )
+        .response();
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_LIST);
+    if !(1..=MAX_LIST).contains(&limit) {
+        return FieldError::new("limit", format!("must be between 1 and {MAX_LIST}")).response();
+    }
+    let status = match query
+        .status
+        .as_deref()
+        .map(str::parse::<consent_db::ConsentState>)
+    {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(_)) => {
+            return FieldError::new(
+                "status",
+                "must be pending, granted, rejected, revoked or expired",
+            )
+            .response()
+        }
+    };
+    // With a status filter, look further back so that `limit` still fills.
+    let fetch = if status.is_some() { MAX_LIST } else { limit };
+    match app
+        .store
+        .consents_by_requester(&caller.consumer.iso6523(), fetch, Timestamp::now())
+        .await
+    {
+        Ok(rows) => {
+            let requests: Vec<Value> = rows
+                .iter()
+                .filter(|r| status.is_none_or(|s| r.status == s.as_str()))
+                .take(limit as usize)
+                .map(|r| request_json(&app, r, None))
+                .collect();
+            json_api::json(StatusCode::OK, &json!({ "requests": requests }))
+        }
+        Err(e) => json_api::store_unavailable(&e),
+    }
+}
+
+/// A request as the requester sees it. The subject is not shown: the
+/// requester named it or (for a request without one) has no need to learn
+/// it from Bru.
+fn request_json(app: &App, row: &ConsentRow, events: Option<&[ConsentEvent]>) -> Value {
+    let mut v = json!({
+        "id": row.id,
+        "status": row.status,
+        "datasets": row.dataset_list().unwrap_or_default(),
+        "purpose": row.purpose,
+        "valid_to": row.valid_to,
+        "uses": row.uses,
+        "max_uses": row.max_uses,
+        "requester": row.requester,
+        "supplier": row.supplier,
+        "redirect_url": row.redirect_url,
+        "message": row.message,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "citizen_url": citizen_url(app, &row.id),
+    });
+    if let (Some(events), Some(obj)) = (events, v.as_object_mut()) {
+        obj.insert("events".into(), json!(events));
+    }
+    v
+}

@@ -1,0 +1,192 @@
+//! Helpers shared by Bru's JSON APIs beside the data plane (the consent
+//! requester API and the citizen API): problem details (RFC 9457) for what
+//! `problem::Failure` does not cover, JSON answers, and the views of
+//! organisations, datasets and purposes they show.
+//!
+//! Refusals of a token or by policy still go through `problem::Failure`, so
+//! their statuses and codes are the data plane's.
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{header, HeaderValue, StatusCode};
+use policy::{DatasetRef, OrgNumber, Policy, Text};
+use serde_json::{json, Value};
+
+/// The longest JSON body these APIs read.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A JSON answer, never cached (it is about one caller or one person).
+pub fn json(status: StatusCode, body: &Value) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// An `application/problem+json` answer with the members every Bru problem
+/// has, plus `extra` members.
+pub fn problem(
+    status: StatusCode,
+    code: &str,
+    title: &str,
+    detail: &str,
+    extra: Value,
+) -> Response {
+    let mut body = json!({
+        "type": format!("https://bru.example/problems/{code}"),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+        "transfer_id": null,
+    });
+    if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+    let mut response = json(status, &body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+/// A request member Bru refuses: 400 `malformed_request` naming the field.
+/// `message` must not quote the value (it may be a person number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        // A field name can come from the caller (an unknown member): keep it short.
+        FieldError {
+            field: field.chars().take(64).collect(),
+            message: message.into(),
+        }
+    }
+
+    pub fn response(&self) -> Response {
+        problem(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "Malformed request",
+            &format!("{}: {}", self.field, self.message),
+            json!({ "field": self.field }),
+        )
+    }
+}
+
+impl From<policy::ConsentRequestError> for FieldError {
+    fn from(e: policy::ConsentRequestError) -> Self {
+        FieldError::new(e.field, e.message)
+    }
+}
+
+pub fn not_found(detail: &str) -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "Not found",
+        detail,
+        Value::Null,
+    )
+}
+
+/// The store failed; the caller may try again.
+pub fn store_unavailable(e: &consent_db::StoreError) -> Response {
+    tracing::error!(error = %e, "the store failed");
+    let mut response = problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        "Bru's store is unavailable",
+        "Bru could not read or write its store. Try again shortly.",
+        Value::Null,
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// The body as one JSON object with no repeated member, or why not.
+pub fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, FieldError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(FieldError::new(
+            "body",
+            format!("is larger than {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    if crate::auth::has_duplicate_keys(body) {
+        return Err(FieldError::new(
+            "body",
+            "is not JSON, or names a member twice",
+        ));
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(FieldError::new("body", "must be a JSON object")),
+        Err(_) => Err(FieldError::new("body", "is not JSON")),
+    }
+}
+
+/// Ids Bru issues are UUIDs; anything else is not looked up.
+pub fn is_consent_id(id: &str) -> bool {
+    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
+pub fn text(t: &Text) -> Value {
+    json!({ "nb": t.nb, "en": t.en })
+}
+
+/// `{"org": "921429002", "name": "K429 kommune"}` from `0192:921429002` or `921429002`.
+pub fn organisation(policy: &Policy, iso6523_or_org: &str) -> Value {
+    let digits = iso6523_or_org
+        .strip_prefix("0192:")
+        .unwrap_or(iso6523_or_org);
+    let name = OrgNumber::parse(digits)
+        .ok()
+        .and_then(|o| policy.organisation_name(&o).map(str::to_owned));
+    json!({ "org": digits, "name": name })
+}
+
+/// A dataset with its titles and its provider (id, organisation number and name).
+pub fn dataset(policy: &Policy, id: &str) -> Value {
+    let reference: Option<DatasetRef> = id.parse().ok();
+    let found = reference
+        .as_ref()
+        .and_then(|r| policy.dataset(&r.provider, &r.dataset));
+    let provider_id = reference.as_ref().map(|r| r.provider.clone());
+    let provider = provider_id
+        .as_deref()
+        .and_then(|p| policy.providers.get(p))
+        .map(|p| {
+            let mut org = organisation(policy, p.org.as_str());
+            if let Some(o) = org.as_object_mut() {
+                o.insert("id".into(), json!(p.id));
+            }
+            org
+        });
+    json!({
+        "id": id,
+        "title": found.map(|d| text(&d.title)),
+        "description": found.map(|d| text(&d.description)),
+        "provider": provider.unwrap_or_else(|| json!({ "id": provider_id, "org": null, "name": null })),
+    })
+}
+
+pub fn purpose(policy: &Policy, id: &str) -> Value {
+    let found = policy.purposes.get(id);
+    json!({
+        "id": id,
+        "title": found.map(|p| text(&p.title)),
+        "description": found.map(|p| text(&p.description)),
+    })
+}

@@ -1,0 +1,132 @@
+//! The gateway's side of the transparency log: the checkpointer, which signs
+//! the tree head at least every second while it grows, and the store write
+//! probe behind `/readyz`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use consent_db::note;
+use tokio::sync::{watch, Mutex};
+
+use crate::app::App;
+
+/// How often the checkpointer looks at the tree head: twice a second, so a
+/// record is under a signed checkpoint within a second of its commit.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a probe result stands before `/readyz` writes again.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The checkpoint origin (and key name) of this gateway.
+pub fn origin(app: &App) -> String {
+    note::origin_for(&app.config.public_url)
+}
+
+/// The C2SP verifier key of the checkpoint key.
+pub fn verifier_key(app: &App) -> String {
+    use aws_lc_rs::signature::KeyPair;
+    note::verifier_key(&origin(app), app.keys.checkpoint.public_key().as_ref())
+}
+
+/// Signs the tree head every [`CHECKPOINT_INTERVAL`] if it grew (and at start
+/// if the last checkpoint is older than the tree, or there is none), until
+/// `stop` turns true.
+pub async fn run_checkpointer(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let mut signed = match app.store.latest_checkpoint().await {
+        Ok(cp) => cp.map(|c| c.size),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the latest checkpoint");
+            None
+        }
+    };
+    loop {
+        sign_if_grown(&app, &mut signed).await;
+        tokio::select! {
+            () = tokio::time::sleep(CHECKPOINT_INTERVAL) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// The last checkpoint at shutdown, after the last records are written.
+pub async fn final_checkpoint(app: &App) {
+    let mut signed = app
+        .store
+        .latest_checkpoint()
+        .await
+        .ok()
+        .flatten()
+        .map(|c| c.size);
+    sign_if_grown(app, &mut signed).await;
+}
+
+async fn sign_if_grown(app: &App, signed: &mut Option<u64>) {
+    let head = match app.store.tree_head().await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the tree head; no checkpoint this time");
+            return;
+        }
+    };
+    if signed.is_some_and(|s| head.size <= s) {
+        return;
+    }
+    let checkpoint = note::Checkpoint {
+        origin: origin(app),
+        size: head.size,
+        root: head.root,
+    };
+    let text = match note::sign(&checkpoint, &app.keys.checkpoint) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot sign a checkpoint");
+            return;
+        }
+    };
+    match app.store.add_checkpoint(head.size, &head.root, &text).await {
+        Ok(()) => *signed = Some(head.size),
+        Err(e) => tracing::warn!(error = %e, size = head.size, "cannot store a checkpoint"),
+    }
+}
+
+/// The store write probe: `/readyz` writes the heartbeat row at most once a
+/// second, so readiness follows the store even while no records arrive.
+pub struct Readiness {
+    last: Mutex<Option<(Instant, bool)>>,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Readiness {
+    pub fn new() -> Self {
+        Readiness {
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Whether the store took the latest probe write; probes again when the
+    /// last result is older than a second. One probe at a time: concurrent
+    /// callers wait for it and share its answer.
+    pub async fn store_writable(&self, app: &App) -> bool {
+        let mut last = self.last.lock().await;
+        if let Some((at, ok)) = *last {
+            if at.elapsed() < PROBE_INTERVAL {
+                return ok;
+            }
+        }
+        let ok = matches!(
+            tokio::time::timeout(app.config.store.audit_write_timeout, app.store.heartbeat()).await,
+            Ok(Ok(()))
+        );
+        if ok {
+            app.store_writable_again();
+        } else {
+            tracing::warn!("the store does not take writes (readiness probe)");
+        }
+        *last = Some((Instant::now(), ok));
+        ok
+    }
+}

@@ -1,0 +1,214 @@
+{{/*
+Names, labels and the few derived values every template shares.
+*/}}
+
+{{- define "bru.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "bru.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "bru.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "bru.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "bru.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The gateway pods only (not the migration Job's): Deployment, Services, PDB, spreading. */}}
+{{- define "bru.gatewaySelectorLabels" -}}
+{{ include "bru.selectorLabels" . }}
+app.kubernetes.io/component: gateway
+{{- end -}}
+
+{{- define "bru.labels" -}}
+helm.sh/chart: {{ include "bru.chart" . }}
+{{ include "bru.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: bru
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "bru.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "bru.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The image reference: repository[:tag][@digest]; the digest wins when both are set. */}}
+{{- define "bru.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Fixed ports: bru.toml, the probes, the Services and the NetworkPolicy agree on them. */}}
+{{- define "bru.publicPort" -}}8443{{- end -}}
+{{- define "bru.opsPort" -}}9090{{- end -}}
+
+{{/* Where Secrets are mounted; bru.toml names these absolute paths. */}}
+{{- define "bru.secretsDir" -}}/var/run/secrets/bru{{- end -}}
+
+{{- define "bru.tlsSecretName" -}}
+{{- default (printf "%s-tls" (include "bru.fullname" .)) .Values.tls.secretName -}}
+{{- end -}}
+{{- define "bru.keysSecretName" -}}
+{{- default (printf "%s-keys" (include "bru.fullname" .)) .Values.keys.secretName -}}
+{{- end -}}
+{{- define "bru.databaseSecretName" -}}
+{{- default (printf "%s-database" (include "bru.fullname" .)) .Values.database.secretName -}}
+{{- end -}}
+{{- define "bru.policyConfigMapName" -}}
+{{- default (printf "%s-policy" (include "bru.fullname" .)) .Values.policy.existingConfigMap -}}
+{{- end -}}
+
+{{- define "bru.publicUrl" -}}
+{{- default (printf "https://%s.%s.svc" (include "bru.fullname" .) .Release.Namespace) .Values.config.publicUrl -}}
+{{- end -}}
+
+{{/* Seconds Kubernetes waits after SIGTERM: preStop sleep + Bru's shutdown grace + time to write the last outcome records. */}}
+{{- define "bru.terminationGracePeriodSeconds" -}}
+{{- $min := add (div (add (int64 .Values.config.server.shutdownGraceMs) 999) 1000) (int64 .Values.preStopSleepSeconds) -}}
+{{- if .Values.terminationGracePeriodSeconds -}}
+{{- if le (int64 .Values.terminationGracePeriodSeconds) $min -}}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed preStopSleepSeconds + config.server.shutdownGraceMs in seconds (%v)" .Values.terminationGracePeriodSeconds $min) -}}
+{{- end -}}
+{{- int64 .Values.terminationGracePeriodSeconds -}}
+{{- else -}}
+{{- add $min 15 -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Prometheus selector for this release's ops targets, for alerts. */}}
+{{- define "bru.promSelector" -}}
+job="{{ include "bru.fullname" . }}-ops",namespace="{{ .Release.Namespace }}"
+{{- end -}}
+
+{{/* Pod- and container-level security context, shared by the gateway and the migration Job. */}}
+{{- define "bru.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+# Secret files are mode 0400 owned by root; fsGroup makes them group-readable (0440) for this GID only.
+fsGroup: {{ .Values.securityContext.fsGroup }}
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "bru.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+allowPrivilegeEscalation: false
+privileged: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/*
+Upstream credentials. One place maps the chart's values to bru.toml keys and
+to the files mounted from each upstream's Secret.
+  none    -> { kind = "none" }
+  bearer  -> token_file
+  header  -> name, value_file
+  mtls    -> cert_file, key_file, ca_file
+  oauth2  -> token_url, audience, client_id, scope, [resource], [kid], [algorithm], key_file
+             (a JWT-bearer grant, RFC 7523, signed with the key in the Secret)
+Argument: dict "name" <upstream id> "c" <credentials values> "root" $
+*/}}
+{{- define "bru.upstreamDir" -}}
+{{- printf "%s/upstreams/%s" (include "bru.secretsDir" .root) .name -}}
+{{- end -}}
+
+{{- define "bru.credentialsToml" -}}
+{{- $c := .c | default dict -}}
+{{- $dir := include "bru.upstreamDir" . -}}
+{{- $kind := $c.kind | default "none" -}}
+{{- if eq $kind "none" -}}
+{ kind = "none" }
+{{- else if eq $kind "bearer" -}}
+{ kind = "bearer", token_file = {{ printf "%s/token" $dir | toJson }} }
+{{- else if eq $kind "header" -}}
+{ kind = "header", name = {{ $c.headerName | toJson }}, value_file = {{ printf "%s/value" $dir | toJson }} }
+{{- else if eq $kind "mtls" -}}
+{ kind = "mtls", cert_file = {{ printf "%s/tls.crt" $dir | toJson }}, key_file = {{ printf "%s/tls.key" $dir | toJson }}, ca_file = {{ printf "%s/ca.crt" $dir | toJson }} }
+{{- else if eq $kind "oauth2" -}}
+{ kind = "oauth2", token_url = {{ $c.tokenUrl | toJson }}, audience = {{ $c.audience | toJson }}, client_id = {{ $c.clientId | toJson }}, scope = {{ $c.scope | toJson }}
+{{- with $c.resource }}, resource = {{ . | toJson }}{{ end }}
+{{- with $c.kid }}, kid = {{ . | toJson }}{{ end }}
+{{- with $c.algorithm }}, algorithm = {{ . | toJson }}{{ end }}, key_file = {{ printf "%s/key.pem" $dir | toJson }} }
+{{- else -}}
+{{- fail (printf "upstreams.%s.credentials.kind %q is not one of none, bearer, header, mtls, oauth2" .name $kind) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret items an upstream's credentials need: key in the Secret -> file name. Empty for kind none. */}}
+{{- define "bru.credentialsItems" -}}
+{{- $c := .c | default dict -}}
+{{- $kind := $c.kind | default "none" -}}
+{{- if eq $kind "bearer" }}
+- key: {{ $c.tokenKey | default "token" }}
+  path: token
+{{- else if eq $kind "header" }}
+- key: {{ $c.valueKey | default "value" }}
+  path: value
+{{- else if eq $kind "mtls" }}
+- key: {{ $c.certKey | default "tls.crt" }}
+  path: tls.crt
+- key: {{ $c.keyKey | default "tls.key" }}
+  path: tls.key
+- key: {{ $c.caKey | default "ca.crt" }}
+  path: ca.crt
+{{- else if eq $kind "oauth2" }}
+- key: {{ $c.keyKey | default "key.pem" }}
+  path: key.pem
+{{- end }}
+{{- end -}}
+
+{{/* The volume name of an upstream's credentials Secret. */}}
+{{- define "bru.upstreamVolume" -}}
+{{- printf "upstream-%s" . | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The TCP port of an http(s) URL: explicit, or 443 / 80 by scheme. */}}
+{{- define "bru.urlPort" -}}
+{{- $url := urlParse . -}}
+{{- $port := regexFind "[0-9]+$" (regexFind ":[0-9]+$" $url.host) -}}
+{{- if $port -}}{{ $port }}{{- else if eq $url.scheme "http" -}}80{{- else -}}443{{- end -}}
+{{- end -}}
+
+{{/* A tag can be moved, so without a digest the kubelet asks the registry every time. */}}
+{{- define "bru.imagePullPolicy" -}}
+{{- if .Values.image.pullPolicy -}}
+{{- .Values.image.pullPolicy -}}
+{{- else if .Values.image.digest -}}
+IfNotPresent
+{{- else -}}
+Always
+{{- end -}}
+{{- end -}}
