@@ -22,6 +22,7 @@ mod consent;
 mod error;
 pub mod merkle;
 pub mod note;
+mod pseudonym;
 mod record;
 mod sqlite;
 mod store;
@@ -34,6 +35,7 @@ pub use consent::{
     NewConsent, UseOutcome,
 };
 pub use error::{AuditError, StoreError};
+pub use pseudonym::Pseudonymiser;
 pub use record::{
     AuditRecord, Basis, NewRecord, RecordFilter, RecordKind, Timestamp, TimestampError,
     UnknownName, Verdict,

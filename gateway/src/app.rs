@@ -27,6 +27,7 @@ pub struct App {
     pub connector: connectors::Connector,
     pub upstreams: HashMap<String, connectors::Upstream>,
     pub metrics: Metrics,
+    pub rate_limiter: crate::ratelimit::RateLimiter,
     /// Outcome records still on their way to the log; shutdown waits for them.
     background: TaskTracker,
     /// False after an audit write failed, until one succeeds again (`/readyz`).
@@ -87,6 +88,7 @@ impl App {
             upstream.validate().map_err(|e| format!("upstream {id}: {e}"))?;
             upstreams.insert(id.clone(), upstream);
         }
+        let rate_limiter = crate::ratelimit::RateLimiter::new(parts.config.server.unauthenticated_rate_limit);
         Ok(App {
             config: parts.config,
             policy: parts.policy,
@@ -96,6 +98,7 @@ impl App {
             audit: parts.audit,
             connector: parts.connector,
             upstreams,
+            rate_limiter,
             metrics: parts.metrics,
             background: TaskTracker::new(),
             audit_healthy: AtomicBool::new(true),
@@ -140,6 +143,9 @@ impl App {
     /// For outcome records: the caller already has its answer; the record
     /// still must not be lost, so shutdown waits for these.
     pub fn record_in_background(self: &Arc<Self>, record: NewRecord) {
+        if record.kind == consent_db::RecordKind::Outcome {
+            self.metrics.observe_outcome(&record);
+        }
         #[cfg(feature = "bench-noop-audit")]
         if self.config.store.audit_noop {
             return;

@@ -46,6 +46,8 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     pub max_body_bytes: u64,
     pub header_read_timeout: Duration,
+    /// Calls that fail authentication, per client address (a token bucket).
+    pub unauthenticated_rate_limit: policy::RateLimit,
     pub shutdown_grace: Duration,
 }
 
@@ -182,7 +184,7 @@ struct RawConfig {
     #[serde(default)]
     allow_synthetic_ids: bool,
     server: RawServer,
-    store: RawStore,
+    store: Spanned<RawStore>,
     keys: RawKeys,
     #[serde(default)]
     issuer: Vec<Spanned<RawIssuer>>,
@@ -216,6 +218,10 @@ struct RawServer {
     max_body_bytes: u64,
     #[serde(default = "default_header_read_timeout_ms")]
     header_read_timeout_ms: u64,
+    #[serde(default = "default_unauthenticated_per_second")]
+    unauthenticated_per_second: u32,
+    #[serde(default = "default_unauthenticated_burst")]
+    unauthenticated_burst: u32,
     #[serde(default = "default_shutdown_grace_ms")]
     shutdown_grace_ms: u64,
 }
@@ -225,6 +231,12 @@ fn default_max_header_bytes() -> usize {
 }
 fn default_max_body_bytes() -> u64 {
     10 * 1024 * 1024
+}
+fn default_unauthenticated_per_second() -> u32 {
+    100
+}
+fn default_unauthenticated_burst() -> u32 {
+    200
 }
 fn default_header_read_timeout_ms() -> u64 {
     10_000
@@ -435,6 +447,9 @@ impl Config {
 
         let listen = parse_addr(&mut cx, &raw.server.listen);
         let ops_listen = parse_addr(&mut cx, &raw.server.ops_listen);
+        if raw.server.unauthenticated_per_second == 0 || raw.server.unauthenticated_burst == 0 {
+            cx.error(0, "server.unauthenticated_per_second and unauthenticated_burst must be positive");
+        }
         if raw.server.max_header_bytes < 1024 {
             cx.error(0, "server.max_header_bytes must be at least 1024");
         }
@@ -442,26 +457,26 @@ impl Config {
             cx.error(raw.public_url.span().start, "public_url must be an http(s) URL");
         }
 
-        let store_url = match (&raw.store.url, &raw.store.url_file, &raw.store.url_env) {
+        let store_url = match (&raw.store.get_ref().url, &raw.store.get_ref().url_file, &raw.store.get_ref().url_env) {
             (Some(u), None, None) => {
                 if u.starts_with("postgres://") || u.starts_with("postgresql://") {
-                    cx.error(0, "store.url: a PostgreSQL URL holds a password; give it with url_file or url_env");
+                    cx.error(raw.store.span().start, "store.url: a PostgreSQL URL holds a password; give it with url_file or url_env");
                 }
                 Some(Secret::Plain(resolve_sqlite_url(&cx.dir, u)))
             }
             (None, Some(f), None) => Some(Secret::File(cx.path(f))),
             (None, None, Some(e)) => Some(Secret::Env(e.clone())),
             _ => {
-                cx.error(0, "store: give exactly one of url, url_file, url_env");
+                cx.error(raw.store.span().start, "store: give exactly one of url, url_file, url_env");
                 None
             }
         };
-        let audit_ms = *raw.store.audit_write_timeout_ms.get_ref();
+        let audit_ms = *raw.store.get_ref().audit_write_timeout_ms.get_ref();
         if audit_ms == 0 || audit_ms > 60_000 {
-            cx.error(raw.store.audit_write_timeout_ms.span().start, "store.audit_write_timeout_ms must be 1..=60000");
+            cx.error(raw.store.get_ref().audit_write_timeout_ms.span().start, "store.audit_write_timeout_ms must be 1..=60000");
         }
 
-        let audit_noop = match raw.store.audit.as_ref().map(|a| (a.get_ref().as_str(), a.span().start)) {
+        let audit_noop = match raw.store.get_ref().audit.as_ref().map(|a| (a.get_ref().as_str(), a.span().start)) {
             None | Some(("durable", _)) => false,
             Some(("noop", _)) if cfg!(feature = "bench-noop-audit") => true,
             Some(("noop", at)) => {
@@ -672,6 +687,10 @@ impl Config {
                 max_header_bytes: raw.server.max_header_bytes,
                 max_body_bytes: raw.server.max_body_bytes,
                 header_read_timeout: Duration::from_millis(raw.server.header_read_timeout_ms),
+                unauthenticated_rate_limit: policy::RateLimit {
+                    per_second: raw.server.unauthenticated_per_second,
+                    burst: raw.server.unauthenticated_burst,
+                },
                 shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
             },
             store: StoreConfig { url, audit_write_timeout: Duration::from_millis(audit_ms), audit_noop },

@@ -4,7 +4,7 @@
 //! `/.well-known/jwks.json`.
 
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
-use aws_lc_rs::{digest, hmac};
+use aws_lc_rs::digest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -136,25 +136,9 @@ impl AssertionSigner {
     }
 }
 
-/// Keyed pseudonyms of person numbers for audit records: the same person
-/// always gets the same `subject_ref`, and without the key nobody can tell who.
-pub struct Pseudonymiser {
-    key: hmac::Key,
-}
-
-impl Pseudonymiser {
-    pub fn new(secret: &[u8]) -> Result<Self, String> {
-        if secret.len() < 32 {
-            return Err("the pseudonym key must be at least 32 bytes".into());
-        }
-        Ok(Pseudonymiser { key: hmac::Key::new(hmac::HMAC_SHA256, secret) })
-    }
-
-    pub fn subject_ref(&self, person: &policy::PersonNumber) -> String {
-        let tag = hmac::sign(&self.key, person.expose().as_bytes());
-        URL_SAFE_NO_PAD.encode(tag.as_ref())
-    }
-}
+/// Keyed pseudonyms of person numbers for audit records; in consent-db, so
+/// that the citizen portal searches the log with the same pseudonyms.
+pub use consent_db::Pseudonymiser;
 
 /// RFC 7638 thumbprints, so key ids are stable and derived from the key.
 fn thumbprint_ec(x: &str, y: &str) -> String {

@@ -17,6 +17,7 @@ mod keys;
 mod metrics;
 mod pipeline;
 mod problem;
+mod ratelimit;
 mod routes;
 mod run;
 mod server;

@@ -20,6 +20,13 @@ pub struct CallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub dataset: String,
+    /// Empty for a complete answer from the provider.
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DatasetLabels {
     pub dataset: String,
 }
@@ -35,6 +42,7 @@ pub struct AttemptLabels {
 pub struct Metrics {
     registry: Registry,
     calls: Family<CallLabels, Counter>,
+    outcomes: Family<OutcomeLabels, Counter>,
     call_duration: Histogram,
     provider_duration: Family<DatasetLabels, Histogram>,
     provider_attempts: Family<AttemptLabels, Counter>,
@@ -59,6 +67,12 @@ impl Metrics {
         let mut registry = Registry::with_prefix("bru");
         let calls = Family::<CallLabels, Counter>::default();
         registry.register("calls", "Calls to /data/ by dataset, consumer, decision and code", calls.clone());
+        let outcomes = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "outcomes",
+            "How allowed calls ended, by dataset and code (empty: the provider's answer was delivered)",
+            outcomes.clone(),
+        );
         let call_duration = Histogram::new(latency_buckets());
         registry.register("call_duration_seconds", "Time Bru spent deciding a call", call_duration.clone());
         let provider_duration =
@@ -83,6 +97,7 @@ impl Metrics {
         Metrics {
             registry,
             calls,
+            outcomes,
             call_duration,
             provider_duration,
             provider_attempts,
@@ -106,6 +121,14 @@ impl Metrics {
         };
         self.calls.get_or_create(&labels).inc();
         self.call_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn observe_outcome(&self, record: &NewRecord) {
+        let labels = OutcomeLabels {
+            dataset: record.dataset.clone().unwrap_or_default(),
+            code: record.code.clone().unwrap_or_default(),
+        };
+        self.outcomes.get_or_create(&labels).inc();
     }
 
     pub fn observe_provider(&self, dataset: &str, took: Duration) {

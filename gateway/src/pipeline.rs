@@ -101,7 +101,19 @@ async fn prepare<'a>(app: &'a App, req: Request<Incoming>, call: &mut Call) -> R
         }
     }
 
-    let token = app.auth.machine(parts.headers.get(http::header::AUTHORIZATION)).await?;
+    let peer = parts.extensions.get::<crate::server::PeerAddr>().map(|p| p.0.ip());
+    if let Some(ip) = peer {
+        app.rate_limiter.unauthenticated_allowed(ip).map_err(|retry_after_s| Failure::RateLimited { retry_after_s })?;
+    }
+    let token = match app.auth.machine(parts.headers.get(http::header::AUTHORIZATION)).await {
+        Ok(token) => token,
+        Err(e) => {
+            if let Some(ip) = peer {
+                app.rate_limiter.unauthenticated_failed(ip);
+            }
+            return Err(e.into());
+        }
+    };
     let caller = token.caller;
     call.record.consumer = Some(caller.consumer.iso6523());
     call.record.supplier = caller.supplier.as_ref().map(|s| s.iso6523());
@@ -116,6 +128,12 @@ async fn prepare<'a>(app: &'a App, req: Request<Incoming>, call: &mut Call) -> R
         LegalBasis::Statutory => Basis::Statutory,
     });
     call.record.legal_ref = dataset.legal_ref.clone();
+    // Over its rate, a consumer is refused before anything else is looked up.
+    if let Some(limit) = app.policy.consumer(&caller.consumer).and_then(|rule| rule.rate_limit) {
+        app.rate_limiter
+            .consumer_call(caller.consumer.as_str(), call.record.dataset.as_deref().unwrap_or_default(), limit)
+            .map_err(|retry_after_s| Failure::RateLimited { retry_after_s })?;
+    }
 
     let purpose = header_str(&parts.headers, "bru-purpose")?;
     call.record.purpose = purpose.map(str::to_owned);

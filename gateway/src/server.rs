@@ -24,6 +24,10 @@ const MAX_CONCURRENT_STREAMS: u32 = 128;
 /// Open connections on the public listener; memory per idle connection is a few KiB.
 const MAX_CONNECTIONS: usize = 20_000;
 
+/// The client's address, for per-address limits.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
 /// Reads the certificate chain and key; TLS 1.2 and 1.3 only, ALPN h2 and http/1.1.
 pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<Arc<rustls::ServerConfig>, String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
@@ -127,9 +131,10 @@ pub async fn serve_public(
             };
             app.metrics.open_connections.inc();
             let gauge_app = app.clone();
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let app = app.clone();
                 let router = router.clone();
+                req.extensions_mut().insert(PeerAddr(peer));
                 async move { Ok::<_, std::convert::Infallible>(route(app, router, req).await) }
             });
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");

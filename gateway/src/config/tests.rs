@@ -34,6 +34,11 @@ fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     Config::parse(Path::new("/etc/bru/bru.toml"), text)
 }
 
+/// The 1-based line of the first line holding `marker`.
+fn line_of(text: &str, marker: &str) -> usize {
+    text.lines().position(|l| l.contains(marker)).unwrap() + 1
+}
+
 fn check_error(text: &str, line: usize, needle: &str) {
     let errors = parse(text).unwrap_err();
     assert!(
@@ -49,17 +54,22 @@ fn a_valid_config_resolves_paths_next_to_itself() {
     assert_eq!(c.store.url, Secret::Plain("sqlite:///etc/bru/bru.db".into()));
     assert_eq!(c.keys.checkpoint_key, Secret::Env("BRU_CHECKPOINT_KEY".into()));
     assert_eq!(c.issuers[0].algorithms, vec![jsonwebtoken::Algorithm::RS256]);
-    assert_eq!(c.upstreams["nav"].line, 29);
+    assert_eq!(c.upstreams["nav"].line, line_of(VALID, "[upstream.nav]"));
 }
 
 #[test]
 fn errors_name_their_line() {
-    check_error(&VALID.replace("listen = \"127.0.0.1:8443\"", "listen = \"nowhere\""), 6, "not an address");
-    check_error(&VALID.replace("jwks_url = \"https://mp.example/jwks\"", "jwks_url = \"https://mp.example/jwks\"\nalgorithms = [\"HS256\"]"), 24, "HS256");
-    check_error(&VALID.replace("[upstream.nav]", "[upstream.nav]\ncolour = 1"), 30, "unknown field");
-    check_error(&VALID.replace("url = \"sqlite://bru.db\"", "url = \"postgres://u:p@db/bru\""), 0, "url_file or url_env");
-    check_error(&format!("{VALID}\n[upstream.x]\nurl = \"ftp://x\"\n"), 33, "not an absolute http(s) URL");
-    check_error(&VALID.replace("name = \"mp\"", "name = \"mp\"\nleeway_s = 9000"), 23, "leeway_s");
+    let bad_listen = VALID.replace("listen = \"127.0.0.1:8443\"", "listen = \"nowhere\"");
+    check_error(&bad_listen, line_of(&bad_listen, "nowhere"), "not an address");
+    let hmac = VALID.replace("jwks_url = \"https://mp.example/jwks\"", "jwks_url = \"https://mp.example/jwks\"\nalgorithms = [\"HS256\"]");
+    check_error(&hmac, line_of(&hmac, "[[issuer]]"), "HS256");
+    let unknown = VALID.replace("[upstream.nav]", "[upstream.nav]\ncolour = 1");
+    check_error(&unknown, line_of(&unknown, "colour"), "unknown field");
+    check_error(&VALID.replace("url = \"sqlite://bru.db\"", "url = \"postgres://u:p@db/bru\""), line_of(VALID, "[store]"), "url_file or url_env");
+    let ftp = format!("{VALID}\n[upstream.x]\nurl = \"ftp://x\"\n");
+    check_error(&ftp, line_of(&ftp, "[upstream.x]"), "not an absolute http(s) URL");
+    let leeway = VALID.replace("name = \"mp\"", "name = \"mp\"\nleeway_s = 9000");
+    check_error(&leeway, line_of(&leeway, "[[issuer]]"), "leeway_s");
 }
 
 #[test]

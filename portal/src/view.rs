@@ -1,0 +1,266 @@
+//! What a citizen is shown of consents and transfers, built once from the
+//! store's rows and the policy: the portal's pages render these, and the
+//! gateway's citizen JSON API (`/citizen/v1/…`) serialises them.
+
+use consent_db::{
+    AuditRecord, Basis, ConsentRow, ConsentState, RecordFilter, RecordKind, Store, StoreError,
+    Timestamp, Verdict,
+};
+use policy::{DatasetRef, OrgNumber, PersonNumber, Policy, Text};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TextView {
+    pub nb: String,
+    pub en: String,
+}
+
+impl From<&Text> for TextView {
+    fn from(t: &Text) -> Self {
+        TextView {
+            nb: t.nb.clone(),
+            en: t.en.clone(),
+        }
+    }
+}
+
+impl TextView {
+    pub fn pick(&self, lang: crate::text::Lang) -> &str {
+        match lang {
+            crate::text::Lang::Nb => &self.nb,
+            crate::text::Lang::En => &self.en,
+        }
+    }
+}
+
+/// `{"org": "921429002", "name": "K429 kommune"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrgView {
+    pub org: String,
+    pub name: Option<String>,
+}
+
+/// A dataset's provider: its id in `/data/{provider}/…`, its organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProviderView {
+    pub id: Option<String>,
+    pub org: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatasetView {
+    pub id: String,
+    pub title: Option<TextView>,
+    pub description: Option<TextView>,
+    pub provider: ProviderView,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PurposeView {
+    pub id: String,
+    pub title: Option<TextView>,
+    pub description: Option<TextView>,
+}
+
+/// The organisation from `0192:921429002` or `921429002`, with its name
+/// where the policy has one.
+pub fn organisation(policy: &Policy, iso6523_or_org: &str) -> OrgView {
+    let digits = iso6523_or_org
+        .strip_prefix("0192:")
+        .unwrap_or(iso6523_or_org);
+    let name = OrgNumber::parse(digits)
+        .ok()
+        .and_then(|o| policy.organisation_name(&o).map(str::to_owned));
+    OrgView {
+        org: digits.to_owned(),
+        name,
+    }
+}
+
+/// A dataset with its titles and its provider.
+pub fn dataset(policy: &Policy, id: &str) -> DatasetView {
+    let reference: Option<DatasetRef> = id.parse().ok();
+    let found = reference
+        .as_ref()
+        .and_then(|r| policy.dataset(&r.provider, &r.dataset));
+    let provider_id = reference.as_ref().map(|r| r.provider.clone());
+    let provider = match provider_id.as_deref().and_then(|p| policy.providers.get(p)) {
+        Some(p) => {
+            let org = organisation(policy, p.org.as_str());
+            ProviderView {
+                id: Some(p.id.clone()),
+                org: Some(org.org),
+                name: org.name,
+            }
+        }
+        None => ProviderView {
+            id: provider_id,
+            org: None,
+            name: None,
+        },
+    };
+    DatasetView {
+        id: id.to_owned(),
+        title: found.map(|d| TextView::from(&d.title)),
+        description: found.map(|d| TextView::from(&d.description)),
+        provider,
+    }
+}
+
+pub fn purpose(policy: &Policy, id: &str) -> PurposeView {
+    let found = policy.purposes.get(id);
+    PurposeView {
+        id: id.to_owned(),
+        title: found.map(|p| TextView::from(&p.title)),
+        description: found.map(|p| TextView::from(&p.description)),
+    }
+}
+
+/// A consent as its citizen sees it: who asked, for which data, what for,
+/// until when, how often. The person number is not repeated back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsentView {
+    pub id: String,
+    pub status: String,
+    pub requester: OrgView,
+    pub supplier: Option<OrgView>,
+    pub datasets: Vec<DatasetView>,
+    pub purpose: PurposeView,
+    pub valid_to: String,
+    pub uses: i64,
+    pub max_uses: Option<i64>,
+    pub message: Option<String>,
+    pub redirect_url: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub fn consent(policy: &Policy, row: &ConsentRow) -> ConsentView {
+    ConsentView {
+        id: row.id.clone(),
+        status: row.status.clone(),
+        requester: organisation(policy, &row.requester),
+        supplier: row.supplier.as_deref().map(|s| organisation(policy, s)),
+        datasets: row
+            .dataset_list()
+            .unwrap_or_default()
+            .iter()
+            .map(|d| dataset(policy, d))
+            .collect(),
+        purpose: purpose(policy, &row.purpose),
+        valid_to: row.valid_to.clone(),
+        uses: row.uses,
+        max_uses: row.max_uses,
+        message: row.message.clone(),
+        redirect_url: row.redirect_url.clone(),
+        created_at: row.created_at.clone(),
+        updated_at: row.updated_at.clone(),
+    }
+}
+
+/// Whether `me` may see `row`: it is about me, or about nobody yet (then the
+/// link is the invitation, and whoever answers it becomes its subject).
+pub fn visible_to(row: &ConsentRow, me: &PersonNumber) -> bool {
+    match &row.subject {
+        Some(_) => row.is_subject(me),
+        None => row.status == ConsentState::Pending.as_str(),
+    }
+}
+
+/// A citizen's consents in the three groups the pages and the API show.
+#[derive(Debug, Default)]
+pub struct Grouped<'a> {
+    pub active: Vec<&'a ConsentRow>,
+    pub pending: Vec<&'a ConsentRow>,
+    pub past: Vec<&'a ConsentRow>,
+}
+
+pub fn group(rows: &[ConsentRow]) -> Grouped<'_> {
+    let mut g = Grouped::default();
+    for row in rows {
+        match row.state() {
+            Ok(ConsentState::Granted) => g.active.push(row),
+            Ok(ConsentState::Pending) => g.pending.push(row),
+            _ => g.past.push(row),
+        }
+    }
+    g
+}
+
+/// One decision about a citizen, as the access log shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransferView {
+    pub index: u64,
+    pub time: Timestamp,
+    pub transfer_id: String,
+    pub organisation: Option<OrgView>,
+    pub supplier: Option<OrgView>,
+    pub dataset: Option<DatasetView>,
+    pub purpose: Option<PurposeView>,
+    pub basis: Option<Basis>,
+    pub legal_ref: Option<String>,
+    pub consent_id: Option<String>,
+    pub decision: Option<Verdict>,
+    pub code: Option<String>,
+    pub method: String,
+    pub path: String,
+}
+
+pub fn transfer(policy: &Policy, r: &AuditRecord) -> TransferView {
+    let dataset_id = match (&r.provider, &r.dataset) {
+        (_, Some(d)) if d.contains('/') => Some(d.clone()),
+        (Some(p), Some(d)) => Some(format!("{p}/{d}")),
+        _ => None,
+    };
+    TransferView {
+        index: r.index,
+        time: r.time,
+        transfer_id: r.transfer_id.clone(),
+        organisation: r.consumer.as_deref().map(|c| organisation(policy, c)),
+        supplier: r.supplier.as_deref().map(|s| organisation(policy, s)),
+        dataset: dataset_id.as_deref().map(|d| dataset(policy, d)),
+        purpose: r.purpose.as_deref().map(|p| purpose(policy, p)),
+        basis: r.basis,
+        legal_ref: r.legal_ref.clone(),
+        consent_id: r.consent_id.clone(),
+        decision: r.decision,
+        code: r.code.clone(),
+        method: r.method.clone(),
+        path: r.path.clone(),
+    }
+}
+
+/// One page of a citizen's decision records, oldest first.
+pub struct TransferPage {
+    pub records: Vec<AuditRecord>,
+    /// The cursor of the next page, when there is one.
+    pub next: Option<u64>,
+}
+
+/// The decision records whose `subject_ref` is this citizen's pseudonym,
+/// after the cursor, at most `limit`.
+pub async fn transfers(
+    store: &Store,
+    subject_ref: String,
+    after: Option<u64>,
+    limit: u32,
+) -> Result<TransferPage, StoreError> {
+    let filter = RecordFilter {
+        subject_ref: Some(subject_ref),
+        kind: Some(RecordKind::Decision),
+        after_index: after,
+        // One more than asked tells whether there is a next page.
+        limit: Some(limit.saturating_add(1)),
+        ..RecordFilter::default()
+    };
+    let mut records = store.records(&filter).await?;
+    let more = records.len() > limit as usize;
+    records.truncate(limit as usize);
+    let next = if more {
+        records.last().map(|r| r.index)
+    } else {
+        None
+    };
+    Ok(TransferPage { records, next })
+}
