@@ -53,25 +53,35 @@ impl App {
         for (id, up) in &parts.config.upstreams {
             let credentials = match &up.credentials {
                 CredentialsConfig::None => connectors::Credentials::None,
-                CredentialsConfig::Bearer(secret) => {
-                    connectors::Credentials::bearer(&secret.read_string().map_err(|e| format!("upstream {id}: {e}"))?)
-                        .map_err(|e| format!("upstream {id}: {e}"))?
-                }
+                CredentialsConfig::Bearer(secret) => connectors::Credentials::bearer(
+                    &secret
+                        .read_string()
+                        .map_err(|e| format!("upstream {id}: {e}"))?,
+                )
+                .map_err(|e| format!("upstream {id}: {e}"))?,
                 CredentialsConfig::Header { name, value } => connectors::Credentials::header(
                     name,
-                    &value.read_string().map_err(|e| format!("upstream {id}: {e}"))?,
+                    &value
+                        .read_string()
+                        .map_err(|e| format!("upstream {id}: {e}"))?,
                 )
                 .map_err(|e| format!("upstream {id}: {e}"))?,
                 CredentialsConfig::Mtls { cert, key, ca_file } => {
-                    let read = |s: &crate::config::Secret| s.read_bytes().map_err(|e| format!("upstream {id}: {e}"));
-                    let ca = std::fs::read(ca_file)
-                        .map_err(|e| format!("upstream {id}: cannot read {}: {e}", ca_file.display()))?;
-                    let identity = connectors::ClientIdentity::from_pem(&read(cert)?, &read(key)?, &ca)
-                        .map_err(|e| format!("upstream {id}: mtls: {e}"))?;
+                    let read = |s: &crate::config::Secret| {
+                        s.read_bytes().map_err(|e| format!("upstream {id}: {e}"))
+                    };
+                    let ca = std::fs::read(ca_file).map_err(|e| {
+                        format!("upstream {id}: cannot read {}: {e}", ca_file.display())
+                    })?;
+                    let identity =
+                        connectors::ClientIdentity::from_pem(&read(cert)?, &read(key)?, &ca)
+                            .map_err(|e| format!("upstream {id}: mtls: {e}"))?;
                     connectors::Credentials::Mtls(identity)
                 }
                 CredentialsConfig::OAuth2 { settings, key } => {
-                    let key = key.read_bytes().map_err(|e| format!("upstream {id}: {e}"))?;
+                    let key = key
+                        .read_bytes()
+                        .map_err(|e| format!("upstream {id}: {e}"))?;
                     let oauth2 = connectors::OAuth2Credentials::new(settings.clone(), &key)
                         .map_err(|e| format!("upstream {id}: oauth2: {e}"))?;
                     connectors::Credentials::OAuth2(oauth2)
@@ -85,10 +95,13 @@ impl App {
                 credentials,
                 resilience: connectors::Resilience::new(up.resilience.clone()),
             };
-            upstream.validate().map_err(|e| format!("upstream {id}: {e}"))?;
+            upstream
+                .validate()
+                .map_err(|e| format!("upstream {id}: {e}"))?;
             upstreams.insert(id.clone(), upstream);
         }
-        let rate_limiter = crate::ratelimit::RateLimiter::new(parts.config.server.unauthenticated_rate_limit);
+        let rate_limiter =
+            crate::ratelimit::RateLimiter::new(parts.config.server.unauthenticated_rate_limit);
         Ok(App {
             config: parts.config,
             policy: parts.policy,
@@ -115,7 +128,11 @@ impl App {
             return Ok(());
         }
         let started = Instant::now();
-        let result = tokio::time::timeout(self.config.store.audit_write_timeout, self.audit.append(record)).await;
+        let result = tokio::time::timeout(
+            self.config.store.audit_write_timeout,
+            self.audit.append(record),
+        )
+        .await;
         self.metrics.observe_audit_append(started.elapsed());
         match result {
             Ok(Ok(_)) => {
@@ -135,7 +152,10 @@ impl App {
 
     fn audit_failed(&self, why: &str) {
         if self.audit_healthy.swap(false, Ordering::Relaxed) {
-            tracing::error!(error = why, "audit record could not be written; refusing calls until it can");
+            tracing::error!(
+                error = why,
+                "audit record could not be written; refusing calls until it can"
+            );
         }
         self.metrics.audit_failures.inc();
     }
@@ -189,12 +209,20 @@ impl App {
     /// The consent behind a `Bru-Consent` id, as a fact for `policy::decide`,
     /// read from the store on every call (no cache: a revocation counts at once).
     /// A granted consent past `valid_to` is recorded as expired on this read.
-    pub async fn consent_fact(&self, id: &str, now: time::OffsetDateTime) -> Result<ConsentFact, consent_db::StoreError> {
+    pub async fn consent_fact(
+        &self,
+        id: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<ConsentFact, consent_db::StoreError> {
         // Ids are ours (UUIDs); anything else cannot exist, and is not looked up.
         if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Ok(ConsentFact::NotFound);
         }
-        let Some(row) = self.store.get_consent_at(id, consent_db::Timestamp::from_datetime(now)).await? else {
+        let Some(row) = self
+            .store
+            .get_consent_at(id, consent_db::Timestamp::from_datetime(now))
+            .await?
+        else {
             return Ok(ConsentFact::NotFound);
         };
         Ok(match consent_view(&row, self.config.allow_synthetic_ids) {
@@ -206,8 +234,15 @@ impl App {
     /// Counts one use of a consent `policy::decide` allowed a call under;
     /// false when the consent changed since it was read (revoked, expired,
     /// used up), and nothing was counted.
-    pub async fn use_consent(&self, id: &str, now: time::OffsetDateTime) -> Result<bool, consent_db::StoreError> {
-        let outcome = self.store.use_consent(id, consent_db::Timestamp::from_datetime(now)).await?;
+    pub async fn use_consent(
+        &self,
+        id: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, consent_db::StoreError> {
+        let outcome = self
+            .store
+            .use_consent(id, consent_db::Timestamp::from_datetime(now))
+            .await?;
         Ok(matches!(outcome, consent_db::UseOutcome::Used(_)))
     }
 
@@ -234,16 +269,33 @@ fn consent_view(row: &consent_db::ConsentRow, allow_synthetic: bool) -> Option<C
         .dataset_list()
         .ok()?
         .iter()
-        .filter_map(|d| d.split_once('/').map(|(p, s)| DatasetRef { provider: p.to_owned(), dataset: s.to_owned() }))
+        .filter_map(|d| {
+            d.split_once('/').map(|(p, s)| DatasetRef {
+                provider: p.to_owned(),
+                dataset: s.to_owned(),
+            })
+        })
         .collect();
     Some(ConsentView {
         id: row.id.clone(),
-        requester: OrgNumber::parse(row.requester.strip_prefix("0192:").unwrap_or(&row.requester)).ok()?,
-        subject: row.subject.as_deref().and_then(|s| policy::PersonNumber::parse(s, allow_synthetic).ok()),
+        requester: OrgNumber::parse(
+            row.requester
+                .strip_prefix("0192:")
+                .unwrap_or(&row.requester),
+        )
+        .ok()?,
+        subject: row
+            .subject
+            .as_deref()
+            .and_then(|s| policy::PersonNumber::parse(s, allow_synthetic).ok()),
         datasets,
         purpose: row.purpose.clone(),
         status,
-        valid_to: time::OffsetDateTime::parse(&row.valid_to, &time::format_description::well_known::Rfc3339).ok()?,
+        valid_to: time::OffsetDateTime::parse(
+            &row.valid_to,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok()?,
         uses: u32::try_from(row.uses).unwrap_or(u32::MAX),
         max_uses: row.max_uses.and_then(|m| u32::try_from(m).ok()),
     })

@@ -8,7 +8,6 @@
 
 mod jwks;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -59,14 +58,12 @@ impl AuthError {
 #[derive(Debug, Clone)]
 pub struct MachineToken {
     pub caller: Caller,
-    pub issuer: Arc<str>,
 }
 
 /// A verified citizen.
 #[derive(Debug, Clone)]
 pub struct CitizenToken {
     pub pid: policy::PersonNumber,
-    pub acr: String,
 }
 
 /// Trusted issuers and their key caches.
@@ -106,7 +103,9 @@ impl VerifiedTokens {
     }
 
     fn insert(&self, key: [u8; 32], token: MachineToken, valid_until: i64, now: i64) {
-        let Ok(mut map) = self.map.write() else { return };
+        let Ok(mut map) = self.map.write() else {
+            return;
+        };
         if map.len() >= VERIFIED_TOKENS_CAPACITY {
             map.retain(|_, (_, until)| *until > now);
             if map.len() >= VERIFIED_TOKENS_CAPACITY {
@@ -119,7 +118,6 @@ impl VerifiedTokens {
 
 struct TrustedIssuer {
     config: IssuerConfig,
-    name: Arc<str>,
     jwks: JwksCache,
 }
 
@@ -169,29 +167,41 @@ struct CitizenClaims {
 }
 
 /// ID-porten's levels, lowest first.
-const ACR_LEVELS: [&str; 3] = ["idporten-loa-low", "idporten-loa-substantial", "idporten-loa-high"];
+const ACR_LEVELS: [&str; 3] = [
+    "idporten-loa-low",
+    "idporten-loa-substantial",
+    "idporten-loa-high",
+];
 
 impl Authenticator {
     pub fn new(issuers: &[IssuerConfig], allow_synthetic_ids: bool) -> Result<Self, String> {
         let mut out = Vec::new();
         for config in issuers {
             out.push(TrustedIssuer {
-                name: Arc::from(config.name.as_str()),
                 jwks: JwksCache::new(config)?,
                 config: config.clone(),
             });
         }
-        let max_token_bytes = issuers.iter().map(|i| i.max_token_bytes).max().unwrap_or(8192);
+        let max_token_bytes = issuers
+            .iter()
+            .map(|i| i.max_token_bytes)
+            .max()
+            .unwrap_or(8192);
         Ok(Authenticator {
             issuers: out,
             max_token_bytes,
             allow_synthetic_ids,
-            verified: VerifiedTokens { map: std::sync::RwLock::new(std::collections::HashMap::new()) },
+            verified: VerifiedTokens {
+                map: std::sync::RwLock::new(std::collections::HashMap::new()),
+            },
         })
     }
 
     /// Verifies a machine caller's `Authorization` header.
-    pub async fn machine(&self, authorization: Option<&http::HeaderValue>) -> Result<MachineToken, AuthError> {
+    pub async fn machine(
+        &self,
+        authorization: Option<&http::HeaderValue>,
+    ) -> Result<MachineToken, AuthError> {
         let token = bearer(authorization)?;
         if token.len() > self.max_token_bytes {
             return Err(AuthError::InvalidToken("the token is too large"));
@@ -202,47 +212,72 @@ impl Authenticator {
             return Ok(hit);
         }
         let (issuer, payload) = self.verify(token, IssuerKind::Maskinporten).await?;
-        let claims: MachineClaims =
-            serde_json::from_slice(&payload).map_err(|_| AuthError::InvalidToken("the claims are malformed"))?;
+        let claims: MachineClaims = serde_json::from_slice(&payload)
+            .map_err(|_| AuthError::InvalidToken("the claims are malformed"))?;
         check_iat(claims.iat, issuer.config.leeway)?;
-        let consumer = claims.consumer.ok_or(AuthError::InvalidToken("the consumer claim is missing"))?;
+        let consumer = claims
+            .consumer
+            .ok_or(AuthError::InvalidToken("the consumer claim is missing"))?;
         let consumer = org(&consumer)?;
         let supplier = claims.supplier.as_ref().map(org).transpose()?;
-        let scopes = claims.scope.unwrap_or_default().split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        let scopes = claims
+            .scope
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
         let verified = MachineToken {
-            caller: Caller { consumer, supplier, client_id: claims.client_id.unwrap_or_default(), scopes },
-            issuer: issuer.name.clone(),
+            caller: Caller {
+                consumer,
+                supplier,
+                client_id: claims.client_id.unwrap_or_default(),
+                scopes,
+            },
         };
         // `exp` is required and was checked with the issuer's leeway.
         if let Some(exp) = claims.exp {
-            let valid_until = (exp + issuer.config.leeway.as_secs() as i64).min(now + VERIFIED_TOKENS_MAX_AGE_S);
-            self.verified.insert(cache_key, verified.clone(), valid_until, now);
+            let valid_until =
+                (exp + issuer.config.leeway.as_secs() as i64).min(now + VERIFIED_TOKENS_MAX_AGE_S);
+            self.verified
+                .insert(cache_key, verified.clone(), valid_until, now);
         }
         Ok(verified)
     }
 
     /// Verifies a citizen's `Authorization` header (ID-porten-style token).
-    pub async fn citizen(&self, authorization: Option<&http::HeaderValue>) -> Result<CitizenToken, AuthError> {
+    pub async fn citizen(
+        &self,
+        authorization: Option<&http::HeaderValue>,
+    ) -> Result<CitizenToken, AuthError> {
         let token = bearer(authorization)?;
         let (issuer, payload) = self.verify(token, IssuerKind::Idporten).await?;
-        let claims: CitizenClaims =
-            serde_json::from_slice(&payload).map_err(|_| AuthError::InvalidToken("the claims are malformed"))?;
+        let claims: CitizenClaims = serde_json::from_slice(&payload)
+            .map_err(|_| AuthError::InvalidToken("the claims are malformed"))?;
         check_iat(claims.iat, issuer.config.leeway)?;
         let acr = claims.acr.unwrap_or_default();
         let level = ACR_LEVELS.iter().position(|l| *l == acr);
         if level.is_none_or(|l| l < 1) {
-            return Err(AuthError::InvalidToken("the login level (acr) is below idporten-loa-substantial"));
+            return Err(AuthError::InvalidToken(
+                "the login level (acr) is below idporten-loa-substantial",
+            ));
         }
-        let pid = claims.pid.ok_or(AuthError::InvalidToken("the pid claim is missing"))?;
+        let pid = claims
+            .pid
+            .ok_or(AuthError::InvalidToken("the pid claim is missing"))?;
         let pid = policy::PersonNumber::parse(&pid, self.allow_synthetic_ids)
             .map_err(|_| AuthError::InvalidToken("the pid claim is not a valid person number"))?;
-        Ok(CitizenToken { pid, acr })
+        Ok(CitizenToken { pid })
     }
 
     /// Checks the token's shape, picks its issuer, verifies the signature and
     /// the time claims; returns the payload bytes (already checked for
     /// duplicate keys).
-    async fn verify(&self, token: &str, kind: IssuerKind) -> Result<(&TrustedIssuer, Vec<u8>), AuthError> {
+    async fn verify(
+        &self,
+        token: &str,
+        kind: IssuerKind,
+    ) -> Result<(&TrustedIssuer, Vec<u8>), AuthError> {
         if token.len() > self.max_token_bytes {
             return Err(AuthError::InvalidToken("the token is too large"));
         }
@@ -262,28 +297,47 @@ impl Authenticator {
             .decode(payload_b64)
             .map_err(|_| AuthError::InvalidToken("the payload is not base64url"))?;
         if has_duplicate_keys(&header_bytes) || has_duplicate_keys(&payload) {
-            return Err(AuthError::InvalidToken("the token is not JSON or repeats a member"));
+            return Err(AuthError::InvalidToken(
+                "the token is not JSON or repeats a member",
+            ));
         }
-        let header: JoseHeader =
-            serde_json::from_slice(&header_bytes).map_err(|_| AuthError::InvalidToken("the header is malformed"))?;
-        if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some() || header.x5c.is_some() {
-            return Err(AuthError::InvalidToken("keys named in the token are never trusted"));
+        let header: JoseHeader = serde_json::from_slice(&header_bytes)
+            .map_err(|_| AuthError::InvalidToken("the header is malformed"))?;
+        if header.jku.is_some()
+            || header.x5u.is_some()
+            || header.jwk.is_some()
+            || header.x5c.is_some()
+        {
+            return Err(AuthError::InvalidToken(
+                "keys named in the token are never trusted",
+            ));
         }
         if header.crit.is_some() {
-            return Err(AuthError::InvalidToken("critical header extensions are not supported"));
+            return Err(AuthError::InvalidToken(
+                "critical header extensions are not supported",
+            ));
         }
-        if header.typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("JWT") && !t.eq_ignore_ascii_case("at+jwt")) {
+        if header
+            .typ
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("JWT") && !t.eq_ignore_ascii_case("at+jwt"))
+        {
             return Err(AuthError::InvalidToken("the token type is not a JWT"));
         }
-        let alg = accepted_algorithm(&header.alg).ok_or(AuthError::InvalidToken("the algorithm is not accepted"))?;
-        let kid = header.kid.ok_or(AuthError::InvalidToken("the key id (kid) is missing"))?;
+        let alg = accepted_algorithm(&header.alg)
+            .ok_or(AuthError::InvalidToken("the algorithm is not accepted"))?;
+        let kid = header
+            .kid
+            .ok_or(AuthError::InvalidToken("the key id (kid) is missing"))?;
         if !valid_kid(&kid) {
             return Err(AuthError::InvalidToken("the key id (kid) is malformed"));
         }
 
-        let iss: IssOnly =
-            serde_json::from_slice(&payload).map_err(|_| AuthError::InvalidToken("the claims are malformed"))?;
-        let iss = iss.iss.ok_or(AuthError::InvalidToken("the iss claim is missing"))?;
+        let iss: IssOnly = serde_json::from_slice(&payload)
+            .map_err(|_| AuthError::InvalidToken("the claims are malformed"))?;
+        let iss = iss
+            .iss
+            .ok_or(AuthError::InvalidToken("the iss claim is missing"))?;
         let issuer = self
             .issuers
             .iter()
@@ -293,9 +347,15 @@ impl Authenticator {
             return Err(AuthError::InvalidToken("the token is too large"));
         }
         if !issuer.config.algorithms.contains(&alg) {
-            return Err(AuthError::InvalidToken("the algorithm is not accepted for this issuer"));
+            return Err(AuthError::InvalidToken(
+                "the algorithm is not accepted for this issuer",
+            ));
         }
-        let key = issuer.jwks.key(&kid, alg).await.ok_or(AuthError::InvalidToken("the signing key is unknown"))?;
+        let key = issuer
+            .jwks
+            .key(&kid, alg)
+            .await
+            .ok_or(AuthError::InvalidToken("the signing key is unknown"))?;
 
         let mut validation = Validation::new(alg);
         validation.leeway = issuer.config.leeway.as_secs();
@@ -323,23 +383,24 @@ impl Authenticator {
                     K::ImmatureSignature => AuthError::InvalidToken("the token is not yet valid"),
                     K::InvalidSignature => AuthError::InvalidToken("the signature does not verify"),
                     K::MissingRequiredClaim(claim) if claim == "aud" => AuthError::WrongAudience,
-                    K::MissingRequiredClaim(_) => AuthError::InvalidToken("a required claim is missing"),
+                    K::MissingRequiredClaim(_) => {
+                        AuthError::InvalidToken("a required claim is missing")
+                    }
                     _ => AuthError::InvalidToken("the token could not be verified"),
                 })
             }
         }
     }
-
-    /// Names of the trusted issuers, for `/readyz` and metrics.
-    pub fn issuer_names(&self) -> impl Iterator<Item = &str> {
-        self.issuers.iter().map(|i| &*i.name)
-    }
 }
 
 fn bearer(authorization: Option<&http::HeaderValue>) -> Result<&str, AuthError> {
     let value = authorization.ok_or(AuthError::MissingToken)?;
-    let value = value.to_str().map_err(|_| AuthError::InvalidToken("the Authorization header is not text"))?;
-    let (scheme, token) = value.split_once(' ').ok_or(AuthError::InvalidToken("use the Bearer scheme"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::InvalidToken("the Authorization header is not text"))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or(AuthError::InvalidToken("use the Bearer scheme"))?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::InvalidToken("use the Bearer scheme"));
     }
@@ -351,10 +412,17 @@ fn bearer(authorization: Option<&http::HeaderValue>) -> Result<&str, AuthError> 
 }
 
 fn org(claim: &OrgClaim) -> Result<OrgNumber, AuthError> {
-    if claim.authority.as_deref().is_some_and(|a| a != "iso6523-actorid-upis") {
-        return Err(AuthError::InvalidToken("the organisation authority is not iso6523-actorid-upis"));
+    if claim
+        .authority
+        .as_deref()
+        .is_some_and(|a| a != "iso6523-actorid-upis")
+    {
+        return Err(AuthError::InvalidToken(
+            "the organisation authority is not iso6523-actorid-upis",
+        ));
     }
-    OrgNumber::parse_iso6523(&claim.id).map_err(|_| AuthError::InvalidToken("the organisation number is not valid"))
+    OrgNumber::parse_iso6523(&claim.id)
+        .map_err(|_| AuthError::InvalidToken("the organisation number is not valid"))
 }
 
 /// An `iat` far in the future means a clock or a forger we should not trust.
@@ -389,7 +457,9 @@ fn accepted_algorithm(name: &str) -> Option<Algorithm> {
 fn valid_kid(kid: &str) -> bool {
     !kid.is_empty()
         && kid.len() <= 256
-        && kid.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=' | b'+'))
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=' | b'+'))
         && !kid.contains("..")
 }
 

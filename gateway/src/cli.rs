@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::Config;
 
 #[derive(Parser)]
-#[command(name = "bru", version, about = "Bru: data-sharing gateway and consent broker")]
+#[command(
+    name = "bru",
+    version,
+    about = "Bru: data-sharing gateway and consent broker"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -107,15 +111,41 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { config } => return check(&config),
-        Command::Explain { config, consumer, supplier, dataset, purpose, scope } => {
-            explain(&config, &consumer, supplier.as_deref(), &dataset, purpose.as_deref(), scope.as_deref())
-        }
-        Command::Demo { dir, listen, ops_listen, store } => runtime().and_then(|rt| {
-            rt.block_on(crate::run::demo(crate::run::DemoArgs { dir, listen, ops_listen, store }))
+        Command::Explain {
+            config,
+            consumer,
+            supplier,
+            dataset,
+            purpose,
+            scope,
+        } => explain(
+            &config,
+            &consumer,
+            supplier.as_deref(),
+            &dataset,
+            purpose.as_deref(),
+            scope.as_deref(),
+        ),
+        Command::Demo {
+            dir,
+            listen,
+            ops_listen,
+            store,
+        } => runtime().and_then(|rt| {
+            rt.block_on(crate::run::demo(crate::run::DemoArgs {
+                dir,
+                listen,
+                ops_listen,
+                store,
+            }))
         }),
-        Command::Serve { config } => runtime().and_then(|rt| rt.block_on(crate::run::serve(&config))),
+        Command::Serve { config } => {
+            runtime().and_then(|rt| rt.block_on(crate::run::serve(&config)))
+        }
         Command::Migrate { config } => runtime().and_then(|rt| rt.block_on(migrate(&config))),
-        Command::Audit { command: AuditCommand::Verify { config, key } } => {
+        Command::Audit {
+            command: AuditCommand::Verify { config, key },
+        } => {
             return match runtime().and_then(|rt| rt.block_on(verify(&config, key.as_deref()))) {
                 Ok(code) => code,
                 Err(e) => {
@@ -124,9 +154,17 @@ pub fn main() -> ExitCode {
                 }
             };
         }
-        Command::Audit { command: AuditCommand::Export { config, since, until, format } } => {
-            runtime().and_then(|rt| rt.block_on(export(&config, since.as_deref(), until.as_deref(), format)))
-        }
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    config,
+                    since,
+                    until,
+                    format,
+                },
+        } => runtime().and_then(|rt| {
+            rt.block_on(export(&config, since.as_deref(), until.as_deref(), format))
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -138,12 +176,16 @@ pub fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// Loads config and policy, or prints every error as `file:line: message`.
 pub fn load(config: &Path) -> Result<(Config, policy::Policy), Vec<String>> {
-    let config = Config::load(config).map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let config = Config::load(config)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     let policy = policy::load_policy(&config.policy_file)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     let errors = config.check_against(&policy);
@@ -183,25 +225,38 @@ fn explain(
     scope: Option<&str>,
 ) -> anyhow::Result<()> {
     let (_, policy) = load(config).map_err(|e| anyhow::anyhow!(e.join("\n")))?;
-    let consumer = policy::OrgNumber::parse_iso6523(consumer).context("--consumer must be 0192:{orgnr}")?;
+    let consumer =
+        policy::OrgNumber::parse_iso6523(consumer).context("--consumer must be 0192:{orgnr}")?;
     let supplier = supplier
         .map(policy::OrgNumber::parse_iso6523)
         .transpose()
         .context("--supplier must be 0192:{orgnr}")?;
-    let (provider, name) = dataset.split_once('/').context("--dataset must be provider/dataset")?;
+    let (provider, name) = dataset
+        .split_once('/')
+        .context("--dataset must be provider/dataset")?;
     let Some(ds) = policy.dataset(provider, name) else {
         println!("deny: unknown_dataset");
         println!("  ✗ no policy names the dataset {dataset}");
         return Ok(());
     };
     let scopes = match scope {
-        Some(s) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        Some(s) => s
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         None => vec![ds.scope.clone()],
     };
-    let caller = policy::Caller { consumer: consumer.clone(), supplier, client_id: String::new(), scopes };
+    let caller = policy::Caller {
+        consumer: consumer.clone(),
+        supplier,
+        client_id: String::new(),
+        scopes,
+    };
     // Without a request, assume what a request would have to bring: a valid
     // subject and, for consent datasets, a matching granted consent.
-    let subject = policy::PersonNumber::parse("12884513829", true).context("the example subject")?;
+    let subject =
+        policy::PersonNumber::parse("12884513829", true).context("the example subject")?;
     let now = time::OffsetDateTime::now_utc();
     let consent = policy::ConsentFact::Found(policy::ConsentView {
         id: "example".into(),
@@ -214,12 +269,30 @@ fn explain(
         uses: 0,
         max_uses: None,
     });
-    let subject = if ds.subject.is_some() { policy::SubjectFact::Valid(subject) } else { policy::SubjectFact::NotApplicable };
-    let facts = policy::Facts { purpose, subject, consent, now };
+    let subject = if ds.subject.is_some() {
+        policy::SubjectFact::Valid(subject)
+    } else {
+        policy::SubjectFact::NotApplicable
+    };
+    let facts = policy::Facts {
+        purpose,
+        subject,
+        consent,
+        now,
+    };
     let (decision, steps) = policy::explain(&policy, &caller, ds, &facts);
     match &decision {
-        policy::Decision::Allow { basis, legal_ref, mask, .. } => {
-            println!("allow ({}{})", basis.as_str(), legal_ref.map(|r| format!(": {r}")).unwrap_or_default());
+        policy::Decision::Allow {
+            basis,
+            legal_ref,
+            mask,
+            ..
+        } => {
+            println!(
+                "allow ({}{})",
+                basis.as_str(),
+                legal_ref.map(|r| format!(": {r}")).unwrap_or_default()
+            );
             println!("  response: {}", describe_mask(mask));
         }
         policy::Decision::Deny(code) => println!("deny: {}", code.as_str()),
@@ -228,11 +301,14 @@ fn explain(
         println!("  {} {}", if step.passed { "✓" } else { "✗" }, step.rule);
     }
     if ds.subject.is_some() {
-        println!("  (assumed: the request names a valid subject{})", if ds.basis == policy::LegalBasis::Consent {
-            " and a granted, matching consent"
-        } else {
-            ""
-        });
+        println!(
+            "  (assumed: the request names a valid subject{})",
+            if ds.basis == policy::LegalBasis::Consent {
+                " and a granted, matching consent"
+            } else {
+                ""
+            }
+        );
     }
     Ok(())
 }
@@ -241,13 +317,21 @@ fn describe_mask(mask: &policy::FieldMask) -> String {
     match mask {
         policy::FieldMask::None => "passed through as the provider sends it".into(),
         policy::FieldMask::JsonFields(f) => format!("only the JSON fields {}", f.join(", ")),
-        policy::FieldMask::FhirResourceTypes(t) => format!("only the FHIR resources {}", t.join(", ")),
+        policy::FieldMask::FhirResourceTypes(t) => {
+            format!("only the FHIR resources {}", t.join(", "))
+        }
     }
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<consent_db::Store> {
-    let url = config.store.url.read_string().map_err(|e| anyhow::anyhow!("store url: {e}"))?;
-    let store = consent_db::Store::open(&url).await.context("cannot open the store")?;
+    let url = config
+        .store
+        .url
+        .read_string()
+        .map_err(|e| anyhow::anyhow!("store url: {e}"))?;
+    let store = consent_db::Store::open(&url)
+        .await
+        .context("cannot open the store")?;
     Ok(store)
 }
 
@@ -260,7 +344,11 @@ async fn migrate(config: &Path) -> anyhow::Result<()> {
 }
 
 fn join(errors: &[crate::config::ConfigError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `bru audit verify`: one summary line and exit 0, or the first bad index
@@ -269,17 +357,25 @@ async fn verify(config: &Path, key: Option<&str>) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
     let config = Config::load(config).map_err(|e| anyhow::anyhow!(join(&e)))?;
     let public_key = match key {
-        Some(vkey) => consent_db::note::parse_verifier_key(vkey).context("--key")?.1,
-        None => crate::keys::checkpoint_public_key(&config.keys).map_err(|e| anyhow::anyhow!("keys: {e}"))?,
+        Some(vkey) => {
+            consent_db::note::parse_verifier_key(vkey)
+                .context("--key")?
+                .1
+        }
+        None => crate::keys::checkpoint_public_key(&config.keys)
+            .map_err(|e| anyhow::anyhow!("keys: {e}"))?,
     };
     // No migration and no catching up: the verifier only reads.
     let store = open_store(&config).await?;
-    let total = store.record_count().await.context("cannot read the log (run `bru migrate` first?)")?;
+    let total = store
+        .record_count()
+        .await
+        .context("cannot read the log (run `bru migrate` first?)")?;
     let bar = if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(total);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records ({per_sec}, {eta} left)")
-        {
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} records ({per_sec}, {eta} left)",
+        ) {
             bar.set_style(style);
         }
         bar
@@ -303,12 +399,20 @@ async fn verify(config: &Path, key: Option<&str>) -> anyhow::Result<ExitCode> {
 }
 
 /// Pages through the log by index, so memory stays flat however long it is.
-async fn export(config: &Path, since: Option<&str>, until: Option<&str>, format: ExportFormat) -> anyhow::Result<()> {
+async fn export(
+    config: &Path,
+    since: Option<&str>,
+    until: Option<&str>,
+    format: ExportFormat,
+) -> anyhow::Result<()> {
     use std::io::Write;
     let config = Config::load(config).map_err(|e| anyhow::anyhow!(join(&e)))?;
     let store = open_store(&config).await?;
     store.migrate().await.context("migrations failed")?;
-    let parse = |s: &str| consent_db::Timestamp::parse(s).map_err(|e| anyhow::anyhow!("{s:?} is not an RFC 3339 time: {e}"));
+    let parse = |s: &str| {
+        consent_db::Timestamp::parse(s)
+            .map_err(|e| anyhow::anyhow!("{s:?} is not an RFC 3339 time: {e}"))
+    };
     let since = since.map(parse).transpose()?;
     let until = until.map(parse).transpose()?;
     let stdout = std::io::stdout();
@@ -325,7 +429,10 @@ async fn export(config: &Path, since: Option<&str>, until: Option<&str>, format:
             limit: Some(1000),
             ..Default::default()
         };
-        let page = store.records(&filter).await.context("cannot read records")?;
+        let page = store
+            .records(&filter)
+            .await
+            .context("cannot read records")?;
         let Some(last) = page.last() else { break };
         after = Some(last.index);
         for record in &page {
@@ -340,8 +447,26 @@ async fn export(config: &Path, since: Option<&str>, until: Option<&str>, format:
 }
 
 const CSV_COLUMNS: [&str; 21] = [
-    "index", "time", "transfer_id", "kind", "consumer", "supplier", "client_id", "provider", "dataset", "method",
-    "path", "purpose", "basis", "legal_ref", "consent_id", "subject_ref", "decision", "code", "status", "bytes",
+    "index",
+    "time",
+    "transfer_id",
+    "kind",
+    "consumer",
+    "supplier",
+    "client_id",
+    "provider",
+    "dataset",
+    "method",
+    "path",
+    "purpose",
+    "basis",
+    "legal_ref",
+    "consent_id",
+    "subject_ref",
+    "decision",
+    "code",
+    "status",
+    "bytes",
     "duration_ms",
 ];
 
@@ -360,7 +485,11 @@ fn csv_row(record: &consent_db::AuditRecord) -> anyhow::Result<String> {
 
 /// RFC 4180 quoting; a leading formula character is neutralised for spreadsheet safety.
 fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -23,8 +23,6 @@ pub struct ConfigError {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The directory the config file is in; relative paths start here.
-    pub dir: PathBuf,
     pub file: PathBuf,
     pub policy_file: PathBuf,
     pub public_url: String,
@@ -113,11 +111,21 @@ pub struct UpstreamConfig {
 pub enum CredentialsConfig {
     None,
     Bearer(Secret),
-    Header { name: String, value: Secret },
+    Header {
+        name: String,
+        value: Secret,
+    },
     /// Mutual TLS: a client certificate chain and key; only `ca_file` is trusted for the provider.
-    Mtls { cert: Secret, key: Secret, ca_file: PathBuf },
+    Mtls {
+        cert: Secret,
+        key: Secret,
+        ca_file: PathBuf,
+    },
     /// A JWT-bearer grant (RFC 7523) at a Maskinporten-style token endpoint.
-    OAuth2 { settings: connectors::OAuth2Settings, key: Secret },
+    OAuth2 {
+        settings: connectors::OAuth2Settings,
+        key: Secret,
+    },
 }
 
 /// `[catalog]`: what `GET /catalog/v1/datasets` says beyond the policy.
@@ -134,8 +142,10 @@ pub struct CatalogConfig {
 }
 
 /// The EU data-theme vocabulary (DCAT-AP's `dcat:theme` for datasets).
-pub const DATA_THEMES: [&str; 13] =
-    ["AGRI", "ECON", "EDUC", "ENER", "ENVI", "GOVE", "HEAL", "INTR", "JUST", "REGI", "SOCI", "TECH", "TRAN"];
+pub const DATA_THEMES: [&str; 13] = [
+    "AGRI", "ECON", "EDUC", "ENER", "ENVI", "GOVE", "HEAL", "INTR", "JUST", "REGI", "SOCI", "TECH",
+    "TRAN",
+];
 
 /// Where a secret lives: a file (relative to the config) or an environment variable.
 #[derive(Clone, PartialEq, Eq)]
@@ -159,7 +169,9 @@ impl std::fmt::Debug for Secret {
 impl Secret {
     pub fn read_bytes(&self) -> Result<Vec<u8>, String> {
         match self {
-            Secret::File(p) => std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display())),
+            Secret::File(p) => {
+                std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+            }
             Secret::Env(v) => std::env::var(v)
                 .map(String::into_bytes)
                 .map_err(|_| format!("environment variable {v} is not set")),
@@ -395,24 +407,41 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn line_of(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .bytes()
+            .filter(|b| *b == b'\n')
+            .count()
+            + 1
     }
 
     fn error(&mut self, offset: usize, message: impl Into<String>) {
         let line = self.line_of(offset);
-        self.errors.push(ConfigError { file: self.file.clone(), line, message: message.into() });
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            line,
+            message: message.into(),
+        });
     }
 
     fn path(&self, p: &str) -> PathBuf {
         self.dir.join(p)
     }
 
-    fn secret(&mut self, at: usize, what: &str, file: Option<&String>, env: Option<&String>) -> Option<Secret> {
+    fn secret(
+        &mut self,
+        at: usize,
+        what: &str,
+        file: Option<&String>,
+        env: Option<&String>,
+    ) -> Option<Secret> {
         match (file, env) {
             (Some(f), None) => Some(Secret::File(self.path(f))),
             (None, Some(e)) => Some(Secret::Env(e.clone())),
             (Some(_), Some(_)) => {
-                self.error(at, format!("{what}: give either {what}_file or {what}_env, not both"));
+                self.error(
+                    at,
+                    format!("{what}: give either {what}_file or {what}_env, not both"),
+                );
                 None
             }
             (None, None) => {
@@ -427,15 +456,28 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![ConfigError { file: file.clone(), line: 0, message: format!("cannot read the config: {e}") }]
+            vec![ConfigError {
+                file: file.clone(),
+                line: 0,
+                message: format!("cannot read the config: {e}"),
+            }]
         })?;
         Self::parse(path, &text)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-        let mut cx = Ctx { file: path.display().to_string(), text, dir, errors: Vec::new() };
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        let mut cx = Ctx {
+            file: path.display().to_string(),
+            text,
+            dir,
+            errors: Vec::new(),
+        };
         let raw: RawConfig = match toml::from_str(text) {
             Ok(raw) => raw,
             Err(e) => {
@@ -448,16 +490,28 @@ impl Config {
         let listen = parse_addr(&mut cx, &raw.server.listen);
         let ops_listen = parse_addr(&mut cx, &raw.server.ops_listen);
         if raw.server.unauthenticated_per_second == 0 || raw.server.unauthenticated_burst == 0 {
-            cx.error(0, "server.unauthenticated_per_second and unauthenticated_burst must be positive");
+            cx.error(
+                0,
+                "server.unauthenticated_per_second and unauthenticated_burst must be positive",
+            );
         }
         if raw.server.max_header_bytes < 1024 {
             cx.error(0, "server.max_header_bytes must be at least 1024");
         }
-        if !raw.public_url.get_ref().starts_with("https://") && !raw.public_url.get_ref().starts_with("http://") {
-            cx.error(raw.public_url.span().start, "public_url must be an http(s) URL");
+        if !raw.public_url.get_ref().starts_with("https://")
+            && !raw.public_url.get_ref().starts_with("http://")
+        {
+            cx.error(
+                raw.public_url.span().start,
+                "public_url must be an http(s) URL",
+            );
         }
 
-        let store_url = match (&raw.store.get_ref().url, &raw.store.get_ref().url_file, &raw.store.get_ref().url_env) {
+        let store_url = match (
+            &raw.store.get_ref().url,
+            &raw.store.get_ref().url_file,
+            &raw.store.get_ref().url_env,
+        ) {
             (Some(u), None, None) => {
                 if u.starts_with("postgres://") || u.starts_with("postgresql://") {
                     cx.error(raw.store.span().start, "store.url: a PostgreSQL URL holds a password; give it with url_file or url_env");
@@ -467,16 +521,28 @@ impl Config {
             (None, Some(f), None) => Some(Secret::File(cx.path(f))),
             (None, None, Some(e)) => Some(Secret::Env(e.clone())),
             _ => {
-                cx.error(raw.store.span().start, "store: give exactly one of url, url_file, url_env");
+                cx.error(
+                    raw.store.span().start,
+                    "store: give exactly one of url, url_file, url_env",
+                );
                 None
             }
         };
         let audit_ms = *raw.store.get_ref().audit_write_timeout_ms.get_ref();
         if audit_ms == 0 || audit_ms > 60_000 {
-            cx.error(raw.store.get_ref().audit_write_timeout_ms.span().start, "store.audit_write_timeout_ms must be 1..=60000");
+            cx.error(
+                raw.store.get_ref().audit_write_timeout_ms.span().start,
+                "store.audit_write_timeout_ms must be 1..=60000",
+            );
         }
 
-        let audit_noop = match raw.store.get_ref().audit.as_ref().map(|a| (a.get_ref().as_str(), a.span().start)) {
+        let audit_noop = match raw
+            .store
+            .get_ref()
+            .audit
+            .as_ref()
+            .map(|a| (a.get_ref().as_str(), a.span().start))
+        {
             None | Some(("durable", _)) => false,
             Some(("noop", _)) if cfg!(feature = "bench-noop-audit") => true,
             Some(("noop", at)) => {
@@ -490,17 +556,35 @@ impl Config {
         };
 
         let k = &raw.keys;
-        let pseudonym_key = cx.secret(0, "pseudonym_key", k.pseudonym_key_file.as_ref(), k.pseudonym_key_env.as_ref());
-        let assertion_key = cx.secret(0, "assertion_key", k.assertion_key_file.as_ref(), k.assertion_key_env.as_ref());
-        let checkpoint_key =
-            cx.secret(0, "checkpoint_key", k.checkpoint_key_file.as_ref(), k.checkpoint_key_env.as_ref());
+        let pseudonym_key = cx.secret(
+            0,
+            "pseudonym_key",
+            k.pseudonym_key_file.as_ref(),
+            k.pseudonym_key_env.as_ref(),
+        );
+        let assertion_key = cx.secret(
+            0,
+            "assertion_key",
+            k.assertion_key_file.as_ref(),
+            k.assertion_key_env.as_ref(),
+        );
+        let checkpoint_key = cx.secret(
+            0,
+            "checkpoint_key",
+            k.checkpoint_key_file.as_ref(),
+            k.checkpoint_key_env.as_ref(),
+        );
 
         let mut issuers = Vec::new();
         for spanned in &raw.issuer {
             let at = spanned.span().start;
             let line = cx.line_of(at);
             let r = spanned.get_ref();
-            let names = if r.algorithms.is_empty() { vec!["RS256".to_owned()] } else { r.algorithms.clone() };
+            let names = if r.algorithms.is_empty() {
+                vec!["RS256".to_owned()]
+            } else {
+                r.algorithms.clone()
+            };
             let mut algorithms = Vec::new();
             for name in &names {
                 match parse_algorithm(name) {
@@ -515,16 +599,28 @@ impl Config {
                 }
             }
             if r.leeway_s > 300 {
-                cx.error(at, format!("issuer {}: leeway_s must be at most 300", r.name));
+                cx.error(
+                    at,
+                    format!("issuer {}: leeway_s must be at most 300", r.name),
+                );
             }
             if r.max_token_bytes < 512 || r.max_token_bytes > 65_536 {
-                cx.error(at, format!("issuer {}: max_token_bytes must be 512..=65536", r.name));
+                cx.error(
+                    at,
+                    format!("issuer {}: max_token_bytes must be 512..=65536", r.name),
+                );
             }
             if !(r.jwks_url.starts_with("https://") || r.jwks_url.starts_with("http://")) {
-                cx.error(at, format!("issuer {}: jwks_url must be an http(s) URL", r.name));
+                cx.error(
+                    at,
+                    format!("issuer {}: jwks_url must be an http(s) URL", r.name),
+                );
             }
             if issuers.iter().any(|i: &IssuerConfig| i.issuer == r.issuer) {
-                cx.error(at, format!("issuer {}: issuer {:?} is listed twice", r.name, r.issuer));
+                cx.error(
+                    at,
+                    format!("issuer {}: issuer {:?} is listed twice", r.name, r.issuer),
+                );
             }
             issuers.push(IssuerConfig {
                 name: r.name.clone(),
@@ -541,7 +637,10 @@ impl Config {
             });
         }
         if !issuers.iter().any(|i| i.kind == IssuerKind::Maskinporten) {
-            cx.error(0, "at least one [[issuer]] of kind \"maskinporten\" is required");
+            cx.error(
+                0,
+                "at least one [[issuer]] of kind \"maskinporten\" is required",
+            );
         }
 
         let mut upstreams = BTreeMap::new();
@@ -550,32 +649,69 @@ impl Config {
             let line = cx.line_of(at);
             let r = spanned.get_ref();
             let url = match r.url.parse::<http::Uri>() {
-                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() => Some(u),
+                Ok(u)
+                    if matches!(u.scheme_str(), Some("http" | "https"))
+                        && u.authority().is_some() =>
+                {
+                    Some(u)
+                }
                 _ => {
-                    cx.error(at, format!("upstream {name}: url {:?} is not an absolute http(s) URL", r.url));
+                    cx.error(
+                        at,
+                        format!(
+                            "upstream {name}: url {:?} is not an absolute http(s) URL",
+                            r.url
+                        ),
+                    );
                     None
                 }
             };
             let credentials = match &r.credentials {
                 RawCredentials::None => Some(CredentialsConfig::None),
-                RawCredentials::Bearer { token_file, token_env } => {
-                    cx.secret(at, "token", token_file.as_ref(), token_env.as_ref()).map(CredentialsConfig::Bearer)
-                }
-                RawCredentials::Header { name: header, value_file, value_env } => {
+                RawCredentials::Bearer {
+                    token_file,
+                    token_env,
+                } => cx
+                    .secret(at, "token", token_file.as_ref(), token_env.as_ref())
+                    .map(CredentialsConfig::Bearer),
+                RawCredentials::Header {
+                    name: header,
+                    value_file,
+                    value_env,
+                } => {
                     if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-                        cx.error(at, format!("upstream {name}: {header:?} is not a valid header name"));
+                        cx.error(
+                            at,
+                            format!("upstream {name}: {header:?} is not a valid header name"),
+                        );
                     }
                     cx.secret(at, "value", value_file.as_ref(), value_env.as_ref())
-                        .map(|value| CredentialsConfig::Header { name: header.clone(), value })
+                        .map(|value| CredentialsConfig::Header {
+                            name: header.clone(),
+                            value,
+                        })
                 }
-                RawCredentials::Mtls { cert_file, cert_env, key_file, key_env, ca_file } => {
+                RawCredentials::Mtls {
+                    cert_file,
+                    cert_env,
+                    key_file,
+                    key_env,
+                    ca_file,
+                } => {
                     let cert = cx.secret(at, "cert", cert_file.as_ref(), cert_env.as_ref());
                     let key = cx.secret(at, "key", key_file.as_ref(), key_env.as_ref());
-                    if url.as_ref().is_some_and(|u| u.scheme_str() != Some("https")) {
-                        cx.error(at, format!("upstream {name}: mtls credentials need an https:// url"));
+                    if url
+                        .as_ref()
+                        .is_some_and(|u| u.scheme_str() != Some("https"))
+                    {
+                        cx.error(
+                            at,
+                            format!("upstream {name}: mtls credentials need an https:// url"),
+                        );
                     }
                     let ca_file = cx.path(ca_file);
-                    cert.zip(key).map(|(cert, key)| CredentialsConfig::Mtls { cert, key, ca_file })
+                    cert.zip(key)
+                        .map(|(cert, key)| CredentialsConfig::Mtls { cert, key, ca_file })
                 }
                 RawCredentials::Oauth2 {
                     token_url,
@@ -590,7 +726,12 @@ impl Config {
                 } => {
                     let key = cx.secret(at, "key", key_file.as_ref(), key_env.as_ref());
                     let token_url = match token_url.parse::<http::Uri>() {
-                        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() => Some(u),
+                        Ok(u)
+                            if matches!(u.scheme_str(), Some("http" | "https"))
+                                && u.authority().is_some() =>
+                        {
+                            Some(u)
+                        }
                         _ => {
                             cx.error(at, format!("upstream {name}: token_url {token_url:?} is not an absolute http(s) URL"));
                             None
@@ -604,24 +745,33 @@ impl Config {
                             None
                         }
                     };
-                    for (field, value) in [("audience", audience), ("client_id", client_id), ("scope", scope)] {
+                    for (field, value) in [
+                        ("audience", audience),
+                        ("client_id", client_id),
+                        ("scope", scope),
+                    ] {
                         if value.trim().is_empty() {
-                            cx.error(at, format!("upstream {name}: oauth2 {field} must not be empty"));
+                            cx.error(
+                                at,
+                                format!("upstream {name}: oauth2 {field} must not be empty"),
+                            );
                         }
                     }
                     match (key, token_url, algorithm) {
-                        (Some(key), Some(token_url), Some(algorithm)) => Some(CredentialsConfig::OAuth2 {
-                            settings: connectors::OAuth2Settings {
-                                token_url,
-                                audience: audience.clone(),
-                                client_id: client_id.clone(),
-                                scope: scope.clone(),
-                                resource: resource.clone(),
-                                kid: kid.clone(),
-                                algorithm,
-                            },
-                            key,
-                        }),
+                        (Some(key), Some(token_url), Some(algorithm)) => {
+                            Some(CredentialsConfig::OAuth2 {
+                                settings: connectors::OAuth2Settings {
+                                    token_url,
+                                    audience: audience.clone(),
+                                    client_id: client_id.clone(),
+                                    scope: scope.clone(),
+                                    resource: resource.clone(),
+                                    kid: kid.clone(),
+                                    algorithm,
+                                },
+                                key,
+                            })
+                        }
                         _ => None,
                     }
                 }
@@ -633,7 +783,10 @@ impl Config {
                 cx.error(at, format!("upstream {name}: retries must be at most 10"));
             }
             if r.retry_budget_percent > 100 {
-                cx.error(at, format!("upstream {name}: retry_budget_percent must be at most 100"));
+                cx.error(
+                    at,
+                    format!("upstream {name}: retry_budget_percent must be at most 100"),
+                );
             }
             if r.breaker_failures > 0 && r.breaker_open_ms == 0 {
                 cx.error(at, format!("upstream {name}: breaker_open_ms must be positive when breaker_failures is set"));
@@ -662,15 +815,31 @@ impl Config {
         }
 
         let catalog = match &raw.catalog {
-            None => CatalogConfig { default_themes: vec!["GOVE".to_owned()], ..CatalogConfig::default() },
+            None => CatalogConfig {
+                default_themes: vec!["GOVE".to_owned()],
+                ..CatalogConfig::default()
+            },
             Some(spanned) => parse_catalog(&mut cx, spanned.span().start, spanned.get_ref()),
         };
 
         if !cx.errors.is_empty() {
             return Err(cx.errors);
         }
-        let (Some(listen), Some(ops_listen), Some(url), Some(pseudonym_key), Some(assertion_key), Some(checkpoint_key)) =
-            (listen, ops_listen, store_url, pseudonym_key, assertion_key, checkpoint_key)
+        let (
+            Some(listen),
+            Some(ops_listen),
+            Some(url),
+            Some(pseudonym_key),
+            Some(assertion_key),
+            Some(checkpoint_key),
+        ) = (
+            listen,
+            ops_listen,
+            store_url,
+            pseudonym_key,
+            assertion_key,
+            checkpoint_key,
+        )
         else {
             // Every None above has pushed an error.
             return Err(cx.errors);
@@ -693,13 +862,20 @@ impl Config {
                 },
                 shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
             },
-            store: StoreConfig { url, audit_write_timeout: Duration::from_millis(audit_ms), audit_noop },
-            keys: KeysConfig { pseudonym_key, assertion_key, checkpoint_key },
+            store: StoreConfig {
+                url,
+                audit_write_timeout: Duration::from_millis(audit_ms),
+                audit_noop,
+            },
+            keys: KeysConfig {
+                pseudonym_key,
+                assertion_key,
+                checkpoint_key,
+            },
             issuers,
             upstreams,
             catalog,
             file: path.to_path_buf(),
-            dir: cx.dir,
         })
     }
 
@@ -717,11 +893,18 @@ impl Config {
             }
         }
         for dataset in self.catalog.themes.keys() {
-            if dataset.parse::<policy::DatasetRef>().ok().and_then(|d| policy.dataset(&d.provider, &d.dataset)).is_none() {
+            if dataset
+                .parse::<policy::DatasetRef>()
+                .ok()
+                .and_then(|d| policy.dataset(&d.provider, &d.dataset))
+                .is_none()
+            {
                 errors.push(ConfigError {
                     file: file.clone(),
                     line: 0,
-                    message: format!("[catalog.themes] names {dataset:?}, which is no dataset of the policy"),
+                    message: format!(
+                        "[catalog.themes] names {dataset:?}, which is no dataset of the policy"
+                    ),
                 });
             }
         }
@@ -730,7 +913,10 @@ impl Config {
                 errors.push(ConfigError {
                     file: file.clone(),
                     line: 0,
-                    message: format!("catalog.publisher {} is no organisation of the policy", org.as_str()),
+                    message: format!(
+                        "catalog.publisher {} is no organisation of the policy",
+                        org.as_str()
+                    ),
                 });
             }
         }
@@ -748,21 +934,33 @@ impl Config {
 }
 
 fn parse_catalog(cx: &mut Ctx<'_>, at: usize, raw: &RawCatalog) -> CatalogConfig {
-    let publisher = raw.publisher.as_ref().and_then(|org| match policy::OrgNumber::parse(org) {
-        Ok(org) => Some(org),
-        Err(_) => {
-            cx.error(at, format!("catalog.publisher {org:?} is not a valid organisation number"));
-            None
-        }
-    });
+    let publisher = raw
+        .publisher
+        .as_ref()
+        .and_then(|org| match policy::OrgNumber::parse(org) {
+            Ok(org) => Some(org),
+            Err(_) => {
+                cx.error(
+                    at,
+                    format!("catalog.publisher {org:?} is not a valid organisation number"),
+                );
+                None
+            }
+        });
     if let Some(email) = &raw.contact_email {
         if !email.contains('@') || email.contains(char::is_whitespace) {
-            cx.error(at, format!("catalog.contact_email {email:?} is not an e-mail address"));
+            cx.error(
+                at,
+                format!("catalog.contact_email {email:?} is not an e-mail address"),
+            );
         }
     }
     if let Some(url) = &raw.contact_url {
         if !(url.starts_with("https://") || url.starts_with("http://")) {
-            cx.error(at, format!("catalog.contact_url {url:?} is not an http(s) URL"));
+            cx.error(
+                at,
+                format!("catalog.contact_url {url:?} is not an http(s) URL"),
+            );
         }
     }
     let check_themes = |cx: &mut Ctx<'_>, what: &str, themes: &[String]| {
@@ -771,11 +969,20 @@ fn parse_catalog(cx: &mut Ctx<'_>, at: usize, raw: &RawCatalog) -> CatalogConfig
         }
         for theme in themes {
             if !DATA_THEMES.contains(&theme.as_str()) {
-                cx.error(at, format!("{what}: {theme:?} is not an EU data theme ({})", DATA_THEMES.join(", ")));
+                cx.error(
+                    at,
+                    format!(
+                        "{what}: {theme:?} is not an EU data theme ({})",
+                        DATA_THEMES.join(", ")
+                    ),
+                );
             }
         }
     };
-    let default_themes = raw.default_themes.clone().unwrap_or_else(|| vec!["GOVE".to_owned()]);
+    let default_themes = raw
+        .default_themes
+        .clone()
+        .unwrap_or_else(|| vec!["GOVE".to_owned()]);
     check_themes(cx, "catalog.default_themes", &default_themes);
     for (dataset, themes) in &raw.themes {
         check_themes(cx, &format!("catalog.themes.{dataset:?}"), themes);
@@ -793,7 +1000,10 @@ fn parse_addr(cx: &mut Ctx<'_>, s: &Spanned<String>) -> Option<SocketAddr> {
     match s.get_ref().parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
-            cx.error(s.span().start, format!("{:?} is not an address like 127.0.0.1:8443", s.get_ref()));
+            cx.error(
+                s.span().start,
+                format!("{:?} is not an address like 127.0.0.1:8443", s.get_ref()),
+            );
             None
         }
     }

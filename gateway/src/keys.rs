@@ -3,8 +3,10 @@
 //! behind `subject_ref`. Their public halves are published in
 //! `/.well-known/jwks.json`.
 
-use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use aws_lc_rs::digest;
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
+};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -40,7 +42,13 @@ impl Keys {
                 {"kty": "OKP", "crv": "Ed25519", "x": checkpoint_x, "kid": checkpoint_kid, "use": "sig", "alg": "EdDSA"},
             ]
         });
-        Ok(Keys { assertion, checkpoint, checkpoint_kid, pseudonym, jwks })
+        Ok(Keys {
+            assertion,
+            checkpoint,
+            checkpoint_kid,
+            pseudonym,
+            jwks,
+        })
     }
 
     /// The public keys as a JWK set.
@@ -57,7 +65,10 @@ pub fn checkpoint_public_key(config: &KeysConfig) -> Result<[u8; 32], String> {
         .map_err(|e| format!("the checkpoint key is not a PKCS#8 PEM key: {e}"))?;
     let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der())
         .map_err(|e| format!("the checkpoint key is not an Ed25519 key: {e}"))?;
-    pair.public_key().as_ref().try_into().map_err(|_| "the checkpoint key is not 32 bytes".to_owned())
+    pair.public_key()
+        .as_ref()
+        .try_into()
+        .map_err(|_| "the checkpoint key is not 32 bytes".to_owned())
 }
 
 /// Signs the short-lived `Bru-Assertion` a provider can verify.
@@ -96,8 +107,9 @@ impl AssertionSigner {
     fn from_pem(pem: &[u8], issuer: &str) -> Result<Self, String> {
         let der = PrivatePkcs8KeyDer::from_pem_slice(pem)
             .map_err(|e| format!("the assertion key is not a PKCS#8 PEM key: {e}"))?;
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.secret_pkcs8_der())
-            .map_err(|e| format!("the assertion key is not a P-256 key: {e}"))?;
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.secret_pkcs8_der())
+                .map_err(|e| format!("the assertion key is not a P-256 key: {e}"))?;
         // Uncompressed point: 0x04 ‖ x ‖ y.
         let point = pair.public_key().as_ref();
         if point.len() != 65 {
@@ -109,7 +121,14 @@ impl AssertionSigner {
         let key = EncodingKey::from_ec_der(der.secret_pkcs8_der());
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(kid.clone());
-        Ok(AssertionSigner { key, header, x, y, kid, issuer: issuer.to_owned() })
+        Ok(AssertionSigner {
+            key,
+            header,
+            x,
+            y,
+            kid,
+            issuer: issuer.to_owned(),
+        })
     }
 
     pub fn issuer(&self) -> &str {

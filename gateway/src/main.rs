@@ -27,7 +27,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // One crypto provider for every TLS connection in the process.
-    if rustls::crypto::aws_lc_rs::default_provider().install_default().is_err() {
+    if rustls::crypto::aws_lc_rs::default_provider()
+        .install_default()
+        .is_err()
+    {
         eprintln!("bru: a TLS crypto provider was already installed");
         return ExitCode::FAILURE;
     }

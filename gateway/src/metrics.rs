@@ -66,7 +66,11 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("bru");
         let calls = Family::<CallLabels, Counter>::default();
-        registry.register("calls", "Calls to /data/ by dataset, consumer, decision and code", calls.clone());
+        registry.register(
+            "calls",
+            "Calls to /data/ by dataset, consumer, decision and code",
+            calls.clone(),
+        );
         let outcomes = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "outcomes",
@@ -74,9 +78,14 @@ impl Metrics {
             outcomes.clone(),
         );
         let call_duration = Histogram::new(latency_buckets());
-        registry.register("call_duration_seconds", "Time Bru spent deciding a call", call_duration.clone());
-        let provider_duration =
-            Family::<DatasetLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+        registry.register(
+            "call_duration_seconds",
+            "Time Bru spent deciding a call",
+            call_duration.clone(),
+        );
+        let provider_duration = Family::<DatasetLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
         registry.register(
             "provider_duration_seconds",
             "Time until the provider's response head",
@@ -89,11 +98,23 @@ impl Metrics {
             provider_attempts.clone(),
         );
         let audit_append = Histogram::new(latency_buckets());
-        registry.register("audit_append_seconds", "Time to write a record durably", audit_append.clone());
+        registry.register(
+            "audit_append_seconds",
+            "Time to write a record durably",
+            audit_append.clone(),
+        );
         let audit_failures = Counter::default();
-        registry.register("audit_failures", "Records that could not be written", audit_failures.clone());
+        registry.register(
+            "audit_failures",
+            "Records that could not be written",
+            audit_failures.clone(),
+        );
         let open_connections = Gauge::default();
-        registry.register("open_connections", "Open connections on the public listener", open_connections.clone());
+        registry.register(
+            "open_connections",
+            "Open connections on the public listener",
+            open_connections.clone(),
+        );
         Metrics {
             registry,
             calls,
@@ -132,7 +153,11 @@ impl Metrics {
     }
 
     pub fn observe_provider(&self, dataset: &str, took: Duration) {
-        self.provider_duration.get_or_create(&DatasetLabels { dataset: dataset.to_owned() }).observe(took.as_secs_f64());
+        self.provider_duration
+            .get_or_create(&DatasetLabels {
+                dataset: dataset.to_owned(),
+            })
+            .observe(took.as_secs_f64());
     }
 
     /// Every attempt of one provider call; a call refused before any attempt
@@ -145,7 +170,10 @@ impl Metrics {
     ) {
         let count = |outcome: &str| {
             self.provider_attempts
-                .get_or_create(&AttemptLabels { provider: provider.to_owned(), outcome: outcome.to_owned() })
+                .get_or_create(&AttemptLabels {
+                    provider: provider.to_owned(),
+                    outcome: outcome.to_owned(),
+                })
                 .inc();
         };
         if report.attempts.is_empty() {

@@ -23,7 +23,9 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
-use policy::{ConsentFact, Dataset, Decision, FieldMask, Facts, LegalBasis, SubjectFact, SubjectLocation};
+use policy::{
+    ConsentFact, Dataset, Decision, Facts, FieldMask, LegalBasis, SubjectFact, SubjectLocation,
+};
 
 use crate::app::App;
 use crate::keys::{AssertionClaims, ASSERTION_TTL_S};
@@ -43,13 +45,22 @@ impl Call {
         let transfer_id = uuid::Uuid::now_v7().to_string();
         Call {
             started: Instant::now(),
-            record: NewRecord::new(RecordKind::Decision, transfer_id.clone(), method.as_str(), ""),
+            record: NewRecord::new(
+                RecordKind::Decision,
+                transfer_id.clone(),
+                method.as_str(),
+                "",
+            ),
             transfer_id,
         }
     }
 
     fn elapsed_ms(&self) -> u64 {
-        self.started.elapsed().as_millis().try_into().unwrap_or(u64::MAX)
+        self.started
+            .elapsed()
+            .as_millis()
+            .try_into()
+            .unwrap_or(u64::MAX)
     }
 }
 
@@ -84,12 +95,25 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// Reads the request, authenticates, gathers the facts and decides.
-async fn prepare<'a>(app: &'a App, req: Request<Incoming>, call: &mut Call) -> Result<Allowed<'a>, Failure> {
+async fn prepare<'a>(
+    app: &'a App,
+    req: Request<Incoming>,
+    call: &mut Call,
+) -> Result<Allowed<'a>, Failure> {
     let (parts, body) = req.into_parts();
     let route = parse_path(parts.uri.path());
     // Until the path is understood, record no more of it than the prefix.
     call.record.path = match &route {
-        Ok(r) => format!("/data/{}/{}{}", r.provider, r.dataset, if r.rest.is_empty() { String::new() } else { format!("/{}", r.rest) }),
+        Ok(r) => format!(
+            "/data/{}/{}{}",
+            r.provider,
+            r.dataset,
+            if r.rest.is_empty() {
+                String::new()
+            } else {
+                format!("/{}", r.rest)
+            }
+        ),
         Err(_) => "/data/".to_owned(),
     };
     if header_bytes(&parts.headers) > app.config.server.max_header_bytes {
@@ -101,11 +125,20 @@ async fn prepare<'a>(app: &'a App, req: Request<Incoming>, call: &mut Call) -> R
         }
     }
 
-    let peer = parts.extensions.get::<crate::server::PeerAddr>().map(|p| p.0.ip());
+    let peer = parts
+        .extensions
+        .get::<crate::server::PeerAddr>()
+        .map(|p| p.0.ip());
     if let Some(ip) = peer {
-        app.rate_limiter.unauthenticated_allowed(ip).map_err(|retry_after_s| Failure::RateLimited { retry_after_s })?;
+        app.rate_limiter
+            .unauthenticated_allowed(ip)
+            .map_err(|retry_after_s| Failure::RateLimited { retry_after_s })?;
     }
-    let token = match app.auth.machine(parts.headers.get(http::header::AUTHORIZATION)).await {
+    let token = match app
+        .auth
+        .machine(parts.headers.get(http::header::AUTHORIZATION))
+        .await
+    {
         Ok(token) => token,
         Err(e) => {
             if let Some(ip) = peer {
@@ -120,7 +153,10 @@ async fn prepare<'a>(app: &'a App, req: Request<Incoming>, call: &mut Call) -> R
     call.record.client_id = Some(caller.client_id.clone());
 
     let route = route?;
-    let dataset = app.policy.dataset(&route.provider, &route.dataset).ok_or(Failure::UnknownDataset)?;
+    let dataset = app
+        .policy
+        .dataset(&route.provider, &route.dataset)
+        .ok_or(Failure::UnknownDataset)?;
     call.record.provider = Some(route.provider.clone());
     call.record.dataset = Some(dataset.id.to_string());
     call.record.basis = Some(match dataset.basis {
@@ -129,9 +165,17 @@ async fn prepare<'a>(app: &'a App, req: Request<Incoming>, call: &mut Call) -> R
     });
     call.record.legal_ref = dataset.legal_ref.clone();
     // Over its rate, a consumer is refused before anything else is looked up.
-    if let Some(limit) = app.policy.consumer(&caller.consumer).and_then(|rule| rule.rate_limit) {
+    if let Some(limit) = app
+        .policy
+        .consumer(&caller.consumer)
+        .and_then(|rule| rule.rate_limit)
+    {
         app.rate_limiter
-            .consumer_call(caller.consumer.as_str(), call.record.dataset.as_deref().unwrap_or_default(), limit)
+            .consumer_call(
+                caller.consumer.as_str(),
+                call.record.dataset.as_deref().unwrap_or_default(),
+                limit,
+            )
             .map_err(|retry_after_s| Failure::RateLimited { retry_after_s })?;
     }
 
@@ -145,12 +189,20 @@ async fn prepare<'a>(app: &'a App, req: Request<Incoming>, call: &mut Call) -> R
     // A JSON-body subject needs the body buffered; everything else streams.
     let (subject_raw, body) = match &dataset.subject {
         None => (None, RequestBody::Streaming(body)),
-        Some(SubjectLocation::Header(name)) => {
-            (header_str(&parts.headers, name)?.map(str::to_owned), RequestBody::Streaming(body))
-        }
-        Some(SubjectLocation::Query(name)) => (query_param(parts.uri.query(), name)?, RequestBody::Streaming(body)),
+        Some(SubjectLocation::Header(name)) => (
+            header_str(&parts.headers, name)?.map(str::to_owned),
+            RequestBody::Streaming(body),
+        ),
+        Some(SubjectLocation::Query(name)) => (
+            query_param(parts.uri.query(), name)?,
+            RequestBody::Streaming(body),
+        ),
         Some(SubjectLocation::PathSegment(i)) => {
-            let segment = route.rest_segments().nth(*i).map(decode_segment).transpose()?;
+            let segment = route
+                .rest_segments()
+                .nth(*i)
+                .map(decode_segment)
+                .transpose()?;
             (segment, RequestBody::Streaming(body))
         }
         Some(SubjectLocation::JsonBody(pointer)) => {
@@ -161,10 +213,12 @@ async fn prepare<'a>(app: &'a App, req: Request<Incoming>, call: &mut Call) -> R
     let subject = match (&dataset.subject, subject_raw) {
         (None, _) => SubjectFact::NotApplicable,
         (Some(_), None) => SubjectFact::Missing,
-        (Some(_), Some(raw)) => match policy::PersonNumber::parse(raw.trim(), app.config.allow_synthetic_ids) {
-            Ok(p) => SubjectFact::Valid(p),
-            Err(_) => SubjectFact::Invalid,
-        },
+        (Some(_), Some(raw)) => {
+            match policy::PersonNumber::parse(raw.trim(), app.config.allow_synthetic_ids) {
+                Ok(p) => SubjectFact::Valid(p),
+                Err(_) => SubjectFact::Invalid,
+            }
+        }
     };
     if let SubjectFact::Valid(p) = &subject {
         call.record.subject_ref = Some(app.keys.pseudonym.subject_ref(p));
@@ -176,10 +230,18 @@ async fn prepare<'a>(app: &'a App, req: Request<Incoming>, call: &mut Call) -> R
     let now = time::OffsetDateTime::now_utc();
     let consent = match (dataset.basis == LegalBasis::Consent, consent_id) {
         (false, _) | (true, None) => ConsentFact::NotGiven,
-        (true, Some(id)) => app.consent_fact(id, now).await.map_err(|_| Failure::AuditUnavailable)?,
+        (true, Some(id)) => app
+            .consent_fact(id, now)
+            .await
+            .map_err(|_| Failure::AuditUnavailable)?,
     };
 
-    let mut facts = Facts { purpose, subject, consent, now };
+    let mut facts = Facts {
+        purpose,
+        subject,
+        consent,
+        now,
+    };
     // A call under consent uses up one of its uses. If the consent changed
     // after it was read (revoked, expired, used up by a parallel call), nothing
     // is counted: read it again and decide again, so that the refusal too
@@ -187,10 +249,23 @@ async fn prepare<'a>(app: &'a App, req: Request<Incoming>, call: &mut Call) -> R
     for _ in 0..CONSENT_ATTEMPTS {
         match policy::decide(&app.policy, &caller, dataset, &facts) {
             Decision::Deny(code) => return Err(Failure::Denied(code)),
-            Decision::Allow { basis, legal_ref, mask, consent_id, subject } => {
+            Decision::Allow {
+                basis,
+                legal_ref,
+                mask,
+                consent_id,
+                subject,
+            } => {
                 if let Some(id) = &consent_id {
-                    if !app.use_consent(id, now).await.map_err(|_| Failure::AuditUnavailable)? {
-                        facts.consent = app.consent_fact(id, now).await.map_err(|_| Failure::AuditUnavailable)?;
+                    if !app
+                        .use_consent(id, now)
+                        .await
+                        .map_err(|_| Failure::AuditUnavailable)?
+                    {
+                        facts.consent = app
+                            .consent_fact(id, now)
+                            .await
+                            .map_err(|_| Failure::AuditUnavailable)?;
                         continue;
                     }
                 }
@@ -225,7 +300,8 @@ async fn refuse(app: &App, mut call: Call, failure: Failure) -> Response<Body> {
     call.record.code = Some(failure.code().to_owned());
     call.record.status = Some(failure.status().as_u16());
     call.record.duration_ms = Some(call.elapsed_ms());
-    app.metrics.observe_call(&call.record, call.started.elapsed());
+    app.metrics
+        .observe_call(&call.record, call.started.elapsed());
     let failure = match app.record(call.record).await {
         Ok(()) => failure,
         Err(()) => Failure::AuditUnavailable,
@@ -237,7 +313,8 @@ async fn refuse(app: &App, mut call: Call, failure: Failure) -> Response<Body> {
 async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Response<Body> {
     call.record.decision = Some(Verdict::Allow);
     call.record.consent_id = allowed.consent_id.clone();
-    app.metrics.observe_call(&call.record, call.started.elapsed());
+    app.metrics
+        .observe_call(&call.record, call.started.elapsed());
     let decision = call.record.clone();
     if app.record(decision).await.is_err() {
         // Fail closed: what could not be recorded is not forwarded.
@@ -252,7 +329,9 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
     let Some(upstream) = app.upstreams.get(&allowed.dataset.id.provider) else {
         // `bru check` refuses such a config; kept as a fault, not a panic.
         let failure = Failure::UpstreamError("no upstream is configured for this provider".into());
-        return app.finish_with_failure(outcome, started, &transfer_id, failure).await;
+        return app
+            .finish_with_failure(outcome, started, &transfer_id, failure)
+            .await;
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let consumer = allowed.caller.consumer.iso6523();
@@ -286,7 +365,9 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
         Err(e) => {
             tracing::error!(error = %e, "cannot sign the assertion");
             let failure = Failure::UpstreamError("Bru could not sign its assertion".into());
-            return app.finish_with_failure(outcome, started, &transfer_id, failure).await;
+            return app
+                .finish_with_failure(outcome, started, &transfer_id, failure)
+                .await;
         }
     };
 
@@ -294,17 +375,22 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
     let body = match allowed.body {
         // Buffered (and empty) bodies can be replayed, so such calls may be retried.
         RequestBody::Buffered(bytes) => connectors::OutboundBody::Buffered(bytes),
-        RequestBody::Streaming(incoming) => {
-            LimitedBody { inner: incoming, remaining: app.config.server.max_body_bytes, hit: limit_hit.clone() }
-                .boxed_unsync()
-                .into()
+        RequestBody::Streaming(incoming) => LimitedBody {
+            inner: incoming,
+            remaining: app.config.server.max_body_bytes,
+            hit: limit_hit.clone(),
         }
+        .boxed_unsync()
+        .into(),
     };
     let mut headers = allowed.headers;
     if *allowed.mask != FieldMask::None {
         // A compressed body is not JSON, and a range of one is not a document:
         // ask for the whole body, plain, when it is to be minimised.
-        headers.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        headers.insert(
+            http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
         headers.remove(http::header::RANGE);
         headers.remove(http::header::IF_RANGE);
     }
@@ -326,7 +412,8 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
     let provider_started = Instant::now();
     let provider = allowed.dataset.id.provider.as_str();
     let (result, report) = app.connector.forward_reported(upstream, request).await;
-    app.metrics.observe_attempts(provider, &report, result.as_ref().err());
+    app.metrics
+        .observe_attempts(provider, &report, result.as_ref().err());
     let attempts: Vec<&str> = report.attempts.iter().map(|a| a.label()).collect();
     let response = match result {
         Ok(r) => {
@@ -346,10 +433,13 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
                 tracing::warn!(provider, dataset = %dataset_name, transfer_id = %transfer_id, attempts = ?attempts,
                     breaker = report.breaker.as_str(), reason = e.label(), error = %e, "provider call failed");
             }
-            return app.finish_with_failure(outcome, started, &transfer_id, failure).await;
+            return app
+                .finish_with_failure(outcome, started, &transfer_id, failure)
+                .await;
         }
     };
-    app.metrics.observe_provider(&dataset_name, provider_started.elapsed());
+    app.metrics
+        .observe_provider(&dataset_name, provider_started.elapsed());
     let (mut parts, body) = response.into_parts();
     let transfer_header = HeaderValue::from_str(&transfer_id).ok();
     // A FHIR Bundle's paging links name the provider; they are rewritten to
@@ -376,7 +466,9 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
         Ok(b) => b,
         Err(e) => {
             let failure = Failure::UpstreamError(e.to_string());
-            return app.finish_with_failure(outcome, started, &transfer_id, failure).await;
+            return app
+                .finish_with_failure(outcome, started, &transfer_id, failure)
+                .await;
         }
     };
     let mut minimised = if *allowed.mask == FieldMask::None {
@@ -385,8 +477,12 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
         match connectors::minimise(allowed.mask, &bytes) {
             Ok(m) => Bytes::from(m),
             Err(e) => {
-                let failure = Failure::UpstreamError(format!("the provider's answer could not be minimised: {e}"));
-                return app.finish_with_failure(outcome, started, &transfer_id, failure).await;
+                let failure = Failure::UpstreamError(format!(
+                    "the provider's answer could not be minimised: {e}"
+                ));
+                return app
+                    .finish_with_failure(outcome, started, &transfer_id, failure)
+                    .await;
             }
         }
     } else {
@@ -394,14 +490,25 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
         Bytes::new()
     };
     if fhir_links {
-        let bru_url = format!("{}/data/{}/{}", app.config.public_url, provider, allowed.dataset.id.dataset);
-        let rewriter = connectors::FhirLinkRewriter::new(&upstream.base_url, &allowed.dataset.id.dataset, &bru_url);
+        let bru_url = format!(
+            "{}/data/{}/{}",
+            app.config.public_url, provider, allowed.dataset.id.dataset
+        );
+        let rewriter = connectors::FhirLinkRewriter::new(
+            &upstream.base_url,
+            &allowed.dataset.id.dataset,
+            &bru_url,
+        );
         match rewriter.map(|r| r.rewrite(&minimised)) {
             Some(Ok(Some(rewritten))) => minimised = Bytes::from(rewritten),
             Some(Ok(None)) | None => {}
             Some(Err(e)) => {
-                let failure = Failure::UpstreamError(format!("the provider's FHIR answer could not be read: {e}"));
-                return app.finish_with_failure(outcome, started, &transfer_id, failure).await;
+                let failure = Failure::UpstreamError(format!(
+                    "the provider's FHIR answer could not be read: {e}"
+                ));
+                return app
+                    .finish_with_failure(outcome, started, &transfer_id, failure)
+                    .await;
             }
         }
     }
@@ -459,12 +566,18 @@ impl Route {
 /// `;` parameters and control characters, so that no path can reach another
 /// dataset than the one its first two segments name.
 pub(crate) fn parse_path(path: &str) -> Result<Route, Failure> {
-    let rest = path.strip_prefix("/data/").ok_or(Failure::MalformedRequest("the path must start with /data/"))?;
+    let rest = path
+        .strip_prefix("/data/")
+        .ok_or(Failure::MalformedRequest("the path must start with /data/"))?;
     let mut segments = rest.split('/');
     let provider = segments.next().unwrap_or_default();
     let dataset = segments.next().unwrap_or_default();
     let remaining: Vec<&str> = segments.collect();
-    for (i, segment) in [provider, dataset].iter().chain(remaining.iter()).enumerate() {
+    for (i, segment) in [provider, dataset]
+        .iter()
+        .chain(remaining.iter())
+        .enumerate()
+    {
         // A trailing slash is fine; an empty segment elsewhere is `//`.
         let is_last = i == remaining.len() + 1;
         if segment.is_empty() && !(is_last && i >= 2) {
@@ -472,28 +585,44 @@ pub(crate) fn parse_path(path: &str) -> Result<Route, Failure> {
         }
         check_segment(segment)?;
     }
-    let valid_id = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let valid_id = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
     if !valid_id(provider) || !valid_id(dataset) {
         return Err(Failure::UnknownDataset);
     }
-    Ok(Route { provider: provider.to_owned(), dataset: dataset.to_owned(), rest: remaining.join("/") })
+    Ok(Route {
+        provider: provider.to_owned(),
+        dataset: dataset.to_owned(),
+        rest: remaining.join("/"),
+    })
 }
 
 fn check_segment(segment: &str) -> Result<(), Failure> {
     if segment.contains(';') {
-        return Err(Failure::MalformedRequest("path parameters (;) are not allowed"));
+        return Err(Failure::MalformedRequest(
+            "path parameters (;) are not allowed",
+        ));
     }
     let decoded = percent_decode_str(segment)
         .decode_utf8()
         .map_err(|_| Failure::MalformedRequest("the path is not UTF-8"))?;
     if decoded == "." || decoded == ".." {
-        return Err(Failure::MalformedRequest("dot segments are not allowed in the path"));
+        return Err(Failure::MalformedRequest(
+            "dot segments are not allowed in the path",
+        ));
     }
     if decoded.contains(['/', '\\']) {
-        return Err(Failure::MalformedRequest("encoded slashes are not allowed in the path"));
+        return Err(Failure::MalformedRequest(
+            "encoded slashes are not allowed in the path",
+        ));
     }
     if decoded.chars().any(char::is_control) {
-        return Err(Failure::MalformedRequest("control characters are not allowed in the path"));
+        return Err(Failure::MalformedRequest(
+            "control characters are not allowed in the path",
+        ));
     }
     Ok(())
 }
@@ -507,14 +636,21 @@ fn decode_segment(segment: &str) -> Result<String, Failure> {
 
 /// The size of the header block as a client sends it.
 fn header_bytes(headers: &HeaderMap) -> usize {
-    headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum()
+    headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum()
 }
 
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Failure> {
     let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
-    let Some(first) = values.next() else { return Ok(None) };
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
     if values.next().is_some() {
-        return Err(Failure::MalformedRequest("Content-Length is given more than once"));
+        return Err(Failure::MalformedRequest(
+            "Content-Length is given more than once",
+        ));
     }
     first
         .to_str()
@@ -527,11 +663,18 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Failure> {
 /// A header Bru reads as a fact: one value, visible ASCII.
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Failure> {
     let mut values = headers.get_all(name).iter();
-    let Some(first) = values.next() else { return Ok(None) };
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
     if values.next().is_some() {
-        return Err(Failure::MalformedRequest("a Bru header or the subject header is given more than once"));
+        return Err(Failure::MalformedRequest(
+            "a Bru header or the subject header is given more than once",
+        ));
     }
-    let value = first.to_str().map_err(|_| Failure::MalformedRequest("a header is not visible ASCII"))?.trim();
+    let value = first
+        .to_str()
+        .map_err(|_| Failure::MalformedRequest("a header is not visible ASCII"))?
+        .trim();
     Ok(if value.is_empty() { None } else { Some(value) })
 }
 
@@ -543,7 +686,9 @@ fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, Failur
         let key = decode_query(key)?;
         if key == name {
             if found.is_some() {
-                return Err(Failure::MalformedRequest("the subject parameter is given more than once"));
+                return Err(Failure::MalformedRequest(
+                    "the subject parameter is given more than once",
+                ));
             }
             found = Some(decode_query(value)?);
         }
@@ -564,15 +709,17 @@ async fn read_limited(body: Incoming, limit: u64) -> Result<Bytes, Failure> {
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Failure::RequestTooLarge),
-        Err(_) => Err(Failure::MalformedRequest("the request body could not be read")),
+        Err(_) => Err(Failure::MalformedRequest(
+            "the request body could not be read",
+        )),
     }
 }
 
 /// The subject in a JSON body; a body that is not JSON is malformed, one
 /// without the field has no subject.
 fn json_subject(body: &[u8], pointer: &str) -> Result<Option<String>, Failure> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| Failure::MalformedRequest("the request body is not valid JSON"))?;
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| Failure::MalformedRequest("the request body is not valid JSON"))?;
     Ok(match value.pointer(pointer) {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(s)) => Some(s.clone()),
@@ -594,7 +741,10 @@ impl HttpBody for LimitedBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -634,13 +784,25 @@ struct RecordOnEnd<B: HttpBody> {
 
 impl<B: HttpBody> RecordOnEnd<B> {
     fn new(inner: B, app: Arc<App>, outcome: NewRecord, started: Instant) -> Self {
-        RecordOnEnd { inner, app: Some(app), outcome: Some(outcome), started, bytes: 0 }
+        RecordOnEnd {
+            inner,
+            app: Some(app),
+            outcome: Some(outcome),
+            started,
+            bytes: 0,
+        }
     }
 
     fn finish(&mut self, code: Option<&str>) {
         if let (Some(app), Some(mut outcome)) = (self.app.take(), self.outcome.take()) {
             outcome.bytes = Some(self.bytes);
-            outcome.duration_ms = Some(self.started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
+            outcome.duration_ms = Some(
+                self.started
+                    .elapsed()
+                    .as_millis()
+                    .try_into()
+                    .unwrap_or(u64::MAX),
+            );
             outcome.code = code.map(str::to_owned);
             app.record_in_background(outcome);
         }
@@ -655,7 +817,10 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -687,7 +852,11 @@ where
 impl<B: HttpBody> Drop for RecordOnEnd<B> {
     fn drop(&mut self) {
         // Dropped before its end: the caller went away; record what was sent.
-        let code = if self.inner.is_end_stream() { None } else { Some("client_closed") };
+        let code = if self.inner.is_end_stream() {
+            None
+        } else {
+            Some("client_closed")
+        };
         self.finish(code);
     }
 }

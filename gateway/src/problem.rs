@@ -112,12 +112,18 @@ impl Failure {
         match self {
             Failure::Auth(e) => e.to_string(),
             Failure::Denied(code) => match code {
-                DenyCode::PurposeRequired => "Send the purpose of the call in the Bru-Purpose header.".into(),
-                DenyCode::ConsentRequired => "Send the consent id in the Bru-Consent header.".into(),
+                DenyCode::PurposeRequired => {
+                    "Send the purpose of the call in the Bru-Purpose header.".into()
+                }
+                DenyCode::ConsentRequired => {
+                    "Send the consent id in the Bru-Consent header.".into()
+                }
                 _ => format!("{}.", self.title()),
             },
             Failure::MalformedRequest(why) => (*why).to_owned(),
-            Failure::UpstreamError(why) => format!("The provider could not be reached or answered wrongly: {why}"),
+            Failure::UpstreamError(why) => {
+                format!("The provider could not be reached or answered wrongly: {why}")
+            }
             Failure::RateLimited { retry_after_s } => format!("Try again in {retry_after_s} s."),
             _ => format!("{}.", self.title()),
         }
@@ -138,7 +144,10 @@ impl Failure {
         let mut response = Response::new(B::from(bytes));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(id) = transfer_id.and_then(|id| HeaderValue::from_str(id).ok()) {
             headers.insert("bru-transfer-id", id);
@@ -151,7 +160,10 @@ impl Failure {
                 }
             }
             Failure::Denied(DenyCode::InsufficientScope) => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"bru\", error=\"insufficient_scope\""));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"bru\", error=\"insufficient_scope\""),
+                );
             }
             Failure::RateLimited { retry_after_s } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
@@ -172,7 +184,9 @@ impl Failure {
         match e {
             E::RequestTooLarge => Failure::RequestTooLarge,
             E::InvalidRequest(why) => Failure::MalformedRequest(why),
-            _ if e.is_caller_fault() => Failure::MalformedRequest("the request body could not be read"),
+            _ if e.is_caller_fault() => {
+                Failure::MalformedRequest("the request body could not be read")
+            }
             _ if e.is_timeout() => Failure::UpstreamTimeout,
             // An open circuit breaker, a full concurrency limit and a refused
             // token grant all answer for a provider that cannot be used now:

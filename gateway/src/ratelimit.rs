@@ -20,12 +20,16 @@ struct Bucket {
 
 impl Bucket {
     fn full(limit: RateLimit, now: Instant) -> Bucket {
-        Bucket { tokens: f64::from(limit.burst), last: now }
+        Bucket {
+            tokens: f64::from(limit.burst),
+            last: now,
+        }
     }
 
     fn refill(&mut self, limit: RateLimit, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * f64::from(limit.per_second)).min(f64::from(limit.burst));
+        self.tokens =
+            (self.tokens + elapsed * f64::from(limit.per_second)).min(f64::from(limit.burst));
         self.last = now;
     }
 
@@ -54,13 +58,24 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(unauthenticated: RateLimit) -> RateLimiter {
-        RateLimiter { consumers: Mutex::new(HashMap::new()), addresses: Mutex::new(HashMap::new()), unauthenticated }
+        RateLimiter {
+            consumers: Mutex::new(HashMap::new()),
+            addresses: Mutex::new(HashMap::new()),
+            unauthenticated,
+        }
     }
 
     /// One call of `consumer` to `dataset` under `limit`; `Err(retry_after_s)` when over it.
-    pub fn consumer_call(&self, consumer: &str, dataset: &str, limit: RateLimit) -> Result<(), u64> {
+    pub fn consumer_call(
+        &self,
+        consumer: &str,
+        dataset: &str,
+        limit: RateLimit,
+    ) -> Result<(), u64> {
         let now = Instant::now();
-        let Ok(mut buckets) = self.consumers.lock() else { return Ok(()) };
+        let Ok(mut buckets) = self.consumers.lock() else {
+            return Ok(());
+        };
         // The key set is bounded by the policy's consumers × datasets.
         let bucket = buckets
             .entry((consumer.to_owned(), dataset.to_owned()))
@@ -71,14 +86,17 @@ impl RateLimiter {
     /// Whether `address` may still fail authentication; call before verifying.
     pub fn unauthenticated_allowed(&self, address: IpAddr) -> Result<(), u64> {
         let now = Instant::now();
-        let Ok(mut buckets) = self.addresses.lock() else { return Ok(()) };
+        let Ok(mut buckets) = self.addresses.lock() else {
+            return Ok(());
+        };
         match buckets.get_mut(&address) {
             Some(bucket) => {
                 bucket.refill(self.unauthenticated, now);
                 if bucket.tokens >= 1.0 {
                     Ok(())
                 } else {
-                    let wait = (1.0 - bucket.tokens) / f64::from(self.unauthenticated.per_second.max(1));
+                    let wait =
+                        (1.0 - bucket.tokens) / f64::from(self.unauthenticated.per_second.max(1));
                     Err(wait.ceil().max(1.0) as u64)
                 }
             }
@@ -90,14 +108,18 @@ impl RateLimiter {
     pub fn unauthenticated_failed(&self, address: IpAddr) {
         let now = Instant::now();
         let limit = self.unauthenticated;
-        let Ok(mut buckets) = self.addresses.lock() else { return };
+        let Ok(mut buckets) = self.addresses.lock() else {
+            return;
+        };
         if buckets.len() >= MAX_ADDRESSES && !buckets.contains_key(&address) {
             buckets.retain(|_, b| {
                 b.refill(limit, now);
                 b.tokens < f64::from(limit.burst)
             });
         }
-        let bucket = buckets.entry(address).or_insert_with(|| Bucket::full(limit, now));
+        let bucket = buckets
+            .entry(address)
+            .or_insert_with(|| Bucket::full(limit, now));
         let _ = bucket.take(limit, now);
     }
 }

@@ -30,7 +30,10 @@ pub fn public(app: Arc<App>, demo: Option<Router>) -> Router {
 
 async fn jwks(State(app): State<Arc<App>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/jwk-set+json"), (header::CACHE_CONTROL, "public, max-age=300")],
+        [
+            (header::CONTENT_TYPE, "application/jwk-set+json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
         app.keys.jwks().to_string(),
     )
         .into_response()
@@ -44,7 +47,12 @@ async fn not_found() -> Response {
         "detail": "There is nothing at this path.",
         "code": "not_found",
     });
-    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// `/metrics`, `/healthz`, `/readyz` on the internal ops listener.
@@ -58,7 +66,10 @@ pub fn ops(app: Arc<App>) -> Router {
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         app.metrics.encode(),
     )
         .into_response()
@@ -70,6 +81,10 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     if app.readiness.store_writable(&app).await && app.audit_healthy() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "the audit log does not accept writes\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the audit log does not accept writes\n",
+        )
+            .into_response()
     }
 }

@@ -23,7 +23,12 @@ pub struct DemoArgs {
 pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
     let (config, policy) = crate::cli::load(config_path).map_err(|e| anyhow!(e.join("\n")))?;
     if let Some(issuer) = config.issuers.iter().find(|i| i.is_demo()) {
-        bail!("{}:{}: issuer {} is a demo issuer; bru serve refuses demo issuers", config.file.display(), issuer.line, issuer.name);
+        bail!(
+            "{}:{}: issuer {} is a demo issuer; bru serve refuses demo issuers",
+            config.file.display(),
+            issuer.line,
+            issuer.name
+        );
     }
     let listeners = Listeners::bind(config.server.listen, config.server.ops_listen).await?;
     run(config, policy, listeners, None).await
@@ -38,8 +43,12 @@ struct Listeners {
 impl Listeners {
     async fn bind(public: SocketAddr, ops: SocketAddr) -> anyhow::Result<Listeners> {
         Ok(Listeners {
-            public: crate::server::bind(public, "public listener").await.map_err(|e| anyhow!(e))?,
-            ops: crate::server::bind(ops, "ops listener").await.map_err(|e| anyhow!(e))?,
+            public: crate::server::bind(public, "public listener")
+                .await
+                .map_err(|e| anyhow!(e))?,
+            ops: crate::server::bind(ops, "ops listener")
+                .await
+                .map_err(|e| anyhow!(e))?,
         })
     }
 }
@@ -54,7 +63,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     };
     let layout = demo::prepare(&args.dir, &options).context("cannot prepare the demo directory")?;
     #[allow(unused_mut)]
-    let (mut config, policy) = crate::cli::load(&layout.config).map_err(|e| anyhow!(e.join("\n")))?;
+    let (mut config, policy) =
+        crate::cli::load(&layout.config).map_err(|e| anyhow!(e.join("\n")))?;
     // The demo rewrites its bru.toml at every start, so benchmark builds
     // also take the no-op log from the environment (bench/audit).
     #[cfg(feature = "bench-noop-audit")]
@@ -66,7 +76,10 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let providers = demo::serve_providers(&layout, wait_for(providers_stopped))
         .await
         .context("cannot start the demo providers")?;
-    let demo_runtime = DemoRuntime { router: demo::issuers_router(issuers), layout };
+    let demo_runtime = DemoRuntime {
+        router: demo::issuers_router(issuers),
+        layout,
+    };
     let result = run(config, policy, listeners, Some(demo_runtime)).await;
     let _ = stop_providers.send(true);
     drop(providers);
@@ -82,20 +95,42 @@ async fn wait_for(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-async fn run(config: Config, policy: policy::Policy, listeners: Listeners, demo: Option<DemoRuntime>) -> anyhow::Result<()> {
+async fn run(
+    config: Config,
+    policy: policy::Policy,
+    listeners: Listeners,
+    demo: Option<DemoRuntime>,
+) -> anyhow::Result<()> {
     let keys = Keys::load(&config.keys, &config.public_url).map_err(|e| anyhow!("keys: {e}"))?;
-    let tls = crate::server::tls_config(&config.server.tls_cert, &config.server.tls_key).map_err(|e| anyhow!(e))?;
-    let store_url = config.store.url.read_string().map_err(|e| anyhow!("store url: {e}"))?;
-    let store = consent_db::Store::open(&store_url).await.context("the store is unreachable")?;
+    let tls = crate::server::tls_config(&config.server.tls_cert, &config.server.tls_key)
+        .map_err(|e| anyhow!(e))?;
+    let store_url = config
+        .store
+        .url
+        .read_string()
+        .map_err(|e| anyhow!("store url: {e}"))?;
+    let store = consent_db::Store::open(&store_url)
+        .await
+        .context("the store is unreachable")?;
     store.migrate().await.context("store migrations failed")?;
     let audit = consent_db::AuditLog::start(store.clone(), consent_db::AuditConfig::default())
         .context("cannot start the audit log")?;
-    let auth = Authenticator::new(&config.issuers, config.allow_synthetic_ids).map_err(|e| anyhow!(e))?;
+    let auth =
+        Authenticator::new(&config.issuers, config.allow_synthetic_ids).map_err(|e| anyhow!(e))?;
     let connector = connectors::Connector::new(connectors::ConnectorConfig::default())
         .context("cannot build the provider client")?;
     let app = Arc::new(
-        App::new(AppParts { config, policy, auth, keys, store, audit, connector, metrics: Metrics::new() })
-            .map_err(|e| anyhow!(e))?,
+        App::new(AppParts {
+            config,
+            policy,
+            auth,
+            keys,
+            store,
+            audit,
+            connector,
+            metrics: Metrics::new(),
+        })
+        .map_err(|e| anyhow!(e))?,
     );
 
     let Listeners { public, ops } = listeners;
@@ -108,17 +143,37 @@ async fn run(config: Config, policy: policy::Policy, listeners: Listeners, demo:
         None => (None, None),
     };
     if let Some(layout) = &demo_layout {
-        println!("{}", demo::walkthrough(&format!("https://localhost:{}", public_addr.port()), &format!("http://{ops_addr}"), &layout.dir));
+        println!(
+            "{}",
+            demo::walkthrough(
+                &format!("https://localhost:{}", public_addr.port()),
+                &format!("http://{ops_addr}"),
+                &layout.dir
+            )
+        );
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     if app.config.store.audit_noop {
         tracing::warn!("BENCHMARK BUILD: store.audit = \"noop\", no audit records are written");
     }
-    let checkpointer = tokio::spawn(crate::transparency::run_checkpointer(app.clone(), stop_rx.clone()));
-    let ops_task = tokio::spawn(crate::server::serve_ops(ops, crate::routes::ops(app.clone()), wait_for(stop_rx.clone())));
+    let checkpointer = tokio::spawn(crate::transparency::run_checkpointer(
+        app.clone(),
+        stop_rx.clone(),
+    ));
+    let ops_task = tokio::spawn(crate::server::serve_ops(
+        ops,
+        crate::routes::ops(app.clone()),
+        wait_for(stop_rx.clone()),
+    ));
     let router = crate::routes::public(app.clone(), demo_router);
-    let public_task = tokio::spawn(crate::server::serve_public(public, tls, app.clone(), router, wait_for(stop_rx)));
+    let public_task = tokio::spawn(crate::server::serve_public(
+        public,
+        tls,
+        app.clone(),
+        router,
+        wait_for(stop_rx),
+    ));
 
     shutdown_signal().await;
     tracing::info!("shutting down: finishing calls in flight and writing their records");

@@ -29,7 +29,10 @@ const MAX_CONNECTIONS: usize = 20_000;
 pub struct PeerAddr(pub SocketAddr);
 
 /// Reads the certificate chain and key; TLS 1.2 and 1.3 only, ALPN h2 and http/1.1.
-pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<Arc<rustls::ServerConfig>, String> {
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| format!("cannot read the TLS certificate {}: {e}", cert.display()))?
         .collect::<Result<_, _>>()
@@ -39,10 +42,13 @@ pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<Arc<r
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("cannot read the TLS key {}: {e}", key.display()))?;
-    let mut config = rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("the TLS certificate and key do not fit: {e}"))?;
+    let mut config = rustls::ServerConfig::builder_with_protocol_versions(&[
+        &rustls::version::TLS13,
+        &rustls::version::TLS12,
+    ])
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| format!("the TLS certificate and key do not fit: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -121,14 +127,15 @@ pub async fn serve_public(
         let protocols = protocols.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let tls =
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             app.metrics.open_connections.inc();
             let gauge_app = app.clone();
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
@@ -140,9 +147,13 @@ pub async fn serve_public(
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let io = TokioIo::new(tls);
             let result = if h2 {
-                watcher.watch(protocols.http2.serve_connection(io, service)).await
+                watcher
+                    .watch(protocols.http2.serve_connection(io, service))
+                    .await
             } else {
-                watcher.watch(protocols.http1.serve_connection(io, service)).await
+                watcher
+                    .watch(protocols.http1.serve_connection(io, service))
+                    .await
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -153,7 +164,10 @@ pub async fn serve_public(
     }
     drop(listener);
     let grace = app.config.server.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after the shutdown grace time; closing them");
     }
 }
@@ -170,12 +184,21 @@ async fn route(app: Arc<App>, router: axum::Router, req: Request<Incoming>) -> R
 }
 
 /// Serves the ops listener (`/metrics`, `/healthz`, `/readyz`) until shutdown.
-pub async fn serve_ops(listener: TcpListener, router: axum::Router, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
-    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+pub async fn serve_ops(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         tracing::error!(error = %e, "ops listener failed");
     }
 }
 
 pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} for the {what}: {e}"))
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} for the {what}: {e}"))
 }

@@ -9,17 +9,27 @@ use bru_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 
-async fn tls_stream(bru: &Bru, alpn: &[&[u8]]) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+async fn tls_stream(
+    bru: &Bru,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut config = (*bru.tls).clone();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let tcp = tokio::net::TcpStream::connect(bru.public).await.expect("connect");
+    let tcp = tokio::net::TcpStream::connect(bru.public)
+        .await
+        .expect("connect");
     let name = rustls_pki_types::ServerName::try_from("localhost").expect("server name");
-    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.expect("TLS handshake")
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake")
 }
 
 /// A normal statutory call must succeed while an attack is under way.
 async fn normal_call_succeeds(world: &TestWorld, bru: &Bru, during: &str) {
-    send(world.nav_sosial(bru, "", KARI)).await.expect_status(200, &format!("a normal call during {during}"));
+    send(world.nav_sosial(bru, "", KARI))
+        .await
+        .expect_status(200, &format!("a normal call during {during}"));
 }
 
 /// Reads until the server closes the connection; true if it did within `wait`.
@@ -37,7 +47,10 @@ async fn closed_by_server<S: AsyncReadExt + Unpin>(stream: &mut S, wait: Duratio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_connections_are_closed_and_others_are_served() {
-    let world = TestWorld::builder().header_read_timeout_ms(2000).build().await;
+    let world = TestWorld::builder()
+        .header_read_timeout_ms(2000)
+        .build()
+        .await;
     let bru = world.start().await;
     let mut attackers = JoinSet::new();
     for _ in 0..50 {
@@ -62,13 +75,19 @@ async fn slowloris_connections_are_closed_and_others_are_served() {
             closed += 1;
         }
     }
-    assert_eq!(closed, 50, "every dribbling connection is closed by the server");
+    assert_eq!(
+        closed, 50,
+        "every dribbling connection is closed by the server"
+    );
     normal_call_succeeds(&world, &bru, "after the slowloris attack").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_and_others_are_served() {
-    let world = TestWorld::builder().header_read_timeout_ms(2000).build().await;
+    let world = TestWorld::builder()
+        .header_read_timeout_ms(2000)
+        .build()
+        .await;
     let bru = world.start().await;
     let mut idle = Vec::new();
     for _ in 0..300 {
@@ -85,7 +104,10 @@ async fn idle_connections_are_closed_and_others_are_served() {
             closed += 1;
         }
     }
-    assert_eq!(closed, 300, "idle connections that never send a request are closed");
+    assert_eq!(
+        closed, 300,
+        "idle connections that never send a request are closed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,7 +160,10 @@ async fn http2_rapid_reset_and_stream_floods_do_not_starve_others() {
     let connection = tokio::spawn(connection);
     let mut client = client.ready().await.expect("ready");
 
-    let url = format!("https://localhost:{}/data/k429/sosialtjeneste", bru.public.port());
+    let url = format!(
+        "https://localhost:{}/data/k429/sosialtjeneste",
+        bru.public.port()
+    );
     let attack = tokio::spawn(async move {
         let mut sent = 0u32;
         for _ in 0..20_000 {
@@ -175,14 +200,20 @@ async fn http2_rapid_reset_and_stream_floods_do_not_starve_others() {
     // Drive the connection until the server's SETTINGS have arrived.
     let _ = tokio::time::timeout(Duration::from_millis(500), &mut connection).await;
     let limit = connection.max_concurrent_send_streams();
-    assert!((1..=256).contains(&limit), "the server limits concurrent streams per connection, it allows {limit}");
+    assert!(
+        (1..=256).contains(&limit),
+        "the server limits concurrent streams per connection, it allows {limit}"
+    );
     let connection = tokio::spawn(connection);
     let mut client = client.ready().await.expect("ready");
     let mut open = Vec::new();
     for _ in 0..1000 {
-        let request = http::Request::get(format!("https://localhost:{}/data/k429/sosialtjeneste", bru.public.port()))
-            .body(())
-            .unwrap();
+        let request = http::Request::get(format!(
+            "https://localhost:{}/data/k429/sosialtjeneste",
+            bru.public.port()
+        ))
+        .body(())
+        .unwrap();
         client = client.ready().await.expect("ready");
         // Keep every stream open (no end of stream) so they pile up.
         open.push(client.send_request(request, false).expect("send_request"));

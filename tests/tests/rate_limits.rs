@@ -40,7 +40,10 @@ async fn a_consumer_over_its_rate_gets_429_with_retry_after() {
         }
     }
     assert!(ok >= 5, "the burst is served: {ok}");
-    assert!(!limited.is_empty(), "30 calls in a burst of 5 at 5/s are limited");
+    assert!(
+        !limited.is_empty(),
+        "30 calls in a burst of 5 at 5/s are limited"
+    );
     let first = &limited[0];
     first.expect_problem(429, "rate_limited", "over the rate");
     let retry: u64 = first.header("retry-after").unwrap().parse().unwrap();
@@ -71,7 +74,17 @@ async fn failed_authentications_are_limited_per_address() {
     }
     let unauthorized = statuses.iter().filter(|s| **s == 401).count();
     let limited = statuses.iter().filter(|s| **s == 429).count();
-    assert_eq!(unauthorized + limited, 260, "only 401 and 429: {statuses:?}");
-    assert!(unauthorized >= 200, "the burst is answered 401: {unauthorized}");
-    assert!(limited > 0, "beyond the burst, failures from one address are limited");
+    assert_eq!(
+        unauthorized + limited,
+        260,
+        "only 401 and 429: {statuses:?}"
+    );
+    assert!(
+        unauthorized >= 200,
+        "the burst is answered 401: {unauthorized}"
+    );
+    assert!(
+        limited > 0,
+        "beyond the burst, failures from one address are limited"
+    );
 }

@@ -35,12 +35,21 @@ impl JwksCache {
             // A JWKS is small; never follow a redirect to somewhere else.
             .redirect(reqwest::redirect::Policy::none());
         if let Some(ca) = &config.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| format!("issuer {}: cannot read {}: {e}", config.name, ca.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| format!("issuer {}: {} is not a PEM certificate: {e}", config.name, ca.display()))?;
+            let pem = std::fs::read(ca).map_err(|e| {
+                format!("issuer {}: cannot read {}: {e}", config.name, ca.display())
+            })?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                format!(
+                    "issuer {}: {} is not a PEM certificate: {e}",
+                    config.name,
+                    ca.display()
+                )
+            })?;
             builder = builder.add_root_certificate(cert);
         }
-        let http = builder.build().map_err(|e| format!("issuer {}: HTTP client: {e}", config.name))?;
+        let http = builder
+            .build()
+            .map_err(|e| format!("issuer {}: HTTP client: {e}", config.name))?;
         Ok(JwksCache {
             url: config.jwks_url.clone(),
             http,
@@ -88,7 +97,12 @@ impl JwksCache {
     }
 
     async fn fetch_set(&self) -> Result<HashMap<String, CachedKey>, String> {
-        let response = self.http.get(&self.url).send().await.map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         if !response.status().is_success() {
             return Err(format!("status {}", response.status()));
         }
@@ -111,10 +125,16 @@ impl JwksCache {
 /// Keys without a kid, or marked for encryption, are skipped.
 fn usable(jwk: &Jwk) -> Option<(String, CachedKey)> {
     let kid = jwk.common.key_id.clone()?;
-    if matches!(jwk.common.public_key_use, Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)) {
+    if matches!(
+        jwk.common.public_key_use,
+        Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+    ) {
         return None;
     }
-    let alg = jwk.common.key_algorithm.and_then(|a| a.to_string().parse::<Algorithm>().ok());
+    let alg = jwk
+        .common
+        .key_algorithm
+        .and_then(|a| a.to_string().parse::<Algorithm>().ok());
     let key = DecodingKey::from_jwk(jwk).ok()?;
     Some((kid, CachedKey { key, alg }))
 }

@@ -23,7 +23,16 @@ fn only_exact_algorithm_names_are_accepted() {
 #[test]
 fn key_ids_are_plain() {
     assert!(valid_kid("abc-123_X.y="));
-    for bad in ["../../etc/passwd", "a\"b", "a'b", "", "a/b", "a b", "..", &"k".repeat(300)] {
+    for bad in [
+        "../../etc/passwd",
+        "a\"b",
+        "a'b",
+        "",
+        "a/b",
+        "a b",
+        "..",
+        &"k".repeat(300),
+    ] {
         assert!(!valid_kid(bad), "{bad}");
     }
 }
@@ -47,26 +56,40 @@ fn token_for(org: &str) -> MachineToken {
             client_id: "c".into(),
             scopes: vec!["s".into()],
         },
-        issuer: Arc::from("mp"),
     }
 }
 
 #[test]
 fn verified_tokens_are_served_until_they_expire() {
-    let cache = VerifiedTokens { map: std::sync::RwLock::new(std::collections::HashMap::new()) };
+    let cache = VerifiedTokens {
+        map: std::sync::RwLock::new(std::collections::HashMap::new()),
+    };
     let key = VerifiedTokens::key("header.payload.signature");
     assert_ne!(key, VerifiedTokens::key("header.payload.signaturE"));
     cache.insert(key, token_for("983440002"), 1_000, 900);
-    assert_eq!(cache.get(&key, 999).unwrap().caller.consumer.as_str(), "983440002");
-    assert!(cache.get(&key, 1_000).is_none(), "not at or after valid_until");
+    assert_eq!(
+        cache.get(&key, 999).unwrap().caller.consumer.as_str(),
+        "983440002"
+    );
+    assert!(
+        cache.get(&key, 1_000).is_none(),
+        "not at or after valid_until"
+    );
     assert!(cache.get(&VerifiedTokens::key("other"), 999).is_none());
 }
 
 #[test]
 fn verified_tokens_stay_bounded() {
-    let cache = VerifiedTokens { map: std::sync::RwLock::new(std::collections::HashMap::new()) };
+    let cache = VerifiedTokens {
+        map: std::sync::RwLock::new(std::collections::HashMap::new()),
+    };
     for i in 0..VERIFIED_TOKENS_CAPACITY + 10 {
-        cache.insert(VerifiedTokens::key(&i.to_string()), token_for("983440002"), 2_000, 1_000);
+        cache.insert(
+            VerifiedTokens::key(&i.to_string()),
+            token_for("983440002"),
+            2_000,
+            1_000,
+        );
     }
     assert!(cache.map.read().unwrap().len() <= VERIFIED_TOKENS_CAPACITY);
 }

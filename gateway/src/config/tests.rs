@@ -42,7 +42,9 @@ fn line_of(text: &str, marker: &str) -> usize {
 fn check_error(text: &str, line: usize, needle: &str) {
     let errors = parse(text).unwrap_err();
     assert!(
-        errors.iter().any(|e| e.line == line && e.message.contains(needle)),
+        errors
+            .iter()
+            .any(|e| e.line == line && e.message.contains(needle)),
         "expected line {line} with {needle:?}, got {errors:?}"
     );
 }
@@ -51,30 +53,61 @@ fn check_error(text: &str, line: usize, needle: &str) {
 fn a_valid_config_resolves_paths_next_to_itself() {
     let c = parse(VALID).unwrap();
     assert_eq!(c.policy_file, Path::new("/etc/bru/policy.toml"));
-    assert_eq!(c.store.url, Secret::Plain("sqlite:///etc/bru/bru.db".into()));
-    assert_eq!(c.keys.checkpoint_key, Secret::Env("BRU_CHECKPOINT_KEY".into()));
-    assert_eq!(c.issuers[0].algorithms, vec![jsonwebtoken::Algorithm::RS256]);
+    assert_eq!(
+        c.store.url,
+        Secret::Plain("sqlite:///etc/bru/bru.db".into())
+    );
+    assert_eq!(
+        c.keys.checkpoint_key,
+        Secret::Env("BRU_CHECKPOINT_KEY".into())
+    );
+    assert_eq!(
+        c.issuers[0].algorithms,
+        vec![jsonwebtoken::Algorithm::RS256]
+    );
     assert_eq!(c.upstreams["nav"].line, line_of(VALID, "[upstream.nav]"));
 }
 
 #[test]
 fn errors_name_their_line() {
     let bad_listen = VALID.replace("listen = \"127.0.0.1:8443\"", "listen = \"nowhere\"");
-    check_error(&bad_listen, line_of(&bad_listen, "nowhere"), "not an address");
-    let hmac = VALID.replace("jwks_url = \"https://mp.example/jwks\"", "jwks_url = \"https://mp.example/jwks\"\nalgorithms = [\"HS256\"]");
+    check_error(
+        &bad_listen,
+        line_of(&bad_listen, "nowhere"),
+        "not an address",
+    );
+    let hmac = VALID.replace(
+        "jwks_url = \"https://mp.example/jwks\"",
+        "jwks_url = \"https://mp.example/jwks\"\nalgorithms = [\"HS256\"]",
+    );
     check_error(&hmac, line_of(&hmac, "[[issuer]]"), "HS256");
     let unknown = VALID.replace("[upstream.nav]", "[upstream.nav]\ncolour = 1");
     check_error(&unknown, line_of(&unknown, "colour"), "unknown field");
-    check_error(&VALID.replace("url = \"sqlite://bru.db\"", "url = \"postgres://u:p@db/bru\""), line_of(VALID, "[store]"), "url_file or url_env");
+    check_error(
+        &VALID.replace(
+            "url = \"sqlite://bru.db\"",
+            "url = \"postgres://u:p@db/bru\"",
+        ),
+        line_of(VALID, "[store]"),
+        "url_file or url_env",
+    );
     let ftp = format!("{VALID}\n[upstream.x]\nurl = \"ftp://x\"\n");
-    check_error(&ftp, line_of(&ftp, "[upstream.x]"), "not an absolute http(s) URL");
+    check_error(
+        &ftp,
+        line_of(&ftp, "[upstream.x]"),
+        "not an absolute http(s) URL",
+    );
     let leeway = VALID.replace("name = \"mp\"", "name = \"mp\"\nleeway_s = 9000");
     check_error(&leeway, line_of(&leeway, "[[issuer]]"), "leeway_s");
 }
 
 #[test]
 fn demo_issuers_are_recognised() {
-    let c = parse(&VALID.replace("https://mp.example/\"", "https://localhost:8443/demo/maskinporten\"")).unwrap();
+    let c = parse(&VALID.replace(
+        "https://mp.example/\"",
+        "https://localhost:8443/demo/maskinporten\"",
+    ))
+    .unwrap();
     assert!(c.issuers[0].is_demo());
     assert!(!parse(VALID).unwrap().issuers[0].is_demo());
 }
@@ -83,7 +116,10 @@ fn demo_issuers_are_recognised() {
 fn provider_credentials_resilience_and_catalog_keys() {
     let text = format!(
         "{}{}",
-        VALID.replace("[upstream.nav]\nurl = \"http://127.0.0.1:1234\"", "[upstream.nav]\nurl = \"https://nav.example\""),
+        VALID.replace(
+            "[upstream.nav]\nurl = \"http://127.0.0.1:1234\"",
+            "[upstream.nav]\nurl = \"https://nav.example\""
+        ),
         r#"max_concurrency = 8
 retries = 2
 retry_budget_percent = 20
@@ -137,7 +173,10 @@ themes = { "helse/plan" = ["HEAL"] }
     // Defaults where the file says nothing.
     assert_eq!(c.upstreams["helse"].resilience.retries, 0);
     assert_eq!(c.upstreams["helse"].resilience.breaker_failures, 5);
-    assert_eq!(c.catalog.publisher.as_ref().map(|o| o.as_str()), Some("921429002"));
+    assert_eq!(
+        c.catalog.publisher.as_ref().map(|o| o.as_str()),
+        Some("921429002")
+    );
     assert_eq!(c.catalog.themes["helse/plan"], ["HEAL"]);
     assert_eq!(c.catalog.default_themes, ["GOVE"]);
     assert_eq!(parse(VALID).unwrap().catalog.default_themes, ["GOVE"]);
@@ -152,14 +191,31 @@ fn bad_provider_credentials_and_resilience_keys_name_their_line() {
     let no_key = r#"credentials = { kind = "oauth2", token_url = "https://t/token", audience = "a", client_id = "c", scope = "s" }"#;
     check_error(&format!("{VALID}{no_key}\n"), 25, "key_file or key_env");
     check_error(&format!("{VALID}retries = 11\n"), 25, "retries");
-    check_error(&format!("{VALID}breaker_open_ms = 0\n"), 25, "breaker_open_ms");
-    check_error(&format!("{VALID}\n[catalog]\ndefault_themes = [\"CATS\"]\n"), 28, "EU data theme");
-    check_error(&format!("{VALID}\n[catalog]\npublisher = \"123\"\n"), 28, "organisation number");
+    check_error(
+        &format!("{VALID}breaker_open_ms = 0\n"),
+        25,
+        "breaker_open_ms",
+    );
+    check_error(
+        &format!("{VALID}\n[catalog]\ndefault_themes = [\"CATS\"]\n"),
+        28,
+        "EU data theme",
+    );
+    check_error(
+        &format!("{VALID}\n[catalog]\npublisher = \"123\"\n"),
+        28,
+        "organisation number",
+    );
 }
 
 #[test]
 fn the_no_op_audit_log_exists_only_in_benchmark_builds() {
-    let with = |mode: &str| VALID.replace("url = \"sqlite://bru.db\"", &format!("url = \"sqlite://bru.db\"\naudit = \"{mode}\""));
+    let with = |mode: &str| {
+        VALID.replace(
+            "url = \"sqlite://bru.db\"",
+            &format!("url = \"sqlite://bru.db\"\naudit = \"{mode}\""),
+        )
+    };
     assert!(!parse(&with("durable")).unwrap().store.audit_noop);
     assert!(!parse(VALID).unwrap().store.audit_noop);
     check_error(&with("off"), 13, "store.audit");

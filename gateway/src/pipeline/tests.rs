@@ -3,17 +3,31 @@
 use super::*;
 
 fn check_path(path: &str, expected: Result<(&str, &str, &str), &str>) {
-    let got = parse_path(path).map(|r| (r.provider, r.dataset, r.rest)).map_err(|f| f.code());
+    let got = parse_path(path)
+        .map(|r| (r.provider, r.dataset, r.rest))
+        .map_err(|f| f.code());
     let expected = expected.map(|(p, d, r)| (p.to_owned(), d.to_owned(), r.to_owned()));
     assert_eq!(got, expected, "{path}");
 }
 
 #[test]
 fn paths_are_checked_before_routing() {
-    check_path("/data/k429/sosialtjeneste", Ok(("k429", "sosialtjeneste", "")));
-    check_path("/data/k429/sosialtjeneste/", Ok(("k429", "sosialtjeneste", "")));
-    check_path("/data/k429/sosialtjeneste/a/b", Ok(("k429", "sosialtjeneste", "a/b")));
-    check_path("/data/k429/sosialtjeneste/a%20b", Ok(("k429", "sosialtjeneste", "a%20b")));
+    check_path(
+        "/data/k429/sosialtjeneste",
+        Ok(("k429", "sosialtjeneste", "")),
+    );
+    check_path(
+        "/data/k429/sosialtjeneste/",
+        Ok(("k429", "sosialtjeneste", "")),
+    );
+    check_path(
+        "/data/k429/sosialtjeneste/a/b",
+        Ok(("k429", "sosialtjeneste", "a/b")),
+    );
+    check_path(
+        "/data/k429/sosialtjeneste/a%20b",
+        Ok(("k429", "sosialtjeneste", "a%20b")),
+    );
     check_path("/data/k429/../nav/inntekt", Err("malformed_request"));
     check_path("/data/k429/%2e%2e/nav/inntekt", Err("malformed_request"));
     check_path("/data/k429/%2E%2E/nav/inntekt", Err("malformed_request"));
@@ -37,13 +51,26 @@ fn paths_are_checked_before_routing() {
 #[test]
 fn subject_in_path_is_hidden_in_the_record() {
     let route = parse_path("/data/p/d/persons/12884513829/cases").unwrap();
-    assert_eq!(route.path_with_subject_hidden(1), "/data/p/d/persons/{subject}/cases");
+    assert_eq!(
+        route.path_with_subject_hidden(1),
+        "/data/p/d/persons/{subject}/cases"
+    );
 }
 
 #[test]
 fn query_parameters() {
-    assert_eq!(query_param(Some("patient=123&x=1"), "patient").unwrap().as_deref(), Some("123"));
-    assert_eq!(query_param(Some("x=1&pati%65nt=12%33"), "patient").unwrap().as_deref(), Some("123"));
+    assert_eq!(
+        query_param(Some("patient=123&x=1"), "patient")
+            .unwrap()
+            .as_deref(),
+        Some("123")
+    );
+    assert_eq!(
+        query_param(Some("x=1&pati%65nt=12%33"), "patient")
+            .unwrap()
+            .as_deref(),
+        Some("123")
+    );
     assert_eq!(query_param(Some("x=1"), "patient").unwrap(), None);
     assert_eq!(query_param(None, "patient").unwrap(), None);
     assert_eq!(query_param(Some("patient="), "patient").unwrap(), None);
@@ -53,11 +80,22 @@ fn query_parameters() {
 #[test]
 fn json_body_subjects() {
     let body = br#"{"person": {"id": "12884513829"}, "n": 5}"#;
-    assert_eq!(json_subject(body, "/person/id").unwrap().as_deref(), Some("12884513829"));
+    assert_eq!(
+        json_subject(body, "/person/id").unwrap().as_deref(),
+        Some("12884513829")
+    );
     assert_eq!(json_subject(body, "/n").unwrap().as_deref(), Some("5"));
     assert_eq!(json_subject(body, "/missing").unwrap(), None);
-    assert_eq!(json_subject(b"not json", "/person/id").unwrap_err().code(), "malformed_request");
-    assert_eq!(json_subject(br#"{"person": {"id": "1"#, "/person/id").unwrap_err().code(), "malformed_request");
+    assert_eq!(
+        json_subject(b"not json", "/person/id").unwrap_err().code(),
+        "malformed_request"
+    );
+    assert_eq!(
+        json_subject(br#"{"person": {"id": "1"#, "/person/id")
+            .unwrap_err()
+            .code(),
+        "malformed_request"
+    );
 }
 
 #[test]

@@ -2,18 +2,30 @@
 
 use super::*;
 
-const LIMIT: RateLimit = RateLimit { per_second: 10, burst: 5 };
+const LIMIT: RateLimit = RateLimit {
+    per_second: 10,
+    burst: 5,
+};
 
 #[test]
 fn a_burst_then_refusals_with_retry_after() {
     let limiter = RateLimiter::new(LIMIT);
     for _ in 0..5 {
-        assert!(limiter.consumer_call("921429002", "nav/inntekt", LIMIT).is_ok());
+        assert!(limiter
+            .consumer_call("921429002", "nav/inntekt", LIMIT)
+            .is_ok());
     }
-    assert_eq!(limiter.consumer_call("921429002", "nav/inntekt", LIMIT), Err(1));
+    assert_eq!(
+        limiter.consumer_call("921429002", "nav/inntekt", LIMIT),
+        Err(1)
+    );
     // Another dataset and another consumer have their own buckets.
-    assert!(limiter.consumer_call("921429002", "helsenorge/hjemmetjeneste", LIMIT).is_ok());
-    assert!(limiter.consumer_call("983440002", "nav/inntekt", LIMIT).is_ok());
+    assert!(limiter
+        .consumer_call("921429002", "helsenorge/hjemmetjeneste", LIMIT)
+        .is_ok());
+    assert!(limiter
+        .consumer_call("983440002", "nav/inntekt", LIMIT)
+        .is_ok());
 }
 
 #[test]
@@ -24,7 +36,9 @@ fn buckets_refill_with_time() {
         assert!(bucket.take(LIMIT, start).is_ok());
     }
     assert!(bucket.take(LIMIT, start).is_err());
-    assert!(bucket.take(LIMIT, start + std::time::Duration::from_millis(150)).is_ok());
+    assert!(bucket
+        .take(LIMIT, start + std::time::Duration::from_millis(150))
+        .is_ok());
 }
 
 #[test]
