@@ -381,6 +381,9 @@ fn filter_bundle(bundle: &mut Map<String, Value>, types: &[String]) -> Result<()
     if let Some(total) = bundle.get_mut("total") {
         *total = Value::from(kept);
     }
+    // A Bundle has no `contained` in FHIR; one that does must not carry
+    // resources past the mask (found by fuzzing).
+    strip_contained(bundle, types);
     Ok(())
 }
 

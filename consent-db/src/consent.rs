@@ -17,6 +17,7 @@
 //! The subject's person number is kept in the row (the citizen must be
 //! shown their consents), and nowhere else: `Debug` redacts it.
 
+mod postgres;
 mod sqlite;
 
 use std::fmt;

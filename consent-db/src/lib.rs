@@ -22,12 +22,16 @@ mod consent;
 mod error;
 pub mod merkle;
 pub mod note;
+mod postgres;
 mod pseudonym;
 mod record;
 mod sqlite;
 mod store;
 mod tlog;
 mod verify;
+
+#[cfg(test)]
+mod test_support;
 
 pub use audit::{AuditConfig, AuditLog, AuditReceipt, AuditStats};
 pub use consent::{

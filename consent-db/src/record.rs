@@ -34,10 +34,18 @@ impl Timestamp {
     }
 
     /// Parses any RFC 3339 time and normalises it as [`Timestamp::from_datetime`] does.
+    ///
+    /// Refuses a time whose UTC date falls outside the years 0000-9999
+    /// (`9999-12-31T23:30:00-01:00`, `0000-01-01T00:30:00+01:00`): converting
+    /// it would panic or give a time that has no RFC 3339 spelling (found by
+    /// fuzzing).
     pub fn parse(s: &str) -> Result<Self, TimestampError> {
         OffsetDateTime::parse(s, &Rfc3339)
+            .ok()
+            .and_then(|t| t.checked_to_offset(UtcOffset::UTC))
+            .filter(|t| (0..=9999).contains(&t.year()))
             .map(Self::from_datetime)
-            .map_err(|_| TimestampError(s.chars().take(40).collect()))
+            .ok_or_else(|| TimestampError(s.chars().take(40).collect()))
     }
 
     pub fn as_datetime(&self) -> OffsetDateTime {

@@ -2,9 +2,8 @@
 //!
 //! The backends are an enum rather than a trait object: there are exactly
 //! two, every method is async (no `async_trait` boxing needed), and a match
-//! per method keeps the dispatch in one readable place. A PostgreSQL backend
-//! slots in as a `Backend::Postgres` variant with its own module, mirroring
-//! `sqlite.rs`, and its migrations are already in `migrations/postgres`.
+//! per method keeps the dispatch in one readable place. `postgres.rs`
+//! mirrors `sqlite.rs` statement for statement.
 
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use crate::consent::{
 };
 use crate::error::StoreError;
 use crate::merkle::Hash;
+use crate::postgres::PgStore;
 use crate::record::{AuditRecord, NewRecord, RecordFilter, Timestamp};
 use crate::sqlite::SqliteStore;
 use crate::tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
@@ -56,10 +56,11 @@ pub struct Store {
 #[derive(Clone, Debug)]
 enum Backend {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 impl Store {
-    /// Opens `sqlite://path` (created if missing) or, later, `postgres://…`,
+    /// Opens `sqlite://path` (created if missing) or `postgres://…`,
     /// with the default [`StoreConfig`]. Does not migrate: see [`Store::migrate`].
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         Self::open_with(url, &StoreConfig::default()).await
@@ -68,11 +69,7 @@ impl Store {
     pub async fn open_with(url: &str, config: &StoreConfig) -> Result<Store, StoreError> {
         let backend = match scheme(url) {
             Some("sqlite") => Backend::Sqlite(SqliteStore::open(url, config).await?),
-            Some("postgres" | "postgresql") => {
-                return Err(StoreError::Unsupported(
-                    "PostgreSQL is not implemented yet; use sqlite://".into(),
-                ))
-            }
+            Some("postgres" | "postgresql") => Backend::Postgres(PgStore::open(url, config).await?),
             // The URL may hold a password: name only the scheme.
             Some(other) => {
                 return Err(StoreError::InvalidUrl(format!(
@@ -92,6 +89,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.migrate().await,
+            Backend::Postgres(s) => s.migrate().await,
         }
     }
 
@@ -99,6 +97,7 @@ impl Store {
     pub fn backend_name(&self) -> &'static str {
         match &self.backend {
             Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
         }
     }
 
@@ -106,6 +105,7 @@ impl Store {
     pub async fn records(&self, filter: &RecordFilter) -> Result<Vec<AuditRecord>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.records(filter).await,
+            Backend::Postgres(s) => s.records(filter).await,
         }
     }
 
@@ -113,6 +113,7 @@ impl Store {
     pub async fn record_count(&self) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.record_count().await,
+            Backend::Postgres(s) => s.record_count().await,
         }
     }
 
@@ -123,6 +124,7 @@ impl Store {
     ) -> Result<Vec<AuditRecord>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.records_by_transfer(transfer_id).await,
+            Backend::Postgres(s) => s.records_by_transfer(transfer_id).await,
         }
     }
 
@@ -141,6 +143,7 @@ impl Store {
     ) -> Result<ConsentRow, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.create_consent(new, now).await,
+            Backend::Postgres(s) => s.create_consent(new, now).await,
         }
     }
 
@@ -153,6 +156,7 @@ impl Store {
     ) -> Result<Option<ConsentRow>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.get_consent_at(id, now).await,
+            Backend::Postgres(s) => s.get_consent_at(id, now).await,
         }
     }
 
@@ -164,6 +168,7 @@ impl Store {
     ) -> Result<Option<(ConsentRow, Vec<ConsentEvent>)>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.consent_with_events(id, now).await,
+            Backend::Postgres(s) => s.consent_with_events(id, now).await,
         }
     }
 
@@ -171,6 +176,7 @@ impl Store {
     pub async fn consent_events(&self, id: &str) -> Result<Vec<ConsentEvent>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.consent_events(id).await,
+            Backend::Postgres(s) => s.consent_events(id).await,
         }
     }
 
@@ -182,6 +188,7 @@ impl Store {
     ) -> Result<Vec<ConsentRow>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.consents_by_subject(subject, now).await,
+            Backend::Postgres(s) => s.consents_by_subject(subject, now).await,
         }
     }
 
@@ -194,6 +201,7 @@ impl Store {
     ) -> Result<Vec<ConsentRow>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.consents_by_requester(requester, limit, now).await,
+            Backend::Postgres(s) => s.consents_by_requester(requester, limit, now).await,
         }
     }
 
@@ -209,6 +217,7 @@ impl Store {
     ) -> Result<ConsentRow, ConsentError> {
         match &self.backend {
             Backend::Sqlite(s) => s.citizen_action(id, citizen, action, now).await,
+            Backend::Postgres(s) => s.citizen_action(id, citizen, action, now).await,
         }
     }
 
@@ -247,6 +256,7 @@ impl Store {
     pub async fn use_consent(&self, id: &str, now: Timestamp) -> Result<UseOutcome, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.use_consent(id, now).await,
+            Backend::Postgres(s) => s.use_consent(id, now).await,
         }
     }
 
@@ -256,6 +266,7 @@ impl Store {
     pub async fn tree_head(&self) -> Result<TreeHead, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.tree_head().await,
+            Backend::Postgres(s) => s.tree_head().await,
         }
     }
 
@@ -268,6 +279,7 @@ impl Store {
     ) -> Result<Vec<Hash>, ProofQueryError> {
         match &self.backend {
             Backend::Sqlite(s) => s.inclusion_proof(index, size).await,
+            Backend::Postgres(s) => s.inclusion_proof(index, size).await,
         }
     }
 
@@ -280,6 +292,7 @@ impl Store {
     ) -> Result<Vec<Hash>, ProofQueryError> {
         match &self.backend {
             Backend::Sqlite(s) => s.consistency_proof(from, to).await,
+            Backend::Postgres(s) => s.consistency_proof(from, to).await,
         }
     }
 
@@ -287,6 +300,7 @@ impl Store {
     pub async fn root_at(&self, size: u64) -> Result<Hash, ProofQueryError> {
         match &self.backend {
             Backend::Sqlite(s) => s.root_at(size).await,
+            Backend::Postgres(s) => s.root_at(size).await,
         }
     }
 
@@ -294,6 +308,7 @@ impl Store {
     pub async fn record_at(&self, index: u64) -> Result<Option<AuditRecord>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.record_at(index).await,
+            Backend::Postgres(s) => s.record_at(index).await,
         }
     }
 
@@ -306,6 +321,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.add_checkpoint(size, root, note, Timestamp::now()).await,
+            Backend::Postgres(s) => s.add_checkpoint(size, root, note, Timestamp::now()).await,
         }
     }
 
@@ -313,6 +329,7 @@ impl Store {
     pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.latest_checkpoint().await,
+            Backend::Postgres(s) => s.latest_checkpoint().await,
         }
     }
 
@@ -324,6 +341,18 @@ impl Store {
     ) -> Result<Vec<StoredCheckpoint>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.checkpoints_after(after, limit).await,
+            Backend::Postgres(s) => s.checkpoints_after(after, limit).await,
+        }
+    }
+
+    /// Whether this process should sign checkpoints now. With several
+    /// replicas on one PostgreSQL database only one does: the holder of a
+    /// session-level advisory lock, which passes to another replica within
+    /// one call of its when the holder's session ends. SQLite: always true.
+    pub async fn try_become_checkpointer(&self) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(true),
+            Backend::Postgres(s) => s.try_become_checkpointer().await,
         }
     }
 
@@ -332,6 +361,7 @@ impl Store {
     pub async fn heartbeat(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.heartbeat().await,
+            Backend::Postgres(s) => s.heartbeat().await,
         }
     }
 
@@ -342,6 +372,7 @@ impl Store {
     ) -> Result<Vec<TreeHead>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.heads_after(after, limit).await,
+            Backend::Postgres(s) => s.heads_after(after, limit).await,
         }
     }
 
@@ -352,6 +383,7 @@ impl Store {
     ) -> Result<Vec<(AuditRecord, Option<Hash>)>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.records_with_leaves(after, limit).await,
+            Backend::Postgres(s) => s.records_with_leaves(after, limit).await,
         }
     }
 
@@ -363,6 +395,7 @@ impl Store {
     ) -> Result<Vec<(u64, Hash)>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.nodes_in_range(level, from, to).await,
+            Backend::Postgres(s) => s.nodes_in_range(level, from, to).await,
         }
     }
 
@@ -370,6 +403,7 @@ impl Store {
     pub async fn close(&self) {
         match &self.backend {
             Backend::Sqlite(s) => s.close().await,
+            Backend::Postgres(s) => s.close().await,
         }
     }
 
@@ -383,6 +417,7 @@ impl Store {
     ) -> Result<BatchCommit, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.append_batch(records).await,
+            Backend::Postgres(s) => s.append_batch(records).await,
         }
     }
 }

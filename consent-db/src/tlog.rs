@@ -2,6 +2,7 @@
 //! signed checkpoints. The tree grows in the same transaction as the records
 //! (see `tlog/sqlite.rs`), so a committed record is always a leaf.
 
+pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 use crate::error::StoreError;

@@ -89,6 +89,8 @@ pub struct DemoLayout {
     /// `DIR/demo-idporten-key.pem`: RSA key of the demo ID-porten.
     pub idporten_key: PathBuf,
     pub pseudonym_key: PathBuf,
+    /// `DIR/keys/portal-session.key`: seals the citizen portal's session cookies.
+    pub portal_session_key: PathBuf,
     pub assertion_key: PathBuf,
     pub checkpoint_key: PathBuf,
     /// `DIR/keys/store-url`, written only when the store is not SQLite (a
@@ -141,6 +143,7 @@ pub fn prepare(dir: &Path, opts: &DemoOptions) -> Result<DemoLayout, DemoError> 
         maskinporten_key: dir.join("demo-maskinporten-key.pem"),
         idporten_key: dir.join("demo-idporten-key.pem"),
         pseudonym_key: dir.join("keys").join("pseudonym.key"),
+        portal_session_key: dir.join("keys").join("portal-session.key"),
         assertion_key: dir.join("keys").join("assertion.pem"),
         checkpoint_key: dir.join("keys").join("checkpoint.pem"),
         store_url_file: None,
@@ -157,6 +160,9 @@ pub fn prepare(dir: &Path, opts: &DemoOptions) -> Result<DemoLayout, DemoError> 
     ensure(&layout.maskinporten_key, Secrecy::Private, rsa_2048_pem)?;
     ensure(&layout.idporten_key, Secrecy::Private, rsa_2048_pem)?;
     ensure(&layout.pseudonym_key, Secrecy::Private, || random_bytes(32))?;
+    ensure(&layout.portal_session_key, Secrecy::Private, || {
+        random_bytes(32)
+    })?;
     ensure(&layout.assertion_key, Secrecy::Private, p256_pem)?;
     ensure(&layout.checkpoint_key, Secrecy::Private, ed25519_pem)?;
     // Kept once written, like the keys: a user exploring `bru check` and
@@ -615,6 +621,12 @@ checkpoint_key_file = "keys/checkpoint.pem"
 publisher = "921429002"
 contact_email = "datadeling@k429.example"
 themes = {{ "nav/inntekt" = ["SOCI", "ECON"], "helsenorge/hjemmetjeneste" = ["HEAL"], "k429/sosialtjeneste" = ["SOCI"] }}
+
+# The citizen portal (/, /samtykke, /innsyn). With no issuer here, logging in
+# is the demo ID-porten's person picker (`bru demo` only; `bru serve` needs an
+# OpenID provider). Its session cookies are sealed with this key.
+[portal]
+session_key_file = "keys/portal-session.key"
 "#,
         public_url = q(&l.public_url),
         listen = q(&l.listen.to_string()),

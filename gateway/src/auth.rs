@@ -197,6 +197,19 @@ impl Authenticator {
         })
     }
 
+    /// A machine token verified before and not yet expired: a hash lookup, no cryptography.
+    pub fn cached_machine(
+        &self,
+        authorization: Option<&http::HeaderValue>,
+    ) -> Option<MachineToken> {
+        let token = bearer(authorization).ok()?;
+        if token.len() > self.max_token_bytes {
+            return None;
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.verified.get(&VerifiedTokens::key(token), now)
+    }
+
     /// Verifies a machine caller's `Authorization` header.
     pub async fn machine(
         &self,

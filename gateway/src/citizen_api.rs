@@ -19,12 +19,10 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use consent_db::{
-    CitizenAction, ConsentError, ConsentEvent, ConsentRow, ConsentState, EventType, RecordFilter,
-    RecordKind, Timestamp,
-};
+use consent_db::{CitizenAction, ConsentError, ConsentEvent, ConsentRow, EventType, Timestamp};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use policy::{FieldMask, PersonNumber};
+use portal::view;
 use serde_json::{json, Value};
 
 use crate::app::App;
@@ -53,15 +51,6 @@ async fn citizen(app: &App, headers: &HeaderMap) -> Result<PersonNumber, Respons
     }
 }
 
-/// Whether `me` may see `row`: it is about me, or about nobody yet (then the
-/// link is the invitation).
-fn visible_to(row: &ConsentRow, me: &PersonNumber) -> bool {
-    match &row.subject {
-        Some(_) => row.is_subject(me),
-        None => row.status == ConsentState::Pending.as_str(),
-    }
-}
-
 async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let me = match citizen(&app, &headers).await {
         Ok(p) => p,
@@ -71,15 +60,15 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         Ok(rows) => rows,
         Err(e) => return json_api::store_unavailable(&e),
     };
-    let (mut active, mut pending, mut past) = (Vec::new(), Vec::new(), Vec::new());
-    for row in &rows {
-        let group = match row.state() {
-            Ok(ConsentState::Granted) => &mut active,
-            Ok(ConsentState::Pending) => &mut pending,
-            _ => &mut past,
-        };
-        group.push(consent_json(&app, row, None));
-    }
+    let grouped = view::group(&rows);
+    let json_of = |rows: &[&ConsentRow]| -> Vec<Value> {
+        rows.iter().map(|r| consent_json(&app, r, None)).collect()
+    };
+    let (active, pending, past) = (
+        json_of(&grouped.active),
+        json_of(&grouped.pending),
+        json_of(&grouped.past),
+    );
     json_api::json(
         StatusCode::OK,
         &json!({ "active": active, "pending": pending, "past": past }),
@@ -99,7 +88,7 @@ async fn read(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<St
         .get_consent_with_events(&id, Timestamp::now())
         .await
     {
-        Ok(Some((row, events))) if visible_to(&row, &me) => {
+        Ok(Some((row, events))) if view::visible_to(&row, &me) => {
             json_api::json(StatusCode::OK, &consent_json(&app, &row, Some(&events)))
         }
         Ok(_) => json_api::not_found(NOT_FOUND),
@@ -175,34 +164,21 @@ fn capitalise(s: &str) -> String {
     }
 }
 
-/// A consent as its citizen sees it: who asked, for which data, what for,
-/// until when, how often. The person number is not repeated back.
+/// A consent as its citizen sees it (`portal::view`, which the portal's
+/// pages show too), with its receipt's URL and, when asked, its events.
 fn consent_json(app: &App, row: &ConsentRow, events: Option<&[ConsentEvent]>) -> Value {
-    let policy = &app.policy;
-    let datasets: Vec<Value> = row
-        .dataset_list()
-        .unwrap_or_default()
-        .iter()
-        .map(|d| json_api::dataset(policy, d))
-        .collect();
-    let mut v = json!({
-        "id": row.id,
-        "status": row.status,
-        "requester": json_api::organisation(policy, &row.requester),
-        "supplier": row.supplier.as_deref().map(|s| json_api::organisation(policy, s)),
-        "datasets": datasets,
-        "purpose": json_api::purpose(policy, &row.purpose),
-        "valid_to": row.valid_to,
-        "uses": row.uses,
-        "max_uses": row.max_uses,
-        "message": row.message,
-        "redirect_url": row.redirect_url,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-        "receipt_url": format!("{}/citizen/v1/consents/{}/receipt", app.config.public_url, row.id),
-    });
-    if let (Some(events), Some(obj)) = (events, v.as_object_mut()) {
-        obj.insert("events".into(), json!(events));
+    let mut v = json!(view::consent(&app.policy, row));
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert(
+            "receipt_url".into(),
+            json!(format!(
+                "{}/citizen/v1/consents/{}/receipt",
+                app.config.public_url, row.id
+            )),
+        );
+        if let Some(events) = events {
+            obj.insert("events".into(), json!(events));
+        }
     }
     v
 }
@@ -423,51 +399,16 @@ async fn transfers(
         return FieldError::new("limit", format!("must be between 1 and {MAX_TRANSFERS}"))
             .response();
     }
-    let filter = RecordFilter {
-        subject_ref: Some(app.keys.pseudonym.subject_ref(&me)),
-        kind: Some(RecordKind::Decision),
-        after_index: query.cursor,
-        // One more than asked tells whether there is a next page.
-        limit: Some(limit + 1),
-        ..RecordFilter::default()
-    };
-    let mut records = match app.store.records(&filter).await {
-        Ok(r) => r,
+    let subject_ref = app.keys.pseudonym.subject_ref(&me);
+    let page = match view::transfers(&app.store, subject_ref, query.cursor, limit).await {
+        Ok(page) => page,
         Err(e) => return json_api::store_unavailable(&e),
     };
-    let more = records.len() > limit as usize;
-    records.truncate(limit as usize);
-    let next_cursor = if more {
-        records.last().map(|r| r.index.to_string())
-    } else {
-        None
-    };
-    let policy = &app.policy;
-    let transfers: Vec<Value> = records
+    let next_cursor = page.next.map(|i| i.to_string());
+    let transfers: Vec<view::TransferView> = page
+        .records
         .iter()
-        .map(|r| {
-            let dataset = match (&r.provider, &r.dataset) {
-                (_, Some(d)) if d.contains('/') => Some(d.clone()),
-                (Some(p), Some(d)) => Some(format!("{p}/{d}")),
-                _ => None,
-            };
-            json!({
-                "index": r.index,
-                "time": r.time,
-                "transfer_id": r.transfer_id,
-                "organisation": r.consumer.as_deref().map(|c| json_api::organisation(policy, c)),
-                "supplier": r.supplier.as_deref().map(|s| json_api::organisation(policy, s)),
-                "dataset": dataset.as_deref().map(|d| json_api::dataset(policy, d)),
-                "purpose": r.purpose.as_deref().map(|p| json_api::purpose(policy, p)),
-                "basis": r.basis,
-                "legal_ref": r.legal_ref,
-                "consent_id": r.consent_id,
-                "decision": r.decision,
-                "code": r.code,
-                "method": r.method,
-                "path": r.path,
-            })
-        })
+        .map(|r| view::transfer(&app.policy, r))
         .collect();
     json_api::json(
         StatusCode::OK,

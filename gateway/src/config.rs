@@ -33,6 +33,8 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     pub catalog: CatalogConfig,
+    /// `[portal]`: the citizen portal's login and sessions; no portal without it.
+    pub portal: Option<portal::PortalConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -204,6 +206,8 @@ struct RawConfig {
     upstream: BTreeMap<String, Spanned<RawUpstream>>,
     #[serde(default)]
     catalog: Option<Spanned<RawCatalog>>,
+    #[serde(default)]
+    portal: Option<Spanned<portal::RawPortalConfig>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -822,6 +826,20 @@ impl Config {
             Some(spanned) => parse_catalog(&mut cx, spanned.span().start, spanned.get_ref()),
         };
 
+        let public_url = raw.public_url.get_ref().trim_end_matches('/').to_owned();
+        let portal = raw.portal.as_ref().and_then(|spanned| {
+            let at = spanned.span().start;
+            match portal::PortalConfig::from_raw(spanned.get_ref(), &cx.dir, &public_url) {
+                Ok(p) => Some(p),
+                Err(errors) => {
+                    for e in errors {
+                        cx.error(at, e);
+                    }
+                    None
+                }
+            }
+        });
+
         if !cx.errors.is_empty() {
             return Err(cx.errors);
         }
@@ -846,7 +864,7 @@ impl Config {
         };
         Ok(Config {
             policy_file: cx.path(raw.policy.get_ref()),
-            public_url: raw.public_url.get_ref().trim_end_matches('/').to_owned(),
+            public_url,
             allow_synthetic_ids: raw.allow_synthetic_ids,
             server: ServerConfig {
                 listen,
@@ -875,6 +893,7 @@ impl Config {
             issuers,
             upstreams,
             catalog,
+            portal,
             file: path.to_path_buf(),
         })
     }

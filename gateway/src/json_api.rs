@@ -1,7 +1,8 @@
 //! Helpers shared by Bru's JSON APIs beside the data plane (the consent
 //! requester API and the citizen API): problem details (RFC 9457) for what
-//! `problem::Failure` does not cover, JSON answers, and the views of
-//! organisations, datasets and purposes they show.
+//! `problem::Failure` does not cover, and JSON answers. What the citizen API
+//! shows of consents and transfers is built in `portal::view`, which the
+//! portal's pages share.
 //!
 //! Refusals of a token or by policy still go through `problem::Failure`, so
 //! their statuses and codes are the data plane's.
@@ -9,7 +10,6 @@
 use axum::body::Body;
 use axum::response::Response;
 use http::{header, HeaderValue, StatusCode};
-use policy::{DatasetRef, OrgNumber, Policy, Text};
 use serde_json::{json, Value};
 
 /// The longest JSON body these APIs read.
@@ -138,55 +138,4 @@ pub fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, FieldE
 }
 
 /// Ids Bru issues are UUIDs; anything else is not looked up.
-pub fn is_consent_id(id: &str) -> bool {
-    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
-}
-
-pub fn text(t: &Text) -> Value {
-    json!({ "nb": t.nb, "en": t.en })
-}
-
-/// `{"org": "921429002", "name": "K429 kommune"}` from `0192:921429002` or `921429002`.
-pub fn organisation(policy: &Policy, iso6523_or_org: &str) -> Value {
-    let digits = iso6523_or_org
-        .strip_prefix("0192:")
-        .unwrap_or(iso6523_or_org);
-    let name = OrgNumber::parse(digits)
-        .ok()
-        .and_then(|o| policy.organisation_name(&o).map(str::to_owned));
-    json!({ "org": digits, "name": name })
-}
-
-/// A dataset with its titles and its provider (id, organisation number and name).
-pub fn dataset(policy: &Policy, id: &str) -> Value {
-    let reference: Option<DatasetRef> = id.parse().ok();
-    let found = reference
-        .as_ref()
-        .and_then(|r| policy.dataset(&r.provider, &r.dataset));
-    let provider_id = reference.as_ref().map(|r| r.provider.clone());
-    let provider = provider_id
-        .as_deref()
-        .and_then(|p| policy.providers.get(p))
-        .map(|p| {
-            let mut org = organisation(policy, p.org.as_str());
-            if let Some(o) = org.as_object_mut() {
-                o.insert("id".into(), json!(p.id));
-            }
-            org
-        });
-    json!({
-        "id": id,
-        "title": found.map(|d| text(&d.title)),
-        "description": found.map(|d| text(&d.description)),
-        "provider": provider.unwrap_or_else(|| json!({ "id": provider_id, "org": null, "name": null })),
-    })
-}
-
-pub fn purpose(policy: &Policy, id: &str) -> Value {
-    let found = policy.purposes.get(id);
-    json!({
-        "id": id,
-        "title": found.map(|p| text(&p.title)),
-        "description": found.map(|p| text(&p.description)),
-    })
-}
+pub use portal::is_consent_id;

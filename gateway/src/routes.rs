@@ -12,8 +12,9 @@ use axum::Router;
 
 use crate::app::App;
 
-/// The public listener's routes other than `/data/`.
-pub fn public(app: Arc<App>, demo: Option<Router>) -> Router {
+/// The public listener's routes other than `/data/`; `portal` is the
+/// citizen portal's pages (when `[portal]` is configured).
+pub fn public(app: Arc<App>, demo: Option<Router>, portal: Option<Router>) -> Router {
     let router = Router::new()
         .route("/.well-known/jwks.json", get(jwks))
         .merge(crate::consent_api::routes())
@@ -23,6 +24,10 @@ pub fn public(app: Arc<App>, demo: Option<Router>) -> Router {
         .with_state(app);
     let router = match demo {
         Some(demo) => router.merge(demo),
+        None => router,
+    };
+    let router = match portal {
+        Some(portal) => router.merge(portal),
         None => router,
     };
     router.fallback(not_found)

@@ -30,6 +30,12 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
             issuer.name
         );
     }
+    if config.portal.as_ref().is_some_and(|p| p.oidc.is_none()) {
+        bail!(
+            "{}: [portal] has no issuer; bru serve logs citizens in with an OpenID provider only",
+            config.file.display()
+        );
+    }
     let listeners = Listeners::bind(config.server.listen, config.server.ops_listen).await?;
     run(config, policy, listeners, None).await
 }
@@ -133,6 +139,8 @@ async fn run(
         .map_err(|e| anyhow!(e))?,
     );
 
+    let portal = portal_router(&app, demo.is_some())?;
+
     let Listeners { public, ops } = listeners;
     let public_addr = public.local_addr()?;
     let ops_addr = ops.local_addr()?;
@@ -166,7 +174,7 @@ async fn run(
         crate::routes::ops(app.clone()),
         wait_for(stop_rx.clone()),
     ));
-    let router = crate::routes::public(app.clone(), demo_router);
+    let router = crate::routes::public(app.clone(), demo_router, portal);
     let public_task = tokio::spawn(crate::server::serve_public(
         public,
         tls,
@@ -186,6 +194,33 @@ async fn run(
     let _ = ops_task.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The citizen portal, when `[portal]` is configured; in the demo with its
+/// person picker instead of an OpenID provider.
+fn portal_router(app: &App, demo: bool) -> anyhow::Result<Option<axum::Router>> {
+    let Some(config) = &app.config.portal else {
+        return Ok(None);
+    };
+    let deps = portal::PortalDeps {
+        store: app.store.clone(),
+        policy: app.policy.clone(),
+        pseudonyms: app.keys.pseudonym.clone(),
+        public_url: app.config.public_url.clone(),
+        allow_synthetic_ids: app.config.allow_synthetic_ids,
+    };
+    let mut portal = portal::Portal::new(config, deps).map_err(|e| anyhow!("portal: {e}"))?;
+    if demo {
+        let persons = demo::world::DEMO_PERSONS
+            .iter()
+            .map(|p| portal::DemoPerson {
+                pid: p.pid.to_owned(),
+                name: p.name(),
+            })
+            .collect();
+        portal = portal.with_demo_login(persons);
+    }
+    Ok(Some(Arc::new(portal).router()))
 }
 
 async fn shutdown_signal() {

@@ -28,11 +28,112 @@ const MAX_CONNECTIONS: usize = 20_000;
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// Reads the certificate chain and key; TLS 1.2 and 1.3 only, ALPN h2 and http/1.1.
+/// How often the certificate and key files are checked for a change.
+const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Reads the certificate chain and key; TLS 1.2 and 1.3 only, ALPN h2 and
+/// http/1.1. A task (when a runtime is running) checks the files' mtimes
+/// every [`TLS_RELOAD_INTERVAL`] and swaps in a renewed pair for new
+/// connections; open connections keep theirs.
 pub fn tls_config(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> Result<Arc<rustls::ServerConfig>, String> {
+    let resolver = Arc::new(ReloadingCert::load(cert, key)?);
+    let mut config = rustls::ServerConfig::builder_with_protocol_versions(&[
+        &rustls::version::TLS13,
+        &rustls::version::TLS12,
+    ])
+    .with_no_client_auth()
+    .with_cert_resolver(resolver.clone());
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(watch_cert(Arc::downgrade(&resolver)));
+    }
+    Ok(Arc::new(config))
+}
+
+/// The certificate and key for new connections, replaced when the files change.
+#[derive(Debug)]
+struct ReloadingCert {
+    cert_path: std::path::PathBuf,
+    key_path: std::path::PathBuf,
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+    /// The files' mtimes of the pair in use.
+    stamp: std::sync::Mutex<Option<(std::time::SystemTime, std::time::SystemTime)>>,
+}
+
+impl ReloadingCert {
+    fn load(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, String> {
+        let stamp = mtimes(cert, key);
+        let certified = read_certified_key(cert, key)?;
+        Ok(ReloadingCert {
+            cert_path: cert.to_owned(),
+            key_path: key.to_owned(),
+            current: std::sync::RwLock::new(Arc::new(certified)),
+            stamp: std::sync::Mutex::new(stamp),
+        })
+    }
+
+    /// Reloads if either file changed; a pair that does not load (e.g. the
+    /// certificate written but not yet the key) keeps the old one in use and
+    /// is tried again next time.
+    fn reload_if_changed(&self) {
+        let now = mtimes(&self.cert_path, &self.key_path);
+        let Ok(mut stamp) = self.stamp.lock() else {
+            return;
+        };
+        if now.is_none() || now == *stamp {
+            return;
+        }
+        match read_certified_key(&self.cert_path, &self.key_path) {
+            Ok(certified) => {
+                if let Ok(mut current) = self.current.write() {
+                    *current = Arc::new(certified);
+                    *stamp = now;
+                    tracing::info!("reloaded the TLS certificate and key");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the changed TLS certificate does not load yet; keeping the old one")
+            }
+        }
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ReloadingCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.current.read().ok().map(|c| Arc::clone(&c))
+    }
+}
+
+async fn watch_cert(resolver: std::sync::Weak<ReloadingCert>) {
+    loop {
+        tokio::time::sleep(TLS_RELOAD_INTERVAL).await;
+        // The listener (and its config) is gone: stop.
+        let Some(resolver) = resolver.upgrade() else {
+            return;
+        };
+        // File reads: off the async workers.
+        let _ = tokio::task::spawn_blocking(move || resolver.reload_if_changed()).await;
+    }
+}
+
+fn mtimes(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Option<(std::time::SystemTime, std::time::SystemTime)> {
+    let m = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    Some((m(cert)?, m(key)?))
+}
+
+fn read_certified_key(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<rustls::sign::CertifiedKey, String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| format!("cannot read the TLS certificate {}: {e}", cert.display()))?
         .collect::<Result<_, _>>()
@@ -42,15 +143,11 @@ pub fn tls_config(
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("cannot read the TLS key {}: {e}", key.display()))?;
-    let mut config = rustls::ServerConfig::builder_with_protocol_versions(&[
-        &rustls::version::TLS13,
-        &rustls::version::TLS12,
-    ])
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .map_err(|e| format!("the TLS certificate and key do not fit: {e}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    rustls::sign::CertifiedKey::from_der(chain, key, &provider)
+        .map_err(|e| format!("the TLS certificate and key do not fit: {e}"))
 }
 
 /// HTTP/1.1 and HTTP/2 settings, chosen per connection by ALPN: sniffing the

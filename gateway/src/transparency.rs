@@ -27,7 +27,8 @@ pub fn verifier_key(app: &App) -> String {
     note::verifier_key(&origin(app), app.keys.checkpoint.public_key().as_ref())
 }
 
-/// Signs the tree head every [`CHECKPOINT_INTERVAL`] if it grew (and at start
+/// Signs the tree head every [`CHECKPOINT_INTERVAL`] if it grew and this
+/// replica is the checkpointer (and at start
 /// if the last checkpoint is older than the tree, or there is none), until
 /// `stop` turns true.
 pub async fn run_checkpointer(app: Arc<App>, mut stop: watch::Receiver<bool>) {
@@ -60,6 +61,16 @@ pub async fn final_checkpoint(app: &App) {
 }
 
 async fn sign_if_grown(app: &App, signed: &mut Option<u64>) {
+    // Replicas on one PostgreSQL database: only the holder of the store's
+    // checkpointer lock signs; another takes over when it dies.
+    match app.store.try_become_checkpointer().await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell whether this replica signs checkpoints");
+            return;
+        }
+    }
     let head = match app.store.tree_head().await {
         Ok(h) => h,
         Err(e) => {

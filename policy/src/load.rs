@@ -52,11 +52,20 @@ pub fn parse_policy(file: &str, text: &str) -> Result<Policy, Vec<PolicyError>> 
         Ok(raw) => raw,
         Err(e) => {
             let line = e.span().map_or(0, |s| lines.line(s.start));
+            // One line, as `bru check` prints `file:line: message`.
+            let mut message = one_line(e.message().trim().replace('\n', "; "));
+            if message.is_empty() {
+                // toml has no message for some errors, e.g. a control
+                // character in a comment (found by fuzzing): name the character.
+                message = match e.span().and_then(|s| text.get(s.start..)?.chars().next()) {
+                    Some(c) => format!("not valid TOML at character {c:?}"),
+                    None => "not valid TOML".to_owned(),
+                };
+            }
             return Err(vec![PolicyError {
                 file: file.to_owned(),
                 line,
-                // One line, as `bru check` prints `file:line: message`.
-                message: e.message().trim().replace('\n', "; "),
+                message,
             }]);
         }
     };
@@ -246,7 +255,7 @@ impl Validator<'_> {
         self.errors.push(PolicyError {
             file: self.file.to_owned(),
             line: self.lines.line(span.start),
-            message: message.into(),
+            message: one_line(message.into()),
         });
     }
 
@@ -827,6 +836,25 @@ impl Validator<'_> {
             en: en.clone(),
         }
     }
+}
+
+/// Messages quote values from the file, and a TOML string may hold control
+/// characters (`"a\nb"`): escape them, so that `file:line: message` stays one
+/// line (found by fuzzing).
+fn one_line(message: String) -> String {
+    if !message.contains(char::is_control) {
+        return message;
+    }
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Remembers where `key` was first seen; `Some(that line)` if this is not the first time.

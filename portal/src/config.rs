@@ -206,7 +206,10 @@ fn oidc(
             "portal.redirect_url must be an https URL whose path is {CALLBACK_PATH}"
         )),
     }
-    let scope = raw.scope.clone().unwrap_or_else(|| DEFAULT_SCOPE.to_owned());
+    let scope = raw
+        .scope
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SCOPE.to_owned());
     if !scope.split(' ').any(|s| s == "openid") {
         errors.push("portal.scope must include openid".to_owned());
     }
@@ -260,10 +263,7 @@ pub fn is_allowed_url(url: &str) -> bool {
     }
     match u.scheme() {
         "https" => true,
-        "http" => matches!(
-            u.host_str(),
-            Some("localhost" | "127.0.0.1" | "[::1]")
-        ),
+        "http" => matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")),
         _ => false,
     }
 }

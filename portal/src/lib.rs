@@ -1,1 +1,943 @@
-//! The citizen portal (being written).
+//! Bru's citizen portal (SPEC section 4): log in with ID-porten, answer and
+//! withdraw consents, and read who has fetched my data.
+//!
+//! - `/`: what Bru is, log in;
+//! - `/samtykke`, `/samtykke/{id}`: my consents; one request in plain
+//!   language, with approve / reject, or withdraw;
+//! - `/innsyn`: every decision about me, with a link to its inclusion proof;
+//! - `/logg-inn`, `/innlogging/callback`, `/logg-ut`: OpenID Connect
+//!   (authorization code + PKCE) and the session ([`session`]);
+//! - `/demo/idporten/login`: in `bru demo` only, a person picker instead of
+//!   ID-porten ([`Portal::with_demo_login`]).
+//!
+//! Every change of a consent goes through consent-db's lifecycle
+//! (`Store::citizen_action`); what a page shows is built in [`view`], which
+//! the gateway's citizen JSON API shares. The pages work without JavaScript,
+//! under a CSP with no inline script or style.
+//!
+//! Architecture invariant: the portal decides nothing about data access and
+//! knows nothing of the data plane; it reads the store and the policy, and
+//! changes consents only through the store's lifecycle functions.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod error;
+pub mod oidc;
+mod pages;
+pub mod session;
+pub mod text;
+pub mod view;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use consent_db::{CitizenAction, ConsentError, Pseudonymiser, Store, Timestamp};
+use maud::Markup;
+use policy::{PersonNumber, Policy};
+use serde::Deserialize;
+
+pub use config::{PortalConfig, RawPortalConfig};
+pub use error::{OidcError, PortalError};
+
+use pages::{Ctx, Nav, Notice};
+use session::{Lookup, Session, Sessions};
+use text::Lang;
+
+/// The CSS, served from `/static/portal.css`.
+const CSS: &str = include_str!("../static/portal.css");
+/// No script at all; styles and forms only from Bru itself.
+const CSP: &str = "default-src 'self'; script-src 'none'; object-src 'none'; img-src 'self'; \
+                   frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+/// The access log shows at most this many of the newest decisions.
+const MAX_TRANSFERS_SHOWN: usize = 200;
+const TRANSFER_PAGE: u32 = 500;
+/// A citizen with more records than this is shown the newest of these.
+const MAX_TRANSFERS_READ: usize = 20_000;
+
+/// What the portal needs from the running gateway.
+pub struct PortalDeps {
+    pub store: Store,
+    pub policy: Policy,
+    /// The same pseudonyms the audit records carry.
+    pub pseudonyms: Pseudonymiser,
+    /// Bru's public URL (`https://bru.example`), as the browser sees it.
+    pub public_url: String,
+    pub allow_synthetic_ids: bool,
+}
+
+/// One of the demo persons the demo login offers.
+#[derive(Clone)]
+pub struct DemoPerson {
+    pub pid: String,
+    pub name: String,
+}
+
+pub struct Portal {
+    deps: PortalDeps,
+    origin: String,
+    sessions: Sessions,
+    oidc: Option<oidc::OidcClient>,
+    demo_persons: Vec<DemoPerson>,
+}
+
+impl Portal {
+    /// Reads the session key and the client secret; contacts nobody (the
+    /// provider's discovery document is fetched at the first login).
+    pub fn new(config: &PortalConfig, deps: PortalDeps) -> Result<Portal, PortalError> {
+        let key = config.session_key.read().map_err(PortalError::Config)?;
+        let sessions = Sessions::new(
+            session::CookieKey::derive(&key)?,
+            config.idle_timeout,
+            config.absolute_timeout,
+        );
+        let oidc = config.oidc.clone().map(oidc::OidcClient::new).transpose()?;
+        let origin = reqwest::Url::parse(&deps.public_url)
+            .map(|u| u.origin().ascii_serialization())
+            .map_err(|_| PortalError::Config("public_url is not a URL".into()))?;
+        Ok(Portal {
+            deps,
+            origin,
+            sessions,
+            oidc,
+            demo_persons: Vec::new(),
+        })
+    }
+
+    /// Offers these persons at `/demo/idporten/login` (`bru demo` only).
+    pub fn with_demo_login(mut self, persons: Vec<DemoPerson>) -> Portal {
+        self.demo_persons = persons;
+        self
+    }
+
+    /// The portal's routes, with its security headers on every answer.
+    pub fn router(self: Arc<Self>) -> Router {
+        let mut router = Router::new()
+            .route("/", get(home))
+            .route("/static/portal.css", get(css))
+            .route("/samtykke", get(consents))
+            .route("/samtykke/{id}", get(consent).post(answer))
+            .route("/innsyn", get(transfers))
+            .route("/logg-inn", get(login))
+            .route(config::CALLBACK_PATH, get(callback))
+            .route("/logg-ut", axum::routing::post(logout));
+        if !self.demo_persons.is_empty() {
+            router = router.route("/demo/idporten/login", get(demo_picker).post(demo_login));
+        }
+        router
+            .with_state(self)
+            .layer(axum::middleware::map_response(security_headers))
+    }
+
+    fn login_path(&self, next: &str) -> Option<String> {
+        (self.oidc.is_some() || !self.demo_persons.is_empty())
+            .then(|| format!("/logg-inn?neste={}", session::safe_next(next)))
+    }
+
+    /// The citizen behind a session (the number was checked at login).
+    fn citizen(&self, session: &Session) -> Option<PersonNumber> {
+        PersonNumber::parse(&session.pid, self.deps.allow_synthetic_ids).ok()
+    }
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Pages are about one person: never kept by a browser or a proxy.
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+// ---- request context ---------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct LangQuery {
+    lang: Option<String>,
+}
+
+/// The language of the request and, when `?lang=` chose one, the cookie
+/// that keeps it.
+fn language(headers: &HeaderMap, query: &LangQuery) -> (Lang, Option<HeaderValue>) {
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let lang = text::negotiate(
+        query.lang.as_deref(),
+        session::cookie(headers, session::LANG_COOKIE),
+        accept,
+    );
+    let cookie = query
+        .lang
+        .as_deref()
+        .and_then(Lang::from_tag)
+        .and_then(|l| session::set_lasting_cookie(session::LANG_COOKIE, l.code(), 365 * 24 * 3600));
+    (lang, cookie)
+}
+
+/// A page answer with the cookies it sets.
+fn html(status: StatusCode, markup: Markup, cookies: &[Option<HeaderValue>]) -> Response {
+    let mut response = (status, markup.into_string()).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    for c in cookies.iter().flatten() {
+        h.append(header::SET_COOKIE, c.clone());
+    }
+    response
+}
+
+/// 303 See Other to one of our own paths (after a POST, or into a login).
+fn see_other(location: &str, cookies: &[Option<HeaderValue>]) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        h.insert(header::LOCATION, v);
+    }
+    for c in cookies.iter().flatten() {
+        h.append(header::SET_COOKIE, c.clone());
+    }
+    response
+}
+
+/// The logged-in citizen of a page that needs one, or the answer that sends
+/// the browser to log in (telling why, when the session timed out).
+#[allow(clippy::result_large_err)]
+fn require(
+    portal: &Portal,
+    headers: &HeaderMap,
+    lang: Lang,
+    path: &str,
+) -> Result<(Session, PersonNumber, Option<HeaderValue>), Response> {
+    match portal.sessions.lookup(headers, now()) {
+        Lookup::Active { session, refresh } => match portal.citizen(&session) {
+            Some(pid) => {
+                let cookie = refresh.and_then(|v| session::set_cookie(session::SESSION_COOKIE, &v));
+                Ok((session, pid, cookie))
+            }
+            None => Err(see_other(
+                "/",
+                &[Some(session::clear_cookie(session::SESSION_COOKIE))],
+            )),
+        },
+        Lookup::Expired => {
+            let ctx = Ctx {
+                lang,
+                path: "/",
+                nav: Nav::Home,
+                csrf: None,
+            };
+            let note = Notice::Info(
+                lang.t(
+                    "Du ble logget ut fordi det gikk lang tid. Logg inn på nytt for å fortsette.",
+                    "You were logged out because some time passed. Log in again to continue.",
+                )
+                .to_owned(),
+            );
+            let login = portal.login_path(path);
+            Err(html(
+                StatusCode::OK,
+                pages::home(&ctx, Some(&note), login.as_deref()),
+                &[Some(session::clear_cookie(session::SESSION_COOKIE))],
+            ))
+        }
+        Lookup::None => match portal.login_path(path) {
+            Some(login) => Err(see_other(&login, &[])),
+            None => Err(see_other("/", &[])),
+        },
+    }
+}
+
+fn store_failed(lang: Lang, path: &str, e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "the portal could not read or write the store");
+    let ctx = Ctx {
+        lang,
+        path,
+        nav: Nav::None,
+        csrf: None,
+    };
+    let mut r = html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        pages::error(
+            &ctx,
+            lang.t("Noe gikk galt", "Something went wrong"),
+            lang.t(
+                "Bru får ikke kontakt med lageret sitt akkurat nå. Prøv igjen om litt.",
+                "Bru cannot reach its store right now. Try again in a little while.",
+            ),
+            Some(path),
+        ),
+        &[],
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
+}
+
+fn not_found(lang: Lang, session: &Session, path: &str) -> Response {
+    let ctx = Ctx {
+        lang,
+        path,
+        nav: Nav::Consents,
+        csrf: Some(&session.csrf),
+    };
+    html(
+        StatusCode::NOT_FOUND,
+        pages::error(
+            &ctx,
+            lang.t("Fant ikke samtykket", "Consent not found"),
+            lang.t(
+                "Du har ikke noe samtykke med denne lenken. Kanskje gjelder det en annen person?",
+                "You have no consent with this link. Perhaps it is about someone else?",
+            ),
+            None,
+        ),
+        &[],
+    )
+}
+
+// ---- pages ---------------------------------------------------------------------------
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct HomeQuery {
+    lang: Option<String>,
+    /// Set after a logout, to say so.
+    utlogget: Option<String>,
+}
+
+async fn home(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    query: Result<Query<HomeQuery>, QueryRejection>,
+) -> Response {
+    let query = query.map(|q| q.0).unwrap_or_default();
+    let (lang, lang_cookie) = language(
+        &headers,
+        &LangQuery {
+            lang: query.lang.clone(),
+        },
+    );
+    let lookup = portal.sessions.lookup(&headers, now());
+    let (csrf, refresh) = match &lookup {
+        Lookup::Active { session, refresh } => (
+            Some(session.csrf.as_str()),
+            refresh
+                .as_deref()
+                .and_then(|v| session::set_cookie(session::SESSION_COOKIE, v)),
+        ),
+        _ => (None, None),
+    };
+    let note = match (&lookup, query.utlogget.is_some()) {
+        (Lookup::Expired, _) => Some(Notice::Info(
+            lang.t(
+                "Du ble logget ut fordi det gikk lang tid.",
+                "You were logged out because some time passed.",
+            )
+            .to_owned(),
+        )),
+        (Lookup::None, true) => Some(Notice::Info(
+            lang.t("Du er logget ut.", "You are logged out.").to_owned(),
+        )),
+        _ => None,
+    };
+    let ctx = Ctx {
+        lang,
+        path: "/",
+        nav: Nav::Home,
+        csrf,
+    };
+    let login = portal.login_path("/samtykke");
+    html(
+        StatusCode::OK,
+        pages::home(&ctx, note.as_ref(), login.as_deref()),
+        &[lang_cookie, refresh],
+    )
+}
+
+async fn consents(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    query: Result<Query<LangQuery>, QueryRejection>,
+) -> Response {
+    let query = query.map(|q| q.0).unwrap_or_default();
+    let (lang, lang_cookie) = language(&headers, &query);
+    let path = "/samtykke";
+    let (session, me, refresh) = match require(&portal, &headers, lang, path) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let rows = match portal
+        .deps
+        .store
+        .consents_by_subject(&me, Timestamp::now())
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => return store_failed(lang, path, &e),
+    };
+    let grouped = view::group(&rows);
+    let views = |rows: &[&consent_db::ConsentRow]| -> Vec<view::ConsentView> {
+        rows.iter()
+            .map(|r| view::consent(&portal.deps.policy, r))
+            .collect()
+    };
+    let ctx = Ctx {
+        lang,
+        path,
+        nav: Nav::Consents,
+        csrf: Some(&session.csrf),
+    };
+    html(
+        StatusCode::OK,
+        pages::consents(
+            &ctx,
+            &views(&grouped.pending),
+            &views(&grouped.active),
+            &views(&grouped.past),
+        ),
+        &[lang_cookie, refresh],
+    )
+}
+
+#[derive(Deserialize, Default)]
+struct ConsentQuery {
+    lang: Option<String>,
+    /// What the citizen just did: `accept`, `reject` or `revoke`.
+    utfort: Option<String>,
+}
+
+async fn consent(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<Query<ConsentQuery>, QueryRejection>,
+) -> Response {
+    let query = query.map(|q| q.0).unwrap_or_default();
+    let (lang, lang_cookie) = language(
+        &headers,
+        &LangQuery {
+            lang: query.lang.clone(),
+        },
+    );
+    if !is_consent_id(&id) {
+        return see_other("/samtykke", &[]);
+    }
+    let path = format!("/samtykke/{id}");
+    let (session, me, refresh) = match require(&portal, &headers, lang, &path) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (row, events) = match portal
+        .deps
+        .store
+        .get_consent_with_events(&id, Timestamp::now())
+        .await
+    {
+        Ok(Some((row, events))) if view::visible_to(&row, &me) => (row, events),
+        Ok(_) => return not_found(lang, &session, &path),
+        Err(e) => return store_failed(lang, &path, &e),
+    };
+    let done = query.utfort.as_deref();
+    let note = match done {
+        Some("accept") => Some(Notice::Info(
+            lang.t(
+                "Takk. Du har gitt samtykke.",
+                "Thank you. You have given your consent.",
+            )
+            .to_owned(),
+        )),
+        Some("reject") => Some(Notice::Info(
+            lang.t(
+                "Du har sagt nei. Ingen kan hente opplysningene med denne forespørselen.",
+                "You have said no. Nobody can fetch the information with this request.",
+            )
+            .to_owned(),
+        )),
+        Some("revoke") => Some(Notice::Info(
+            lang.t(
+                "Samtykket er trukket tilbake. Ingen kan bruke det lenger.",
+                "The consent is withdrawn. Nobody can use it any more.",
+            )
+            .to_owned(),
+        )),
+        Some("conflict") => Some(Notice::Error(
+            lang.t(
+                "Dette samtykket kan ikke endres lenger. Se statusen under.",
+                "This consent can no longer be changed. See its status below.",
+            )
+            .to_owned(),
+        )),
+        _ => None,
+    };
+    // After an answer, the requester's own page is one click away.
+    let return_link = match done {
+        Some("accept" | "reject") => row.redirect_url.as_deref(),
+        _ => None,
+    };
+    let v = view::consent(&portal.deps.policy, &row);
+    let ctx = Ctx {
+        lang,
+        path: &path,
+        nav: Nav::Consents,
+        csrf: Some(&session.csrf),
+    };
+    html(
+        StatusCode::OK,
+        pages::consent(&ctx, &v, &events, note.as_ref(), return_link),
+        &[lang_cookie, refresh],
+    )
+}
+
+#[derive(Deserialize)]
+struct AnswerForm {
+    csrf: Option<String>,
+    action: Option<String>,
+}
+
+/// Whether a form POST comes from our own pages: the CSRF token always,
+/// and the `Origin` header where the browser sends one.
+fn form_ok(portal: &Portal, headers: &HeaderMap, expected: &str, submitted: Option<&str>) -> bool {
+    let origin_ok = match headers.get(header::ORIGIN).map(|o| o.to_str()) {
+        None => true,
+        Some(Ok(origin)) => origin == portal.origin,
+        Some(Err(_)) => false,
+    };
+    origin_ok && session::csrf_ok(expected, submitted)
+}
+
+fn forbidden(lang: Lang, path: &str) -> Response {
+    let ctx = Ctx {
+        lang,
+        path,
+        nav: Nav::None,
+        csrf: None,
+    };
+    html(
+        StatusCode::FORBIDDEN,
+        pages::error(
+            &ctx,
+            lang.t("Skjemaet er utløpt", "The form has expired"),
+            lang.t(
+                "Svaret ditt ble ikke lagret, fordi siden var for gammel eller ikke kom fra Bru. Gå tilbake og prøv igjen.",
+                "Your answer was not saved, because the page was too old or did not come from Bru. Go back and try again.",
+            ),
+            Some(path),
+        ),
+        &[],
+    )
+}
+
+/// Approve, reject or withdraw: one POST, then back to the consent's page.
+async fn answer(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<AnswerForm>, FormRejection>,
+) -> Response {
+    let (lang, _) = language(&headers, &LangQuery::default());
+    if !is_consent_id(&id) {
+        return see_other("/samtykke", &[]);
+    }
+    let path = format!("/samtykke/{id}");
+    let (session, me, refresh) = match require(&portal, &headers, lang, &path) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Ok(Form(form)) = form else {
+        return forbidden(lang, &path);
+    };
+    if !form_ok(&portal, &headers, &session.csrf, form.csrf.as_deref()) {
+        return forbidden(lang, &path);
+    }
+    let action = match form.action.as_deref() {
+        Some("accept") => CitizenAction::Accept,
+        Some("reject") => CitizenAction::Reject,
+        Some("revoke") => CitizenAction::Revoke,
+        _ => return see_other(&path, &[refresh]),
+    };
+    let now = Timestamp::now();
+    let outcome = match portal
+        .deps
+        .store
+        .citizen_action(&id, &me, action, now)
+        .await
+    {
+        Ok(row) => {
+            tracing::info!(consent_id = %row.id, action = action.as_str(), "citizen answered a consent in the portal");
+            action.as_str()
+        }
+        // A second click on the same button: it already took effect.
+        Err(ConsentError::InvalidTransition { state, .. }) if state == action.outcome().0 => {
+            action.as_str()
+        }
+        Err(ConsentError::InvalidTransition { .. }) => "conflict",
+        Err(ConsentError::NotFound) => return not_found(lang, &session, &path),
+        Err(ConsentError::Store(e)) => return store_failed(lang, &path, &e),
+    };
+    see_other(&format!("{path}?utfort={outcome}"), &[refresh])
+}
+
+async fn transfers(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    query: Result<Query<LangQuery>, QueryRejection>,
+) -> Response {
+    let query = query.map(|q| q.0).unwrap_or_default();
+    let (lang, lang_cookie) = language(&headers, &query);
+    let path = "/innsyn";
+    let (session, me, refresh) = match require(&portal, &headers, lang, path) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let subject_ref = portal.deps.pseudonyms.subject_ref(&me);
+    // The newest first: read the citizen's records in pages, keep the tail.
+    let mut newest: std::collections::VecDeque<consent_db::AuditRecord> = Default::default();
+    let (mut after, mut read, mut truncated) = (None, 0usize, false);
+    loop {
+        let page = match view::transfers(
+            &portal.deps.store,
+            subject_ref.clone(),
+            after,
+            TRANSFER_PAGE,
+        )
+        .await
+        {
+            Ok(p) => p,
+            Err(e) => return store_failed(lang, path, &e),
+        };
+        read += page.records.len();
+        for r in page.records {
+            if newest.len() == MAX_TRANSFERS_SHOWN {
+                newest.pop_front();
+                truncated = true;
+            }
+            newest.push_back(r);
+        }
+        match page.next {
+            Some(next) if read < MAX_TRANSFERS_READ => after = Some(next),
+            Some(_) => {
+                truncated = true;
+                break;
+            }
+            None => break,
+        }
+    }
+    let items: Vec<view::TransferView> = newest
+        .iter()
+        .rev()
+        .map(|r| view::transfer(&portal.deps.policy, r))
+        .collect();
+    let ctx = Ctx {
+        lang,
+        path,
+        nav: Nav::Transfers,
+        csrf: Some(&session.csrf),
+    };
+    html(
+        StatusCode::OK,
+        pages::transfers(&ctx, &items, truncated),
+        &[lang_cookie, refresh],
+    )
+}
+
+// ---- login and logout ---------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct LoginQuery {
+    neste: Option<String>,
+    lang: Option<String>,
+}
+
+fn login_failed(lang: Lang, status: StatusCode, why: &dyn std::fmt::Display) -> Response {
+    tracing::warn!(error = %why, "a portal login failed");
+    let ctx = Ctx {
+        lang,
+        path: "/",
+        nav: Nav::None,
+        csrf: None,
+    };
+    html(
+        status,
+        pages::error(
+            &ctx,
+            lang.t("Innloggingen mislyktes", "The login failed"),
+            lang.t(
+                "Vi fikk ikke logget deg inn. Prøv igjen. Hvis det ikke går, kan du prøve igjen senere.",
+                "We could not log you in. Try again. If it does not work, you can try again later.",
+            ),
+            Some("/logg-inn"),
+        ),
+        &[Some(session::clear_cookie(session::LOGIN_COOKIE))],
+    )
+}
+
+/// 502 when the provider failed us, 403 when the login itself is refused.
+fn oidc_status(e: &OidcError) -> StatusCode {
+    match e {
+        OidcError::Unavailable(_) | OidcError::Protocol(_) => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::FORBIDDEN,
+    }
+}
+
+/// Starts a login: with the OpenID provider, or (demo) at the person picker.
+async fn login(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    query: Result<Query<LoginQuery>, QueryRejection>,
+) -> Response {
+    let query = query.map(|q| q.0).unwrap_or_default();
+    let (lang, lang_cookie) = language(
+        &headers,
+        &LangQuery {
+            lang: query.lang.clone(),
+        },
+    );
+    let next = session::safe_next(query.neste.as_deref().unwrap_or("/samtykke")).to_owned();
+    let Some(oidc) = &portal.oidc else {
+        if !portal.demo_persons.is_empty() {
+            return see_other(
+                &format!("/demo/idporten/login?neste={next}"),
+                &[lang_cookie],
+            );
+        }
+        return see_other("/", &[lang_cookie]);
+    };
+    let state = match session::LoginState::new(&next, now()) {
+        Ok(s) => s,
+        Err(e) => return login_failed(lang, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let sealed = match portal.sessions.seal_login(&state) {
+        Ok(s) => s,
+        Err(e) => return login_failed(lang, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    match oidc.authorization_url(&state, lang.code()).await {
+        Ok(url) => see_other(
+            &url,
+            &[
+                session::set_cookie(session::LOGIN_COOKIE, &sealed),
+                lang_cookie,
+            ],
+        ),
+        Err(e) => login_failed(lang, oidc_status(&e), &e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// The provider sends the browser back here with a code (or an error).
+async fn callback(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    query: Result<Query<CallbackQuery>, QueryRejection>,
+) -> Response {
+    let (lang, _) = language(&headers, &LangQuery::default());
+    let query = query.map(|q| q.0).unwrap_or_default();
+    let Some(oidc) = &portal.oidc else {
+        return see_other("/", &[]);
+    };
+    let now = now();
+    let Some(login) = portal.sessions.login_state(&headers, now) else {
+        return login_failed(lang, StatusCode::FORBIDDEN, &OidcError::StateMismatch);
+    };
+    if !session::csrf_ok(&login.state, query.state.as_deref()) {
+        return login_failed(lang, StatusCode::FORBIDDEN, &OidcError::StateMismatch);
+    }
+    if let Some(error) = query.error.as_deref() {
+        return login_failed(
+            lang,
+            StatusCode::FORBIDDEN,
+            &OidcError::Denied(oidc::short(error)),
+        );
+    }
+    let Some(code) = query
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= 2048)
+    else {
+        return login_failed(lang, StatusCode::BAD_REQUEST, &"the callback has no code");
+    };
+    let citizen = match oidc
+        .finish(code, &login, portal.deps.allow_synthetic_ids)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return login_failed(lang, oidc_status(&e), &e),
+    };
+    start_session(&portal, lang, &citizen.pid, &citizen.acr, &login.next)
+}
+
+fn start_session(
+    portal: &Portal,
+    lang: Lang,
+    pid: &PersonNumber,
+    acr: &str,
+    next: &str,
+) -> Response {
+    match portal.sessions.start(pid, acr, now()) {
+        Ok((_, sealed)) => {
+            tracing::info!(acr, "a citizen logged in to the portal");
+            see_other(
+                session::safe_next(next),
+                &[
+                    session::set_cookie(session::SESSION_COOKIE, &sealed),
+                    Some(session::clear_cookie(session::LOGIN_COOKIE)),
+                ],
+            )
+        }
+        Err(e) => login_failed(lang, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    csrf: Option<String>,
+}
+
+/// Ends the session here. (ID-porten's own single sign-on session is not
+/// ended: RP-initiated logout is not implemented yet.)
+async fn logout(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    form: Result<Form<LogoutForm>, FormRejection>,
+) -> Response {
+    let (lang, _) = language(&headers, &LangQuery::default());
+    let clear = Some(session::clear_cookie(session::SESSION_COOKIE));
+    match portal.sessions.lookup(&headers, now()) {
+        Lookup::Active { session, .. } => {
+            let submitted = form.as_ref().ok().and_then(|f| f.csrf.as_deref());
+            if !form_ok(&portal, &headers, &session.csrf, submitted) {
+                return forbidden(lang, "/");
+            }
+            see_other("/?utlogget=1", &[clear])
+        }
+        _ => see_other("/?utlogget=1", &[clear]),
+    }
+}
+
+// ---- demo login ---------------------------------------------------------------------
+
+async fn demo_picker(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    query: Result<Query<LoginQuery>, QueryRejection>,
+) -> Response {
+    let query = query.map(|q| q.0).unwrap_or_default();
+    let (lang, lang_cookie) = language(
+        &headers,
+        &LangQuery {
+            lang: query.lang.clone(),
+        },
+    );
+    let next = query.neste.as_deref().unwrap_or("/samtykke");
+    // The picker's form is protected like any other: its token lives in the
+    // login cookie until the POST.
+    let state = match session::LoginState::new(next, now()) {
+        Ok(s) => s,
+        Err(e) => return login_failed(lang, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let sealed = match portal.sessions.seal_login(&state) {
+        Ok(s) => s,
+        Err(e) => return login_failed(lang, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let path = "/demo/idporten/login";
+    let ctx = Ctx {
+        lang,
+        path,
+        nav: Nav::None,
+        csrf: None,
+    };
+    html(
+        StatusCode::OK,
+        pages::demo_picker(&ctx, &portal.demo_persons, &state.state),
+        &[
+            session::set_cookie(session::LOGIN_COOKIE, &sealed),
+            lang_cookie,
+        ],
+    )
+}
+
+#[derive(Deserialize)]
+struct DemoLoginForm {
+    csrf: Option<String>,
+    pid: Option<String>,
+}
+
+async fn demo_login(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    form: Result<Form<DemoLoginForm>, FormRejection>,
+) -> Response {
+    let (lang, _) = language(&headers, &LangQuery::default());
+    let Some(login) = portal.sessions.login_state(&headers, now()) else {
+        return forbidden(lang, "/demo/idporten/login");
+    };
+    let Ok(Form(form)) = form else {
+        return forbidden(lang, "/demo/idporten/login");
+    };
+    if !form_ok(&portal, &headers, &login.state, form.csrf.as_deref()) {
+        return forbidden(lang, "/demo/idporten/login");
+    }
+    // Only the demo persons: this is a picker, not a way to be anyone.
+    let picked = form
+        .pid
+        .as_deref()
+        .filter(|pid| portal.demo_persons.iter().any(|p| p.pid == *pid))
+        .and_then(|pid| PersonNumber::parse(pid, true).ok());
+    match picked {
+        Some(pid) => start_session(&portal, lang, &pid, oidc_demo_acr(), &login.next),
+        None => see_other("/demo/idporten/login", &[]),
+    }
+}
+
+/// The level the demo ID-porten vouches for (as its tokens do).
+fn oidc_demo_acr() -> &'static str {
+    config::DEFAULT_ACR
+}
+
+/// Ids Bru issues are UUIDs; anything else is not looked up.
+pub fn is_consent_id(id: &str) -> bool {
+    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests;

@@ -72,9 +72,7 @@ impl Metadata {
             ("jwks_uri", &self.jwks_uri),
         ] {
             if !is_allowed_url(url) {
-                return Err(OidcError::Protocol(format!(
-                    "{name} is not an https URL"
-                )));
+                return Err(OidcError::Protocol(format!("{name} is not an https URL")));
             }
         }
         if let Some(methods) = &self.code_challenge_methods_supported {
@@ -154,7 +152,9 @@ pub fn check_claims(
 ) -> Result<Citizen, OidcError> {
     let leeway = LEEWAY_S as i64;
     if claims.iss != expected.issuer {
-        return Err(OidcError::InvalidIdToken("iss is not the configured issuer"));
+        return Err(OidcError::InvalidIdToken(
+            "iss is not the configured issuer",
+        ));
     }
     if !claims.aud.contains(expected.client_id) {
         return Err(OidcError::InvalidIdToken("aud does not name this client"));
@@ -169,7 +169,9 @@ pub fn check_claims(
         return Err(OidcError::InvalidIdToken("the id_token has expired"));
     }
     if claims.iat > now + leeway {
-        return Err(OidcError::InvalidIdToken("the id_token is issued in the future"));
+        return Err(OidcError::InvalidIdToken(
+            "the id_token is issued in the future",
+        ));
     }
     let nonce = claims.nonce.as_deref().unwrap_or_default();
     if nonce.is_empty()
@@ -179,7 +181,11 @@ pub fn check_claims(
         return Err(OidcError::InvalidIdToken("the nonce does not match"));
     }
     let acr = claims.acr.clone().unwrap_or_default();
-    if ACR_LEVELS.iter().position(|l| *l == acr).is_none_or(|l| l < 1) {
+    if ACR_LEVELS
+        .iter()
+        .position(|l| *l == acr)
+        .is_none_or(|l| l < 1)
+    {
         return Err(OidcError::InsufficientAcr);
     }
     let person = match (&claims.pid, expected.sub_as_pid) {
@@ -223,7 +229,9 @@ pub fn verify_signature(id_token: &str, jwks: &JwkSet) -> Result<IdTokenClaims, 
         return Err(OidcError::InvalidIdToken("the token names its own key"));
     }
     if header.crit.is_some() {
-        return Err(OidcError::InvalidIdToken("critical header extensions are not supported"));
+        return Err(OidcError::InvalidIdToken(
+            "critical header extensions are not supported",
+        ));
     }
     let jwk = match &header.kid {
         Some(kid) => jwks.find(kid),
@@ -270,7 +278,9 @@ impl OidcClient {
             .trim()
             .to_owned();
         if secret.is_empty() {
-            return Err(PortalError::Config("the portal client secret is empty".into()));
+            return Err(PortalError::Config(
+                "the portal client secret is empty".into(),
+            ));
         }
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
@@ -278,9 +288,8 @@ impl OidcClient {
             // Every endpoint comes from discovery; a redirect would be somewhere else.
             .redirect(reqwest::redirect::Policy::none());
         if let Some(ca) = &config.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| {
-                PortalError::Config(format!("cannot read {}: {e}", ca.display()))
-            })?;
+            let pem = std::fs::read(ca)
+                .map_err(|e| PortalError::Config(format!("cannot read {}: {e}", ca.display())))?;
             let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
                 PortalError::Config(format!("{} is not a PEM certificate: {e}", ca.display()))
             })?;
@@ -469,7 +478,8 @@ async fn read_json<T: serde::de::DeserializeOwned>(
             .unwrap_or_default();
         return Err(OidcError::Unavailable(format!("status {status} {error}")));
     }
-    serde_json::from_slice(&body).map_err(|_| OidcError::Protocol("the response is not the JSON expected".into()))
+    serde_json::from_slice(&body)
+        .map_err(|_| OidcError::Protocol("the response is not the JSON expected".into()))
 }
 
 /// At most 64 printable ASCII characters of a provider's error code.

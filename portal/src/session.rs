@@ -195,7 +195,12 @@ impl Sessions {
     }
 
     /// A new session for a citizen who just logged in, with a new CSRF token.
-    pub fn start(&self, pid: &policy::PersonNumber, acr: &str, now: i64) -> Result<(Session, String), PortalError> {
+    pub fn start(
+        &self,
+        pid: &policy::PersonNumber,
+        acr: &str,
+        now: i64,
+    ) -> Result<(Session, String), PortalError> {
         let session = Session {
             pid: pid.expose().to_owned(),
             acr: acr.to_owned(),

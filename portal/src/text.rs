@@ -91,8 +91,8 @@ pub fn negotiate(query: Option<&str>, cookie: Option<&str>, accept_language: Opt
 pub fn oslo(t: OffsetDateTime) -> OffsetDateTime {
     let utc = t.to_offset(UtcOffset::UTC);
     let year = utc.year();
-    let starts = last_sunday(year, Month::March).and_hms(1, 0, 0);
-    let ends = last_sunday(year, Month::October).and_hms(1, 0, 0);
+    let starts = last_sunday(year, Month::March).with_hms(1, 0, 0);
+    let ends = last_sunday(year, Month::October).with_hms(1, 0, 0);
     let local = utc.date().with_time(utc.time());
     let summer = match (starts, ends) {
         (Ok(s), Ok(e)) => local >= s && local < e,
@@ -114,12 +114,32 @@ fn last_sunday(year: i32, month: Month) -> Date {
 }
 
 const MONTHS_NB: [&str; 12] = [
-    "januar", "februar", "mars", "april", "mai", "juni", "juli", "august", "september", "oktober",
-    "november", "desember",
+    "januar",
+    "februar",
+    "mars",
+    "april",
+    "mai",
+    "juni",
+    "juli",
+    "august",
+    "september",
+    "oktober",
+    "november",
+    "desember",
 ];
 const MONTHS_EN: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 
 /// "23. desember 2026" / "23 December 2026", in Norwegian time.
@@ -136,8 +156,18 @@ pub fn date(lang: Lang, t: OffsetDateTime) -> String {
 pub fn date_time(lang: Lang, t: OffsetDateTime) -> String {
     let local = oslo(t);
     match lang {
-        Lang::Nb => format!("{} kl. {:02}.{:02}", date(lang, t), local.hour(), local.minute()),
-        Lang::En => format!("{} at {:02}:{:02}", date(lang, t), local.hour(), local.minute()),
+        Lang::Nb => format!(
+            "{} kl. {:02}.{:02}",
+            date(lang, t),
+            local.hour(),
+            local.minute()
+        ),
+        Lang::En => format!(
+            "{} at {:02}:{:02}",
+            date(lang, t),
+            local.hour(),
+            local.minute()
+        ),
     }
 }
 
@@ -199,18 +229,39 @@ mod tests {
         assert_eq!(date(Lang::Nb, t), "23. desember 2026");
         assert_eq!(date(Lang::En, t), "23 December 2026");
         // Summer time: UTC+2.
-        assert_eq!(date_time(Lang::Nb, datetime!(2026-06-01 12:05 UTC)), "1. juni 2026 kl. 14.05");
-        assert_eq!(date_time(Lang::En, datetime!(2026-01-01 12:05 UTC)), "1 January 2026 at 13:05");
+        assert_eq!(
+            date_time(Lang::Nb, datetime!(2026-06-01 12:05 UTC)),
+            "1. juni 2026 kl. 14.05"
+        );
+        assert_eq!(
+            date_time(Lang::En, datetime!(2026-01-01 12:05 UTC)),
+            "1 January 2026 at 13:05"
+        );
         // The switch: last Sunday of March 2026 is the 29th.
-        assert_eq!(oslo(datetime!(2026-03-29 00:59 UTC)).offset().whole_hours(), 1);
-        assert_eq!(oslo(datetime!(2026-03-29 01:00 UTC)).offset().whole_hours(), 2);
-        assert_eq!(oslo(datetime!(2026-10-25 00:59 UTC)).offset().whole_hours(), 2);
-        assert_eq!(oslo(datetime!(2026-10-25 01:00 UTC)).offset().whole_hours(), 1);
+        assert_eq!(
+            oslo(datetime!(2026-03-29 00:59 UTC)).offset().whole_hours(),
+            1
+        );
+        assert_eq!(
+            oslo(datetime!(2026-03-29 01:00 UTC)).offset().whole_hours(),
+            2
+        );
+        assert_eq!(
+            oslo(datetime!(2026-10-25 00:59 UTC)).offset().whole_hours(),
+            2
+        );
+        assert_eq!(
+            oslo(datetime!(2026-10-25 01:00 UTC)).offset().whole_hours(),
+            1
+        );
     }
 
     #[test]
     fn writes_running_text() {
-        assert_eq!(in_sentence("Søknad om omsorgsbolig"), "søknad om omsorgsbolig");
+        assert_eq!(
+            in_sentence("Søknad om omsorgsbolig"),
+            "søknad om omsorgsbolig"
+        );
         assert_eq!(in_sentence("NAV-saker"), "NAV-saker");
         assert_eq!(org_number("921429002"), "921 429 002");
         let items = ["a".to_owned(), "b".to_owned(), "c".to_owned()];

@@ -186,6 +186,7 @@ pub struct WorldBuilder {
     jwks_refresh_min_interval_ms: u64,
     shutdown_grace_ms: u64,
     header_read_timeout_ms: u64,
+    unauthenticated_rate: (u32, u32),
     closed_upstreams: Vec<String>,
     env: Vec<(String, String)>,
 }
@@ -199,6 +200,7 @@ impl Default for WorldBuilder {
             jwks_refresh_min_interval_ms: 10_000,
             shutdown_grace_ms: 30_000,
             header_read_timeout_ms: 10_000,
+            unauthenticated_rate: (100, 200),
             closed_upstreams: Vec::new(),
             env: Vec::new(),
         }
@@ -228,6 +230,12 @@ impl WorldBuilder {
 
     pub fn shutdown_grace_ms(mut self, n: u64) -> Self {
         self.shutdown_grace_ms = n;
+        self
+    }
+
+    /// Calls that fail authentication, per client address: (per second, burst).
+    pub fn unauthenticated_rate(mut self, per_second: u32, burst: u32) -> Self {
+        self.unauthenticated_rate = (per_second, burst);
         self
     }
 
@@ -319,6 +327,8 @@ impl WorldBuilder {
              max_header_bytes = {}\n\
              max_body_bytes = {}\n\
              header_read_timeout_ms = {}\n\
+             unauthenticated_per_second = {}\n\
+             unauthenticated_burst = {}\n\
              shutdown_grace_ms = {}\n\n\
              [store]\n\
              url = \"sqlite://bru.db\"\n\
@@ -331,6 +341,8 @@ impl WorldBuilder {
             self.max_header_bytes,
             self.max_body_bytes,
             self.header_read_timeout_ms,
+            self.unauthenticated_rate.0,
+            self.unauthenticated_rate.1,
             self.shutdown_grace_ms,
             issuer("test-mp", ISSUER_MP, "mp", "RS256", None),
             issuer("test-mp-es", ISSUER_ES, "es", "ES256", None),
@@ -338,6 +350,15 @@ impl WorldBuilder {
             upstream("k429", upstream_url(&k429)),
             upstream("nav", upstream_url(&nav)),
         );
+        let config = match postgres_url() {
+            // A PostgreSQL URL holds a password: config takes it from a file.
+            Some(base) => {
+                let url = fresh_postgres_database(&base).await;
+                std::fs::write(root.join("store.url"), url).expect("write store.url");
+                config.replacen("url = \"sqlite://bru.db\"", "url_file = \"store.url\"", 1)
+            }
+            None => config,
+        };
         let config_path = root.join("bru.toml");
         std::fs::write(&config_path, config).expect("write config");
         TestWorld {
@@ -353,6 +374,43 @@ impl WorldBuilder {
             env: self.env,
         }
     }
+}
+
+/// The server URL when the suite runs on PostgreSQL (`BRU_TEST_STORE=postgres`
+/// with `BRU_TEST_POSTGRES_URL`, see scripts/start-postgres); `None` on SQLite.
+pub fn postgres_url() -> Option<String> {
+    if std::env::var("BRU_TEST_STORE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let url = std::env::var("BRU_TEST_POSTGRES_URL")
+        .expect("BRU_TEST_STORE=postgres needs BRU_TEST_POSTGRES_URL (scripts/start-postgres)");
+    Some(url)
+}
+
+/// True, with the reason printed, when a test that needs SQLite itself (its
+/// file, a tmpfs under it) runs in the PostgreSQL pass.
+pub fn skip_on_postgres(why: &str) -> bool {
+    if postgres_url().is_some() {
+        eprintln!("SKIPPED on PostgreSQL: {why}");
+        return true;
+    }
+    false
+}
+
+/// `CREATE DATABASE bru_test_<random>` on the server of `base`; the new URL.
+pub async fn fresh_postgres_database(base: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("bru_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(base)
+        .await
+        .expect("connect to the test PostgreSQL server");
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create a test database");
+    let _ = conn.close().await;
+    let (server, _) = base.rsplit_once('/').expect("a postgres URL has a path");
+    format!("{server}/{name}")
 }
 
 /// Everything one test needs around a `bru` process.

@@ -585,6 +585,9 @@ async fn a_citizen_gets_the_proof_of_their_own_records_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bru_audit_verify_finds_every_kind_of_tampering() {
+    if world::skip_on_postgres("tampers with the SQLite file directly (python sqlite3)") {
+        return;
+    }
     let world = audit_world(TestWorld::builder(), None).await;
     let mut bru = world.start().await;
     let token = audit_token(&world);
@@ -788,6 +791,9 @@ fn fill(path: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_closed_and_readiness_follows_the_store() {
+    if world::skip_on_postgres("fills a tmpfs under the SQLite file") {
+        return;
+    }
     let disk = Tmpfs::mount("4m");
     let url = format!("sqlite://{}", disk.path().join("bru.db").display());
     let world = audit_world(TestWorld::builder().env("RUST_LOG", "warn"), Some(&url)).await;

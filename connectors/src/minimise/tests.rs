@@ -314,3 +314,42 @@ fn fhir_refuses_a_malformed_bundle() {
         MinimiseError::MalformedBundle(_)
     ));
 }
+
+// ---- found by fuzzing (fuzz/, docs/FUZZING.md) -----------------------------
+
+#[test]
+fn fuzz_numbers_keep_their_value_to_the_last_bit() {
+    // serde_json's default float parsing was one ULP off for these, so the
+    // minimised body held a different number than the provider sent.
+    for (input, expected) in [
+        ("0.5e83", 0.5e83_f64),
+        ("105340232221128654848", 105_340_232_221_128_654_848.0_f64),
+    ] {
+        for (mask, body) in [
+            (fields(&["n"]), format!(r#"[{{"n":{input}}}]"#)),
+            (
+                fhir(&["CarePlan"]),
+                format!(r#"{{"resourceType":"Bundle","n":{input}}}"#),
+            ),
+        ] {
+            let out = minimise(&mask, body.as_bytes()).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let n = v.pointer("/0/n").or_else(|| v.get("n")).unwrap();
+            assert_eq!(n.as_f64().unwrap().to_bits(), expected.to_bits(), "{input}");
+            assert_eq!(minimise(&mask, &out).unwrap(), out, "not idempotent: {input}");
+        }
+    }
+}
+
+#[test]
+fn fuzz_fhir_bundle_loses_contained_resources_of_other_types() {
+    check_value(
+        &fhir(&["CarePlan", "Bundle"]),
+        json!({"resourceType": "Bundle", "contained": [{"resourceType": "Patient"}],
+            "entry": [{"resource": {"resourceType": "Bundle",
+                "contained": [{"resourceType": "Patient"}, {"resourceType": "CarePlan"}]}}]}),
+        json!({"resourceType": "Bundle",
+            "entry": [{"resource": {"resourceType": "Bundle",
+                "contained": [{"resourceType": "CarePlan"}]}}]}),
+    );
+}

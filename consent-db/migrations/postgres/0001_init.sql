@@ -1,10 +1,11 @@
 -- The same schema as migrations/sqlite/0001_init.sql, in PostgreSQL's types.
--- Times are timestamptz; the store writes and reads them with millisecond
--- precision in UTC so a record's leaf bytes are reproducible.
+-- Times are TEXT as in SQLite (RFC 3339 UTC with fixed millisecond
+-- precision, which sorts as it compares), so a record's leaf bytes are the
+-- same bytes on both backends and `since`/`until` compare the same way.
 
 CREATE TABLE audit_records (
     idx         BIGINT      PRIMARY KEY CHECK (idx >= 0),
-    time        TIMESTAMPTZ NOT NULL,
+    time        TEXT COLLATE "C" NOT NULL,
     transfer_id TEXT        NOT NULL,
     kind        TEXT        NOT NULL CHECK (kind IN ('decision', 'outcome', 'audit_read')),
     consumer    TEXT,
@@ -21,7 +22,7 @@ CREATE TABLE audit_records (
     subject_ref TEXT,
     decision    TEXT        CHECK (decision IN ('allow', 'deny')),
     code        TEXT,
-    status      INTEGER     CHECK (status BETWEEN 100 AND 999),
+    status      BIGINT      CHECK (status BETWEEN 100 AND 999),
     bytes       BIGINT      CHECK (bytes >= 0),
     duration_ms BIGINT      CHECK (duration_ms >= 0)
 );
@@ -55,16 +56,16 @@ CREATE TABLE consents (
     requester    TEXT        NOT NULL,
     supplier     TEXT,
     subject      TEXT,
-    datasets     JSONB       NOT NULL, -- array of "provider/dataset"
+    datasets     TEXT        NOT NULL, -- array of "provider/dataset"
     purpose      TEXT        NOT NULL,
     status       TEXT        NOT NULL CHECK (status IN ('pending', 'granted', 'rejected', 'revoked', 'expired')),
-    valid_to     TIMESTAMPTZ NOT NULL,
+    valid_to     TEXT COLLATE "C" NOT NULL,
     max_uses     BIGINT      CHECK (max_uses IS NULL OR max_uses >= 0),
     uses         BIGINT      NOT NULL DEFAULT 0 CHECK (uses >= 0),
     redirect_url TEXT,
     message      TEXT,
-    created_at   TIMESTAMPTZ NOT NULL,
-    updated_at   TIMESTAMPTZ NOT NULL
+    created_at   TEXT COLLATE "C" NOT NULL,
+    updated_at   TEXT COLLATE "C" NOT NULL
 );
 
 CREATE INDEX consents_subject ON consents (subject);
@@ -75,6 +76,6 @@ CREATE TABLE consent_events (
     consent_id TEXT        NOT NULL REFERENCES consents (id),
     seq        BIGINT      NOT NULL CHECK (seq >= 0),
     type       TEXT        NOT NULL CHECK (type IN ('created', 'accepted', 'rejected', 'revoked', 'expired', 'used')),
-    at         TIMESTAMPTZ NOT NULL,
+    at         TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY (consent_id, seq)
 );

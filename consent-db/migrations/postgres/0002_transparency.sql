@@ -1,7 +1,7 @@
 -- The same schema as migrations/sqlite/0002_transparency.sql, in PostgreSQL's types.
 
 CREATE TABLE tree_nodes (
-    level SMALLINT NOT NULL CHECK (level BETWEEN 0 AND 63),
+    level BIGINT   NOT NULL CHECK (level BETWEEN 0 AND 63),
     idx   BIGINT   NOT NULL CHECK (idx >= 0),
     hash  BYTEA    NOT NULL CHECK (length(hash) = 32),
     PRIMARY KEY (level, idx)
@@ -10,7 +10,7 @@ CREATE TABLE tree_nodes (
 CREATE TABLE tree_heads (
     size BIGINT      PRIMARY KEY CHECK (size >= 0),
     root BYTEA       NOT NULL CHECK (length(root) = 32),
-    time TIMESTAMPTZ NOT NULL
+    time TEXT COLLATE "C" NOT NULL
 );
 
 CREATE TABLE checkpoints (
@@ -18,7 +18,7 @@ CREATE TABLE checkpoints (
     size BIGINT      NOT NULL CHECK (size >= 0),
     root BYTEA       NOT NULL CHECK (length(root) = 32),
     note TEXT        NOT NULL,
-    time TIMESTAMPTZ NOT NULL
+    time TEXT COLLATE "C" NOT NULL
 );
 
 CREATE INDEX checkpoints_size ON checkpoints (size, id);
@@ -44,6 +44,6 @@ CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON checkpoints
     FOR EACH STATEMENT EXECUTE FUNCTION transparency_append_only();
 
 CREATE TABLE heartbeat (
-    id SMALLINT    PRIMARY KEY CHECK (id = 1),
-    at TIMESTAMPTZ NOT NULL
+    id BIGINT      PRIMARY KEY CHECK (id = 1),
+    at TEXT COLLATE "C" NOT NULL
 );

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use policy::PersonNumber;
-use sqlx::Connection;
 use tempfile::TempDir;
 
 use super::*;
@@ -22,9 +21,15 @@ struct Fixture {
     store: Store,
 }
 
+/// The same tests run on PostgreSQL when `BRU_TEST_STORE=postgres` (with
+/// `BRU_TEST_POSTGRES_URL`, see scripts/start-postgres): each fixture gets
+/// a database of its own.
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("bru.db").display());
+    let url = match std::env::var("BRU_TEST_STORE").as_deref() {
+        Ok("postgres") => crate::test_support::fresh_postgres_database().await,
+        _ => format!("sqlite://{}", dir.path().join("bru.db").display()),
+    };
     let store = Store::open_with(&url, &StoreConfig::default())
         .await
         .unwrap();
@@ -428,12 +433,8 @@ async fn a_use_at_valid_to_is_refused_and_records_the_expiry() {
         s.use_consent(&row.id, t(VALID_TO)).await.unwrap(),
         UseOutcome::Refused
     );
-    let mut conn = sqlx::SqliteConnection::connect(&fx.url).await.unwrap();
-    let (status,): (String,) = sqlx::query_as("SELECT status FROM consents WHERE id = ?")
-        .bind(&row.id)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let sql = format!("SELECT status FROM consents WHERE id = '{}'", row.id);
+    let status = crate::test_support::raw_text(&fx.url, &sql).await.unwrap();
     assert_eq!(status, "expired");
     assert_eq!(
         event_types(s, &row.id).await,
@@ -526,15 +527,17 @@ async fn a_change_and_its_event_commit_together_or_not_at_all() {
     let s = &fx.store;
     let row = granted(s, Some(5)).await;
     // Make the event insert fail: the state change must roll back with it.
-    let mut conn = sqlx::SqliteConnection::connect(&fx.url).await.unwrap();
-    sqlx::query(
+    let sql = if fx.url.starts_with("postgres") {
+        "CREATE FUNCTION test_no_events() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'test: event refused'; END; $$; \
+         CREATE TRIGGER test_no_events BEFORE INSERT ON consent_events FOR EACH ROW \
+         WHEN (NEW.type IN ('revoked', 'used')) EXECUTE FUNCTION test_no_events()"
+    } else {
         "CREATE TRIGGER test_no_events BEFORE INSERT ON consent_events \
          WHEN NEW.type IN ('revoked', 'used') \
-         BEGIN SELECT RAISE(ABORT, 'test: event refused'); END",
-    )
-    .execute(&mut conn)
-    .await
-    .unwrap();
+         BEGIN SELECT RAISE(ABORT, 'test: event refused'); END"
+    };
+    crate::test_support::raw_exec(&fx.url, sql).await.unwrap();
     let revoke = s.revoke_consent(&row.id, &person(KARI), t(LATER)).await;
     assert!(matches!(revoke, Err(ConsentError::Store(_))), "{revoke:?}");
     assert!(s.use_consent(&row.id, t(LATER)).await.is_err());
@@ -548,7 +551,6 @@ async fn the_database_refuses_changes_outside_the_lifecycle() {
     let fx = fixture().await;
     let revoked = granted_then_revoked(&fx.store).await;
     let granted = granted(&fx.store, Some(2)).await;
-    let mut conn = sqlx::SqliteConnection::connect(&fx.url).await.unwrap();
     let refused = [
         format!("UPDATE consents SET status = 'granted' WHERE id = '{}'", revoked.id),
         format!("UPDATE consents SET status = 'pending' WHERE id = '{}'", granted.id),
@@ -566,7 +568,7 @@ async fn the_database_refuses_changes_outside_the_lifecycle() {
             .to_owned(),
     ];
     for sql in refused {
-        match sqlx::query(&sql).execute(&mut conn).await {
+        match crate::test_support::raw_exec(&fx.url, &sql).await {
             Ok(_) => panic!("the database allowed: {sql}"),
             // Refused by a lifecycle trigger, not by a typo in this test.
             Err(e) => assert!(

@@ -182,3 +182,30 @@ fn leaf_bytes_write_non_ascii_as_utf8_and_escape_controls_the_jcs_way() {
     too_big.bytes = Some(crate::canonical::MAX_SAFE_INTEGER + 1);
     assert!(too_big.leaf_bytes().is_err());
 }
+
+// ---- found by fuzzing (fuzz/, docs/FUZZING.md) -----------------------------
+
+#[test]
+fn fuzz_times_outside_years_0000_to_9999_in_utc_are_refused() {
+    // The first parsed to year -1, printed as `-001-12-31T23:00:00.123Z`,
+    // which is not RFC 3339 and did not parse back; the second panicked
+    // ("local datetime out of valid range") converting to UTC, reachable
+    // through `since`/`until` of the audit API.
+    for s in [
+        "0000-01-01T00:00:00.123456+01:00",
+        "9999-12-31T23:59:59-01:00",
+        "9999-12-31T23:30:00-00:31",
+    ] {
+        assert!(Timestamp::parse(s).is_err(), "{s}");
+    }
+    for (s, utc) in [
+        ("0000-01-01T00:00:00Z", "0000-01-01T00:00:00.000Z"),
+        ("0000-01-01T01:00:00+01:00", "0000-01-01T00:00:00.000Z"),
+        ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999Z"),
+        ("9999-12-31T23:59:59+01:00", "9999-12-31T22:59:59.000Z"),
+    ] {
+        let t = Timestamp::parse(s).unwrap();
+        assert_eq!(t.to_string(), utc);
+        assert_eq!(Timestamp::parse(utc), Ok(t));
+    }
+}

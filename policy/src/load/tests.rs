@@ -511,3 +511,23 @@ proptest! {
         }
     }
 }
+
+// ---- found by fuzzing (fuzz/, docs/FUZZING.md) -----------------------------
+
+#[test]
+fn fuzz_every_error_is_one_non_empty_line() {
+    // A control character in a comment: toml's error has no message at all.
+    let errors = parse_policy("p.toml", "# K\u{e}\u{0}429\n").unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].line, 1);
+    assert_eq!(errors[0].message, "not valid TOML at character '\\u{e}'");
+
+    // A value holding a line break (the TOML escape `\n`) quoted in messages.
+    let text = "[[provider]]\nid = \"x\\ny\"\norg = \"921429002\"\n";
+    let errors = parse_policy("p.toml", text).unwrap_err();
+    assert!(!errors.is_empty());
+    for e in &errors {
+        assert!(!e.message.contains(['\n', '\r']), "{e}");
+        assert!(e.message.contains(r"x\ny"), "{e}");
+    }
+}

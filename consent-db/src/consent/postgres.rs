@@ -1,0 +1,401 @@
+//! The consent lifecycle on PostgreSQL (mirrors `consent/sqlite.rs`). A
+//! change locks the consent's row (`FOR UPDATE`, or the UPDATE itself) before
+//! it reads what the change depends on, so no two replicas interleave; a use
+//! is one conditional UPDATE, atomic across replicas.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::{PgConnection, Postgres, Transaction};
+use tokio::time::Instant;
+
+use super::{
+    next_state, CitizenAction, ConsentError, ConsentEvent, ConsentRow, ConsentState, EventType,
+    NewConsent, UseOutcome,
+};
+use crate::error::StoreError;
+use crate::postgres::PgStore;
+use crate::record::Timestamp;
+use policy::PersonNumber;
+
+const CONSENT_COLUMNS: &str = "id, requester, supplier, subject, datasets, purpose, status, \
+     valid_to, max_uses, uses, redirect_url, message, created_at, updated_at";
+
+/// Errors worth another attempt: the database was busy or locked past the
+/// busy timeout of one statement (e.g. many concurrent uses of one consent).
+trait Busy {
+    fn is_busy(&self) -> bool;
+}
+
+impl Busy for StoreError {
+    fn is_busy(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl Busy for ConsentError {
+    fn is_busy(&self) -> bool {
+        matches!(self, ConsentError::Store(e) if e.is_busy())
+    }
+}
+
+/// Whether a pending or granted consent has run past `valid_to`.
+fn is_due(row: &ConsentRow, now: Timestamp) -> Result<bool, StoreError> {
+    let live = matches!(row.state()?, ConsentState::Pending | ConsentState::Granted);
+    Ok(live && row.valid_to_time()? <= now)
+}
+
+impl PgStore {
+    /// Runs `op` again while the store is busy, until the busy timeout has
+    /// passed since the first attempt; the last error is returned then.
+    async fn retrying<T, E, F, Fut>(&self, mut op: F) -> Result<T, E>
+    where
+        E: Busy,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let deadline = Instant::now() + self.busy_timeout;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match op().await {
+                Err(e) if e.is_busy() && Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    pub(crate) async fn create_consent(
+        &self,
+        new: &NewConsent,
+        now: Timestamp,
+    ) -> Result<ConsentRow, StoreError> {
+        let datasets = serde_json::to_string(&new.datasets)
+            .map_err(|e| StoreError::Db(format!("datasets: {e}")))?;
+        let datasets = &datasets;
+        self.retrying(|| async move {
+            let mut tx = self.begin_write().await?;
+            let now_text = now.to_string();
+            sqlx::query(
+                "INSERT INTO consents (id, requester, supplier, subject, datasets, purpose, status, \
+                 valid_to, max_uses, uses, redirect_url, message, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, 0, $9, $10, $11, $12)",
+            )
+            .bind(&new.id)
+            .bind(&new.requester)
+            .bind(&new.supplier)
+            .bind(new.subject.as_ref().map(PersonNumber::expose))
+            .bind(datasets)
+            .bind(&new.purpose)
+            .bind(new.valid_to.to_string())
+            .bind(new.max_uses.map(i64::from))
+            .bind(&new.redirect_url)
+            .bind(&new.message)
+            .bind(&now_text)
+            .bind(&now_text)
+            .execute(&mut *tx)
+            .await?;
+            add_event(&mut tx, &new.id, EventType::Created, now).await?;
+            let row = select(&mut tx, &new.id)
+                .await?
+                .ok_or_else(|| StoreError::Db("the new consent is not there".into()))?;
+            tx.commit().await?;
+            Ok(row)
+        })
+        .await
+    }
+
+    /// The consent, expired first if `valid_to` has passed.
+    pub(crate) async fn get_consent_at(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<ConsentRow>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let row = select(&mut conn, id).await?;
+        drop(conn);
+        match row {
+            Some(row) if is_due(&row, now)? => {
+                self.expire_due(&[row.id], now).await.map(|mut v| v.pop())
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// The consent and its events, read from one snapshot.
+    pub(crate) async fn consent_with_events(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<(ConsentRow, Vec<ConsentEvent>)>, StoreError> {
+        // Expire first (a write), then read both from one snapshot.
+        if self.get_consent_at(id, now).await?.is_none() {
+            return Ok(None);
+        }
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = select(&mut tx, id).await? else {
+            return Ok(None);
+        };
+        let events = events(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(Some((row, events)))
+    }
+
+    pub(crate) async fn consent_events(&self, id: &str) -> Result<Vec<ConsentEvent>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        events(&mut conn, id).await
+    }
+
+    /// The consents about `subject`, newest first.
+    pub(crate) async fn consents_by_subject(
+        &self,
+        subject: &PersonNumber,
+        now: Timestamp,
+    ) -> Result<Vec<ConsentRow>, StoreError> {
+        let sql = format!(
+            "SELECT {CONSENT_COLUMNS} FROM consents WHERE subject = $1 ORDER BY created_at DESC, id"
+        );
+        let query = || sqlx::query_as::<_, ConsentRow>(&sql).bind(subject.expose());
+        let rows = query().fetch_all(&self.pool).await?;
+        if self.expire_any(&rows, now).await? {
+            return Ok(query().fetch_all(&self.pool).await?);
+        }
+        Ok(rows)
+    }
+
+    /// The newest `limit` consents `requester` (`0192:N`) asked for, newest first.
+    pub(crate) async fn consents_by_requester(
+        &self,
+        requester: &str,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<ConsentRow>, StoreError> {
+        let sql = format!(
+            "SELECT {CONSENT_COLUMNS} FROM consents WHERE requester = $1 \
+             ORDER BY created_at DESC, id LIMIT $2"
+        );
+        let query = || {
+            sqlx::query_as::<_, ConsentRow>(&sql)
+                .bind(requester)
+                .bind(i64::from(limit))
+        };
+        let rows = query().fetch_all(&self.pool).await?;
+        if self.expire_any(&rows, now).await? {
+            return Ok(query().fetch_all(&self.pool).await?);
+        }
+        Ok(rows)
+    }
+
+    /// Expires those of `rows` that are due; true if any were.
+    async fn expire_any(&self, rows: &[ConsentRow], now: Timestamp) -> Result<bool, StoreError> {
+        let mut due = Vec::new();
+        for row in rows {
+            if is_due(row, now)? {
+                due.push(row.id.clone());
+            }
+        }
+        if due.is_empty() {
+            return Ok(false);
+        }
+        self.expire_due(&due, now).await?;
+        Ok(true)
+    }
+
+    /// Expires each of `ids` that is still due, under the write lock; returns
+    /// the rows after it.
+    async fn expire_due(
+        &self,
+        ids: &[String],
+        now: Timestamp,
+    ) -> Result<Vec<ConsentRow>, StoreError> {
+        self.retrying(|| async move {
+            let mut tx = self.begin_write().await?;
+            let mut rows = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(row) = select_for_update(&mut tx, id).await? {
+                    rows.push(expire_if_due(&mut tx, row, now).await?);
+                }
+            }
+            tx.commit().await?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Accept, reject or revoke, by the citizen `citizen`.
+    pub(crate) async fn citizen_action(
+        &self,
+        id: &str,
+        citizen: &PersonNumber,
+        action: CitizenAction,
+        now: Timestamp,
+    ) -> Result<ConsentRow, ConsentError> {
+        self.retrying(|| async move {
+            let mut tx = self.begin_write().await?;
+            let row = select_for_update(&mut tx, id)
+                .await?
+                .ok_or(ConsentError::NotFound)?;
+            // Someone else's consent does not exist, as far as this citizen knows.
+            if row
+                .subject
+                .as_deref()
+                .is_some_and(|s| s != citizen.expose())
+            {
+                return Err(ConsentError::NotFound);
+            }
+            let row = expire_if_due(&mut tx, row, now).await?;
+            let state = row.state()?;
+            let Some(next) = next_state(state, action) else {
+                // Keep an expiry that was just recorded.
+                tx.commit().await.map_err(StoreError::from)?;
+                return Err(ConsentError::InvalidTransition { state, action });
+            };
+            let (_, event) = action.outcome();
+            // The citizen who answers a request made without a subject becomes it.
+            let changed = sqlx::query(
+                "UPDATE consents SET status = $1, subject = COALESCE(subject, $2), updated_at = $3 \
+                 WHERE id = $4 AND status = $5",
+            )
+            .bind(next.as_str())
+            .bind(citizen.expose())
+            .bind(now.to_string())
+            .bind(id)
+            .bind(state.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+            if changed.rows_affected() != 1 {
+                return Err(
+                    StoreError::Db(format!("consent {id} changed under the write lock")).into(),
+                );
+            }
+            add_event(&mut tx, id, event, now).await?;
+            let row = select(&mut tx, id).await?.ok_or(ConsentError::NotFound)?;
+            tx.commit().await.map_err(StoreError::from)?;
+            Ok(row)
+        })
+        .await
+    }
+
+    /// Counts one use if the consent is granted, unexpired and has uses left.
+    pub(crate) async fn use_consent(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<UseOutcome, StoreError> {
+        self.retrying(|| async move {
+            let mut tx = self.begin_write().await?;
+            // The condition and the increment are one statement: PostgreSQL
+            // re-checks the WHERE on the row's latest version after waiting
+            // for its lock, so no two uses (on any replicas) both get the last.
+            let counted = sqlx::query(
+                "UPDATE consents SET uses = uses + 1, updated_at = $1 \
+                 WHERE id = $2 AND status = 'granted' AND valid_to > $1 \
+                 AND (max_uses IS NULL OR uses < max_uses)",
+            )
+            .bind(now.to_string())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            let outcome = if counted.rows_affected() == 1 {
+                add_event(&mut tx, id, EventType::Used, now).await?;
+                let row = select(&mut tx, id)
+                    .await?
+                    .ok_or_else(|| StoreError::Db(format!("consent {id} vanished")))?;
+                UseOutcome::Used(Box::new(row))
+            } else {
+                // Refused; if it is because valid_to passed, record that now.
+                if let Some(row) = select_for_update(&mut tx, id).await? {
+                    expire_if_due(&mut tx, row, now).await?;
+                }
+                UseOutcome::Refused
+            };
+            tx.commit().await?;
+            Ok(outcome)
+        })
+        .await
+    }
+}
+
+async fn select(conn: &mut PgConnection, id: &str) -> Result<Option<ConsentRow>, StoreError> {
+    let sql = format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE id = $1");
+    Ok(sqlx::query_as(&sql).bind(id).fetch_optional(conn).await?)
+}
+
+/// The row, locked until the transaction ends: what the caller checks stays true.
+async fn select_for_update(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<ConsentRow>, StoreError> {
+    let sql = format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE id = $1 FOR UPDATE");
+    Ok(sqlx::query_as(&sql).bind(id).fetch_optional(conn).await?)
+}
+
+async fn events(conn: &mut PgConnection, id: &str) -> Result<Vec<ConsentEvent>, StoreError> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT type, at FROM consent_events WHERE consent_id = $1 ORDER BY seq")
+            .bind(id)
+            .fetch_all(conn)
+            .await?;
+    rows.into_iter()
+        .map(|(kind, at)| {
+            let bad = |e: &dyn std::fmt::Display| {
+                StoreError::Corrupt(format!("consent {id}: event: {e}"))
+            };
+            Ok(ConsentEvent {
+                kind: kind.parse().map_err(|e| bad(&e))?,
+                at: Timestamp::parse(&at).map_err(|e| bad(&e))?,
+            })
+        })
+        .collect()
+}
+
+/// Appends an event with the next sequence number; the caller holds the
+/// consent's row lock (every event follows a change to that row).
+async fn add_event(
+    conn: &mut PgConnection,
+    id: &str,
+    kind: EventType,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO consent_events (consent_id, seq, type, at) \
+         SELECT $1, COALESCE(MAX(seq) + 1, 0), $2, $3 FROM consent_events WHERE consent_id = $1",
+    )
+    .bind(id)
+    .bind(kind.as_str())
+    .bind(at.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Turns a pending or granted consent past `valid_to` into expired, with its
+/// event dated `valid_to` (when it expired, not when it was noticed).
+async fn expire_if_due(
+    conn: &mut PgConnection,
+    row: ConsentRow,
+    now: Timestamp,
+) -> Result<ConsentRow, StoreError> {
+    if !is_due(&row, now)? {
+        return Ok(row);
+    }
+    sqlx::query(
+        "UPDATE consents SET status = 'expired', updated_at = $1 WHERE id = $2 AND status = $3",
+    )
+    .bind(now.to_string())
+    .bind(&row.id)
+    .bind(&row.status)
+    .execute(&mut *conn)
+    .await?;
+    add_event(conn, &row.id, EventType::Expired, row.valid_to_time()?).await?;
+    select(conn, &row.id)
+        .await?
+        .ok_or_else(|| StoreError::Db(format!("consent {} vanished", row.id)))
+}

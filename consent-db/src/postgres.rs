@@ -1,0 +1,313 @@
+//! The PostgreSQL backend: the same schema and the same text formats as
+//! SQLite (times are RFC 3339 text, so leaf bytes agree), shared by any number
+//! of gateway replicas. Writers that must not interleave (the audit sequencer,
+//! the checkpoint signer) take PostgreSQL advisory locks.
+
+use std::sync::{Arc, OnceLock};
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection, Postgres, QueryBuilder};
+use tokio::sync::Mutex;
+
+use crate::error::StoreError;
+use crate::record::{AuditRecord, NewRecord, RecordFilter, Timestamp};
+use crate::sqlite::RecordRow;
+use crate::store::{BatchCommit, StoreConfig};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// `pg_advisory_xact_lock` key of the audit sequencer: one batch commits at a
+/// time across all replicas, so indexes are dense in commit order.
+pub(crate) const SEQUENCER_LOCK: i64 = 0x4272_7501;
+/// `pg_try_advisory_lock` key (session level) of the checkpoint signer.
+pub(crate) const CHECKPOINTER_LOCK: i64 = 0x4272_7502;
+
+/// The columns of `audit_records` in spec order, as [`RecordRow`] reads them.
+pub(crate) const RECORD_COLUMNS: &str = crate::sqlite::RECORD_COLUMNS;
+
+/// Rows per multi-row INSERT: 256 × 21 parameters, below PostgreSQL's 65535.
+const MAX_ROWS_LOG2: u32 = 8;
+
+/// Turns `?` / `?N` placeholders into PostgreSQL's `$N` (for generated texts).
+pub(crate) fn pg(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut next = 1;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '?' {
+            out.push(c);
+            continue;
+        }
+        out.push('$');
+        if chars.peek().is_some_and(char::is_ascii_digit) {
+            while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                out.push(d);
+            }
+        } else {
+            out.push_str(&next.to_string());
+            next += 1;
+        }
+    }
+    out
+}
+
+/// `INSERT … VALUES ($1, …), (…), …` with 2^k rows for k = 0..=MAX_ROWS_LOG2
+/// (see `sqlite.rs`: few statement texts, all in the prepared-statement cache).
+fn insert_sql(rows_log2: u32) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (0..=MAX_ROWS_LOG2)
+            .map(|k| {
+                let row = format!("({})", vec!["?"; 21].join(", "));
+                pg(&format!(
+                    "INSERT INTO audit_records ({RECORD_COLUMNS}) VALUES {}",
+                    vec![row; 1 << k].join(", ")
+                ))
+            })
+            .collect()
+    });
+    all.get(rows_log2 as usize).map_or("", String::as_str)
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct PgStore {
+    pub(crate) pool: PgPool,
+    /// How long consent changes retry a busy database (see `consent/postgres.rs`).
+    pub(crate) busy_timeout: std::time::Duration,
+    /// The connection holding the checkpoint signer's session lock, if this
+    /// process holds it: the lock lives exactly as long as that session.
+    checkpointer: Arc<Mutex<Option<PoolConnection<Postgres>>>>,
+}
+
+impl PgStore {
+    pub(crate) async fn open(url: &str, config: &StoreConfig) -> Result<Self, StoreError> {
+        // sqlx's parse errors may quote the URL, password included: say less.
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|_| StoreError::InvalidUrl("not a valid postgres:// URL".into()))?;
+        let timeout_ms = config.busy_timeout.as_millis().to_string();
+        // A statement waiting on a lock gives up like SQLite's busy_timeout.
+        let options = options.options([("lock_timeout", timeout_ms.as_str())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections.max(2))
+            .acquire_timeout(config.acquire_timeout)
+            .connect_with(options)
+            .await?;
+        Ok(PgStore {
+            pool,
+            busy_timeout: config.busy_timeout,
+            checkpointer: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
+        // Several replicas may start at once: sqlx's migrator takes its own
+        // advisory lock, so one applies and the others find it done.
+        MIGRATOR.run(&self.pool).await?;
+        self.catch_up_tree().await
+    }
+
+    pub(crate) async fn close(&self) {
+        self.release_checkpointer().await;
+        self.pool.close().await;
+    }
+
+    /// Whether this process is the one replica that signs checkpoints: takes
+    /// (or keeps) a session-level advisory lock on a dedicated connection.
+    /// When the process dies its session ends and another replica gets it.
+    pub(crate) async fn try_become_checkpointer(&self) -> Result<bool, StoreError> {
+        let mut held = self.checkpointer.lock().await;
+        if let Some(conn) = held.as_mut() {
+            // Still ours while the session is alive.
+            if conn.ping().await.is_ok() {
+                return Ok(true);
+            }
+            if let Some(conn) = held.take() {
+                let _ = conn.detach().close().await;
+            }
+        }
+        let mut conn = self.pool.acquire().await?;
+        let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+            .bind(CHECKPOINTER_LOCK)
+            .fetch_one(&mut *conn)
+            .await?;
+        if got {
+            tracing::info!("this process now signs checkpoints (it holds the checkpointer lock)");
+            *held = Some(conn);
+        }
+        Ok(got)
+    }
+
+    async fn release_checkpointer(&self) {
+        if let Some(mut conn) = self.checkpointer.lock().await.take() {
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(CHECKPOINTER_LOCK)
+                .execute(&mut *conn)
+                .await;
+        }
+    }
+
+    pub(crate) async fn append_batch(
+        &self,
+        records: &[NewRecord],
+    ) -> Result<BatchCommit, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let result = Self::append_in(&mut conn, records).await;
+        if result.is_err() {
+            discard_after_failure(&mut conn);
+        }
+        result
+    }
+
+    async fn append_in(
+        conn: &mut PgConnection,
+        records: &[NewRecord],
+    ) -> Result<BatchCommit, StoreError> {
+        let mut tx = conn.begin().await?;
+        // One sequencer at a time across replicas; the lock is released by
+        // the commit. The last index and the tree's right edge are read after
+        // it, since another replica may have appended meanwhile.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SEQUENCER_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let last: Option<(i64, String)> =
+            sqlx::query_as("SELECT idx, time FROM audit_records ORDER BY idx DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        // Time is taken under the lock and never goes backwards along the
+        // log, even if the clock does: `since`/`until` then cut the log into
+        // index ranges.
+        let now = Timestamp::now();
+        let (first_index, time) = match last {
+            None => (0, now),
+            Some((idx, t)) => {
+                let prev = Timestamp::parse(&t)
+                    .map_err(|e| StoreError::Corrupt(format!("record {idx}: time: {e}")))?;
+                (idx + 1, now.max(prev))
+            }
+        };
+        let time_text = time.to_string();
+        let mut rest = records;
+        let mut index = first_index;
+        while !rest.is_empty() {
+            // The largest power of two that fits, capped at 2^MAX_ROWS_LOG2.
+            let k = rest.len().ilog2().min(MAX_ROWS_LOG2);
+            let (chunk, tail) = rest.split_at(1 << k);
+            let mut query = sqlx::query(insert_sql(k));
+            for r in chunk {
+                query = query
+                    .bind(index)
+                    .bind(time_text.as_str())
+                    .bind(r.transfer_id.as_str())
+                    .bind(r.kind.as_str())
+                    .bind(r.consumer.as_deref())
+                    .bind(r.supplier.as_deref())
+                    .bind(r.client_id.as_deref())
+                    .bind(r.provider.as_deref())
+                    .bind(r.dataset.as_deref())
+                    .bind(r.method.as_str())
+                    .bind(r.path.as_str())
+                    .bind(r.purpose.as_deref())
+                    .bind(r.basis.map(|b| b.as_str()))
+                    .bind(r.legal_ref.as_deref())
+                    .bind(r.consent_id.as_deref())
+                    .bind(r.subject_ref.as_deref())
+                    .bind(r.decision.map(|d| d.as_str()))
+                    .bind(r.code.as_deref())
+                    .bind(r.status.map(i64::from))
+                    .bind(r.bytes.map(to_i64).transpose()?)
+                    .bind(r.duration_ms.map(to_i64).transpose()?);
+                index += 1;
+            }
+            query.execute(&mut *tx).await?;
+            rest = tail;
+        }
+        let first_index = u64::try_from(first_index)
+            .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?;
+        // The leaves and the new tree head commit with the records, or not at all.
+        crate::tlog::postgres::extend_tree(&mut tx, first_index, time, records).await?;
+        tx.commit().await?;
+        Ok(BatchCommit { first_index, time })
+    }
+
+    pub(crate) async fn records(
+        &self,
+        filter: &RecordFilter,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT ");
+        q.push(RECORD_COLUMNS)
+            .push(" FROM audit_records WHERE 1 = 1");
+        if let Some(t) = filter.since {
+            q.push(" AND time >= ").push_bind(t.to_string());
+        }
+        if let Some(t) = filter.until {
+            q.push(" AND time < ").push_bind(t.to_string());
+        }
+        if let Some(c) = &filter.consumer {
+            q.push(" AND consumer = ").push_bind(c.clone());
+        }
+        if let Some(p) = &filter.provider {
+            q.push(" AND provider = ").push_bind(p.clone());
+        }
+        if let Some(d) = &filter.dataset {
+            q.push(" AND dataset = ").push_bind(d.clone());
+        }
+        if let Some(k) = filter.kind {
+            q.push(" AND kind = ").push_bind(k.as_str());
+        }
+        if let Some(v) = filter.decision {
+            q.push(" AND decision = ").push_bind(v.as_str());
+        }
+        if let Some(s) = &filter.subject_ref {
+            q.push(" AND subject_ref = ").push_bind(s.clone());
+        }
+        if let Some(after) = filter.after_index {
+            // Past i64::MAX there is nothing; saturate rather than fail.
+            q.push(" AND idx > ")
+                .push_bind(i64::try_from(after).unwrap_or(i64::MAX));
+        }
+        q.push(" ORDER BY idx");
+        if let Some(limit) = filter.limit {
+            q.push(" LIMIT ").push_bind(i64::from(limit));
+        }
+        let rows: Vec<RecordRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(AuditRecord::try_from).collect()
+    }
+
+    pub(crate) async fn record_count(&self) -> Result<u64, StoreError> {
+        // Indexes are dense from 0, so the count is the last index + 1: a
+        // primary-key lookup instead of a table scan.
+        let (next,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_records")
+            .fetch_one(&self.pool)
+            .await?;
+        u64::try_from(next).map_err(|_| StoreError::Corrupt(format!("record count {next}")))
+    }
+
+    pub(crate) async fn records_by_transfer(
+        &self,
+        transfer_id: &str,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM audit_records WHERE transfer_id = $1 ORDER BY idx"
+        );
+        let rows: Vec<RecordRow> = sqlx::query_as(&sql)
+            .bind(transfer_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(AuditRecord::try_from).collect()
+    }
+
+    // Consents: see consent/postgres.rs.
+}
+
+/// Closes a pooled connection whose write transaction failed instead of
+/// returning it to the pool: its session state is unknown after an error.
+pub(crate) fn discard_after_failure(conn: &mut PoolConnection<Postgres>) {
+    conn.close_on_drop();
+}
+
+fn to_i64(n: u64) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::Db(format!("{n} is too large to store")))
+}

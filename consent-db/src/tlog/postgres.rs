@@ -1,0 +1,523 @@
+//! The transparency log on PostgreSQL (mirrors `tlog/sqlite.rs`): growing
+//! the tree inside the append transaction, and reading heads, proofs and
+//! checkpoints back.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+
+use super::{ProofQueryError, StoredCheckpoint, TreeHead};
+use crate::error::StoreError;
+use crate::merkle::{consistency_spans, inclusion_spans, leaf_hash, Frontier, Hash, NodeId, Span};
+use crate::postgres::{PgStore, RECORD_COLUMNS};
+use crate::record::{AuditRecord, NewRecord, Timestamp};
+use crate::sqlite::RecordRow;
+
+/// Node ids per lookup query: 400 × 2 parameters.
+const LOOKUP_CHUNK: usize = 400;
+/// Records per transaction when catching up a log written before the tree.
+const CATCH_UP_PAGE: u64 = 1000;
+
+fn to_i64(n: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::Db(format!("{what} {n} is too large to store")))
+}
+
+fn to_u64(n: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative {what} {n}")))
+}
+
+fn to_hash(bytes: Vec<u8>, what: &dyn std::fmt::Display) -> Result<Hash, StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what}: a hash is not 32 bytes")))
+}
+
+/// The latest tree head; the empty tree when there is none.
+async fn head(conn: &mut PgConnection) -> Result<TreeHead, StoreError> {
+    let row: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT size, root FROM tree_heads ORDER BY size DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    match row {
+        None => Ok(TreeHead {
+            size: 0,
+            root: crate::merkle::empty_root(),
+        }),
+        Some((size, root)) => Ok(TreeHead {
+            size: to_u64(size, "tree size")?,
+            root: to_hash(root, &format!("tree head {size}"))?,
+        }),
+    }
+}
+
+/// The stored hashes of `ids` (those that exist).
+async fn fetch_nodes(
+    conn: &mut PgConnection,
+    ids: &[NodeId],
+) -> Result<HashMap<NodeId, Hash>, StoreError> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(LOOKUP_CHUNK) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "SELECT level, idx, hash FROM tree_nodes WHERE (level, idx) IN (VALUES ",
+        );
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push("(")
+                .push_bind_unseparated(i64::from(id.level))
+                .push_unseparated(", ")
+                .push_bind_unseparated(to_i64(id.index, "node index")?)
+                .push_unseparated(")");
+        }
+        q.push(")");
+        let rows: Vec<(i64, i64, Vec<u8>)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        for (level, idx, hash) in rows {
+            let id = NodeId::new(
+                u8::try_from(level)
+                    .map_err(|_| StoreError::Corrupt(format!("node level {level}")))?,
+                to_u64(idx, "node index")?,
+            );
+            out.insert(id, to_hash(hash, &format!("node {id:?}"))?);
+        }
+    }
+    Ok(out)
+}
+
+/// Writes nodes with one statement per run of consecutive indexes on a
+/// level (a batch completes one run per level).
+async fn insert_nodes(conn: &mut PgConnection, nodes: &[(NodeId, Hash)]) -> Result<(), StoreError> {
+    // The run's hashes go in as one bytea that the server cuts up.
+    const SQL: &str = "INSERT INTO tree_nodes (level, idx, hash) \
+         SELECT $2, $3 + i, substring($4::bytea FROM (i * 32 + 1)::int FOR 32) \
+         FROM generate_series(0::bigint, $1 - 1) AS i";
+    let mut sorted: Vec<&(NodeId, Hash)> = nodes.iter().collect();
+    sorted.sort_unstable_by_key(|(id, _)| *id);
+    let mut rest = sorted.as_slice();
+    while let Some(((first, _), _)) = rest.split_first() {
+        let run = rest
+            .iter()
+            .zip(first.index..)
+            .take_while(|((id, _), want)| id.level == first.level && id.index == *want)
+            .count();
+        let (chunk, tail) = rest.split_at(run);
+        let blob: Vec<u8> = chunk.iter().flat_map(|(_, h)| h.iter().copied()).collect();
+        sqlx::query(SQL)
+            .bind(to_i64(run as u64, "run length")?)
+            .bind(i64::from(first.level))
+            .bind(to_i64(first.index, "node index")?)
+            .bind(blob)
+            .execute(&mut *conn)
+            .await?;
+        rest = tail;
+    }
+    Ok(())
+}
+
+/// The frontier of the stored tree of `size` leaves: O(log n) nodes.
+async fn load_frontier(conn: &mut PgConnection, size: u64) -> Result<Frontier, StoreError> {
+    let ids = Frontier::node_ids(size);
+    let nodes = fetch_nodes(conn, &ids).await?;
+    Frontier::from_nodes(size, |id| nodes.get(&id).copied()).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "the tree state of size {size} lacks one of its frontier nodes {ids:?}"
+        ))
+    })
+}
+
+fn leaf_of(record: &AuditRecord) -> Result<Hash, StoreError> {
+    let bytes = record
+        .leaf_bytes()
+        .map_err(|e| StoreError::Db(format!("record {}: no canonical form: {e}", record.index)))?;
+    Ok(leaf_hash(&bytes))
+}
+
+/// Adds the leaves of records already in `audit_records` from the tree's
+/// size up to `until` (records written before the tree existed).
+async fn catch_up(
+    conn: &mut PgConnection,
+    frontier: &mut Frontier,
+    until: u64,
+    nodes: &mut Vec<(NodeId, Hash)>,
+) -> Result<Option<Timestamp>, StoreError> {
+    let sql =
+        format!("SELECT {RECORD_COLUMNS} FROM audit_records WHERE idx >= $1 ORDER BY idx LIMIT $2");
+    let mut last_time = None;
+    while frontier.size() < until {
+        let n = (until - frontier.size()).min(CATCH_UP_PAGE);
+        let rows: Vec<RecordRow> = sqlx::query_as(&sql)
+            .bind(to_i64(frontier.size(), "index")?)
+            .bind(to_i64(n, "limit")?)
+            .fetch_all(&mut *conn)
+            .await?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in rows {
+            let record = AuditRecord::try_from(row)?;
+            if record.index != frontier.size() {
+                return Err(StoreError::Corrupt(format!(
+                    "record {} is missing: the log is not dense",
+                    frontier.size()
+                )));
+            }
+            last_time = Some(record.time);
+            frontier.push(leaf_of(&record)?, |id, h| nodes.push((id, *h)));
+        }
+    }
+    if frontier.size() < until {
+        return Err(StoreError::Corrupt(format!(
+            "record {} is missing: the log is not dense",
+            frontier.size()
+        )));
+    }
+    Ok(last_time)
+}
+
+async fn insert_head(
+    conn: &mut PgConnection,
+    frontier: &Frontier,
+    time: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO tree_heads (size, root, time) VALUES ($1, $2, $3)")
+        .bind(to_i64(frontier.size(), "tree size")?)
+        .bind(frontier.root().as_slice())
+        .bind(time.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Grows the tree by the records just inserted at `first_index..` in the
+/// caller's transaction, and stores the new nodes and the tree head there.
+pub(crate) async fn extend_tree(
+    conn: &mut PgConnection,
+    first_index: u64,
+    time: Timestamp,
+    records: &[NewRecord],
+) -> Result<(), StoreError> {
+    let head = head(conn).await?;
+    if head.size > first_index {
+        // Appending here would put two records under one leaf index.
+        return Err(StoreError::Corrupt(format!(
+            "the tree covers {} records but only {first_index} exist: records were removed",
+            head.size
+        )));
+    }
+    let mut frontier = load_frontier(conn, head.size).await?;
+    let mut nodes = Vec::with_capacity(records.len() * 2 + 64);
+    catch_up(conn, &mut frontier, first_index, &mut nodes).await?;
+    for (index, r) in (first_index..).zip(records) {
+        let bytes = r
+            .leaf_fields(index, time)
+            .to_bytes()
+            .map_err(|e| StoreError::Db(format!("record {index}: no canonical form: {e}")))?;
+        frontier.push(leaf_hash(&bytes), |id, h| nodes.push((id, *h)));
+    }
+    insert_nodes(conn, &nodes).await?;
+    insert_head(conn, &frontier, time).await
+}
+
+impl PgStore {
+    /// Brings the tree up to the records, a page per transaction (for logs
+    /// written before migration 0002). A no-op once they agree.
+    pub(crate) async fn catch_up_tree(&self) -> Result<(), StoreError> {
+        loop {
+            let mut tx = self.pool.begin().await?;
+            // The audit sequencer's lock: no batch commits meanwhile.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(crate::postgres::SEQUENCER_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            let (count,): (i64,) =
+                sqlx::query_as("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_records")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let count = to_u64(count, "record count")?;
+            let head = head(&mut tx).await?;
+            if head.size >= count {
+                return Ok(());
+            }
+            let mut frontier = load_frontier(&mut tx, head.size).await?;
+            let mut nodes = Vec::new();
+            let until = count.min(head.size + CATCH_UP_PAGE);
+            let time = catch_up(&mut tx, &mut frontier, until, &mut nodes)
+                .await?
+                .unwrap_or_else(Timestamp::now);
+            insert_nodes(&mut tx, &nodes).await?;
+            insert_head(&mut tx, &frontier, time).await?;
+            tx.commit().await?;
+        }
+    }
+
+    pub(crate) async fn tree_head(&self) -> Result<TreeHead, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        head(&mut conn).await
+    }
+
+    /// The hashes of `spans`, each folded from its stored nodes.
+    async fn span_hashes(&self, spans: &[Span]) -> Result<Vec<Hash>, StoreError> {
+        let per_span: Vec<Vec<NodeId>> = spans.iter().map(Span::nodes).collect();
+        let mut ids: Vec<NodeId> = per_span.iter().flatten().copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut conn = self.pool.acquire().await?;
+        let nodes = fetch_nodes(&mut conn, &ids).await?;
+        per_span
+            .iter()
+            .map(|span_ids| {
+                let hashes = span_ids
+                    .iter()
+                    .map(|id| {
+                        nodes.get(id).copied().ok_or_else(|| {
+                            StoreError::Corrupt(format!("the tree state lacks node {id:?}"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Span::fold(&hashes).ok_or_else(|| StoreError::Corrupt("an empty proof span".into()))
+            })
+            .collect()
+    }
+
+    pub(crate) async fn inclusion_proof(
+        &self,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, ProofQueryError> {
+        let tree = self.tree_head().await?;
+        if size > tree.size {
+            return Err(ProofQueryError::OutOfRange(format!(
+                "size {size} is larger than the tree ({} records)",
+                tree.size
+            )));
+        }
+        let spans = inclusion_spans(index, size)?;
+        Ok(self.span_hashes(&spans).await?)
+    }
+
+    pub(crate) async fn consistency_proof(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Hash>, ProofQueryError> {
+        let tree = self.tree_head().await?;
+        if to > tree.size {
+            return Err(ProofQueryError::OutOfRange(format!(
+                "to ({to}) is larger than the tree ({} records)",
+                tree.size
+            )));
+        }
+        let spans = consistency_spans(from, to)?;
+        Ok(self.span_hashes(&spans).await?)
+    }
+
+    /// The root of the tree of `size` leaves (any size up to the current one).
+    pub(crate) async fn root_at(&self, size: u64) -> Result<Hash, ProofQueryError> {
+        let tree = self.tree_head().await?;
+        if size > tree.size {
+            return Err(ProofQueryError::OutOfRange(format!(
+                "size {size} is larger than the tree ({} records)",
+                tree.size
+            )));
+        }
+        if size == 0 {
+            return Ok(crate::merkle::empty_root());
+        }
+        let spans = [Span {
+            begin: 0,
+            end: size,
+        }];
+        let hashes = self.span_hashes(&spans).await?;
+        hashes
+            .first()
+            .copied()
+            .ok_or_else(|| ProofQueryError::Store(StoreError::Corrupt("no root".into())))
+    }
+
+    pub(crate) async fn record_at(&self, index: u64) -> Result<Option<AuditRecord>, StoreError> {
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM audit_records WHERE idx = $1");
+        let Ok(idx) = i64::try_from(index) else {
+            return Ok(None);
+        };
+        let row: Option<RecordRow> = sqlx::query_as(&sql)
+            .bind(idx)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(AuditRecord::try_from).transpose()
+    }
+
+    pub(crate) async fn add_checkpoint(
+        &self,
+        size: u64,
+        root: &Hash,
+        note: &str,
+        time: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("INSERT INTO checkpoints (size, root, note, time) VALUES ($1, $2, $3, $4)")
+            .bind(to_i64(size, "tree size")?)
+            .bind(root.as_slice())
+            .bind(note)
+            .bind(time.to_string())
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let rows = self
+            .checkpoint_rows("SELECT id, size, root, note, time FROM checkpoints ORDER BY size DESC, id DESC LIMIT 1", None)
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Checkpoints in (size, id) order after `after`, at most `limit`.
+    pub(crate) async fn checkpoints_after(
+        &self,
+        after: Option<(u64, i64)>,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let (size, id) = match after {
+            Some((s, i)) => (to_i64(s, "tree size")?, i),
+            None => (-1, i64::MIN),
+        };
+        self.checkpoint_rows(
+            "SELECT id, size, root, note, time FROM checkpoints \
+             WHERE size > $1 OR (size = $1 AND id > $2) ORDER BY size, id LIMIT $3",
+            Some((size, id, i64::from(limit))),
+        )
+        .await
+    }
+
+    async fn checkpoint_rows(
+        &self,
+        sql: &str,
+        args: Option<(i64, i64, i64)>,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let mut q = sqlx::query_as::<_, (i64, i64, Vec<u8>, String, String)>(sql);
+        if let Some((a, b, c)) = args {
+            q = q.bind(a).bind(b).bind(c);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|(id, size, root, note, time)| {
+                Ok(StoredCheckpoint {
+                    id,
+                    size: to_u64(size, "checkpoint size")?,
+                    root: to_hash(root, &format!("checkpoint {id}"))?,
+                    note,
+                    time: Timestamp::parse(&time)
+                        .map_err(|e| StoreError::Corrupt(format!("checkpoint {id}: time: {e}")))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Tree heads with a size above `after`, in size order, at most `limit`.
+    pub(crate) async fn heads_after(
+        &self,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<TreeHead>, StoreError> {
+        let after = after
+            .map(|a| to_i64(a, "tree size"))
+            .transpose()?
+            .unwrap_or(-1);
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT size, root FROM tree_heads WHERE size > $1 ORDER BY size LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(size, root)| {
+                Ok(TreeHead {
+                    size: to_u64(size, "tree size")?,
+                    root: to_hash(root, &format!("tree head {size}"))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records after index `after` with their stored leaf hash (if any), in
+    /// index order, at most `limit`.
+    pub(crate) async fn records_with_leaves(
+        &self,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(AuditRecord, Option<Hash>)>, StoreError> {
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            let columns: Vec<String> = RECORD_COLUMNS
+                .split(',')
+                .map(|c| format!("r.{}", c.trim()))
+                .collect();
+            format!(
+                "SELECT {}, n.hash AS leaf FROM audit_records r \
+                 LEFT JOIN tree_nodes n ON n.level = 0 AND n.idx = r.idx \
+                 WHERE r.idx > $1 ORDER BY r.idx LIMIT $2",
+                columns.join(", ")
+            )
+        });
+        let after = after.map(|a| to_i64(a, "index")).transpose()?.unwrap_or(-1);
+        let rows: Vec<LeafRow> = sqlx::query_as(sql)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                let record = AuditRecord::try_from(r.record)?;
+                let leaf = r
+                    .leaf
+                    .map(|l| to_hash(l, &format!("leaf {}", record.index)))
+                    .transpose()?;
+                Ok((record, leaf))
+            })
+            .collect()
+    }
+
+    /// Stored nodes of `level` with index in `from..=to`, in index order.
+    pub(crate) async fn nodes_in_range(
+        &self,
+        level: u8,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Hash)>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT idx, hash FROM tree_nodes WHERE level = $1 AND idx BETWEEN $2 AND $3 ORDER BY idx",
+        )
+        .bind(i64::from(level))
+        .bind(to_i64(from, "node index")?)
+        .bind(to_i64(to, "node index")?)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(idx, hash)| {
+                Ok((
+                    to_u64(idx, "node index")?,
+                    to_hash(hash, &format!("node ({level}, {idx})"))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The readiness probe: one small write in its own transaction.
+    pub(crate) async fn heartbeat(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO heartbeat (id, at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        )
+        .bind(Timestamp::now().to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct LeafRow {
+    #[sqlx(flatten)]
+    record: RecordRow,
+    leaf: Option<Vec<u8>>,
+}

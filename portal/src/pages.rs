@@ -1,0 +1,570 @@
+//! The portal's pages, server-rendered with maud (every value escaped),
+//! with no script and no inline style: the CSS is `/static/portal.css`.
+//!
+//! Written for a citizen who may be 79 and on a phone: one main heading,
+//! short sentences, large buttons, every action one button.
+
+use consent_db::{ConsentEvent, EventType, Timestamp, Verdict};
+use maud::{html, Markup, DOCTYPE};
+use time::OffsetDateTime;
+
+use crate::text::{self, Lang};
+use crate::view::{ConsentView, DatasetView, OrgView, TransferView};
+
+/// Which menu item the page belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Home,
+    Consents,
+    Transfers,
+    None,
+}
+
+/// What every page needs to know about the request.
+pub struct Ctx<'a> {
+    pub lang: Lang,
+    /// The path of this page, for the language switch.
+    pub path: &'a str,
+    pub nav: Nav,
+    /// The session's CSRF token, when someone is logged in (for "log out").
+    pub csrf: Option<&'a str>,
+}
+
+pub fn layout(ctx: &Ctx<'_>, title: &str, body: Markup) -> Markup {
+    let l = ctx.lang;
+    let other = l.other();
+    html! {
+        (DOCTYPE)
+        html lang=(l.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " – Bru" }
+                link rel="stylesheet" href="/static/portal.css";
+            }
+            body {
+                a.skip href="#main" { (l.t("Hopp til hovedinnholdet", "Skip to main content")) }
+                header.site {
+                    div.wrap.bar {
+                        a.brand href="/" {
+                            span.logo { "Bru" }
+                            span.tagline { (l.t("Samtykke og innsyn", "Consent and access log")) }
+                        }
+                        a.lang href={ (ctx.path) "?lang=" (other.code()) } lang=(other.code()) hreflang=(other.code()) {
+                            (other.own_name())
+                        }
+                    }
+                    @if ctx.csrf.is_some() {
+                        nav.wrap aria-label=(l.t("Hovedmeny", "Main menu")) {
+                            ul.menu {
+                                li { a href="/samtykke" aria-current=[(ctx.nav == Nav::Consents).then_some("page")] {
+                                    (l.t("Mine samtykker", "My consents")) } }
+                                li { a href="/innsyn" aria-current=[(ctx.nav == Nav::Transfers).then_some("page")] {
+                                    (l.t("Hvem har hentet opplysninger om meg", "Who has fetched my data")) } }
+                                li {
+                                    form.inline method="post" action="/logg-ut" {
+                                        input type="hidden" name="csrf" value=(ctx.csrf.unwrap_or_default());
+                                        button.link type="submit" { (l.t("Logg ut", "Log out")) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                main #main tabindex="-1" {
+                    div.wrap { (body) }
+                }
+                footer.site {
+                    div.wrap {
+                        p { (l.t(
+                            "Bru er tjenesten som kommunen og statlige etater bruker når de deler opplysninger om deg. Alt som hentes, blir loggført.",
+                            "Bru is the service that the municipality and state agencies use when they share information about you. Everything fetched is logged."
+                        )) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A message at the top of a page: what just happened, or why.
+pub enum Notice {
+    Info(String),
+    Error(String),
+}
+
+fn notice(n: Option<&Notice>) -> Markup {
+    html! {
+        @match n {
+            Some(Notice::Info(text)) => div.notice.info role="status" { p { (text) } },
+            Some(Notice::Error(text)) => div.notice.error role="alert" { p { (text) } },
+            None => {},
+        }
+    }
+}
+
+// ---- home ---------------------------------------------------------------------
+
+pub fn home(ctx: &Ctx<'_>, note: Option<&Notice>, login_path: Option<&str>) -> Markup {
+    let l = ctx.lang;
+    let title = l.t("Samtykke og innsyn", "Consent and access log");
+    let body = html! {
+        h1 { (title) }
+        (notice(note))
+        p.lead { (l.t(
+            "Kommunen, NAV og helsetjenesten deler noen ganger opplysninger om deg med hverandre. De gjør det gjennom Bru.",
+            "The municipality, NAV and the health services sometimes share information about you with each other. They do it through Bru."
+        )) }
+        h2 { (l.t("Her kan du", "Here you can")) }
+        ul.plain {
+            li { (l.t("svare ja eller nei når noen ber om å få hente opplysninger om deg", "answer yes or no when someone asks to fetch information about you")) }
+            li { (l.t("trekke tilbake et samtykke du har gitt", "withdraw a consent you have given")) }
+            li { (l.t("se hvem som har hentet opplysninger om deg, og hvorfor", "see who has fetched information about you, and why")) }
+        }
+        @if ctx.csrf.is_some() {
+            p { (l.t("Du er logget inn.", "You are logged in.")) }
+            p.actions {
+                a.button.primary href="/samtykke" { (l.t("Se samtykkene dine", "See your consents")) }
+                a.button href="/innsyn" { (l.t("Se hvem som har hentet opplysninger", "See who has fetched information")) }
+            }
+        } @else {
+            @match login_path {
+                Some(path) => {
+                    p.actions { a.button.primary href=(path) { (l.t("Logg inn med ID-porten", "Log in with ID-porten")) } }
+                    p.hint { (l.t(
+                        "Du logger inn med BankID, MinID eller en annen elektronisk ID, slik du gjør hos NAV og Skatteetaten.",
+                        "You log in with BankID, MinID or another electronic ID, as you do with NAV and the Tax Administration."
+                    )) }
+                }
+                None => p { (l.t("Innlogging er ikke satt opp på denne Bru-en.", "Login is not set up on this Bru.")) },
+            }
+        }
+    };
+    layout(ctx, title, body)
+}
+
+// ---- consents -----------------------------------------------------------------
+
+fn status_label(lang: Lang, status: &str) -> &'static str {
+    match status {
+        "pending" => lang.t("Venter på svaret ditt", "Waiting for your answer"),
+        "granted" => lang.t("Aktivt", "Active"),
+        "rejected" => lang.t("Du sa nei", "You said no"),
+        "revoked" => lang.t("Trukket tilbake", "Withdrawn"),
+        "expired" => lang.t("Utløpt", "Expired"),
+        _ => lang.t("Ukjent", "Unknown"),
+    }
+}
+
+fn org_name(o: &OrgView) -> String {
+    o.name.clone().unwrap_or_else(|| text::org_number(&o.org))
+}
+
+/// "K429 kommune (org.nr. 921 429 002)".
+fn org_with_number(lang: Lang, o: &OrgView) -> Markup {
+    html! {
+        (org_name(o)) " "
+        span.orgnr { "(" (lang.t("org.nr.", "org. no.")) " " (text::org_number(&o.org)) ")" }
+    }
+}
+
+fn dataset_title(lang: Lang, d: &DatasetView) -> String {
+    d.title
+        .as_ref()
+        .map(|t| t.pick(lang).to_owned())
+        .unwrap_or_else(|| d.id.clone())
+}
+
+fn provider_name(d: &DatasetView) -> String {
+    d.provider
+        .name
+        .clone()
+        .or_else(|| d.provider.org.as_deref().map(text::org_number))
+        .or_else(|| d.provider.id.clone())
+        .unwrap_or_default()
+}
+
+fn purpose_title(lang: Lang, v: &ConsentView) -> String {
+    v.purpose
+        .title
+        .as_ref()
+        .map(|t| t.pick(lang).to_owned())
+        .unwrap_or_else(|| v.purpose.id.clone())
+}
+
+fn time_of(s: &str) -> Option<OffsetDateTime> {
+    Timestamp::parse(s).ok().map(|t| t.as_datetime())
+}
+
+/// The request in one plain sentence: "K429 kommune ber om lov til å hente
+/// inntekt fra NAV til søknad om omsorgsbolig. Samtykket gjelder til 23.
+/// desember 2026."
+pub fn sentence(lang: Lang, v: &ConsentView) -> String {
+    let who = match &v.supplier {
+        Some(s) => format!(
+            "{} ({} {})",
+            org_name(&v.requester),
+            lang.t("gjennom", "through"),
+            org_name(s)
+        ),
+        None => org_name(&v.requester),
+    };
+    let items: Vec<String> = v
+        .datasets
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {}",
+                text::in_sentence(&dataset_title(lang, d)),
+                lang.t("fra", "from"),
+                provider_name(d)
+            )
+        })
+        .collect();
+    let what = text::list(lang, &items);
+    let purpose = text::in_sentence(&purpose_title(lang, v));
+    let until = time_of(&v.valid_to)
+        .map(|t| text::date(lang, t))
+        .unwrap_or_default();
+    match (lang, v.status.as_str()) {
+        (Lang::Nb, "pending") => format!("{who} ber om lov til å hente {what} til {purpose}. Samtykket gjelder til {until}."),
+        (Lang::En, "pending") => format!("{who} asks for permission to fetch {what} for: {purpose}. The consent is valid until {until}."),
+        (Lang::Nb, "granted") => format!("{who} har lov til å hente {what} til {purpose}. Samtykket gjelder til {until}."),
+        (Lang::En, "granted") => format!("{who} may fetch {what} for: {purpose}. The consent is valid until {until}."),
+        (Lang::Nb, "expired") => format!("{who} ba om lov til å hente {what} til {purpose}. Samtykket gjaldt til {until}."),
+        (Lang::En, "expired") => format!("{who} asked for permission to fetch {what} for: {purpose}. The consent was valid until {until}."),
+        (Lang::Nb, _) => format!("{who} ba om lov til å hente {what} til {purpose}."),
+        (Lang::En, _) => format!("{who} asked for permission to fetch {what} for: {purpose}."),
+    }
+}
+
+fn uses_text(lang: Lang, v: &ConsentView) -> String {
+    let who = org_name(&v.requester);
+    match (lang, v.max_uses) {
+        (Lang::Nb, Some(n)) => format!("{who} kan hente opplysningene høyst {n} ganger. Så langt er de hentet {} ganger.", v.uses),
+        (Lang::En, Some(n)) => format!("{who} may fetch the information at most {n} times. So far it has been fetched {} times.", v.uses),
+        (Lang::Nb, None) => format!("Det er ingen grense for hvor mange ganger {who} kan hente opplysningene. Så langt er de hentet {} ganger.", v.uses),
+        (Lang::En, None) => format!("There is no limit to how many times {who} may fetch the information. So far it has been fetched {} times.", v.uses),
+    }
+}
+
+/// The list page: pending first (they need an answer), then active, then past.
+pub fn consents(
+    ctx: &Ctx<'_>,
+    pending: &[ConsentView],
+    active: &[ConsentView],
+    past: &[ConsentView],
+) -> Markup {
+    let l = ctx.lang;
+    let title = l.t("Mine samtykker", "My consents");
+    let list = |items: &[ConsentView], empty: &'static str| {
+        html! {
+            @if items.is_empty() {
+                p.empty { (empty) }
+            } @else {
+                ul.cards {
+                    @for v in items {
+                        li.card {
+                            h3 { a href={ "/samtykke/" (v.id) } { (org_name(&v.requester)) ": " (purpose_title(l, v)) } }
+                            p { (sentence(l, v)) }
+                            p.status { span.badge.(v.status) { (status_label(l, &v.status)) } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let body = html! {
+        h1 { (title) }
+        section aria-labelledby="pending-h" {
+            h2 #pending-h { (l.t("Venter på svar fra deg", "Waiting for your answer")) }
+            (list(pending, l.t("Ingen venter på svar fra deg.", "Nobody is waiting for your answer.")))
+        }
+        section aria-labelledby="active-h" {
+            h2 #active-h { (l.t("Aktive samtykker", "Active consents")) }
+            (list(active, l.t("Du har ingen aktive samtykker.", "You have no active consents.")))
+        }
+        section aria-labelledby="past-h" {
+            h2 #past-h { (l.t("Tidligere", "Earlier")) }
+            (list(past, l.t("Ingen tidligere samtykker.", "No earlier consents.")))
+        }
+    };
+    layout(ctx, title, body)
+}
+
+fn event_label(lang: Lang, kind: EventType) -> &'static str {
+    match kind {
+        EventType::Created => lang.t("Forespørselen kom", "The request arrived"),
+        EventType::Accepted => lang.t("Du sa ja", "You said yes"),
+        EventType::Rejected => lang.t("Du sa nei", "You said no"),
+        EventType::Revoked => lang.t("Du trakk tilbake samtykket", "You withdrew the consent"),
+        EventType::Expired => lang.t("Samtykket utløp", "The consent expired"),
+        EventType::Used => lang.t("Opplysninger ble hentet", "Information was fetched"),
+    }
+}
+
+/// One consent: who, which data from whom, what for, until when, how often;
+/// and the one button (or two) that answers it.
+pub fn consent(
+    ctx: &Ctx<'_>,
+    v: &ConsentView,
+    events: &[ConsentEvent],
+    note: Option<&Notice>,
+    return_link: Option<&str>,
+) -> Markup {
+    let l = ctx.lang;
+    let title = match v.status.as_str() {
+        "pending" => l.t("Forespørsel om samtykke", "Request for consent"),
+        _ => l.t("Samtykke", "Consent"),
+    };
+    let csrf = ctx.csrf.unwrap_or_default();
+    let action = |name: &'static str, label: &'static str, class: &'static str| {
+        html! {
+            form method="post" action={ "/samtykke/" (v.id) } {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="action" value=(name);
+                button.button.(class) type="submit" { (label) }
+            }
+        }
+    };
+    let body = html! {
+        h1 { (title) }
+        (notice(note))
+        p.status { span.badge.(v.status) { (status_label(l, &v.status)) } }
+        p.lead { (sentence(l, v)) }
+        @if let Some(description) = v.purpose.description.as_ref() {
+            p { (description.pick(l)) }
+        }
+        @if v.status == "pending" {
+            div.answer {
+                h2 { (l.t("Ditt svar", "Your answer")) }
+                p { (l.t("Du bestemmer selv. Sier du nei, kan du fortsatt søke, men du må da gi opplysningene selv.",
+                         "It is up to you. If you say no, you can still apply, but you will then have to provide the information yourself.")) }
+                div.buttons {
+                    (action("accept", l.t("Ja, jeg samtykker", "Yes, I consent"), "primary"))
+                    (action("reject", l.t("Nei, jeg samtykker ikke", "No, I do not consent"), "secondary"))
+                }
+            }
+        }
+        @if v.status == "granted" {
+            div.answer {
+                h2 { (l.t("Trekk tilbake", "Withdraw")) }
+                p { (l.t("Du kan trekke tilbake samtykket når du vil. Da kan ingen hente opplysningene med dette samtykket lenger.",
+                         "You can withdraw the consent whenever you like. Then nobody can fetch the information with this consent any more.")) }
+                div.buttons { (action("revoke", l.t("Trekk tilbake samtykket", "Withdraw the consent"), "danger")) }
+            }
+        }
+        @if let Some(url) = return_link {
+            p.actions { a.button href=(url) { (l.t("Gå tilbake til ", "Go back to ")) (org_name(&v.requester)) } }
+        }
+        h2 { (l.t("Detaljer", "Details")) }
+        dl.details {
+            dt { (l.t("Hvem spør", "Who is asking")) }
+            dd {
+                (org_with_number(l, &v.requester))
+                @if let Some(s) = &v.supplier {
+                    br;
+                    (l.t("gjennom leverandøren ", "through the vendor ")) (org_with_number(l, s))
+                }
+            }
+            dt { (l.t("Hvilke opplysninger", "Which information")) }
+            dd {
+                ul.plain {
+                    @for d in &v.datasets {
+                        li {
+                            strong { (dataset_title(l, d)) }
+                            " " (l.t("fra", "from")) " " (provider_name(d))
+                            @if let Some(org) = d.provider.org.as_deref() {
+                                " " span.orgnr { "(" (l.t("org.nr.", "org. no.")) " " (text::org_number(org)) ")" }
+                            }
+                            @if let Some(desc) = d.description.as_ref() { br; (desc.pick(l)) }
+                        }
+                    }
+                }
+            }
+            dt { (l.t("Hva de skal brukes til", "What it will be used for")) }
+            dd { (purpose_title(l, v)) }
+            dt { (l.t("Gjelder til", "Valid until")) }
+            dd { (time_of(&v.valid_to).map(|t| text::date(l, t)).unwrap_or_default()) }
+            dt { (l.t("Hvor mange ganger", "How many times")) }
+            dd { (uses_text(l, v)) }
+            @if let Some(message) = v.message.as_deref() {
+                dt { (l.t("Melding fra ", "Message from ")) (org_name(&v.requester)) }
+                dd.message { (message) }
+            }
+        }
+        @if !events.is_empty() {
+            h2 { (l.t("Historikk", "History")) }
+            ol.history {
+                @for e in events {
+                    li { (text::date_time(l, e.at.as_datetime())) ": " (event_label(l, e.kind)) }
+                }
+            }
+        }
+        p { a href="/samtykke" { (l.t("Tilbake til alle samtykkene dine", "Back to all your consents")) } }
+    };
+    layout(ctx, title, body)
+}
+
+// ---- access log ------------------------------------------------------------------
+
+fn denial(lang: Lang, code: Option<&str>) -> &'static str {
+    match code.unwrap_or_default() {
+        "consent_revoked" => lang.t(
+            "samtykket var trukket tilbake",
+            "the consent had been withdrawn",
+        ),
+        "consent_expired" => lang.t("samtykket var utløpt", "the consent had expired"),
+        "consent_exhausted" => lang.t("samtykket var brukt opp", "the consent had been used up"),
+        "consent_required"
+        | "consent_not_found"
+        | "consent_mismatch"
+        | "consent_subject_mismatch" => lang.t(
+            "det fantes ikke et gyldig samtykke",
+            "there was no valid consent",
+        ),
+        "consumer_not_allowed" | "purpose_not_allowed" | "insufficient_scope" => lang.t(
+            "virksomheten hadde ikke lov",
+            "the organisation was not allowed to",
+        ),
+        "rate_limited" => lang.t(
+            "for mange forespørsler på kort tid",
+            "too many requests in a short time",
+        ),
+        _ => lang.t("Bru stoppet forespørselen", "Bru stopped the request"),
+    }
+}
+
+pub fn transfers(ctx: &Ctx<'_>, items: &[TransferView], truncated: bool) -> Markup {
+    let l = ctx.lang;
+    let title = l.t(
+        "Hvem har hentet opplysninger om meg",
+        "Who has fetched my data",
+    );
+    let body = html! {
+        h1 { (title) }
+        p.lead { (l.t(
+            "Her ser du hver gang noen har bedt om opplysninger om deg gjennom Bru, også når Bru sa nei. Den nyeste står først.",
+            "Here you see every time someone has asked for information about you through Bru, also when Bru said no. The newest comes first."
+        )) }
+        @if truncated {
+            p.hint { (l.t("Listen viser de nyeste hendelsene.", "The list shows the newest events.")) }
+        }
+        @if items.is_empty() {
+            p.empty { (l.t("Ingen har hentet opplysninger om deg gjennom Bru.", "Nobody has fetched information about you through Bru.")) }
+        } @else {
+            ol.cards.transfers {
+                @for t in items {
+                    li.card {
+                        h2.h3 {
+                            (text::date_time(l, t.time.as_datetime()))
+                            @if let Some(o) = &t.organisation { ": " (org_name(o)) }
+                        }
+                        dl.details {
+                            dt { (l.t("Hvem", "Who")) }
+                            dd {
+                                @match &t.organisation {
+                                    Some(o) => (org_with_number(l, o)),
+                                    None => (l.t("Ukjent (ikke logget inn)", "Unknown (not logged in)")),
+                                }
+                                @if let Some(s) = &t.supplier {
+                                    br; (l.t("gjennom leverandøren ", "through the vendor ")) (org_with_number(l, s))
+                                }
+                            }
+                            dt { (l.t("Hvilke opplysninger", "Which information")) }
+                            dd {
+                                @match &t.dataset {
+                                    Some(d) => {
+                                        (dataset_title(l, d)) " " (l.t("fra", "from")) " " (provider_name(d))
+                                        @if let Some(org) = d.provider.org.as_deref() {
+                                            " " span.orgnr { "(" (l.t("org.nr.", "org. no.")) " " (text::org_number(org)) ")" }
+                                        }
+                                    }
+                                    None => (l.t("Ukjent", "Unknown")),
+                                }
+                            }
+                            dt { (l.t("Formål", "Purpose")) }
+                            dd {
+                                @match &t.purpose {
+                                    Some(p) => (p.title.as_ref().map(|x| x.pick(l).to_owned()).unwrap_or_else(|| p.id.clone())),
+                                    None => (l.t("Ikke oppgitt", "Not given")),
+                                }
+                            }
+                            dt { (l.t("Grunnlag", "Legal basis")) }
+                            dd {
+                                @match (t.basis, t.consent_id.as_deref()) {
+                                    (Some(consent_db::Basis::Consent), Some(id)) => {
+                                        a href={ "/samtykke/" (id) } { (l.t("Ditt samtykke", "Your consent")) }
+                                    }
+                                    (Some(consent_db::Basis::Consent), None) => (l.t("Samtykke (ikke oppgitt)", "Consent (none given)")),
+                                    (Some(consent_db::Basis::Statutory), _) => {
+                                        (l.t("Lov", "Law")) @if let Some(r) = t.legal_ref.as_deref() { ": " (r) }
+                                    }
+                                    (None, _) => (l.t("Ukjent", "Unknown")),
+                                }
+                            }
+                            dt { (l.t("Resultat", "Outcome")) }
+                            dd {
+                                @if t.decision == Some(Verdict::Allow) {
+                                    span.badge.granted { (l.t("Tillatt", "Allowed")) }
+                                } @else {
+                                    span.badge.rejected { (l.t("Avvist", "Refused")) }
+                                    " " (denial(l, t.code.as_deref()))
+                                }
+                            }
+                        }
+                        p.proof {
+                            a href={ "/citizen/v1/transfers/" (t.index) "/proof" } {
+                                (l.t("Bevis for at dette er loggført", "Proof that this is logged"))
+                                span.visually-hidden { " (" (l.t("hendelse nr. ", "event no. ")) (t.index) ")" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout(ctx, title, body)
+}
+
+// ---- demo login and errors -----------------------------------------------------------
+
+/// The demo ID-porten: pick one of the demo persons.
+pub fn demo_picker(ctx: &Ctx<'_>, persons: &[crate::DemoPerson], state: &str) -> Markup {
+    let l = ctx.lang;
+    let title = l.t("Logg inn (demo av ID-porten)", "Log in (demo of ID-porten)");
+    let body = html! {
+        h1 { (title) }
+        p.lead { (l.t(
+            "Dette er en demo. I stedet for BankID velger du hvem du vil være.",
+            "This is a demo. Instead of BankID, you choose who you want to be."
+        )) }
+        form method="post" action="/demo/idporten/login" {
+            input type="hidden" name="csrf" value=(state);
+            fieldset {
+                legend { (l.t("Hvem vil du logge inn som?", "Who do you want to log in as?")) }
+                @for (i, p) in persons.iter().enumerate() {
+                    div.choice {
+                        input type="radio" name="pid" id={ "person-" (i) } value=(p.pid) checked[i == 0];
+                        label for={ "person-" (i) } { (p.name) }
+                    }
+                }
+            }
+            button.button.primary type="submit" { (l.t("Logg inn", "Log in")) }
+        }
+    };
+    layout(ctx, title, body)
+}
+
+pub fn error(ctx: &Ctx<'_>, title: &str, message: &str, retry: Option<&str>) -> Markup {
+    let l = ctx.lang;
+    let body = html! {
+        h1 { (title) }
+        div.notice.error role="alert" { p { (message) } }
+        p.actions {
+            @if let Some(path) = retry { a.button.primary href=(path) { (l.t("Prøv igjen", "Try again")) } }
+            a.button href="/" { (l.t("Til forsiden", "To the front page")) }
+        }
+    };
+    layout(ctx, title, body)
+}
