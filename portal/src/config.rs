@@ -267,3 +267,6 @@ pub fn is_allowed_url(url: &str) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests;

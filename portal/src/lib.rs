@@ -360,7 +360,9 @@ async fn home(
                 .as_deref()
                 .and_then(|v| session::set_cookie(session::SESSION_COOKIE, v)),
         ),
-        _ => (None, None),
+        // A timed-out session's cookie goes, once it has been explained.
+        Lookup::Expired => (None, Some(session::clear_cookie(session::SESSION_COOKIE))),
+        Lookup::None => (None, None),
     };
     let note = match (&lookup, query.utlogget.is_some()) {
         (Lookup::Expired, _) => Some(Notice::Info(
@@ -530,10 +532,12 @@ struct AnswerForm {
 }
 
 /// Whether a form POST comes from our own pages: the CSRF token always,
-/// and the `Origin` header where the browser sends one.
+/// and the `Origin` header where the browser names one. (Under
+/// `Referrer-Policy: no-referrer` browsers send `Origin: null` for our own
+/// forms, so `null` tells nothing either way.)
 fn form_ok(portal: &Portal, headers: &HeaderMap, expected: &str, submitted: Option<&str>) -> bool {
     let origin_ok = match headers.get(header::ORIGIN).map(|o| o.to_str()) {
-        None => true,
+        None | Some(Ok("null")) => true,
         Some(Ok(origin)) => origin == portal.origin,
         Some(Err(_)) => false,
     };
@@ -924,14 +928,9 @@ async fn demo_login(
         .filter(|pid| portal.demo_persons.iter().any(|p| p.pid == *pid))
         .and_then(|pid| PersonNumber::parse(pid, true).ok());
     match picked {
-        Some(pid) => start_session(&portal, lang, &pid, oidc_demo_acr(), &login.next),
+        Some(pid) => start_session(&portal, lang, &pid, config::DEFAULT_ACR, &login.next),
         None => see_other("/demo/idporten/login", &[]),
     }
-}
-
-/// The level the demo ID-porten vouches for (as its tokens do).
-fn oidc_demo_acr() -> &'static str {
-    config::DEFAULT_ACR
 }
 
 /// Ids Bru issues are UUIDs; anything else is not looked up.

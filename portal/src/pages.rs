@@ -226,6 +226,10 @@ pub fn sentence(lang: Lang, v: &ConsentView) -> String {
     let until = time_of(&v.valid_to)
         .map(|t| text::date(lang, t))
         .unwrap_or_default();
+    // The last change of a rejected or revoked consent is the citizen's answer.
+    let changed = time_of(&v.updated_at)
+        .map(|t| text::date(lang, t))
+        .unwrap_or_default();
     match (lang, v.status.as_str()) {
         (Lang::Nb, "pending") => format!("{who} ber om lov til å hente {what} til {purpose}. Samtykket gjelder til {until}."),
         (Lang::En, "pending") => format!("{who} asks for permission to fetch {what} for: {purpose}. The consent is valid until {until}."),
@@ -233,6 +237,10 @@ pub fn sentence(lang: Lang, v: &ConsentView) -> String {
         (Lang::En, "granted") => format!("{who} may fetch {what} for: {purpose}. The consent is valid until {until}."),
         (Lang::Nb, "expired") => format!("{who} ba om lov til å hente {what} til {purpose}. Samtykket gjaldt til {until}."),
         (Lang::En, "expired") => format!("{who} asked for permission to fetch {what} for: {purpose}. The consent was valid until {until}."),
+        (Lang::Nb, "revoked") => format!("{who} ba om lov til å hente {what} til {purpose}. Du trakk tilbake samtykket {changed}."),
+        (Lang::En, "revoked") => format!("{who} asked for permission to fetch {what} for: {purpose}. You withdrew the consent on {changed}."),
+        (Lang::Nb, "rejected") => format!("{who} ba om lov til å hente {what} til {purpose}. Du sa nei {changed}."),
+        (Lang::En, "rejected") => format!("{who} asked for permission to fetch {what} for: {purpose}. You said no on {changed}."),
         (Lang::Nb, _) => format!("{who} ba om lov til å hente {what} til {purpose}."),
         (Lang::En, _) => format!("{who} asked for permission to fetch {what} for: {purpose}."),
     }
@@ -240,12 +248,27 @@ pub fn sentence(lang: Lang, v: &ConsentView) -> String {
 
 fn uses_text(lang: Lang, v: &ConsentView) -> String {
     let who = org_name(&v.requester);
-    match (lang, v.max_uses) {
-        (Lang::Nb, Some(n)) => format!("{who} kan hente opplysningene høyst {n} ganger. Så langt er de hentet {} ganger.", v.uses),
-        (Lang::En, Some(n)) => format!("{who} may fetch the information at most {n} times. So far it has been fetched {} times.", v.uses),
-        (Lang::Nb, None) => format!("Det er ingen grense for hvor mange ganger {who} kan hente opplysningene. Så langt er de hentet {} ganger.", v.uses),
-        (Lang::En, None) => format!("There is no limit to how many times {who} may fetch the information. So far it has been fetched {} times.", v.uses),
-    }
+    let so_far = match (lang, v.uses) {
+        (Lang::Nb, 0) => "De er ikke hentet ennå.".to_owned(),
+        (Lang::En, 0) => "It has not been fetched yet.".to_owned(),
+        (Lang::Nb, 1) => "Så langt er de hentet én gang.".to_owned(),
+        (Lang::En, 1) => "So far it has been fetched once.".to_owned(),
+        (Lang::Nb, n) => format!("Så langt er de hentet {n} ganger."),
+        (Lang::En, n) => format!("So far it has been fetched {n} times."),
+    };
+    let limit = match (lang, v.max_uses) {
+        (Lang::Nb, Some(1)) => format!("{who} kan hente opplysningene én gang."),
+        (Lang::En, Some(1)) => format!("{who} may fetch the information once."),
+        (Lang::Nb, Some(n)) => format!("{who} kan hente opplysningene høyst {n} ganger."),
+        (Lang::En, Some(n)) => format!("{who} may fetch the information at most {n} times."),
+        (Lang::Nb, None) => {
+            format!("Det er ingen grense for hvor mange ganger {who} kan hente opplysningene.")
+        }
+        (Lang::En, None) => {
+            format!("There is no limit to how many times {who} may fetch the information.")
+        }
+    };
+    format!("{limit} {so_far}")
 }
 
 /// The list page: pending first (they need an answer), then active, then past.
@@ -382,7 +405,7 @@ pub fn consent(
                     }
                 }
             }
-            dt { (l.t("Hva de skal brukes til", "What it will be used for")) }
+            dt { (l.t("Hva opplysningene skal brukes til", "What the information will be used for")) }
             dd { (purpose_title(l, v)) }
             dt { (l.t("Gjelder til", "Valid until")) }
             dd { (time_of(&v.valid_to).map(|t| text::date(l, t)).unwrap_or_default()) }
@@ -408,30 +431,40 @@ pub fn consent(
 
 // ---- access log ------------------------------------------------------------------
 
+/// Why Bru refused, as a clause after "Avvist" / "Refused".
 fn denial(lang: Lang, code: Option<&str>) -> &'static str {
     match code.unwrap_or_default() {
         "consent_revoked" => lang.t(
-            "samtykket var trukket tilbake",
-            "the consent had been withdrawn",
+            "fordi samtykket var trukket tilbake",
+            "because the consent had been withdrawn",
         ),
-        "consent_expired" => lang.t("samtykket var utløpt", "the consent had expired"),
-        "consent_exhausted" => lang.t("samtykket var brukt opp", "the consent had been used up"),
+        "consent_expired" => lang.t(
+            "fordi samtykket var utløpt",
+            "because the consent had expired",
+        ),
+        "consent_exhausted" => lang.t(
+            "fordi samtykket var brukt opp",
+            "because the consent had been used up",
+        ),
         "consent_required"
         | "consent_not_found"
         | "consent_mismatch"
         | "consent_subject_mismatch" => lang.t(
-            "det fantes ikke et gyldig samtykke",
-            "there was no valid consent",
+            "fordi det ikke fantes et gyldig samtykke",
+            "because there was no valid consent",
         ),
         "consumer_not_allowed" | "purpose_not_allowed" | "insufficient_scope" => lang.t(
-            "virksomheten hadde ikke lov",
-            "the organisation was not allowed to",
+            "fordi virksomheten ikke hadde lov",
+            "because the organisation was not allowed to",
         ),
         "rate_limited" => lang.t(
-            "for mange forespørsler på kort tid",
-            "too many requests in a short time",
+            "fordi det kom for mange forespørsler på kort tid",
+            "because there were too many requests in a short time",
         ),
-        _ => lang.t("Bru stoppet forespørselen", "Bru stopped the request"),
+        _ => lang.t(
+            "fordi reglene ikke tillot det",
+            "because the rules did not allow it",
+        ),
     }
 }
 

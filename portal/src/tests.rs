@@ -493,3 +493,51 @@ async fn without_demo_persons_there_is_no_picker() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_timed_out_session_is_explained_and_cleared() {
+    let w = world().await;
+    // A session made with the portal's key, its last request 16 minutes ago.
+    let sessions = Sessions::new(
+        session::CookieKey::derive(&[9u8; 32]).unwrap(),
+        std::time::Duration::from_secs(900),
+        std::time::Duration::from_secs(7200),
+    );
+    let kari = PersonNumber::parse(KARI, true).unwrap();
+    let (old, sealed) = sessions
+        .start(&kari, "idporten-loa-substantial", now() - 16 * 60)
+        .unwrap();
+    let cookie = format!("{}={sealed}", session::SESSION_COOKIE);
+    let r = w.get("/samtykke", &[&cookie]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Du ble logget ut fordi det gikk lang tid"));
+    assert!(r.body.contains("href=\"/logg-inn?neste=/samtykke\""));
+    let cleared = r.headers.get_all(header::SET_COOKIE).iter().any(|v| {
+        let v = v.to_str().unwrap();
+        v.starts_with("__Host-bru-session=;") && v.contains("Max-Age=0")
+    });
+    assert!(cleared);
+    // Nothing can be changed with it either.
+    let id = w.request(Some(KARI)).await;
+    let r = w
+        .post(
+            &format!("/samtykke/{id}"),
+            &[&cookie],
+            &format!("action=accept&csrf={}", old.csrf),
+            None,
+        )
+        .await;
+    assert_ne!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(w.status(&id).await, "pending");
+    // The same session a minute old is fine.
+    let (_, fresh) = sessions
+        .start(&kari, "idporten-loa-substantial", now() - 60)
+        .unwrap();
+    let r = w
+        .get(
+            "/samtykke",
+            &[&format!("{}={fresh}", session::SESSION_COOKIE)],
+        )
+        .await;
+    assert!(r.body.contains("<h1>Mine samtykker</h1>"));
+}

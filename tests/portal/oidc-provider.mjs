@@ -7,6 +7,7 @@
 //
 // Run on its own: node oidc-provider.mjs PORT REDIRECT_URI SECRET
 
+import crypto from 'node:crypto';
 import http from 'node:http';
 import Provider from 'oidc-provider';
 
@@ -31,7 +32,14 @@ export async function startProvider({ port = 0, redirectUri, secret }) {
   await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${server.address().port}`;
 
+  // The provider's own signing key, new for every run.
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'test-idporten', use: 'sig', alg: 'RS256' };
   const provider = new Provider(issuer, {
+    jwks: { keys: [signingKey] },
+    ttl: {
+      Interaction: 600, Session: 3600, Grant: 3600, AccessToken: 600, IdToken: 600, AuthorizationCode: 60,
+    },
     clients: [{
       client_id: CLIENT_ID,
       client_secret: secret,

@@ -244,7 +244,7 @@ describe('the portal in the demo', { concurrency: false }, () => {
     await page.goto(`${base}/innsyn`);
     const newest = await page.locator('ol.transfers > li').first().textContent();
     assert.match(newest, /Avvist/);
-    assert.match(newest, /samtykket var trukket tilbake/);
+    assert.match(newest, /Avvist fordi samtykket var trukket tilbake/);
     await checkPage(page, '09-innsyn-avvist');
     await page.goto(`${base}/samtykke`);
     assert.match(await page.locator('section[aria-labelledby="past-h"]').textContent(), /Trukket tilbake/);
