@@ -336,7 +336,11 @@ fn fuzz_numbers_keep_their_value_to_the_last_bit() {
             let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
             let n = v.pointer("/0/n").or_else(|| v.get("n")).unwrap();
             assert_eq!(n.as_f64().unwrap().to_bits(), expected.to_bits(), "{input}");
-            assert_eq!(minimise(&mask, &out).unwrap(), out, "not idempotent: {input}");
+            assert_eq!(
+                minimise(&mask, &out).unwrap(),
+                out,
+                "not idempotent: {input}"
+            );
         }
     }
 }
