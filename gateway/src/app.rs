@@ -28,6 +28,8 @@ pub struct App {
     pub upstreams: HashMap<String, connectors::Upstream>,
     pub metrics: Metrics,
     pub rate_limiter: crate::ratelimit::RateLimiter,
+    /// The citizen portal, once mounted: its session also opens a citizen's own proofs.
+    pub portal: std::sync::OnceLock<Arc<portal::Portal>>,
     /// Outcome records still on their way to the log; shutdown waits for them.
     background: TaskTracker,
     /// False after an audit write failed, until one succeeds again (`/readyz`).
@@ -112,6 +114,7 @@ impl App {
             connector: parts.connector,
             upstreams,
             rate_limiter,
+            portal: std::sync::OnceLock::new(),
             metrics: parts.metrics,
             background: TaskTracker::new(),
             audit_healthy: AtomicBool::new(true),

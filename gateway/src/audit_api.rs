@@ -492,12 +492,27 @@ async fn citizen_proof(
 ) -> Response {
     let mut u = Use::new("/citizen/v1/transfers/{index}/proof");
     let result = async {
-        let citizen = app
-            .auth
-            .citizen(headers.get(header::AUTHORIZATION))
-            .await
-            .map_err(Failure::Auth)?;
-        let me = app.keys.pseudonym.subject_ref(&citizen.pid);
+        // A front end sends an ID-porten token; the portal's own pages link
+        // here, and the citizen's browser brings the portal session instead.
+        let pid = match app
+            .portal
+            .get()
+            .filter(|_| headers.get(header::AUTHORIZATION).is_none())
+        {
+            Some(portal) => portal.session_citizen(&headers),
+            None => None,
+        };
+        let pid = match pid {
+            Some(pid) => pid,
+            None => {
+                app.auth
+                    .citizen(headers.get(header::AUTHORIZATION))
+                    .await
+                    .map_err(Failure::Auth)?
+                    .pid
+            }
+        };
+        let me = app.keys.pseudonym.subject_ref(&pid);
         u.record.subject_ref = Some(me.clone());
         if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
             return Err(Refusal::NotFound(NOT_YOURS));

@@ -220,7 +220,10 @@ fn portal_router(app: &App, demo: bool) -> anyhow::Result<Option<axum::Router>> 
             .collect();
         portal = portal.with_demo_login(persons);
     }
-    Ok(Some(Arc::new(portal).router()))
+    let portal = Arc::new(portal);
+    // Set once, here, before any request is served.
+    let _ = app.portal.set(Arc::clone(&portal));
+    Ok(Some(portal.router()))
 }
 
 async fn shutdown_signal() {

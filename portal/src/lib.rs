@@ -116,6 +116,15 @@ impl Portal {
     }
 
     /// The portal's routes, with its security headers on every answer.
+    /// The citizen of an active portal session, for JSON endpoints a logged-in
+    /// citizen's browser follows from a page (e.g. the inclusion proof of a transfer).
+    pub fn session_citizen(&self, headers: &HeaderMap) -> Option<PersonNumber> {
+        match self.sessions.lookup(headers, now()) {
+            Lookup::Active { session, .. } => self.citizen(&session),
+            Lookup::Expired | Lookup::None => None,
+        }
+    }
+
     pub fn router(self: Arc<Self>) -> Router {
         let mut router = Router::new()
             .route("/", get(home))

@@ -226,6 +226,19 @@ describe('the portal in the demo', { concurrency: false }, () => {
     assert.match(second, /Tillatt/);
     const proof = await items.nth(1).getByRole('link', { name: /Bevis/ }).getAttribute('href');
     assert.match(proof, /^\/citizen\/v1\/transfers\/\d+\/proof$/);
+    // The link works with the portal session alone (no token in the browser);
+    // the record is under a signed checkpoint within a second.
+    let answer;
+    for (let i = 0; i < 20; i++) {
+      answer = await page.request.get(`${base}${proof}`);
+      if (answer.status() !== 404) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(answer.status(), 200, await answer.text());
+    const body = await answer.json();
+    assert.ok(Array.isArray(body.hashes), 'an inclusion proof');
+    assert.equal(body.record.dataset, 'nav/inntekt');
+    assert.match(body.checkpoint, /\n\n\u2014 /, 'a signed checkpoint note');
     await checkPage(page, '07-innsyn');
   });
 
