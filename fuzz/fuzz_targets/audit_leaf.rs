@@ -78,8 +78,15 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     let text = time.to_string();
-    assert_eq!(Timestamp::parse(&text), Ok(time), "{text} does not parse back");
-    assert!(text.len() == 24 && text.ends_with('Z'), "not the one spelling: {text}");
+    assert_eq!(
+        Timestamp::parse(&text),
+        Ok(time),
+        "{text} does not parse back"
+    );
+    assert!(
+        text.len() == 24 && text.ends_with('Z'),
+        "not the one spelling: {text}"
+    );
 
     let int = |n: u64| if input.huge { n } else { n >> 11 };
     let record = AuditRecord {
@@ -99,11 +106,15 @@ fuzz_target!(|data: &[u8]| {
         method: input.method,
         path: input.path,
         purpose: input.purpose,
-        basis: input.basis.map(|b| if b { Basis::Consent } else { Basis::Statutory }),
+        basis: input
+            .basis
+            .map(|b| if b { Basis::Consent } else { Basis::Statutory }),
         legal_ref: input.legal_ref,
         consent_id: input.consent_id,
         subject_ref: input.subject_ref,
-        decision: input.decision.map(|d| if d { Verdict::Allow } else { Verdict::Deny }),
+        decision: input
+            .decision
+            .map(|d| if d { Verdict::Allow } else { Verdict::Deny }),
         code: input.code,
         status: input.status,
         bytes: input.bytes.map(int),
@@ -118,13 +129,23 @@ fuzz_target!(|data: &[u8]| {
     let Ok(leaf) = leaf else {
         return;
     };
-    assert_eq!(record.leaf_bytes().ok().as_ref(), Some(&leaf), "not deterministic");
+    assert_eq!(
+        record.leaf_bytes().ok().as_ref(),
+        Some(&leaf),
+        "not deterministic"
+    );
 
     let serde_value = serde_json::to_value(&record).expect("record serializes");
-    let parsed: serde_json::Value =
-        serde_json::from_slice(&leaf).expect("leaf bytes are not JSON");
-    assert_eq!(parsed, serde_value, "leaf bytes hold other values than the record");
-    assert_eq!(canonical::to_vec(&parsed).ok().as_ref(), Some(&leaf), "not canonical");
+    let parsed: serde_json::Value = serde_json::from_slice(&leaf).expect("leaf bytes are not JSON");
+    assert_eq!(
+        parsed, serde_value,
+        "leaf bytes hold other values than the record"
+    );
+    assert_eq!(
+        canonical::to_vec(&parsed).ok().as_ref(),
+        Some(&leaf),
+        "not canonical"
+    );
     assert_eq!(canonical::to_vec(&serde_value).ok().as_ref(), Some(&leaf));
     let back: AuditRecord = serde_json::from_slice(&leaf).expect("leaf bytes do not deserialize");
     assert_eq!(back, record);

@@ -101,16 +101,24 @@ fn check_resource(input: &Map<String, Value>, output: &Map<String, Value>, types
         }
         Some(other) => panic!("entry is {other}"),
     };
-    assert_eq!(kept_out.len(), kept_in.len(), "wrong number of entries kept");
+    assert_eq!(
+        kept_out.len(),
+        kept_in.len(),
+        "wrong number of entries kept"
+    );
     if input.contains_key("total") {
         assert_eq!(output.get("total"), Some(&Value::from(kept_in.len())));
     }
     for (i, o) in kept_in.iter().zip(&kept_out) {
-        let (Some(Value::Object(ri)), Some(Value::Object(ro))) = (i.get("resource"), o.get("resource"))
+        let (Some(Value::Object(ri)), Some(Value::Object(ro))) =
+            (i.get("resource"), o.get("resource"))
         else {
             panic!("kept entry lost its resource");
         };
-        assert_eq!(type_of(i.get("resource").unwrap_or(&Value::Null)), type_of(o.get("resource").unwrap_or(&Value::Null)));
+        assert_eq!(
+            type_of(i.get("resource").unwrap_or(&Value::Null)),
+            type_of(o.get("resource").unwrap_or(&Value::Null))
+        );
         check_resource(ri, ro, types);
     }
 }

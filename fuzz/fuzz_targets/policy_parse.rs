@@ -94,7 +94,10 @@ fn check_policy(p: &Policy) {
             assert!(r.per_second >= 1 && r.burst >= 1);
         }
         for cd in &c.datasets {
-            let d = p.datasets.get(&cd.dataset).expect("consumer names an unknown dataset");
+            let d = p
+                .datasets
+                .get(&cd.dataset)
+                .expect("consumer names an unknown dataset");
             for purpose in &cd.purposes {
                 assert!(d.purpose(purpose).is_some());
             }
@@ -104,7 +107,6 @@ fn check_policy(p: &Policy) {
 
 fn is_id(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
