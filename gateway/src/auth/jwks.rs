@@ -3,7 +3,7 @@
 //! a flood of tokens with random `kid`s cannot hammer the issuer.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
@@ -11,7 +11,15 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 
 use crate::config::IssuerConfig;
 
+/// Cheap to share: the refresh runs in a task of its own that holds a clone,
+/// so a caller that goes away mid-fetch (an HTTP/2 reset, a closed
+/// connection) cannot cancel it half-way and leave the interval spent with no
+/// keys fetched, which would lock every caller out until the next refresh.
 pub struct JwksCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     url: String,
     http: reqwest::Client,
     min_interval: Duration,
@@ -51,20 +59,33 @@ impl JwksCache {
             .build()
             .map_err(|e| format!("issuer {}: HTTP client: {e}", config.name))?;
         Ok(JwksCache {
-            url: config.jwks_url.clone(),
-            http,
-            min_interval: config.jwks_refresh_min_interval,
-            keys: RwLock::new(HashMap::new()),
-            fetch: tokio::sync::Mutex::new(None),
+            inner: Arc::new(Inner {
+                url: config.jwks_url.clone(),
+                http,
+                min_interval: config.jwks_refresh_min_interval,
+                keys: RwLock::new(HashMap::new()),
+                fetch: tokio::sync::Mutex::new(None),
+            }),
         })
     }
 
     /// The key with this `kid`, usable with `alg`; fetches the JWKS when the
     /// kid is unknown and the last fetch is older than the minimum interval.
     pub async fn key(&self, kid: &str, alg: Algorithm) -> Option<DecodingKey> {
-        if let Some(found) = self.cached(kid, alg) {
+        if let Some(found) = self.inner.cached(kid, alg) {
             return found;
         }
+        let inner = Arc::clone(&self.inner);
+        let kid = kid.to_owned();
+        tokio::spawn(async move { inner.refresh_for(&kid, alg).await })
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+impl Inner {
+    async fn refresh_for(&self, kid: &str, alg: Algorithm) -> Option<DecodingKey> {
         let mut last = self.fetch.lock().await;
         // Another task may have fetched while we waited.
         if let Some(found) = self.cached(kid, alg) {
@@ -80,7 +101,13 @@ impl JwksCache {
                     *map = keys;
                 }
             }
-            Err(e) => tracing::warn!(url = %self.url, error = %e, "JWKS fetch failed"),
+            Err(e) => {
+                tracing::warn!(url = %self.url, error = %e, "JWKS fetch failed");
+                // A failed fetch may be retried after a second, not after the
+                // whole interval: one slow answer must not lock callers out.
+                let retry_in = Duration::from_secs(1).min(self.min_interval);
+                *last = Instant::now().checked_sub(self.min_interval.saturating_sub(retry_in));
+            }
         }
         drop(last);
         self.cached(kid, alg).flatten()
