@@ -82,7 +82,8 @@ type Reply<T> = oneshot::Sender<Result<T, AuditError>>;
 // allocation per record.
 #[allow(clippy::large_enum_variant)]
 enum Msg {
-    Append(NewRecord, Reply<AuditReceipt>),
+    /// A record, and whether it takes one use of its consent in the same transaction.
+    Append(NewRecord, Reply<AuditReceipt>, bool),
     /// Answered after everything queued before it has been written.
     Flush(Reply<()>),
     /// Like `Flush`, then the writer stops and refuses everything after it.
@@ -127,7 +128,30 @@ impl AuditLog {
     /// Cancelling after the record was queued does not take it back: it is
     /// still written, and the log then holds a record nobody was told about —
     /// the safe side for evidence.
-    pub async fn append(&self, mut record: NewRecord) -> Result<AuditReceipt, AuditError> {
+    pub async fn append(&self, record: NewRecord) -> Result<AuditReceipt, AuditError> {
+        self.send(record, false).await
+    }
+
+    /// Appends a decision under consent and takes one use of its
+    /// `consent_id` in the same transaction, or neither: when the consent
+    /// cannot give a use (revoked, expired, used up since it was read), the
+    /// record is not written and this is [`AuditError::ConsentNotUsable`].
+    /// The use costs no commit of its own: it rides in the batch.
+    pub async fn append_using_consent(
+        &self,
+        record: NewRecord,
+    ) -> Result<AuditReceipt, AuditError> {
+        if record.consent_id.is_none() {
+            return Err(AuditError::ConsentNotUsable);
+        }
+        self.send(record, true).await
+    }
+
+    async fn send(
+        &self,
+        mut record: NewRecord,
+        use_consent: bool,
+    ) -> Result<AuditReceipt, AuditError> {
         // The leaf bytes are RFC 8785 JSON, whose numbers are exact only up
         // to 2^53 − 1; no byte count or duration gets there, and clamping
         // keeps one absurd value from failing the whole batch it lands in.
@@ -136,7 +160,7 @@ impl AuditLog {
         record.duration_ms = cap(record.duration_ms);
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Msg::Append(record, reply))
+            .send(Msg::Append(record, reply, use_consent))
             .await
             .map_err(|_| AuditError::Closed)?;
         answer.await.map_err(|_| AuditError::Closed)?
@@ -197,6 +221,7 @@ async fn write_loop(
     let mut records = Vec::with_capacity(max_batch);
     let mut waiters = Vec::with_capacity(max_batch);
     let mut flushes = Vec::new();
+    let mut consent_uses = Vec::new();
     loop {
         // Waits for one message, then takes whatever else is already queued.
         if rx.recv_many(&mut msgs, max_batch).await == 0 {
@@ -206,7 +231,10 @@ async fn write_loop(
         for msg in msgs.drain(..) {
             match msg {
                 _ if close.is_some() => {} // after a close: dropped, its sender sees Closed
-                Msg::Append(record, reply) => {
+                Msg::Append(record, reply, use_consent) => {
+                    if use_consent {
+                        consent_uses.push(records.len());
+                    }
                     records.push(record);
                     waiters.push(reply);
                 }
@@ -220,25 +248,32 @@ async fn write_loop(
         let result = if records.is_empty() {
             Ok(None)
         } else {
-            commit(&store, &records, config.commit_timeout)
+            commit(&store, &records, &consent_uses, config.commit_timeout)
                 .await
                 .map(Some)
         };
         counters.writing.store(0, Ordering::Relaxed);
         records.clear();
+        consent_uses.clear();
         match &result {
             Ok(Some(done)) => {
+                let n = n - done.refused.len() as u64;
                 counters.batches.fetch_add(1, Ordering::Relaxed);
                 counters.records.fetch_add(n, Ordering::Relaxed);
                 counters.last_batch_size.store(n, Ordering::Relaxed);
                 counters.max_batch_size.fetch_max(n, Ordering::Relaxed);
-                for (i, reply) in (0u64..).zip(waiters.drain(..)) {
-                    let receipt = AuditReceipt {
-                        index: done.first_index + i,
-                        time: done.time,
-                    };
+                let mut index = done.first_index;
+                for (position, reply) in waiters.drain(..).enumerate() {
                     // A waiter that gave up is no error: its record is written.
-                    let _ = reply.send(Ok(receipt));
+                    if done.refused.contains(&position) {
+                        let _ = reply.send(Err(AuditError::ConsentNotUsable));
+                        continue;
+                    }
+                    let _ = reply.send(Ok(AuditReceipt {
+                        index,
+                        time: done.time,
+                    }));
+                    index += 1;
                 }
             }
             Ok(None) => {}
@@ -268,9 +303,10 @@ async fn write_loop(
 async fn commit(
     store: &Store,
     records: &[NewRecord],
+    consent_uses: &[usize],
     timeout: Duration,
 ) -> Result<BatchCommit, AuditError> {
-    match tokio::time::timeout(timeout, store.append_batch(records)).await {
+    match tokio::time::timeout(timeout, store.append_batch(records, consent_uses)).await {
         Ok(result) => result.map_err(AuditError::from),
         // The transaction is dropped unfinished and rolls back; if the
         // commit itself was under way it may still land, so the records may

@@ -17,8 +17,8 @@
 //! The subject's person number is kept in the row (the citizen must be
 //! shown their consents), and nowhere else: `Debug` redacts it.
 
-mod postgres;
-mod sqlite;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
 
 use std::fmt;
 use std::str::FromStr;

@@ -76,6 +76,11 @@ pub enum AuditError {
     /// The log could not start (e.g. no Tokio runtime).
     #[error("audit log cannot start: {0}")]
     Start(String),
+    /// The record was to take one use of its consent in the same
+    /// transaction, and the consent could not give one (revoked, expired or
+    /// used up since it was read). The record was not written.
+    #[error("the consent could not take a use; the record was not written")]
+    ConsentNotUsable,
 }
 
 impl From<StoreError> for AuditError {

@@ -106,9 +106,10 @@ impl SqliteStore {
     pub(crate) async fn append_batch(
         &self,
         records: &[NewRecord],
+        consent_uses: &[usize],
     ) -> Result<BatchCommit, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let result = Self::append_in(&mut conn, records).await;
+        let result = Self::append_in(&mut conn, records, consent_uses).await;
         if result.is_err() {
             discard_after_failure(&mut conn);
         }
@@ -117,7 +118,8 @@ impl SqliteStore {
 
     async fn append_in(
         conn: &mut SqliteConnection,
-        records: &[NewRecord],
+        all_records: &[NewRecord],
+        consent_uses: &[usize],
     ) -> Result<BatchCommit, StoreError> {
         // IMMEDIATE takes the write lock now, so reading the last index and
         // inserting after it cannot race another writer (another process on
@@ -139,6 +141,39 @@ impl SqliteStore {
                 (idx + 1, now.max(prev))
             }
         };
+        // Uses first: a record whose consent cannot give one is not written.
+        let mut refused = Vec::new();
+        for &i in consent_uses {
+            let id = all_records
+                .get(i)
+                .and_then(|r| r.consent_id.as_deref())
+                .ok_or_else(|| StoreError::Db(format!("record {i} of the batch has no consent")))?;
+            if !crate::consent::sqlite::take_use(&mut *tx, id, time).await? {
+                refused.push(i);
+            }
+        }
+        let kept: Vec<NewRecord>;
+        let records = if refused.is_empty() {
+            all_records
+        } else {
+            kept = all_records
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !refused.contains(i))
+                .map(|(_, r)| r.clone())
+                .collect();
+            &kept
+        };
+        if records.is_empty() {
+            // Every record's consent refused its use: nothing to write.
+            tx.commit().await?;
+            return Ok(BatchCommit {
+                first_index: u64::try_from(first_index)
+                    .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?,
+                time,
+                refused,
+            });
+        }
         let time_text = time.to_string();
         let mut rest = records;
         let mut index = first_index;
@@ -180,7 +215,11 @@ impl SqliteStore {
         // The leaves and the new tree head commit with the records, or not at all.
         crate::tlog::sqlite::extend_tree(&mut tx, first_index, time, records).await?;
         tx.commit().await?;
-        Ok(BatchCommit { first_index, time })
+        Ok(BatchCommit {
+            first_index,
+            time,
+            refused,
+        })
     }
 
     pub(crate) async fn records(

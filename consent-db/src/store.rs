@@ -39,12 +39,15 @@ impl Default for StoreConfig {
     }
 }
 
-/// The result of committing one batch: the records got the indexes
-/// `first_index..first_index + n`, all with the same `time`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The result of committing one batch: the records written got the indexes
+/// `first_index..`, in order, all with the same `time`; the records at the
+/// positions in `refused` were not written, because their consent could not
+/// take the use they asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BatchCommit {
     pub first_index: u64,
     pub time: Timestamp,
+    pub refused: Vec<usize>,
 }
 
 /// A cloneable handle over a connection pool.
@@ -411,13 +414,19 @@ impl Store {
     /// Only the [`crate::AuditLog`] writer calls this, so that commits are
     /// batched; the index is read inside the transaction, so the log stays
     /// dense even with several writers (processes or replicas).
+    ///
+    /// The records at the positions in `consent_uses` each take one use of
+    /// their `consent_id` first, in the same transaction (with its `used`
+    /// event); one whose consent cannot give it is left out. So a decision
+    /// under consent is in the log exactly when its use was counted.
     pub(crate) async fn append_batch(
         &self,
         records: &[NewRecord],
+        consent_uses: &[usize],
     ) -> Result<BatchCommit, StoreError> {
         match &self.backend {
-            Backend::Sqlite(s) => s.append_batch(records).await,
-            Backend::Postgres(s) => s.append_batch(records).await,
+            Backend::Sqlite(s) => s.append_batch(records, consent_uses).await,
+            Backend::Postgres(s) => s.append_batch(records, consent_uses).await,
         }
     }
 }

@@ -36,6 +36,56 @@ pub struct App {
     audit_healthy: AtomicBool,
     /// The store write probe behind `/readyz`.
     pub readiness: crate::transparency::Readiness,
+    /// Granted consents as last read, so that a call under consent needs no
+    /// read of the store. It can be stale without harm: the use a decision
+    /// takes is counted in the decision record's own transaction, only if the
+    /// consent is still granted, unexpired and has uses left (see
+    /// [`App::record_using_consent`]); when that fails the entry is dropped
+    /// and the call decided again on a fresh read. Refusals never come from it.
+    consent_cache: ConsentCache,
+}
+
+/// Why a decision under consent was not recorded.
+pub enum ConsentRecordError {
+    /// The consent could not give the use (it changed since it was read).
+    ConsentChanged,
+    /// The log did not take the record.
+    Unavailable,
+}
+
+/// A bounded map of granted consents; see [`App::consent_cache`].
+#[derive(Default)]
+struct ConsentCache {
+    entries: std::sync::Mutex<HashMap<String, (ConsentView, Instant)>>,
+}
+
+impl ConsentCache {
+    /// Long enough to serve a burst of calls, short enough that a consent
+    /// changed on another replica is re-read soon even if nobody calls.
+    const TTL: std::time::Duration = std::time::Duration::from_secs(30);
+    /// Memory stays bounded: past this many, the map starts over.
+    const CAPACITY: usize = 100_000;
+
+    fn get(&self, id: &str) -> Option<ConsentView> {
+        let entries = self.entries.lock().ok()?;
+        let (view, at) = entries.get(id)?;
+        (at.elapsed() < Self::TTL).then(|| view.clone())
+    }
+
+    fn put(&self, view: &ConsentView) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+            entries.insert(view.id.clone(), (view.clone(), Instant::now()));
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(id);
+        }
+    }
 }
 
 pub struct AppParts {
@@ -119,6 +169,7 @@ impl App {
             background: TaskTracker::new(),
             audit_healthy: AtomicBool::new(true),
             readiness: crate::transparency::Readiness::new(),
+            consent_cache: ConsentCache::default(),
         })
     }
 
@@ -149,6 +200,43 @@ impl App {
             Err(_) => {
                 self.audit_failed("timed out");
                 Err(())
+            }
+        }
+    }
+
+    /// Writes a decision under consent durably and counts one use of its
+    /// consent in the same transaction, or neither.
+    pub async fn record_using_consent(&self, record: NewRecord) -> Result<(), ConsentRecordError> {
+        let consent_id = record.consent_id.clone();
+        #[cfg(feature = "bench-noop-audit")]
+        if self.config.store.audit_noop {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let result = tokio::time::timeout(
+            self.config.store.audit_write_timeout,
+            self.audit.append_using_consent(record),
+        )
+        .await;
+        self.metrics.observe_audit_append(started.elapsed());
+        match result {
+            Ok(Ok(_)) => {
+                self.audit_healthy.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(Err(consent_db::AuditError::ConsentNotUsable)) => {
+                if let Some(id) = consent_id {
+                    self.consent_cache.forget(&id);
+                }
+                Err(ConsentRecordError::ConsentChanged)
+            }
+            Ok(Err(e)) => {
+                self.audit_failed(&e.to_string());
+                Err(ConsentRecordError::Unavailable)
+            }
+            Err(_) => {
+                self.audit_failed("timed out");
+                Err(ConsentRecordError::Unavailable)
             }
         }
     }
@@ -209,9 +297,14 @@ impl App {
         self.audit_healthy.load(Ordering::Relaxed) && !self.audit.is_closed()
     }
 
+    /// A granted consent from the cache, if it holds one; see [`App::consent_cache`].
+    pub fn cached_consent_fact(&self, id: &str) -> Option<ConsentFact> {
+        self.consent_cache.get(id).map(ConsentFact::Found)
+    }
+
     /// The consent behind a `Bru-Consent` id, as a fact for `policy::decide`,
-    /// read from the store on every call (no cache: a revocation counts at once).
-    /// A granted consent past `valid_to` is recorded as expired on this read.
+    /// read from the store. A granted consent past `valid_to` is recorded as
+    /// expired on this read. Granted ones are remembered for the next call.
     pub async fn consent_fact(
         &self,
         id: &str,
@@ -229,24 +322,16 @@ impl App {
             return Ok(ConsentFact::NotFound);
         };
         Ok(match consent_view(&row, self.config.allow_synthetic_ids) {
-            Some(view) => ConsentFact::Found(view),
+            Some(view) => {
+                if view.status == ConsentStatus::Granted {
+                    self.consent_cache.put(&view);
+                } else {
+                    self.consent_cache.forget(id);
+                }
+                ConsentFact::Found(view)
+            }
             None => ConsentFact::NotFound,
         })
-    }
-
-    /// Counts one use of a consent `policy::decide` allowed a call under;
-    /// false when the consent changed since it was read (revoked, expired,
-    /// used up), and nothing was counted.
-    pub async fn use_consent(
-        &self,
-        id: &str,
-        now: time::OffsetDateTime,
-    ) -> Result<bool, consent_db::StoreError> {
-        let outcome = self
-            .store
-            .use_consent(id, consent_db::Timestamp::from_datetime(now))
-            .await?;
-        Ok(matches!(outcome, consent_db::UseOutcome::Used(_)))
     }
 
     /// Stops accepting background work and waits until every record is written.

@@ -4,12 +4,12 @@
 //! `/.well-known/jwks.json`.
 
 use aws_lc_rs::digest;
+use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use serde::Serialize;
@@ -73,8 +73,13 @@ pub fn checkpoint_public_key(config: &KeysConfig) -> Result<[u8; 32], String> {
 
 /// Signs the short-lived `Bru-Assertion` a provider can verify.
 pub struct AssertionSigner {
-    key: EncodingKey,
-    header: Header,
+    /// Parsed once: building the key pair from PKCS#8 runs a pairwise
+    /// consistency test, which cost as much as the signature itself when it
+    /// was done per call (as `jsonwebtoken::encode` does).
+    pair: EcdsaKeyPair,
+    rng: SystemRandom,
+    /// The JWS protected header, base64url, the same for every assertion.
+    header_b64: String,
     x: String,
     y: String,
     kid: String,
@@ -118,12 +123,12 @@ impl AssertionSigner {
         let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
         let y = URL_SAFE_NO_PAD.encode(&point[33..65]);
         let kid = thumbprint_ec(&x, &y);
-        let key = EncodingKey::from_ec_der(der.secret_pkcs8_der());
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(kid.clone());
+        let header = serde_json::json!({"typ": "JWT", "alg": "ES256", "kid": kid});
+        let header_b64 = URL_SAFE_NO_PAD.encode(header.to_string());
         Ok(AssertionSigner {
-            key,
-            header,
+            pair,
+            rng: SystemRandom::new(),
+            header_b64,
             x,
             y,
             kid,
@@ -142,7 +147,19 @@ impl AssertionSigner {
     /// Signs any claims with the assertion key (ES256, `typ` JWT, this key's
     /// `kid`), e.g. a consent receipt.
     pub fn sign_claims<T: Serialize>(&self, claims: &T) -> Result<String, String> {
-        jsonwebtoken::encode(&self.header, claims, &self.key).map_err(|e| e.to_string())
+        let payload = serde_json::to_vec(claims).map_err(|e| e.to_string())?;
+        // header.payload.signature, each base64url without padding (RFC 7515).
+        let mut jws = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 100);
+        jws.push_str(&self.header_b64);
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut jws);
+        let signature = self
+            .pair
+            .sign(&self.rng, jws.as_bytes())
+            .map_err(|_| "the assertion could not be signed".to_owned())?;
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut jws);
+        Ok(jws)
     }
 
     /// The key id published in `/.well-known/jwks.json`.

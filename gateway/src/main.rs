@@ -25,6 +25,11 @@ mod transparency;
 
 use std::process::ExitCode;
 
+/// glibc's malloc/free was about 15 % of the data plane's CPU under load
+/// (bench/README.md, "Profile"); mimalloc's thread-local free lists halve that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // One crypto provider for every TLS connection in the process.
     if rustls::crypto::aws_lc_rs::default_provider()

@@ -78,6 +78,8 @@ struct Allowed<'a> {
     headers: HeaderMap,
     method: http::Method,
     body: RequestBody,
+    /// The decision record is already durable (written with the consent's use).
+    decision_recorded: bool,
 }
 
 enum RequestBody {
@@ -232,12 +234,20 @@ async fn prepare<'a>(
     }
 
     let now = time::OffsetDateTime::now_utc();
+    // A granted consent may come from the cache; anything else is read.
+    let mut consent_cached = false;
     let consent = match (dataset.basis == LegalBasis::Consent, consent_id) {
         (false, _) | (true, None) => ConsentFact::NotGiven,
-        (true, Some(id)) => app
-            .consent_fact(id, now)
-            .await
-            .map_err(|_| Failure::AuditUnavailable)?,
+        (true, Some(id)) => match app.cached_consent_fact(id) {
+            Some(fact) => {
+                consent_cached = true;
+                fact
+            }
+            None => app
+                .consent_fact(id, now)
+                .await
+                .map_err(|_| Failure::AuditUnavailable)?,
+        },
     };
 
     let mut facts = Facts {
@@ -246,12 +256,22 @@ async fn prepare<'a>(
         consent,
         now,
     };
-    // A call under consent uses up one of its uses. If the consent changed
-    // after it was read (revoked, expired, used up by a parallel call), nothing
-    // is counted: read it again and decide again, so that the refusal too
-    // comes from policy::decide.
+    // A call under consent uses up one of its uses, counted in the decision
+    // record's own transaction. If the consent changed after it was read
+    // (revoked, expired, used up by a parallel call), neither is written:
+    // read it again and decide again, so that the refusal too comes from
+    // policy::decide. A refusal is never decided on a cached consent.
     for _ in 0..CONSENT_ATTEMPTS {
         match policy::decide(&app.policy, &caller, dataset, &facts) {
+            Decision::Deny(_) if consent_cached => {
+                consent_cached = false;
+                if let Some(id) = consent_id {
+                    facts.consent = app
+                        .consent_fact(id, now)
+                        .await
+                        .map_err(|_| Failure::AuditUnavailable)?;
+                }
+            }
             Decision::Deny(code) => return Err(Failure::Denied(code)),
             Decision::Allow {
                 basis,
@@ -260,17 +280,24 @@ async fn prepare<'a>(
                 consent_id,
                 subject,
             } => {
+                let mut decision_recorded = false;
                 if let Some(id) = &consent_id {
-                    if !app
-                        .use_consent(id, now)
-                        .await
-                        .map_err(|_| Failure::AuditUnavailable)?
-                    {
-                        facts.consent = app
-                            .consent_fact(id, now)
-                            .await
-                            .map_err(|_| Failure::AuditUnavailable)?;
-                        continue;
+                    let mut record = call.record.clone();
+                    record.decision = Some(Verdict::Allow);
+                    record.consent_id = Some(id.clone());
+                    match app.record_using_consent(record).await {
+                        Ok(()) => decision_recorded = true,
+                        Err(crate::app::ConsentRecordError::ConsentChanged) => {
+                            consent_cached = false;
+                            facts.consent = app
+                                .consent_fact(id, now)
+                                .await
+                                .map_err(|_| Failure::AuditUnavailable)?;
+                            continue;
+                        }
+                        Err(crate::app::ConsentRecordError::Unavailable) => {
+                            return Err(Failure::AuditUnavailable)
+                        }
                     }
                 }
                 return Ok(Allowed {
@@ -286,6 +313,7 @@ async fn prepare<'a>(
                     headers: parts.headers,
                     method: parts.method,
                     body,
+                    decision_recorded,
                 });
             }
         }
@@ -319,14 +347,18 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
     call.record.consent_id = allowed.consent_id.clone();
     app.metrics
         .observe_call(&call.record, call.started.elapsed());
-    let decision = call.record.clone();
-    if app.record(decision).await.is_err() {
-        // Fail closed: what could not be recorded is not forwarded.
-        return Failure::AuditUnavailable.response(Some(&call.transfer_id));
-    }
-    let mut outcome = call.record;
+    let mut outcome = call.record.clone();
     outcome.kind = RecordKind::Outcome;
     outcome.decision = None;
+    // From here every allowed decision gets its outcome record, also when
+    // the caller goes away while Bru waits (the handler is then dropped).
+    let mut outcome = PendingOutcome::new(Arc::clone(app), outcome, call.started);
+    if !allowed.decision_recorded && app.record(call.record).await.is_err() {
+        // Fail closed: what could not be recorded is not forwarded, and
+        // without a decision record there is no outcome to record.
+        outcome.disarm();
+        return Failure::AuditUnavailable.response(Some(&call.transfer_id));
+    }
     let transfer_id = call.transfer_id;
     let started = call.started;
 
@@ -334,14 +366,14 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
         // `bru check` refuses such a config; kept as a fault, not a panic.
         let failure = Failure::UpstreamError("no upstream is configured for this provider".into());
         return app
-            .finish_with_failure(outcome, started, &transfer_id, failure)
+            .finish_with_failure(outcome.take(), started, &transfer_id, failure)
             .await;
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let consumer = allowed.caller.consumer.iso6523();
     let supplier = allowed.caller.supplier.as_ref().map(|s| s.iso6523());
     let dataset_name = allowed.dataset.id.to_string();
-    let purpose = outcome.purpose.clone();
+    let purpose = outcome.purpose().map(str::to_owned);
     let provider_org = app
         .policy
         .providers
@@ -370,7 +402,7 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
             tracing::error!(error = %e, "cannot sign the assertion");
             let failure = Failure::UpstreamError("Bru could not sign its assertion".into());
             return app
-                .finish_with_failure(outcome, started, &transfer_id, failure)
+                .finish_with_failure(outcome.take(), started, &transfer_id, failure)
                 .await;
         }
     };
@@ -438,7 +470,7 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
                     breaker = report.breaker.as_str(), reason = e.label(), error = %e, "provider call failed");
             }
             return app
-                .finish_with_failure(outcome, started, &transfer_id, failure)
+                .finish_with_failure(outcome.take(), started, &transfer_id, failure)
                 .await;
         }
     };
@@ -459,6 +491,7 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
         if let Some(v) = transfer_header {
             parts.headers.insert("bru-transfer-id", v);
         }
+        let mut outcome = outcome.take();
         outcome.status = Some(parts.status.as_u16());
         let body = RecordOnEnd::new(body, Arc::clone(app), outcome, started);
         return Response::from_parts(parts, Body::new(body));
@@ -471,7 +504,7 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
         Err(e) => {
             let failure = Failure::UpstreamError(e.to_string());
             return app
-                .finish_with_failure(outcome, started, &transfer_id, failure)
+                .finish_with_failure(outcome.take(), started, &transfer_id, failure)
                 .await;
         }
     };
@@ -485,7 +518,7 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
                     "the provider's answer could not be minimised: {e}"
                 ));
                 return app
-                    .finish_with_failure(outcome, started, &transfer_id, failure)
+                    .finish_with_failure(outcome.take(), started, &transfer_id, failure)
                     .await;
             }
         }
@@ -511,7 +544,7 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
                     "the provider's FHIR answer could not be read: {e}"
                 ));
                 return app
-                    .finish_with_failure(outcome, started, &transfer_id, failure)
+                    .finish_with_failure(outcome.take(), started, &transfer_id, failure)
                     .await;
             }
         }
@@ -533,6 +566,7 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
     if let Some(v) = transfer_header {
         parts.headers.insert("bru-transfer-id", v);
     }
+    let mut outcome = outcome.take();
     outcome.status = Some(parts.status.as_u16());
     outcome.bytes = Some(minimised.len() as u64);
     outcome.duration_ms = Some(started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
@@ -773,6 +807,59 @@ impl HttpBody for LimitedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// The outcome record of an allowed call until the pipeline hands it on;
+/// dropped with it (the caller went away mid-call), it is written as
+/// `client_closed`.
+struct PendingOutcome {
+    app: Arc<App>,
+    outcome: Option<NewRecord>,
+    started: Instant,
+}
+
+impl PendingOutcome {
+    fn new(app: Arc<App>, outcome: NewRecord, started: Instant) -> Self {
+        PendingOutcome {
+            app,
+            outcome: Some(outcome),
+            started,
+        }
+    }
+
+    fn purpose(&self) -> Option<&str> {
+        self.outcome.as_ref().and_then(|o| o.purpose.as_deref())
+    }
+
+    /// The record, for the pipeline to finish and write.
+    fn take(&mut self) -> NewRecord {
+        self.outcome.take().unwrap_or_else(|| {
+            // Taken twice would be a bug of this module; an empty outcome
+            // record is still better evidence than none.
+            NewRecord::new(RecordKind::Outcome, String::new(), "", "")
+        })
+    }
+
+    fn disarm(&mut self) {
+        self.outcome = None;
+    }
+}
+
+impl Drop for PendingOutcome {
+    fn drop(&mut self) {
+        if let Some(mut outcome) = self.outcome.take() {
+            outcome.code = Some("client_closed".to_owned());
+            outcome.bytes = Some(0);
+            outcome.duration_ms = Some(
+                self.started
+                    .elapsed()
+                    .as_millis()
+                    .try_into()
+                    .unwrap_or(u64::MAX),
+            );
+            self.app.record_in_background(outcome);
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! never shows up in records or logs (person numbers, tokens).
 #![allow(clippy::unwrap_used)]
 
+use std::time::Duration;
+
 use bru_tests::*;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
@@ -616,4 +618,42 @@ async fn calls_then_check_logs(world: &TestWorld, bru: &Bru) {
             "bru's output contains a token signature:\n{logs}"
         );
     }
+}
+
+/// A caller that goes away while Bru waits for the provider still leaves an
+/// outcome record: every allowed decision has one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_gone_mid_call_leaves_an_outcome_record() {
+    let (world, bru) = started().await;
+    world.k429.set_delay(Duration::from_secs(3));
+    let gave_up = world
+        .nav_sosial(&bru, "", KARI)
+        .timeout(Duration::from_millis(700))
+        .send()
+        .await;
+    assert!(
+        gave_up.is_err(),
+        "the client gave up before the provider answered"
+    );
+    let records = world
+        .wait_records("an outcome record with code client_closed", |records| {
+            records
+                .iter()
+                .any(|r| r["kind"] == "outcome" && r["code"] == "client_closed")
+        })
+        .await;
+    let outcome = records
+        .iter()
+        .find(|r| r["kind"] == "outcome" && r["code"] == "client_closed")
+        .unwrap();
+    let decision = records
+        .iter()
+        .find(|r| r["kind"] == "decision" && r["transfer_id"] == outcome["transfer_id"])
+        .expect("the outcome belongs to a recorded decision");
+    assert_eq!(decision["decision"], "allow");
+    assert_eq!(outcome["bytes"], 0);
+    assert!(
+        outcome["status"].is_null(),
+        "no provider status was seen: {outcome}"
+    );
 }

@@ -323,6 +323,30 @@ impl PgStore {
     }
 }
 
+/// Counts one use inside the caller's transaction (the audit batch), with its
+/// `used` event: only if the consent is granted, unexpired and has uses left.
+/// False, with nothing written, when it cannot give one.
+pub(crate) async fn take_use(
+    conn: &mut PgConnection,
+    id: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let counted = sqlx::query(
+        "UPDATE consents SET uses = uses + 1, updated_at = $1 \
+         WHERE id = $2 AND status = 'granted' AND valid_to > $1 \
+         AND (max_uses IS NULL OR uses < max_uses)",
+    )
+    .bind(now.to_string())
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    if counted.rows_affected() != 1 {
+        return Ok(false);
+    }
+    add_event(conn, id, EventType::Used, now).await?;
+    Ok(true)
+}
+
 async fn select(conn: &mut PgConnection, id: &str) -> Result<Option<ConsentRow>, StoreError> {
     let sql = format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE id = $1");
     Ok(sqlx::query_as(&sql).bind(id).fetch_optional(conn).await?)

@@ -589,3 +589,105 @@ async fn the_database_refuses_changes_outside_the_lifecycle() {
         ("granted", 0, "omsorgsbolig-soknad")
     );
 }
+
+// ---- uses taken in the audit batch (AuditLog::append_using_consent) --------
+
+fn decision_under(consent_id: &str, n: usize) -> crate::NewRecord {
+    let mut r = crate::NewRecord::new(
+        crate::RecordKind::Decision,
+        format!("t-{n}"),
+        "GET",
+        "/data/nav/inntekt",
+    );
+    r.consent_id = Some(consent_id.to_owned());
+    r.decision = Some(crate::Verdict::Allow);
+    r
+}
+
+fn audit_log(store: &Store) -> crate::AuditLog {
+    crate::AuditLog::start(store.clone(), crate::AuditConfig::default()).unwrap()
+}
+
+#[tokio::test]
+async fn a_decision_under_consent_and_its_use_commit_together() {
+    let fx = fixture().await;
+    let log = audit_log(&fx.store);
+    let row = granted(&fx.store, None).await;
+    let receipt = log
+        .append_using_consent(decision_under(&row.id, 0))
+        .await
+        .unwrap();
+    assert_eq!(receipt.index, 0);
+    let after = fx.store.get_consent(&row.id).await.unwrap().unwrap();
+    assert_eq!(after.uses, 1);
+    assert_eq!(
+        event_types(&fx.store, &row.id).await,
+        ["created", "accepted", "used"]
+    );
+    assert_eq!(fx.store.record_count().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_revoked_consent_gives_no_use_and_its_record_is_not_written() {
+    let fx = fixture().await;
+    let log = audit_log(&fx.store);
+    let row = granted(&fx.store, None).await;
+    fx.store
+        .revoke_consent(&row.id, &person(KARI), t(LATER))
+        .await
+        .unwrap();
+    let refused = log.append_using_consent(decision_under(&row.id, 0)).await;
+    assert!(
+        matches!(refused, Err(crate::AuditError::ConsentNotUsable)),
+        "{refused:?}"
+    );
+    // A record of another call in the next batch still gets index 0: the log stays dense.
+    let other = log.append(decision_under("statutory", 1)).await.unwrap();
+    assert_eq!(other.index, 0);
+    let after = fx.store.get_consent(&row.id).await.unwrap().unwrap();
+    assert_eq!((after.status.as_str(), after.uses), ("revoked", 0));
+    assert_eq!(fx.store.record_count().await.unwrap(), 1);
+    // A record without a consent cannot ask for a use.
+    let mut bare = decision_under("x", 2);
+    bare.consent_id = None;
+    assert!(matches!(
+        log.append_using_consent(bare).await,
+        Err(crate::AuditError::ConsentNotUsable)
+    ));
+}
+
+#[tokio::test]
+async fn fifty_parallel_decisions_under_a_consent_of_ten_uses_write_exactly_ten() {
+    let fx = fixture().await;
+    let log = audit_log(&fx.store);
+    for round in 0..3 {
+        let row = granted(&fx.store, Some(10)).await;
+        let mut tasks = Vec::new();
+        for n in 0..50 {
+            let log = log.clone();
+            let id = row.id.clone();
+            tasks.push(tokio::spawn(async move {
+                log.append_using_consent(decision_under(&id, n)).await
+            }));
+        }
+        let mut indexes = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(receipt) => indexes.push(receipt.index),
+                Err(crate::AuditError::ConsentNotUsable) => {}
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        assert_eq!(indexes.len(), 10, "round {round}");
+        // The ten written records have ten distinct indexes in a dense log.
+        indexes.sort_unstable();
+        indexes.dedup();
+        assert_eq!(indexes.len(), 10, "round {round}");
+        let after = fx.store.get_consent(&row.id).await.unwrap().unwrap();
+        assert_eq!(after.uses, 10, "round {round}");
+        let count = fx.store.record_count().await.unwrap();
+        assert_eq!(count, 10 * (round + 1), "round {round}");
+        assert_eq!(indexes.last().copied(), Some(count - 1), "round {round}");
+    }
+    log.close().await.unwrap();
+}
