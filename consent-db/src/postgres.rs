@@ -75,6 +75,8 @@ pub(crate) struct PgStore {
     pub(crate) pool: PgPool,
     /// How long consent changes retry a busy database (see `consent/postgres.rs`).
     pub(crate) busy_timeout: std::time::Duration,
+    /// Consent events committed through this store, for metrics.
+    pub(crate) events: Arc<crate::consent::EventCounters>,
     /// The connection holding the checkpoint signer's session lock, if this
     /// process holds it: the lock lives exactly as long as that session.
     checkpointer: Arc<Mutex<Option<PoolConnection<Postgres>>>>,
@@ -97,6 +99,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             busy_timeout: config.busy_timeout,
+            events: Default::default(),
             checkpointer: Arc::new(Mutex::new(None)),
         })
     }

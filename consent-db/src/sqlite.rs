@@ -51,6 +51,8 @@ pub(crate) struct SqliteStore {
     pub(crate) pool: SqlitePool,
     /// How long consent changes retry a busy database (see `consent/sqlite.rs`).
     pub(crate) busy_timeout: std::time::Duration,
+    /// Consent events committed through this store, for metrics.
+    pub(crate) events: std::sync::Arc<crate::consent::EventCounters>,
 }
 
 impl SqliteStore {
@@ -89,6 +91,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             busy_timeout: config.busy_timeout,
+            events: Default::default(),
         })
     }
 
