@@ -36,6 +36,8 @@ pub struct App {
     audit_healthy: AtomicBool,
     /// The store write probe behind `/readyz`.
     pub readiness: crate::transparency::Readiness,
+    /// What the checkpointer did, for `/metrics`.
+    pub checkpoints: crate::transparency::CheckpointStatus,
 }
 
 pub struct AppParts {
@@ -119,6 +121,7 @@ impl App {
             background: TaskTracker::new(),
             audit_healthy: AtomicBool::new(true),
             readiness: crate::transparency::Readiness::new(),
+            checkpoints: crate::transparency::CheckpointStatus::default(),
         })
     }
 
