@@ -7,7 +7,7 @@
 //! make up the next batch, so under load one fsync covers many records and
 //! at rest a lone record commits at once.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +47,44 @@ pub struct AuditReceipt {
     pub time: Timestamp,
 }
 
+/// The upper bounds of [`BatchSizes`]' buckets: 1, 2, 4, … 4096 records.
+pub const BATCH_SIZE_BOUNDS: [u64; 13] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
+
+/// Committed batches by their number of records: a histogram with fixed
+/// buckets, kept in atomics by the writer (one `fetch_add` per batch).
+///
+/// `counts[i]` is the number of batches with more than `BATCH_SIZE_BOUNDS[i - 1]`
+/// and at most `BATCH_SIZE_BOUNDS[i]` records (not cumulative); the last
+/// count is for batches larger than every bound (`max_batch` above 4096).
+/// Their sum is [`AuditStats::batches`]; the records in them,
+/// [`AuditStats::records`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchSizes {
+    pub counts: [u64; BATCH_SIZE_BOUNDS.len() + 1],
+}
+
+impl BatchSizes {
+    /// The bucket a batch of `n` records falls in: the first bound `>= n`.
+    pub fn bucket(n: u64) -> usize {
+        let last = BATCH_SIZE_BOUNDS.len();
+        n.checked_next_power_of_two()
+            .map_or(last, |p| (p.trailing_zeros() as usize).min(last))
+    }
+
+    /// `(upper bound, batches)` per bucket, `None` for the last (no bound).
+    pub fn buckets(&self) -> impl Iterator<Item = (Option<u64>, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (BATCH_SIZE_BOUNDS.get(i).copied(), n))
+    }
+
+    /// Every batch counted.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
 /// Counters since the log started, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AuditStats {
@@ -63,6 +101,10 @@ pub struct AuditStats {
     pub queued: u64,
     /// Records in the transaction being written right now.
     pub writing: u64,
+    /// Committed batches by size.
+    pub batch_sizes: BatchSizes,
+    /// The record time of the latest committed batch, in Unix milliseconds.
+    pub last_commit_unix_ms: Option<i64>,
 }
 
 #[derive(Default)]
@@ -74,6 +116,32 @@ struct Counters {
     failed_batches: AtomicU64,
     failed_records: AtomicU64,
     writing: AtomicU64,
+    batch_sizes: [AtomicU64; BATCH_SIZE_BOUNDS.len() + 1],
+    /// 0: nothing committed yet.
+    last_commit_unix_ms: AtomicI64,
+}
+
+impl Counters {
+    /// One committed batch of `n` records at `time`: atomics only, no lock.
+    fn committed(&self, n: u64, time: Timestamp) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.records.fetch_add(n, Ordering::Relaxed);
+        self.last_batch_size.store(n, Ordering::Relaxed);
+        self.max_batch_size.fetch_max(n, Ordering::Relaxed);
+        if let Some(bucket) = self.batch_sizes.get(BatchSizes::bucket(n)) {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+        let ms = i64::try_from(time.unix_millis()).unwrap_or(i64::MAX);
+        self.last_commit_unix_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn batch_sizes(&self) -> BatchSizes {
+        let mut sizes = BatchSizes::default();
+        for (to, from) in sizes.counts.iter_mut().zip(&self.batch_sizes) {
+            *to = from.load(Ordering::Relaxed);
+        }
+        sizes
+    }
 }
 
 type Reply<T> = oneshot::Sender<Result<T, AuditError>>;
@@ -206,6 +274,9 @@ impl AuditLog {
             failed_records: c.failed_records.load(Ordering::Relaxed),
             queued: u64::try_from(queued).unwrap_or(u64::MAX),
             writing: c.writing.load(Ordering::Relaxed),
+            batch_sizes: c.batch_sizes(),
+            last_commit_unix_ms: Some(c.last_commit_unix_ms.load(Ordering::Relaxed))
+                .filter(|&ms| ms != 0),
         }
     }
 }
@@ -258,10 +329,10 @@ async fn write_loop(
         match &result {
             Ok(Some(done)) => {
                 let n = n - done.refused.len() as u64;
-                counters.batches.fetch_add(1, Ordering::Relaxed);
-                counters.records.fetch_add(n, Ordering::Relaxed);
-                counters.last_batch_size.store(n, Ordering::Relaxed);
-                counters.max_batch_size.fetch_max(n, Ordering::Relaxed);
+                // A batch whose every consent refused its use wrote nothing.
+                if n > 0 {
+                    counters.committed(n, done.time);
+                }
                 let mut index = done.first_index;
                 for (position, reply) in waiters.drain(..).enumerate() {
                     // A waiter that gave up is no error: its record is written.
@@ -316,3 +387,6 @@ async fn commit(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests;

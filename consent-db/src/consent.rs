@@ -22,6 +22,7 @@ pub(crate) mod sqlite;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use policy::PersonNumber;
 use serde::Serialize;
@@ -112,6 +113,9 @@ macro_rules! names {
         }
 
         impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$var),+];
+
             pub fn as_str(&self) -> &'static str {
                 match self {
                     $($name::$var => $wire),+
@@ -157,6 +161,68 @@ names! {
         Revoked = "revoked",
         Expired = "expired",
         Used = "used",
+    }
+}
+
+/// How many [`EventType`]s there are.
+const EVENT_TYPES: usize = EventType::ALL.len();
+
+/// Consent events committed through one [`crate::Store`] (and its clones)
+/// since it was opened, by type: a snapshot of [`EventCounters`], for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsentEventCounts {
+    counts: [u64; EVENT_TYPES],
+}
+
+impl ConsentEventCounts {
+    pub fn get(&self, kind: EventType) -> u64 {
+        self.counts.get(kind as usize).copied().unwrap_or(0)
+    }
+
+    /// Every event type with its count (zeros included), in declaration order.
+    pub fn iter(&self) -> impl Iterator<Item = (EventType, u64)> + '_ {
+        EventType::ALL.iter().map(|&kind| (kind, self.get(kind)))
+    }
+}
+
+/// The events one transaction wrote, counted once it commits (a rolled back
+/// attempt's tally is dropped, so a retry never counts twice).
+#[derive(Debug, Default)]
+pub(crate) struct EventTally {
+    counts: [u64; EVENT_TYPES],
+}
+
+impl EventTally {
+    pub(crate) fn push(&mut self, kind: EventType) {
+        if let Some(n) = self.counts.get_mut(kind as usize) {
+            *n += 1;
+        }
+    }
+}
+
+/// The store's running counts of committed consent events: atomics, shared
+/// by every clone of the store.
+#[derive(Debug, Default)]
+pub(crate) struct EventCounters {
+    counts: [AtomicU64; EVENT_TYPES],
+}
+
+impl EventCounters {
+    /// Adds what a transaction wrote; call after its commit succeeded.
+    pub(crate) fn committed(&self, tally: &EventTally) {
+        for (counter, &n) in self.counts.iter().zip(&tally.counts) {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> ConsentEventCounts {
+        let mut out = ConsentEventCounts::default();
+        for (to, from) in out.counts.iter_mut().zip(&self.counts) {
+            *to = from.load(Ordering::Relaxed);
+        }
+        out
     }
 }
 

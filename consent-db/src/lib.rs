@@ -33,10 +33,10 @@ mod verify;
 #[cfg(test)]
 mod test_support;
 
-pub use audit::{AuditConfig, AuditLog, AuditReceipt, AuditStats};
+pub use audit::{AuditConfig, AuditLog, AuditReceipt, AuditStats, BatchSizes, BATCH_SIZE_BOUNDS};
 pub use consent::{
-    next_state, CitizenAction, ConsentError, ConsentEvent, ConsentRow, ConsentState, EventType,
-    NewConsent, UseOutcome,
+    next_state, CitizenAction, ConsentError, ConsentEvent, ConsentEventCounts, ConsentRow,
+    ConsentState, EventType, NewConsent, UseOutcome,
 };
 pub use error::{AuditError, StoreError};
 pub use pseudonym::Pseudonymiser;

@@ -75,6 +75,8 @@ pub(crate) struct PgStore {
     pub(crate) pool: PgPool,
     /// How long consent changes retry a busy database (see `consent/postgres.rs`).
     pub(crate) busy_timeout: std::time::Duration,
+    /// Consent events committed through this store, for metrics.
+    pub(crate) events: Arc<crate::consent::EventCounters>,
     /// The connection holding the checkpoint signer's session lock, if this
     /// process holds it: the lock lives exactly as long as that session.
     checkpointer: Arc<Mutex<Option<PoolConnection<Postgres>>>>,
@@ -97,6 +99,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             busy_timeout: config.busy_timeout,
+            events: Default::default(),
             checkpointer: Arc::new(Mutex::new(None)),
         })
     }
@@ -154,7 +157,7 @@ impl PgStore {
         consent_uses: &[usize],
     ) -> Result<BatchCommit, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let result = Self::append_in(&mut conn, records, consent_uses).await;
+        let result = Self::append_in(&mut conn, records, consent_uses, &self.events).await;
         if result.is_err() {
             discard_after_failure(&mut conn);
         }
@@ -165,6 +168,7 @@ impl PgStore {
         conn: &mut PgConnection,
         all_records: &[NewRecord],
         consent_uses: &[usize],
+        events: &crate::consent::EventCounters,
     ) -> Result<BatchCommit, StoreError> {
         let mut tx = conn.begin().await?;
         // One sequencer at a time across replicas; the lock is released by
@@ -192,12 +196,13 @@ impl PgStore {
         };
         // Uses first: a record whose consent cannot give one is not written.
         let mut refused = Vec::new();
+        let mut tally = crate::consent::EventTally::default();
         for &i in consent_uses {
             let id = all_records
                 .get(i)
                 .and_then(|r| r.consent_id.as_deref())
                 .ok_or_else(|| StoreError::Db(format!("record {i} of the batch has no consent")))?;
-            if !crate::consent::postgres::take_use(&mut *tx, id, time).await? {
+            if !crate::consent::postgres::take_use(&mut *tx, &mut tally, id, time).await? {
                 refused.push(i);
             }
         }
@@ -216,6 +221,7 @@ impl PgStore {
         if records.is_empty() {
             // Every record's consent refused its use: nothing to write.
             tx.commit().await?;
+            events.committed(&tally);
             return Ok(BatchCommit {
                 first_index: u64::try_from(first_index)
                     .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?,
@@ -264,6 +270,7 @@ impl PgStore {
         // The leaves and the new tree head commit with the records, or not at all.
         crate::tlog::postgres::extend_tree(&mut tx, first_index, time, records).await?;
         tx.commit().await?;
+        events.committed(&tally);
         Ok(BatchCommit {
             first_index,
             time,

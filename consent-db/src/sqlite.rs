@@ -51,6 +51,8 @@ pub(crate) struct SqliteStore {
     pub(crate) pool: SqlitePool,
     /// How long consent changes retry a busy database (see `consent/sqlite.rs`).
     pub(crate) busy_timeout: std::time::Duration,
+    /// Consent events committed through this store, for metrics.
+    pub(crate) events: std::sync::Arc<crate::consent::EventCounters>,
 }
 
 impl SqliteStore {
@@ -89,6 +91,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             busy_timeout: config.busy_timeout,
+            events: Default::default(),
         })
     }
 
@@ -109,7 +112,7 @@ impl SqliteStore {
         consent_uses: &[usize],
     ) -> Result<BatchCommit, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let result = Self::append_in(&mut conn, records, consent_uses).await;
+        let result = Self::append_in(&mut conn, records, consent_uses, &self.events).await;
         if result.is_err() {
             discard_after_failure(&mut conn);
         }
@@ -120,6 +123,7 @@ impl SqliteStore {
         conn: &mut SqliteConnection,
         all_records: &[NewRecord],
         consent_uses: &[usize],
+        events: &crate::consent::EventCounters,
     ) -> Result<BatchCommit, StoreError> {
         // IMMEDIATE takes the write lock now, so reading the last index and
         // inserting after it cannot race another writer (another process on
@@ -143,12 +147,13 @@ impl SqliteStore {
         };
         // Uses first: a record whose consent cannot give one is not written.
         let mut refused = Vec::new();
+        let mut tally = crate::consent::EventTally::default();
         for &i in consent_uses {
             let id = all_records
                 .get(i)
                 .and_then(|r| r.consent_id.as_deref())
                 .ok_or_else(|| StoreError::Db(format!("record {i} of the batch has no consent")))?;
-            if !crate::consent::sqlite::take_use(&mut *tx, id, time).await? {
+            if !crate::consent::sqlite::take_use(&mut *tx, &mut tally, id, time).await? {
                 refused.push(i);
             }
         }
@@ -167,6 +172,7 @@ impl SqliteStore {
         if records.is_empty() {
             // Every record's consent refused its use: nothing to write.
             tx.commit().await?;
+            events.committed(&tally);
             return Ok(BatchCommit {
                 first_index: u64::try_from(first_index)
                     .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?,
@@ -215,6 +221,7 @@ impl SqliteStore {
         // The leaves and the new tree head commit with the records, or not at all.
         crate::tlog::sqlite::extend_tree(&mut tx, first_index, time, records).await?;
         tx.commit().await?;
+        events.committed(&tally);
         Ok(BatchCommit {
             first_index,
             time,

@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use crate::consent::{
-    CitizenAction, ConsentError, ConsentEvent, ConsentRow, NewConsent, UseOutcome,
+    CitizenAction, ConsentError, ConsentEvent, ConsentEventCounts, ConsentRow, NewConsent,
+    UseOutcome,
 };
 use crate::error::StoreError;
 use crate::merkle::Hash;
@@ -205,6 +206,18 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.consents_by_requester(requester, limit, now).await,
             Backend::Postgres(s) => s.consents_by_requester(requester, limit, now).await,
+        }
+    }
+
+    /// The consent events committed through this handle and its clones since
+    /// the store was opened, by type (every change above writes one; a lazy
+    /// expiry on a read counts too). Atomics only: cheap enough for every
+    /// metrics scrape. Another process or replica on the same database counts
+    /// its own.
+    pub fn consent_event_counts(&self) -> ConsentEventCounts {
+        match &self.backend {
+            Backend::Sqlite(s) => s.events.snapshot(),
+            Backend::Postgres(s) => s.events.snapshot(),
         }
     }
 

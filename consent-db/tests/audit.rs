@@ -208,6 +208,68 @@ async fn concurrent_appends_get_dense_indexes_matching_the_stored_records() {
     assert_eq!(stats.failed_batches, 0);
     assert!(stats.batches < 200, "no group commit happened: {stats:?}");
     assert!(stats.max_batch_size > 1, "{stats:?}");
+    check_batch_sizes(&stats);
+    log.close().await.unwrap();
+}
+
+/// The batch-size histogram agrees with the other counters: one count per
+/// committed batch, in a bucket whose bounds hold `records / batches`
+/// on average, and the largest batch in the highest bucket used.
+fn check_batch_sizes(stats: &consent_db::AuditStats) {
+    let sizes = &stats.batch_sizes;
+    assert_eq!(sizes.total(), stats.batches, "{stats:?}");
+    let (mut least, mut most) = (0u64, 0u64);
+    let mut lower = 0;
+    let mut highest = None;
+    for (i, (bound, n)) in sizes.buckets().enumerate() {
+        least += n * (lower + 1);
+        most += n * bound.unwrap_or(u64::MAX / 1_000_000);
+        lower = bound.unwrap_or(lower);
+        if n > 0 {
+            highest = Some(i);
+        }
+    }
+    assert!(
+        (least..=most).contains(&stats.records),
+        "{} records cannot be in batches {sizes:?}",
+        stats.records
+    );
+    if stats.batches > 0 {
+        assert_eq!(
+            highest,
+            Some(consent_db::BatchSizes::bucket(stats.max_batch_size)),
+            "{stats:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn batch_sizes_are_observed_per_committed_batch() {
+    let fx = Fixture::new();
+    let store = fx.store(&StoreConfig::default()).await;
+    let log = AuditLog::start(store.clone(), AuditConfig::default()).unwrap();
+    let before = Timestamp::now();
+    assert_eq!(log.stats().batch_sizes.total(), 0);
+    assert_eq!(log.stats().last_commit_unix_ms, None);
+
+    // One at a time: every batch holds one record.
+    for i in 0..5 {
+        log.append(record(i)).await.unwrap();
+    }
+    let stats = log.stats();
+    let mut want = [0; consent_db::BATCH_SIZE_BOUNDS.len() + 1];
+    want[0] = 5;
+    assert_eq!(stats.batch_sizes.counts, want, "{stats:?}");
+    assert_eq!((stats.batches, stats.records), (5, 5));
+    let last = stats.last_commit_unix_ms.expect("a commit time");
+    assert!(
+        i128::from(last) >= before.unix_millis(),
+        "{last} is before the appends"
+    );
+    assert!(i128::from(last) <= Timestamp::now().unix_millis());
+    // A flush with nothing queued commits no batch and counts nothing.
+    log.flush().await.unwrap();
+    assert_eq!(log.stats().batch_sizes, stats.batch_sizes);
     log.close().await.unwrap();
 }
 
@@ -255,6 +317,12 @@ async fn records_queued_during_a_commit_share_the_next_transaction() {
     // The batch that waited for the lock, and everything that queued behind it.
     assert!(stats.batches <= 2, "{stats:?}");
     assert!(stats.max_batch_size >= 25, "{stats:?}");
+    check_batch_sizes(&stats);
+    // The batch of 25 to 50 records lands in the bucket up to 32 or up to 64.
+    assert!(
+        stats.batch_sizes.counts[5] + stats.batch_sizes.counts[6] >= 1,
+        "{stats:?}"
+    );
 }
 
 #[tokio::test]

@@ -36,6 +36,8 @@ pub struct App {
     audit_healthy: AtomicBool,
     /// The store write probe behind `/readyz`.
     pub readiness: crate::transparency::Readiness,
+    /// What the checkpointer did, for `/metrics`.
+    pub checkpoints: crate::transparency::CheckpointStatus,
     /// Granted consents as last read, so that a call under consent needs no
     /// read of the store. It can be stale without harm: the use a decision
     /// takes is counted in the decision record's own transaction, only if the
@@ -169,6 +171,7 @@ impl App {
             background: TaskTracker::new(),
             audit_healthy: AtomicBool::new(true),
             readiness: crate::transparency::Readiness::new(),
+            checkpoints: crate::transparency::CheckpointStatus::default(),
             consent_cache: ConsentCache::default(),
         })
     }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::config::{IssuerConfig, IssuerKind};
-pub use jwks::JwksCache;
+pub use jwks::{JwksCache, JwksRefreshes};
 use policy::{Caller, OrgNumber};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -195,6 +195,12 @@ impl Authenticator {
                 map: std::sync::RwLock::new(std::collections::HashMap::new()),
             },
         })
+    }
+
+    /// The JWKS fetches of every configured issuer since start, in config
+    /// order, for metrics (labelled by the issuer's name, never by a token).
+    pub fn jwks_refreshes(&self) -> Vec<JwksRefreshes> {
+        self.issuers.iter().map(|i| i.jwks.refreshes()).collect()
     }
 
     /// A machine token verified before and not yet expired: a hash lookup, no cryptography.

@@ -620,6 +620,13 @@ impl Config {
                     format!("issuer {}: jwks_url must be an http(s) URL", r.name),
                 );
             }
+            // The name labels the issuer's metrics: one series per issuer.
+            if issuers.iter().any(|i: &IssuerConfig| i.name == r.name) {
+                cx.error(
+                    at,
+                    format!("issuer {}: the name is used by another issuer", r.name),
+                );
+            }
             if issuers.iter().any(|i: &IssuerConfig| i.issuer == r.issuer) {
                 cx.error(
                     at,

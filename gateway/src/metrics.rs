@@ -1,15 +1,28 @@
 //! Prometheus metrics, served on the ops listener. Labels carry organisation
-//! numbers, dataset names and codes; never a person number, token or consent id.
+//! numbers, dataset names, codes, consent event types and issuer names from
+//! the config; never a person number, token or consent id.
+//!
+//! Two kinds: the registry's own metrics, which the request path updates as
+//! it goes, and [`Snapshot`] metrics, read at scrape time from counters the
+//! rest of Bru keeps anyway (the audit writer's, the store's consent events,
+//! the JWKS caches', the checkpointer's), so they cost nothing per call.
+//! README.md ("Metrics") lists every name; the names are stable.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use consent_db::{NewRecord, Verdict};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use consent_db::{AuditStats, ConsentEventCounts, NewRecord, Verdict};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+
+use crate::app::App;
+use crate::auth::JwksRefreshes;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
@@ -190,12 +203,172 @@ impl Metrics {
         self.audit_append.observe(took.as_secs_f64());
     }
 
-    /// The registry in Prometheus text format.
-    pub fn encode(&self) -> String {
+    /// The registry and the scrape-time `snapshot`, in Prometheus text format.
+    pub fn encode_with(&self, snapshot: Snapshot) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
+        let mut scraped = Registry::with_prefix("bru");
+        scraped.register_collector(Box::new(snapshot));
         let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+        let encoded = encode_registry(&mut out, &self.registry)
+            .and_then(|()| encode_registry(&mut out, &scraped))
+            .and_then(|()| encode_eof(&mut out));
+        if encoded.is_err() {
             out.clear();
         }
         out
     }
 }
+
+/// What `/metrics` reads from the rest of Bru when it is scraped: counters
+/// kept as atomics where the work happens, so the hot paths pay no more.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The audit writer's counters (batches, records, batch sizes, queue).
+    pub audit: AuditStats,
+    /// Seconds since the writer last committed a batch, if it has.
+    pub audit_last_commit_age: Option<f64>,
+    /// Consent events committed through this process, by type.
+    pub consent_events: ConsentEventCounts,
+    /// JWKS fetches per configured issuer.
+    pub jwks: Vec<JwksRefreshes>,
+    /// Seconds since the newest signed checkpoint, if there is one.
+    pub checkpoint_age: Option<f64>,
+    /// Checkpoints this process signed.
+    pub checkpoints_signed: u64,
+}
+
+impl Snapshot {
+    /// Reads it from `app`: atomics, and on a replica that does not sign
+    /// checkpoints one store query for the newest checkpoint.
+    pub async fn read(app: &App) -> Snapshot {
+        let audit = app.audit.stats();
+        let now_ms = i64::try_from(consent_db::Timestamp::now().unix_millis()).unwrap_or(i64::MAX);
+        Snapshot {
+            audit_last_commit_age: audit
+                .last_commit_unix_ms
+                .map(|t| now_ms.saturating_sub(t).max(0) as f64 / 1000.0),
+            audit,
+            consent_events: app.store.consent_event_counts(),
+            jwks: app.auth.jwks_refreshes(),
+            checkpoint_age: app.checkpoints.age(&app.store).await,
+            checkpoints_signed: app.checkpoints.signed(),
+        }
+    }
+}
+
+/// One scrape-time metric: its descriptor (the name without `bru_` and
+/// without `_total`), then its samples.
+fn describe<'a>(
+    encoder: &'a mut DescriptorEncoder,
+    name: &'a str,
+    help: &str,
+    metric_type: MetricType,
+) -> Result<prometheus_client::encoding::MetricEncoder<'a>, std::fmt::Error> {
+    encoder.encode_descriptor(name, help, None, metric_type)
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let a = &self.audit;
+
+        let mut m = describe(
+            &mut encoder,
+            "audit_batch_size",
+            "Records per committed audit transaction (group commit).",
+            MetricType::Histogram,
+        )?;
+        let buckets: Vec<(f64, u64)> = a
+            .batch_sizes
+            .buckets()
+            .map(|(bound, n)| (bound.map_or(f64::MAX, |b| b as f64), n))
+            .collect();
+        m.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            a.records as f64,
+            a.batch_sizes.total(),
+            &buckets,
+            None,
+        )?;
+
+        let m = describe(
+            &mut encoder,
+            "audit_batches",
+            "Committed audit transactions.",
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(a.batches).encode(m)?;
+        let m = describe(
+            &mut encoder,
+            "audit_records",
+            "Audit records committed durably by this process.",
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(a.records).encode(m)?;
+        let m = describe(
+            &mut encoder,
+            "audit_queue_depth",
+            "Audit records waiting for the writer.",
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(a.queued).unwrap_or(i64::MAX)).encode(m)?;
+        if let Some(age) = self.audit_last_commit_age {
+            let m = describe(
+                &mut encoder,
+                "audit_last_commit_age_seconds",
+                "Seconds since this process last committed audit records.",
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(age).encode(m)?;
+        }
+
+        if let Some(age) = self.checkpoint_age {
+            let m = describe(
+                &mut encoder,
+                "checkpoint_age_seconds",
+                "Seconds since the newest signed checkpoint of the transparency log.",
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(age).encode(m)?;
+        }
+        let m = describe(
+            &mut encoder,
+            "checkpoints_signed",
+            "Checkpoints this process signed and stored.",
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(self.checkpoints_signed).encode(m)?;
+
+        let mut m = describe(
+            &mut encoder,
+            "consent_events",
+            "Consent events committed through this process, by type.",
+            MetricType::Counter,
+        )?;
+        for (kind, n) in self.consent_events.iter() {
+            ConstCounter::new(n).encode(m.encode_family(&[("type", kind.as_str())])?)?;
+        }
+
+        let mut m = describe(
+            &mut encoder,
+            "jwks_refreshes",
+            "JWKS fetches by configured issuer name and result (ok, error).",
+            MetricType::Counter,
+        )?;
+        // By name, so that the label sets stay unique whatever the config says.
+        let mut by_issuer = BTreeMap::<&str, (u64, u64)>::new();
+        for j in &self.jwks {
+            let e = by_issuer.entry(j.issuer.as_str()).or_default();
+            e.0 += j.ok;
+            e.1 += j.error;
+        }
+        for (issuer, (ok, error)) in by_issuer {
+            for (result, n) in [("ok", ok), ("error", error)] {
+                ConstCounter::new(n)
+                    .encode(m.encode_family(&[("issuer", issuer), ("result", result)])?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

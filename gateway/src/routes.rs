@@ -75,7 +75,8 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.metrics.encode(),
+        app.metrics
+            .encode_with(crate::metrics::Snapshot::read(&app).await),
     )
         .into_response()
 }

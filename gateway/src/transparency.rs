@@ -2,10 +2,11 @@
 //! the tree head at least every second while it grows, and the store write
 //! probe behind `/readyz`.
 
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use consent_db::note;
+use consent_db::{note, Timestamp};
 use tokio::sync::{watch, Mutex};
 
 use crate::app::App;
@@ -33,7 +34,10 @@ pub fn verifier_key(app: &App) -> String {
 /// `stop` turns true.
 pub async fn run_checkpointer(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let mut signed = match app.store.latest_checkpoint().await {
-        Ok(cp) => cp.map(|c| c.size),
+        Ok(cp) => cp.map(|c| {
+            app.checkpoints.newest_at(c.time);
+            c.size
+        }),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the latest checkpoint");
             None
@@ -64,9 +68,13 @@ async fn sign_if_grown(app: &App, signed: &mut Option<u64>) {
     // Replicas on one PostgreSQL database: only the holder of the store's
     // checkpointer lock signs; another takes over when it dies.
     match app.store.try_become_checkpointer().await {
-        Ok(true) => {}
-        Ok(false) => return,
+        Ok(true) => app.checkpoints.signer.store(true, Ordering::Relaxed),
+        Ok(false) => {
+            app.checkpoints.signer.store(false, Ordering::Relaxed);
+            return;
+        }
         Err(e) => {
+            app.checkpoints.signer.store(false, Ordering::Relaxed);
             tracing::warn!(error = %e, "cannot tell whether this replica signs checkpoints");
             return;
         }
@@ -94,8 +102,65 @@ async fn sign_if_grown(app: &App, signed: &mut Option<u64>) {
         }
     };
     match app.store.add_checkpoint(head.size, &head.root, &text).await {
-        Ok(()) => *signed = Some(head.size),
+        Ok(()) => {
+            *signed = Some(head.size);
+            app.checkpoints.signed.fetch_add(1, Ordering::Relaxed);
+            app.checkpoints.newest_at(Timestamp::now());
+        }
         Err(e) => tracing::warn!(error = %e, size = head.size, "cannot store a checkpoint"),
+    }
+}
+
+/// How long `/metrics` waits for the store's newest checkpoint.
+const SCRAPE_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the checkpointer knows, for `/metrics`: atomics it updates, so a
+/// scrape on the replica that signs reads no store.
+#[derive(Debug, Default)]
+pub struct CheckpointStatus {
+    /// Checkpoints this process signed and stored.
+    signed: AtomicU64,
+    /// The time of the newest checkpoint this process signed (or found at
+    /// start), in Unix milliseconds; 0 for none.
+    newest_unix_ms: AtomicI64,
+    /// Whether this replica signed checkpoints at its latest look.
+    signer: AtomicBool,
+}
+
+impl CheckpointStatus {
+    fn newest_at(&self, time: Timestamp) {
+        let ms = i64::try_from(time.unix_millis()).unwrap_or(i64::MAX);
+        self.newest_unix_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Checkpoints this process signed since start.
+    pub fn signed(&self) -> u64 {
+        self.signed.load(Ordering::Relaxed)
+    }
+
+    /// Seconds since the newest signed checkpoint was signed, `None` when
+    /// there is none (or the store cannot say). The replica that signs knows
+    /// it; another replica (PostgreSQL) reads the newest checkpoint from
+    /// the store: one query per scrape.
+    pub async fn age(&self, store: &consent_db::Store) -> Option<f64> {
+        let known = self.newest_unix_ms.load(Ordering::Relaxed);
+        let newest = if self.signer.load(Ordering::Relaxed) && known != 0 {
+            known
+        } else {
+            let stored = tokio::time::timeout(SCRAPE_READ_TIMEOUT, store.latest_checkpoint())
+                .await
+                .ok()?
+                .ok()?
+                .and_then(|c| i64::try_from(c.time.unix_millis()).ok())
+                .unwrap_or(0);
+            stored.max(known)
+        };
+        if newest == 0 {
+            return None;
+        }
+        let now = i64::try_from(Timestamp::now().unix_millis()).unwrap_or(i64::MAX);
+        // Clocks of two replicas may disagree a little: never negative.
+        Some(now.saturating_sub(newest).max(0) as f64 / 1000.0)
     }
 }
 

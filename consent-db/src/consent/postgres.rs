@@ -10,8 +10,8 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use tokio::time::Instant;
 
 use super::{
-    next_state, CitizenAction, ConsentError, ConsentEvent, ConsentRow, ConsentState, EventType,
-    NewConsent, UseOutcome,
+    next_state, CitizenAction, ConsentError, ConsentEvent, ConsentRow, ConsentState, EventTally,
+    EventType, NewConsent, UseOutcome,
 };
 use crate::error::StoreError;
 use crate::postgres::PgStore;
@@ -81,6 +81,7 @@ impl PgStore {
         let datasets = &datasets;
         self.retrying(|| async move {
             let mut tx = self.begin_write().await?;
+            let mut tally = EventTally::default();
             let now_text = now.to_string();
             sqlx::query(
                 "INSERT INTO consents (id, requester, supplier, subject, datasets, purpose, status, \
@@ -101,11 +102,12 @@ impl PgStore {
             .bind(&now_text)
             .execute(&mut *tx)
             .await?;
-            add_event(&mut tx, &new.id, EventType::Created, now).await?;
+            add_event(&mut tx, &mut tally, &new.id, EventType::Created, now).await?;
             let row = select(&mut tx, &new.id)
                 .await?
                 .ok_or_else(|| StoreError::Db("the new consent is not there".into()))?;
             tx.commit().await?;
+            self.events.committed(&tally);
             Ok(row)
         })
         .await
@@ -216,13 +218,15 @@ impl PgStore {
     ) -> Result<Vec<ConsentRow>, StoreError> {
         self.retrying(|| async move {
             let mut tx = self.begin_write().await?;
+            let mut tally = EventTally::default();
             let mut rows = Vec::with_capacity(ids.len());
             for id in ids {
                 if let Some(row) = select_for_update(&mut tx, id).await? {
-                    rows.push(expire_if_due(&mut tx, row, now).await?);
+                    rows.push(expire_if_due(&mut tx, &mut tally, row, now).await?);
                 }
             }
             tx.commit().await?;
+            self.events.committed(&tally);
             Ok(rows)
         })
         .await
@@ -238,6 +242,7 @@ impl PgStore {
     ) -> Result<ConsentRow, ConsentError> {
         self.retrying(|| async move {
             let mut tx = self.begin_write().await?;
+            let mut tally = EventTally::default();
             let row = select_for_update(&mut tx, id)
                 .await?
                 .ok_or(ConsentError::NotFound)?;
@@ -249,11 +254,12 @@ impl PgStore {
             {
                 return Err(ConsentError::NotFound);
             }
-            let row = expire_if_due(&mut tx, row, now).await?;
+            let row = expire_if_due(&mut tx, &mut tally, row, now).await?;
             let state = row.state()?;
             let Some(next) = next_state(state, action) else {
                 // Keep an expiry that was just recorded.
                 tx.commit().await.map_err(StoreError::from)?;
+                self.events.committed(&tally);
                 return Err(ConsentError::InvalidTransition { state, action });
             };
             let (_, event) = action.outcome();
@@ -275,9 +281,10 @@ impl PgStore {
                     StoreError::Db(format!("consent {id} changed under the write lock")).into(),
                 );
             }
-            add_event(&mut tx, id, event, now).await?;
+            add_event(&mut tx, &mut tally, id, event, now).await?;
             let row = select(&mut tx, id).await?.ok_or(ConsentError::NotFound)?;
             tx.commit().await.map_err(StoreError::from)?;
+            self.events.committed(&tally);
             Ok(row)
         })
         .await
@@ -291,6 +298,7 @@ impl PgStore {
     ) -> Result<UseOutcome, StoreError> {
         self.retrying(|| async move {
             let mut tx = self.begin_write().await?;
+            let mut tally = EventTally::default();
             // The condition and the increment are one statement: PostgreSQL
             // re-checks the WHERE on the row's latest version after waiting
             // for its lock, so no two uses (on any replicas) both get the last.
@@ -304,7 +312,7 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
             let outcome = if counted.rows_affected() == 1 {
-                add_event(&mut tx, id, EventType::Used, now).await?;
+                add_event(&mut tx, &mut tally, id, EventType::Used, now).await?;
                 let row = select(&mut tx, id)
                     .await?
                     .ok_or_else(|| StoreError::Db(format!("consent {id} vanished")))?;
@@ -312,11 +320,12 @@ impl PgStore {
             } else {
                 // Refused; if it is because valid_to passed, record that now.
                 if let Some(row) = select_for_update(&mut tx, id).await? {
-                    expire_if_due(&mut tx, row, now).await?;
+                    expire_if_due(&mut tx, &mut tally, row, now).await?;
                 }
                 UseOutcome::Refused
             };
             tx.commit().await?;
+            self.events.committed(&tally);
             Ok(outcome)
         })
         .await
@@ -328,6 +337,7 @@ impl PgStore {
 /// False, with nothing written, when it cannot give one.
 pub(crate) async fn take_use(
     conn: &mut PgConnection,
+    tally: &mut EventTally,
     id: &str,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
@@ -343,7 +353,7 @@ pub(crate) async fn take_use(
     if counted.rows_affected() != 1 {
         return Ok(false);
     }
-    add_event(conn, id, EventType::Used, now).await?;
+    add_event(conn, tally, id, EventType::Used, now).await?;
     Ok(true)
 }
 
@@ -384,6 +394,7 @@ async fn events(conn: &mut PgConnection, id: &str) -> Result<Vec<ConsentEvent>, 
 /// consent's row lock (every event follows a change to that row).
 async fn add_event(
     conn: &mut PgConnection,
+    tally: &mut EventTally,
     id: &str,
     kind: EventType,
     at: Timestamp,
@@ -397,6 +408,7 @@ async fn add_event(
     .bind(at.to_string())
     .execute(conn)
     .await?;
+    tally.push(kind);
     Ok(())
 }
 
@@ -404,6 +416,7 @@ async fn add_event(
 /// event dated `valid_to` (when it expired, not when it was noticed).
 async fn expire_if_due(
     conn: &mut PgConnection,
+    tally: &mut EventTally,
     row: ConsentRow,
     now: Timestamp,
 ) -> Result<ConsentRow, StoreError> {
@@ -418,7 +431,14 @@ async fn expire_if_due(
     .bind(&row.status)
     .execute(&mut *conn)
     .await?;
-    add_event(conn, &row.id, EventType::Expired, row.valid_to_time()?).await?;
+    add_event(
+        conn,
+        tally,
+        &row.id,
+        EventType::Expired,
+        row.valid_to_time()?,
+    )
+    .await?;
     select(conn, &row.id)
         .await?
         .ok_or_else(|| StoreError::Db(format!("consent {} vanished", row.id)))

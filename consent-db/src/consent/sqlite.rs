@@ -10,8 +10,8 @@ use sqlx::{Sqlite, SqliteConnection, Transaction};
 use tokio::time::Instant;
 
 use super::{
-    next_state, CitizenAction, ConsentError, ConsentEvent, ConsentRow, ConsentState, EventType,
-    NewConsent, UseOutcome,
+    next_state, CitizenAction, ConsentError, ConsentEvent, ConsentRow, ConsentState, EventTally,
+    EventType, NewConsent, UseOutcome,
 };
 use crate::error::StoreError;
 use crate::record::Timestamp;
@@ -81,6 +81,7 @@ impl SqliteStore {
         let datasets = &datasets;
         self.retrying(|| async move {
             let mut tx = self.begin_write().await?;
+            let mut tally = EventTally::default();
             let now_text = now.to_string();
             sqlx::query(
                 "INSERT INTO consents (id, requester, supplier, subject, datasets, purpose, status, \
@@ -101,11 +102,12 @@ impl SqliteStore {
             .bind(&now_text)
             .execute(&mut *tx)
             .await?;
-            add_event(&mut tx, &new.id, EventType::Created, now).await?;
+            add_event(&mut tx, &mut tally, &new.id, EventType::Created, now).await?;
             let row = select(&mut tx, &new.id)
                 .await?
                 .ok_or_else(|| StoreError::Db("the new consent is not there".into()))?;
             tx.commit().await?;
+            self.events.committed(&tally);
             Ok(row)
         })
         .await
@@ -216,13 +218,15 @@ impl SqliteStore {
     ) -> Result<Vec<ConsentRow>, StoreError> {
         self.retrying(|| async move {
             let mut tx = self.begin_write().await?;
+            let mut tally = EventTally::default();
             let mut rows = Vec::with_capacity(ids.len());
             for id in ids {
                 if let Some(row) = select(&mut tx, id).await? {
-                    rows.push(expire_if_due(&mut tx, row, now).await?);
+                    rows.push(expire_if_due(&mut tx, &mut tally, row, now).await?);
                 }
             }
             tx.commit().await?;
+            self.events.committed(&tally);
             Ok(rows)
         })
         .await
@@ -238,6 +242,7 @@ impl SqliteStore {
     ) -> Result<ConsentRow, ConsentError> {
         self.retrying(|| async move {
             let mut tx = self.begin_write().await?;
+            let mut tally = EventTally::default();
             let row = select(&mut tx, id).await?.ok_or(ConsentError::NotFound)?;
             // Someone else's consent does not exist, as far as this citizen knows.
             if row
@@ -247,11 +252,12 @@ impl SqliteStore {
             {
                 return Err(ConsentError::NotFound);
             }
-            let row = expire_if_due(&mut tx, row, now).await?;
+            let row = expire_if_due(&mut tx, &mut tally, row, now).await?;
             let state = row.state()?;
             let Some(next) = next_state(state, action) else {
                 // Keep an expiry that was just recorded.
                 tx.commit().await.map_err(StoreError::from)?;
+                self.events.committed(&tally);
                 return Err(ConsentError::InvalidTransition { state, action });
             };
             let (_, event) = action.outcome();
@@ -273,9 +279,10 @@ impl SqliteStore {
                     StoreError::Db(format!("consent {id} changed under the write lock")).into(),
                 );
             }
-            add_event(&mut tx, id, event, now).await?;
+            add_event(&mut tx, &mut tally, id, event, now).await?;
             let row = select(&mut tx, id).await?.ok_or(ConsentError::NotFound)?;
             tx.commit().await.map_err(StoreError::from)?;
+            self.events.committed(&tally);
             Ok(row)
         })
         .await
@@ -289,6 +296,7 @@ impl SqliteStore {
     ) -> Result<UseOutcome, StoreError> {
         self.retrying(|| async move {
             let mut tx = self.begin_write().await?;
+            let mut tally = EventTally::default();
             // The condition and the increment are one statement under the
             // write lock: no two uses can both see the last one left.
             let counted = sqlx::query(
@@ -302,7 +310,7 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
             let outcome = if counted.rows_affected() == 1 {
-                add_event(&mut tx, id, EventType::Used, now).await?;
+                add_event(&mut tx, &mut tally, id, EventType::Used, now).await?;
                 let row = select(&mut tx, id)
                     .await?
                     .ok_or_else(|| StoreError::Db(format!("consent {id} vanished")))?;
@@ -310,11 +318,12 @@ impl SqliteStore {
             } else {
                 // Refused; if it is because valid_to passed, record that now.
                 if let Some(row) = select(&mut tx, id).await? {
-                    expire_if_due(&mut tx, row, now).await?;
+                    expire_if_due(&mut tx, &mut tally, row, now).await?;
                 }
                 UseOutcome::Refused
             };
             tx.commit().await?;
+            self.events.committed(&tally);
             Ok(outcome)
         })
         .await
@@ -326,6 +335,7 @@ impl SqliteStore {
 /// False, with nothing written, when it cannot give one.
 pub(crate) async fn take_use(
     conn: &mut SqliteConnection,
+    tally: &mut EventTally,
     id: &str,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
@@ -342,7 +352,7 @@ pub(crate) async fn take_use(
     if counted.rows_affected() != 1 {
         return Ok(false);
     }
-    add_event(conn, id, EventType::Used, now).await?;
+    add_event(conn, tally, id, EventType::Used, now).await?;
     Ok(true)
 }
 
@@ -373,6 +383,7 @@ async fn events(conn: &mut SqliteConnection, id: &str) -> Result<Vec<ConsentEven
 /// Appends an event with the next sequence number; the caller holds the write lock.
 async fn add_event(
     conn: &mut SqliteConnection,
+    tally: &mut EventTally,
     id: &str,
     kind: EventType,
     at: Timestamp,
@@ -387,6 +398,7 @@ async fn add_event(
     .bind(id)
     .execute(conn)
     .await?;
+    tally.push(kind);
     Ok(())
 }
 
@@ -394,6 +406,7 @@ async fn add_event(
 /// event dated `valid_to` (when it expired, not when it was noticed).
 async fn expire_if_due(
     conn: &mut SqliteConnection,
+    tally: &mut EventTally,
     row: ConsentRow,
     now: Timestamp,
 ) -> Result<ConsentRow, StoreError> {
@@ -408,7 +421,14 @@ async fn expire_if_due(
     .bind(&row.status)
     .execute(&mut *conn)
     .await?;
-    add_event(conn, &row.id, EventType::Expired, row.valid_to_time()?).await?;
+    add_event(
+        conn,
+        tally,
+        &row.id,
+        EventType::Expired,
+        row.valid_to_time()?,
+    )
+    .await?;
     select(conn, &row.id)
         .await?
         .ok_or_else(|| StoreError::Db(format!("consent {} vanished", row.id)))

@@ -625,6 +625,11 @@ async fn a_decision_under_consent_and_its_use_commit_together() {
         ["created", "accepted", "used"]
     );
     assert_eq!(fx.store.record_count().await.unwrap(), 1);
+    // Counted for metrics once the batch committed.
+    assert_eq!(
+        counted(&fx.store),
+        [("created", 1), ("accepted", 1), ("used", 1)]
+    );
 }
 
 #[tokio::test]
@@ -690,4 +695,117 @@ async fn fifty_parallel_decisions_under_a_consent_of_ten_uses_write_exactly_ten(
         assert_eq!(indexes.last().copied(), Some(count - 1), "round {round}");
     }
     log.close().await.unwrap();
+}
+
+/// The counts the store keeps for metrics, as `(type, count)` for the
+/// types that are not zero.
+fn counted(store: &Store) -> Vec<(&'static str, u64)> {
+    store
+        .consent_event_counts()
+        .iter()
+        .filter(|&(_, n)| n > 0)
+        .map(|(kind, n)| (kind.as_str(), n))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_store_counts_every_committed_event_by_type() {
+    let fx = fixture().await;
+    let s = &fx.store;
+    assert_eq!(counted(s), []);
+    assert_eq!(
+        s.consent_event_counts()
+            .iter()
+            .map(|(kind, _)| kind.as_str())
+            .collect::<Vec<_>>(),
+        ["created", "accepted", "rejected", "revoked", "expired", "used"],
+        "every type is listed, zeros included"
+    );
+
+    // created, accepted, used twice, revoked.
+    let one = granted(s, Some(5)).await;
+    for _ in 0..2 {
+        assert!(matches!(
+            s.use_consent(&one.id, t(LATER)).await.unwrap(),
+            UseOutcome::Used(_)
+        ));
+    }
+    s.revoke_consent(&one.id, &person(KARI), t(LATER))
+        .await
+        .unwrap();
+    // Refused actions and uses write no event and count nothing.
+    assert!(s
+        .revoke_consent(&one.id, &person(KARI), t(LATER))
+        .await
+        .is_err());
+    assert!(s
+        .accept_consent(&one.id, &person(OLA), t(LATER))
+        .await
+        .is_err());
+    assert_eq!(
+        s.use_consent(&one.id, t(LATER)).await.unwrap(),
+        UseOutcome::Refused
+    );
+    // created, rejected.
+    let two = create(s, Some(OLA), None).await;
+    s.reject_consent(&two.id, &person(OLA), t(LATER))
+        .await
+        .unwrap();
+    // created, then expired by a read after valid_to (once, not per read).
+    let three = create(s, Some(KARI), None).await;
+    for _ in 0..2 {
+        s.get_consent_at(&three.id, t(AFTER)).await.unwrap();
+    }
+    assert_eq!(
+        counted(s),
+        [
+            ("created", 3),
+            ("accepted", 1),
+            ("rejected", 1),
+            ("revoked", 1),
+            ("expired", 1),
+            ("used", 2)
+        ]
+    );
+    // The counts agree with what the store wrote, and every clone shares them.
+    let mut written = std::collections::BTreeMap::<&str, u64>::new();
+    for id in [&one.id, &two.id, &three.id] {
+        for kind in event_types(s, id).await {
+            *written.entry(kind).or_default() += 1;
+        }
+    }
+    let clone = s.clone();
+    for (kind, n) in clone.consent_event_counts().iter() {
+        assert_eq!(
+            written.get(kind.as_str()).copied().unwrap_or(0),
+            n,
+            "{kind}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_event_that_does_not_commit_is_not_counted() {
+    let fx = fixture().await;
+    let s = &fx.store;
+    let row = granted(s, Some(5)).await;
+    let before = s.consent_event_counts();
+    let sql = if fx.url.starts_with("postgres") {
+        "CREATE FUNCTION test_no_used() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'test: event refused'; END; $$; \
+         CREATE TRIGGER test_no_used BEFORE INSERT ON consent_events FOR EACH ROW \
+         WHEN (NEW.type IN ('revoked', 'used')) EXECUTE FUNCTION test_no_used()"
+    } else {
+        "CREATE TRIGGER test_no_used BEFORE INSERT ON consent_events \
+         WHEN NEW.type IN ('revoked', 'used') \
+         BEGIN SELECT RAISE(ABORT, 'test: event refused'); END"
+    };
+    crate::test_support::raw_exec(&fx.url, sql).await.unwrap();
+    assert!(s.use_consent(&row.id, t(LATER)).await.is_err());
+    assert!(s
+        .revoke_consent(&row.id, &person(KARI), t(LATER))
+        .await
+        .is_err());
+    assert_eq!(s.consent_event_counts(), before);
+    assert_eq!(counted(s), [("created", 1), ("accepted", 1)]);
 }

@@ -3,6 +3,7 @@
 //! a flood of tokens with random `kid`s cannot hammer the issuer.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -20,12 +21,26 @@ pub struct JwksCache {
 }
 
 struct Inner {
+    /// The issuer's name in the config: the metrics label.
+    name: String,
     url: String,
     http: reqwest::Client,
     min_interval: Duration,
     keys: RwLock<HashMap<String, CachedKey>>,
     /// Serialises fetches and remembers when the last one started.
     fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Fetches that brought a JWKS, and fetches that failed.
+    refreshed: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// The JWKS fetches of one issuer since start, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksRefreshes {
+    /// The issuer's `name` in the config.
+    pub issuer: String,
+    pub ok: u64,
+    pub error: u64,
 }
 
 #[derive(Clone)]
@@ -60,11 +75,14 @@ impl JwksCache {
             .map_err(|e| format!("issuer {}: HTTP client: {e}", config.name))?;
         Ok(JwksCache {
             inner: Arc::new(Inner {
+                name: config.name.clone(),
                 url: config.jwks_url.clone(),
                 http,
                 min_interval: config.jwks_refresh_min_interval,
                 keys: RwLock::new(HashMap::new()),
                 fetch: tokio::sync::Mutex::new(None),
+                refreshed: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
             }),
         })
     }
@@ -81,6 +99,15 @@ impl JwksCache {
             .await
             .ok()
             .flatten()
+    }
+
+    /// How many fetches succeeded and failed since start.
+    pub fn refreshes(&self) -> JwksRefreshes {
+        JwksRefreshes {
+            issuer: self.inner.name.clone(),
+            ok: self.inner.refreshed.load(Ordering::Relaxed),
+            error: self.inner.failed.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -100,8 +127,10 @@ impl Inner {
                 if let Ok(mut map) = self.keys.write() {
                     *map = keys;
                 }
+                self.refreshed.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(url = %self.url, error = %e, "JWKS fetch failed");
                 // A failed fetch may be retried after a second, not after the
                 // whole interval: one slow answer must not lock callers out.

@@ -99,6 +99,16 @@ fn errors_name_their_line() {
     );
     let leeway = VALID.replace("name = \"mp\"", "name = \"mp\"\nleeway_s = 9000");
     check_error(&leeway, line_of(&leeway, "[[issuer]]"), "leeway_s");
+    let same_name = format!(
+        "{VALID}\n[[issuer]]\nname = \"mp\"\nkind = \"idporten\"\n\
+         issuer = \"https://idp.example/\"\njwks_url = \"https://idp.example/jwks\"\n"
+    );
+    let second = same_name.rfind("[[issuer]]").unwrap();
+    check_error(
+        &same_name,
+        same_name[..second].lines().count() + 1,
+        "the name is used by another issuer",
+    );
 }
 
 #[test]
