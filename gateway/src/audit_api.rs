@@ -87,7 +87,7 @@ struct RecordsQuery {
     #[param(pattern = "^[0-9]{11}$", nullable = false)]
     subject: Option<String>,
     /// `next_cursor` of the page before.
-    #[param(minimum = 0, nullable = false)]
+    #[param(minimum = 0, maximum = 9223372036854775807_i64, nullable = false)]
     cursor: Option<u64>,
     /// At most this many records.
     #[param(minimum = 1, maximum = 1000, default = 100, nullable = false)]
@@ -99,10 +99,10 @@ struct RecordsQuery {
 #[allow(dead_code)] // parameters only; the handler reads the raw query
 struct InclusionQuery {
     /// The record's index (its leaf), below `size`.
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     index: u64,
     /// The tree size the proof is for, at most the current tree's.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
     size: u64,
 }
 
@@ -111,10 +111,10 @@ struct InclusionQuery {
 #[allow(dead_code)] // parameters only; the handler reads the raw query
 struct ConsistencyQuery {
     /// The older tree size.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
     from: u64,
     /// The newer tree size, at least `from`, at most the current tree's.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
     to: u64,
 }
 
@@ -325,12 +325,16 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
+    /// A non-negative integer up to `i64::MAX` (the documented `int64`;
+    /// indexes and tree sizes are stored as such).
     fn number(&self, name: &'static str) -> Result<Option<u64>, Refusal> {
         self.get(name)
             .map(|v| {
                 if v.bytes().all(|b| b.is_ascii_digit()) {
-                    v.parse::<u64>()
-                        .map_err(|_| malformed(name, "is too large"))
+                    v.parse::<i64>()
+                        .ok()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .ok_or_else(|| malformed(name, "is too large"))
                 } else {
                     Err(malformed(name, "must be a non-negative integer"))
                 }
@@ -348,6 +352,16 @@ impl Params {
 /// value: it may be a person number.
 fn malformed(name: &'static str, what: &'static str) -> Refusal {
     let detail: &'static str = match (name, what) {
+        ("cursor", "is too large") => {
+            "The query parameter `cursor` is too large (at most 2^63 - 1)."
+        }
+        ("index", "is too large") => "The query parameter `index` is too large (at most 2^63 - 1).",
+        ("size", "is too large") => "The query parameter `size` is too large (at most 2^63 - 1).",
+        ("from", "is too large") => "The query parameter `from` is too large (at most 2^63 - 1).",
+        ("to", "is too large") => "The query parameter `to` is too large (at most 2^63 - 1).",
+        ("limit", "is too large") => {
+            "The query parameter `limit` must be an integer from 1 to 1000."
+        }
         ("since", _) => "The query parameter `since` must be an RFC 3339 time.",
         ("until", _) => "The query parameter `until` must be an RFC 3339 time.",
         ("consumer", _) => {

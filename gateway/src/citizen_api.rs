@@ -74,6 +74,7 @@ pub struct CitizenConsents {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReceiptJson {
     /// The receipt as a JWS (compact serialisation).
+    #[schema(value_type = Jws)]
     pub receipt: String,
     /// The signing key's `kid` in `/.well-known/jwks.json`.
     pub kid: String,
@@ -87,6 +88,12 @@ pub struct TransferPage {
     #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
+
+/// A JWS (RFC 7515) in compact serialisation: the receipt, signed.
+#[derive(ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$")]
+#[allow(dead_code)] // a schema only
+struct Jws(String);
 
 /// A consent id in the path.
 #[derive(serde::Deserialize, IntoParams)]
@@ -341,7 +348,7 @@ enum ReceiptLang {
         (status = 200, description = "A Kantara Consent Receipt (v1.1) signed with Bru's assertion key (ES256): \
             a JWS by default, `{\"receipt\", \"kid\"}` when asked for `application/json`",
             content(
-                (String = "application/jwt"),
+                (Jws = "application/jwt"),
                 (ReceiptJson = "application/json"),
             )),
         (status = 400, response = BadRequest),
@@ -547,7 +554,7 @@ fn receipt_claims(
 #[into_params(parameter_in = Query)]
 struct TransfersQuery {
     /// `next_cursor` of the page before.
-    #[param(nullable = false)]
+    #[param(minimum = 0, maximum = 9223372036854775807_i64, nullable = false)]
     cursor: Option<u64>,
     /// At most this many transfers.
     #[param(minimum = 1, maximum = 500, default = 100, nullable = false)]
@@ -587,6 +594,10 @@ async fn transfers(
         )
         .response();
     };
+    // Indexes are int64, as documented (found by schemathesis: larger ones were taken).
+    if query.cursor.is_some_and(|c| i64::try_from(c).is_err()) {
+        return FieldError::new("cursor", "is too large").response();
+    }
     let limit = query.limit.unwrap_or(DEFAULT_TRANSFERS);
     if !(1..=MAX_TRANSFERS).contains(&limit) {
         return FieldError::new("limit", format!("must be between 1 and {MAX_TRANSFERS}"))

@@ -94,3 +94,42 @@ async fn every_https_answer_sends_hsts() {
     let ops = send(bru.ops_client.get(bru.ops_url("/healthz"))).await;
     assert_eq!(ops.header("strict-transport-security"), None);
 }
+
+/// Indexes, cursors and tree sizes are `int64` in the document; larger
+/// numbers are refused, not taken (schemathesis found the citizen's cursor
+/// taking any u64).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_parameters_are_int64_as_documented() {
+    use bru_tests::transparency::{audit_token, audit_world, citizen_token};
+    let world = audit_world(TestWorld::builder(), None).await;
+    let bru = world.start().await;
+    let kari = citizen_token(&world, KARI);
+    let audit = audit_token(&world);
+    let max = i64::MAX.to_string();
+    let over = (i64::MAX as u64 + 1).to_string();
+    let transfers = |cursor: &str| {
+        bru.get(&format!("/citizen/v1/transfers?cursor={cursor}"))
+            .bearer_auth(&kari)
+    };
+    send(transfers(&max))
+        .await
+        .expect_status(200, "cursor i64::MAX");
+    let r = send(transfers(&over)).await;
+    r.expect_status(400, "cursor above i64::MAX");
+    assert_eq!(r.json()["field"], "cursor", "{}", r.text());
+    for path in [
+        format!("/audit/v1/records?cursor={over}"),
+        format!("/audit/v1/proof/inclusion?index=0&size={over}"),
+        format!("/audit/v1/proof/consistency?from=1&to={over}"),
+    ] {
+        let r = send(bru.get(&path).bearer_auth(&audit)).await;
+        r.expect_problem(400, "malformed_request", &path);
+        assert!(r.text().contains("too large"), "{path}: {}", r.text());
+    }
+    send(
+        bru.get(&format!("/audit/v1/records?cursor={max}"))
+            .bearer_auth(&audit),
+    )
+    .await
+    .expect_status(200, "records after i64::MAX");
+}
