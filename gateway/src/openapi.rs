@@ -57,11 +57,43 @@ struct ApiDoc;
 /// The document, once; `/openapi.json` serves it.
 static JSON: LazyLock<String> = LazyLock::new(|| {
     let (_, doc) = api();
-    doc.to_json().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "the OpenAPI document does not serialise");
-        String::from("{}")
-    })
+    let mut doc = match serde_json::to_value(doc) {
+        Ok(doc) => doc,
+        Err(e) => {
+            tracing::error!(error = %e, "the OpenAPI document does not serialise");
+            return String::from("{}");
+        }
+    };
+    // The audit API reads an empty filter (`?since=&until=`, as SPEC section 5
+    // writes it) as no filter; utoipa has no `allowEmptyValue` to say so.
+    allow_empty_values(
+        &mut doc,
+        "/audit/v1/records",
+        &crate::audit_api::RECORDS_PARAMS,
+    );
+    doc.to_string()
 });
+
+/// Marks the named query parameters of `GET path` `allowEmptyValue`.
+fn allow_empty_values(doc: &mut serde_json::Value, path: &str, names: &[&str]) {
+    let parameters = doc
+        .pointer_mut(&format!(
+            "/paths/{}/get/parameters",
+            path.replace('/', "~1")
+        ))
+        .and_then(serde_json::Value::as_array_mut);
+    for parameter in parameters.into_iter().flatten() {
+        let named = parameter["name"]
+            .as_str()
+            .is_some_and(|n| names.contains(&n));
+        if let (true, Some(p)) = (
+            named && parameter["in"] == "query",
+            parameter.as_object_mut(),
+        ) {
+            p.insert("allowEmptyValue".into(), serde_json::Value::Bool(true));
+        }
+    }
+}
 
 /// The documented routes of the public listener and their document.
 pub fn api() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {

@@ -132,4 +132,13 @@ async fn index_parameters_are_int64_as_documented() {
     )
     .await
     .expect_status(200, "records after i64::MAX");
+    // An empty filter is no filter, as the document says (allowEmptyValue).
+    send(
+        bru.get(
+            "/audit/v1/records?since=&until=&consumer=&dataset=&decision=&subject=&cursor=&limit=",
+        )
+        .bearer_auth(&audit),
+    )
+    .await
+    .expect_status(200, "empty filters");
 }
