@@ -19,33 +19,155 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use consent_db::merkle::Hash;
-use consent_db::{NewRecord, ProofQueryError, RecordFilter, RecordKind, Verdict};
+use consent_db::{AuditRecord, NewRecord, ProofQueryError, RecordFilter, RecordKind, Verdict};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use percent_encoding::percent_decode_str;
 use policy::{Api, DenyCode, OrgNumber, PersonNumber};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::App;
-use crate::json_api;
+use crate::json_api::{self, Problem};
+use crate::openapi::{AuditUnavailable, BadRequest, Forbidden, NotFound, Unauthorized};
 use crate::problem::Failure;
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
-pub fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/audit/v1/records", get(records))
-        .route("/audit/v1/checkpoint", get(checkpoint))
-        .route("/audit/v1/checkpoint/key", get(checkpoint_key))
-        .route("/audit/v1/proof/inclusion", get(inclusion))
-        .route("/audit/v1/proof/consistency", get(consistency))
-        .route("/citizen/v1/transfers/{index}/proof", get(citizen_proof))
+/// The routes, each from its handler's `#[utoipa::path]`.
+pub fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(records))
+        .routes(routes!(checkpoint))
+        .routes(routes!(checkpoint_key))
+        .routes(routes!(inclusion))
+        .routes(routes!(consistency))
+        .routes(routes!(citizen_proof))
 }
+
+/// The query parameters of each endpoint: the handlers refuse any other
+/// (400), and the OpenAPI document lists exactly these (a unit test holds
+/// the two together).
+pub(crate) const RECORDS_PARAMS: [&str; 8] = [
+    "since", "until", "consumer", "dataset", "decision", "subject", "cursor", "limit",
+];
+pub(crate) const INCLUSION_PARAMS: [&str; 2] = ["index", "size"];
+pub(crate) const CONSISTENCY_PARAMS: [&str; 2] = ["from", "to"];
+
+/// `GET /audit/v1/records`: every filter set narrows the result.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // parameters only; the handler reads the raw query
+struct RecordsQuery {
+    /// Records committed at or after this time (RFC 3339).
+    #[param(format = DateTime, nullable = false)]
+    since: Option<String>,
+    /// Records committed before this time (RFC 3339).
+    #[param(format = DateTime, nullable = false)]
+    until: Option<String>,
+    /// The calling organisation, `0192:{orgnr}`.
+    #[param(
+        pattern = "^0192:[0-9]{9}$",
+        nullable = false,
+        example = "0192:921429002"
+    )]
+    consumer: Option<String>,
+    /// `provider/dataset`.
+    #[param(pattern = "^[^/]+/[^/]+$", nullable = false, example = "nav/inntekt")]
+    dataset: Option<String>,
+    #[param(value_type = Option<Verdict>, nullable = false)]
+    decision: Option<String>,
+    /// A person number (fødselsnummer or D-nummer); pseudonymised before
+    /// the search, and the search itself is recorded as about this person.
+    #[param(pattern = "^[0-9]{11}$", nullable = false)]
+    subject: Option<String>,
+    /// `next_cursor` of the page before.
+    #[param(minimum = 0, maximum = 9223372036854775807_i64, nullable = false)]
+    cursor: Option<u64>,
+    /// At most this many records.
+    #[param(minimum = 1, maximum = 1000, default = 100, nullable = false)]
+    limit: Option<u32>,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // parameters only; the handler reads the raw query
+struct InclusionQuery {
+    /// The record's index (its leaf), below `size`.
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
+    index: u64,
+    /// The tree size the proof is for, at most the current tree's.
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
+    size: u64,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // parameters only; the handler reads the raw query
+struct ConsistencyQuery {
+    /// The older tree size.
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
+    from: u64,
+    /// The newer tree size, at least `from`, at most the current tree's.
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
+    to: u64,
+}
+
+/// One page of audit records.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordPage {
+    /// In index order.
+    pub records: Vec<AuditRecord>,
+    /// The `cursor` of the next page; null on the last.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// An RFC 9162 inclusion proof (audit path), hashes in base64.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InclusionProof {
+    pub index: u64,
+    pub size: u64,
+    #[schema(inline)]
+    pub hashes: Vec<Base64Hash>,
+}
+
+/// An RFC 9162 consistency proof, hashes in base64.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsistencyProof {
+    pub from: u64,
+    pub to: u64,
+    #[schema(inline)]
+    pub hashes: Vec<Base64Hash>,
+}
+
+/// A citizen's proof that a record about them is in the log: the record,
+/// its inclusion proof up to the latest signed checkpoint, and the key to
+/// check the checkpoint with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CitizenProof {
+    pub index: u64,
+    pub size: u64,
+    #[schema(inline)]
+    pub hashes: Vec<Base64Hash>,
+    pub record: AuditRecord,
+    /// The signed checkpoint (a C2SP signed note) of tree size `size`.
+    pub checkpoint: String,
+    /// The checkpoint's verifier key (C2SP vkey).
+    pub checkpoint_key: String,
+    /// The checkpoint key's `kid` in `/.well-known/jwks.json`.
+    pub checkpoint_kid: String,
+}
+
+/// A SHA-256 hash in standard base64.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(format = Byte, pattern = "^[A-Za-z0-9+/]{43}=$")]
+pub struct Base64Hash(String);
 
 /// Why a use of the API is refused.
 enum Refusal {
@@ -83,19 +205,11 @@ impl Refusal {
     fn response(&self, transfer_id: &str) -> Response {
         match self {
             Refusal::Failure(f) => f.response(Some(transfer_id)),
-            Refusal::NotFound(detail) => {
-                let mut r = json_api::problem(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    "Not found",
-                    detail,
-                    json!({ "transfer_id": transfer_id }),
-                );
-                if let Ok(v) = HeaderValue::from_str(transfer_id) {
-                    r.headers_mut().insert("bru-transfer-id", v);
-                }
-                r
+            Refusal::NotFound(detail) => Problem {
+                transfer_id: Some(transfer_id.to_owned()),
+                ..json_api::problem(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
             }
+            .response(),
         }
     }
 }
@@ -211,12 +325,16 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
+    /// A non-negative integer up to `i64::MAX` (the documented `int64`;
+    /// indexes and tree sizes are stored as such).
     fn number(&self, name: &'static str) -> Result<Option<u64>, Refusal> {
         self.get(name)
             .map(|v| {
                 if v.bytes().all(|b| b.is_ascii_digit()) {
-                    v.parse::<u64>()
-                        .map_err(|_| malformed(name, "is too large"))
+                    v.parse::<i64>()
+                        .ok()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .ok_or_else(|| malformed(name, "is too large"))
                 } else {
                     Err(malformed(name, "must be a non-negative integer"))
                 }
@@ -234,6 +352,16 @@ impl Params {
 /// value: it may be a person number.
 fn malformed(name: &'static str, what: &'static str) -> Refusal {
     let detail: &'static str = match (name, what) {
+        ("cursor", "is too large") => {
+            "The query parameter `cursor` is too large (at most 2^63 - 1)."
+        }
+        ("index", "is too large") => "The query parameter `index` is too large (at most 2^63 - 1).",
+        ("size", "is too large") => "The query parameter `size` is too large (at most 2^63 - 1).",
+        ("from", "is too large") => "The query parameter `from` is too large (at most 2^63 - 1).",
+        ("to", "is too large") => "The query parameter `to` is too large (at most 2^63 - 1).",
+        ("limit", "is too large") => {
+            "The query parameter `limit` must be an integer from 1 to 1000."
+        }
         ("since", _) => "The query parameter `since` must be an RFC 3339 time.",
         ("until", _) => "The query parameter `until` must be an RFC 3339 time.",
         ("consumer", _) => {
@@ -263,16 +391,36 @@ fn malformed(name: &'static str, what: &'static str) -> Refusal {
     Refusal::Failure(Failure::MalformedRequest(detail))
 }
 
-fn json_ok(body: &Value) -> Response {
+fn json_ok<T: Serialize>(body: &T) -> Response {
     json_api::json(StatusCode::OK, body)
 }
 
-fn b64(hashes: &[Hash]) -> Vec<String> {
-    hashes.iter().map(|h| STANDARD.encode(h)).collect()
+fn b64(hashes: &[Hash]) -> Vec<Base64Hash> {
+    hashes
+        .iter()
+        .map(|h| Base64Hash(STANDARD.encode(h)))
+        .collect()
 }
 
 // ---- GET /audit/v1/records ----------------------------------------------
 
+/// Audit records, filtered, in pages. The search is itself recorded.
+#[utoipa::path(
+    get,
+    path = "/audit/v1/records",
+    tag = "audit",
+    operation_id = "searchAuditRecords",
+    security(("maskinporten_audit" = [])),
+    params(RecordsQuery),
+    responses(
+        (status = 200, description = "One page of records", body = RecordPage,
+            headers(("Bru-Transfer-Id" = String, description = "The id of this use's `audit_read` record"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = AuditUnavailable),
+    )
+)]
 async fn records(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -290,12 +438,7 @@ async fn search(
     u: &mut Use,
 ) -> Result<Response, Refusal> {
     u.authorize(app, headers).await?;
-    let p = Params::parse(
-        query,
-        &[
-            "since", "until", "consumer", "dataset", "decision", "subject", "cursor", "limit",
-        ],
-    )?;
+    let p = Params::parse(query, &RECORDS_PARAMS)?;
     let time = |name: &'static str| {
         p.get(name)
             .map(|v| consent_db::Timestamp::parse(v).map_err(|_| malformed(name, "")))
@@ -351,14 +494,32 @@ async fn search(
     } else {
         None
     };
-    let records = serde_json::to_value(&found).map_err(|e| unavailable(&e))?;
-    Ok(json_ok(
-        &json!({ "records": records, "next_cursor": next_cursor }),
-    ))
+    Ok(json_ok(&RecordPage {
+        records: found,
+        next_cursor,
+    }))
 }
 
 // ---- GET /audit/v1/checkpoint --------------------------------------------
 
+/// The latest signed checkpoint of the transparency log. Recorded.
+#[utoipa::path(
+    get,
+    path = "/audit/v1/checkpoint",
+    tag = "audit",
+    operation_id = "getCheckpoint",
+    security(("maskinporten_audit" = [])),
+    responses(
+        (status = 200, description = "A C2SP signed note: origin, tree size, base64 root hash, Ed25519 signature",
+            body = String, content_type = "text/plain",
+            headers(("Bru-Transfer-Id" = String, description = "The id of this use's `audit_read` record"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = AuditUnavailable),
+    )
+)]
 async fn checkpoint(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -394,6 +555,16 @@ fn text_ok(text: String) -> Response {
 }
 
 /// The checkpoint key as a C2SP verifier key: public, like the JWKS.
+#[utoipa::path(
+    get,
+    path = "/audit/v1/checkpoint/key",
+    tag = "audit",
+    operation_id = "getCheckpointKey",
+    responses(
+        (status = 200, description = "The checkpoints' verifier key (C2SP vkey: origin+key id+base64 Ed25519 key)",
+            body = String, content_type = "text/plain"),
+    )
+)]
 async fn checkpoint_key(State(app): State<Arc<App>>) -> Response {
     let mut response = text_ok(format!("{}\n", crate::transparency::verifier_key(&app)));
     response.headers_mut().insert(
@@ -405,6 +576,23 @@ async fn checkpoint_key(State(app): State<Arc<App>>) -> Response {
 
 // ---- proofs ----------------------------------------------------------------
 
+/// An inclusion proof of record `index` in the tree of size `size`. Recorded.
+#[utoipa::path(
+    get,
+    path = "/audit/v1/proof/inclusion",
+    tag = "audit",
+    operation_id = "getInclusionProof",
+    security(("maskinporten_audit" = [])),
+    params(InclusionQuery),
+    responses(
+        (status = 200, description = "The proof", body = InclusionProof,
+            headers(("Bru-Transfer-Id" = String, description = "The id of this use's `audit_read` record"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = AuditUnavailable),
+    )
+)]
 async fn inclusion(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -413,7 +601,7 @@ async fn inclusion(
     let mut u = Use::new("/audit/v1/proof/inclusion");
     let result = async {
         u.authorize(&app, &headers).await?;
-        let p = Params::parse(query.as_deref(), &["index", "size"])?;
+        let p = Params::parse(query.as_deref(), &INCLUSION_PARAMS)?;
         let (index, size) = (p.required("index")?, p.required("size")?);
         if size == 0 {
             return Err(malformed("size", ""));
@@ -430,14 +618,33 @@ async fn inclusion(
             .inclusion_proof(index, size)
             .await
             .map_err(proof_error)?;
-        Ok(json_ok(
-            &json!({ "index": index, "size": size, "hashes": b64(&hashes) }),
-        ))
+        Ok(json_ok(&InclusionProof {
+            index,
+            size,
+            hashes: b64(&hashes),
+        }))
     }
     .await;
     u.finish(&app, result).await
 }
 
+/// A consistency proof between the trees of sizes `from` and `to`. Recorded.
+#[utoipa::path(
+    get,
+    path = "/audit/v1/proof/consistency",
+    tag = "audit",
+    operation_id = "getConsistencyProof",
+    security(("maskinporten_audit" = [])),
+    params(ConsistencyQuery),
+    responses(
+        (status = 200, description = "The proof", body = ConsistencyProof,
+            headers(("Bru-Transfer-Id" = String, description = "The id of this use's `audit_read` record"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = AuditUnavailable),
+    )
+)]
 async fn consistency(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -446,7 +653,7 @@ async fn consistency(
     let mut u = Use::new("/audit/v1/proof/consistency");
     let result = async {
         u.authorize(&app, &headers).await?;
-        let p = Params::parse(query.as_deref(), &["from", "to"])?;
+        let p = Params::parse(query.as_deref(), &CONSISTENCY_PARAMS)?;
         let (from, to) = (p.required("from")?, p.required("to")?);
         if from == 0 {
             return Err(malformed("from", ""));
@@ -463,9 +670,11 @@ async fn consistency(
             .consistency_proof(from, to)
             .await
             .map_err(proof_error)?;
-        Ok(json_ok(
-            &json!({ "from": from, "to": to, "hashes": b64(&hashes) }),
-        ))
+        Ok(json_ok(&ConsistencyProof {
+            from,
+            to,
+            hashes: b64(&hashes),
+        }))
     }
     .await;
     u.finish(&app, result).await
@@ -485,6 +694,22 @@ fn proof_error(e: ProofQueryError) -> Refusal {
 
 const NOT_YOURS: &str = "You have no transfer record with this index.";
 
+/// The proof that a record about me is in the log. Recorded (as about me).
+#[utoipa::path(
+    get,
+    path = "/citizen/v1/transfers/{index}/proof",
+    tag = "citizen",
+    operation_id = "getMyTransferProof",
+    security(("idporten" = []), ("portal_session" = [])),
+    params(("index" = u64, Path, minimum = 0, description = "The record's index (`index` in my access log)")),
+    responses(
+        (status = 200, description = "The record, its inclusion proof and the signed checkpoint", body = CitizenProof,
+            headers(("Bru-Transfer-Id" = String, description = "The id of this use's `audit_read` record"))),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 503, response = AuditUnavailable),
+    )
+)]
 async fn citizen_proof(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -540,16 +765,15 @@ async fn citizen_proof(
             .inclusion_proof(index, cp.size)
             .await
             .map_err(proof_error)?;
-        let record = serde_json::to_value(&record).map_err(|e| unavailable(&e))?;
-        Ok(json_ok(&json!({
-            "index": index,
-            "size": cp.size,
-            "hashes": b64(&hashes),
-            "record": record,
-            "checkpoint": cp.note,
-            "checkpoint_key": crate::transparency::verifier_key(&app),
-            "checkpoint_kid": app.keys.checkpoint_kid,
-        })))
+        Ok(json_ok(&CitizenProof {
+            index,
+            size: cp.size,
+            hashes: b64(&hashes),
+            record,
+            checkpoint: cp.note,
+            checkpoint_key: crate::transparency::verifier_key(&app),
+            checkpoint_kid: app.keys.checkpoint_kid.clone(),
+        }))
     }
     .await;
     u.finish(&app, result).await

@@ -12,10 +12,11 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use policy::{Dataset, FieldMask, LegalBasis, OrgNumber, Policy, Text};
 use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::App;
 use crate::config::CatalogConfig;
@@ -28,10 +29,22 @@ const DATA_THEME: &str = "http://publications.europa.eu/resource/authority/data-
 const ORGANIZATION: &str =
     "https://organization-catalog.fellesdatakatalog.digdir.no/organizations/";
 
-pub fn routes() -> Router<Arc<App>> {
-    Router::new().route(PATH, get(datasets))
+pub fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new().routes(routes!(datasets))
 }
 
+/// The datasets Bru shares, their providers, purposes and legal bases, as a
+/// DCAT-AP-NO catalog. Public.
+#[utoipa::path(
+    get,
+    path = "/catalog/v1/datasets",
+    tag = "catalog",
+    operation_id = "getCatalog",
+    responses(
+        (status = 200, description = "The catalog (DCAT-AP-NO in JSON-LD), generated from the policy",
+            body = CatalogDocument, content_type = "application/ld+json"),
+    )
+)]
 async fn datasets(State(app): State<Arc<App>>) -> Response {
     let doc = document(&app.policy, &app.config.catalog, &app.config.public_url);
     (
@@ -42,6 +55,111 @@ async fn datasets(State(app): State<Arc<App>>) -> Response {
         doc.to_string(),
     )
         .into_response()
+}
+
+// The catalog's schema in the OpenAPI document: the members `document` and
+// `describe` always write (a unit test checks them against a document).
+
+/// A DCAT-AP-NO catalog in JSON-LD.
+#[derive(serde::Deserialize, ToSchema)]
+#[allow(dead_code)] // a schema only
+pub struct CatalogDocument {
+    #[serde(rename = "@context")]
+    #[schema(value_type = Object)]
+    context: Value,
+    #[serde(rename = "@id")]
+    #[schema(format = "uri")]
+    id: String,
+    #[serde(rename = "@type")]
+    #[schema(example = "dcat:Catalog")]
+    kind: String,
+    #[serde(rename = "dct:title")]
+    title: LangText,
+    #[serde(rename = "dct:description")]
+    description: LangText,
+    #[serde(rename = "dct:publisher")]
+    #[schema(value_type = Object)]
+    publisher: Value,
+    #[serde(rename = "dcat:contactPoint")]
+    #[schema(value_type = Object)]
+    contact_point: Value,
+    #[serde(rename = "dct:language")]
+    #[schema(value_type = Vec<Object>)]
+    language: Value,
+    #[serde(rename = "dcat:dataset")]
+    datasets: Vec<CatalogDataset>,
+    #[serde(rename = "dcat:service")]
+    #[schema(value_type = Vec<Object>)]
+    services: Value,
+}
+
+/// A text in bokmål and English.
+#[derive(serde::Deserialize, ToSchema)]
+#[allow(dead_code)] // a schema only
+pub struct LangText {
+    nb: String,
+    en: String,
+}
+
+/// One dataset, with what Bru's policy says of it under `bru:`.
+#[derive(serde::Deserialize, ToSchema)]
+#[allow(dead_code)] // a schema only
+pub struct CatalogDataset {
+    #[serde(rename = "@id")]
+    #[schema(format = "uri")]
+    id: String,
+    #[serde(rename = "@type")]
+    #[schema(example = "dcat:Dataset")]
+    kind: String,
+    /// `provider/dataset`, as in `/data/{provider}/{dataset}`.
+    #[serde(rename = "dct:identifier")]
+    identifier: String,
+    #[serde(rename = "dct:title")]
+    title: LangText,
+    #[serde(rename = "dct:description")]
+    description: LangText,
+    #[serde(rename = "dct:publisher")]
+    #[schema(value_type = Object)]
+    publisher: Value,
+    #[serde(rename = "dct:accessRights")]
+    #[schema(value_type = Object)]
+    access_rights: Value,
+    #[serde(rename = "dcat:distribution")]
+    #[schema(value_type = Vec<Object>)]
+    distribution: Value,
+    #[serde(rename = "bru:legalBasis")]
+    #[schema(value_type = consent_db::Basis)]
+    legal_basis: String,
+    #[serde(rename = "bru:consentRequired")]
+    consent_required: bool,
+    #[serde(rename = "bru:personalData")]
+    personal_data: bool,
+    /// The Maskinporten scope a token needs.
+    #[serde(rename = "bru:scope")]
+    scope: String,
+    /// Where the subject goes in a call (a header, a query parameter, …).
+    #[serde(rename = "bru:subject")]
+    #[schema(required = true)]
+    subject: Option<String>,
+    #[serde(rename = "bru:purposes")]
+    purposes: Vec<CatalogPurpose>,
+}
+
+/// A purpose a dataset may be used for, and what it sees of the response.
+#[derive(serde::Deserialize, ToSchema)]
+#[allow(dead_code)] // a schema only
+pub struct CatalogPurpose {
+    #[serde(rename = "dct:identifier")]
+    identifier: String,
+    #[serde(rename = "dct:title")]
+    #[schema(required = true)]
+    title: Option<LangText>,
+    #[serde(rename = "dct:description")]
+    #[schema(required = true)]
+    description: Option<LangText>,
+    #[serde(rename = "bru:fields")]
+    #[schema(value_type = Object)]
+    fields: Value,
 }
 
 /// The whole catalog for `policy`, with URLs under `public_url`.

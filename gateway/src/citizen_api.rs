@@ -17,31 +17,92 @@ use std::sync::Arc;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
 use consent_db::{CitizenAction, ConsentError, ConsentEvent, ConsentRow, EventType, Timestamp};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use policy::{FieldMask, PersonNumber};
 use portal::view;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::App;
-use crate::json_api::{self, FieldError};
+use crate::json_api::{self, FieldError, Problem};
+use crate::openapi::{BadRequest, Conflict, NotFound, StoreUnavailable, Unauthorized};
 use crate::problem::Failure;
 
 const DEFAULT_TRANSFERS: u32 = 100;
 const MAX_TRANSFERS: u32 = 500;
 const NOT_FOUND: &str = "You have no consent with this id.";
 
-pub fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/citizen/v1/consents", get(list))
-        .route("/citizen/v1/consents/{id}", get(read))
-        .route("/citizen/v1/consents/{id}/accept", post(accept))
-        .route("/citizen/v1/consents/{id}/reject", post(reject))
-        .route("/citizen/v1/consents/{id}/revoke", post(revoke))
-        .route("/citizen/v1/consents/{id}/receipt", get(receipt))
-        .route("/citizen/v1/transfers", get(transfers))
+/// The routes, each from its handler's `#[utoipa::path]`.
+pub fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(read))
+        .routes(routes!(accept))
+        .routes(routes!(reject))
+        .routes(routes!(revoke))
+        .routes(routes!(receipt))
+        .routes(routes!(transfers))
+}
+
+/// A consent as its citizen sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CitizenConsent {
+    #[serde(flatten)]
+    pub consent: view::ConsentView,
+    /// Where the signed receipt of this consent is.
+    #[schema(format = "uri")]
+    pub receipt_url: String,
+    /// The consent's history, on a single consent only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub events: Option<Vec<ConsentEvent>>,
+}
+
+/// The citizen's consents: granted, waiting for an answer, and the rest.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CitizenConsents {
+    pub active: Vec<CitizenConsent>,
+    pub pending: Vec<CitizenConsent>,
+    pub past: Vec<CitizenConsent>,
+}
+
+/// A consent receipt as JSON (when asked for with `Accept: application/json`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiptJson {
+    /// The receipt as a JWS (compact serialisation).
+    #[schema(value_type = Jws)]
+    pub receipt: String,
+    /// The signing key's `kid` in `/.well-known/jwks.json`.
+    pub kid: String,
+}
+
+/// One page of the citizen's access log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransferPage {
+    pub transfers: Vec<view::TransferView>,
+    /// The `cursor` of the next page; null on the last.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// A JWS (RFC 7515) in compact serialisation: the receipt, signed.
+#[derive(ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$")]
+#[allow(dead_code)] // a schema only
+struct Jws(String);
+
+/// A consent id in the path.
+#[derive(serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // parameters only
+struct ConsentId {
+    /// The consent's id.
+    #[param(format = "uuid")]
+    id: String,
 }
 
 async fn citizen(app: &App, headers: &HeaderMap) -> Result<PersonNumber, Response> {
@@ -51,6 +112,19 @@ async fn citizen(app: &App, headers: &HeaderMap) -> Result<PersonNumber, Respons
     }
 }
 
+/// My consents.
+#[utoipa::path(
+    get,
+    path = "/citizen/v1/consents",
+    tag = "citizen",
+    operation_id = "listMyConsents",
+    security(("idporten" = [])),
+    responses(
+        (status = 200, description = "My consents, in three groups", body = CitizenConsents),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
 async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let me = match citizen(&app, &headers).await {
         Ok(p) => p,
@@ -61,20 +135,34 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         Err(e) => return json_api::store_unavailable(&e),
     };
     let grouped = view::group(&rows);
-    let json_of = |rows: &[&ConsentRow]| -> Vec<Value> {
-        rows.iter().map(|r| consent_json(&app, r, None)).collect()
+    let views = |rows: &[&ConsentRow]| -> Vec<CitizenConsent> {
+        rows.iter().map(|r| consent_view(&app, r, None)).collect()
     };
-    let (active, pending, past) = (
-        json_of(&grouped.active),
-        json_of(&grouped.pending),
-        json_of(&grouped.past),
-    );
     json_api::json(
         StatusCode::OK,
-        &json!({ "active": active, "pending": pending, "past": past }),
+        &CitizenConsents {
+            active: views(&grouped.active),
+            pending: views(&grouped.pending),
+            past: views(&grouped.past),
+        },
     )
 }
 
+/// One consent: mine, or a request without a subject that I may answer.
+#[utoipa::path(
+    get,
+    path = "/citizen/v1/consents/{id}",
+    tag = "citizen",
+    operation_id = "getMyConsent",
+    security(("idporten" = [])),
+    params(ConsentId),
+    responses(
+        (status = 200, description = "The consent with its events", body = CitizenConsent),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
 async fn read(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let me = match citizen(&app, &headers).await {
         Ok(p) => p,
@@ -89,21 +177,71 @@ async fn read(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<St
         .await
     {
         Ok(Some((row, events))) if view::visible_to(&row, &me) => {
-            json_api::json(StatusCode::OK, &consent_json(&app, &row, Some(&events)))
+            json_api::json(StatusCode::OK, &consent_view(&app, &row, Some(&events)))
         }
         Ok(_) => json_api::not_found(NOT_FOUND),
         Err(e) => json_api::store_unavailable(&e),
     }
 }
 
+/// Grant a pending consent (a request without a subject becomes mine).
+/// Repeating it answers 200 with the consent as it is.
+#[utoipa::path(
+    post,
+    path = "/citizen/v1/consents/{id}/accept",
+    tag = "citizen",
+    operation_id = "acceptConsent",
+    security(("idporten" = [])),
+    params(ConsentId),
+    responses(
+        (status = 200, description = "The consent, now granted", body = CitizenConsent),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
 async fn accept(state: State<Arc<App>>, headers: HeaderMap, id: Path<String>) -> Response {
     act(state, headers, id, CitizenAction::Accept).await
 }
 
+/// Refuse a pending consent. Repeating it answers 200 with the consent as it is.
+#[utoipa::path(
+    post,
+    path = "/citizen/v1/consents/{id}/reject",
+    tag = "citizen",
+    operation_id = "rejectConsent",
+    security(("idporten" = [])),
+    params(ConsentId),
+    responses(
+        (status = 200, description = "The consent, now rejected", body = CitizenConsent),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
 async fn reject(state: State<Arc<App>>, headers: HeaderMap, id: Path<String>) -> Response {
     act(state, headers, id, CitizenAction::Reject).await
 }
 
+/// Withdraw a granted consent, from the next call on. Repeating it answers
+/// 200 with the consent as it is.
+#[utoipa::path(
+    post,
+    path = "/citizen/v1/consents/{id}/revoke",
+    tag = "citizen",
+    operation_id = "revokeConsent",
+    security(("idporten" = [])),
+    params(ConsentId),
+    responses(
+        (status = 200, description = "The consent, now revoked", body = CitizenConsent),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
 async fn revoke(state: State<Arc<App>>, headers: HeaderMap, id: Path<String>) -> Response {
     act(state, headers, id, CitizenAction::Revoke).await
 }
@@ -139,13 +277,16 @@ async fn act(
             }
         }
         Err(e @ ConsentError::InvalidTransition { state, .. }) => {
-            return json_api::problem(
-                StatusCode::CONFLICT,
-                "invalid_transition",
-                "The consent is not in a state that allows this",
-                &format!("{}.", capitalise(&e.to_string())),
-                json!({ "consent_status": state.as_str() }),
-            )
+            return Problem {
+                consent_status: Some(state.as_str().to_owned()),
+                ..json_api::problem(
+                    StatusCode::CONFLICT,
+                    "invalid_transition",
+                    "The consent is not in a state that allows this",
+                    &format!("{}.", capitalise(&e.to_string())),
+                )
+            }
+            .response()
         }
         Err(ConsentError::Store(e)) => return json_api::store_unavailable(&e),
     };
@@ -153,7 +294,7 @@ async fn act(
         Ok(events) => events,
         Err(e) => return json_api::store_unavailable(&e),
     };
-    json_api::json(StatusCode::OK, &consent_json(&app, &row, Some(&events)))
+    json_api::json(StatusCode::OK, &consent_view(&app, &row, Some(&events)))
 }
 
 fn capitalise(s: &str) -> String {
@@ -166,30 +307,59 @@ fn capitalise(s: &str) -> String {
 
 /// A consent as its citizen sees it (`portal::view`, which the portal's
 /// pages show too), with its receipt's URL and, when asked, its events.
-fn consent_json(app: &App, row: &ConsentRow, events: Option<&[ConsentEvent]>) -> Value {
-    let mut v = json!(view::consent(&app.policy, row));
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert(
-            "receipt_url".into(),
-            json!(format!(
-                "{}/citizen/v1/consents/{}/receipt",
-                app.config.public_url, row.id
-            )),
-        );
-        if let Some(events) = events {
-            obj.insert("events".into(), json!(events));
-        }
+fn consent_view(app: &App, row: &ConsentRow, events: Option<&[ConsentEvent]>) -> CitizenConsent {
+    CitizenConsent {
+        consent: view::consent(&app.policy, row),
+        receipt_url: format!(
+            "{}/citizen/v1/consents/{}/receipt",
+            app.config.public_url, row.id
+        ),
+        events: events.map(<[ConsentEvent]>::to_vec),
     }
-    v
 }
 
 // ---- receipt -------------------------------------------------------------
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ReceiptQuery {
+    /// The receipt's language: bokmål (the default) or English.
+    #[param(value_type = Option<ReceiptLang>, inline, nullable = false)]
     lang: Option<String>,
 }
 
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // a schema only
+enum ReceiptLang {
+    Nb,
+    En,
+}
+
+/// My consent's receipt (a consent I granted, now or earlier).
+#[utoipa::path(
+    get,
+    path = "/citizen/v1/consents/{id}/receipt",
+    tag = "citizen",
+    operation_id = "getConsentReceipt",
+    security(("idporten" = [])),
+    params(ConsentId, ReceiptQuery),
+    responses(
+        (status = 200, description = "A Kantara Consent Receipt (v1.1) signed with Bru's assertion key (ES256): \
+            a JWS by default, `{\"receipt\", \"kid\"}` when asked for `application/json`",
+            content(
+                (Jws = "application/jwt"),
+                (ReceiptJson = "application/json"),
+            )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, description = "`store_unavailable`, or `signing_failed`: the receipt could not be signed; try again",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds"))),
+    )
+)]
 /// A Kantara Consent Receipt (v1.1) for a consent the citizen granted,
 /// signed with Bru's assertion key (ES256; `kid` in `/.well-known/jwks.json`).
 /// `application/jwt` by default; `{"receipt": …}` when asked for JSON.
@@ -222,26 +392,33 @@ async fn receipt(
     };
     // A receipt documents consent given: a request never accepted has none.
     let Some(accepted) = events.iter().find(|e| e.kind == EventType::Accepted) else {
-        return json_api::problem(
-            StatusCode::CONFLICT,
-            "consent_not_granted",
-            "This consent was never granted",
-            "A receipt is issued for a consent you have granted.",
-            json!({ "consent_status": row.status }),
-        );
+        return Problem {
+            consent_status: Some(row.status.clone()),
+            ..json_api::problem(
+                StatusCode::CONFLICT,
+                "consent_not_granted",
+                "This consent was never granted",
+                "A receipt is issued for a consent you have granted.",
+            )
+        }
+        .response();
     };
     let claims = receipt_claims(&app, &row, &me, accepted.at, lang);
     let jws = match app.keys.assertion.sign_claims(&claims) {
         Ok(jws) => jws,
         Err(e) => {
             tracing::error!(error = %e, "cannot sign a consent receipt");
-            return json_api::problem(
+            let mut response: Response = json_api::problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "signing_failed",
                 "The receipt could not be signed",
                 "Try again shortly.",
-                Value::Null,
-            );
+            )
+            .response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
         }
     };
     let wants_json = headers
@@ -251,7 +428,10 @@ async fn receipt(
     if wants_json {
         return json_api::json(
             StatusCode::OK,
-            &json!({ "receipt": jws, "kid": app.keys.assertion.kid() }),
+            &ReceiptJson {
+                receipt: jws,
+                kid: app.keys.assertion.kid().to_owned(),
+            },
         );
     }
     let mut response = Response::new(axum::body::Body::from(jws));
@@ -370,12 +550,32 @@ fn receipt_claims(
 
 // ---- transfers -------------------------------------------------------------
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TransfersQuery {
+    /// `next_cursor` of the page before.
+    #[param(minimum = 0, maximum = 9223372036854775807_i64, nullable = false)]
     cursor: Option<u64>,
+    /// At most this many transfers.
+    #[param(minimum = 1, maximum = 500, default = 100, nullable = false)]
     limit: Option<u32>,
 }
 
+/// My access log: every decision about me, allowed or refused, oldest first.
+#[utoipa::path(
+    get,
+    path = "/citizen/v1/transfers",
+    tag = "citizen",
+    operation_id = "listMyTransfers",
+    security(("idporten" = [])),
+    params(TransfersQuery),
+    responses(
+        (status = 200, description = "One page of my access log", body = TransferPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
 /// The citizen's access log: every decision record whose `subject_ref` is
 /// this citizen's pseudonym, allowed or denied, oldest first, in pages.
 async fn transfers(
@@ -394,6 +594,10 @@ async fn transfers(
         )
         .response();
     };
+    // Indexes are int64, as documented (found by schemathesis: larger ones were taken).
+    if query.cursor.is_some_and(|c| i64::try_from(c).is_err()) {
+        return FieldError::new("cursor", "is too large").response();
+    }
     let limit = query.limit.unwrap_or(DEFAULT_TRANSFERS);
     if !(1..=MAX_TRANSFERS).contains(&limit) {
         return FieldError::new("limit", format!("must be between 1 and {MAX_TRANSFERS}"))
@@ -405,13 +609,16 @@ async fn transfers(
         Err(e) => return json_api::store_unavailable(&e),
     };
     let next_cursor = page.next.map(|i| i.to_string());
-    let transfers: Vec<view::TransferView> = page
+    let transfers = page
         .records
         .iter()
         .map(|r| view::transfer(&app.policy, r))
         .collect();
     json_api::json(
         StatusCode::OK,
-        &json!({ "transfers": transfers, "next_cursor": next_cursor }),
+        &TransferPage {
+            transfers,
+            next_cursor,
+        },
     )
 }

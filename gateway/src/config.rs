@@ -49,6 +49,8 @@ pub struct ServerConfig {
     /// Calls that fail authentication, per client address (a token bucket).
     pub unauthenticated_rate_limit: policy::RateLimit,
     pub shutdown_grace: Duration,
+    /// `Strict-Transport-Security` on every answer of the public listener.
+    pub hsts: http::HeaderValue,
 }
 
 #[derive(Debug, Clone)]
@@ -240,6 +242,8 @@ struct RawServer {
     unauthenticated_burst: u32,
     #[serde(default = "default_shutdown_grace_ms")]
     shutdown_grace_ms: u64,
+    #[serde(default)]
+    hsts_include_subdomains: bool,
 }
 
 fn default_max_header_bytes() -> usize {
@@ -886,6 +890,11 @@ impl Config {
                     burst: raw.server.unauthenticated_burst,
                 },
                 shutdown_grace: Duration::from_millis(raw.server.shutdown_grace_ms),
+                hsts: http::HeaderValue::from_static(if raw.server.hsts_include_subdomains {
+                    "max-age=31536000; includeSubDomains"
+                } else {
+                    "max-age=31536000"
+                }),
             },
             store: StoreConfig {
                 url,

@@ -14,21 +14,26 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
 use bytes::Bytes;
-use consent_db::{ConsentEvent, ConsentRow, NewConsent, Timestamp};
+use consent_db::{ConsentEvent, ConsentRow, ConsentState, NewConsent, Timestamp};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use policy::{Api, Caller, ConsentRequest, DatasetRef, PersonNumber};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::App;
 use crate::json_api::{self, FieldError};
+use crate::openapi::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, StoreUnavailable, Unauthorized,
+};
 use crate::problem::Failure;
 
 /// The members a request may have; any other is refused.
@@ -47,10 +52,111 @@ const MAX_URL_BYTES: usize = 2048;
 const DEFAULT_LIST: u32 = 100;
 const MAX_LIST: u32 = 500;
 
-pub fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/consent/v1/requests", post(create).get(list))
-        .route("/consent/v1/requests/{id}", get(read))
+/// The routes, each from its handler's `#[utoipa::path]` (path, method and
+/// what the OpenAPI document says of it).
+pub fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(read))
+        // Larger bodies are refused unread: 413 `request_too_large`.
+        .layer(DefaultBodyLimit::max(json_api::MAX_BODY_BYTES))
+}
+
+/// `POST /consent/v1/requests`. Only these members; every one is checked
+/// (400 `malformed_request` naming it), then the request against policy.
+/// Documents the body the handler reads member by member (`MEMBERS`).
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "subject": "12884513829",
+    "datasets": ["nav/inntekt", "helsenorge/hjemmetjeneste"],
+    "purpose": "omsorgsbolig-soknad",
+    "valid_to": "2030-12-31T23:59:59Z",
+    "max_uses": 10
+}))]
+#[allow(dead_code)] // a schema only
+pub struct ConsentRequestBody {
+    /// The citizen's fødselsnummer or D-nummer. Left out, the citizen who
+    /// opens `citizen_url` becomes the subject.
+    #[schema(pattern = "^[0-9]{11}$")]
+    subject: Option<String>,
+    /// `provider/dataset` ids; each must allow this requester and purpose under consent.
+    #[schema(min_items = 1, max_items = 32, inline)]
+    datasets: Vec<DatasetId>,
+    /// A purpose id every dataset allows under consent.
+    #[schema(min_length = 1)]
+    purpose: String,
+    /// Until when the consent holds (RFC 3339), in the future and within
+    /// what the datasets' policy allows.
+    #[schema(format = DateTime)]
+    valid_to: String,
+    /// How many calls the consent allows; unlimited when left out.
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
+    max_uses: Option<u64>,
+    /// Where the portal sends the citizen after answering: https (in the
+    /// demo also http://localhost), no credentials.
+    #[schema(format = "uri", max_length = 2048)]
+    redirect_url: Option<String>,
+    /// A message shown to the citizen; no control characters but line breaks.
+    #[schema(max_length = 500)]
+    message: Option<String>,
+}
+
+/// A dataset id, `provider/dataset`.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+#[schema(pattern = "^[^/]+/[^/]+$", example = "nav/inntekt")]
+pub struct DatasetId(String);
+
+/// The answer to a new request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentRequestCreated {
+    pub id: String,
+    #[schema(value_type = ConsentState)]
+    pub status: String,
+    /// The portal page where the citizen answers (no person number in it).
+    #[schema(format = "uri")]
+    pub citizen_url: String,
+}
+
+/// A consent request as its requester sees it. The subject is not shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentRequestView {
+    pub id: String,
+    #[schema(value_type = ConsentState)]
+    pub status: String,
+    #[schema(inline)]
+    pub datasets: Vec<DatasetId>,
+    pub purpose: String,
+    #[schema(format = DateTime)]
+    pub valid_to: String,
+    pub uses: i64,
+    #[schema(required = true)]
+    pub max_uses: Option<i64>,
+    /// `0192:{orgnr}`.
+    pub requester: String,
+    /// `0192:{orgnr}` of the vendor that made the request for the requester.
+    #[schema(required = true)]
+    pub supplier: Option<String>,
+    #[schema(required = true)]
+    pub redirect_url: Option<String>,
+    #[schema(required = true)]
+    pub message: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    #[schema(format = "uri")]
+    pub citizen_url: String,
+    /// The request's history (Altinn's event types), on the single request only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub events: Option<Vec<ConsentEvent>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentRequestList {
+    /// Newest first.
+    pub requests: Vec<ConsentRequestView>,
 }
 
 /// The caller, if its token is good and policy lets it use this API.
@@ -65,10 +171,40 @@ async fn requester(app: &App, headers: &HeaderMap) -> Result<Caller, Response> {
     Ok(token.caller)
 }
 
-async fn create(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+/// Ask a citizen for consent.
+#[utoipa::path(
+    post,
+    path = "/consent/v1/requests",
+    tag = "consent",
+    operation_id = "createConsentRequest",
+    security(("maskinporten_consent" = [])),
+    request_body(content = ConsentRequestBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The request is created, pending the citizen's answer.",
+            body = ConsentRequestCreated,
+            headers(("Location" = String, description = "The request's URL"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
+async fn create(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let caller = match requester(&app, &headers).await {
         Ok(c) => c,
         Err(response) => return response,
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Failure::RequestTooLarge.response(None)
+        }
+        Err(_) => return FieldError::new("body", "could not be read").response(),
     };
     let now = OffsetDateTime::now_utc();
     let new = match parse_request(&app, &caller, &body, now) {
@@ -86,7 +222,11 @@ async fn create(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
     tracing::info!(consent_id = %row.id, requester = %row.requester, "consent requested");
     let mut response = json_api::json(
         StatusCode::CREATED,
-        &json!({ "id": row.id, "status": row.status, "citizen_url": citizen_url(&app, &row.id) }),
+        &ConsentRequestCreated {
+            citizen_url: citizen_url(&app, &row.id),
+            id: row.id.clone(),
+            status: row.status.clone(),
+        },
     );
     if let Ok(location) = HeaderValue::from_str(&format!("/consent/v1/requests/{}", row.id)) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -281,6 +421,23 @@ fn check_redirect(app: &App, url: &str) -> Result<String, FieldError> {
     Ok(parsed.to_string())
 }
 
+/// One request of the caller's organisation, with its events. Another
+/// organisation's request is 404, as if it did not exist.
+#[utoipa::path(
+    get,
+    path = "/consent/v1/requests/{id}",
+    tag = "consent",
+    operation_id = "getConsentRequest",
+    security(("maskinporten_consent" = [])),
+    params(("id" = String, Path, format = "uuid", description = "The request id (also the consent id of `Bru-Consent`)")),
+    responses(
+        (status = 200, description = "The request", body = ConsentRequestView),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
 async fn read(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let caller = match requester(&app, &headers).await {
         Ok(c) => c,
@@ -294,19 +451,40 @@ async fn read(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<St
     match app.store.get_consent_with_events(&id, now).await {
         // Another organisation's request is answered as if it did not exist.
         Ok(Some((row, events))) if row.requester == caller.consumer.iso6523() => {
-            json_api::json(StatusCode::OK, &request_json(&app, &row, Some(&events)))
+            json_api::json(StatusCode::OK, &request_view(&app, &row, Some(&events)))
         }
         Ok(_) => json_api::not_found(NOT_FOUND),
         Err(e) => json_api::store_unavailable(&e),
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only requests in this status (the newest of it among the last 500).
+    #[param(value_type = Option<ConsentState>, nullable = false)]
     status: Option<String>,
+    /// At most this many requests.
+    #[param(minimum = 1, maximum = 500, default = 100, nullable = false)]
     limit: Option<u32>,
 }
 
+/// The caller's organisation's newest requests.
+#[utoipa::path(
+    get,
+    path = "/consent/v1/requests",
+    tag = "consent",
+    operation_id = "listConsentRequests",
+    security(("maskinporten_consent" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The requests, newest first", body = ConsentRequestList),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
 async fn list(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -350,13 +528,13 @@ async fn list(
         .await
     {
         Ok(rows) => {
-            let requests: Vec<Value> = rows
+            let requests = rows
                 .iter()
                 .filter(|r| status.is_none_or(|s| r.status == s.as_str()))
                 .take(limit as usize)
-                .map(|r| request_json(&app, r, None))
+                .map(|r| request_view(&app, r, None))
                 .collect();
-            json_api::json(StatusCode::OK, &json!({ "requests": requests }))
+            json_api::json(StatusCode::OK, &ConsentRequestList { requests })
         }
         Err(e) => json_api::store_unavailable(&e),
     }
@@ -365,25 +543,50 @@ async fn list(
 /// A request as the requester sees it. The subject is not shown: the
 /// requester named it or (for a request without one) has no need to learn
 /// it from Bru.
-fn request_json(app: &App, row: &ConsentRow, events: Option<&[ConsentEvent]>) -> Value {
-    let mut v = json!({
-        "id": row.id,
-        "status": row.status,
-        "datasets": row.dataset_list().unwrap_or_default(),
-        "purpose": row.purpose,
-        "valid_to": row.valid_to,
-        "uses": row.uses,
-        "max_uses": row.max_uses,
-        "requester": row.requester,
-        "supplier": row.supplier,
-        "redirect_url": row.redirect_url,
-        "message": row.message,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-        "citizen_url": citizen_url(app, &row.id),
-    });
-    if let (Some(events), Some(obj)) = (events, v.as_object_mut()) {
-        obj.insert("events".into(), json!(events));
+fn request_view(
+    app: &App,
+    row: &ConsentRow,
+    events: Option<&[ConsentEvent]>,
+) -> ConsentRequestView {
+    ConsentRequestView {
+        id: row.id.clone(),
+        status: row.status.clone(),
+        datasets: row
+            .dataset_list()
+            .unwrap_or_default()
+            .into_iter()
+            .map(DatasetId)
+            .collect(),
+        purpose: row.purpose.clone(),
+        valid_to: row.valid_to.clone(),
+        uses: row.uses,
+        max_uses: row.max_uses,
+        requester: row.requester.clone(),
+        supplier: row.supplier.clone(),
+        redirect_url: row.redirect_url.clone(),
+        message: row.message.clone(),
+        created_at: row.created_at.clone(),
+        updated_at: row.updated_at.clone(),
+        citizen_url: citizen_url(app, &row.id),
+        events: events.map(<[ConsentEvent]>::to_vec),
     }
-    v
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::PartialSchema;
+
+    /// The documented request body has exactly the members the handler reads.
+    #[test]
+    fn the_documented_body_is_the_one_read() {
+        let schema = serde_json::to_value(super::ConsentRequestBody::schema()).unwrap_or_default();
+        let mut documented: Vec<&str> = schema["properties"]
+            .as_object()
+            .map(|p| p.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        documented.sort_unstable();
+        let mut read = super::MEMBERS.to_vec();
+        read.sort_unstable();
+        assert_eq!(documented, read);
+    }
 }

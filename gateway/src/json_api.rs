@@ -10,14 +10,31 @@
 use axum::body::Body;
 use axum::response::Response;
 use http::{header, HeaderValue, StatusCode};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use crate::problem::Problem;
 
 /// The longest JSON body these APIs read.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// A JSON answer, never cached (it is about one caller or one person).
-pub fn json(status: StatusCode, body: &Value) -> Response {
-    let mut response = Response::new(Body::from(body.to_string()));
+pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+    let bytes = match serde_json::to_vec(body) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            // Our answers are structs of strings and numbers; this does not happen.
+            tracing::error!(error = %e, "an answer could not be serialised");
+            return Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Internal error",
+                "The answer could not be written.",
+            )
+            .response();
+        }
+    };
+    let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -28,32 +45,9 @@ pub fn json(status: StatusCode, body: &Value) -> Response {
     response
 }
 
-/// An `application/problem+json` answer with the members every Bru problem
-/// has, plus `extra` members.
-pub fn problem(
-    status: StatusCode,
-    code: &str,
-    title: &str,
-    detail: &str,
-    extra: Value,
-) -> Response {
-    let mut body = json!({
-        "type": format!("https://bru.example/problems/{code}"),
-        "title": title,
-        "status": status.as_u16(),
-        "detail": detail,
-        "code": code,
-        "transfer_id": null,
-    });
-    if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
-        body.extend(extra);
-    }
-    let mut response = json(status, &body);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    response
+/// An `application/problem+json` answer with the members every Bru problem has.
+pub fn problem(status: StatusCode, code: &str, title: &str, detail: &str) -> Problem {
+    Problem::new(status, code, title, detail)
 }
 
 /// A request member Bru refuses: 400 `malformed_request` naming the field.
@@ -74,13 +68,16 @@ impl FieldError {
     }
 
     pub fn response(&self) -> Response {
-        problem(
-            StatusCode::BAD_REQUEST,
-            "malformed_request",
-            "Malformed request",
-            &format!("{}: {}", self.field, self.message),
-            json!({ "field": self.field }),
-        )
+        Problem {
+            field: Some(self.field.clone()),
+            ..problem(
+                StatusCode::BAD_REQUEST,
+                "malformed_request",
+                "Malformed request",
+                &format!("{}: {}", self.field, self.message),
+            )
+        }
+        .response()
     }
 }
 
@@ -91,25 +88,19 @@ impl From<policy::ConsentRequestError> for FieldError {
 }
 
 pub fn not_found(detail: &str) -> Response {
-    problem(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "Not found",
-        detail,
-        Value::Null,
-    )
+    problem(StatusCode::NOT_FOUND, "not_found", "Not found", detail).response()
 }
 
 /// The store failed; the caller may try again.
 pub fn store_unavailable(e: &consent_db::StoreError) -> Response {
     tracing::error!(error = %e, "the store failed");
-    let mut response = problem(
+    let mut response: Response = problem(
         StatusCode::SERVICE_UNAVAILABLE,
         "store_unavailable",
         "Bru's store is unavailable",
         "Bru could not read or write its store. Try again shortly.",
-        Value::Null,
-    );
+    )
+    .response();
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -15,6 +15,7 @@ mod consent_api;
 mod json_api;
 mod keys;
 mod metrics;
+mod openapi;
 mod pipeline;
 mod problem;
 mod ratelimit;

@@ -4,8 +4,86 @@
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use policy::DenyCode;
+use serde::Serialize;
 
 use crate::auth::AuthError;
+
+/// Problem details (RFC 9457): the body of every refusal or fault Bru
+/// answers with, as `application/problem+json`, on the data plane and the APIs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "type": "https://bru.example/problems/missing_token",
+    "title": "The access token was not accepted",
+    "status": 401,
+    "detail": "No bearer token was sent.",
+    "code": "missing_token",
+    "transfer_id": null
+}))]
+pub struct Problem {
+    /// `https://bru.example/problems/{code}`.
+    #[serde(rename = "type")]
+    #[schema(format = "uri")]
+    pub kind: String,
+    pub title: String,
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// A sentence for the caller; never holds a person number, a token or a secret.
+    pub detail: String,
+    /// The stable problem code (SPEC section 3, and the APIs' own codes:
+    /// `not_found`, `store_unavailable`, `invalid_transition`,
+    /// `consent_not_granted`, `signing_failed`).
+    pub code: String,
+    /// The transfer id of a call through `/data/` or of a use of the audit
+    /// API (also in the `Bru-Transfer-Id` header); null otherwise.
+    #[schema(required = true)]
+    pub transfer_id: Option<String>,
+    /// The request member or query parameter at fault (400 from the consent API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The consent's status when it does not allow what was asked (409).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent_status: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &str, title: &str, detail: &str) -> Problem {
+        Problem {
+            kind: format!("https://bru.example/problems/{code}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: detail.to_owned(),
+            code: code.to_owned(),
+            transfer_id: None,
+            field: None,
+            consent_status: None,
+        }
+    }
+
+    /// The `application/problem+json` response, never cached; with
+    /// `Bru-Transfer-Id` when there is a transfer id.
+    pub fn response<B: From<Bytes>>(&self) -> Response<B> {
+        // A struct of strings and integers always serialises.
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        let mut response = Response::new(B::from(Bytes::from(bytes)));
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(id) = self
+            .transfer_id
+            .as_deref()
+            .and_then(|id| HeaderValue::from_str(id).ok())
+        {
+            headers.insert("bru-transfer-id", id);
+        }
+        response
+    }
+}
 
 /// Who failed: what the status class and the audit record need to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,29 +207,18 @@ impl Failure {
         }
     }
 
+    /// The problem details object of this failure.
+    pub fn problem(&self, transfer_id: Option<&str>) -> Problem {
+        Problem {
+            transfer_id: transfer_id.map(str::to_owned),
+            ..Problem::new(self.status(), self.code(), self.title(), &self.detail())
+        }
+    }
+
     /// The `application/problem+json` response (RFC 9457).
     pub fn response<B: From<Bytes>>(&self, transfer_id: Option<&str>) -> Response<B> {
-        let status = self.status();
-        let body = serde_json::json!({
-            "type": format!("https://bru.example/problems/{}", self.code()),
-            "title": self.title(),
-            "status": status.as_u16(),
-            "detail": self.detail(),
-            "code": self.code(),
-            "transfer_id": transfer_id,
-        });
-        let bytes = Bytes::from(body.to_string());
-        let mut response = Response::new(B::from(bytes));
-        *response.status_mut() = status;
+        let mut response = self.problem(transfer_id).response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(id) = transfer_id.and_then(|id| HeaderValue::from_str(id).ok()) {
-            headers.insert("bru-transfer-id", id);
-        }
         match self {
             Failure::Auth(e) => {
                 let challenge = format!("Bearer realm=\"bru\", error=\"{}\"", e.bearer_error());

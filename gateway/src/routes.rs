@@ -1,6 +1,6 @@
-//! The routes beside the data plane: the public ones (JWKS, the consent
-//! requester API, the citizen API, and in demo mode the demo issuers) and the
-//! ops listener's.
+//! The routes beside the data plane: the public ones (JWKS, the OpenAPI
+//! document, the consent requester API, the citizen API, the audit API, the
+//! catalog, and in demo mode the demo issuers) and the ops listener's.
 
 use std::sync::Arc;
 
@@ -9,19 +9,18 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::App;
 
 /// The public listener's routes other than `/data/`; `portal` is the
 /// citizen portal's pages (when `[portal]` is configured).
 pub fn public(app: Arc<App>, demo: Option<Router>, portal: Option<Router>) -> Router {
-    let router = Router::new()
-        .route("/.well-known/jwks.json", get(jwks))
-        .merge(crate::consent_api::routes())
-        .merge(crate::citizen_api::routes())
-        .merge(crate::audit_api::routes())
-        .merge(crate::catalog::routes())
-        .with_state(app);
+    let (documented, _) = crate::openapi::api();
+    let router = documented.with_state(app);
     let router = match demo {
         Some(demo) => router.merge(demo),
         None => router,
@@ -33,6 +32,32 @@ pub fn public(app: Arc<App>, demo: Option<Router>, portal: Option<Router>) -> Ro
     router.fallback(not_found)
 }
 
+/// The public routes beside the APIs, in the OpenAPI document too.
+pub fn documented() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(jwks))
+        .routes(routes!(openapi_json))
+}
+
+/// A JSON Web Key Set (RFC 7517).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // a schema only
+struct Jwks {
+    #[schema(value_type = Vec<Object>)]
+    keys: Vec<serde_json::Value>,
+}
+
+/// Bru's public keys: the assertion key (ES256; `Bru-Assertion`, consent
+/// receipts) and the checkpoint key (Ed25519, `kty` OKP).
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "meta",
+    operation_id = "getJwks",
+    responses(
+        (status = 200, description = "Bru's public keys", body = Jwks, content_type = "application/jwk-set+json"),
+    )
+)]
 async fn jwks(State(app): State<Arc<App>>) -> Response {
     (
         [
@@ -44,6 +69,27 @@ async fn jwks(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    operation_id = "getOpenApi",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of these APIs", body = Object, content_type = "application/json"),
+    )
+)]
+async fn openapi_json() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        crate::openapi::json(),
+    )
+        .into_response()
+}
+
 async fn not_found() -> Response {
     let body = serde_json::json!({
         "type": "about:blank",
@@ -51,6 +97,7 @@ async fn not_found() -> Response {
         "status": 404,
         "detail": "There is nothing at this path.",
         "code": "not_found",
+        "transfer_id": null,
     });
     (
         StatusCode::NOT_FOUND,

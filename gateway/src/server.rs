@@ -270,14 +270,22 @@ pub async fn serve_public(
 }
 
 async fn route(app: Arc<App>, router: axum::Router, req: Request<Incoming>) -> Response<Body> {
-    if req.uri().path().starts_with("/data/") {
+    let hsts = app.config.server.hsts.clone();
+    let mut response = if req.uri().path().starts_with("/data/") {
         crate::pipeline::handle(app, req).await
     } else {
         match router.oneshot(req.map(Body::new)).await {
             Ok(response) => response,
             Err(never) => match never {},
         }
-    }
+    };
+    // This listener is HTTPS only: browsers (the portal's citizens) are told
+    // to come back over HTTPS. Not includeSubDomains unless configured: what
+    // else lives under Bru's host name is the operator's to know.
+    response
+        .headers_mut()
+        .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
+    response
 }
 
 /// Serves the ops listener (`/metrics`, `/healthz`, `/readyz`) until shutdown.

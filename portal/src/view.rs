@@ -10,6 +10,7 @@ use policy::{DatasetRef, OrgNumber, PersonNumber, Policy, Text};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TextView {
     pub nb: String,
     pub en: String,
@@ -35,6 +36,7 @@ impl TextView {
 
 /// `{"org": "921429002", "name": "K429 kommune"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrgView {
     pub org: String,
     pub name: Option<String>,
@@ -42,6 +44,7 @@ pub struct OrgView {
 
 /// A dataset's provider: its id in `/data/{provider}/…`, its organisation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProviderView {
     pub id: Option<String>,
     pub org: Option<String>,
@@ -49,6 +52,7 @@ pub struct ProviderView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatasetView {
     pub id: String,
     pub title: Option<TextView>,
@@ -57,6 +61,7 @@ pub struct DatasetView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PurposeView {
     pub id: String,
     pub title: Option<TextView>,
@@ -120,19 +125,24 @@ pub fn purpose(policy: &Policy, id: &str) -> PurposeView {
 /// A consent as its citizen sees it: who asked, for which data, what for,
 /// until when, how often. The person number is not repeated back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentView {
     pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = consent_db::ConsentState))]
     pub status: String,
     pub requester: OrgView,
     pub supplier: Option<OrgView>,
     pub datasets: Vec<DatasetView>,
     pub purpose: PurposeView,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub valid_to: String,
     pub uses: i64,
     pub max_uses: Option<i64>,
     pub message: Option<String>,
     pub redirect_url: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub created_at: String,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub updated_at: String,
 }
 
@@ -190,6 +200,7 @@ pub fn group(rows: &[ConsentRow]) -> Grouped<'_> {
 
 /// One decision about a citizen, as the access log shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransferView {
     pub index: u64,
     pub time: Timestamp,

@@ -213,6 +213,29 @@ async fn demo_smoke_test() {
 
     let health = send(bru.ops_client.get(bru.ops_url("/healthz"))).await;
     health.expect_status(200, "demo /healthz");
+    assert_eq!(
+        health.header("strict-transport-security"),
+        None,
+        "the ops listener is plain HTTP: no HSTS"
+    );
+
+    // The portal's pages (and everything else on the HTTPS listener) tell
+    // browsers to stay on HTTPS; not for subdomains unless configured.
+    for page in [
+        "/",
+        "/samtykke",
+        "/innsyn",
+        "/static/portal.css",
+        "/openapi.json",
+    ] {
+        let r = send(bru.get(page)).await;
+        assert_eq!(
+            r.header("strict-transport-security"),
+            Some("max-age=31536000"),
+            "{page} ({})",
+            r.status
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

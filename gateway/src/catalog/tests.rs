@@ -225,3 +225,14 @@ fn themes_come_from_the_config() {
         }
     }
 }
+
+/// The schema in the OpenAPI document (`CatalogDocument`) fits the catalog
+/// Bru writes: every member it names is there, with its type.
+#[test]
+fn the_catalog_fits_its_openapi_schema() {
+    for catalog in [default_catalog(), CatalogConfig::default()] {
+        let doc = document(&demo_policy(), &catalog, "https://bru.example");
+        let parsed: CatalogDocument = serde_json::from_value(doc).unwrap();
+        assert_eq!(parsed.datasets.len(), demo_policy().datasets.len());
+    }
+}

@@ -235,3 +235,15 @@ fn the_no_op_audit_log_exists_only_in_benchmark_builds() {
         check_error(&with("noop"), 13, "bench-noop-audit");
     }
 }
+
+#[test]
+fn hsts_covers_subdomains_only_when_asked() {
+    let c = parse(VALID).unwrap();
+    assert_eq!(c.server.hsts, "max-age=31536000");
+    let with = VALID.replace(
+        "tls_key = \"tls/key.pem\"",
+        "tls_key = \"tls/key.pem\"\nhsts_include_subdomains = true",
+    );
+    let c = parse(&with).unwrap();
+    assert_eq!(c.server.hsts, "max-age=31536000; includeSubDomains");
+}
