@@ -126,6 +126,12 @@ pub struct ConnectorConfig {
     /// providers' own keep-alive timeouts (nginx: 75 s), so Bru is not the
     /// one sending on a connection the provider is closing.
     pub pool_idle_timeout: Duration,
+    /// Idle connections kept per provider. At least as many as calls are in
+    /// flight to one provider under load: with fewer, every call beyond them
+    /// closed its connection after use and the next opened a new one (with 32
+    /// here and 256 callers, half of all calls paid a TCP connect; see
+    /// bench/README.md, "Profile"). Each idle connection costs a few KiB;
+    /// the idle timeout reclaims them when the load ends.
     pub pool_max_idle_per_host: usize,
     /// TCP keep-alive probes on provider connections; `None` leaves the OS default.
     pub tcp_keepalive: Option<Duration>,
@@ -136,7 +142,7 @@ impl Default for ConnectorConfig {
         ConnectorConfig {
             trust: TrustAnchors::Native,
             pool_idle_timeout: Duration::from_secs(30),
-            pool_max_idle_per_host: 32,
+            pool_max_idle_per_host: 1024,
             tcp_keepalive: Some(Duration::from_secs(60)),
         }
     }

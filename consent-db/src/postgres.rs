@@ -76,6 +76,8 @@ pub(crate) struct PgStore {
     /// How long consent changes retry a busy database (see `consent/postgres.rs`).
     pub(crate) busy_timeout: std::time::Duration,
     /// Consent events committed through this store, for metrics.
+    /// False only in benchmarks: appends do not grow the Merkle tree.
+    pub(crate) tree: bool,
     pub(crate) events: Arc<crate::consent::EventCounters>,
     /// The connection holding the checkpoint signer's session lock, if this
     /// process holds it: the lock lives exactly as long as that session.
@@ -90,7 +92,13 @@ impl PgStore {
             .map_err(|_| StoreError::InvalidUrl("not a valid postgres:// URL".into()))?;
         let timeout_ms = config.busy_timeout.as_millis().to_string();
         // A statement waiting on a lock gives up like SQLite's busy_timeout.
-        let options = options.options([("lock_timeout", timeout_ms.as_str())]);
+        let options = options.options([
+            ("lock_timeout", timeout_ms.as_str()),
+            (
+                "synchronous_commit",
+                if config.synchronous { "on" } else { "off" },
+            ),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(2))
             .acquire_timeout(config.acquire_timeout)
@@ -100,6 +108,7 @@ impl PgStore {
             pool,
             busy_timeout: config.busy_timeout,
             events: Default::default(),
+            tree: config.tree,
             checkpointer: Arc::new(Mutex::new(None)),
         })
     }
@@ -157,7 +166,8 @@ impl PgStore {
         consent_uses: &[usize],
     ) -> Result<BatchCommit, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let result = Self::append_in(&mut conn, records, consent_uses, &self.events).await;
+        let result =
+            Self::append_in(&mut conn, records, consent_uses, &self.events, self.tree).await;
         if result.is_err() {
             discard_after_failure(&mut conn);
         }
@@ -169,6 +179,7 @@ impl PgStore {
         all_records: &[NewRecord],
         consent_uses: &[usize],
         events: &crate::consent::EventCounters,
+        tree: bool,
     ) -> Result<BatchCommit, StoreError> {
         let mut tx = conn.begin().await?;
         // One sequencer at a time across replicas; the lock is released by
@@ -268,7 +279,9 @@ impl PgStore {
         let first_index = u64::try_from(first_index)
             .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?;
         // The leaves and the new tree head commit with the records, or not at all.
-        crate::tlog::postgres::extend_tree(&mut tx, first_index, time, records).await?;
+        if tree {
+            crate::tlog::postgres::extend_tree(&mut tx, first_index, time, records).await?;
+        }
         tx.commit().await?;
         events.committed(&tally);
         Ok(BatchCommit {

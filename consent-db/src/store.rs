@@ -28,6 +28,13 @@ pub struct StoreConfig {
     /// How long to wait for a free pooled connection.
     pub acquire_timeout: Duration,
     pub max_connections: u32,
+    /// Whether a commit waits for the disk (SQLite `synchronous=FULL`,
+    /// PostgreSQL `synchronous_commit=on`). Only benchmarks turn it off, to
+    /// price durability; a record committed without it is not evidence.
+    pub synchronous: bool,
+    /// Whether appends grow the Merkle tree. Only benchmarks turn it off, to
+    /// price the tree; such a log cannot be verified.
+    pub tree: bool,
 }
 
 impl Default for StoreConfig {
@@ -36,6 +43,8 @@ impl Default for StoreConfig {
             busy_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),
             max_connections: 8,
+            synchronous: true,
+            tree: true,
         }
     }
 }

@@ -180,7 +180,7 @@ impl App {
     pub async fn record(&self, record: NewRecord) -> Result<(), ()> {
         // Benchmarks only: measures Bru without its log (the config refuses
         // `audit = "noop"` in builds without the feature).
-        #[cfg(feature = "bench-noop-audit")]
+        #[cfg(feature = "bench")]
         if self.config.store.audit_noop {
             return Ok(());
         }
@@ -211,7 +211,7 @@ impl App {
     /// consent in the same transaction, or neither.
     pub async fn record_using_consent(&self, record: NewRecord) -> Result<(), ConsentRecordError> {
         let consent_id = record.consent_id.clone();
-        #[cfg(feature = "bench-noop-audit")]
+        #[cfg(feature = "bench")]
         if self.config.store.audit_noop {
             return Ok(());
         }
@@ -260,7 +260,7 @@ impl App {
         if record.kind == consent_db::RecordKind::Outcome {
             self.metrics.observe_outcome(&record);
         }
-        #[cfg(feature = "bench-noop-audit")]
+        #[cfg(feature = "bench")]
         if self.config.store.audit_noop {
             return;
         }

@@ -35,6 +35,9 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// `[portal]`: the citizen portal's login and sessions; no portal without it.
     pub portal: Option<portal::PortalConfig>,
+    /// `[bench] stage`: how much of the pipeline runs (benchmark builds only).
+    #[cfg(feature = "bench")]
+    pub bench_stage: crate::bench_stage::Stage,
 }
 
 #[derive(Debug, Clone)]
@@ -58,8 +61,14 @@ pub struct StoreConfig {
     pub url: Secret,
     pub audit_write_timeout: Duration,
     /// `[store] audit = "noop"`: write no audit records. Only builds with the
-    /// `bench-noop-audit` feature accept it, for measuring the log's cost.
+    /// `bench` feature accept it, for measuring the log's cost.
     pub audit_noop: bool,
+    /// False only with `[store] audit = "nosync"` (benchmark builds): records
+    /// are committed without waiting for the disk.
+    pub audit_synchronous: bool,
+    /// False only with `[store] audit = "no-tree"` (benchmark builds):
+    /// durable records without the Merkle tree.
+    pub audit_tree: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -210,6 +219,17 @@ struct RawConfig {
     catalog: Option<Spanned<RawCatalog>>,
     #[serde(default)]
     portal: Option<Spanned<portal::RawPortalConfig>>,
+    /// Benchmark builds only; refused otherwise.
+    #[serde(default)]
+    bench: Option<Spanned<RawBench>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBench {
+    // Read only in benchmark builds; a default build refuses the table.
+    #[cfg_attr(not(feature = "bench"), allow(dead_code))]
+    stage: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -544,24 +564,50 @@ impl Config {
             );
         }
 
-        let audit_noop = match raw
+        // (noop, synchronous, tree)
+        let (audit_noop, audit_synchronous, audit_tree) = match raw
             .store
             .get_ref()
             .audit
             .as_ref()
             .map(|a| (a.get_ref().as_str(), a.span().start))
         {
-            None | Some(("durable", _)) => false,
-            Some(("noop", _)) if cfg!(feature = "bench-noop-audit") => true,
-            Some(("noop", at)) => {
-                cx.error(at, "store.audit = \"noop\" exists only in benchmark builds (feature bench-noop-audit)");
-                false
+            None | Some(("durable", _)) => (false, true, true),
+            Some(("noop", _)) if cfg!(feature = "bench") => (true, true, true),
+            Some(("nosync", _)) if cfg!(feature = "bench") => (false, false, true),
+            Some(("no-tree", _)) if cfg!(feature = "bench") => (false, true, false),
+            Some((mode @ ("noop" | "nosync" | "no-tree"), at)) => {
+                cx.error(
+                    at,
+                    format!(
+                        "store.audit = \"{mode}\" exists only in benchmark builds (feature bench)"
+                    ),
+                );
+                (false, true, true)
             }
             Some((_, at)) => {
                 cx.error(at, "store.audit must be \"durable\"");
-                false
+                (false, true, true)
             }
         };
+        #[cfg(feature = "bench")]
+        let bench_stage = match raw.bench.as_ref().and_then(|b| b.get_ref().stage.as_ref()) {
+            None => crate::bench_stage::Stage::Full,
+            Some(stage) => crate::bench_stage::Stage::parse(stage.get_ref()).unwrap_or_else(|| {
+                cx.error(
+                    stage.span().start,
+                    "bench.stage must be \"passthrough\", \"token\", \"policy\" or \"full\"",
+                );
+                crate::bench_stage::Stage::Full
+            }),
+        };
+        #[cfg(not(feature = "bench"))]
+        if let Some(bench) = &raw.bench {
+            cx.error(
+                bench.span().start,
+                "[bench] exists only in benchmark builds (feature bench)",
+            );
+        }
 
         let k = &raw.keys;
         let pseudonym_key = cx.secret(
@@ -900,7 +946,11 @@ impl Config {
                 url,
                 audit_write_timeout: Duration::from_millis(audit_ms),
                 audit_noop,
+                audit_synchronous,
+                audit_tree,
             },
+            #[cfg(feature = "bench")]
+            bench_stage,
             keys: KeysConfig {
                 pseudonym_key,
                 assertion_key,

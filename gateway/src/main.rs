@@ -7,6 +7,8 @@
 mod app;
 mod audit_api;
 mod auth;
+#[cfg(feature = "bench")]
+mod bench_stage;
 mod catalog;
 mod citizen_api;
 mod cli;

@@ -78,8 +78,9 @@ struct Allowed<'a> {
     headers: HeaderMap,
     method: http::Method,
     body: RequestBody,
-    /// The decision record is already durable (written with the consent's use).
-    decision_recorded: bool,
+    /// The decision record is already durable (written with the consent's
+    /// use), and this is its outcome record, pending.
+    decision_recorded: Option<PendingOutcome>,
 }
 
 enum RequestBody {
@@ -88,6 +89,11 @@ enum RequestBody {
 }
 
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    #[cfg(feature = "bench")]
+    if app.config.bench_stage < crate::bench_stage::Stage::Full {
+        let stage = app.config.bench_stage;
+        return crate::bench_stage::handle(app, req, stage).await;
+    }
     let mut call = Call::new(req.method());
     let result = prepare(&app, req, &mut call).await;
     match result {
@@ -98,7 +104,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
 
 /// Reads the request, authenticates, gathers the facts and decides.
 async fn prepare<'a>(
-    app: &'a App,
+    app: &'a Arc<App>,
     req: Request<Incoming>,
     call: &mut Call,
 ) -> Result<Allowed<'a>, Failure> {
@@ -280,14 +286,21 @@ async fn prepare<'a>(
                 consent_id,
                 subject,
             } => {
-                let mut decision_recorded = false;
+                let mut decision_recorded = None;
                 if let Some(id) = &consent_id {
                     let mut record = call.record.clone();
                     record.decision = Some(Verdict::Allow);
                     record.consent_id = Some(id.clone());
-                    match app.record_using_consent(record).await {
-                        Ok(()) => decision_recorded = true,
+                    // Armed before the write: a caller gone while it waits
+                    // still leaves the outcome of a decision that landed.
+                    let mut outcome = PendingOutcome::for_decision(app, &record, call.started);
+                    match app.record_using_consent(record.clone()).await {
+                        Ok(()) => {
+                            app.metrics.observe_call(&record, call.started.elapsed());
+                            decision_recorded = Some(outcome);
+                        }
                         Err(crate::app::ConsentRecordError::ConsentChanged) => {
+                            outcome.disarm();
                             consent_cached = false;
                             facts.consent = app
                                 .consent_fact(id, now)
@@ -296,7 +309,8 @@ async fn prepare<'a>(
                             continue;
                         }
                         Err(crate::app::ConsentRecordError::Unavailable) => {
-                            return Err(Failure::AuditUnavailable)
+                            outcome.disarm();
+                            return Err(Failure::AuditUnavailable);
                         }
                     }
                 }
@@ -345,20 +359,23 @@ async fn refuse(app: &App, mut call: Call, failure: Failure) -> Response<Body> {
 async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Response<Body> {
     call.record.decision = Some(Verdict::Allow);
     call.record.consent_id = allowed.consent_id.clone();
-    app.metrics
-        .observe_call(&call.record, call.started.elapsed());
-    let mut outcome = call.record.clone();
-    outcome.kind = RecordKind::Outcome;
-    outcome.decision = None;
     // From here every allowed decision gets its outcome record, also when
     // the caller goes away while Bru waits (the handler is then dropped).
-    let mut outcome = PendingOutcome::new(Arc::clone(app), outcome, call.started);
-    if !allowed.decision_recorded && app.record(call.record).await.is_err() {
-        // Fail closed: what could not be recorded is not forwarded, and
-        // without a decision record there is no outcome to record.
-        outcome.disarm();
-        return Failure::AuditUnavailable.response(Some(&call.transfer_id));
-    }
+    let mut outcome = match allowed.decision_recorded {
+        Some(outcome) => outcome,
+        None => {
+            app.metrics
+                .observe_call(&call.record, call.started.elapsed());
+            let mut outcome = PendingOutcome::for_decision(app, &call.record, call.started);
+            if app.record(call.record).await.is_err() {
+                // Fail closed: what could not be recorded is not forwarded,
+                // and without a decision record there is no outcome to record.
+                outcome.disarm();
+                return Failure::AuditUnavailable.response(Some(&call.transfer_id));
+            }
+            outcome
+        }
+    };
     let transfer_id = call.transfer_id;
     let started = call.started;
 
@@ -820,9 +837,13 @@ struct PendingOutcome {
 }
 
 impl PendingOutcome {
-    fn new(app: Arc<App>, outcome: NewRecord, started: Instant) -> Self {
+    /// The outcome record of this decision record.
+    fn for_decision(app: &Arc<App>, decision: &NewRecord, started: Instant) -> Self {
+        let mut outcome = decision.clone();
+        outcome.kind = RecordKind::Outcome;
+        outcome.decision = None;
         PendingOutcome {
-            app,
+            app: Arc::clone(app),
             outcome: Some(outcome),
             started,
         }

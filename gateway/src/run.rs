@@ -73,7 +73,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         crate::cli::load(&layout.config).map_err(|e| anyhow!(e.join("\n")))?;
     // The demo rewrites its bru.toml at every start, so benchmark builds
     // also take the no-op log from the environment (bench/audit).
-    #[cfg(feature = "bench-noop-audit")]
+    #[cfg(feature = "bench")]
     if std::env::var("BRU_BENCH_AUDIT").as_deref() == Ok("noop") {
         config.store.audit_noop = true;
     }
@@ -115,7 +115,13 @@ async fn run(
         .url
         .read_string()
         .map_err(|e| anyhow!("store url: {e}"))?;
-    let store = consent_db::Store::open(&store_url)
+    let store_config = consent_db::StoreConfig {
+        // Both are false only in benchmark builds (`[store] audit`).
+        synchronous: config.store.audit_synchronous,
+        tree: config.store.audit_tree,
+        ..consent_db::StoreConfig::default()
+    };
+    let store = consent_db::Store::open_with(&store_url, &store_config)
         .await
         .context("the store is unreachable")?;
     store.migrate().await.context("store migrations failed")?;

@@ -229,10 +229,38 @@ fn the_no_op_audit_log_exists_only_in_benchmark_builds() {
     assert!(!parse(&with("durable")).unwrap().store.audit_noop);
     assert!(!parse(VALID).unwrap().store.audit_noop);
     check_error(&with("off"), 13, "store.audit");
-    if cfg!(feature = "bench-noop-audit") {
+    let durable = parse(VALID).unwrap();
+    assert!(durable.store.audit_synchronous && durable.store.audit_tree);
+    if cfg!(feature = "bench") {
         assert!(parse(&with("noop")).unwrap().store.audit_noop);
+        assert!(!parse(&with("nosync")).unwrap().store.audit_synchronous);
+        assert!(!parse(&with("no-tree")).unwrap().store.audit_tree);
     } else {
-        check_error(&with("noop"), 13, "bench-noop-audit");
+        for mode in ["noop", "nosync", "no-tree"] {
+            check_error(&with(mode), 13, "feature bench");
+        }
+    }
+}
+
+#[test]
+fn the_ablation_stages_exist_only_in_benchmark_builds() {
+    let with = |stage: &str| format!("{VALID}\n[bench]\nstage = \"{stage}\"\n");
+    #[cfg(feature = "bench")]
+    {
+        use crate::bench_stage::Stage;
+        assert_eq!(parse(VALID).unwrap().bench_stage, Stage::Full);
+        assert_eq!(parse(&with("token")).unwrap().bench_stage, Stage::Token);
+        assert!(parse(&with("everything")).is_err());
+    }
+    #[cfg(not(feature = "bench"))]
+    {
+        let errors = parse(&with("passthrough")).err().unwrap_or_default();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.to_string().contains("feature bench")),
+            "{errors:?}"
+        );
     }
 }
 
