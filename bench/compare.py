@@ -609,10 +609,16 @@ class Bru(Target):
                 f"Nav-Personident: {KARI}"]
 
     def records(self):
-        """Allowed decision records and outcome records, from Bru's metrics."""
-        allowed = metric_sum(self.ops_port, "bru_calls_total", 'decision="allow"')
-        outcomes = metric_sum(self.ops_port, "bru_outcomes_total")
-        return allowed, outcomes
+        """Allowed decision records and outcome records, counted in the
+        store itself (the evidence, not the metrics)."""
+        import sqlite3
+        db = sqlite3.connect(f"file:{self.store_dir}/bru.db?mode=ro", uri=True, timeout=30)
+        try:
+            rows = dict(db.execute(
+                "SELECT kind || coalesce(decision, ''), count(*) FROM audit_records GROUP BY 1").fetchall())
+        finally:
+            db.close()
+        return rows.get("decisionallow", 0), rows.get("outcome", 0)
 
     def audit_stats(self):
         return {
@@ -820,6 +826,84 @@ def report_ladder(rows, args):
         print()
 
 
+def hold_idle(target, n, world):
+    """Opens n keep-alive TLS connections that each made one call, and
+    returns them (still open) with the server's RSS while it holds them."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, n + 1000)), hard))
+    ctx = ssl.create_default_context(cafile=world.ca)
+    url = target.url("1k")
+    path = url.split(str(target.port), 1)[1]
+    head = "".join(f"{h}\r\n" for h in target.headers())
+    request = (f"GET {path} HTTP/1.1\r\nHost: localhost\r\n{head}\r\n").encode()
+    conns = []
+    for _ in range(n):
+        raw = socket.create_connection(("127.0.0.1", target.port))
+        tls = ctx.wrap_socket(raw, server_hostname="localhost")
+        tls.sendall(request)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += tls.recv(65536)
+        if not got.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"{target.name}: {got[:200]!r}")
+        length = int(re.search(rb"(?i)content-length: (\d+)", got).group(1)) if b"ontent-length" in got.lower() else None
+        body = got.split(b"\r\n\r\n", 1)[1]
+        while length is not None and len(body) < length:
+            body += tls.recv(65536)
+        conns.append(tls)
+    time.sleep(2)
+    return conns, rss_kib(target.pids())
+
+
+def memory(world, targets, args):
+    print("### Memory\n")
+    print("Resident memory of the server process(es) while holding idle keep-alive TLS connections "
+          "(each made one call first), and over a soak at a steady load.\n")
+    print("| target | at rest MiB | 1,000 idle MiB | 10,000 idle MiB | per idle connection KiB |")
+    print("| --- | --- | --- | --- | --- |")
+    for t in targets:
+        refresh_tokens(world)
+        rest = rss_kib(t.pids())
+        c1, r1 = hold_idle(t, 1000, world)
+        for c in c1:
+            c.close()
+        time.sleep(2)
+        c10, r10 = hold_idle(t, 10000, world)
+        for c in c10:
+            c.close()
+        print(f"| {t.name} | {rest / 1024:.1f} | {r1 / 1024:.1f} | {r10 / 1024:.1f} | "
+              f"{(r10 - rest) / 10000:.1f} |")
+        sys.stdout.flush()
+    print()
+    for t in targets:
+        if not isinstance(t, Bru):
+            continue
+        refresh_tokens(world)
+        samples = []
+        wrk = subprocess.Popen(["taskset", "-c", LOADGEN_CPU, "wrk", "-t1", "-c64", f"-d{args.soak}s", t.url("1k")]
+                               + sum((["-H", h] for h in t.headers()), []),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        started = time.time()
+        while wrk.poll() is None:
+            samples.append((time.time() - started, rss_kib(t.pids()) / 1024))
+            time.sleep(10)
+        out = wrk.stdout.read()
+        rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        print(f"Soak of {t.name}: wrk, 64 connections, {args.soak} s, "
+              f"{float(rps.group(1)) if rps else 0:,.0f} req/s; RSS every 10 s (MiB): "
+              + ", ".join(f"{m:.1f}" for _, m in samples))
+        # The first minute is the warm-up (and memory the idle test above
+        # left to the allocator); flat memory means the rest does not grow.
+        steady = [m for t_, m in samples if t_ >= 60] or [m for _, m in samples[1:]]
+        if len(steady) >= 4:
+            q = len(steady) // 4
+            first, last = statistics.mean(steady[:q]), statistics.mean(steady[-q:])
+            print(f"\nFirst quarter mean {first:.1f} MiB, last quarter mean {last:.1f} MiB "
+                  f"(growth {last - first:+.1f} MiB).")
+    print()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bru", default=os.path.join(ROOT, "target/release/bru"))
@@ -833,6 +917,8 @@ def main():
     ap.add_argument("--oha-conns", type=int, default=64)
     ap.add_argument("--no-rates", action="store_true")
     ap.add_argument("--ablation", action="store_true", help="the ablation ladder instead of the comparison")
+    ap.add_argument("--memory", action="store_true", help="idle connections and a soak instead of the comparison")
+    ap.add_argument("--soak", type=int, default=600, help="seconds of the soak (--memory)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     ap.add_argument("--profile", help="perf record this target's first run (kept in the work dir)")
     args = ap.parse_args()
@@ -851,6 +937,8 @@ def main():
         for name, stage, audit, _ in LADDER:
             if name != "bru":
                 made[name] = Bru(world, name, stage=stage, audit=audit)
+        if args.memory:
+            args.targets = ["nginx", "bru"]
         if args.ablation:
             args.targets = ["nginx"] + [name for name, _, _, _ in LADDER]
             args.payloads = ["1k"]
@@ -886,6 +974,9 @@ def main():
                                 version(["oha", "--version"])]))
         print()
         sys.stdout.flush()
+        if args.memory:
+            memory(world, targets, args)
+            return 0
         log("saturation runs")
         rows = saturation(world, targets, args)
         broken = []

@@ -69,7 +69,9 @@ impl SqliteStore {
                 SqliteSynchronous::Off
             })
             .busy_timeout(config.busy_timeout)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Temporary b-trees (sorts, the batch insert's CTE) stay in memory.
+            .pragma("temp_store", "memory");
         let mut pool = SqlitePoolOptions::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(config.acquire_timeout);

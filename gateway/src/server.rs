@@ -167,7 +167,10 @@ fn protocols(app: &App) -> Protocols {
         // after its last response.
         .header_read_timeout(server.header_read_timeout)
         // Room above our own limit, so that the 431 comes from us with a problem body.
-        .max_buf_size((server.max_header_bytes * 2).max(16 * 1024));
+        .max_buf_size((server.max_header_bytes * 2).max(16 * 1024))
+        // One buffer per flush: through TLS, a vectored write of head and
+        // body became a TLS record each (hyper's advice for TLS transports).
+        .writev(false);
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     http2
         .timer(TokioTimer::new())
