@@ -332,7 +332,10 @@ fn num(out: &mut Vec<u8>, v: Option<i64>) {
     }
 }
 
-fn row(out: &mut Vec<u8>, cols: &[&dyn Fn(&mut Vec<u8>)]) {
+/// One COPY column writer.
+type Column<'a> = &'a dyn Fn(&mut Vec<u8>);
+
+fn row(out: &mut Vec<u8>, cols: &[Column<'_>]) {
     for (i, c) in cols.iter().enumerate() {
         if i > 0 {
             out.push(b'\t');
@@ -592,7 +595,7 @@ async fn seed(url: &str, consents: u64, records: u64, subjects: u64) -> Result<(
                 ),
                 kind: RecordKind::Decision,
                 consumer: Some(consumer(c)),
-                supplier: (c % 5 == 0).then(|| vendor(c)),
+                supplier: c.is_multiple_of(5).then(|| vendor(c)),
                 client_id: Some(uuid(mix(c), mix(c ^ 1), 4)),
                 provider: Some(provider.to_owned()),
                 dataset: Some(format!("{provider}/{ds}")),
@@ -666,7 +669,7 @@ async fn seed(url: &str, consents: u64, records: u64, subjects: u64) -> Result<(
                     nodes += 1;
                 });
                 let size = frontier.size();
-                if size % HEAD_EVERY == 0 || size == records {
+                if size.is_multiple_of(HEAD_EVERY) || size == records {
                     let root = frontier.root();
                     row(
                         &mut hs.buf,

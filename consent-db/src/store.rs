@@ -60,6 +60,25 @@ pub(crate) struct BatchCommit {
     pub refused: Vec<usize>,
 }
 
+/// The records of a batch without those at the `refused` positions (whose
+/// consent could not give a use); borrowed when none was refused.
+pub(crate) fn without_refused<'a>(
+    records: &'a [NewRecord],
+    refused: &[usize],
+) -> std::borrow::Cow<'a, [NewRecord]> {
+    if refused.is_empty() {
+        return std::borrow::Cow::Borrowed(records);
+    }
+    std::borrow::Cow::Owned(
+        records
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !refused.contains(i))
+            .map(|(_, r)| r.clone())
+            .collect(),
+    )
+}
+
 /// A cloneable handle over a connection pool.
 #[derive(Clone, Debug)]
 pub struct Store {

@@ -178,6 +178,25 @@ impl App {
 
     /// Writes a record durably within the configured time, or fails.
     pub async fn record(&self, record: NewRecord) -> Result<(), ()> {
+        self.append_durably(record, false).await.map_err(|_| ())
+    }
+
+    /// Writes a decision under consent durably and counts one use of its
+    /// consent in the same transaction, or neither.
+    pub async fn record_using_consent(&self, record: NewRecord) -> Result<(), ConsentRecordError> {
+        let consent_id = record.consent_id.clone();
+        let result = self.append_durably(record, true).await;
+        if let (Err(ConsentRecordError::ConsentChanged), Some(id)) = (&result, consent_id) {
+            self.consent_cache.forget(&id);
+        }
+        result
+    }
+
+    async fn append_durably(
+        &self,
+        record: NewRecord,
+        using_consent: bool,
+    ) -> Result<(), ConsentRecordError> {
         // Benchmarks only: measures Bru without its log (the config refuses
         // `audit = "noop"` in builds without the feature).
         #[cfg(feature = "bench")]
@@ -185,42 +204,14 @@ impl App {
             return Ok(());
         }
         let started = Instant::now();
-        let result = tokio::time::timeout(
-            self.config.store.audit_write_timeout,
-            self.audit.append(record),
-        )
-        .await;
-        self.metrics.observe_audit_append(started.elapsed());
-        match result {
-            Ok(Ok(_)) => {
-                self.audit_healthy.store(true, Ordering::Relaxed);
-                Ok(())
+        let append = async {
+            if using_consent {
+                self.audit.append_using_consent(record).await
+            } else {
+                self.audit.append(record).await
             }
-            Ok(Err(e)) => {
-                self.audit_failed(&e.to_string());
-                Err(())
-            }
-            Err(_) => {
-                self.audit_failed("timed out");
-                Err(())
-            }
-        }
-    }
-
-    /// Writes a decision under consent durably and counts one use of its
-    /// consent in the same transaction, or neither.
-    pub async fn record_using_consent(&self, record: NewRecord) -> Result<(), ConsentRecordError> {
-        let consent_id = record.consent_id.clone();
-        #[cfg(feature = "bench")]
-        if self.config.store.audit_noop {
-            return Ok(());
-        }
-        let started = Instant::now();
-        let result = tokio::time::timeout(
-            self.config.store.audit_write_timeout,
-            self.audit.append_using_consent(record),
-        )
-        .await;
+        };
+        let result = tokio::time::timeout(self.config.store.audit_write_timeout, append).await;
         self.metrics.observe_audit_append(started.elapsed());
         match result {
             Ok(Ok(_)) => {
@@ -228,9 +219,6 @@ impl App {
                 Ok(())
             }
             Ok(Err(consent_db::AuditError::ConsentNotUsable)) => {
-                if let Some(id) = consent_id {
-                    self.consent_cache.forget(&id);
-                }
                 Err(ConsentRecordError::ConsentChanged)
             }
             Ok(Err(e)) => {

@@ -64,10 +64,10 @@ pub struct StoreConfig {
     /// `bench` feature accept it, for measuring the log's cost.
     pub audit_noop: bool,
     /// False only with `[store] audit = "nosync"` (benchmark builds): records
-    /// are committed without waiting for the disk.
+    /// are committed without waiting for the disk (and without the tree).
     pub audit_synchronous: bool,
-    /// False only with `[store] audit = "no-tree"` (benchmark builds):
-    /// durable records without the Merkle tree.
+    /// False only with `[store] audit = "no-tree"` or `"nosync"` (benchmark
+    /// builds): records without the Merkle tree.
     pub audit_tree: bool,
 }
 
@@ -574,7 +574,8 @@ impl Config {
         {
             None | Some(("durable", _)) => (false, true, true),
             Some(("noop", _)) if cfg!(feature = "bench") => (true, true, true),
-            Some(("nosync", _)) if cfg!(feature = "bench") => (false, false, true),
+            // Cumulative rungs: nosync has no tree either; no-tree is durable.
+            Some(("nosync", _)) if cfg!(feature = "bench") => (false, false, false),
             Some(("no-tree", _)) if cfg!(feature = "bench") => (false, true, false),
             Some((mode @ ("noop" | "nosync" | "no-tree"), at)) => {
                 cx.error(

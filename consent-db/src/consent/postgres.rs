@@ -299,20 +299,7 @@ impl PgStore {
         self.retrying(|| async move {
             let mut tx = self.begin_write().await?;
             let mut tally = EventTally::default();
-            // The condition and the increment are one statement: PostgreSQL
-            // re-checks the WHERE on the row's latest version after waiting
-            // for its lock, so no two uses (on any replicas) both get the last.
-            let counted = sqlx::query(
-                "UPDATE consents SET uses = uses + 1, updated_at = $1 \
-                 WHERE id = $2 AND status = 'granted' AND valid_to > $1 \
-                 AND (max_uses IS NULL OR uses < max_uses)",
-            )
-            .bind(now.to_string())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            let outcome = if counted.rows_affected() == 1 {
-                add_event(&mut tx, &mut tally, id, EventType::Used, now).await?;
+            let outcome = if take_use(&mut tx, &mut tally, id, now).await? {
                 let row = select(&mut tx, id)
                     .await?
                     .ok_or_else(|| StoreError::Db(format!("consent {id} vanished")))?;
@@ -334,7 +321,10 @@ impl PgStore {
 
 /// Counts one use inside the caller's transaction (the audit batch), with its
 /// `used` event: only if the consent is granted, unexpired and has uses left.
-/// False, with nothing written, when it cannot give one.
+/// False, with nothing written, when it cannot give one. The condition and
+/// the increment are one statement: PostgreSQL re-checks the WHERE on the
+/// row's latest version after waiting for its lock, so no two uses (on any
+/// replicas) both get the last.
 pub(crate) async fn take_use(
     conn: &mut PgConnection,
     tally: &mut EventTally,

@@ -297,20 +297,7 @@ impl SqliteStore {
         self.retrying(|| async move {
             let mut tx = self.begin_write().await?;
             let mut tally = EventTally::default();
-            // The condition and the increment are one statement under the
-            // write lock: no two uses can both see the last one left.
-            let counted = sqlx::query(
-                "UPDATE consents SET uses = uses + 1, updated_at = ? \
-                 WHERE id = ? AND status = 'granted' AND valid_to > ? \
-                 AND (max_uses IS NULL OR uses < max_uses)",
-            )
-            .bind(now.to_string())
-            .bind(id)
-            .bind(now.to_string())
-            .execute(&mut *tx)
-            .await?;
-            let outcome = if counted.rows_affected() == 1 {
-                add_event(&mut tx, &mut tally, id, EventType::Used, now).await?;
+            let outcome = if take_use(&mut tx, &mut tally, id, now).await? {
                 let row = select(&mut tx, id)
                     .await?
                     .ok_or_else(|| StoreError::Db(format!("consent {id} vanished")))?;
@@ -332,7 +319,9 @@ impl SqliteStore {
 
 /// Counts one use inside the caller's transaction (the audit batch), with its
 /// `used` event: only if the consent is granted, unexpired and has uses left.
-/// False, with nothing written, when it cannot give one.
+/// False, with nothing written, when it cannot give one. The condition and
+/// the increment are one statement under the write lock: no two uses can both
+/// see the last one left.
 pub(crate) async fn take_use(
     conn: &mut SqliteConnection,
     tally: &mut EventTally,
