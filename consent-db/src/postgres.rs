@@ -75,9 +75,9 @@ pub(crate) struct PgStore {
     pub(crate) pool: PgPool,
     /// How long consent changes retry a busy database (see `consent/postgres.rs`).
     pub(crate) busy_timeout: std::time::Duration,
-    /// Consent events committed through this store, for metrics.
     /// False only in benchmarks: appends do not grow the Merkle tree.
     pub(crate) tree: bool,
+    /// Consent events committed through this store, for metrics.
     pub(crate) events: Arc<crate::consent::EventCounters>,
     /// The connection holding the checkpoint signer's session lock, if this
     /// process holds it: the lock lives exactly as long as that session.
@@ -219,17 +219,6 @@ impl PgStore {
         }
         let kept = crate::store::without_refused(all_records, &refused);
         let records: &[NewRecord] = &kept;
-        if records.is_empty() {
-            // Every record's consent refused its use: nothing to write.
-            tx.commit().await?;
-            events.committed(&tally);
-            return Ok(BatchCommit {
-                first_index: u64::try_from(first_index)
-                    .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?,
-                time,
-                refused,
-            });
-        }
         let time_text = time.to_string();
         let mut rest = records;
         let mut index = first_index;
@@ -269,7 +258,8 @@ impl PgStore {
         let first_index = u64::try_from(first_index)
             .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?;
         // The leaves and the new tree head commit with the records, or not at all.
-        if tree {
+        // A batch whose every consent refused its use has no leaves to add.
+        if tree && !records.is_empty() {
             crate::tlog::postgres::extend_tree(&mut tx, first_index, time, records).await?;
         }
         tx.commit().await?;

@@ -51,9 +51,9 @@ pub(crate) struct SqliteStore {
     pub(crate) pool: SqlitePool,
     /// How long consent changes retry a busy database (see `consent/sqlite.rs`).
     pub(crate) busy_timeout: std::time::Duration,
-    /// Consent events committed through this store, for metrics.
     /// False only in benchmarks: appends do not grow the Merkle tree.
     pub(crate) tree: bool,
+    /// Consent events committed through this store, for metrics.
     pub(crate) events: std::sync::Arc<crate::consent::EventCounters>,
 }
 
@@ -170,17 +170,6 @@ impl SqliteStore {
         }
         let kept = crate::store::without_refused(all_records, &refused);
         let records: &[NewRecord] = &kept;
-        if records.is_empty() {
-            // Every record's consent refused its use: nothing to write.
-            tx.commit().await?;
-            events.committed(&tally);
-            return Ok(BatchCommit {
-                first_index: u64::try_from(first_index)
-                    .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?,
-                time,
-                refused,
-            });
-        }
         let time_text = time.to_string();
         let mut rest = records;
         let mut index = first_index;
@@ -220,7 +209,8 @@ impl SqliteStore {
         let first_index = u64::try_from(first_index)
             .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?;
         // The leaves and the new tree head commit with the records, or not at all.
-        if tree {
+        // A batch whose every consent refused its use has no leaves to add.
+        if tree && !records.is_empty() {
             crate::tlog::sqlite::extend_tree(&mut tx, first_index, time, records).await?;
         }
         tx.commit().await?;
