@@ -13,11 +13,34 @@ async fn tls_stream(
     bru: &Bru,
     alpn: &[&[u8]],
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let mut config = (*bru.tls).clone();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = tokio::net::TcpStream::connect(bru.public)
         .await
         .expect("connect");
+    tls_over(bru, alpn, tcp).await
+}
+
+/// A connection from another loopback address than the normal client's: an
+/// attacker's failed authentications count against its own address, as they
+/// would from another host, and the normal client's calls are judged alone.
+async fn attacker_tls_stream(
+    bru: &Bru,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 2], 0)))
+        .expect("bind 127.0.0.2");
+    let tcp = socket.connect(bru.public).await.expect("connect");
+    tls_over(bru, alpn, tcp).await
+}
+
+async fn tls_over(
+    bru: &Bru,
+    alpn: &[&[u8]],
+    tcp: tokio::net::TcpStream,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut config = (*bru.tls).clone();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let name = rustls_pki_types::ServerName::try_from("localhost").expect("server name");
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
@@ -155,7 +178,7 @@ async fn http2_rapid_reset_and_stream_floods_do_not_starve_others() {
     let world = TestWorld::new().await;
     let bru = world.start().await;
     let token = world.mp_token(NAV, "k429:sosialtjeneste.read");
-    let stream = tls_stream(&bru, &[b"h2"]).await;
+    let stream = attacker_tls_stream(&bru, &[b"h2"]).await;
     let (client, connection) = h2::client::handshake(stream).await.expect("h2 handshake");
     let connection = tokio::spawn(connection);
     let mut client = client.ready().await.expect("ready");
@@ -200,7 +223,8 @@ async fn http2_rapid_reset_and_stream_floods_do_not_starve_others() {
 
     // A flood of concurrent streams on one connection: the client has to wait
     // for the server's stream limit, and other clients are still served.
-    let stream = tls_stream(&bru, &[b"h2"]).await;
+    // Its streams carry no token: each fails authentication.
+    let stream = attacker_tls_stream(&bru, &[b"h2"]).await;
     let (client, mut connection) = h2::client::handshake(stream).await.expect("h2 handshake");
     // Drive the connection until the server's SETTINGS have arrived.
     let _ = tokio::time::timeout(Duration::from_millis(500), &mut connection).await;
