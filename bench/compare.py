@@ -914,7 +914,7 @@ def main():
     ap.add_argument("--conns", default="32,256")
     ap.add_argument("--payloads", default="1k,10k,1m")
     ap.add_argument("--targets", default="direct,nginx,haproxy,bru,bru-consent")
-    ap.add_argument("--rates", default="25,50,75", help="fixed rates, in % of nginx's saturation at 256 conns")
+    ap.add_argument("--rates", default="25,50,75", help="fixed rates, in %% of nginx's saturation at 256 conns")
     ap.add_argument("--oha-duration", type=int, default=5)
     ap.add_argument("--oha-conns", type=int, default=64)
     ap.add_argument("--no-rates", action="store_true")
