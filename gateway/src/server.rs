@@ -242,18 +242,19 @@ pub async fn serve_public(
                 let app = app.clone();
                 let router = router.clone();
                 req.extensions_mut().insert(PeerAddr(peer));
-                async move { Ok::<_, std::convert::Infallible>(route(app, router, req).await) }
+                // Boxed: hyper keeps room for the in-flight call's future for
+                // the whole life of the connection, idle or not (about 10 KB).
+                let call = Box::pin(route(app, router, req));
+                async move { Ok::<_, std::convert::Infallible>(call.await) }
             });
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let io = TokioIo::new(tls);
+            // Each protocol's connection state boxed on its own, so an HTTP/1.1
+            // connection does not carry room for HTTP/2's.
             let result = if h2 {
-                watcher
-                    .watch(protocols.http2.serve_connection(io, service))
-                    .await
+                Box::pin(watcher.watch(protocols.http2.serve_connection(io, service))).await
             } else {
-                watcher
-                    .watch(protocols.http1.serve_connection(io, service))
-                    .await
+                Box::pin(watcher.watch(protocols.http1.serve_connection(io, service))).await
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
