@@ -82,6 +82,10 @@ pub(crate) struct PgStore {
     /// The connection holding the checkpoint signer's session lock, if this
     /// process holds it: the lock lives exactly as long as that session.
     checkpointer: Arc<Mutex<Option<PoolConnection<Postgres>>>>,
+    /// The tree's right edge after this process's last committed append, so
+    /// the next append need not read it back; used only while its size is
+    /// the log's length (another replica's append makes it stale).
+    frontier: Arc<std::sync::Mutex<Option<crate::merkle::Frontier>>>,
 }
 
 impl PgStore {
@@ -110,6 +114,7 @@ impl PgStore {
             events: Default::default(),
             tree: config.tree,
             checkpointer: Arc::new(Mutex::new(None)),
+            frontier: Default::default(),
         })
     }
 
@@ -166,12 +171,31 @@ impl PgStore {
         consent_uses: &[usize],
     ) -> Result<BatchCommit, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let result =
-            Self::append_in(&mut conn, records, consent_uses, &self.events, self.tree).await;
-        if result.is_err() {
-            discard_after_failure(&mut conn);
+        let cached = self.frontier.lock().ok().and_then(|f| f.clone());
+        let result = Self::append_in(
+            &mut conn,
+            records,
+            consent_uses,
+            &self.events,
+            self.tree,
+            cached,
+        )
+        .await;
+        match result {
+            Ok((commit, frontier)) => {
+                if let Ok(mut f) = self.frontier.lock() {
+                    // A batch of only refused uses leaves the tree as it was.
+                    if frontier.is_some() {
+                        *f = frontier;
+                    }
+                }
+                Ok(commit)
+            }
+            Err(e) => {
+                discard_after_failure(&mut conn);
+                Err(e)
+            }
         }
-        result
     }
 
     async fn append_in(
@@ -180,7 +204,8 @@ impl PgStore {
         consent_uses: &[usize],
         events: &crate::consent::EventCounters,
         tree: bool,
-    ) -> Result<BatchCommit, StoreError> {
+        cached: Option<crate::merkle::Frontier>,
+    ) -> Result<(BatchCommit, Option<crate::merkle::Frontier>), StoreError> {
         let mut tx = conn.begin().await?;
         // One sequencer at a time across replicas; the lock is released by
         // the commit. The last index and the tree's right edge are read after
@@ -259,16 +284,23 @@ impl PgStore {
             .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?;
         // The leaves and the new tree head commit with the records, or not at all.
         // A batch whose every consent refused its use has no leaves to add.
+        let mut frontier = None;
         if tree && !records.is_empty() {
-            crate::tlog::postgres::extend_tree(&mut tx, first_index, time, records).await?;
+            frontier = Some(
+                crate::tlog::postgres::extend_tree(&mut tx, first_index, time, records, cached)
+                    .await?,
+            );
         }
         tx.commit().await?;
         events.committed(&tally);
-        Ok(BatchCommit {
-            first_index,
-            time,
-            refused,
-        })
+        Ok((
+            BatchCommit {
+                first_index,
+                time,
+                refused,
+            },
+            frontier,
+        ))
     }
 
     pub(crate) async fn records(

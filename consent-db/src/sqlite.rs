@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, TransactionManager};
 
 use crate::error::StoreError;
+use crate::merkle::Frontier;
 use crate::record::{AuditRecord, NewRecord, RecordFilter, Timestamp};
 use crate::store::{BatchCommit, StoreConfig};
 
@@ -55,6 +56,10 @@ pub(crate) struct SqliteStore {
     pub(crate) tree: bool,
     /// Consent events committed through this store, for metrics.
     pub(crate) events: std::sync::Arc<crate::consent::EventCounters>,
+    /// The tree's right edge after this process's last committed append, so
+    /// the next append need not read it back; used only while its size is
+    /// the log's length (another writer on the file makes it stale).
+    pub(crate) frontier: std::sync::Arc<std::sync::Mutex<Option<Frontier>>>,
 }
 
 impl SqliteStore {
@@ -101,6 +106,7 @@ impl SqliteStore {
             busy_timeout: config.busy_timeout,
             events: Default::default(),
             tree: config.tree,
+            frontier: Default::default(),
         })
     }
 
@@ -121,12 +127,31 @@ impl SqliteStore {
         consent_uses: &[usize],
     ) -> Result<BatchCommit, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let result =
-            Self::append_in(&mut conn, records, consent_uses, &self.events, self.tree).await;
-        if result.is_err() {
-            discard_after_failure(&mut conn);
+        let cached = self.frontier.lock().ok().and_then(|f| f.clone());
+        let result = Self::append_in(
+            &mut conn,
+            records,
+            consent_uses,
+            &self.events,
+            self.tree,
+            cached,
+        )
+        .await;
+        match result {
+            Ok((commit, frontier)) => {
+                if let Ok(mut f) = self.frontier.lock() {
+                    // A batch of only refused uses leaves the tree as it was.
+                    if frontier.is_some() {
+                        *f = frontier;
+                    }
+                }
+                Ok(commit)
+            }
+            Err(e) => {
+                discard_after_failure(&mut conn);
+                Err(e)
+            }
         }
-        result
     }
 
     async fn append_in(
@@ -135,7 +160,8 @@ impl SqliteStore {
         consent_uses: &[usize],
         events: &crate::consent::EventCounters,
         tree: bool,
-    ) -> Result<BatchCommit, StoreError> {
+        cached: Option<Frontier>,
+    ) -> Result<(BatchCommit, Option<Frontier>), StoreError> {
         // IMMEDIATE takes the write lock now, so reading the last index and
         // inserting after it cannot race another writer (another process on
         // the same file); a held lock shows up here, after busy_timeout.
@@ -210,16 +236,23 @@ impl SqliteStore {
             .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?;
         // The leaves and the new tree head commit with the records, or not at all.
         // A batch whose every consent refused its use has no leaves to add.
+        let mut frontier = None;
         if tree && !records.is_empty() {
-            crate::tlog::sqlite::extend_tree(&mut tx, first_index, time, records).await?;
+            frontier = Some(
+                crate::tlog::sqlite::extend_tree(&mut tx, first_index, time, records, cached)
+                    .await?,
+            );
         }
         tx.commit().await?;
         events.committed(&tally);
-        Ok(BatchCommit {
-            first_index,
-            time,
-            refused,
-        })
+        Ok((
+            BatchCommit {
+                first_index,
+                time,
+                refused,
+            },
+            frontier,
+        ))
     }
 
     pub(crate) async fn records(
@@ -317,10 +350,6 @@ pub(crate) fn discard_after_failure(conn: &mut PoolConnection<Sqlite>) {
     conn.close_on_drop();
 }
 
-fn to_i64(n: u64) -> Result<i64, StoreError> {
-    i64::try_from(n).map_err(|_| StoreError::Db(format!("{n} is too large to store")))
-}
-
 /// `audit_records` as SQLite returns it; checked into an [`AuditRecord`].
 #[derive(sqlx::FromRow)]
 pub(crate) struct RecordRow {
@@ -390,4 +419,8 @@ impl TryFrom<RecordRow> for AuditRecord {
             duration_ms: num(r.duration_ms).map_err(|n| bad("duration_ms", &n))?,
         })
     }
+}
+
+fn to_i64(n: u64) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::Db(format!("{n} is too large to store")))
 }

@@ -252,6 +252,51 @@ async fn appends_build_the_rfc9162_tree_and_its_proofs_verify() {
     assert_eq!(summary.root, head.root);
 }
 
+/// Two handles on one store (two processes on one SQLite file, two replicas
+/// on one PostgreSQL database) append in turns: each handle's remembered
+/// right edge of the tree goes stale when the other appends, and the tree
+/// must still cover every record exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_on_one_store_grow_one_tree() {
+    let fx = Fixture::new();
+    let a = fx.store().await;
+    let b = fx.store().await;
+    let log_a = AuditLog::start(a.clone(), AuditConfig::default()).unwrap();
+    let log_b = AuditLog::start(b.clone(), AuditConfig::default()).unwrap();
+    let mut next = 0;
+    for (log, n) in [
+        (&log_a, 10),
+        (&log_b, 7),
+        (&log_a, 5),
+        (&log_a, 1),
+        (&log_b, 3),
+        (&log_a, 4),
+    ] {
+        append(log, next, n).await;
+        next += n;
+    }
+    // Quotes, backslashes and a slash survive the store's JSON path exactly.
+    let mut odd = record(next);
+    odd.path = "/data/k429/sosialtjeneste/\"q\"\\x\u{7f}".into();
+    odd.code = Some("a\tb".into());
+    log_b.append(odd.clone()).await.unwrap();
+    next += 1;
+    for store in [&a, &b] {
+        let records = store.records(&RecordFilter::default()).await.unwrap();
+        assert_eq!(records.len(), next);
+        assert!(records.iter().enumerate().all(|(i, r)| r.index == i as u64));
+        let last = records.last().unwrap();
+        assert_eq!(
+            (last.path.as_str(), last.code.as_deref()),
+            (odd.path.as_str(), odd.code.as_deref())
+        );
+        let head = store.tree_head().await.unwrap();
+        assert_eq!(head.size, next as u64);
+        assert_eq!(head.root, merkle::root_of(&leaves(store).await));
+        assert_eq!(fx.verify(store).await.unwrap().records, next as u64);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reopening_continues_the_same_tree_from_the_same_head() {
     let fx = Fixture::new();

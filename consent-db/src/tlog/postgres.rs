@@ -83,33 +83,26 @@ async fn fetch_nodes(
     Ok(out)
 }
 
-/// Writes nodes with one statement per run of consecutive indexes on a
-/// level (a batch completes one run per level).
+/// Writes nodes in one statement (three arrays the server unnests), so a
+/// batch's nodes cost one round trip.
 async fn insert_nodes(conn: &mut PgConnection, nodes: &[(NodeId, Hash)]) -> Result<(), StoreError> {
-    // The run's hashes go in as one bytea that the server cuts up.
     const SQL: &str = "INSERT INTO tree_nodes (level, idx, hash) \
-         SELECT $2, $3 + i, substring($4::bytea FROM (i * 32 + 1)::int FOR 32) \
-         FROM generate_series(0::bigint, $1 - 1) AS i";
-    let mut sorted: Vec<&(NodeId, Hash)> = nodes.iter().collect();
-    sorted.sort_unstable_by_key(|(id, _)| *id);
-    let mut rest = sorted.as_slice();
-    while let Some(((first, _), _)) = rest.split_first() {
-        let run = rest
-            .iter()
-            .zip(first.index..)
-            .take_while(|((id, _), want)| id.level == first.level && id.index == *want)
-            .count();
-        let (chunk, tail) = rest.split_at(run);
-        let blob: Vec<u8> = chunk.iter().flat_map(|(_, h)| h.iter().copied()).collect();
-        sqlx::query(SQL)
-            .bind(to_i64(run as u64, "run length")?)
-            .bind(i64::from(first.level))
-            .bind(to_i64(first.index, "node index")?)
-            .bind(blob)
-            .execute(&mut *conn)
-            .await?;
-        rest = tail;
+         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[])";
+    if nodes.is_empty() {
+        return Ok(());
     }
+    let levels: Vec<i64> = nodes.iter().map(|(id, _)| i64::from(id.level)).collect();
+    let indexes = nodes
+        .iter()
+        .map(|(id, _)| to_i64(id.index, "node index"))
+        .collect::<Result<Vec<i64>, _>>()?;
+    let hashes: Vec<Vec<u8>> = nodes.iter().map(|(_, h)| h.to_vec()).collect();
+    sqlx::query(SQL)
+        .bind(levels)
+        .bind(indexes)
+        .bind(hashes)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -189,23 +182,34 @@ async fn insert_head(
 
 /// Grows the tree by the records just inserted at `first_index..` in the
 /// caller's transaction, and stores the new nodes and the tree head there.
+/// `cached` is the tree's right edge as this process last committed it:
+/// used when it covers exactly the records before `first_index` (no other
+/// replica appended since), read from the store otherwise. Returns the new
+/// right edge.
 pub(crate) async fn extend_tree(
     conn: &mut PgConnection,
     first_index: u64,
     time: Timestamp,
     records: &[NewRecord],
-) -> Result<(), StoreError> {
-    let head = head(conn).await?;
-    if head.size > first_index {
-        // Appending here would put two records under one leaf index.
-        return Err(StoreError::Corrupt(format!(
-            "the tree covers {} records but only {first_index} exist: records were removed",
-            head.size
-        )));
-    }
-    let mut frontier = load_frontier(conn, head.size).await?;
+    cached: Option<Frontier>,
+) -> Result<Frontier, StoreError> {
     let mut nodes = Vec::with_capacity(records.len() * 2 + 64);
-    catch_up(conn, &mut frontier, first_index, &mut nodes).await?;
+    let mut frontier = match cached {
+        Some(f) if f.size() == first_index => f,
+        _ => {
+            let head = head(conn).await?;
+            if head.size > first_index {
+                // Appending here would put two records under one leaf index.
+                return Err(StoreError::Corrupt(format!(
+                    "the tree covers {} records but only {first_index} exist: records were removed",
+                    head.size
+                )));
+            }
+            let mut frontier = load_frontier(conn, head.size).await?;
+            catch_up(conn, &mut frontier, first_index, &mut nodes).await?;
+            frontier
+        }
+    };
     for (index, r) in (first_index..).zip(records) {
         let bytes = r
             .leaf_fields(index, time)
@@ -214,7 +218,8 @@ pub(crate) async fn extend_tree(
         frontier.push(leaf_hash(&bytes), |id, h| nodes.push((id, *h)));
     }
     insert_nodes(conn, &nodes).await?;
-    insert_head(conn, &frontier, time).await
+    insert_head(conn, &frontier, time).await?;
+    Ok(frontier)
 }
 
 impl PgStore {

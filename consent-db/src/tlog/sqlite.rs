@@ -81,35 +81,35 @@ async fn fetch_nodes(
     Ok(out)
 }
 
-/// Writes nodes with one statement per run of consecutive indexes on a
-/// level (a batch completes one run per level): the hashes go in as one
-/// blob that SQLite cuts up, far cheaper than binding three values a row.
+/// Writes nodes in one statement: their (level, index) pairs as a JSON
+/// array and their hashes as one blob that SQLite cuts up, so a batch's
+/// nodes cost one round trip to SQLite's worker thread.
 async fn insert_nodes(
     conn: &mut SqliteConnection,
     nodes: &[(NodeId, Hash)],
 ) -> Result<(), StoreError> {
-    const SQL: &str = "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1) \
-         INSERT INTO tree_nodes (level, idx, hash) SELECT ?2, ?3 + i, substr(?4, i * 32 + 1, 32) FROM n";
-    let mut sorted: Vec<&(NodeId, Hash)> = nodes.iter().collect();
-    sorted.sort_unstable_by_key(|(id, _)| *id);
-    let mut rest = sorted.as_slice();
-    while let Some(((first, _), _)) = rest.split_first() {
-        let run = rest
-            .iter()
-            .zip(first.index..)
-            .take_while(|((id, _), want)| id.level == first.level && id.index == *want)
-            .count();
-        let (chunk, tail) = rest.split_at(run);
-        let blob: Vec<u8> = chunk.iter().flat_map(|(_, h)| h.iter().copied()).collect();
-        sqlx::query(SQL)
-            .bind(to_i64(run as u64, "run length")?)
-            .bind(i64::from(first.level))
-            .bind(to_i64(first.index, "node index")?)
-            .bind(blob)
-            .execute(&mut *conn)
-            .await?;
-        rest = tail;
+    const SQL: &str = "INSERT INTO tree_nodes (level, idx, hash) \
+         SELECT value ->> 0, value ->> 1, substr(?2, key * 32 + 1, 32) FROM json_each(?1)";
+    if nodes.is_empty() {
+        return Ok(());
     }
+    let mut ids = String::with_capacity(nodes.len() * 16 + 2);
+    let mut hashes = Vec::with_capacity(nodes.len() * 32);
+    ids.push('[');
+    for (i, (id, hash)) in nodes.iter().enumerate() {
+        if i > 0 {
+            ids.push(',');
+        }
+        // Indexes stay below 2^53 (a record index is a JSON safe integer).
+        ids.push_str(&format!("[{},{}]", id.level, id.index));
+        hashes.extend_from_slice(hash);
+    }
+    ids.push(']');
+    sqlx::query(SQL)
+        .bind(ids)
+        .bind(hashes)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -188,24 +188,34 @@ async fn insert_head(
 }
 
 /// Grows the tree by the records just inserted at `first_index..` in the
-/// caller's transaction, and stores the new nodes and the tree head there.
+/// caller's transaction, and stores the new nodes and the
+/// tree head there. `cached` is the tree's right edge as this process last
+/// committed it: used when it covers exactly the records before
+/// `first_index`, read from the store otherwise. Returns the new right edge.
 pub(crate) async fn extend_tree(
     conn: &mut SqliteConnection,
     first_index: u64,
     time: Timestamp,
     records: &[NewRecord],
-) -> Result<(), StoreError> {
-    let head = head(conn).await?;
-    if head.size > first_index {
-        // Appending here would put two records under one leaf index.
-        return Err(StoreError::Corrupt(format!(
-            "the tree covers {} records but only {first_index} exist: records were removed",
-            head.size
-        )));
-    }
-    let mut frontier = load_frontier(conn, head.size).await?;
+    cached: Option<Frontier>,
+) -> Result<Frontier, StoreError> {
     let mut nodes = Vec::with_capacity(records.len() * 2 + 64);
-    catch_up(conn, &mut frontier, first_index, &mut nodes).await?;
+    let mut frontier = match cached {
+        Some(f) if f.size() == first_index => f,
+        _ => {
+            let head = head(conn).await?;
+            if head.size > first_index {
+                // Appending here would put two records under one leaf index.
+                return Err(StoreError::Corrupt(format!(
+                    "the tree covers {} records but only {first_index} exist: records were removed",
+                    head.size
+                )));
+            }
+            let mut frontier = load_frontier(conn, head.size).await?;
+            catch_up(conn, &mut frontier, first_index, &mut nodes).await?;
+            frontier
+        }
+    };
     for (index, r) in (first_index..).zip(records) {
         let bytes = r
             .leaf_fields(index, time)
@@ -214,7 +224,8 @@ pub(crate) async fn extend_tree(
         frontier.push(leaf_hash(&bytes), |id, h| nodes.push((id, *h)));
     }
     insert_nodes(conn, &nodes).await?;
-    insert_head(conn, &frontier, time).await
+    insert_head(conn, &frontier, time).await?;
+    Ok(frontier)
 }
 
 impl SqliteStore {
