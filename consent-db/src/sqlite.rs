@@ -8,7 +8,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, TransactionManager};
+use sqlx::{
+    ConnectOptions, Connection, QueryBuilder, Sqlite, SqliteConnection, TransactionManager,
+};
 
 use crate::error::StoreError;
 use crate::merkle::Frontier;
@@ -60,6 +62,14 @@ pub(crate) struct SqliteStore {
     /// the next append need not read it back; used only while its size is
     /// the log's length (another writer on the file makes it stale).
     pub(crate) frontier: std::sync::Arc<std::sync::Mutex<Option<Frontier>>>,
+    /// The audit appender's own connection (None for an in-memory database,
+    /// whose appends use the pool). One connection for every batch keeps its
+    /// page cache valid from one batch to the next: SQLite drops a
+    /// connection's cache whenever another connection wrote, and the pool
+    /// hands its connections out in turn, so each batch read its b-tree
+    /// pages back from the file (about two `pread`s per call).
+    writer: Option<std::sync::Arc<tokio::sync::Mutex<Option<SqliteConnection>>>>,
+    options: SqliteConnectOptions,
 }
 
 impl SqliteStore {
@@ -80,9 +90,10 @@ impl SqliteStore {
         let mut pool = SqlitePoolOptions::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(config.acquire_timeout);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         // An in-memory database lives only as long as a connection to it:
         // keep one open for the life of the pool.
-        if url.contains(":memory:") || url.contains("mode=memory") {
+        if in_memory {
             pool = pool
                 .min_connections(1)
                 .idle_timeout(None)
@@ -100,13 +111,15 @@ impl SqliteStore {
                 })
             });
         }
-        let pool = pool.connect_with(options).await?;
+        let pool = pool.connect_with(options.clone()).await?;
         Ok(SqliteStore {
             pool,
             busy_timeout: config.busy_timeout,
             events: Default::default(),
             tree: config.tree,
             frontier: Default::default(),
+            writer: (!in_memory).then(Default::default),
+            options,
         })
     }
 
@@ -118,6 +131,11 @@ impl SqliteStore {
     }
 
     pub(crate) async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            if let Some(conn) = writer.lock().await.take() {
+                let _ = conn.close().await;
+            }
+        }
         self.pool.close().await;
     }
 
@@ -126,17 +144,44 @@ impl SqliteStore {
         records: &[NewRecord],
         consent_uses: &[usize],
     ) -> Result<BatchCommit, StoreError> {
-        let mut conn = self.pool.acquire().await?;
         let cached = self.frontier.lock().ok().and_then(|f| f.clone());
-        let result = Self::append_in(
-            &mut conn,
-            records,
-            consent_uses,
-            &self.events,
-            self.tree,
-            cached,
-        )
-        .await;
+        let (result, mut discard) = match &self.writer {
+            Some(writer) => {
+                let mut guard = writer.lock().await;
+                let conn = match guard.take() {
+                    // A batch dropped mid-transaction (its timeout) leaves the
+                    // connection counted inside it: start afresh instead.
+                    Some(c)
+                        if <Sqlite as sqlx::Database>::TransactionManager::get_transaction_depth(&c)
+                            == 0 =>
+                    {
+                        guard.insert(c)
+                    }
+                    _ => guard.insert(self.options.connect().await?),
+                };
+                let result =
+                    Self::append_in(conn, records, consent_uses, &self.events, self.tree, cached)
+                        .await;
+                if result.is_err() {
+                    // Closed, for the same reason as `discard_after_failure`.
+                    *guard = None;
+                }
+                (result, None)
+            }
+            None => {
+                let mut conn = self.pool.acquire().await?;
+                let result = Self::append_in(
+                    &mut conn,
+                    records,
+                    consent_uses,
+                    &self.events,
+                    self.tree,
+                    cached,
+                )
+                .await;
+                (result, Some(conn))
+            }
+        };
         match result {
             Ok((commit, frontier)) => {
                 if let Ok(mut f) = self.frontier.lock() {
@@ -148,7 +193,9 @@ impl SqliteStore {
                 Ok(commit)
             }
             Err(e) => {
-                discard_after_failure(&mut conn);
+                if let Some(conn) = discard.as_mut() {
+                    discard_after_failure(conn);
+                }
                 Err(e)
             }
         }
