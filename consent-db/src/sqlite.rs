@@ -68,7 +68,12 @@ pub(crate) struct SqliteStore {
     /// connection's cache whenever another connection wrote, and the pool
     /// hands its connections out in turn, so each batch read its b-tree
     /// pages back from the file (about two `pread`s per call).
-    writer: Option<std::sync::Arc<tokio::sync::Mutex<Option<SqliteConnection>>>>,
+    writer: Option<std::sync::Arc<Writer>>,
+}
+
+#[derive(Debug)]
+struct Writer {
+    conn: tokio::sync::Mutex<Option<SqliteConnection>>,
     options: SqliteConnectOptions,
 }
 
@@ -118,8 +123,12 @@ impl SqliteStore {
             events: Default::default(),
             tree: config.tree,
             frontier: Default::default(),
-            writer: (!in_memory).then(Default::default),
-            options,
+            writer: (!in_memory).then(|| {
+                std::sync::Arc::new(Writer {
+                    conn: Default::default(),
+                    options,
+                })
+            }),
         })
     }
 
@@ -132,7 +141,7 @@ impl SqliteStore {
 
     pub(crate) async fn close(&self) {
         if let Some(writer) = &self.writer {
-            if let Some(conn) = writer.lock().await.take() {
+            if let Some(conn) = writer.conn.lock().await.take() {
                 let _ = conn.close().await;
             }
         }
@@ -147,7 +156,7 @@ impl SqliteStore {
         let cached = self.frontier.lock().ok().and_then(|f| f.clone());
         let (result, mut discard) = match &self.writer {
             Some(writer) => {
-                let mut guard = writer.lock().await;
+                let mut guard = writer.conn.lock().await;
                 let conn = match guard.take() {
                     // A batch dropped mid-transaction (its timeout) leaves the
                     // connection counted inside it: start afresh instead.
@@ -157,7 +166,7 @@ impl SqliteStore {
                     {
                         guard.insert(c)
                     }
-                    _ => guard.insert(self.options.connect().await?),
+                    _ => guard.insert(writer.options.connect().await?),
                 };
                 let result =
                     Self::append_in(conn, records, consent_uses, &self.events, self.tree, cached)
