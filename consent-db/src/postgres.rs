@@ -82,10 +82,7 @@ pub(crate) struct PgStore {
     /// The connection holding the checkpoint signer's session lock, if this
     /// process holds it: the lock lives exactly as long as that session.
     checkpointer: Arc<Mutex<Option<PoolConnection<Postgres>>>>,
-    /// The tree's right edge after this process's last committed append, so
-    /// the next append need not read it back; used only while its size is
-    /// the log's length (another replica's append makes it stale).
-    frontier: Arc<std::sync::Mutex<Option<crate::merkle::Frontier>>>,
+    frontier: crate::tlog::FrontierCache,
 }
 
 impl PgStore {
@@ -171,7 +168,7 @@ impl PgStore {
         consent_uses: &[usize],
     ) -> Result<BatchCommit, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let cached = self.frontier.lock().ok().and_then(|f| f.clone());
+        let cached = self.frontier.get();
         let result = Self::append_in(
             &mut conn,
             records,
@@ -183,12 +180,7 @@ impl PgStore {
         .await;
         match result {
             Ok((commit, frontier)) => {
-                if let Ok(mut f) = self.frontier.lock() {
-                    // A batch of only refused uses leaves the tree as it was.
-                    if frontier.is_some() {
-                        *f = frontier;
-                    }
-                }
+                self.frontier.committed(frontier);
                 Ok(commit)
             }
             Err(e) => {

@@ -58,10 +58,7 @@ pub(crate) struct SqliteStore {
     pub(crate) tree: bool,
     /// Consent events committed through this store, for metrics.
     pub(crate) events: std::sync::Arc<crate::consent::EventCounters>,
-    /// The tree's right edge after this process's last committed append, so
-    /// the next append need not read it back; used only while its size is
-    /// the log's length (another writer on the file makes it stale).
-    pub(crate) frontier: std::sync::Arc<std::sync::Mutex<Option<Frontier>>>,
+    frontier: crate::tlog::FrontierCache,
     /// The audit appender's own connection (None for an in-memory database,
     /// whose appends use the pool). One connection for every batch keeps its
     /// page cache valid from one batch to the next: SQLite drops a
@@ -153,7 +150,7 @@ impl SqliteStore {
         records: &[NewRecord],
         consent_uses: &[usize],
     ) -> Result<BatchCommit, StoreError> {
-        let cached = self.frontier.lock().ok().and_then(|f| f.clone());
+        let cached = self.frontier.get();
         let (result, mut discard) = match &self.writer {
             Some(writer) => {
                 let mut guard = writer.conn.lock().await;
@@ -193,12 +190,7 @@ impl SqliteStore {
         };
         match result {
             Ok((commit, frontier)) => {
-                if let Ok(mut f) = self.frontier.lock() {
-                    // A batch of only refused uses leaves the tree as it was.
-                    if frontier.is_some() {
-                        *f = frontier;
-                    }
-                }
+                self.frontier.committed(frontier);
                 Ok(commit)
             }
             Err(e) => {

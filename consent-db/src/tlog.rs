@@ -6,7 +6,7 @@ pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 use crate::error::StoreError;
-use crate::merkle::{Hash, ProofError};
+use crate::merkle::{Frontier, Hash, ProofError};
 use crate::record::Timestamp;
 
 /// The tree over the first `size` records.
@@ -40,5 +40,26 @@ pub enum ProofQueryError {
 impl From<ProofError> for ProofQueryError {
     fn from(e: ProofError) -> Self {
         ProofQueryError::OutOfRange(e.to_string())
+    }
+}
+
+/// The tree's right edge after this process's last committed append, so the
+/// next append need not read it back. An append uses it only while its size
+/// is the log's length: another writer's append (another process on the
+/// SQLite file, another replica on the database) makes it stale.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FrontierCache(std::sync::Arc<std::sync::Mutex<Option<Frontier>>>);
+
+impl FrontierCache {
+    pub(crate) fn get(&self) -> Option<Frontier> {
+        self.0.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// After a commit: its new right edge, if it grew the tree (a batch of
+    /// only refused consent uses leaves the tree as it was).
+    pub(crate) fn committed(&self, frontier: Option<Frontier>) {
+        if let (Some(frontier), Ok(mut f)) = (frontier, self.0.lock()) {
+            *f = Some(frontier);
+        }
     }
 }
