@@ -282,7 +282,10 @@ def bru_config(demo_dir, port, ops_port, upstream_port, store, stage, audit=None
     with open(os.path.join(demo_dir, "bru.toml")) as f:
         text = f.read()
     text = re.sub(r'(?m)^public_url = .*$', f'public_url = "https://localhost:{port}"', text)
-    text = re.sub(r'(?m)^listen = .*$', f'listen = "127.0.0.1:{port}"', text)
+    # Idle keep-alive connections live as long as nginx's and HAProxy's here
+    # (300 s); Bru's default closes them after 10 s, which would empty the
+    # idle-connection measurement while it is being taken.
+    text = re.sub(r'(?m)^listen = .*$', f'listen = "127.0.0.1:{port}"\nheader_read_timeout_ms = 300000', text)
     text = re.sub(r'(?m)^ops_listen = .*$', f'ops_listen = "127.0.0.1:{ops_port}"', text)
     text = re.sub(r'(?m)^url = "http://127\.0\.0\.1:\d+"$', f'url = "http://127.0.0.1:{upstream_port}"', text)
     text = re.sub(r'(?m)^url = "sqlite://bru\.db"$', f'url = "{store}"' + (f'\naudit = "{audit}"' if audit else ""),
@@ -859,6 +862,11 @@ def hold_idle(target, n, world):
             body += tls.recv(65536)
         conns.append(tls)
     time.sleep(2)
+    if isinstance(target, Bru):
+        # The server's own count: every connection must still be open.
+        open_now = metric_sum(target.ops_port, "bru_open_connections")
+        if open_now < n:
+            raise SystemExit(f"{target.name} holds {open_now:.0f} of the {n} idle connections")
     return conns, rss_kib(target.pids())
 
 
