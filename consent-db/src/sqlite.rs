@@ -151,7 +151,7 @@ impl SqliteStore {
         consent_uses: &[usize],
     ) -> Result<BatchCommit, StoreError> {
         let cached = self.frontier.get();
-        let (result, mut discard) = match &self.writer {
+        let result = match &self.writer {
             Some(writer) => {
                 let mut guard = writer.conn.lock().await;
                 let conn = match guard.take() {
@@ -172,7 +172,7 @@ impl SqliteStore {
                     // Closed, for the same reason as `discard_after_failure`.
                     *guard = None;
                 }
-                (result, None)
+                result
             }
             None => {
                 let mut conn = self.pool.acquire().await?;
@@ -185,21 +185,15 @@ impl SqliteStore {
                     cached,
                 )
                 .await;
-                (result, Some(conn))
+                if result.is_err() {
+                    discard_after_failure(&mut conn);
+                }
+                result
             }
         };
-        match result {
-            Ok((commit, frontier)) => {
-                self.frontier.committed(frontier);
-                Ok(commit)
-            }
-            Err(e) => {
-                if let Some(conn) = discard.as_mut() {
-                    discard_after_failure(conn);
-                }
-                Err(e)
-            }
-        }
+        let (commit, frontier) = result?;
+        self.frontier.committed(frontier);
+        Ok(commit)
     }
 
     async fn append_in(
