@@ -151,46 +151,37 @@ impl SqliteStore {
         consent_uses: &[usize],
     ) -> Result<BatchCommit, StoreError> {
         let cached = self.frontier.get();
-        let result = match &self.writer {
-            Some(writer) => {
-                let mut guard = writer.conn.lock().await;
-                let conn = match guard.take() {
-                    // A batch dropped mid-transaction (its timeout) leaves the
-                    // connection counted inside it: start afresh instead.
-                    Some(c)
-                        if <Sqlite as sqlx::Database>::TransactionManager::get_transaction_depth(&c)
-                            == 0 =>
-                    {
-                        guard.insert(c)
-                    }
-                    _ => guard.insert(writer.options.connect().await?),
-                };
-                let result =
-                    Self::append_in(conn, records, consent_uses, &self.events, self.tree, cached)
-                        .await;
-                if result.is_err() {
-                    // Closed, for the same reason as `discard_after_failure`.
-                    *guard = None;
-                }
-                result
-            }
-            None => {
-                let mut conn = self.pool.acquire().await?;
-                let result = Self::append_in(
-                    &mut conn,
-                    records,
-                    consent_uses,
-                    &self.events,
-                    self.tree,
-                    cached,
-                )
-                .await;
-                if result.is_err() {
-                    discard_after_failure(&mut conn);
-                }
-                result
-            }
+        let mut writer = match &self.writer {
+            Some(w) => Some((w, w.conn.lock().await)),
+            None => None,
         };
+        let mut pooled: Option<PoolConnection<Sqlite>> = None;
+        let conn: &mut SqliteConnection = match &mut writer {
+            Some((w, slot)) => match slot.take() {
+                // A batch dropped mid-transaction (its timeout) leaves the
+                // connection counted inside it: start afresh instead.
+                Some(c)
+                    if <Sqlite as sqlx::Database>::TransactionManager::get_transaction_depth(
+                        &c,
+                    ) == 0 =>
+                {
+                    slot.insert(c)
+                }
+                _ => slot.insert(w.options.connect().await?),
+            },
+            None => pooled.insert(self.pool.acquire().await?),
+        };
+        let result =
+            Self::append_in(conn, records, consent_uses, &self.events, self.tree, cached).await;
+        if result.is_err() {
+            // Closed, not reused: see `discard_after_failure`.
+            if let Some((_, slot)) = &mut writer {
+                **slot = None;
+            }
+            if let Some(conn) = &mut pooled {
+                discard_after_failure(conn);
+            }
+        }
         let (commit, frontier) = result?;
         self.frontier.committed(frontier);
         Ok(commit)

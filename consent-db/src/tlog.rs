@@ -6,8 +6,8 @@ pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 use crate::error::StoreError;
-use crate::merkle::{Frontier, Hash, ProofError};
-use crate::record::Timestamp;
+use crate::merkle::{leaf_hash, Frontier, Hash, NodeId, ProofError};
+use crate::record::{NewRecord, Timestamp};
 
 /// The tree over the first `size` records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,4 +62,34 @@ impl FrontierCache {
             *f = Some(frontier);
         }
     }
+}
+
+/// A stored tree head beyond the log's length means records were removed:
+/// appending would put two records under one leaf index.
+pub(crate) fn check_head_within(head_size: u64, first_index: u64) -> Result<(), StoreError> {
+    if head_size > first_index {
+        return Err(StoreError::Corrupt(format!(
+            "the tree covers {head_size} records but only {first_index} exist: records were removed"
+        )));
+    }
+    Ok(())
+}
+
+/// Pushes the leaves of `records`, appended at `first_index..` at `time`,
+/// onto `frontier`, collecting every node they complete in `nodes`.
+pub(crate) fn push_records(
+    frontier: &mut Frontier,
+    first_index: u64,
+    time: Timestamp,
+    records: &[NewRecord],
+    nodes: &mut Vec<(NodeId, Hash)>,
+) -> Result<(), StoreError> {
+    for (index, r) in (first_index..).zip(records) {
+        let bytes = r
+            .leaf_fields(index, time)
+            .to_bytes()
+            .map_err(|e| StoreError::Db(format!("record {index}: no canonical form: {e}")))?;
+        frontier.push(leaf_hash(&bytes), |id, h| nodes.push((id, *h)));
+    }
+    Ok(())
 }

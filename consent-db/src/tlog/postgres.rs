@@ -198,25 +198,13 @@ pub(crate) async fn extend_tree(
         Some(f) if f.size() == first_index => f,
         _ => {
             let head = head(conn).await?;
-            if head.size > first_index {
-                // Appending here would put two records under one leaf index.
-                return Err(StoreError::Corrupt(format!(
-                    "the tree covers {} records but only {first_index} exist: records were removed",
-                    head.size
-                )));
-            }
+            super::check_head_within(head.size, first_index)?;
             let mut frontier = load_frontier(conn, head.size).await?;
             catch_up(conn, &mut frontier, first_index, &mut nodes).await?;
             frontier
         }
     };
-    for (index, r) in (first_index..).zip(records) {
-        let bytes = r
-            .leaf_fields(index, time)
-            .to_bytes()
-            .map_err(|e| StoreError::Db(format!("record {index}: no canonical form: {e}")))?;
-        frontier.push(leaf_hash(&bytes), |id, h| nodes.push((id, *h)));
-    }
+    super::push_records(&mut frontier, first_index, time, records, &mut nodes)?;
     insert_nodes(conn, &nodes).await?;
     insert_head(conn, &frontier, time).await?;
     Ok(frontier)
