@@ -12,6 +12,7 @@
 // target/portal-screenshots/.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -248,12 +249,21 @@ describe('the portal in the demo', { concurrency: false }, () => {
     assert.equal(await download.getAttribute('download'), `bru-bevis-${index}.json`);
     const proof = await download.getAttribute('href');
     assert.equal(proof, `/citizen/v1/transfers/${index}/proof`);
+    const script = await page.locator('pre.code code').first().textContent();
     const answer = await page.request.get(`${base}${proof}`);
     assert.equal(answer.status(), 200, await answer.text());
     const body = await answer.json();
     assert.ok(Array.isArray(body.hashes), 'an inclusion proof');
     assert.equal(body.record.dataset, 'nav/inntekt');
     assert.match(body.checkpoint, /\n\n\u2014 /, 'a signed checkpoint note');
+    // The program the page gives checks the downloaded proof, without Bru.
+    fs.writeFileSync(path.join(dir, 'kontroller.py'), script);
+    fs.writeFileSync(path.join(dir, `bru-bevis-${index}.json`), JSON.stringify(body));
+    const run = (file) => execFileSync('python3', [path.join(dir, 'kontroller.py'), path.join(dir, file)]).toString();
+    assert.equal(run(`bru-bevis-${index}.json`), 'OK\n');
+    const tampered = { ...body, record: { ...body.record, purpose: 'noe annet' } };
+    fs.writeFileSync(path.join(dir, 'tampered.json'), JSON.stringify(tampered));
+    assert.equal(run('tampered.json'), 'FAIL\n');
   });
 
   it('she withdraws the consent with one button, and K429\'s next call is refused', async () => {
