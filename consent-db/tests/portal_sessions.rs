@@ -68,10 +68,19 @@ fn session(id: &str, login_at: i64, seen_at: i64) -> PortalSession {
 async fn a_session_is_created_read_touched_and_ended() {
     let (_dir, store) = store().await;
     assert_eq!(store.portal_session("a").await.unwrap(), None);
-    store.create_portal_session(&session("a", 100, 100)).await.unwrap();
-    store.create_portal_session(&session("b", 100, 100)).await.unwrap();
+    store
+        .create_portal_session(&session("a", 100, 100))
+        .await
+        .unwrap();
+    store
+        .create_portal_session(&session("b", 100, 100))
+        .await
+        .unwrap();
     // The same id twice is refused (ids are random; a clash is a bug).
-    assert!(store.create_portal_session(&session("a", 1, 1)).await.is_err());
+    assert!(store
+        .create_portal_session(&session("a", 1, 1))
+        .await
+        .is_err());
     assert_eq!(
         store.portal_session("a").await.unwrap(),
         Some(session("a", 100, 100))
@@ -79,7 +88,10 @@ async fn a_session_is_created_read_touched_and_ended() {
     store.touch_portal_session("a", 160).await.unwrap();
     // An older touch (another replica, a moment late) never moves it back.
     store.touch_portal_session("a", 130).await.unwrap();
-    assert_eq!(store.portal_session("a").await.unwrap().unwrap().seen_at, 160);
+    assert_eq!(
+        store.portal_session("a").await.unwrap().unwrap().seen_at,
+        160
+    );
     // Ending one leaves the other.
     assert!(store.delete_portal_session("a").await.unwrap());
     assert!(!store.delete_portal_session("a").await.unwrap());
@@ -90,9 +102,18 @@ async fn a_session_is_created_read_touched_and_ended() {
 #[tokio::test]
 async fn timed_out_sessions_are_purged() {
     let (_dir, store) = store().await;
-    store.create_portal_session(&session("idle", 1000, 1000)).await.unwrap();
-    store.create_portal_session(&session("old", 10, 5000)).await.unwrap();
-    store.create_portal_session(&session("live", 1000, 5000)).await.unwrap();
+    store
+        .create_portal_session(&session("idle", 1000, 1000))
+        .await
+        .unwrap();
+    store
+        .create_portal_session(&session("old", 10, 5000))
+        .await
+        .unwrap();
+    store
+        .create_portal_session(&session("live", 1000, 5000))
+        .await
+        .unwrap();
     // Idle before 2000, or logged in before 100.
     assert_eq!(store.purge_portal_sessions(2000, 100).await.unwrap(), 2);
     assert!(store.portal_session("idle").await.unwrap().is_none());
@@ -108,7 +129,9 @@ async fn two_handles_on_one_database_agree() {
     let one = Store::open(&url).await.unwrap();
     one.migrate().await.unwrap();
     let two = Store::open(&url).await.unwrap();
-    one.create_portal_session(&session("s", 1, 1)).await.unwrap();
+    one.create_portal_session(&session("s", 1, 1))
+        .await
+        .unwrap();
     assert!(two.portal_session("s").await.unwrap().is_some());
     assert!(two.delete_portal_session("s").await.unwrap());
     assert!(one.portal_session("s").await.unwrap().is_none());

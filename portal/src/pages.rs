@@ -649,9 +649,17 @@ pub struct ProofFacts {
 
 /// One record's inclusion proof, explained: what is proven, against which
 /// checkpoint, how to check it; the raw proof as a download.
-pub fn proof(ctx: &Ctx<'_>, t: &TransferView, facts: Option<&ProofFacts>, public_url: &str) -> Markup {
+pub fn proof(
+    ctx: &Ctx<'_>,
+    t: &TransferView,
+    facts: Option<&ProofFacts>,
+    public_url: &str,
+) -> Markup {
     let l = ctx.lang;
-    let title = l.t("Bevis for at hendelsen er loggført", "Proof that the event is logged");
+    let title = l.t(
+        "Bevis for at hendelsen er loggført",
+        "Proof that the event is logged",
+    );
     let raw = format!("/citizen/v1/transfers/{}/proof", t.index);
     let base = public_url.trim_end_matches('/');
     let body = html! {

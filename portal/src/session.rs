@@ -282,10 +282,7 @@ impl Sessions {
             }
             return Lookup::Expired;
         }
-        let Some(mut session) = self
-            .key
-            .open::<Session>(&state_name(&id_hash), &row.sealed)
-        else {
+        let Some(mut session) = self.key.open::<Session>(&state_name(&id_hash), &row.sealed) else {
             return Lookup::None;
         };
         session.login_at = row.login_at;

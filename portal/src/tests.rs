@@ -458,8 +458,8 @@ async fn logout_needs_the_token_and_ends_the_session() {
 /// Writes decision records about `pid`, one per `(purpose, consent, code)`;
 /// `code: None` is an allowed call.
 async fn decisions(w: &World, pid: &str, calls: &[(Option<&str>, Option<&str>, Option<&str>)]) {
-    let log = consent_db::AuditLog::start(w.store.clone(), consent_db::AuditConfig::default())
-        .unwrap();
+    let log =
+        consent_db::AuditLog::start(w.store.clone(), consent_db::AuditConfig::default()).unwrap();
     let subject_ref = Pseudonymiser::new(&[3u8; 32])
         .unwrap()
         .subject_ref(&PersonNumber::parse(pid, true).unwrap());
@@ -498,9 +498,17 @@ async fn the_access_log_shows_only_what_policy_and_bru_vouch_for() {
         OLA,
         &[
             // Kari's consent id, sent by a caller about Ola.
-            (Some("omsorgsbolig-soknad"), Some(&karis), Some("consent_subject_mismatch")),
+            (
+                Some("omsorgsbolig-soknad"),
+                Some(&karis),
+                Some("consent_subject_mismatch"),
+            ),
             (Some(caller_text), None, Some("purpose_not_allowed")),
-            (Some("omsorgsbolig-soknad"), None, Some("insufficient_scope")),
+            (
+                Some("omsorgsbolig-soknad"),
+                None,
+                Some("insufficient_scope"),
+            ),
             (Some("omsorgsbolig-soknad"), Some(&olas), None),
         ],
     )
@@ -516,16 +524,24 @@ async fn the_access_log_shows_only_what_policy_and_bru_vouch_for() {
     assert_eq!(r.body.matches("Ditt samtykke").count(), 1);
     assert!(r.body.contains(&format!("href=\"/samtykke/{olas}\"")));
     assert!(!r.body.contains(&karis));
-    assert!(r.body.contains("Samtykke som virksomheten viste til, men som ikke er ditt"));
+    assert!(r
+        .body
+        .contains("Samtykke som virksomheten viste til, men som ikke er ditt"));
     // Each refusal explained by its own code.
-    assert!(r.body.contains("Formålet virksomheten oppga, er ikke tillatt"));
+    assert!(r
+        .body
+        .contains("Formålet virksomheten oppga, er ikke tillatt"));
     assert!(r.body.contains("Virksomheten manglet tilgangen"));
     assert!(r.body.contains("Samtykket gjaldt en annen person."));
     assert!(!r.body.contains("ikke hadde lov"));
     // In English too.
     let r = w.get("/innsyn?lang=en", &[&session]).await;
-    assert!(r.body.contains("unknown purpose (stated by the organisation)"));
-    assert!(r.body.contains("The purpose the organisation gave is not allowed"));
+    assert!(r
+        .body
+        .contains("unknown purpose (stated by the organisation)"));
+    assert!(r
+        .body
+        .contains("The purpose the organisation gave is not allowed"));
 }
 
 #[tokio::test]
@@ -572,15 +588,25 @@ async fn the_proof_page_explains_and_offers_the_raw_proof() {
         .await
         .unwrap();
     let r = w.get("/innsyn/0/bevis", &[&session]).await;
-    assert!(r.body.contains("Hendelsen er nummer 0 i loggen"), "{}", r.body);
+    assert!(
+        r.body.contains("Hendelsen er nummer 0 i loggen"),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("bru.example/log"));
-    assert!(r.body.contains("Bru har kontrollert beviset mot sjekkpunktet: det stemmer."));
-    assert!(r.body.contains("href=\"/citizen/v1/transfers/0/proof\" download=\"bru-bevis-0.json\""));
+    assert!(r
+        .body
+        .contains("Bru har kontrollert beviset mot sjekkpunktet: det stemmer."));
+    assert!(r
+        .body
+        .contains("href=\"/citizen/v1/transfers/0/proof\" download=\"bru-bevis-0.json\""));
     assert!(r.body.contains("RFC 9162"));
     // Ola's record is not Kari's to see.
     let r = w.get("/innsyn/1/bevis", &[&session]).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = w.get("/innsyn/99999999999999999999/bevis", &[&session]).await;
+    let r = w
+        .get("/innsyn/99999999999999999999/bevis", &[&session])
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
 }
 

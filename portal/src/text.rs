@@ -256,10 +256,7 @@ pub fn refusal_reason(code: Option<&str>) -> (&'static str, &'static str) {
             "The consent had been withdrawn.",
         ),
         "consent_expired" => ("Samtykket var utløpt.", "The consent had expired."),
-        "consent_exhausted" => (
-            "Samtykket var brukt opp.",
-            "The consent had been used up.",
-        ),
+        "consent_exhausted" => ("Samtykket var brukt opp.", "The consent had been used up."),
         "consent_mismatch" => (
             "Samtykket gjaldt ikke disse opplysningene, dette formålet eller denne virksomheten.",
             "The consent did not cover this information, this purpose or this organisation.",
@@ -272,10 +269,9 @@ pub fn refusal_reason(code: Option<&str>) -> (&'static str, &'static str) {
             "Opplysningene som ble bedt om, finnes ikke i Bru.",
             "The information asked for does not exist in Bru.",
         ),
-        "request_too_large" | "headers_too_large" => (
-            "Forespørselen var for stor.",
-            "The request was too large.",
-        ),
+        "request_too_large" | "headers_too_large" => {
+            ("Forespørselen var for stor.", "The request was too large.")
+        }
         "rate_limited" => (
             "Det kom for mange forespørsler på kort tid.",
             "There were too many requests in a short time.",

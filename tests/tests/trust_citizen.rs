@@ -47,9 +47,15 @@ async fn a_citizen_sees_policy_words_and_only_their_own_consent() {
         .expect_status(200, "Ola accepts");
 
     // Snoop AS, with no rights, writes its own words as the purpose.
-    inntekt(&bru, &cw.mp_token(SNOOP, SCOPE_INNTEKT), None, KARI, CALLER_TEXT)
-        .await
-        .expect_problem(403, "consumer_not_allowed", "Snoop about Kari");
+    inntekt(
+        &bru,
+        &cw.mp_token(SNOOP, SCOPE_INNTEKT),
+        None,
+        KARI,
+        CALLER_TEXT,
+    )
+    .await
+    .expect_problem(403, "consumer_not_allowed", "Snoop about Kari");
     // K429 with a purpose the dataset does not allow, and without the scope.
     inntekt(&bru, &k429, Some(&karis), KARI, PURPOSE_SOSIAL)
         .await
@@ -96,7 +102,9 @@ async fn a_citizen_sees_policy_words_and_only_their_own_consent() {
     let wrong = by_code(&kari_log, "purpose_not_allowed");
     assert_eq!(wrong["purpose"]["known"], true);
     assert_eq!(wrong["purpose"]["id"], PURPOSE_SOSIAL);
-    assert!(wrong["purpose"]["title"]["nb"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(wrong["purpose"]["title"]["nb"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
     // The reason follows the code: not "not allowed" for a wrong purpose or a missing scope.
     assert_eq!(
         wrong["reason"]["en"],
@@ -121,7 +129,10 @@ async fn a_citizen_sees_policy_words_and_only_their_own_consent() {
     assert_eq!(mismatch["consent"], "not_yours", "{mismatch}");
     assert!(mismatch["consent_id"].is_null(), "{mismatch}");
     assert!(!ola_text.contains(&karis), "{ola_text}");
-    assert_eq!(mismatch["reason"]["en"], "The consent was about another person.");
+    assert_eq!(
+        mismatch["reason"]["en"],
+        "The consent was about another person."
+    );
     let allowed = ola_log
         .iter()
         .find(|t| t["decision"] == "allow")

@@ -38,8 +38,7 @@ const INSERT: &str =
 const SELECT: &str =
     "SELECT id_hash, sealed, login_at, seen_at FROM portal_sessions WHERE id_hash = $1";
 // Never moves the clock back (two replicas touching at once).
-const TOUCH: &str =
-    "UPDATE portal_sessions SET seen_at = $2 WHERE id_hash = $1 AND seen_at < $2";
+const TOUCH: &str = "UPDATE portal_sessions SET seen_at = $2 WHERE id_hash = $1 AND seen_at < $2";
 const DELETE: &str = "DELETE FROM portal_sessions WHERE id_hash = $1";
 const PURGE: &str = "DELETE FROM portal_sessions WHERE seen_at < $1 OR login_at < $2";
 
@@ -88,7 +87,11 @@ impl Store {
     }
 
     /// Moves the session's last-seen time forward to `seen_at`.
-    pub async fn touch_portal_session(&self, id_hash: &str, seen_at: i64) -> Result<(), StoreError> {
+    pub async fn touch_portal_session(
+        &self,
+        id_hash: &str,
+        seen_at: i64,
+    ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => {
                 sqlx::query(TOUCH)
@@ -111,20 +114,16 @@ impl Store {
     /// Ends a session (logout, or found timed out). Whether it existed.
     pub async fn delete_portal_session(&self, id_hash: &str) -> Result<bool, StoreError> {
         let n = match &self.backend {
-            Backend::Sqlite(db) => {
-                sqlx::query(DELETE)
-                    .bind(id_hash)
-                    .execute(&db.pool)
-                    .await?
-                    .rows_affected()
-            }
-            Backend::Postgres(db) => {
-                sqlx::query(DELETE)
-                    .bind(id_hash)
-                    .execute(&db.pool)
-                    .await?
-                    .rows_affected()
-            }
+            Backend::Sqlite(db) => sqlx::query(DELETE)
+                .bind(id_hash)
+                .execute(&db.pool)
+                .await?
+                .rows_affected(),
+            Backend::Postgres(db) => sqlx::query(DELETE)
+                .bind(id_hash)
+                .execute(&db.pool)
+                .await?
+                .rows_affected(),
         };
         Ok(n > 0)
     }
@@ -137,22 +136,18 @@ impl Store {
         login_before: i64,
     ) -> Result<u64, StoreError> {
         Ok(match &self.backend {
-            Backend::Sqlite(db) => {
-                sqlx::query(PURGE)
-                    .bind(seen_before)
-                    .bind(login_before)
-                    .execute(&db.pool)
-                    .await?
-                    .rows_affected()
-            }
-            Backend::Postgres(db) => {
-                sqlx::query(PURGE)
-                    .bind(seen_before)
-                    .bind(login_before)
-                    .execute(&db.pool)
-                    .await?
-                    .rows_affected()
-            }
+            Backend::Sqlite(db) => sqlx::query(PURGE)
+                .bind(seen_before)
+                .bind(login_before)
+                .execute(&db.pool)
+                .await?
+                .rows_affected(),
+            Backend::Postgres(db) => sqlx::query(PURGE)
+                .bind(seen_before)
+                .bind(login_before)
+                .execute(&db.pool)
+                .await?
+                .rows_affected(),
         })
     }
 }

@@ -391,7 +391,10 @@ async fn the_code_flow_with_pkce_ends_in_a_verified_citizen() {
     let q: std::collections::HashMap<_, _> = logout.query_pairs().into_owned().collect();
     assert_eq!(logout.path(), "/session/end");
     assert_eq!(q["id_token_hint"], id_token);
-    assert_eq!(q["post_logout_redirect_uri"], "https://bru.example/?utlogget=1");
+    assert_eq!(
+        q["post_logout_redirect_uri"],
+        "https://bru.example/?utlogget=1"
+    );
     assert_eq!(q["client_id"], CLIENT);
 
     // A wrong code, or another login's verifier, is refused by the provider.

@@ -47,7 +47,12 @@ fn a_short_key_is_refused() {
 async fn a_session_round_trips_and_hides_the_person_number() {
     let (_dir, s) = sessions().await;
     let (session, sealed) = s
-        .start(&kari(), "idporten-loa-substantial", Some("id.token.x".into()), 1000)
+        .start(
+            &kari(),
+            "idporten-loa-substantial",
+            Some("id.token.x".into()),
+            1000,
+        )
         .await
         .unwrap();
     assert!(!sealed.contains(KARI));
@@ -150,20 +155,28 @@ async fn a_forged_or_foreign_cookie_is_no_session() {
         Duration::from_secs(7200),
     );
     assert_eq!(
-        other.lookup(&with_cookie(SESSION_COOKIE, &sealed), 1001).await,
+        other
+            .lookup(&with_cookie(SESSION_COOKIE, &sealed), 1001)
+            .await,
         Lookup::None
     );
     // A login cookie's value does not pass as a session (the name is bound in).
     let login = LoginState::new("/samtykke", 1000).unwrap();
     let login_sealed = s.seal_login(&login).unwrap();
     assert_eq!(
-        s.lookup(&with_cookie(SESSION_COOKIE, &login_sealed), 1001).await,
+        s.lookup(&with_cookie(SESSION_COOKIE, &login_sealed), 1001)
+            .await,
         Lookup::None
     );
     // A well-sealed cookie naming a session id that was never issued.
     let made_up = s
         .key
-        .seal(SESSION_COOKIE, &SessionCookie { sid: random_token().unwrap() })
+        .seal(
+            SESSION_COOKIE,
+            &SessionCookie {
+                sid: random_token().unwrap(),
+            },
+        )
         .unwrap();
     assert_eq!(
         s.lookup(&with_cookie(SESSION_COOKIE, &made_up), 1001).await,
@@ -194,8 +207,14 @@ fn csrf_tokens_must_match_exactly() {
 #[tokio::test]
 async fn each_login_gets_a_new_csrf_token() {
     let (_dir, s) = sessions().await;
-    let (a, _) = s.start(&kari(), "idporten-loa-substantial", None, 1000).await.unwrap();
-    let (b, _) = s.start(&kari(), "idporten-loa-substantial", None, 1000).await.unwrap();
+    let (a, _) = s
+        .start(&kari(), "idporten-loa-substantial", None, 1000)
+        .await
+        .unwrap();
+    let (b, _) = s
+        .start(&kari(), "idporten-loa-substantial", None, 1000)
+        .await
+        .unwrap();
     assert_ne!(a.csrf, b.csrf);
 }
 
