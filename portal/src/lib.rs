@@ -4,7 +4,9 @@
 //! - `/`: what Bru is, log in;
 //! - `/samtykke`, `/samtykke/{id}`: my consents; one request in plain
 //!   language, with approve / reject, or withdraw;
-//! - `/innsyn`: every decision about me, with a link to its inclusion proof;
+//! - `/innsyn`: every decision about me, newest first, 20 to a page;
+//! - `/innsyn/{index}/bevis`: one record's inclusion proof, explained, with
+//!   the raw proof (`/citizen/v1/transfers/{index}/proof`) as a download;
 //! - `/logg-inn`, `/innlogging/callback`, `/logg-ut`: OpenID Connect
 //!   (authorization code + PKCE) and the session ([`session`]);
 //! - `/demo/idporten/login`: in `bru demo` only, a person picker instead of
