@@ -19,6 +19,9 @@ use crate::sqlite::SqliteStore;
 use crate::tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
 use policy::PersonNumber;
 
+mod portal_sessions;
+pub use portal_sessions::PortalSession;
+
 /// How to connect. The defaults suit the gateway; tests shorten the timeouts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {

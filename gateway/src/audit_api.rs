@@ -724,7 +724,7 @@ async fn citizen_proof(
             .get()
             .filter(|_| headers.get(header::AUTHORIZATION).is_none())
         {
-            Some(portal) => portal.session_citizen(&headers),
+            Some(portal) => portal.session_citizen(&headers).await,
             None => None,
         };
         let pid = match pid {

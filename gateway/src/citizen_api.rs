@@ -609,10 +609,16 @@ async fn transfers(
         Err(e) => return json_api::store_unavailable(&e),
     };
     let next_cursor = page.next.map(|i| i.to_string());
+    // "Your consent" only for the citizen's own: a consent id a caller sent
+    // may be anyone's.
+    let own = match view::own_consent_ids(&app.store, &me).await {
+        Ok(own) => own,
+        Err(e) => return json_api::store_unavailable(&e),
+    };
     let transfers = page
         .records
         .iter()
-        .map(|r| view::transfer(&app.policy, r))
+        .map(|r| view::transfer(&app.policy, r, &own))
         .collect();
     json_api::json(
         StatusCode::OK,

@@ -11,6 +11,8 @@ pub enum PortalError {
     Crypto(&'static str),
     #[error(transparent)]
     Oidc(#[from] OidcError),
+    #[error("the session store: {0}")]
+    Store(consent_db::StoreError),
 }
 
 /// Why a login with the OpenID provider failed.

@@ -4,7 +4,9 @@
 //! - `/`: what Bru is, log in;
 //! - `/samtykke`, `/samtykke/{id}`: my consents; one request in plain
 //!   language, with approve / reject, or withdraw;
-//! - `/innsyn`: every decision about me, with a link to its inclusion proof;
+//! - `/innsyn`: every decision about me, newest first, 20 to a page;
+//! - `/innsyn/{index}/bevis`: one record's inclusion proof, explained, with
+//!   the raw proof (`/citizen/v1/transfers/{index}/proof`) as a download;
 //! - `/logg-inn`, `/innlogging/callback`, `/logg-ut`: OpenID Connect
 //!   (authorization code + PKCE) and the session ([`session`]);
 //! - `/demo/idporten/login`: in `bru demo` only, a person picker instead of
@@ -54,8 +56,8 @@ const CSS: &str = include_str!("../static/portal.css");
 /// No script at all; styles and forms only from Bru itself.
 const CSP: &str = "default-src 'self'; script-src 'none'; object-src 'none'; img-src 'self'; \
                    frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
-/// The access log shows at most this many of the newest decisions.
-const MAX_TRANSFERS_SHOWN: usize = 200;
+/// The access log shows this many decisions to a page.
+const TRANSFERS_PER_PAGE: usize = 20;
 const TRANSFER_PAGE: u32 = 500;
 /// A citizen with more records than this is shown the newest of these.
 const MAX_TRANSFERS_READ: usize = 20_000;
@@ -93,6 +95,7 @@ impl Portal {
         let key = config.session_key.read().map_err(PortalError::Config)?;
         let sessions = Sessions::new(
             session::CookieKey::derive(&key)?,
+            deps.store.clone(),
             config.idle_timeout,
             config.absolute_timeout,
         );
@@ -118,10 +121,10 @@ impl Portal {
     /// The portal's routes, with its security headers on every answer.
     /// The citizen of an active portal session, for JSON endpoints a logged-in
     /// citizen's browser follows from a page (e.g. the inclusion proof of a transfer).
-    pub fn session_citizen(&self, headers: &HeaderMap) -> Option<PersonNumber> {
-        match self.sessions.lookup(headers, now()) {
-            Lookup::Active { session, .. } => self.citizen(&session),
-            Lookup::Expired | Lookup::None => None,
+    pub async fn session_citizen(&self, headers: &HeaderMap) -> Option<PersonNumber> {
+        match self.sessions.lookup(headers, now()).await {
+            Lookup::Active(session) => self.citizen(&session),
+            Lookup::Expired | Lookup::None | Lookup::Unavailable => None,
         }
     }
 
@@ -132,6 +135,7 @@ impl Portal {
             .route("/samtykke", get(consents))
             .route("/samtykke/{id}", get(consent).post(answer))
             .route("/innsyn", get(transfers))
+            .route("/innsyn/{index}/bevis", get(proof))
             .route("/logg-inn", get(login))
             .route(config::CALLBACK_PATH, get(callback))
             .route("/logg-ut", axum::routing::post(logout));
@@ -236,18 +240,16 @@ fn see_other(location: &str, cookies: &[Option<HeaderValue>]) -> Response {
 /// The logged-in citizen of a page that needs one, or the answer that sends
 /// the browser to log in (telling why, when the session timed out).
 #[allow(clippy::result_large_err)]
-fn require(
+async fn require(
     portal: &Portal,
     headers: &HeaderMap,
     lang: Lang,
     path: &str,
-) -> Result<(Session, PersonNumber, Option<HeaderValue>), Response> {
-    match portal.sessions.lookup(headers, now()) {
-        Lookup::Active { session, refresh } => match portal.citizen(&session) {
-            Some(pid) => {
-                let cookie = refresh.and_then(|v| session::set_cookie(session::SESSION_COOKIE, &v));
-                Ok((session, pid, cookie))
-            }
+) -> Result<(Session, PersonNumber), Response> {
+    match portal.sessions.lookup(headers, now()).await {
+        Lookup::Unavailable => Err(store_failed(lang, path, &"the session store")),
+        Lookup::Active(session) => match portal.citizen(&session) {
+            Some(pid) => Ok((session, pid)),
             None => Err(see_other(
                 "/",
                 &[Some(session::clear_cookie(session::SESSION_COOKIE))],
@@ -361,17 +363,12 @@ async fn home(
             lang: query.lang.clone(),
         },
     );
-    let lookup = portal.sessions.lookup(&headers, now());
-    let (csrf, refresh) = match &lookup {
-        Lookup::Active { session, refresh } => (
-            Some(session.csrf.as_str()),
-            refresh
-                .as_deref()
-                .and_then(|v| session::set_cookie(session::SESSION_COOKIE, v)),
-        ),
+    let lookup = portal.sessions.lookup(&headers, now()).await;
+    let (csrf, clear) = match &lookup {
+        Lookup::Active(session) => (Some(session.csrf.as_str()), None),
         // A timed-out session's cookie goes, once it has been explained.
         Lookup::Expired => (None, Some(session::clear_cookie(session::SESSION_COOKIE))),
-        Lookup::None => (None, None),
+        Lookup::None | Lookup::Unavailable => (None, None),
     };
     let note = match (&lookup, query.utlogget.is_some()) {
         (Lookup::Expired, _) => Some(Notice::Info(
@@ -396,7 +393,7 @@ async fn home(
     html(
         StatusCode::OK,
         pages::home(&ctx, note.as_ref(), login.as_deref()),
-        &[lang_cookie, refresh],
+        &[lang_cookie, clear],
     )
 }
 
@@ -408,7 +405,7 @@ async fn consents(
     let query = query.map(|q| q.0).unwrap_or_default();
     let (lang, lang_cookie) = language(&headers, &query);
     let path = "/samtykke";
-    let (session, me, refresh) = match require(&portal, &headers, lang, path) {
+    let (session, me) = match require(&portal, &headers, lang, path).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -441,7 +438,7 @@ async fn consents(
             &views(&grouped.active),
             &views(&grouped.past),
         ),
-        &[lang_cookie, refresh],
+        &[lang_cookie],
     )
 }
 
@@ -469,7 +466,7 @@ async fn consent(
         return see_other("/samtykke", &[]);
     }
     let path = format!("/samtykke/{id}");
-    let (session, me, refresh) = match require(&portal, &headers, lang, &path) {
+    let (session, me) = match require(&portal, &headers, lang, &path).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -530,7 +527,7 @@ async fn consent(
     html(
         StatusCode::OK,
         pages::consent(&ctx, &v, &events, note.as_ref(), return_link),
-        &[lang_cookie, refresh],
+        &[lang_cookie],
     )
 }
 
@@ -587,7 +584,7 @@ async fn answer(
         return see_other("/samtykke", &[]);
     }
     let path = format!("/samtykke/{id}");
-    let (session, me, refresh) = match require(&portal, &headers, lang, &path) {
+    let (session, me) = match require(&portal, &headers, lang, &path).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -601,7 +598,7 @@ async fn answer(
         Some("accept") => CitizenAction::Accept,
         Some("reject") => CitizenAction::Reject,
         Some("revoke") => CitizenAction::Revoke,
-        _ => return see_other(&path, &[refresh]),
+        _ => return see_other(&path, &[]),
     };
     let now = Timestamp::now();
     let outcome = match portal
@@ -622,27 +619,49 @@ async fn answer(
         Err(ConsentError::NotFound) => return not_found(lang, &session, &path),
         Err(ConsentError::Store(e)) => return store_failed(lang, &path, &e),
     };
-    see_other(&format!("{path}?utfort={outcome}"), &[refresh])
+    see_other(&format!("{path}?utfort={outcome}"), &[])
 }
 
+#[derive(Deserialize, Default)]
+struct TransfersQuery {
+    lang: Option<String>,
+    /// The page, 1 (the newest) and up.
+    side: Option<String>,
+}
+
+/// The access log, newest first, [`TRANSFERS_PER_PAGE`] to a page.
 async fn transfers(
     State(portal): State<Arc<Portal>>,
     headers: HeaderMap,
-    query: Result<Query<LangQuery>, QueryRejection>,
+    query: Result<Query<TransfersQuery>, QueryRejection>,
 ) -> Response {
     let query = query.map(|q| q.0).unwrap_or_default();
-    let (lang, lang_cookie) = language(&headers, &query);
+    let (lang, lang_cookie) = language(
+        &headers,
+        &LangQuery {
+            lang: query.lang.clone(),
+        },
+    );
     let path = "/innsyn";
-    let (session, me, refresh) = match require(&portal, &headers, lang, path) {
+    let (session, me) = match require(&portal, &headers, lang, path).await {
         Ok(s) => s,
         Err(r) => return r,
     };
+    let max_page = MAX_TRANSFERS_READ / TRANSFERS_PER_PAGE;
+    let page = query
+        .side
+        .as_deref()
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, max_page);
     let subject_ref = portal.deps.pseudonyms.subject_ref(&me);
-    // The newest first: read the citizen's records in pages, keep the tail.
+    // The store reads oldest first: keep the newest `page` pages while
+    // reading; the oldest of them are this page, once all are counted.
+    let keep = page * TRANSFERS_PER_PAGE;
     let mut newest: std::collections::VecDeque<consent_db::AuditRecord> = Default::default();
-    let (mut after, mut read, mut truncated) = (None, 0usize, false);
+    let (mut after, mut total, mut truncated) = (None, 0usize, false);
     loop {
-        let page = match view::transfers(
+        let read = match view::transfers(
             &portal.deps.store,
             subject_ref.clone(),
             after,
@@ -653,16 +672,15 @@ async fn transfers(
             Ok(p) => p,
             Err(e) => return store_failed(lang, path, &e),
         };
-        read += page.records.len();
-        for r in page.records {
-            if newest.len() == MAX_TRANSFERS_SHOWN {
+        total += read.records.len();
+        for r in read.records {
+            if newest.len() == keep {
                 newest.pop_front();
-                truncated = true;
             }
             newest.push_back(r);
         }
-        match page.next {
-            Some(next) if read < MAX_TRANSFERS_READ => after = Some(next),
+        match read.next {
+            Some(next) if total < MAX_TRANSFERS_READ => after = Some(next),
             Some(_) => {
                 truncated = true;
                 break;
@@ -670,10 +688,17 @@ async fn transfers(
             None => break,
         }
     }
+    let own = match view::own_consent_ids(&portal.deps.store, &me).await {
+        Ok(own) => own,
+        Err(e) => return store_failed(lang, path, &e),
+    };
+    let first = (page - 1) * TRANSFERS_PER_PAGE;
     let items: Vec<view::TransferView> = newest
         .iter()
         .rev()
-        .map(|r| view::transfer(&portal.deps.policy, r))
+        .skip(first)
+        .take(TRANSFERS_PER_PAGE)
+        .map(|r| view::transfer(&portal.deps.policy, r, &own))
         .collect();
     let ctx = Ctx {
         lang,
@@ -681,10 +706,107 @@ async fn transfers(
         nav: Nav::Transfers,
         csrf: Some(&session.csrf),
     };
+    let paging = pages::Paging {
+        page,
+        per_page: TRANSFERS_PER_PAGE,
+        total,
+        truncated,
+    };
     html(
         StatusCode::OK,
-        pages::transfers(&ctx, &items, truncated),
-        &[lang_cookie, refresh],
+        pages::transfers(&ctx, &items, &paging),
+        &[lang_cookie],
+    )
+}
+
+/// A readable page about one record's inclusion proof: what it proves,
+/// against which checkpoint, how to check it; the raw proof is the JSON
+/// endpoint `/citizen/v1/transfers/{index}/proof`, linked as a download.
+async fn proof(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    Path(index): Path<String>,
+    query: Result<Query<LangQuery>, QueryRejection>,
+) -> Response {
+    let query = query.map(|q| q.0).unwrap_or_default();
+    let (lang, lang_cookie) = language(&headers, &query);
+    let Some(index) = index
+        .parse::<u64>()
+        .ok()
+        .filter(|i| i64::try_from(*i).is_ok())
+    else {
+        return see_other("/innsyn", &[]);
+    };
+    let path = format!("/innsyn/{index}/bevis");
+    let (session, me) = match require(&portal, &headers, lang, &path).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let ctx = Ctx {
+        lang,
+        path: &path,
+        nav: Nav::Transfers,
+        csrf: Some(&session.csrf),
+    };
+    let store = &portal.deps.store;
+    let me_ref = portal.deps.pseudonyms.subject_ref(&me);
+    let record = match store.record_at(index).await {
+        Ok(r) => r.filter(|r| r.subject_ref.as_deref() == Some(me_ref.as_str())),
+        Err(e) => return store_failed(lang, &path, &e),
+    };
+    let Some(record) = record else {
+        return html(
+            StatusCode::NOT_FOUND,
+            pages::error(
+                &ctx,
+                lang.t("Fant ikke hendelsen", "Event not found"),
+                lang.t(
+                    "Det finnes ingen hendelse om deg med dette nummeret.",
+                    "There is no event about you with this number.",
+                ),
+                None,
+            ),
+            &[lang_cookie],
+        );
+    };
+    let checkpoint = match store.latest_checkpoint().await {
+        Ok(cp) => cp.filter(|c| c.size > index),
+        Err(e) => return store_failed(lang, &path, &e),
+    };
+    let proof = match &checkpoint {
+        Some(cp) => {
+            let hashes = match store.inclusion_proof(index, cp.size).await {
+                Ok(h) => h,
+                Err(e) => return store_failed(lang, &path, &e),
+            };
+            // Bru checks the proof it shows, the way anyone can (RFC 9162 2.1.3.2).
+            let holds = serde_json::to_value(&record)
+                .ok()
+                .and_then(|v| consent_db::canonical::to_vec(&v).ok())
+                .map(|bytes| consent_db::merkle::leaf_hash(&bytes))
+                .is_some_and(|leaf| {
+                    consent_db::merkle::verify_inclusion(index, cp.size, &leaf, &hashes, &cp.root)
+                        .is_ok()
+                });
+            Some(pages::ProofFacts {
+                size: cp.size,
+                time: cp.time,
+                origin: cp.note.lines().next().unwrap_or_default().to_owned(),
+                hashes: hashes.len(),
+                holds,
+            })
+        }
+        None => None,
+    };
+    let own = match view::own_consent_ids(store, &me).await {
+        Ok(own) => own,
+        Err(e) => return store_failed(lang, &path, &e),
+    };
+    let item = view::transfer(&portal.deps.policy, &record, &own);
+    html(
+        StatusCode::OK,
+        pages::proof(&ctx, &item, proof.as_ref(), &portal.deps.public_url),
+        &[lang_cookie],
     )
 }
 
@@ -809,24 +931,33 @@ async fn callback(
     else {
         return login_failed(lang, StatusCode::BAD_REQUEST, &"the callback has no code");
     };
-    let citizen = match oidc
+    let (citizen, id_token) = match oidc
         .finish(code, &login, portal.deps.allow_synthetic_ids)
         .await
     {
         Ok(c) => c,
         Err(e) => return login_failed(lang, oidc_status(&e), &e),
     };
-    start_session(&portal, lang, &citizen.pid, &citizen.acr, &login.next)
+    start_session(
+        &portal,
+        lang,
+        &citizen.pid,
+        &citizen.acr,
+        Some(id_token),
+        &login.next,
+    )
+    .await
 }
 
-fn start_session(
+async fn start_session(
     portal: &Portal,
     lang: Lang,
     pid: &PersonNumber,
     acr: &str,
+    id_token: Option<String>,
     next: &str,
 ) -> Response {
-    match portal.sessions.start(pid, acr, now()) {
+    match portal.sessions.start(pid, acr, id_token, now()).await {
         Ok((_, sealed)) => {
             tracing::info!(acr, "a citizen logged in to the portal");
             see_other(
@@ -846,8 +977,11 @@ struct LogoutForm {
     csrf: Option<String>,
 }
 
-/// Ends the session here. (ID-porten's own single sign-on session is not
-/// ended: RP-initiated logout is not implemented yet.)
+/// Ends the session in the store (its cookie is dead on every replica from
+/// now on), then ends the citizen's session at the OpenID provider too
+/// (OpenID Connect RP-Initiated Logout 1.0: `end_session_endpoint` with
+/// `id_token_hint` and `post_logout_redirect_uri`), which sends the browser
+/// back to `/?utlogget=1`. In `bru demo` there is no provider session.
 async fn logout(
     State(portal): State<Arc<Portal>>,
     headers: HeaderMap,
@@ -855,15 +989,52 @@ async fn logout(
 ) -> Response {
     let (lang, _) = language(&headers, &LangQuery::default());
     let clear = Some(session::clear_cookie(session::SESSION_COOKIE));
-    match portal.sessions.lookup(&headers, now()) {
-        Lookup::Active { session, .. } => {
-            let submitted = form.as_ref().ok().and_then(|f| f.csrf.as_deref());
-            if !form_ok(&portal, &headers, &session.csrf, submitted) {
-                return forbidden(lang, "/");
+    let session = match portal.sessions.lookup(&headers, now()).await {
+        Lookup::Active(session) => session,
+        Lookup::Unavailable => return store_failed(lang, "/", &"the session store"),
+        Lookup::Expired | Lookup::None => return see_other("/?utlogget=1", &[clear]),
+    };
+    let submitted = form.as_ref().ok().and_then(|f| f.csrf.as_deref());
+    if !form_ok(&portal, &headers, &session.csrf, submitted) {
+        return forbidden(lang, "/");
+    }
+    if let Err(e) = portal.sessions.end(&headers).await {
+        return store_failed(lang, "/", &e);
+    }
+    tracing::info!("a citizen logged out of the portal");
+    let back = format!(
+        "{}/?utlogget=1",
+        portal.deps.public_url.trim_end_matches('/')
+    );
+    let at_provider = match &portal.oidc {
+        Some(oidc) => match oidc
+            .logout_url(session.id_token.as_deref(), &back, lang.code())
+            .await
+        {
+            Ok(url) => url,
+            Err(e) => {
+                // Logged out of Bru all the same; the provider's single
+                // sign-on session ends when it times out.
+                tracing::warn!(error = %e, "RP-initiated logout at the OpenID provider failed");
+                None
             }
-            see_other("/?utlogget=1", &[clear])
+        },
+        None => None,
+    };
+    match at_provider {
+        // Not a redirect: the form's page allows `form-action 'self'` only,
+        // and browsers hold a form's redirects to that. The page goes on
+        // by itself (meta refresh, no script) and has the link too.
+        Some(url) => {
+            let ctx = Ctx {
+                lang,
+                path: "/",
+                nav: Nav::None,
+                csrf: None,
+            };
+            html(StatusCode::OK, pages::leaving(&ctx, &url), &[clear])
         }
-        _ => see_other("/?utlogget=1", &[clear]),
+        None => see_other("/?utlogget=1", &[clear]),
     }
 }
 
@@ -937,7 +1108,9 @@ async fn demo_login(
         .filter(|pid| portal.demo_persons.iter().any(|p| p.pid == *pid))
         .and_then(|pid| PersonNumber::parse(pid, true).ok());
     match picked {
-        Some(pid) => start_session(&portal, lang, &pid, config::DEFAULT_ACR, &login.next),
+        Some(pid) => {
+            start_session(&portal, lang, &pid, config::DEFAULT_ACR, None, &login.next).await
+        }
         None => see_other("/demo/idporten/login", &[]),
     }
 }

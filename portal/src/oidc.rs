@@ -55,6 +55,10 @@ pub struct Metadata {
     pub code_challenge_methods_supported: Option<Vec<String>>,
     #[serde(default)]
     pub id_token_signing_alg_values_supported: Option<Vec<String>>,
+    /// OpenID Connect RP-Initiated Logout 1.0: where to end the citizen's
+    /// session at the provider too.
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
 }
 
 impl Metadata {
@@ -73,6 +77,13 @@ impl Metadata {
         ] {
             if !is_allowed_url(url) {
                 return Err(OidcError::Protocol(format!("{name} is not an https URL")));
+            }
+        }
+        if let Some(url) = &self.end_session_endpoint {
+            if !is_allowed_url(url) {
+                return Err(OidcError::Protocol(
+                    "end_session_endpoint is not an https URL".into(),
+                ));
             }
         }
         if let Some(methods) = &self.code_challenge_methods_supported {
@@ -389,13 +400,41 @@ impl OidcClient {
         Ok(url.into())
     }
 
-    /// Exchanges the code (with the PKCE verifier) and verifies the id_token.
+    /// Where to send the browser to end its session at the provider
+    /// (RP-Initiated Logout 1.0, section 2), or `None` when the provider
+    /// names no `end_session_endpoint`.
+    pub async fn logout_url(
+        &self,
+        id_token: Option<&str>,
+        post_logout_redirect_uri: &str,
+        ui_locale: &str,
+    ) -> Result<Option<String>, OidcError> {
+        let metadata = self.metadata().await?;
+        let Some(endpoint) = metadata.end_session_endpoint.as_deref() else {
+            return Ok(None);
+        };
+        let mut url = reqwest::Url::parse(endpoint)
+            .map_err(|_| OidcError::Protocol("end_session_endpoint is not a URL".into()))?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(hint) = id_token {
+                q.append_pair("id_token_hint", hint);
+            }
+            q.append_pair("client_id", &self.config.client_id)
+                .append_pair("post_logout_redirect_uri", post_logout_redirect_uri)
+                .append_pair("ui_locales", ui_locale);
+        }
+        Ok(Some(url.into()))
+    }
+
+    /// Exchanges the code (with the PKCE verifier) and verifies the id_token;
+    /// the citizen, and the id_token as issued (the `id_token_hint` of a logout).
     pub async fn finish(
         &self,
         code: &str,
         login: &LoginState,
         allow_synthetic_ids: bool,
-    ) -> Result<Citizen, OidcError> {
+    ) -> Result<(Citizen, String), OidcError> {
         let metadata = self.metadata().await?;
         let mut form = vec![
             ("grant_type", "authorization_code"),
@@ -439,7 +478,7 @@ impl OidcClient {
             other => other?,
         };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        check_claims(
+        let citizen = check_claims(
             &claims,
             &Expected {
                 issuer: &self.config.issuer,
@@ -449,7 +488,8 @@ impl OidcClient {
                 sub_as_pid: self.config.sub_as_pid,
             },
             now,
-        )
+        )?;
+        Ok((citizen, id_token))
     }
 }
 

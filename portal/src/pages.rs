@@ -4,12 +4,12 @@
 //! Written for a citizen who may be 79 and on a phone: one main heading,
 //! short sentences, large buttons, every action one button.
 
-use consent_db::{ConsentEvent, EventType, Timestamp, Verdict};
+use consent_db::{Basis, ConsentEvent, EventType, Timestamp, Verdict};
 use maud::{html, Markup, DOCTYPE};
 use time::OffsetDateTime;
 
 use crate::text::{self, Lang};
-use crate::view::{ConsentView, DatasetView, OrgView, TransferView};
+use crate::view::{ConsentOwner, ConsentView, DatasetView, OrgView, TransferView};
 
 /// Which menu item the page belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,12 @@ pub struct Ctx<'a> {
 }
 
 pub fn layout(ctx: &Ctx<'_>, title: &str, body: Markup) -> Markup {
+    layout_with(ctx, title, None, body)
+}
+
+/// The layout, with the page going on to `refresh_to` by itself (a meta
+/// refresh: no script).
+fn layout_with(ctx: &Ctx<'_>, title: &str, refresh_to: Option<&str>, body: Markup) -> Markup {
     let l = ctx.lang;
     let other = l.other();
     html! {
@@ -40,6 +46,9 @@ pub fn layout(ctx: &Ctx<'_>, title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " – Bru" }
+                @if let Some(url) = refresh_to {
+                    meta http-equiv="refresh" content={ "0; url=" (url) };
+                }
                 link rel="stylesheet" href="/static/portal.css";
             }
             body {
@@ -185,11 +194,7 @@ fn provider_name(d: &DatasetView) -> String {
 }
 
 fn purpose_title(lang: Lang, v: &ConsentView) -> String {
-    v.purpose
-        .title
-        .as_ref()
-        .map(|t| t.pick(lang).to_owned())
-        .unwrap_or_else(|| v.purpose.id.clone())
+    v.purpose.title.pick(lang).to_owned()
 }
 
 fn time_of(s: &str) -> Option<OffsetDateTime> {
@@ -412,8 +417,12 @@ pub fn consent(
             dt { (l.t("Hvor mange ganger", "How many times")) }
             dd { (uses_text(l, v)) }
             @if let Some(message) = v.message.as_deref() {
+                // The requester's own words, escaped and marked as theirs.
                 dt { (l.t("Melding fra ", "Message from ")) (org_name(&v.requester)) }
-                dd.message { (message) }
+                dd.message {
+                    p.hint { (l.t("Skrevet av virksomheten, ikke av Bru:", "Written by the organisation, not by Bru:")) }
+                    blockquote { (message) }
+                }
             }
         }
         @if !events.is_empty() {
@@ -431,44 +440,140 @@ pub fn consent(
 
 // ---- access log ------------------------------------------------------------------
 
-/// Why Bru refused, as a clause after "Avvist" / "Refused".
-fn denial(lang: Lang, code: Option<&str>) -> &'static str {
-    match code.unwrap_or_default() {
-        "consent_revoked" => lang.t(
-            "fordi samtykket var trukket tilbake",
-            "because the consent had been withdrawn",
-        ),
-        "consent_expired" => lang.t(
-            "fordi samtykket var utløpt",
-            "because the consent had expired",
-        ),
-        "consent_exhausted" => lang.t(
-            "fordi samtykket var brukt opp",
-            "because the consent had been used up",
-        ),
-        "consent_required"
-        | "consent_not_found"
-        | "consent_mismatch"
-        | "consent_subject_mismatch" => lang.t(
-            "fordi det ikke fantes et gyldig samtykke",
-            "because there was no valid consent",
-        ),
-        "consumer_not_allowed" | "purpose_not_allowed" | "insufficient_scope" => lang.t(
-            "fordi virksomheten ikke hadde lov",
-            "because the organisation was not allowed to",
-        ),
-        "rate_limited" => lang.t(
-            "fordi det kom for mange forespørsler på kort tid",
-            "because there were too many requests in a short time",
-        ),
-        _ => lang.t(
-            "fordi reglene ikke tillot det",
-            "because the rules did not allow it",
-        ),
+/// Where the reader is in a paged list.
+pub struct Paging {
+    /// 1 is the newest page.
+    pub page: usize,
+    pub per_page: usize,
+    /// How many there are (of those read, when `truncated`).
+    pub total: usize,
+    /// More exist than were read: only the newest are counted and shown.
+    pub truncated: bool,
+}
+
+impl Paging {
+    fn pages(&self) -> usize {
+        self.total.div_ceil(self.per_page).max(1)
     }
 }
 
-pub fn transfers(ctx: &Ctx<'_>, items: &[TransferView], truncated: bool) -> Markup {
+/// "Viser 1–20 av 57" / "Showing 1–20 of 57".
+pub fn count_text(lang: Lang, p: &Paging, shown: usize) -> String {
+    let from = (p.page - 1) * p.per_page + 1;
+    let to = from + shown - 1;
+    match lang {
+        Lang::Nb => format!("Viser {from}–{to} av {}", p.total),
+        Lang::En => format!("Showing {from}–{to} of {}", p.total),
+    }
+}
+
+fn pagination(l: Lang, p: &Paging) -> Markup {
+    let pages = p.pages();
+    let href = |n: usize| format!("/innsyn?side={n}");
+    html! {
+        @if pages > 1 {
+            nav.pagination aria-label=(l.t("Sider", "Pages")) {
+                ul {
+                    @if p.page > 1 {
+                        li { a href=(href(p.page - 1)) rel="prev" { (l.t("Nyere", "Newer")) } }
+                    }
+                    @for n in 1..=pages {
+                        // All pages near this one, and the first and the last.
+                        @if n == 1 || n == pages || n.abs_diff(p.page) <= 2 {
+                            li {
+                                @if n == p.page {
+                                    a href=(href(n)) aria-current="page" {
+                                        span.visually-hidden { (l.t("Side ", "Page ")) } (n)
+                                    }
+                                } @else {
+                                    a href=(href(n)) {
+                                        span.visually-hidden { (l.t("Side ", "Page ")) } (n)
+                                    }
+                                }
+                            }
+                        } @else if n.abs_diff(p.page) == 3 {
+                            li aria-hidden="true" { "…" }
+                        }
+                    }
+                    @if p.page < pages {
+                        li { a href=(href(p.page + 1)) rel="next" { (l.t("Eldre", "Older")) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The legal basis of a transfer: "your consent" (with its link) only for
+/// one of the citizen's own consents.
+fn basis(l: Lang, t: &TransferView) -> Markup {
+    html! {
+        @match (t.basis, t.consent, t.consent_id.as_deref()) {
+            (Some(Basis::Consent), Some(ConsentOwner::Yours), Some(id)) => {
+                a href={ "/samtykke/" (id) } { (l.t("Ditt samtykke", "Your consent")) }
+            }
+            (Some(Basis::Consent), Some(_), _) => (l.t(
+                "Samtykke som virksomheten viste til, men som ikke er ditt",
+                "A consent the organisation referred to, which is not yours",
+            )),
+            (Some(Basis::Consent), None, _) => (l.t("Samtykke (ikke oppgitt)", "Consent (none given)")),
+            (Some(Basis::Statutory), _, _) => {
+                (l.t("Lov", "Law")) @if let Some(r) = t.legal_ref.as_deref() { ": " (r) }
+            }
+            (None, _, _) => (l.t("Ukjent", "Unknown")),
+        }
+    }
+}
+
+/// One transfer's facts, as a description list.
+fn transfer_details(l: Lang, t: &TransferView) -> Markup {
+    html! {
+        dl.details {
+            dt { (l.t("Hvem", "Who")) }
+            dd {
+                @match &t.organisation {
+                    Some(o) => (org_with_number(l, o)),
+                    None => (l.t("Ukjent (ikke logget inn)", "Unknown (not logged in)")),
+                }
+                @if let Some(s) = &t.supplier {
+                    br; (l.t("gjennom leverandøren ", "through the vendor ")) (org_with_number(l, s))
+                }
+            }
+            dt { (l.t("Hvilke opplysninger", "Which information")) }
+            dd {
+                @match &t.dataset {
+                    Some(d) => {
+                        (dataset_title(l, d)) " " (l.t("fra", "from")) " " (provider_name(d))
+                        @if let Some(org) = d.provider.org.as_deref() {
+                            " " span.orgnr { "(" (l.t("org.nr.", "org. no.")) " " (text::org_number(org)) ")" }
+                        }
+                    }
+                    None => (l.t("Ukjent", "Unknown")),
+                }
+            }
+            dt { (l.t("Formål", "Purpose")) }
+            dd {
+                @match &t.purpose {
+                    Some(p) => (p.title.pick(l)),
+                    None => (l.t("Ikke oppgitt", "Not given")),
+                }
+            }
+            dt { (l.t("Grunnlag", "Legal basis")) }
+            dd { (basis(l, t)) }
+            dt { (l.t("Resultat", "Outcome")) }
+            dd {
+                @if t.decision == Some(Verdict::Allow) {
+                    span.badge.granted { (l.t("Tillatt", "Allowed")) }
+                } @else {
+                    span.badge.rejected { (l.t("Avvist", "Refused")) }
+                    @if let Some(reason) = &t.reason { " " (reason.pick(l)) }
+                }
+            }
+        }
+    }
+}
+
+pub fn transfers(ctx: &Ctx<'_>, items: &[TransferView], paging: &Paging) -> Markup {
     let l = ctx.lang;
     let title = l.t(
         "Hvem har hentet opplysninger om meg",
@@ -480,12 +585,13 @@ pub fn transfers(ctx: &Ctx<'_>, items: &[TransferView], truncated: bool) -> Mark
             "Her ser du hver gang noen har bedt om opplysninger om deg gjennom Bru, også når Bru sa nei. Den nyeste står først.",
             "Here you see every time someone has asked for information about you through Bru, also when Bru said no. The newest comes first."
         )) }
-        @if truncated {
-            p.hint { (l.t("Listen viser de nyeste hendelsene.", "The list shows the newest events.")) }
-        }
         @if items.is_empty() {
             p.empty { (l.t("Ingen har hentet opplysninger om deg gjennom Bru.", "Nobody has fetched information about you through Bru.")) }
         } @else {
+            p.count role="status" { (count_text(l, paging, items.len())) }
+            @if paging.truncated {
+                p.hint { (l.t("Listen teller og viser bare de nyeste hendelsene.", "The list counts and shows only the newest events.")) }
+            }
             ol.cards.transfers {
                 @for t in items {
                     li.card {
@@ -493,61 +599,9 @@ pub fn transfers(ctx: &Ctx<'_>, items: &[TransferView], truncated: bool) -> Mark
                             (text::date_time(l, t.time.as_datetime()))
                             @if let Some(o) = &t.organisation { ": " (org_name(o)) }
                         }
-                        dl.details {
-                            dt { (l.t("Hvem", "Who")) }
-                            dd {
-                                @match &t.organisation {
-                                    Some(o) => (org_with_number(l, o)),
-                                    None => (l.t("Ukjent (ikke logget inn)", "Unknown (not logged in)")),
-                                }
-                                @if let Some(s) = &t.supplier {
-                                    br; (l.t("gjennom leverandøren ", "through the vendor ")) (org_with_number(l, s))
-                                }
-                            }
-                            dt { (l.t("Hvilke opplysninger", "Which information")) }
-                            dd {
-                                @match &t.dataset {
-                                    Some(d) => {
-                                        (dataset_title(l, d)) " " (l.t("fra", "from")) " " (provider_name(d))
-                                        @if let Some(org) = d.provider.org.as_deref() {
-                                            " " span.orgnr { "(" (l.t("org.nr.", "org. no.")) " " (text::org_number(org)) ")" }
-                                        }
-                                    }
-                                    None => (l.t("Ukjent", "Unknown")),
-                                }
-                            }
-                            dt { (l.t("Formål", "Purpose")) }
-                            dd {
-                                @match &t.purpose {
-                                    Some(p) => (p.title.as_ref().map(|x| x.pick(l).to_owned()).unwrap_or_else(|| p.id.clone())),
-                                    None => (l.t("Ikke oppgitt", "Not given")),
-                                }
-                            }
-                            dt { (l.t("Grunnlag", "Legal basis")) }
-                            dd {
-                                @match (t.basis, t.consent_id.as_deref()) {
-                                    (Some(consent_db::Basis::Consent), Some(id)) => {
-                                        a href={ "/samtykke/" (id) } { (l.t("Ditt samtykke", "Your consent")) }
-                                    }
-                                    (Some(consent_db::Basis::Consent), None) => (l.t("Samtykke (ikke oppgitt)", "Consent (none given)")),
-                                    (Some(consent_db::Basis::Statutory), _) => {
-                                        (l.t("Lov", "Law")) @if let Some(r) = t.legal_ref.as_deref() { ": " (r) }
-                                    }
-                                    (None, _) => (l.t("Ukjent", "Unknown")),
-                                }
-                            }
-                            dt { (l.t("Resultat", "Outcome")) }
-                            dd {
-                                @if t.decision == Some(Verdict::Allow) {
-                                    span.badge.granted { (l.t("Tillatt", "Allowed")) }
-                                } @else {
-                                    span.badge.rejected { (l.t("Avvist", "Refused")) }
-                                    " " (denial(l, t.code.as_deref()))
-                                }
-                            }
-                        }
+                        (transfer_details(l, t))
                         p.proof {
-                            a href={ "/citizen/v1/transfers/" (t.index) "/proof" } {
+                            a href={ "/innsyn/" (t.index) "/bevis" } {
                                 (l.t("Bevis for at dette er loggført", "Proof that this is logged"))
                                 span.visually-hidden { " (" (l.t("hendelse nr. ", "event no. ")) (t.index) ")" }
                             }
@@ -555,9 +609,134 @@ pub fn transfers(ctx: &Ctx<'_>, items: &[TransferView], truncated: bool) -> Mark
                     }
                 }
             }
+            (pagination(l, paging))
         }
     };
     layout(ctx, title, body)
+}
+
+/// Recomputes the root from a downloaded proof (RFC 8785 for the record's
+/// strings, integers and nulls is sorted keys without spaces; RFC 9162
+/// 2.1.3.2 for the path) and compares it with the checkpoint's third line.
+const CHECK_SCRIPT: &str = r#"import base64, hashlib, json, sys
+p = json.load(open(sys.argv[1]))
+H = lambda b: hashlib.sha256(b).digest()
+leaf = json.dumps(p["record"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+r, i, n = H(b"\0" + leaf.encode()), p["index"], p["size"] - 1
+for s in map(base64.b64decode, p["hashes"]):
+    if i % 2 or i == n:
+        r = H(b"\1" + s + r)
+        while i % 2 == 0 and i:
+            i, n = i >> 1, n >> 1
+    else:
+        r = H(b"\1" + r + s)
+    i, n = i >> 1, n >> 1
+root = base64.b64decode(p["checkpoint"].split("\n")[2])
+print("OK" if n == 0 and r == root else "FAIL")"#;
+
+/// What the proof page says about the proof (from the newest checkpoint).
+pub struct ProofFacts {
+    /// The checkpoint's tree size.
+    pub size: u64,
+    pub time: Timestamp,
+    /// The checkpoint's origin line (the log's name).
+    pub origin: String,
+    /// How many hashes the proof has.
+    pub hashes: usize,
+    /// Whether Bru's own check of the proof holds.
+    pub holds: bool,
+}
+
+/// One record's inclusion proof, explained: what is proven, against which
+/// checkpoint, how to check it; the raw proof as a download.
+pub fn proof(
+    ctx: &Ctx<'_>,
+    t: &TransferView,
+    facts: Option<&ProofFacts>,
+    public_url: &str,
+) -> Markup {
+    let l = ctx.lang;
+    let title = l.t(
+        "Bevis for at hendelsen er loggført",
+        "Proof that the event is logged",
+    );
+    let raw = format!("/citizen/v1/transfers/{}/proof", t.index);
+    let base = public_url.trim_end_matches('/');
+    let body = html! {
+        h1 { (title) }
+        p.lead { (l.t(
+            "Bru skriver hver forespørsel om deg inn i en logg som ikke kan endres i ettertid uten at det synes. Her er beviset for at denne hendelsen står i loggen.",
+            "Bru writes every request about you into a log that cannot be changed afterwards without it showing. Here is the proof that this event is in the log."
+        )) }
+        h2 { (l.t("Hendelsen", "The event")) }
+        p { (text::date_time(l, t.time.as_datetime())) }
+        (transfer_details(l, t))
+        @match facts {
+            Some(f) => {
+                h2 { (l.t("Hva beviset viser", "What the proof shows")) }
+                p { (match l {
+                    Lang::Nb => format!("Hendelsen er nummer {} i loggen. Beviset viser at den er med i loggen slik den var da Bru signerte sjekkpunktet under, med {} hendelser i alt.", t.index, f.size),
+                    Lang::En => format!("The event is number {} in the log. The proof shows that it is in the log as it was when Bru signed the checkpoint below, with {} events in all.", t.index, f.size),
+                }) }
+                @if f.holds {
+                    p { span.badge.granted { (l.t("Kontrollert", "Checked")) } " " (l.t("Bru har kontrollert beviset mot sjekkpunktet: det stemmer.", "Bru has checked the proof against the checkpoint: it holds.")) }
+                } @else {
+                    p { span.badge.rejected { (l.t("Ikke kontrollert", "Not checked")) } " " (l.t("Bru fikk ikke kontrollert beviset nå. Du kan kontrollere det selv, som beskrevet under.", "Bru could not check the proof now. You can check it yourself, as described below.")) }
+                }
+                h2 { (l.t("Sjekkpunktet", "The checkpoint")) }
+                dl.details {
+                    dt { (l.t("Logg", "Log")) }
+                    dd { (f.origin) }
+                    dt { (l.t("Antall hendelser (trestørrelse)", "Number of events (tree size)")) }
+                    dd { (f.size) }
+                    dt { (l.t("Signert", "Signed")) }
+                    dd { (text::date_time(l, f.time.as_datetime())) }
+                    dt { (l.t("Hasher i beviset", "Hashes in the proof")) }
+                    dd { (f.hashes) }
+                }
+                h2 { (l.t("Slik kontrollerer du det selv", "How to check it yourself")) }
+                p { (l.t(
+                    "Du trenger ikke stole på Bru. Last ned beviset. Det inneholder hendelsen, beviset og sjekkpunktet. Sjekkpunktet er en signert merknad (C2SP signed note) med Bru sin offentlige nøkkel, og beviset er et inklusjonsbevis etter RFC 9162: hashen av hendelsen, kombinert med hashene i beviset, skal gi rothashen i sjekkpunktet.",
+                    "You need not trust Bru. Download the proof. It holds the event, the proof and the checkpoint. The checkpoint is a signed note (C2SP signed note) with Bru's public key, and the proof is an inclusion proof as RFC 9162 describes: the event's hash, combined with the hashes of the proof, must give the checkpoint's root hash."
+                )) }
+                p.actions {
+                    a.button.primary href=(raw) download={ "bru-bevis-" (t.index) ".json" } type="application/json" {
+                        (l.t("Last ned beviset (JSON)", "Download the proof (JSON)"))
+                    }
+                }
+                p { (l.t(
+                    "For eksempel med dette lille Python-programmet (lagre det som kontroller.py). Det regner ut rothashen fra hendelsen og beviset og sammenligner med sjekkpunktet:",
+                    "For example with this small Python program (save it as check.py). It computes the root hash from the event and the proof and compares it with the checkpoint:"
+                )) }
+                pre.code tabindex="0" { code { (CHECK_SCRIPT) } }
+                pre.code tabindex="0" { code { "python3 " (l.t("kontroller.py", "check.py")) " bru-bevis-" (t.index) ".json" } }
+                p.hint { (l.t(
+                    "Sjekkpunktets signatur kontrollerer du med nøkkelen i beviset (checkpoint_key), som også står på ",
+                    "You check the checkpoint's signature with the key in the proof (checkpoint_key), which is also at "
+                )) (base) "/.well-known/jwks.json." }
+            }
+            None => {
+                div.notice.info role="status" { p { (l.t(
+                    "Hendelsen er så ny at Bru ikke har signert et sjekkpunkt for den ennå. Prøv igjen om et sekund.",
+                    "The event is so new that Bru has not signed a checkpoint for it yet. Try again in a second."
+                )) } }
+            }
+        }
+        p { a href="/innsyn" { (l.t("Tilbake til hvem som har hentet opplysninger om deg", "Back to who has fetched your data")) } }
+    };
+    layout(ctx, title, body)
+}
+
+/// After a logout from Bru: on to the OpenID provider's logout, by itself.
+pub fn leaving(ctx: &Ctx<'_>, url: &str) -> Markup {
+    let l = ctx.lang;
+    let title = l.t("Du er logget ut av Bru", "You are logged out of Bru");
+    let body = html! {
+        h1 { (title) }
+        p { (l.t("Nå logger vi deg ut av ID-porten også.", "Now we log you out of ID-porten too.")) }
+        p.actions { a.button.primary href=(url) { (l.t("Fortsett", "Continue")) } }
+    };
+    layout_with(ctx, title, Some(url), body)
 }
 
 // ---- demo login and errors -----------------------------------------------------------

@@ -1,10 +1,15 @@
-//! Sessions and the login in progress, each in one encrypted cookie.
+//! Sessions and the login in progress.
 //!
-//! Bru runs as several stateless replicas, so a session lives in the
-//! citizen's browser: AES-256-GCM (aws-lc-rs) under a key derived from
-//! `[portal] session_key` with HKDF, the cookie's name as associated data
-//! (a login cookie cannot pass for a session). The citizen can neither read
-//! the person number in it nor change anything without the tag failing.
+//! A session lives server-side, in the store (consent-db's
+//! `portal_sessions`), so every replica agrees, idle and absolute timeouts
+//! are enforced where the citizen cannot change them, and a logout ends the
+//! session for good: a copied cookie is dead after it. The cookie holds only
+//! the session's random id; the store holds the id's SHA-256 and the
+//! session's state (person number, acr, CSRF token, id_token) sealed.
+//! Sealing is AES-256-GCM (aws-lc-rs) under a key derived from
+//! `[portal] session_key` with HKDF, with the cookie's name (or the
+//! session's row) as associated data: a login cookie cannot pass for a
+//! session. The login in progress stays in a sealed cookie of its own.
 //!
 //! The CSRF token is a synchronizer token kept inside the session: every
 //! form carries it, and a POST whose token differs from the session's is
@@ -32,7 +37,7 @@ pub const LANG_COOKIE: &str = "__Host-bru-lang";
 pub const MIN_KEY_BYTES: usize = 32;
 /// How long a login may take from the click to the callback.
 pub const LOGIN_TTL_S: i64 = 10 * 60;
-/// A session's cookie is rewritten (its idle clock reset) at most this often.
+/// A session's idle clock is moved in the store at most this often.
 const TOUCH_AFTER_S: i64 = 15;
 /// Larger cookie values are not even decoded.
 const MAX_COOKIE_BYTES: usize = 4096;
@@ -98,17 +103,25 @@ impl CookieKey {
     }
 }
 
-/// A logged-in citizen.
+/// A logged-in citizen: the session's state, kept in the store sealed
+/// under the portal's key (so the store never holds the person number in
+/// clear), with the times the store keeps beside it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
-    /// The person number (never logged; only ever inside the sealed cookie).
+    /// The person number (never logged; sealed wherever it is kept).
     pub pid: String,
     pub acr: String,
     /// The synchronizer token every form of this session carries.
     pub csrf: String,
+    /// The provider's id_token, for `id_token_hint` at logout (OpenID
+    /// Connect RP-Initiated Logout 1.0); none after a demo login.
+    #[serde(default)]
+    pub id_token: Option<String>,
     /// Unix seconds of the login: the absolute timeout counts from here.
+    #[serde(skip)]
     pub login_at: i64,
     /// Unix seconds of the last request: the idle timeout counts from here.
+    #[serde(skip)]
     pub seen_at: i64,
 }
 
@@ -120,6 +133,13 @@ impl std::fmt::Debug for Session {
             .field("seen_at", &self.seen_at)
             .finish_non_exhaustive()
     }
+}
+
+/// What the session cookie holds: the session's id, sealed (so a cookie
+/// cannot be made up, and a guessed id is not enough).
+#[derive(Serialize, Deserialize)]
+struct SessionCookie {
+    sid: String,
 }
 
 /// A login between the click and the provider's callback.
@@ -163,28 +183,35 @@ impl LoginState {
 /// What the session cookie of a request says.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Lookup {
-    /// Valid; `refresh` is the cookie to send back when its idle clock was reset.
-    Active {
-        session: Session,
-        refresh: Option<String>,
-    },
+    Active(Session),
     /// There was a session, but it timed out: tell the citizen why.
     Expired,
+    /// No cookie, a cookie that is not ours, or a session that was ended.
     None,
+    /// The store could not be asked: neither logged in nor out.
+    Unavailable,
 }
 
-/// Issues, reads and times out sessions.
+/// Issues, reads, times out and ends sessions, kept server-side in the
+/// store so every replica agrees and a logout is final.
 pub struct Sessions {
     key: CookieKey,
+    store: consent_db::Store,
     idle_s: i64,
     absolute_s: i64,
 }
 
 impl Sessions {
-    pub fn new(key: CookieKey, idle: std::time::Duration, absolute: std::time::Duration) -> Self {
+    pub fn new(
+        key: CookieKey,
+        store: consent_db::Store,
+        idle: std::time::Duration,
+        absolute: std::time::Duration,
+    ) -> Self {
         let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         Sessions {
             key,
+            store,
             idle_s: secs(idle),
             absolute_s: secs(absolute),
         }
@@ -194,46 +221,99 @@ impl Sessions {
         &self.key
     }
 
-    /// A new session for a citizen who just logged in, with a new CSRF token.
-    pub fn start(
+    /// A new session for a citizen who just logged in, with a new CSRF
+    /// token; the cookie value to set. Sessions timed out by now are
+    /// deleted on the way (a few rows, on the indexes).
+    pub async fn start(
         &self,
         pid: &policy::PersonNumber,
         acr: &str,
+        id_token: Option<String>,
         now: i64,
     ) -> Result<(Session, String), PortalError> {
         let session = Session {
             pid: pid.expose().to_owned(),
             acr: acr.to_owned(),
             csrf: random_token()?,
+            id_token,
             login_at: now,
             seen_at: now,
         };
-        let sealed = self.key.seal(SESSION_COOKIE, &session)?;
-        Ok((session, sealed))
+        let sid = random_token()?;
+        let id_hash = id_hash(&sid);
+        let row = consent_db::PortalSession {
+            sealed: self.key.seal(&state_name(&id_hash), &session)?,
+            id_hash,
+            login_at: now,
+            seen_at: now,
+        };
+        if let Err(e) = self
+            .store
+            .purge_portal_sessions(now - self.idle_s, now - self.absolute_s)
+            .await
+        {
+            tracing::warn!(error = %e, "could not purge timed-out portal sessions");
+        }
+        self.store
+            .create_portal_session(&row)
+            .await
+            .map_err(PortalError::Store)?;
+        let cookie = self.key.seal(SESSION_COOKIE, &SessionCookie { sid })?;
+        Ok((session, cookie))
     }
 
-    /// The session of a request, timed out by the idle and absolute limits.
-    pub fn lookup(&self, headers: &HeaderMap, now: i64) -> Lookup {
-        let Some(value) = cookie(headers, SESSION_COOKIE) else {
+    /// The session of a request, timed out by the idle and absolute limits
+    /// (a timed-out session is deleted); its idle clock moves on.
+    pub async fn lookup(&self, headers: &HeaderMap, now: i64) -> Lookup {
+        let Some(id_hash) = self.cookie_id_hash(headers) else {
             return Lookup::None;
         };
-        let Some(mut session) = self.key.open::<Session>(SESSION_COOKIE, value) else {
-            return Lookup::None;
+        let row = match self.store.portal_session(&id_hash).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return Lookup::None,
+            Err(e) => {
+                tracing::error!(error = %e, "the portal could not read its sessions");
+                return Lookup::Unavailable;
+            }
         };
-        // A clock far ahead of ours was not set by us.
-        if session.login_at > now + 60 || session.seen_at > now + 60 {
-            return Lookup::None;
-        }
-        if now - session.login_at > self.absolute_s || now - session.seen_at > self.idle_s {
+        if now - row.login_at > self.absolute_s || now - row.seen_at > self.idle_s {
+            if let Err(e) = self.store.delete_portal_session(&id_hash).await {
+                tracing::warn!(error = %e, "could not delete a timed-out portal session");
+            }
             return Lookup::Expired;
         }
-        let refresh = if now - session.seen_at >= TOUCH_AFTER_S {
-            session.seen_at = now;
-            self.key.seal(SESSION_COOKIE, &session).ok()
-        } else {
-            None
+        let Some(mut session) = self.key.open::<Session>(&state_name(&id_hash), &row.sealed) else {
+            return Lookup::None;
         };
-        Lookup::Active { session, refresh }
+        session.login_at = row.login_at;
+        session.seen_at = row.seen_at;
+        if now - row.seen_at >= TOUCH_AFTER_S {
+            match self.store.touch_portal_session(&id_hash, now).await {
+                Ok(()) => session.seen_at = now,
+                Err(e) => tracing::warn!(error = %e, "could not touch a portal session"),
+            }
+        }
+        Lookup::Active(session)
+    }
+
+    /// Ends the request's session in the store: its cookie is dead from now
+    /// on, on every replica.
+    pub async fn end(&self, headers: &HeaderMap) -> Result<(), PortalError> {
+        match self.cookie_id_hash(headers) {
+            Some(id_hash) => self
+                .store
+                .delete_portal_session(&id_hash)
+                .await
+                .map(|_| ())
+                .map_err(PortalError::Store),
+            None => Ok(()),
+        }
+    }
+
+    fn cookie_id_hash(&self, headers: &HeaderMap) -> Option<String> {
+        let value = cookie(headers, SESSION_COOKIE)?;
+        let c: SessionCookie = self.key.open(SESSION_COOKIE, value)?;
+        Some(id_hash(&c.sid))
     }
 
     /// The login in progress of this browser, if any and still fresh.
@@ -246,6 +326,22 @@ impl Sessions {
     pub fn seal_login(&self, state: &LoginState) -> Result<String, PortalError> {
         self.key.seal(LOGIN_COOKIE, state)
     }
+}
+
+/// The store's key of a session: hex SHA-256 of its id, so the table alone
+/// gives no cookie.
+fn id_hash(sid: &str) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, sid.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The associated data of a session's sealed state: bound to its row, so a
+/// sealed state moved to another row does not open.
+fn state_name(id_hash: &str) -> String {
+    format!("bru-session-state {id_hash}")
 }
 
 /// Whether a form's token is the session's, in constant time.

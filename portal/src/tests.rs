@@ -436,6 +436,178 @@ async fn logout_needs_the_token_and_ends_the_session() {
             && v.to_str().unwrap().contains("Max-Age=0")
     });
     assert!(cleared);
+    // Without an OpenID provider (the demo), straight back home.
+    assert_eq!(r.header("location"), "/?utlogget=1");
+    // The old cookie, replayed (a stolen copy), is no session any more.
+    let r = w.get("/samtykke", &[&session]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.header("location").starts_with("/logg-inn"));
+    let id = w.request(Some(KARI)).await;
+    let r = w
+        .post(
+            &format!("/samtykke/{id}"),
+            &[&session],
+            &format!("action=accept&csrf={csrf}"),
+            None,
+        )
+        .await;
+    assert!(r.header("location").starts_with("/logg-inn"));
+    assert_eq!(w.status(&id).await, "pending");
+}
+
+/// Writes decision records about `pid`, one per `(purpose, consent, code)`;
+/// `code: None` is an allowed call.
+async fn decisions(w: &World, pid: &str, calls: &[(Option<&str>, Option<&str>, Option<&str>)]) {
+    let log =
+        consent_db::AuditLog::start(w.store.clone(), consent_db::AuditConfig::default()).unwrap();
+    let subject_ref = Pseudonymiser::new(&[3u8; 32])
+        .unwrap()
+        .subject_ref(&PersonNumber::parse(pid, true).unwrap());
+    for (i, (purpose, consent, code)) in calls.iter().enumerate() {
+        let mut r = consent_db::NewRecord::new(
+            consent_db::RecordKind::Decision,
+            format!("t{i}"),
+            "GET",
+            "/data/nav/inntekt",
+        );
+        r.consumer = Some("0192:921429002".into());
+        r.provider = Some("nav".into());
+        r.dataset = Some("inntekt".into());
+        r.purpose = purpose.map(str::to_owned);
+        r.basis = Some(consent_db::Basis::Consent);
+        r.consent_id = consent.map(str::to_owned);
+        r.subject_ref = Some(subject_ref.clone());
+        r.decision = Some(if code.is_some() {
+            consent_db::Verdict::Deny
+        } else {
+            consent_db::Verdict::Allow
+        });
+        r.code = code.map(str::to_owned);
+        log.append(r).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_access_log_shows_only_what_policy_and_bru_vouch_for() {
+    let w = world().await;
+    let karis = w.request(Some(KARI)).await;
+    let olas = w.request(Some(OLA)).await;
+    let caller_text = "Ring-815-00000-for-aa-stoppe-innkreving";
+    decisions(
+        &w,
+        OLA,
+        &[
+            // Kari's consent id, sent by a caller about Ola.
+            (
+                Some("omsorgsbolig-soknad"),
+                Some(&karis),
+                Some("consent_subject_mismatch"),
+            ),
+            (Some(caller_text), None, Some("purpose_not_allowed")),
+            (
+                Some("omsorgsbolig-soknad"),
+                None,
+                Some("insufficient_scope"),
+            ),
+            (Some("omsorgsbolig-soknad"), Some(&olas), None),
+        ],
+    )
+    .await;
+    let session = w.login(OLA).await;
+    let r = w.get("/innsyn", &[&session]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // The purpose by its policy title; the caller's text nowhere.
+    assert!(r.body.contains("Søknad om omsorgsbolig"));
+    assert!(!r.body.contains(caller_text) && !r.body.contains("Ring-815"));
+    assert!(r.body.contains("ukjent formål (oppgitt av virksomheten)"));
+    // "Your consent" and its link only for Ola's own consent.
+    assert_eq!(r.body.matches("Ditt samtykke").count(), 1);
+    assert!(r.body.contains(&format!("href=\"/samtykke/{olas}\"")));
+    assert!(!r.body.contains(&karis));
+    assert!(r
+        .body
+        .contains("Samtykke som virksomheten viste til, men som ikke er ditt"));
+    // Each refusal explained by its own code.
+    assert!(r
+        .body
+        .contains("Formålet virksomheten oppga, er ikke tillatt"));
+    assert!(r.body.contains("Virksomheten manglet tilgangen"));
+    assert!(r.body.contains("Samtykket gjaldt en annen person."));
+    assert!(!r.body.contains("ikke hadde lov"));
+    // In English too.
+    let r = w.get("/innsyn?lang=en", &[&session]).await;
+    assert!(r
+        .body
+        .contains("unknown purpose (stated by the organisation)"));
+    assert!(r
+        .body
+        .contains("The purpose the organisation gave is not allowed"));
+}
+
+#[tokio::test]
+async fn the_access_log_is_paged_newest_first() {
+    let w = world().await;
+    let calls: Vec<_> = (0..45)
+        .map(|_| (Some("omsorgsbolig-soknad"), None, Some("consent_required")))
+        .collect();
+    decisions(&w, KARI, &calls).await;
+    let session = w.login(KARI).await;
+    let r = w.get("/innsyn", &[&session]).await;
+    assert!(r.body.contains("Viser 1–20 av 45"), "{}", r.body);
+    assert_eq!(r.body.matches("<li class=\"card\"").count(), 20);
+    // Newest first: the last record (index 44) leads page 1.
+    let first = r.body.find("/innsyn/44/bevis").unwrap();
+    let later = r.body.find("/innsyn/43/bevis").unwrap();
+    assert!(first < later);
+    assert!(!r.body.contains("/innsyn/24/bevis"));
+    assert!(r.body.contains("aria-label=\"Sider\""));
+    assert!(r.body.contains("href=\"/innsyn?side=2\" rel=\"next\""));
+    let r = w.get("/innsyn?side=3", &[&session]).await;
+    assert!(r.body.contains("Viser 41–45 av 45"));
+    assert!(r.body.contains("/innsyn/0/bevis") && !r.body.contains("/innsyn/5/bevis"));
+    assert!(r.body.contains("href=\"/innsyn?side=2\" rel=\"prev\""));
+    assert!(r.body.contains("aria-current=\"page\""));
+    // Nonsense pages are page 1.
+    let r = w.get("/innsyn?side=x", &[&session]).await;
+    assert!(r.body.contains("Viser 1–20 av 45"));
+}
+
+#[tokio::test]
+async fn the_proof_page_explains_and_offers_the_raw_proof() {
+    let w = world().await;
+    decisions(&w, KARI, &[(Some("omsorgsbolig-soknad"), None, None)]).await;
+    decisions(&w, OLA, &[(Some("omsorgsbolig-soknad"), None, None)]).await;
+    let session = w.login(KARI).await;
+    // Not under a checkpoint yet: said so.
+    let r = w.get("/innsyn/0/bevis", &[&session]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("ikke har signert et sjekkpunkt"));
+    let head = w.store.tree_head().await.unwrap();
+    w.store
+        .add_checkpoint(head.size, &head.root, "bru.example/log\n2\nroot\n\n— sig\n")
+        .await
+        .unwrap();
+    let r = w.get("/innsyn/0/bevis", &[&session]).await;
+    assert!(
+        r.body.contains("Hendelsen er nummer 0 i loggen"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("bru.example/log"));
+    assert!(r
+        .body
+        .contains("Bru har kontrollert beviset mot sjekkpunktet: det stemmer."));
+    assert!(r
+        .body
+        .contains("href=\"/citizen/v1/transfers/0/proof\" download=\"bru-bevis-0.json\""));
+    assert!(r.body.contains("RFC 9162"));
+    // Ola's record is not Kari's to see.
+    let r = w.get("/innsyn/1/bevis", &[&session]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = w
+        .get("/innsyn/99999999999999999999/bevis", &[&session])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]
@@ -497,15 +669,17 @@ async fn without_demo_persons_there_is_no_picker() {
 #[tokio::test]
 async fn a_timed_out_session_is_explained_and_cleared() {
     let w = world().await;
-    // A session made with the portal's key, its last request 16 minutes ago.
+    // A session made with the portal's key and store, its last request 16 minutes ago.
     let sessions = Sessions::new(
         session::CookieKey::derive(&[9u8; 32]).unwrap(),
+        w.store.clone(),
         std::time::Duration::from_secs(900),
         std::time::Duration::from_secs(7200),
     );
     let kari = PersonNumber::parse(KARI, true).unwrap();
     let (old, sealed) = sessions
-        .start(&kari, "idporten-loa-substantial", now() - 16 * 60)
+        .start(&kari, "idporten-loa-substantial", None, now() - 16 * 60)
+        .await
         .unwrap();
     let cookie = format!("{}={sealed}", session::SESSION_COOKIE);
     let r = w.get("/samtykke", &[&cookie]).await;
@@ -527,11 +701,15 @@ async fn a_timed_out_session_is_explained_and_cleared() {
             None,
         )
         .await;
-    assert_ne!(r.status, StatusCode::SEE_OTHER);
+    // The timed-out session was deleted when it was found: now it is no
+    // session at all, and the answer is the way to log in.
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.header("location").starts_with("/logg-inn"));
     assert_eq!(w.status(&id).await, "pending");
     // The same session a minute old is fine.
     let (_, fresh) = sessions
-        .start(&kari, "idporten-loa-substantial", now() - 60)
+        .start(&kari, "idporten-loa-substantial", None, now() - 60)
+        .await
         .unwrap();
     let r = w
         .get(

@@ -202,6 +202,95 @@ pub fn list(lang: Lang, items: &[String]) -> String {
     }
 }
 
+/// Why Bru refused a call, in one plain sentence per refusal code of SPEC
+/// section 3 (bokmål, English). A code this list does not know gets the
+/// general sentence.
+pub fn refusal_reason(code: Option<&str>) -> (&'static str, &'static str) {
+    match code.unwrap_or_default() {
+        "purpose_required" => (
+            "Virksomheten oppga ikke hva opplysningene skulle brukes til.",
+            "The organisation did not say what the information was for.",
+        ),
+        "subject_missing" => (
+            "Forespørselen sa ikke hvilken person den gjaldt.",
+            "The request did not say which person it was about.",
+        ),
+        "invalid_subject" => (
+            "Fødselsnummeret i forespørselen var ikke gyldig.",
+            "The national identity number in the request was not valid.",
+        ),
+        "malformed_request" => (
+            "Forespørselen var feil satt sammen.",
+            "The request was not put together correctly.",
+        ),
+        "missing_token" | "invalid_token" | "untrusted_issuer" | "wrong_audience" => (
+            "Virksomheten kunne ikke vise hvem den var.",
+            "The organisation could not show who it was.",
+        ),
+        "token_expired" => (
+            "Virksomhetens innlogging var utløpt.",
+            "The organisation's login had expired.",
+        ),
+        "insufficient_scope" => (
+            "Virksomheten manglet tilgangen som trengs for disse opplysningene.",
+            "The organisation lacked the access needed for this information.",
+        ),
+        "consumer_not_allowed" => (
+            "Virksomheten har ikke lov til å hente disse opplysningene.",
+            "The organisation is not allowed to fetch this information.",
+        ),
+        "purpose_not_allowed" => (
+            "Formålet virksomheten oppga, er ikke tillatt for disse opplysningene.",
+            "The purpose the organisation gave is not allowed for this information.",
+        ),
+        "consent_required" => (
+            "Det trengs ditt samtykke, og virksomheten viste ikke til noe.",
+            "Your consent is needed, and the organisation referred to none.",
+        ),
+        "consent_not_found" => (
+            "Samtykket virksomheten viste til, finnes ikke.",
+            "The consent the organisation referred to does not exist.",
+        ),
+        "consent_revoked" => (
+            "Samtykket var trukket tilbake.",
+            "The consent had been withdrawn.",
+        ),
+        "consent_expired" => ("Samtykket var utløpt.", "The consent had expired."),
+        "consent_exhausted" => ("Samtykket var brukt opp.", "The consent had been used up."),
+        "consent_mismatch" => (
+            "Samtykket gjaldt ikke disse opplysningene, dette formålet eller denne virksomheten.",
+            "The consent did not cover this information, this purpose or this organisation.",
+        ),
+        "consent_subject_mismatch" => (
+            "Samtykket gjaldt en annen person.",
+            "The consent was about another person.",
+        ),
+        "unknown_dataset" => (
+            "Opplysningene som ble bedt om, finnes ikke i Bru.",
+            "The information asked for does not exist in Bru.",
+        ),
+        "request_too_large" | "headers_too_large" => {
+            ("Forespørselen var for stor.", "The request was too large.")
+        }
+        "rate_limited" => (
+            "Det kom for mange forespørsler på kort tid.",
+            "There were too many requests in a short time.",
+        ),
+        "upstream_error" | "upstream_timeout" => (
+            "Tjenesten som har opplysningene, svarte ikke som den skulle.",
+            "The service that holds the information did not answer as it should.",
+        ),
+        "audit_unavailable" => (
+            "Bru kunne ikke loggføre forespørselen, og sendte derfor ingenting videre.",
+            "Bru could not log the request, and so passed nothing on.",
+        ),
+        _ => (
+            "Reglene for deling tillot det ikke.",
+            "The rules for sharing did not allow it.",
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,5 +356,41 @@ mod tests {
         let items = ["a".to_owned(), "b".to_owned(), "c".to_owned()];
         assert_eq!(list(Lang::Nb, &items), "a, b og c");
         assert_eq!(list(Lang::En, &items[..2]), "a and b");
+    }
+
+    #[test]
+    fn every_refusal_code_has_its_own_reason() {
+        // SPEC section 3: the codes a refusal of a call about a citizen can carry.
+        let codes = [
+            "purpose_required",
+            "subject_missing",
+            "invalid_subject",
+            "malformed_request",
+            "insufficient_scope",
+            "consumer_not_allowed",
+            "purpose_not_allowed",
+            "consent_required",
+            "consent_not_found",
+            "consent_revoked",
+            "consent_expired",
+            "consent_exhausted",
+            "consent_mismatch",
+            "consent_subject_mismatch",
+            "rate_limited",
+        ];
+        let general = refusal_reason(Some("no_such_code"));
+        let mut seen = std::collections::BTreeSet::new();
+        for code in codes {
+            let reason = refusal_reason(Some(code));
+            assert_ne!(reason, general, "{code} has no reason of its own");
+            assert!(seen.insert(reason), "{code} shares its reason");
+            assert!(reason.0.ends_with('.') && reason.1.ends_with('.'));
+        }
+        // A wrong purpose or a missing scope is not "not allowed".
+        assert_ne!(
+            refusal_reason(Some("purpose_not_allowed")),
+            refusal_reason(Some("consumer_not_allowed"))
+        );
+        assert_eq!(refusal_reason(None), general);
     }
 }

@@ -60,11 +60,17 @@ pub struct DatasetView {
     pub provider: ProviderView,
 }
 
+/// A purpose by its policy title. A purpose the policy does not know is
+/// "unknown purpose (stated by the organisation)", without the caller's
+/// text: what a caller writes never reaches a citizen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PurposeView {
-    pub id: String,
-    pub title: Option<TextView>,
+    /// The policy's id of the purpose; null when the policy does not know it.
+    pub id: Option<String>,
+    /// Whether the policy knows this purpose.
+    pub known: bool,
+    pub title: TextView,
     pub description: Option<TextView>,
 }
 
@@ -114,13 +120,28 @@ pub fn dataset(policy: &Policy, id: &str) -> DatasetView {
 }
 
 pub fn purpose(policy: &Policy, id: &str) -> PurposeView {
-    let found = policy.purposes.get(id);
-    PurposeView {
-        id: id.to_owned(),
-        title: found.map(|p| TextView::from(&p.title)),
-        description: found.map(|p| TextView::from(&p.description)),
+    match policy.purposes.get(id) {
+        Some(p) => PurposeView {
+            id: Some(p.id.clone()),
+            known: true,
+            title: TextView::from(&p.title),
+            description: Some(TextView::from(&p.description)),
+        },
+        None => PurposeView {
+            id: None,
+            known: false,
+            title: TextView {
+                nb: "ukjent formål (oppgitt av virksomheten)".to_owned(),
+                en: "unknown purpose (stated by the organisation)".to_owned(),
+            },
+            description: None,
+        },
     }
 }
+
+/// At most this many characters of a requester's message are shown (the
+/// consent API takes 500).
+pub const MAX_MESSAGE_CHARS: usize = 500;
 
 /// A consent as its citizen sees it: who asked, for which data, what for,
 /// until when, how often. The person number is not repeated back.
@@ -138,6 +159,9 @@ pub struct ConsentView {
     pub valid_to: String,
     pub uses: i64,
     pub max_uses: Option<i64>,
+    /// The requester's own words to the citizen, as it wrote them (at most
+    /// 500 characters, no control characters but line breaks): shown
+    /// escaped and labelled as the organisation's message, never as Bru's.
     pub message: Option<String>,
     pub redirect_url: Option<String>,
     #[cfg_attr(feature = "openapi", schema(format = DateTime))]
@@ -162,7 +186,10 @@ pub fn consent(policy: &Policy, row: &ConsentRow) -> ConsentView {
         valid_to: row.valid_to.clone(),
         uses: row.uses,
         max_uses: row.max_uses,
-        message: row.message.clone(),
+        message: row
+            .message
+            .as_deref()
+            .map(|m| m.chars().take(MAX_MESSAGE_CHARS).collect()),
         redirect_url: row.redirect_url.clone(),
         created_at: row.created_at.clone(),
         updated_at: row.updated_at.clone(),
@@ -198,7 +225,21 @@ pub fn group(rows: &[ConsentRow]) -> Grouped<'_> {
     g
 }
 
-/// One decision about a citizen, as the access log shows it.
+/// Whose consent a transfer under consent was made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentOwner {
+    /// One of the citizen's own consents.
+    Yours,
+    /// A consent id the organisation sent that is not one of the citizen's
+    /// consents (another person's, or none at all).
+    NotYours,
+}
+
+/// One decision about a citizen, as the access log shows it: only what Bru
+/// and its policy vouch for, never text a caller wrote (its path, its
+/// purpose text, an unknown consent id or method).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransferView {
@@ -207,39 +248,93 @@ pub struct TransferView {
     pub transfer_id: String,
     pub organisation: Option<OrgView>,
     pub supplier: Option<OrgView>,
+    /// The dataset, when the policy knows it.
     pub dataset: Option<DatasetView>,
+    /// The purpose by its policy title; null when none was given.
     pub purpose: Option<PurposeView>,
     pub basis: Option<Basis>,
     pub legal_ref: Option<String>,
+    /// The consent the call referred to, only when it is the citizen's own.
     pub consent_id: Option<String>,
+    /// Whose consent the call referred to, when it referred to one.
+    pub consent: Option<ConsentOwner>,
     pub decision: Option<Verdict>,
     pub code: Option<String>,
+    /// Why Bru refused, in plain language, following `code`.
+    pub reason: Option<TextView>,
+    /// The HTTP method, when it is a standard one (else `OTHER`).
     pub method: String,
-    pub path: String,
 }
 
-pub fn transfer(policy: &Policy, r: &AuditRecord) -> TransferView {
+/// Methods shown as they are; any other token a caller sent is `OTHER`.
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// `own_consents`: the ids of the citizen's own consents (their subject is
+/// the citizen), which alone are shown as "your consent".
+pub fn transfer(
+    policy: &Policy,
+    r: &AuditRecord,
+    own_consents: &std::collections::HashSet<String>,
+) -> TransferView {
     let dataset_id = match (&r.provider, &r.dataset) {
         (_, Some(d)) if d.contains('/') => Some(d.clone()),
         (Some(p), Some(d)) => Some(format!("{p}/{d}")),
         _ => None,
     };
+    let known_dataset = dataset_id.filter(|id| {
+        id.parse::<DatasetRef>()
+            .ok()
+            .and_then(|d| policy.dataset(&d.provider, &d.dataset))
+            .is_some()
+    });
+    let yours = r
+        .consent_id
+        .as_ref()
+        .filter(|id| own_consents.contains(id.as_str()));
+    let reason = (r.decision == Some(Verdict::Deny)).then(|| {
+        let (nb, en) = crate::text::refusal_reason(r.code.as_deref());
+        TextView {
+            nb: nb.to_owned(),
+            en: en.to_owned(),
+        }
+    });
     TransferView {
         index: r.index,
         time: r.time,
         transfer_id: r.transfer_id.clone(),
         organisation: r.consumer.as_deref().map(|c| organisation(policy, c)),
         supplier: r.supplier.as_deref().map(|s| organisation(policy, s)),
-        dataset: dataset_id.as_deref().map(|d| dataset(policy, d)),
+        dataset: known_dataset.as_deref().map(|d| dataset(policy, d)),
         purpose: r.purpose.as_deref().map(|p| purpose(policy, p)),
         basis: r.basis,
         legal_ref: r.legal_ref.clone(),
-        consent_id: r.consent_id.clone(),
+        consent_id: yours.cloned(),
+        consent: r.consent_id.as_ref().map(|_| match yours {
+            Some(_) => ConsentOwner::Yours,
+            None => ConsentOwner::NotYours,
+        }),
         decision: r.decision,
         code: r.code.clone(),
-        method: r.method.clone(),
-        path: r.path.clone(),
+        reason,
+        method: METHODS
+            .iter()
+            .find(|m| **m == r.method)
+            .map_or("OTHER", |m| *m)
+            .to_owned(),
     }
+}
+
+/// The ids of the citizen's own consents, for [`transfer`].
+pub async fn own_consent_ids(
+    store: &Store,
+    me: &PersonNumber,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    Ok(store
+        .consents_by_subject(me, Timestamp::now())
+        .await?
+        .into_iter()
+        .map(|row| row.id)
+        .collect())
 }
 
 /// One page of a citizen's decision records, oldest first.

@@ -3,7 +3,9 @@
 // required, client_secret_basic), ID-porten's acr values, and accounts whose
 // claims carry `pid`. The login page is a minimal form of our own (no
 // password: this stands in for BankID); consent is granted without asking,
-// as ID-porten does for a public-sector client.
+// as ID-porten does for a public-sector client. RP-initiated logout
+// (OpenID Connect RP-Initiated Logout 1.0) is on, with Bru's front page
+// registered as where a logout returns to.
 //
 // Run on its own: node oidc-provider.mjs PORT REDIRECT_URI SECRET
 
@@ -26,8 +28,10 @@ export const CLIENT_ID = 'bru-portal';
  * `log` collects what the test asserts about afterwards: every authorization
  * request's parameters and every token request's grant.
  */
-export async function startProvider({ port = 0, redirectUri, secret }) {
-  const log = { authorizations: [], tokens: [] };
+export async function startProvider({
+  port = 0, redirectUri, secret, postLogoutRedirectUri,
+}) {
+  const log = { authorizations: [], tokens: [], endSessions: [], logouts: [] };
   const server = http.createServer();
   await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${server.address().port}`;
@@ -44,6 +48,7 @@ export async function startProvider({ port = 0, redirectUri, secret }) {
       client_id: CLIENT_ID,
       client_secret: secret,
       redirect_uris: [redirectUri],
+      post_logout_redirect_uris: postLogoutRedirectUri ? [postLogoutRedirectUri] : [],
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
@@ -54,7 +59,7 @@ export async function startProvider({ port = 0, redirectUri, secret }) {
     claims: { openid: ['sub'], profile: ['pid'] },
     // Scope claims go into the id_token itself, as ID-porten puts pid there.
     conformIdTokenClaims: false,
-    features: { devInteractions: { enabled: false } },
+    features: { devInteractions: { enabled: false }, rpInitiatedLogout: { enabled: true } },
     cookies: { keys: ['bru-portal-test-cookie-key-0123456789'] },
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     async findAccount(ctx, id) {
@@ -95,6 +100,10 @@ export async function startProvider({ port = 0, redirectUri, secret }) {
       code_verifier: Boolean(ctx.oidc.params?.code_verifier),
     });
   });
+  // A logout the provider carried out: its session is over.
+  provider.on('end_session.success', (ctx) => {
+    log.logouts.push({ client_id: ctx.oidc.client?.clientId });
+  });
   provider.on('grant.error', (ctx, err) => {
     log.tokens.push({ ok: false, error: err.error ?? String(err) });
   });
@@ -105,6 +114,9 @@ export async function startProvider({ port = 0, redirectUri, secret }) {
       const url = new URL(req.url, issuer);
       if (url.pathname === '/auth') {
         log.authorizations.push(Object.fromEntries(url.searchParams));
+      }
+      if (url.pathname === '/session/end' && req.method === 'GET') {
+        log.endSessions.push(Object.fromEntries(url.searchParams));
       }
       const login = url.pathname.match(/^\/interaction\/([\w-]+)(\/login)?$/);
       if (login && req.method === 'GET' && !login[2]) {

@@ -12,6 +12,7 @@
 // target/portal-screenshots/.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -224,22 +225,45 @@ describe('the portal in the demo', { concurrency: false }, () => {
     assert.match(second, /Søknad om omsorgsbolig/);
     assert.match(second, /Ditt samtykke/);
     assert.match(second, /Tillatt/);
-    const proof = await items.nth(1).getByRole('link', { name: /Bevis/ }).getAttribute('href');
-    assert.match(proof, /^\/citizen\/v1\/transfers\/\d+\/proof$/);
-    // The link works with the portal session alone (no token in the browser);
-    // the record is under a signed checkpoint within a second.
-    let answer;
+    assert.match(await page.textContent('p.count'), /^Viser 1–2 av 2$/);
+    await checkPage(page, '07-innsyn');
+    // The proof link opens a readable page, not JSON.
+    const proofPage = await items.nth(1).getByRole('link', { name: /Bevis/ }).getAttribute('href');
+    assert.match(proofPage, /^\/innsyn\/\d+\/bevis$/);
+    // The record is under a signed checkpoint within a second.
     for (let i = 0; i < 20; i++) {
-      answer = await page.request.get(`${base}${proof}`);
-      if (answer.status() !== 404) break;
+      await page.goto(`${base}${proofPage}`);
+      if (await page.locator('a[download]').count() > 0) break;
       await new Promise((r) => setTimeout(r, 250));
     }
+    assert.equal(await page.textContent('h1'), 'Bevis for at hendelsen er loggført');
+    const index = proofPage.split('/')[2];
+    assert.match(await page.textContent('main'), new RegExp(`Hendelsen er nummer ${index} i loggen`));
+    assert.match(await page.textContent('main'), /Bru har kontrollert beviset mot sjekkpunktet: det stemmer\./);
+    assert.match(await page.textContent('main'), /RFC 9162/);
+    assert.match(await page.textContent('main'), /C2SP/);
+    await checkPage(page, '07b-bevis');
+    // The raw proof is a download of the JSON endpoint, which works with
+    // the portal session alone (no token in the browser).
+    const download = page.getByRole('link', { name: 'Last ned beviset (JSON)' });
+    assert.equal(await download.getAttribute('download'), `bru-bevis-${index}.json`);
+    const proof = await download.getAttribute('href');
+    assert.equal(proof, `/citizen/v1/transfers/${index}/proof`);
+    const script = await page.locator('pre.code code').first().textContent();
+    const answer = await page.request.get(`${base}${proof}`);
     assert.equal(answer.status(), 200, await answer.text());
     const body = await answer.json();
     assert.ok(Array.isArray(body.hashes), 'an inclusion proof');
     assert.equal(body.record.dataset, 'nav/inntekt');
     assert.match(body.checkpoint, /\n\n\u2014 /, 'a signed checkpoint note');
-    await checkPage(page, '07-innsyn');
+    // The program the page gives checks the downloaded proof, without Bru.
+    fs.writeFileSync(path.join(dir, 'kontroller.py'), script);
+    fs.writeFileSync(path.join(dir, `bru-bevis-${index}.json`), JSON.stringify(body));
+    const run = (file) => execFileSync('python3', [path.join(dir, 'kontroller.py'), path.join(dir, file)]).toString();
+    assert.equal(run(`bru-bevis-${index}.json`), 'OK\n');
+    const tampered = { ...body, record: { ...body.record, purpose: 'noe annet' } };
+    fs.writeFileSync(path.join(dir, 'tampered.json'), JSON.stringify(tampered));
+    assert.equal(run('tampered.json'), 'FAIL\n');
   });
 
   it('she withdraws the consent with one button, and K429\'s next call is refused', async () => {
@@ -257,7 +281,7 @@ describe('the portal in the demo', { concurrency: false }, () => {
     await page.goto(`${base}/innsyn`);
     const newest = await page.locator('ol.transfers > li').first().textContent();
     assert.match(newest, /Avvist/);
-    assert.match(newest, /Avvist fordi samtykket var trukket tilbake/);
+    assert.match(newest, /Avvist Samtykket var trukket tilbake\./);
     await checkPage(page, '09-innsyn-avvist');
     await page.goto(`${base}/samtykke`);
     assert.match(await page.locator('section[aria-labelledby="past-h"]').textContent(), /Trukket tilbake/);
@@ -304,15 +328,79 @@ describe('the portal in the demo', { concurrency: false }, () => {
     assert.equal(await page.textContent('.status .badge'), 'Trukket tilbake');
   });
 
-  it('she logs out, and the pages ask for a login again', async () => {
+  it('a purpose a caller made up shows as unknown, never in its words', async () => {
     const { page } = browser;
+    const snoop = await api('POST', '/demo/maskinporten/token', {
+      body: { org: '971000007', scope: 'nav:inntekt.read' },
+    });
+    const callerText = 'Ring-815-00000-for-aa-stoppe-innkreving';
+    const refused = await api('GET', '/data/nav/inntekt', {
+      headers: {
+        authorization: `Bearer ${snoop.json.access_token}`,
+        'bru-purpose': callerText,
+        'nav-personident': KARI,
+      },
+    });
+    assert.equal(refused.status, 403, refused.body);
+    await page.goto(`${base}/innsyn`);
+    const newest = await page.locator('ol.transfers > li').first().textContent();
+    assert.match(newest, /ukjent formål \(oppgitt av virksomheten\)/);
+    assert.match(newest, /Virksomheten har ikke lov til å hente disse opplysningene\./);
+    assert.ok(!(await page.content()).includes(callerText), 'the caller\'s text is not shown');
+    assert.ok(!(await page.content()).includes('Ring-815'));
+    await checkPage(page, '09b-innsyn-ukjent-formal');
+  });
+
+  it('the access log is paged, newest first, with a count', async () => {
+    const { page } = browser;
+    const nav = await api('POST', '/demo/maskinporten/token', {
+      body: { org: NAV, scope: 'k429:sosialtjeneste.read' },
+    });
+    for (let i = 0; i < 22; i++) {
+      const r = await api('GET', '/data/k429/sosialtjeneste', {
+        headers: {
+          authorization: `Bearer ${nav.json.access_token}`,
+          'bru-purpose': 'sosialhjelp-saksbehandling',
+          'nav-personident': KARI,
+        },
+      });
+      assert.equal(r.status, 200, r.body);
+    }
+    // 2 + 2 earlier + 22 now.
+    await page.goto(`${base}/innsyn`);
+    assert.equal(await page.textContent('p.count'), 'Viser 1–20 av 26');
+    assert.equal(await page.locator('ol.transfers > li').count(), 20);
+    const pages = page.getByRole('navigation', { name: 'Sider' });
+    assert.equal(await pages.locator('[aria-current=page]').textContent(), 'Side 1');
+    await checkPage(page, '09c-innsyn-side-1');
+    await pages.getByRole('link', { name: 'Eldre' }).click();
+    await page.waitForURL(`${base}/innsyn?side=2`);
+    assert.equal(await page.textContent('p.count'), 'Viser 21–26 av 26');
+    assert.equal(await page.locator('ol.transfers > li').count(), 6);
+    // The oldest last: K429's first read under consent.
+    assert.match(await page.locator('ol.transfers > li').last().textContent(), /Ditt samtykke/);
+    await checkPage(page, '09d-innsyn-side-2');
+  });
+
+  it('she logs out, the pages ask for a login again, and the old cookie is dead', async () => {
+    const { page, context } = browser;
     await page.goto(`${base}/samtykke`);
+    const stolen = (await context.cookies(base)).find((c) => c.name === '__Host-bru-session');
+    assert.ok(stolen, 'a session cookie before the logout');
     await page.getByRole('button', { name: 'Logg ut' }).click();
     await page.waitForURL(`${base}/?utlogget=1`);
     assert.match(await page.textContent('[role=status]'), /Du er logget ut/);
     await checkPage(page, '11-logget-ut');
     await page.goto(`${base}/innsyn`);
     assert.match(page.url(), /\/demo\/idporten\/login\?neste=\/innsyn$/);
+    // A copy of the cookie taken before the logout, replayed: refused.
+    await context.addCookies([stolen]);
+    const replay = await context.request.get(`${base}/innsyn`, { maxRedirects: 0 });
+    assert.equal(replay.status(), 303);
+    assert.match(replay.headers().location, /^\/logg-inn\?neste=\/innsyn$/);
+    const proof = await context.request.get(`${base}/citizen/v1/transfers/0/proof`, { maxRedirects: 0 });
+    assert.equal(proof.status(), 401);
+    await context.clearCookies();
   });
 
   it('no URL the browser used carries a person number, and no page broke the CSP', async () => {
@@ -341,7 +429,9 @@ describe('the portal logs in with a real OpenID provider (oidc-provider)', { con
     const port = await freePort();
     base = `https://localhost:${port}`;
     const secret = 'oidc-test-client-secret-0123456789';
-    provider = await startProvider({ redirectUri: `${base}/innlogging/callback`, secret });
+    provider = await startProvider({
+      redirectUri: `${base}/innlogging/callback`, secret, postLogoutRedirectUri: `${base}/?utlogget=1`,
+    });
     fs.writeFileSync(path.join(dir, 'client-secret'), `${secret}\n`, { mode: 0o600 });
     fs.copyFileSync(path.join(demoDir, 'keys', 'portal-session.key'), path.join(dir, 'session.key'));
     const d = (f) => JSON.stringify(path.join(demoDir, f));
@@ -427,6 +517,34 @@ absolute_timeout_s = 3600
     const session = (await browser.context.cookies(base)).find((c) => c.name === '__Host-bru-session');
     assert.ok(session?.httpOnly && session.secure && session.sameSite === 'Lax');
     assert.deepEqual(browser.urls.filter((u) => u.includes(KARI)), []);
+  });
+
+  it('logout ends the session at Bru and at the provider (RP-initiated logout)', async () => {
+    const { page, context } = browser;
+    await page.goto(`${base}/samtykke`);
+    const stolen = (await context.cookies(base)).find((c) => c.name === '__Host-bru-session');
+    await page.getByRole('button', { name: 'Logg ut' }).click();
+    // Bru sends the browser on to the provider's end_session_endpoint.
+    await page.waitForURL(/\/session\/end/);
+    await screenshot(page, '23-oidc-provider-utlogging');
+    const [end] = provider.log.endSessions;
+    assert.equal(end.client_id, CLIENT_ID);
+    assert.equal(end.post_logout_redirect_uri, `${base}/?utlogget=1`);
+    assert.match(end.id_token_hint, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+    await page.getByRole('button', { name: /Yes, sign me out/ }).click();
+    await page.waitForURL(`${base}/?utlogget=1`);
+    assert.match(await page.textContent('[role=status]'), /Du er logget ut/);
+    assert.deepEqual(provider.log.logouts, [{ client_id: CLIENT_ID }]);
+    await checkPage(page, '24-oidc-logget-ut');
+    // The cookie from before the logout is dead.
+    await context.addCookies([stolen]);
+    const replay = await context.request.get(`${base}/samtykke`, { maxRedirects: 0 });
+    assert.equal(replay.status(), 303);
+    assert.match(replay.headers().location, /^\/logg-inn/);
+    // And the provider asks for a login again (its session is over too).
+    await page.goto(`${base}/logg-inn`);
+    await page.waitForURL(/\/interaction\//);
+    assert.equal(await page.textContent('h1'), 'Test ID-porten');
   });
 
   it('a login below idporten-loa-substantial is refused', async () => {

@@ -275,6 +275,7 @@ async fn start_provider() -> MockProvider {
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
         "jwks_uri": format!("{issuer}/jwks"),
+        "end_session_endpoint": format!("{issuer}/session/end"),
         "code_challenge_methods_supported": ["S256"],
     });
     let jwks = json!({ "keys": [key.jwk.clone()] });
@@ -375,9 +376,26 @@ async fn the_code_flow_with_pkce_ends_in_a_verified_citizen() {
     assert!(!url.as_str().contains(&login.verifier));
 
     *provider.expect.lock().unwrap() = (q["code_challenge"].clone(), login.nonce.clone());
-    let citizen = client.finish("good-code", &login, true).await.unwrap();
+    let (citizen, id_token) = client.finish("good-code", &login, true).await.unwrap();
     assert_eq!(citizen.pid.expose(), KARI);
     assert_eq!(citizen.acr, "idporten-loa-substantial");
+
+    // RP-initiated logout: the provider's end_session_endpoint, with the
+    // id_token as hint and where to come back.
+    let logout = client
+        .logout_url(Some(&id_token), "https://bru.example/?utlogget=1", "nb")
+        .await
+        .unwrap()
+        .unwrap();
+    let logout = reqwest::Url::parse(&logout).unwrap();
+    let q: std::collections::HashMap<_, _> = logout.query_pairs().into_owned().collect();
+    assert_eq!(logout.path(), "/session/end");
+    assert_eq!(q["id_token_hint"], id_token);
+    assert_eq!(
+        q["post_logout_redirect_uri"],
+        "https://bru.example/?utlogget=1"
+    );
+    assert_eq!(q["client_id"], CLIENT);
 
     // A wrong code, or another login's verifier, is refused by the provider.
     assert!(matches!(

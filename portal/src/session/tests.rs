@@ -8,12 +8,20 @@ use super::*;
 
 const KARI: &str = "12884513829";
 
-fn sessions() -> Sessions {
-    Sessions::new(
+/// Sessions over a fresh SQLite store; keep the directory alive.
+async fn sessions() -> (tempfile::TempDir, Sessions) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = consent_db::Store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let s = Sessions::new(
         CookieKey::derive(&[7u8; 32]).unwrap(),
+        store,
         Duration::from_secs(900),
         Duration::from_secs(7200),
-    )
+    );
+    (dir, s)
 }
 
 fn with_cookie(name: &str, value: &str) -> HeaderMap {
@@ -35,105 +43,152 @@ fn a_short_key_is_refused() {
     assert!(CookieKey::derive(&[1u8; 32]).is_ok());
 }
 
-#[test]
-fn a_session_round_trips_and_hides_the_person_number() {
-    let s = sessions();
-    let (session, sealed) = s.start(&kari(), "idporten-loa-substantial", 1000).unwrap();
+#[tokio::test]
+async fn a_session_round_trips_and_hides_the_person_number() {
+    let (_dir, s) = sessions().await;
+    let (session, sealed) = s
+        .start(
+            &kari(),
+            "idporten-loa-substantial",
+            Some("id.token.x".into()),
+            1000,
+        )
+        .await
+        .unwrap();
     assert!(!sealed.contains(KARI));
+    // The store holds the id's hash and the state sealed: no number in clear.
+    let h = with_cookie(SESSION_COOKIE, &sealed);
+    let id_hash = s.cookie_id_hash(&h).unwrap();
+    let row = s.store.portal_session(&id_hash).await.unwrap().unwrap();
+    assert!(!row.sealed.contains(KARI) && !row.sealed.contains("id.token.x"));
     assert!(!URL_SAFE_NO_PAD
-        .decode(&sealed)
+        .decode(&row.sealed)
         .unwrap()
         .windows(KARI.len())
         .any(|w| w == KARI.as_bytes()));
-    match s.lookup(&with_cookie(SESSION_COOKIE, &sealed), 1001) {
-        Lookup::Active {
-            session: got,
-            refresh,
-        } => {
+    match s.lookup(&h, 1001).await {
+        Lookup::Active(got) => {
             assert_eq!(got, session);
             assert_eq!(got.pid, KARI);
-            // Too soon to rewrite the cookie.
-            assert!(refresh.is_none());
+            assert_eq!(got.id_token.as_deref(), Some("id.token.x"));
         }
         other => panic!("expected a session, got {other:?}"),
     }
-    // Debug never shows the number or the CSRF token.
+    // Debug never shows the number, the CSRF token or the id_token.
     let debug = format!("{session:?}");
-    assert!(!debug.contains(KARI) && !debug.contains(&session.csrf));
+    assert!(!debug.contains(KARI) && !debug.contains(&session.csrf) && !debug.contains("id.token"));
 }
 
-#[test]
-fn sessions_time_out_idle_and_absolute() {
-    let s = sessions();
-    let (_, sealed) = s.start(&kari(), "idporten-loa-substantial", 1000).unwrap();
+#[tokio::test]
+async fn sessions_time_out_idle_and_absolute() {
+    let (_dir, s) = sessions().await;
+    let (_, sealed) = s
+        .start(&kari(), "idporten-loa-substantial", None, 1000)
+        .await
+        .unwrap();
     let h = with_cookie(SESSION_COOKIE, &sealed);
-    assert!(matches!(s.lookup(&h, 1000 + 900), Lookup::Active { .. }));
-    assert_eq!(s.lookup(&h, 1000 + 901), Lookup::Expired);
+    assert!(matches!(s.lookup(&h, 1000 + 900).await, Lookup::Active(_)));
+    // Idle for 901 s after the touch at 1900.
+    assert_eq!(s.lookup(&h, 1900 + 901).await, Lookup::Expired);
+    // A timed-out session is gone from the store: no second chance.
+    assert_eq!(s.lookup(&h, 1900 + 10).await, Lookup::None);
 
     // Kept alive by activity, it still ends at the absolute limit.
-    let mut value = sealed;
+    let (_, sealed) = s
+        .start(&kari(), "idporten-loa-substantial", None, 1000)
+        .await
+        .unwrap();
+    let h = with_cookie(SESSION_COOKIE, &sealed);
     let mut t = 1000;
-    while t < 1000 + 7200 {
+    while t + 600 <= 1000 + 7200 {
         t += 600;
-        match s.lookup(&with_cookie(SESSION_COOKIE, &value), t) {
-            Lookup::Active { refresh, .. } if t <= 1000 + 7200 => {
-                value = refresh.expect("a refreshed cookie after 600 s");
-            }
-            Lookup::Expired => break,
-            other => panic!("at {t}: {other:?}"),
-        }
+        assert!(matches!(s.lookup(&h, t).await, Lookup::Active(_)), "at {t}");
     }
-    assert_eq!(
-        s.lookup(&with_cookie(SESSION_COOKIE, &value), 1000 + 7201),
-        Lookup::Expired
-    );
+    assert_eq!(s.lookup(&h, 1000 + 7201).await, Lookup::Expired);
 }
 
-#[test]
-fn a_forged_or_foreign_cookie_is_no_session() {
-    let s = sessions();
-    let (_, sealed) = s.start(&kari(), "idporten-loa-substantial", 1000).unwrap();
+#[tokio::test]
+async fn an_ended_session_is_dead_everywhere() {
+    let (_dir, s) = sessions().await;
+    let (_, sealed) = s
+        .start(&kari(), "idporten-loa-substantial", None, 1000)
+        .await
+        .unwrap();
+    let h = with_cookie(SESSION_COOKIE, &sealed);
+    // A second replica over the same store with the same key.
+    let other = Sessions::new(
+        CookieKey::derive(&[7u8; 32]).unwrap(),
+        s.store.clone(),
+        Duration::from_secs(900),
+        Duration::from_secs(7200),
+    );
+    assert!(matches!(other.lookup(&h, 1001).await, Lookup::Active(_)));
+    s.end(&h).await.unwrap();
+    // The same cookie, replayed afterwards, on either replica.
+    assert_eq!(s.lookup(&h, 1002).await, Lookup::None);
+    assert_eq!(other.lookup(&h, 1002).await, Lookup::None);
+}
+
+#[tokio::test]
+async fn a_forged_or_foreign_cookie_is_no_session() {
+    let (_dir, s) = sessions().await;
+    let (_, sealed) = s
+        .start(&kari(), "idporten-loa-substantial", None, 1000)
+        .await
+        .unwrap();
     // One flipped bit anywhere.
     let mut bytes = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
     for i in [0, NONCE_LEN, bytes.len() - 1] {
         bytes[i] ^= 1;
         let forged = URL_SAFE_NO_PAD.encode(&bytes);
         assert_eq!(
-            s.lookup(&with_cookie(SESSION_COOKIE, &forged), 1001),
+            s.lookup(&with_cookie(SESSION_COOKIE, &forged), 1001).await,
             Lookup::None
         );
         bytes[i] ^= 1;
     }
-    // Another key.
+    // Another key, over the same store.
     let other = Sessions::new(
         CookieKey::derive(&[8u8; 32]).unwrap(),
+        s.store.clone(),
         Duration::from_secs(900),
         Duration::from_secs(7200),
     );
     assert_eq!(
-        other.lookup(&with_cookie(SESSION_COOKIE, &sealed), 1001),
+        other
+            .lookup(&with_cookie(SESSION_COOKIE, &sealed), 1001)
+            .await,
         Lookup::None
     );
     // A login cookie's value does not pass as a session (the name is bound in).
     let login = LoginState::new("/samtykke", 1000).unwrap();
     let login_sealed = s.seal_login(&login).unwrap();
     assert_eq!(
-        s.lookup(&with_cookie(SESSION_COOKIE, &login_sealed), 1001),
+        s.lookup(&with_cookie(SESSION_COOKIE, &login_sealed), 1001)
+            .await,
+        Lookup::None
+    );
+    // A well-sealed cookie naming a session id that was never issued.
+    let made_up = s
+        .key
+        .seal(
+            SESSION_COOKIE,
+            &SessionCookie {
+                sid: random_token().unwrap(),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        s.lookup(&with_cookie(SESSION_COOKIE, &made_up), 1001).await,
         Lookup::None
     );
     // Garbage, empty, oversized.
     for junk in ["", "abc", "!!!", &"A".repeat(5000)] {
         assert_eq!(
-            s.lookup(&with_cookie(SESSION_COOKIE, junk), 1001),
+            s.lookup(&with_cookie(SESSION_COOKIE, junk), 1001).await,
             Lookup::None
         );
     }
-    // A session issued "in the future" was not issued by this clock.
-    let (_, future) = s.start(&kari(), "idporten-loa-substantial", 5000).unwrap();
-    assert_eq!(
-        s.lookup(&with_cookie(SESSION_COOKIE, &future), 1000),
-        Lookup::None
-    );
 }
 
 #[test]
@@ -149,17 +204,23 @@ fn csrf_tokens_must_match_exactly() {
     assert!(!csrf_ok("", Some("")));
 }
 
-#[test]
-fn each_login_gets_a_new_csrf_token() {
-    let s = sessions();
-    let (a, _) = s.start(&kari(), "idporten-loa-substantial", 1000).unwrap();
-    let (b, _) = s.start(&kari(), "idporten-loa-substantial", 1000).unwrap();
+#[tokio::test]
+async fn each_login_gets_a_new_csrf_token() {
+    let (_dir, s) = sessions().await;
+    let (a, _) = s
+        .start(&kari(), "idporten-loa-substantial", None, 1000)
+        .await
+        .unwrap();
+    let (b, _) = s
+        .start(&kari(), "idporten-loa-substantial", None, 1000)
+        .await
+        .unwrap();
     assert_ne!(a.csrf, b.csrf);
 }
 
-#[test]
-fn a_login_state_lives_ten_minutes() {
-    let s = sessions();
+#[tokio::test]
+async fn a_login_state_lives_ten_minutes() {
+    let (_dir, s) = sessions().await;
     let login = LoginState::new("/samtykke/abc", 1000).unwrap();
     let h = with_cookie(LOGIN_COOKIE, &s.seal_login(&login).unwrap());
     assert_eq!(s.login_state(&h, 1000 + LOGIN_TTL_S), Some(login));
