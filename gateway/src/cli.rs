@@ -329,7 +329,11 @@ async fn open_store(config: &Config) -> anyhow::Result<consent_db::Store> {
         .url
         .read_string()
         .map_err(|e| anyhow::anyhow!("store url: {e}"))?;
-    let store = consent_db::Store::open(&url)
+    let store_config = consent_db::StoreConfig {
+        postgres_tls: config.store.tls.clone(),
+        ..consent_db::StoreConfig::default()
+    };
+    let store = consent_db::Store::open_with(&url, &store_config)
         .await
         .context("cannot open the store")?;
     Ok(store)
