@@ -483,3 +483,70 @@ pub(crate) fn discard_after_failure(conn: &mut PoolConnection<Postgres>) {
 fn to_i64(n: u64) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| StoreError::Db(format!("{n} is too large to store")))
 }
+
+#[cfg(test)]
+mod tls_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn options(url: &str) -> PgConnectOptions {
+        url.parse().unwrap()
+    }
+
+    #[test]
+    fn unset_tls_is_plain_only_to_this_machine() {
+        for local in [
+            "postgres://u:p@127.0.0.1:5432/db",
+            "postgres://u:p@127.8.9.10/db",
+            "postgres://u:p@localhost/db",
+            "postgres://u:p@[::1]:5432/db",
+            "postgres://u:p@db.example/db?host=/var/run/postgresql",
+        ] {
+            let o = with_tls(options(local), &PgTls::Unset).unwrap();
+            assert!(matches!(o.get_ssl_mode(), PgSslMode::Disable), "{local}");
+        }
+        for remote in [
+            "postgres://u:p@db.example:5432/db",
+            "postgres://u:p@10.0.0.5/db",
+            "postgres://u:p@[2001:db8::1]/db",
+            // libpq's default would try TLS without checking the server.
+            "postgres://u:p@db.example/db?sslmode=prefer",
+            "postgres://u:p@db.example/db?sslmode=require",
+            "postgres://u:p@db.example/db?sslmode=verify-ca",
+        ] {
+            let e = with_tls(options(remote), &PgTls::Unset).unwrap_err();
+            assert!(
+                matches!(&e, StoreError::Insecure(m) if m.contains("[store] tls is not set") && !m.contains(":p@")),
+                "{remote}: {e:?}"
+            );
+        }
+        // The URL's own verify-full is honoured.
+        let o = with_tls(
+            options("postgres://u:p@db.example/db?sslmode=verify-full&sslrootcert=/ca.pem"),
+            &PgTls::Unset,
+        )
+        .unwrap();
+        assert!(matches!(o.get_ssl_mode(), PgSslMode::VerifyFull));
+    }
+
+    #[test]
+    fn configured_tls_overrides_the_url() {
+        let verify = PgTls::VerifyFull {
+            ca_file: "/ca.pem".into(),
+            client: None,
+        };
+        let o = with_tls(
+            options("postgres://u:p@db.example/db?sslmode=disable"),
+            &verify,
+        )
+        .unwrap();
+        assert!(matches!(o.get_ssl_mode(), PgSslMode::VerifyFull));
+        let o = with_tls(
+            options("postgres://u:p@db.example/db?sslmode=verify-full"),
+            &PgTls::Disable,
+        )
+        .unwrap();
+        assert!(matches!(o.get_ssl_mode(), PgSslMode::Disable));
+    }
+}
