@@ -215,7 +215,8 @@ impl<'de> Visitor<'de> for Filter<'_> {
                 out.push(b',');
             }
             let next = if element.whole {
-                seq.next_element_seed(Copy { out: &mut *out })?.map(|()| true)
+                seq.next_element_seed(Copy { out: &mut *out })?
+                    .map(|()| true)
             } else {
                 seq.next_element_seed(Filter {
                     node: element,

@@ -572,8 +572,7 @@ async fn masked_response_is_collected_and_minimised() {
     let outcome = body.outcome();
     let bytes = collect_limited(body, 1024).await.unwrap();
     // Paths from the root: the years are under `inntekt`.
-    let mask =
-        policy::FieldMask::JsonFields(vec!["inntekt[].aar".into(), "inntekt[].sum".into()]);
+    let mask = policy::FieldMask::JsonFields(vec!["inntekt[].aar".into(), "inntekt[].sum".into()]);
     let out = minimise(&mask, &bytes).unwrap();
     assert_eq!(&out[..], br#"{"inntekt":[{"aar":2025,"sum":512000}]}"#);
     let outcome = outcome.await.unwrap();

@@ -316,7 +316,9 @@ fn explain(
 fn describe_mask(mask: &policy::FieldMask) -> String {
     match mask {
         policy::FieldMask::None => "passed through as the provider sends it".into(),
-        policy::FieldMask::JsonFields(f) => format!("only the JSON paths {} (from the root)", f.join(", ")),
+        policy::FieldMask::JsonFields(f) => {
+            format!("only the JSON paths {} (from the root)", f.join(", "))
+        }
         policy::FieldMask::FhirResourceTypes(t) => {
             format!("only the FHIR resources {}", t.join(", "))
         }

@@ -343,8 +343,15 @@ fn store_tls(cx: &mut Ctx<'_>, store: &RawStore) -> consent_db::PgTls {
         }
     };
     let Some(mode) = store.tls.as_ref() else {
-        if let Some(at) = ca.as_ref().map(|c| c.1).or(store.client_cert_file.as_ref().map(|c| c.span().start)) {
-            cx.error(at, "store: ca_file and client certificates need tls = \"verify-full\"");
+        if let Some(at) = ca
+            .as_ref()
+            .map(|c| c.1)
+            .or(store.client_cert_file.as_ref().map(|c| c.span().start))
+        {
+            cx.error(
+                at,
+                "store: ca_file and client certificates need tls = \"verify-full\"",
+            );
         }
         return consent_db::PgTls::Unset;
     };
@@ -368,7 +375,10 @@ fn store_tls(cx: &mut Ctx<'_>, store: &RawStore) -> consent_db::PgTls {
             if let Some((_, at)) = ca {
                 cx.error(at, "store.ca_file is not used with tls = \"disable\"");
             } else if client.is_some() {
-                cx.error(at, "store: client certificates are not used with tls = \"disable\"");
+                cx.error(
+                    at,
+                    "store: client certificates are not used with tls = \"disable\"",
+                );
             }
             consent_db::PgTls::Disable
         }

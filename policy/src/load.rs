@@ -15,8 +15,8 @@ use toml::Spanned;
 
 use crate::id::OrgNumber;
 use crate::model::{
-    ConsumerDataset, ConsumerRule, Dataset, DatasetPurpose, DatasetRef, FieldMask, JsonPath, LegalBasis,
-    Organisation, Policy, Provider, Purpose, RateLimit, SubjectLocation, Text,
+    ConsumerDataset, ConsumerRule, Dataset, DatasetPurpose, DatasetRef, FieldMask, JsonPath,
+    LegalBasis, Organisation, Policy, Provider, Purpose, RateLimit, SubjectLocation, Text,
 };
 
 /// One problem in a policy file, reported as `file:line: message`.
@@ -605,7 +605,9 @@ impl Validator<'_> {
     }
 
     fn mask(&mut self, m: &Spanned<RawMask>, id: &DatasetRef, purpose: &str) -> FieldMask {
-        let (what, list, valid): (_, _, fn(&str) -> Result<(), String>) = match m.get_ref() {
+        // Why an entry is not valid, if it is not.
+        type Check = fn(&str) -> Result<(), String>;
+        let (what, list, valid): (_, _, Check) = match m.get_ref() {
             RawMask::JsonFields(f) => ("json_fields", f, |s| {
                 s.parse::<JsonPath>()
                     .map(|_| ())

@@ -173,7 +173,9 @@ pub struct JsonPath(pub Vec<PathStep>);
 pub enum JsonPathError {
     #[error("is empty")]
     Empty,
-    #[error("looks like a JSON pointer; write member names separated by dots (e.g. inntekter[].sum)")]
+    #[error(
+        "looks like a JSON pointer; write member names separated by dots (e.g. inntekter[].sum)"
+    )]
     Pointer,
     #[error("has an empty member name (a leading, trailing or doubled `.`)")]
     EmptyName,

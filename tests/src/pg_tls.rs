@@ -63,8 +63,9 @@ impl TestCa {
         usage: ExtendedKeyUsagePurpose,
     ) -> (String, String) {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("leaf key");
-        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .expect("leaf params");
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("leaf params");
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, common_name);
         params.distinguished_name = dn;
@@ -204,8 +205,17 @@ hostnossl all  all       ::/0            reject
         let password = format!("CREATE ROLE bru_pw LOGIN PASSWORD '{PASSWORD}'");
         let port_s = port.to_string();
         let mut args = vec![
-            "-q", "-h", &socket_dir, "-p", &port_s, "-U", "postgres", "-d", "postgres",
-            "-v", "ON_ERROR_STOP=1",
+            "-q",
+            "-h",
+            &socket_dir,
+            "-p",
+            &port_s,
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
         ];
         // One statement per -c: CREATE DATABASE cannot share a transaction.
         for statement in [

@@ -266,11 +266,16 @@ async fn response_is_minimised_for_the_purpose() {
     }));
     let r = send(call()).await;
     r.expect_status(200, "minimised object");
-    assert_eq!(
-        r.json(),
-        json!({"aar": 2024, "sum": 480000})
-    );
-    for leaked in [KARI, "Kari Nordmann", "skjult", "Storgata", K429, "2023", "512000"] {
+    assert_eq!(r.json(), json!({"aar": 2024, "sum": 480000}));
+    for leaked in [
+        KARI,
+        "Kari Nordmann",
+        "skjult",
+        "Storgata",
+        K429,
+        "2023",
+        "512000",
+    ] {
         assert!(
             !r.text().contains(leaked),
             "a removed value leaked ({leaked}): {}",

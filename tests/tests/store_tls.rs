@@ -157,7 +157,9 @@ fn a_certificate_for_another_name_is_refused_by_bru() {
 fn a_client_certificate_the_server_requires_is_presented() {
     let Some(pg) = server() else { return };
     let case = Case::new(&url("bru_cert", "localhost", pg.port));
-    let (cert, key) = pg.ca.issue("bru_cert", &[], ExtendedKeyUsagePurpose::ClientAuth);
+    let (cert, key) = pg
+        .ca
+        .issue("bru_cert", &[], ExtendedKeyUsagePurpose::ClientAuth);
     case.file("ca.pem", &pg.ca.pem)
         .file("client.pem", &cert)
         .file("client.key", &key);
@@ -181,7 +183,10 @@ fn plain_tcp_to_another_machine_is_refused_unless_tls_is_disabled_explicitly() {
     assert!(!ok, "{out}");
     assert!(out.contains("[store] tls is not set"), "{out}");
     assert!(out.contains("db.bru-test.invalid"), "{out}");
-    assert!(!out.contains("secret"), "the password must not be printed: {out}");
+    assert!(
+        !out.contains("secret"),
+        "the password must not be printed: {out}"
+    );
     // tls = "disable" is the explicit choice: Bru then tries (and cannot resolve).
     let (ok, out) = migrate(&case.config("tls = \"disable\""));
     assert!(!ok, "{out}");

@@ -16,7 +16,10 @@ const MINIMERT_MASK: &str = r#"minimise = { json_fields = ["aar", "sum"] }"#;
 fn set_minimert_mask(world: &TestWorld, fields: &str) -> String {
     let path = world.dir.path().join("policy.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(MINIMERT_MASK), "the test world's policy changed");
+    assert!(
+        text.contains(MINIMERT_MASK),
+        "the test world's policy changed"
+    );
     let text = text.replacen(
         MINIMERT_MASK,
         &format!("minimise = {{ json_fields = {fields} }}"),

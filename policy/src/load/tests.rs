@@ -555,7 +555,12 @@ fn json_mask_paths_parse_into_steps_from_the_root() {
     );
     assert_eq!(
         "tabell[][].verdi".parse::<JsonPath>(),
-        Ok(JsonPath(vec![m("tabell"), PathStep::Each, PathStep::Each, m("verdi")]))
+        Ok(JsonPath(vec![
+            m("tabell"),
+            PathStep::Each,
+            PathStep::Each,
+            m("verdi")
+        ]))
     );
     // Names are any text but the path's own syntax.
     assert_eq!(
