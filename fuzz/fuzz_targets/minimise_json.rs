@@ -86,7 +86,10 @@ fn filter(node: &Node, paths: &[&[PathStep]], root: bool) -> Option<Node> {
             if rest.is_empty() {
                 return None;
             }
-            let kept: Vec<Node> = items.iter().filter_map(|v| filter(v, &rest, root)).collect();
+            let kept: Vec<Node> = items
+                .iter()
+                .filter_map(|v| filter(v, &rest, root))
+                .collect();
             (!kept.is_empty()).then_some(Node::Arr(kept))
         }
         _ => None,
