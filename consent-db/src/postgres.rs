@@ -124,7 +124,15 @@ pub struct ClientCertificate {
 /// machine unless `tls` says so.
 fn with_tls(options: PgConnectOptions, tls: &PgTls) -> Result<PgConnectOptions, StoreError> {
     match tls {
-        PgTls::Disable => Ok(options.ssl_mode(PgSslMode::Disable)),
+        PgTls::Disable => {
+            if !is_local(&options) {
+                tracing::warn!(
+                    host = options.get_host(),
+                    "[store] tls = \"disable\": records and consents go to PostgreSQL in clear"
+                );
+            }
+            Ok(options.ssl_mode(PgSslMode::Disable))
+        }
         PgTls::VerifyFull { ca_file, client } => {
             let options = options
                 .ssl_mode(PgSslMode::VerifyFull)
