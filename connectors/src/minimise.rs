@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use policy::FieldMask;
+use policy::{FieldMask, PathStep};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
@@ -36,20 +36,22 @@ impl From<serde_json::Error> for MinimiseError {
 
 /// Applies a purpose's mask to a whole response body (JSON).
 ///
-/// # `JsonFields(allowed)`
+/// # `JsonFields(paths)`
 ///
-/// Walks the document and keeps an object member when
-/// - its key is allowed: the value is kept whole, whatever it holds; or
-/// - its value is an object or array that, minimised by these same rules,
-///   still holds something: it is kept with only that minimised content.
-///
-/// Array elements are minimised the same way; elements left empty (and
-/// scalars, which have no key) are dropped. Scalars not under an allowed key
-/// are dropped. So with `["aar", "sum"]`,
-/// `{"person": "…", "inntekt": [{"aar": 2025, "sum": 512000, "arbeidsgivere": […]}]}`
-/// becomes `{"inntekt": [{"aar": 2025, "sum": 512000}]}`. The top level keeps
-/// its type (`{}` or `[]` when nothing is left); a top-level scalar becomes
-/// `null`. Member order is preserved; of duplicate keys, all are filtered alike.
+/// Each path ([`policy::JsonPath`]) names one place from the document's
+/// root; the value there is kept whole. On the way, an object keeps only the
+/// members some path continues through, an array (`[]` in the path) keeps
+/// its elements that still hold something, and a container left empty is
+/// removed. Nothing else is kept: a member with an allowed name under a
+/// parent no path names is removed with that parent. Arrays at the root are
+/// crossed without `[]`, so with `["aar", "sum"]` NAV's
+/// `[{"aar": 2025, "sum": 512000, "arbeidsgivere": [{"sum": 1}]}]` becomes
+/// `[{"aar": 2025, "sum": 512000}]`, and with `["inntekt[].aar"]`
+/// `{"person": "…", "sum": 1, "inntekt": [{"aar": 2025, "sum": 512000}]}`
+/// becomes `{"inntekt": [{"aar": 2025}]}`. The top level keeps its type
+/// (`{}` or `[]` when nothing is left); a top-level scalar becomes `null`.
+/// Member order is preserved; of duplicate keys, all are filtered alike. A
+/// path that does not parse (the policy loader refuses those) keeps nothing.
 ///
 /// # `FhirResourceTypes(types)`
 ///
@@ -67,7 +69,7 @@ impl From<serde_json::Error> for MinimiseError {
 pub fn minimise(mask: &FieldMask, body: &[u8]) -> Result<Vec<u8>, MinimiseError> {
     match mask {
         FieldMask::None => Ok(body.to_vec()),
-        FieldMask::JsonFields(allowed) => json_fields(allowed, body),
+        FieldMask::JsonFields(paths) => json_fields(paths, body),
         FieldMask::FhirResourceTypes(types) => fhir_resource_types(types, body),
     }
 }
@@ -78,11 +80,13 @@ pub fn minimise(mask: &FieldMask, body: &[u8]) -> Result<Vec<u8>, MinimiseError>
 // output and rolls back (truncates) what turns out empty, so nothing is
 // built as a tree and member order is the provider's.
 
-fn json_fields(allowed: &[String], body: &[u8]) -> Result<Vec<u8>, MinimiseError> {
+fn json_fields(paths: &[String], body: &[u8]) -> Result<Vec<u8>, MinimiseError> {
+    let mask = MaskNode::from_paths(paths);
     let mut out = Vec::with_capacity(body.len().min(64 * 1024));
     let mut de = serde_json::Deserializer::from_slice(body);
     Filter {
-        allowed,
+        node: &mask,
+        root: true,
         out: &mut out,
     }
     .deserialize(&mut de)?;
@@ -93,11 +97,69 @@ fn json_fields(allowed: &[String], body: &[u8]) -> Result<Vec<u8>, MinimiseError
     Ok(out)
 }
 
+/// The mask's paths as a tree: one node per place some path reaches.
+#[derive(Debug, Default)]
+struct MaskNode {
+    /// A path ends here: the value is kept whole.
+    whole: bool,
+    /// Object members some path continues through.
+    members: Vec<(String, MaskNode)>,
+    /// `[]`: what every element of an array here keeps.
+    each: Option<Box<MaskNode>>,
+}
+
+/// Keeps nothing: the node of every place no path reaches.
+static NOTHING: MaskNode = MaskNode {
+    whole: false,
+    members: Vec::new(),
+    each: None,
+};
+
+impl MaskNode {
+    fn from_paths(paths: &[String]) -> MaskNode {
+        let mut root = MaskNode::default();
+        for path in paths {
+            // The loader refuses a path that does not parse; here it keeps nothing.
+            let Ok(policy::JsonPath(steps)) = path.parse::<policy::JsonPath>() else {
+                continue;
+            };
+            let mut node = &mut root;
+            for step in steps {
+                node = match step {
+                    PathStep::Member(name) => {
+                        let at = match node.members.iter().position(|(n, _)| *n == name) {
+                            Some(at) => at,
+                            None => {
+                                node.members.push((name, MaskNode::default()));
+                                node.members.len() - 1
+                            }
+                        };
+                        &mut node.members[at].1
+                    }
+                    PathStep::Each => node.each.get_or_insert_with(Default::default),
+                };
+            }
+            node.whole = true;
+        }
+        root
+    }
+
+    fn member(&self, key: &str) -> &MaskNode {
+        self.members
+            .iter()
+            .find(|(n, _)| n == key)
+            .map_or(&NOTHING, |(_, node)| node)
+    }
+}
+
 /// Writes the minimised value; yields whether it kept anything. Scalars
-/// write nothing; containers always write their brackets, and the parent
-/// truncates them away when they come back empty.
+/// write nothing (a kept one is written by [`Copy`]); containers always
+/// write their brackets, and the parent truncates them away when they come
+/// back empty.
 struct Filter<'a> {
-    allowed: &'a [String],
+    node: &'a MaskNode,
+    /// Still in arrays at the document's root, which paths cross implicitly.
+    root: bool,
     out: &'a mut Vec<u8>,
 }
 
@@ -136,6 +198,14 @@ impl<'de> Visitor<'de> for Filter<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        // At the root the elements are matched like the root itself;
+        // below it only through `[]`. Elements are still read (and
+        // checked) when nothing of them is kept.
+        let (element, root) = match (self.root, &self.node.each) {
+            (true, _) => (self.node, true),
+            (false, Some(each)) => (&**each, false),
+            (false, None) => (&NOTHING, false),
+        };
         let out = self.out;
         out.push(b'[');
         let mut kept = false;
@@ -144,11 +214,17 @@ impl<'de> Visitor<'de> for Filter<'_> {
             if kept {
                 out.push(b',');
             }
-            let element = Filter {
-                allowed: self.allowed,
-                out: &mut *out,
+            let next = if element.whole {
+                seq.next_element_seed(Copy { out: &mut *out })?
+                    .map(|()| true)
+            } else {
+                seq.next_element_seed(Filter {
+                    node: element,
+                    root,
+                    out: &mut *out,
+                })?
             };
-            match seq.next_element_seed(element)? {
+            match next {
                 Some(true) => kept = true,
                 Some(false) => out.truncate(mark),
                 None => {
@@ -167,18 +243,20 @@ impl<'de> Visitor<'de> for Filter<'_> {
         let mut kept = false;
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let key = key.as_str();
+            let member = self.node.member(key);
             let mark = out.len();
             if kept {
                 out.push(b',');
             }
             write_str(out, key)?;
             out.push(b':');
-            if self.allowed.iter().any(|a| a == key) {
+            if member.whole {
                 map.next_value_seed(Copy { out: &mut *out })?;
                 kept = true;
             } else {
                 let value = Filter {
-                    allowed: self.allowed,
+                    node: member,
+                    root: false,
                     out: &mut *out,
                 };
                 if map.next_value_seed(value)? {

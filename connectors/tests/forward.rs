@@ -571,7 +571,8 @@ async fn masked_response_is_collected_and_minimised() {
     let mut body = response.into_body();
     let outcome = body.outcome();
     let bytes = collect_limited(body, 1024).await.unwrap();
-    let mask = policy::FieldMask::JsonFields(vec!["aar".into(), "sum".into()]);
+    // Paths from the root: the years are under `inntekt`.
+    let mask = policy::FieldMask::JsonFields(vec!["inntekt[].aar".into(), "inntekt[].sum".into()]);
     let out = minimise(&mask, &bytes).unwrap();
     assert_eq!(&out[..], br#"{"inntekt":[{"aar":2025,"sum":512000}]}"#);
     let outcome = outcome.await.unwrap();

@@ -19,6 +19,10 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database error: {0}")]
     Db(String),
+    /// The connection would not be protected as configured (plain TCP to
+    /// another machine without `[store] tls`, or a failed TLS handshake).
+    #[error("store connection refused: {0}")]
+    Insecure(String),
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migrate(String),

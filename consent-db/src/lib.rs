@@ -39,6 +39,7 @@ pub use consent::{
     ConsentState, EventType, NewConsent, UseOutcome,
 };
 pub use error::{AuditError, StoreError};
+pub use postgres::{ClientCertificate, PgTls};
 pub use pseudonym::Pseudonymiser;
 pub use record::{
     AuditRecord, Basis, NewRecord, RecordFilter, RecordKind, Timestamp, TimestampError,

@@ -6,7 +6,9 @@
 use std::sync::{Arc, OnceLock};
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::path::PathBuf;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::{Connection, PgConnection, Postgres, QueryBuilder};
 use tokio::sync::Mutex;
 
@@ -85,12 +87,111 @@ pub(crate) struct PgStore {
     frontier: crate::tlog::FrontierCache,
 }
 
+/// How connections to PostgreSQL are protected (`[store] tls` in bru.toml).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PgTls {
+    /// Not configured. A URL whose own `sslmode` is `verify-full` is used as
+    /// it says; otherwise connections are plain, and only to this machine
+    /// (a loopback address or a Unix socket): any other server is refused,
+    /// so records and consents never cross a network in clear by omission.
+    #[default]
+    Unset,
+    /// Plain TCP, whatever the URL says: chosen explicitly (e.g. a sidecar
+    /// that terminates TLS, or a network the operator vouches for).
+    Disable,
+    /// libpq's `sslmode=verify-full`: TLS, the server's certificate must chain
+    /// to `ca_file` and name the URL's host. With `client`, Bru presents a
+    /// certificate (for `hostssl … cert` in pg_hba.conf).
+    ///
+    /// sqlx adds `ca_file` to Mozilla's public roots (webpki-roots), as libpq
+    /// does with `sslrootcert=system` plus a file: a server name under a
+    /// private domain (`*.svc.cluster.local`, `*.internal`) is one no public CA
+    /// can certify.
+    VerifyFull {
+        ca_file: PathBuf,
+        client: Option<ClientCertificate>,
+    },
+}
+
+/// The certificate and key Bru presents to PostgreSQL (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificate {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// Applies `tls` to options parsed from the URL; refuses plain TCP to another
+/// machine unless `tls` says so.
+fn with_tls(options: PgConnectOptions, tls: &PgTls) -> Result<PgConnectOptions, StoreError> {
+    match tls {
+        PgTls::Disable => {
+            if !is_local(&options) {
+                tracing::warn!(
+                    host = options.get_host(),
+                    "[store] tls = \"disable\": records and consents go to PostgreSQL in clear"
+                );
+            }
+            Ok(options.ssl_mode(PgSslMode::Disable))
+        }
+        PgTls::VerifyFull { ca_file, client } => {
+            let options = options
+                .ssl_mode(PgSslMode::VerifyFull)
+                .ssl_root_cert(ca_file);
+            Ok(match client {
+                Some(c) => options
+                    .ssl_client_cert(&c.cert_file)
+                    .ssl_client_key(&c.key_file),
+                None => options,
+            })
+        }
+        PgTls::Unset if matches!(options.get_ssl_mode(), PgSslMode::VerifyFull) => Ok(options),
+        PgTls::Unset if is_local(&options) => Ok(options.ssl_mode(PgSslMode::Disable)),
+        // The host is not secret (the password is): name it.
+        PgTls::Unset => Err(StoreError::Insecure(format!(
+            "PostgreSQL at {} is not on this machine and [store] tls is not set; \
+             set tls = \"verify-full\" with ca_file (or tls = \"disable\" to send \
+             records and consents in clear)",
+            options.get_host()
+        ))),
+    }
+}
+
+/// A Unix socket or a loopback address: nothing crosses a network.
+fn is_local(options: &PgConnectOptions) -> bool {
+    let host = options.get_host();
+    options.get_socket().is_some()
+        || host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A failed first connection, said plainly when TLS is the cause (an unknown
+/// issuer, a name mismatch, an unreadable CA file). sqlx reports a failed
+/// handshake as I/O of kind `InvalidData` (rustls' error inside).
+fn connect_error(e: sqlx::Error, tls: bool) -> StoreError {
+    match &e {
+        sqlx::Error::Tls(cause) => {
+            StoreError::Insecure(format!("TLS to PostgreSQL failed: {cause}"))
+        }
+        sqlx::Error::Io(io) if tls && io.kind() == std::io::ErrorKind::InvalidData => {
+            StoreError::Insecure(format!("TLS to PostgreSQL failed: {io}"))
+        }
+        _ => e.into(),
+    }
+}
+
 impl PgStore {
     pub(crate) async fn open(url: &str, config: &StoreConfig) -> Result<Self, StoreError> {
         // sqlx's parse errors may quote the URL, password included: say less.
         let options: PgConnectOptions = url
             .parse()
             .map_err(|_| StoreError::InvalidUrl("not a valid postgres:// URL".into()))?;
+        let options = with_tls(options, &config.postgres_tls)?;
+        let tls = !matches!(options.get_ssl_mode(), PgSslMode::Disable);
         let timeout_ms = config.busy_timeout.as_millis().to_string();
         // A statement waiting on a lock gives up like SQLite's busy_timeout.
         let options = options.options([
@@ -104,7 +205,8 @@ impl PgStore {
             .max_connections(config.max_connections.max(2))
             .acquire_timeout(config.acquire_timeout)
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(|e| connect_error(e, tls))?;
         Ok(PgStore {
             pool,
             busy_timeout: config.busy_timeout,
@@ -388,4 +490,71 @@ pub(crate) fn discard_after_failure(conn: &mut PoolConnection<Postgres>) {
 
 fn to_i64(n: u64) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| StoreError::Db(format!("{n} is too large to store")))
+}
+
+#[cfg(test)]
+mod tls_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn options(url: &str) -> PgConnectOptions {
+        url.parse().unwrap()
+    }
+
+    #[test]
+    fn unset_tls_is_plain_only_to_this_machine() {
+        for local in [
+            "postgres://u:p@127.0.0.1:5432/db",
+            "postgres://u:p@127.8.9.10/db",
+            "postgres://u:p@localhost/db",
+            "postgres://u:p@[::1]:5432/db",
+            "postgres://u:p@db.example/db?host=/var/run/postgresql",
+        ] {
+            let o = with_tls(options(local), &PgTls::Unset).unwrap();
+            assert!(matches!(o.get_ssl_mode(), PgSslMode::Disable), "{local}");
+        }
+        for remote in [
+            "postgres://u:p@db.example:5432/db",
+            "postgres://u:p@10.0.0.5/db",
+            "postgres://u:p@[2001:db8::1]/db",
+            // libpq's default would try TLS without checking the server.
+            "postgres://u:p@db.example/db?sslmode=prefer",
+            "postgres://u:p@db.example/db?sslmode=require",
+            "postgres://u:p@db.example/db?sslmode=verify-ca",
+        ] {
+            let e = with_tls(options(remote), &PgTls::Unset).unwrap_err();
+            assert!(
+                matches!(&e, StoreError::Insecure(m) if m.contains("[store] tls is not set") && !m.contains(":p@")),
+                "{remote}: {e:?}"
+            );
+        }
+        // The URL's own verify-full is honoured.
+        let o = with_tls(
+            options("postgres://u:p@db.example/db?sslmode=verify-full&sslrootcert=/ca.pem"),
+            &PgTls::Unset,
+        )
+        .unwrap();
+        assert!(matches!(o.get_ssl_mode(), PgSslMode::VerifyFull));
+    }
+
+    #[test]
+    fn configured_tls_overrides_the_url() {
+        let verify = PgTls::VerifyFull {
+            ca_file: "/ca.pem".into(),
+            client: None,
+        };
+        let o = with_tls(
+            options("postgres://u:p@db.example/db?sslmode=disable"),
+            &verify,
+        )
+        .unwrap();
+        assert!(matches!(o.get_ssl_mode(), PgSslMode::VerifyFull));
+        let o = with_tls(
+            options("postgres://u:p@db.example/db?sslmode=verify-full"),
+            &PgTls::Disable,
+        )
+        .unwrap();
+        assert!(matches!(o.get_ssl_mode(), PgSslMode::Disable));
+    }
 }

@@ -38,6 +38,8 @@ pub struct StoreConfig {
     /// Whether appends grow the Merkle tree. Only benchmarks turn it off, to
     /// price the tree; such a log cannot be verified.
     pub tree: bool,
+    /// TLS to PostgreSQL (ignored for SQLite).
+    pub postgres_tls: crate::postgres::PgTls,
 }
 
 impl Default for StoreConfig {
@@ -48,6 +50,7 @@ impl Default for StoreConfig {
             max_connections: 8,
             synchronous: true,
             tree: true,
+            postgres_tls: crate::postgres::PgTls::Unset,
         }
     }
 }

@@ -300,10 +300,10 @@ fn income_years(pid: &str) -> Option<&'static [IncomeYear]> {
 /// NAV's income answer for a person: one JSON object per year, newest last.
 ///
 /// The document is a top-level array on purpose. The policy minimises it with
-/// `json_fields = ["aar", "sum"]`, and a field mask keeps only the listed
-/// members *at every level*: had the years sat under an `inntekt` member of a
-/// top-level object, minimisation would remove that member and leave `{}`.
-/// As an array, minimisation leaves exactly `[{"aar": …, "sum": …}, …]`.
+/// `json_fields = ["aar", "sum"]`, paths from the root that cross root arrays
+/// (docs/policy.md): had the years sat under an `inntekt` member of a
+/// top-level object, minimisation would leave `{}`. As an array,
+/// minimisation leaves exactly `[{"aar": …, "sum": …}, …]`.
 pub fn nav_inntekt(pid: &str) -> Option<Value> {
     let person = demo_person(pid)?;
     let years = income_years(pid)?;

@@ -596,8 +596,10 @@ async fn provider_get(
     (status, content_type, serde_json::from_slice(&body).unwrap())
 }
 
-/// The `json_fields` mask as docs/policy.md defines it: only the listed
-/// members are kept, at every level. Here to show that NAV's answer survives it.
+/// The `json_fields` mask as it acts on NAV's rows (docs/policy.md: paths
+/// from the root, root arrays crossed; the rows' `aar` and `sum` are scalars,
+/// so keeping listed members wherever they are gives the same answer here).
+/// Here to show that NAV's answer survives it.
 fn keep_fields(v: &Value, fields: &[&str]) -> Value {
     match v {
         Value::Object(m) => Value::Object(

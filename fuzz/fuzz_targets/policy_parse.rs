@@ -78,7 +78,12 @@ fn check_policy(p: &Policy) {
             assert!(d.purposes[..i].iter().all(|q| q.purpose != dp.purpose));
             match &dp.mask {
                 FieldMask::None => {}
-                FieldMask::JsonFields(f) | FieldMask::FhirResourceTypes(f) => {
+                FieldMask::JsonFields(f) => {
+                    // Every entry is a path from the root the minimiser can follow.
+                    assert!(!f.is_empty());
+                    assert!(f.iter().all(|s| s.parse::<policy::JsonPath>().is_ok()));
+                }
+                FieldMask::FhirResourceTypes(f) => {
                     assert!(!f.is_empty() && f.iter().all(|s| !s.is_empty()));
                 }
             }

@@ -383,8 +383,8 @@ fn fields(mask: &FieldMask) -> Value {
             "bru:kind": "json_fields",
             "bru:names": names,
             "dct:description": {
-                "nb": format!("Bare JSON-feltene {} (på alle nivåer)", names.join(", ")),
-                "en": format!("Only the JSON fields {} (at any depth)", names.join(", ")),
+                "nb": format!("Bare JSON-stiene {} fra dokumentets rot", names.join(", ")),
+                "en": format!("Only the JSON paths {} from the document's root", names.join(", ")),
             },
         }),
         FieldMask::FhirResourceTypes(types) => json!({

@@ -316,7 +316,9 @@ fn explain(
 fn describe_mask(mask: &policy::FieldMask) -> String {
     match mask {
         policy::FieldMask::None => "passed through as the provider sends it".into(),
-        policy::FieldMask::JsonFields(f) => format!("only the JSON fields {}", f.join(", ")),
+        policy::FieldMask::JsonFields(f) => {
+            format!("only the JSON paths {} (from the root)", f.join(", "))
+        }
         policy::FieldMask::FhirResourceTypes(t) => {
             format!("only the FHIR resources {}", t.join(", "))
         }
@@ -329,7 +331,11 @@ async fn open_store(config: &Config) -> anyhow::Result<consent_db::Store> {
         .url
         .read_string()
         .map_err(|e| anyhow::anyhow!("store url: {e}"))?;
-    let store = consent_db::Store::open(&url)
+    let store_config = consent_db::StoreConfig {
+        postgres_tls: config.store.tls.clone(),
+        ..consent_db::StoreConfig::default()
+    };
+    let store = consent_db::Store::open_with(&url, &store_config)
         .await
         .context("cannot open the store")?;
     Ok(store)

@@ -69,6 +69,8 @@ pub struct StoreConfig {
     /// False only with `[store] audit = "no-tree"` or `"nosync"` (benchmark
     /// builds): records without the Merkle tree.
     pub audit_tree: bool,
+    /// `[store] tls`, `ca_file`, `client_cert_file`, `client_key_file`.
+    pub tls: consent_db::PgTls,
 }
 
 #[derive(Debug, Clone)]
@@ -295,6 +297,105 @@ struct RawStore {
     audit_write_timeout_ms: Spanned<u64>,
     /// "durable" (the default) or, in benchmark builds only, "noop".
     audit: Option<Spanned<String>>,
+    /// TLS to PostgreSQL: "verify-full" or "disable" (see docs/config.md).
+    tls: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
+    client_cert_file: Option<Spanned<String>>,
+    client_key_file: Option<Spanned<String>>,
+}
+
+/// `[store] tls` and its files. Only `verify-full` and `disable` exist: the
+/// libpq modes between them (`prefer`, `require`, `verify-ca`) encrypt
+/// without checking whom to, which is no protection against a
+/// man in the middle. The files must be there when `bru check` runs.
+fn store_tls(cx: &mut Ctx<'_>, store: &RawStore) -> consent_db::PgTls {
+    let file = |cx: &mut Ctx<'_>, key: &str, f: &Option<Spanned<String>>| {
+        let f = f.as_ref()?;
+        let path = cx.path(f.get_ref());
+        if let Err(e) = std::fs::File::open(&path).and_then(|h| h.metadata()) {
+            cx.error(
+                f.span().start,
+                format!("store.{key}: cannot read {}: {e}", path.display()),
+            );
+        } else if !path.is_file() {
+            cx.error(
+                f.span().start,
+                format!("store.{key}: {} is not a file", path.display()),
+            );
+        }
+        Some((path, f.span().start))
+    };
+    let ca = file(cx, "ca_file", &store.ca_file);
+    let cert = file(cx, "client_cert_file", &store.client_cert_file);
+    let key = file(cx, "client_key_file", &store.client_key_file);
+    let client = match (cert, key) {
+        (Some((cert_file, _)), Some((key_file, _))) => Some(consent_db::ClientCertificate {
+            cert_file,
+            key_file,
+        }),
+        (None, None) => None,
+        (Some((_, at)), None) | (None, Some((_, at))) => {
+            cx.error(
+                at,
+                "store: client_cert_file and client_key_file go together",
+            );
+            None
+        }
+    };
+    let Some(mode) = store.tls.as_ref() else {
+        if let Some(at) = ca
+            .as_ref()
+            .map(|c| c.1)
+            .or(store.client_cert_file.as_ref().map(|c| c.span().start))
+        {
+            cx.error(
+                at,
+                "store: ca_file and client certificates need tls = \"verify-full\"",
+            );
+        }
+        return consent_db::PgTls::Unset;
+    };
+    let at = mode.span().start;
+    // `url` itself can only be SQLite (a PostgreSQL URL holds a password).
+    if store.url.is_some() {
+        cx.error(at, "store.tls applies to PostgreSQL; this store is SQLite");
+    }
+    match mode.get_ref().as_str() {
+        "verify-full" => match ca {
+            Some((ca_file, _)) => consent_db::PgTls::VerifyFull { ca_file, client },
+            None => {
+                cx.error(
+                    at,
+                    "store.tls = \"verify-full\" needs ca_file: the CA that signed the server's certificate",
+                );
+                consent_db::PgTls::Unset
+            }
+        },
+        "disable" => {
+            if let Some((_, at)) = ca {
+                cx.error(at, "store.ca_file is not used with tls = \"disable\"");
+            } else if client.is_some() {
+                cx.error(
+                    at,
+                    "store: client certificates are not used with tls = \"disable\"",
+                );
+            }
+            consent_db::PgTls::Disable
+        }
+        weak @ ("allow" | "prefer" | "require" | "verify-ca") => {
+            cx.error(
+                at,
+                format!(
+                    "store.tls = \"{weak}\" does not check the server's name; use \"verify-full\" with ca_file"
+                ),
+            );
+            consent_db::PgTls::Unset
+        }
+        _ => {
+            cx.error(at, "store.tls must be \"verify-full\" or \"disable\"");
+            consent_db::PgTls::Unset
+        }
+    }
 }
 
 fn default_audit_write_timeout_ms() -> Spanned<u64> {
@@ -556,6 +657,7 @@ impl Config {
                 None
             }
         };
+        let store_tls = store_tls(&mut cx, raw.store.get_ref());
         let audit_ms = *raw.store.get_ref().audit_write_timeout_ms.get_ref();
         if audit_ms == 0 || audit_ms > 60_000 {
             cx.error(
@@ -949,6 +1051,7 @@ impl Config {
                 audit_noop,
                 audit_synchronous,
                 audit_tree,
+                tls: store_tls,
             },
             #[cfg(feature = "bench")]
             bench_stage,

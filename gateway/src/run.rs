@@ -119,6 +119,7 @@ async fn run(
         // Both are false only in benchmark builds (`[store] audit`).
         synchronous: config.store.audit_synchronous,
         tree: config.store.audit_tree,
+        postgres_tls: config.store.tls.clone(),
         ..consent_db::StoreConfig::default()
     };
     let store = consent_db::Store::open_with(&store_url, &store_config)

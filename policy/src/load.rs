@@ -15,8 +15,8 @@ use toml::Spanned;
 
 use crate::id::OrgNumber;
 use crate::model::{
-    ConsumerDataset, ConsumerRule, Dataset, DatasetPurpose, DatasetRef, FieldMask, LegalBasis,
-    Organisation, Policy, Provider, Purpose, RateLimit, SubjectLocation, Text,
+    ConsumerDataset, ConsumerRule, Dataset, DatasetPurpose, DatasetRef, FieldMask, JsonPath,
+    LegalBasis, Organisation, Policy, Provider, Purpose, RateLimit, SubjectLocation, Text,
 };
 
 /// One problem in a policy file, reported as `file:line: message`.
@@ -605,9 +605,21 @@ impl Validator<'_> {
     }
 
     fn mask(&mut self, m: &Spanned<RawMask>, id: &DatasetRef, purpose: &str) -> FieldMask {
-        let (what, list, valid): (_, _, fn(&str) -> bool) = match m.get_ref() {
-            RawMask::JsonFields(f) => ("json_fields", f, |s| !s.is_empty()),
-            RawMask::FhirResourceTypes(t) => ("fhir_resource_types", t, is_fhir_resource_type),
+        // Why an entry is not valid, if it is not.
+        type Check = fn(&str) -> Result<(), String>;
+        let (what, list, valid): (_, _, Check) = match m.get_ref() {
+            RawMask::JsonFields(f) => ("json_fields", f, |s| {
+                s.parse::<JsonPath>()
+                    .map(|_| ())
+                    .map_err(|e| format!("is not a path from the document's root: it {e}"))
+            }),
+            RawMask::FhirResourceTypes(t) => ("fhir_resource_types", t, |s| {
+                if is_fhir_resource_type(s) {
+                    Ok(())
+                } else {
+                    Err("is not a FHIR resource type".into())
+                }
+            }),
         };
         if list.is_empty() {
             self.error(
@@ -618,10 +630,10 @@ impl Validator<'_> {
                 ),
             );
         }
-        for item in list.iter().filter(|s| !valid(s)) {
+        for (item, why) in list.iter().filter_map(|s| valid(s).err().map(|e| (s, e))) {
             self.error(
                 m.span(),
-                format!("dataset {id} minimises purpose \"{purpose}\": \"{item}\" is not a valid entry of {what}"),
+                format!("dataset {id} minimises purpose \"{purpose}\": \"{item}\" is not a valid entry of {what}: it {why}"),
             );
         }
         match m.get_ref() {

@@ -138,13 +138,96 @@ pub enum FieldMask {
     /// The response passes as the provider sent it (streamed).
     #[default]
     None,
-    /// Only these JSON object members are kept, at any depth. A member with
-    /// another name is kept only as a container: an object or array that,
-    /// minimised the same way, still holds an allowed member (objects inside
-    /// arrays included). Every other value is removed.
+    /// Only these paths from the document's root are kept ([`JsonPath`]:
+    /// `aar`, `inntekt.sum`, `inntekter[].sum`). The value at the end of a
+    /// path is kept whole; the members on the way keep only what the paths
+    /// name, and a container left empty is removed. A name matches only
+    /// where its path puts it: `sum` keeps the root's `sum`, not one nested
+    /// under another member. Arrays at the root are crossed implicitly (a
+    /// provider answering with an array of rows needs `aar`, not `[].aar`);
+    /// an array below the root only through `[]` in the path.
     JsonFields(Vec<String>),
     /// A FHIR `Bundle` keeps only entries whose `resource.resourceType` is listed.
     FhirResourceTypes(Vec<String>),
+}
+
+/// One step of a [`JsonPath`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathStep {
+    /// The object member of this name.
+    Member(String),
+    /// Every element of an array (`[]`).
+    Each,
+}
+
+/// A path of a `json_fields` mask: member names separated by `.`, each
+/// followed by `[]` for every element of the array it holds (`[][]` for an
+/// array of arrays). Grammar: `name ("[]")* ("." name ("[]")*)*`, where a
+/// name is any text without `.`, `[`, `]`, `*`, whitespace or control
+/// characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPath(pub Vec<PathStep>);
+
+/// Why a `json_fields` entry is not a [`JsonPath`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonPathError {
+    #[error("is empty")]
+    Empty,
+    #[error(
+        "looks like a JSON pointer; write member names separated by dots (e.g. inntekter[].sum)"
+    )]
+    Pointer,
+    #[error("has an empty member name (a leading, trailing or doubled `.`)")]
+    EmptyName,
+    #[error("has `[]` without a member name before it (arrays at the root need none)")]
+    EachWithoutName,
+    #[error("has `[` or `]` other than as `[]` at the end of a member name")]
+    Brackets,
+    #[error("holds whitespace or a control character")]
+    Whitespace,
+    #[error("holds `*`: a mask names its paths, it has no wildcards")]
+    Wildcard,
+}
+
+impl std::str::FromStr for JsonPath {
+    type Err = JsonPathError;
+
+    fn from_str(s: &str) -> Result<JsonPath, JsonPathError> {
+        if s.is_empty() {
+            return Err(JsonPathError::Empty);
+        }
+        if s.starts_with('/') {
+            return Err(JsonPathError::Pointer);
+        }
+        let mut steps = Vec::new();
+        for segment in s.split('.') {
+            let name_end = segment.find(['[', ']']).unwrap_or(segment.len());
+            let (name, mut each) = segment.split_at(name_end);
+            if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(JsonPathError::Whitespace);
+            }
+            if name.contains('*') {
+                return Err(JsonPathError::Wildcard);
+            }
+            match (name.is_empty(), each.is_empty()) {
+                (true, true) => return Err(JsonPathError::EmptyName),
+                (true, false) if each.starts_with("[]") => {
+                    return Err(JsonPathError::EachWithoutName)
+                }
+                (true, false) => return Err(JsonPathError::Brackets),
+                _ => {}
+            }
+            steps.push(PathStep::Member(name.to_owned()));
+            while let Some(rest) = each.strip_prefix("[]") {
+                steps.push(PathStep::Each);
+                each = rest;
+            }
+            if !each.is_empty() {
+                return Err(JsonPathError::Brackets);
+            }
+        }
+        Ok(JsonPath(steps))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

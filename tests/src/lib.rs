@@ -12,6 +12,7 @@ pub mod bru;
 pub mod connectors;
 pub mod consent;
 pub mod jwt;
+pub mod pg_tls;
 pub mod pki;
 pub mod servers;
 pub mod transparency;

@@ -11,26 +11,24 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 
-/// NAV-like provider JSON: the person, employers and benefits around `aar`/`sum`.
+/// NAV-like provider JSON, as the demo's NAV answers (SPEC section 8): one
+/// row per year, with the person, employers and benefits around `aar`/`sum`.
 fn nav_answer() -> Value {
-    json!({
-        "personident": KARI,
-        "navn": "Kari Nordmann",
-        "inntekt": [
-            {
-                "aar": 2024,
-                "sum": 480000,
-                "arbeidsgivere": [{"orgnr": "974760673", "navn": "Sykehuset", "beloep": 400000}],
-                "ytelser": [{"type": "uforetrygd", "beloep": 80000}]
-            },
-            {
-                "aar": 2023,
-                "sum": 450000,
-                "arbeidsgivere": [{"orgnr": "974760673", "navn": "Sykehuset", "beloep": 450000}]
-            }
-        ],
-        "merknad": "kun for saksbehandler"
-    })
+    json!([
+        {
+            "aar": 2024,
+            "sum": 480000,
+            "inntektsmottaker": {"personident": KARI, "navn": "Kari Nordmann"},
+            "arbeidsgivere": [{"orgnr": "974760673", "navn": "Sykehuset", "sum": 400000}],
+            "ytelser": [{"type": "uforetrygd", "beloep": 80000}],
+            "merknad": "kun for saksbehandler"
+        },
+        {
+            "aar": 2023,
+            "sum": 450000,
+            "arbeidsgivere": [{"orgnr": "974760673", "navn": "Sykehuset", "sum": 450000}]
+        }
+    ])
 }
 
 /// A FHIR searchset with a Patient, two CarePlans, a Condition and an Observation.
@@ -130,12 +128,13 @@ async fn omsorgsbolig_story_end_to_end() {
     accepted.expect_status(200, "Kari accepts");
     assert_eq!(accepted.json()["status"], "granted");
 
-    // K429 fetches NAV income: only aar and sum survive, at any depth.
+    // K429 fetches NAV income: only each row's aar and sum survive (not the
+    // employers' nested `sum`: masks are paths from the root).
     let income = inntekt(&bru, &k429, Some(&id), KARI, PURPOSE_OMSORG).await;
     income.expect_status(200, "K429 reads NAV income under consent");
     assert_eq!(
         income.json(),
-        json!({"inntekt": [{"aar": 2024, "sum": 480000}, {"aar": 2023, "sum": 450000}]})
+        json!([{"aar": 2024, "sum": 480000}, {"aar": 2023, "sum": 450000}])
     );
     let seen = cw.nav.requests().pop().unwrap();
     assert_eq!(seen.header("nav-personident"), Some(KARI));

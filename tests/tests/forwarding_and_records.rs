@@ -256,8 +256,8 @@ async fn response_is_minimised_for_the_purpose() {
             .header("Bru-Purpose", PURPOSE_SOSIAL)
             .header("Nav-Personident", KARI)
     };
-    // Allowed members are kept whole; a container is kept only with what is
-    // allowed inside it; every other member (and scalar) is removed.
+    // The mask's paths (`aar`, `sum`) name the root's members, kept whole;
+    // the same names nested under other members are removed with them.
     world.k429.set_body(json!({
         "aar": 2024, "sum": 480000, "navn": "Kari Nordmann", "fnr": KARI,
         "detaljer": {"aar": 2023, "skjult": true},
@@ -266,15 +266,16 @@ async fn response_is_minimised_for_the_purpose() {
     }));
     let r = send(call()).await;
     r.expect_status(200, "minimised object");
-    assert_eq!(
-        r.json(),
-        json!({
-            "aar": 2024, "sum": 480000,
-            "detaljer": {"aar": 2023},
-            "inntekt": [{"aar": 2025, "sum": 512000}]
-        })
-    );
-    for leaked in [KARI, "Kari Nordmann", "skjult", "Storgata", K429] {
+    assert_eq!(r.json(), json!({"aar": 2024, "sum": 480000}));
+    for leaked in [
+        KARI,
+        "Kari Nordmann",
+        "skjult",
+        "Storgata",
+        K429,
+        "2023",
+        "512000",
+    ] {
         assert!(
             !r.text().contains(leaked),
             "a removed value leaked ({leaked}): {}",

@@ -31,9 +31,7 @@ fn check_value(mask: &FieldMask, input: serde_json::Value, expected: serde_json:
 
 #[test]
 fn nav_inntekt_keeps_only_aar_and_sum() {
-    check(
-        &fields(&["aar", "sum"]),
-        r#"{
+    let body = r#"{
             "person": "12884513829",
             "navn": {"fornavn": "Kari", "etternavn": "Nordmann"},
             "inntekt": [
@@ -41,9 +39,99 @@ fn nav_inntekt_keeps_only_aar_and_sum() {
                  "ytelser": [{"type": "dagpenger", "belop": 1000}]},
                 {"aar": 2024, "sum": 498000.5, "arbeidsgivere": []}
             ]
-        }"#,
-        r#"{"inntekt":[{"aar":2025,"sum":512000,"arbeidsgivere":[{"sum":1}]},{"aar":2024,"sum":498000.5}]}"#,
+        }"#;
+    // The employer's `sum` is under `arbeidsgivere`, which no path names.
+    check(
+        &fields(&["inntekt[].aar", "inntekt[].sum"]),
+        body,
+        r#"{"inntekt":[{"aar":2025,"sum":512000},{"aar":2024,"sum":498000.5}]}"#,
     );
+    // `aar` and `sum` are the root's members only: this document has none.
+    check(&fields(&["aar", "sum"]), body, "{}");
+}
+
+#[test]
+fn the_demo_answer_an_array_of_rows_keeps_aar_and_sum() {
+    // SPEC section 8: NAV answers with one row per year; arrays at the root
+    // are crossed without `[]`, so `aar` and `sum` mean each row's.
+    check(
+        &fields(&["aar", "sum"]),
+        r#"[{"aar": 2024, "sum": 331100, "arbeidsgivere": [{"orgnr": "974760673", "sum": 331100}],
+             "inntektsmottaker": {"personident": "12884513829", "sum": 0}},
+            {"aar": 2025, "sum": 283400, "periode": {"aar": 2025}}]"#,
+        r#"[{"aar":2024,"sum":331100},{"aar":2025,"sum":283400}]"#,
+    );
+    check(
+        &fields(&["aar"]),
+        r#"[[{"aar": 1, "x": 2}], {"y": {"aar": 3}}]"#,
+        r#"[[{"aar":1}]]"#,
+    );
+}
+
+#[test]
+fn a_key_nested_under_a_parent_no_path_names_is_removed() {
+    check(
+        &fields(&["sum"]),
+        r#"{"sum": 1, "detaljer": {"sum": 2, "skjult": true}, "rader": [{"sum": 3}], "a": {"b": {"sum": 4}}}"#,
+        r#"{"sum":1}"#,
+    );
+}
+
+#[test]
+fn paths_keep_exactly_what_they_name() {
+    check(
+        &fields(&["person.navn", "inntekter[].sum"]),
+        r#"{"person": {"navn": "Kari", "fnr": "12884513829", "navn2": {"navn": 1}},
+            "inntekter": [{"sum": 1, "aar": 2}, {"aar": 3}, 7, {"sum": {"brutto": 5}}],
+            "sum": 9}"#,
+        r#"{"person":{"navn":"Kari"},"inntekter":[{"sum":1},{"sum":{"brutto":5}}]}"#,
+    );
+}
+
+#[test]
+fn an_array_below_the_root_is_crossed_only_with_brackets() {
+    check(&fields(&["rader.sum"]), r#"{"rader": [{"sum": 1}]}"#, "{}");
+    check(
+        &fields(&["rader[].sum"]),
+        r#"{"rader": [{"sum": 1}]}"#,
+        r#"{"rader":[{"sum":1}]}"#,
+    );
+    // `[]` on what is not an array keeps nothing of it.
+    check(&fields(&["a[]"]), r#"{"a": {"x": 1}}"#, "{}");
+    check(&fields(&["a[].x"]), r#"{"a": {"x": 1}}"#, "{}");
+    // `a[]` keeps every element whole, scalars too.
+    check(
+        &fields(&["a[]"]),
+        r#"{"a": [1, {"x": 1}, null], "b": 2}"#,
+        r#"{"a":[1,{"x":1},null]}"#,
+    );
+    check(
+        &fields(&["m[][]"]),
+        r#"{"m": [[1, 2], 3, [4]]}"#,
+        r#"{"m":[[1,2],[4]]}"#,
+    );
+}
+
+#[test]
+fn a_shorter_path_keeps_the_whole_value_a_longer_one_narrows() {
+    check(
+        &fields(&["a.b", "a"]),
+        r#"{"a": {"b": 1, "c": 2}}"#,
+        r#"{"a":{"b":1,"c":2}}"#,
+    );
+    check(
+        &fields(&["a.b", "a.c.d"]),
+        r#"{"a": {"b": 1, "c": {"d": 2, "e": 3}, "f": 4}}"#,
+        r#"{"a":{"b":1,"c":{"d":2}}}"#,
+    );
+}
+
+#[test]
+fn a_path_that_does_not_parse_keeps_nothing() {
+    // The policy loader refuses these; minimise fails closed anyway.
+    for bad in ["/a", "a..b", "[].a", "a[0]", "*", ""] {
+        check(&fields(&[bad]), r#"{"a": {"b": 1}, "*": 2, "": 3}"#, "{}");
+    }
 }
 
 #[test]
@@ -76,7 +164,7 @@ fn scalars_without_allowed_key_are_dropped() {
 #[test]
 fn containers_that_end_up_empty_are_dropped() {
     check(
-        &fields(&["keep"]),
+        &fields(&["x.keep", "y[].keep", "z.q.r[].keep", "w[][][].keep"]),
         r#"{"x": {}, "y": [], "z": {"q": {"r": [{"s": 1}]}}, "w": [{}, [], [[{"keep": 0}]]]}"#,
         r#"{"w":[[[{"keep":0}]]]}"#,
     );

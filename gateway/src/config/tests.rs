@@ -276,3 +276,98 @@ fn hsts_covers_subdomains_only_when_asked() {
     let c = parse(&with).unwrap();
     assert_eq!(c.server.hsts, "max-age=31536000; includeSubDomains");
 }
+
+/// `[store]` with a PostgreSQL URL from a file and the given extra lines, in
+/// a directory holding `ca.pem`, `client.pem` and `client.key`.
+fn store_tls_config(extra: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["ca.pem", "client.pem", "client.key"] {
+        std::fs::write(dir.path().join(f), "-----BEGIN CERTIFICATE-----\n").unwrap();
+    }
+    let text = VALID.replace(
+        "url = \"sqlite://bru.db\"",
+        &format!("url_file = \"db-url\"\n{extra}"),
+    );
+    (dir, text)
+}
+
+fn parse_in(dir: &tempfile::TempDir, text: &str) -> Result<Config, Vec<ConfigError>> {
+    Config::parse(&dir.path().join("bru.toml"), text)
+}
+
+#[test]
+fn store_tls_verify_full_with_a_ca_and_an_optional_client_certificate() {
+    let (dir, text) = store_tls_config("tls = \"verify-full\"\nca_file = \"ca.pem\"");
+    assert_eq!(
+        parse_in(&dir, &text).unwrap().store.tls,
+        consent_db::PgTls::VerifyFull {
+            ca_file: dir.path().join("ca.pem"),
+            client: None
+        }
+    );
+    let (dir, text) = store_tls_config(
+        "tls = \"verify-full\"\nca_file = \"ca.pem\"\nclient_cert_file = \"client.pem\"\nclient_key_file = \"client.key\"",
+    );
+    assert_eq!(
+        parse_in(&dir, &text).unwrap().store.tls,
+        consent_db::PgTls::VerifyFull {
+            ca_file: dir.path().join("ca.pem"),
+            client: Some(consent_db::ClientCertificate {
+                cert_file: dir.path().join("client.pem"),
+                key_file: dir.path().join("client.key"),
+            })
+        }
+    );
+    let (dir, text) = store_tls_config("tls = \"disable\"");
+    assert_eq!(
+        parse_in(&dir, &text).unwrap().store.tls,
+        consent_db::PgTls::Disable
+    );
+    // Unset: consent-db decides by the URL's host (loopback only).
+    let (dir, text) = store_tls_config("");
+    assert_eq!(
+        parse_in(&dir, &text).unwrap().store.tls,
+        consent_db::PgTls::Unset
+    );
+}
+
+#[test]
+fn bad_store_tls_settings_name_their_line() {
+    let cases = [
+        ("tls = \"verify-full\"\nca_file = \"missing.pem\"", "ca_file = ", "store.ca_file: cannot read"),
+        ("tls = \"verify-full\"", "tls = ", "needs ca_file"),
+        ("tls = \"require\"\nca_file = \"ca.pem\"", "tls = ", "does not check the server's name"),
+        ("tls = \"verify-ca\"\nca_file = \"ca.pem\"", "tls = ", "does not check the server's name"),
+        ("tls = \"on\"", "tls = ", "must be \"verify-full\" or \"disable\""),
+        ("ca_file = \"ca.pem\"", "ca_file = ", "need tls = \"verify-full\""),
+        ("tls = \"disable\"\nca_file = \"ca.pem\"", "ca_file = ", "not used with tls = \"disable\""),
+        (
+            "tls = \"verify-full\"\nca_file = \"ca.pem\"\nclient_cert_file = \"client.pem\"",
+            "client_cert_file = ",
+            "go together",
+        ),
+        (
+            "tls = \"verify-full\"\nca_file = \"ca.pem\"\nclient_cert_file = \"client.pem\"\nclient_key_file = \"nope.key\"",
+            "client_key_file = ",
+            "store.client_key_file: cannot read",
+        ),
+        ("tls = \"verify-full\"\nca_file = \".\"", "ca_file = ", "is not a file"),
+    ];
+    for (extra, marker, needle) in cases {
+        let (dir, text) = store_tls_config(extra);
+        let errors = parse_in(&dir, &text).unwrap_err();
+        let line = line_of(&text, marker);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.line == line && e.message.contains(needle)),
+            "{extra}: expected line {line} with {needle:?}, got {errors:?}"
+        );
+    }
+    // SQLite has no TLS.
+    let text = VALID.replace(
+        "url = \"sqlite://bru.db\"",
+        "url = \"sqlite://bru.db\"\ntls = \"disable\"",
+    );
+    check_error(&text, line_of(&text, "tls = "), "applies to PostgreSQL");
+}

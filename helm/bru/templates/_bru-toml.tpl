@@ -23,6 +23,15 @@ shutdown_grace_ms = {{ int64 $c.server.shutdownGraceMs }}
 [store]
 url_file = {{ printf "%s/database/url" $secrets | toJson }}
 audit_write_timeout_ms = {{ int64 $c.store.auditWriteTimeoutMs }}
+{{- $dbtls := .Values.database.tls }}
+tls = {{ $dbtls.mode | toJson }}
+{{- if eq $dbtls.mode "verify-full" }}
+ca_file = {{ printf "%s/database/ca.crt" $secrets | toJson }}
+{{- if $dbtls.clientSecretName }}
+client_cert_file = {{ printf "%s/database/client.crt" $secrets | toJson }}
+client_key_file = {{ printf "%s/database/client.key" $secrets | toJson }}
+{{- end }}
+{{- end }}
 
 [keys]
 pseudonym_key_file = {{ printf "%s/keys/pseudonym.key" $secrets | toJson }}

@@ -79,6 +79,42 @@ app.kubernetes.io/part-of: bru
 {{- define "bru.databaseSecretName" -}}
 {{- default (printf "%s-database" (include "bru.fullname" .)) .Values.database.secretName -}}
 {{- end -}}
+{{- define "bru.databaseCaSecretName" -}}
+{{- default (printf "%s-database-ca" (include "bru.fullname" .)) .Values.database.tls.caSecretName -}}
+{{- end -}}
+
+{{/*
+The database volume of the gateway and the migration Job: the URL and, with
+TLS, the CA and the optional client certificate, all under
+{bru.secretsDir}/database (bru.toml's [store] names these paths).
+*/}}
+{{- define "bru.databaseVolume" -}}
+- name: database
+  projected:
+    defaultMode: 0400
+    sources:
+      - secret:
+          name: {{ include "bru.databaseSecretName" . }}
+          items:
+            - key: {{ .Values.database.key }}
+              path: url
+      {{- if eq .Values.database.tls.mode "verify-full" }}
+      - secret:
+          name: {{ include "bru.databaseCaSecretName" . }}
+          items:
+            - key: {{ .Values.database.tls.caKey }}
+              path: ca.crt
+      {{- with .Values.database.tls.clientSecretName }}
+      - secret:
+          name: {{ . }}
+          items:
+            - key: tls.crt
+              path: client.crt
+            - key: tls.key
+              path: client.key
+      {{- end }}
+      {{- end }}
+{{- end -}}
 {{- define "bru.policyConfigMapName" -}}
 {{- default (printf "%s-policy" (include "bru.fullname" .)) .Values.policy.existingConfigMap -}}
 {{- end -}}

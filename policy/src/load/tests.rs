@@ -257,6 +257,14 @@ fn dataset_rules() {
         // Masks.
         format!("basis = \"consent\"\nscope = \"s\"\nsubject = {{ header = \"H\" }}\n{purpose}\n  minimise = {{ json_fields = [] }} #! empty json_fields list"),
         format!("basis = \"consent\"\nscope = \"s\"\nsubject = {{ header = \"H\" }}\n{purpose}\n  minimise = {{ json_fields = [\"aar\", \"\"] }} #! \"\" is not a valid entry of json_fields"),
+        format!("basis = \"consent\"\nscope = \"s\"\nsubject = {{ header = \"H\" }}\n{purpose}\n  minimise = {{ json_fields = [\"/inntekt/sum\"] }} #! \"/inntekt/sum\" is not a valid entry of json_fields: it is not a path from the document's root: it looks like a JSON pointer"),
+        format!("basis = \"consent\"\nscope = \"s\"\nsubject = {{ header = \"H\" }}\n{purpose}\n  minimise = {{ json_fields = [\"inntekt..sum\"] }} #! empty member name"),
+        format!("basis = \"consent\"\nscope = \"s\"\nsubject = {{ header = \"H\" }}\n{purpose}\n  minimise = {{ json_fields = [\"sum.\"] }} #! empty member name"),
+        format!("basis = \"consent\"\nscope = \"s\"\nsubject = {{ header = \"H\" }}\n{purpose}\n  minimise = {{ json_fields = [\"[].aar\"] }} #! `[]` without a member name"),
+        format!("basis = \"consent\"\nscope = \"s\"\nsubject = {{ header = \"H\" }}\n{purpose}\n  minimise = {{ json_fields = [\"rader[0].aar\"] }} #! other than as `[]`"),
+        format!("basis = \"consent\"\nscope = \"s\"\nsubject = {{ header = \"H\" }}\n{purpose}\n  minimise = {{ json_fields = [\"rader[]x\"] }} #! other than as `[]`"),
+        format!("basis = \"consent\"\nscope = \"s\"\nsubject = {{ header = \"H\" }}\n{purpose}\n  minimise = {{ json_fields = [\"aar \"] }} #! whitespace"),
+        format!("basis = \"consent\"\nscope = \"s\"\nsubject = {{ header = \"H\" }}\n{purpose}\n  minimise = {{ json_fields = [\"rader[].*\"] }} #! no wildcards"),
         format!("basis = \"consent\"\nscope = \"s\"\nsubject = {{ header = \"H\" }}\n{purpose}\n  minimise = {{ fhir_resource_types = [\"careplan\"] }} #! \"careplan\" is not a valid entry of fhir_resource_types"),
         format!("basis = \"consent\"\nscope = \"s\"\nsubject = {{ header = \"H\" }}\n{purpose}\n  minimise = {{ xml_fields = [\"a\"] }} #! unknown variant `xml_fields`"),
     ] {
@@ -530,4 +538,33 @@ fn fuzz_every_error_is_one_non_empty_line() {
         assert!(!e.message.contains(['\n', '\r']), "{e}");
         assert!(e.message.contains(r"x\ny"), "{e}");
     }
+}
+
+#[test]
+fn json_mask_paths_parse_into_steps_from_the_root() {
+    use crate::model::{JsonPath, PathStep};
+    let m = |s: &str| PathStep::Member(s.into());
+    assert_eq!("aar".parse::<JsonPath>(), Ok(JsonPath(vec![m("aar")])));
+    assert_eq!(
+        "inntekt.sum".parse::<JsonPath>(),
+        Ok(JsonPath(vec![m("inntekt"), m("sum")]))
+    );
+    assert_eq!(
+        "inntekter[].sum".parse::<JsonPath>(),
+        Ok(JsonPath(vec![m("inntekter"), PathStep::Each, m("sum")]))
+    );
+    assert_eq!(
+        "tabell[][].verdi".parse::<JsonPath>(),
+        Ok(JsonPath(vec![
+            m("tabell"),
+            PathStep::Each,
+            PathStep::Each,
+            m("verdi")
+        ]))
+    );
+    // Names are any text but the path's own syntax.
+    assert_eq!(
+        "ø-beløp_2025:x".parse::<JsonPath>(),
+        Ok(JsonPath(vec![m("ø-beløp_2025:x")]))
+    );
 }
