@@ -381,6 +381,7 @@ pub struct RecordFilter {
 }
 
 mod leaf;
+pub mod scrub;
 
 #[cfg(test)]
 mod tests;
