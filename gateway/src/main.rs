@@ -21,6 +21,7 @@ mod openapi;
 mod pipeline;
 mod problem;
 mod ratelimit;
+mod refusals;
 mod routes;
 mod run;
 mod server;

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use bytes::Bytes;
-use consent_db::{Basis, NewRecord, RecordKind, Verdict};
+use consent_db::{scrub_path, scrub_text, Basis, NewRecord, RecordKind, Verdict};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -95,10 +95,14 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         return crate::bench_stage::handle(app, req, stage).await;
     }
     let mut call = Call::new(req.method());
+    let source = req
+        .extensions()
+        .get::<crate::server::PeerAddr>()
+        .map(|p| p.0.ip());
     let result = prepare(&app, req, &mut call).await;
     match result {
         Ok(allowed) => forward(&app, call, allowed).await,
-        Err(failure) => refuse(&app, call, failure).await,
+        Err(failure) => refuse(&app, call, failure, source).await,
     }
 }
 
@@ -110,19 +114,14 @@ async fn prepare<'a>(
 ) -> Result<Allowed<'a>, Failure> {
     let (parts, body) = req.into_parts();
     let route = parse_path(parts.uri.path());
-    // Until the path is understood, record no more of it than the prefix.
+    // Before Bru knows who calls, a record holds no more of the path than
+    // Bru can vouch for: a dataset policy has, else `/data/`. The rest of
+    // the path is anyone's text, free to send (SECURITY.md, records).
     call.record.path = match &route {
-        Ok(r) => format!(
-            "/data/{}/{}{}",
-            r.provider,
-            r.dataset,
-            if r.rest.is_empty() {
-                String::new()
-            } else {
-                format!("/{}", r.rest)
-            }
-        ),
-        Err(_) => "/data/".to_owned(),
+        Ok(r) if app.policy.dataset(&r.provider, &r.dataset).is_some() => {
+            format!("/data/{}/{}", r.provider, r.dataset)
+        }
+        _ => "/data/".to_owned(),
     };
     if header_bytes(&parts.headers) > app.config.server.max_header_bytes {
         return Err(Failure::HeadersTooLarge);
@@ -165,10 +164,15 @@ async fn prepare<'a>(
     call.record.client_id = Some(caller.client_id.clone());
 
     let route = route?;
+    // An authenticated caller answers for the dataset it names, known or not.
+    call.record.path = format!("/data/{}/{}", route.provider, route.dataset);
     let dataset = app
         .policy
         .dataset(&route.provider, &route.dataset)
         .ok_or(Failure::UnknownDataset)?;
+    // From here the whole path is recorded (the log scrubs and bounds it;
+    // once the subject is known it is scrubbed again to say `{subject}`).
+    call.record.path = route.path();
     call.record.provider = Some(route.provider.clone());
     call.record.dataset = Some(dataset.id.to_string());
     call.record.basis = Some(match dataset.basis {
@@ -195,7 +199,7 @@ async fn prepare<'a>(
     call.record.purpose = purpose.map(str::to_owned);
     let consent_id = header_str(&parts.headers, "bru-consent")?;
     if dataset.basis == LegalBasis::Consent {
-        call.record.consent_id = consent_id.map(str::to_owned);
+        call.record.consent_id = consent_id.map(|id| scrub_text(id, None).into_owned());
     }
 
     // A JSON-body subject needs the body buffered; everything else streams.
@@ -235,9 +239,7 @@ async fn prepare<'a>(
     if let SubjectFact::Valid(p) = &subject {
         call.record.subject_ref = Some(app.keys.pseudonym.subject_ref(p));
     }
-    if let Some(SubjectLocation::PathSegment(i)) = &dataset.subject {
-        call.record.path = route.path_with_subject_hidden(*i);
-    }
+    record_scrubbed(&mut call.record, &route, dataset, &subject, purpose, consent_id);
 
     let now = time::OffsetDateTime::now_utc();
     // A granted consent may come from the cache; anything else is read.
@@ -336,18 +338,60 @@ async fn prepare<'a>(
     Err(Failure::AuditUnavailable)
 }
 
+/// What the caller wrote, as its record keeps it once the subject is known:
+/// the subject's number reads `{subject}` wherever it is (a path segment
+/// that carries the subject always does), any other person number
+/// `{person}`. The audit log scrubs every record again on its way in (for
+/// refusals before this point); this pass only knows which number is the
+/// subject's.
+fn record_scrubbed(
+    record: &mut NewRecord,
+    route: &Route,
+    dataset: &Dataset,
+    subject: &SubjectFact,
+    purpose: Option<&str>,
+    consent_id: Option<&str>,
+) {
+    let number = match subject {
+        SubjectFact::Valid(p) => Some(p.expose()),
+        _ => None,
+    };
+    let path = match &dataset.subject {
+        Some(SubjectLocation::PathSegment(i)) => route.path_with_subject_hidden(*i),
+        _ => route.path(),
+    };
+    record.path = scrub_path(&path, number);
+    record.purpose = purpose.map(|p| scrub_text(p, number).into_owned());
+    if dataset.basis == LegalBasis::Consent {
+        // A caller's text until a consent with this id is found; the
+        // decision record of an allowed call takes the consent's own id.
+        record.consent_id = consent_id.map(|id| scrub_text(id, number).into_owned());
+    }
+}
+
 /// How often a call re-reads a consent that changed under it; one change is
 /// the expected case, more means the store is not consistent with itself.
 const CONSENT_ATTEMPTS: usize = 3;
 
-/// Records the refusal, then answers it. Nothing is forwarded.
-async fn refuse(app: &App, mut call: Call, failure: Failure) -> Response<Body> {
+/// Records the refusal, then answers it. Nothing is forwarded. A refusal
+/// that cost its sender nothing may be counted into a record written at the
+/// end of the interval instead (`refusals.rs`).
+async fn refuse(
+    app: &App,
+    mut call: Call,
+    failure: Failure,
+    source: Option<std::net::IpAddr>,
+) -> Response<Body> {
     call.record.decision = Some(Verdict::Deny);
     call.record.code = Some(failure.code().to_owned());
     call.record.status = Some(failure.status().as_u16());
     call.record.duration_ms = Some(call.elapsed_ms());
     app.metrics
         .observe_call(&call.record, call.started.elapsed());
+    if let crate::refusals::Counted::Into(transfer_id) = app.refusals.count(source, &call.record)
+    {
+        return failure.response(Some(&transfer_id));
+    }
     let failure = match app.record(call.record).await {
         Ok(()) => failure,
         Err(()) => Failure::AuditUnavailable,
@@ -605,6 +649,15 @@ pub(crate) struct Route {
 impl Route {
     fn rest_segments(&self) -> impl Iterator<Item = &str> {
         self.rest.split('/').filter(|s| !s.is_empty())
+    }
+
+    /// `/data/{provider}/{dataset}[/{rest}]`, without the query.
+    fn path(&self) -> String {
+        if self.rest.is_empty() {
+            format!("/data/{}/{}", self.provider, self.dataset)
+        } else {
+            format!("/data/{}/{}/{}", self.provider, self.dataset, self.rest)
+        }
     }
 
     fn path_with_subject_hidden(&self, index: usize) -> String {
