@@ -9,7 +9,8 @@
 //!   checkpoint, for the citizen the record is about
 //!
 //! Machine callers need a Maskinporten token with scope `bru:audit` from an
-//! organisation whose consumer rule says `audit_reader`. Every use, allowed
+//! organisation whose consumer rule says `audit_reader`; a supplier acting
+//! for it only where the rule names it in `audit_suppliers`. Every use, allowed
 //! or refused, is itself an `audit_read` record, written before the answer:
 //! what cannot be recorded is not answered (503 `audit_unavailable`).
 
@@ -173,7 +174,14 @@ pub struct Base64Hash(String);
 enum Refusal {
     Failure(Failure),
     NotFound(&'static str),
+    /// A supplier acting for a consumer that may read the log, which the
+    /// policy does not name in `audit_suppliers`: 403 `consumer_not_allowed`.
+    SupplierNotNamed,
 }
+
+const SUPPLIER_NOT_NAMED: &str = "A supplier acting for an organisation reads the audit API \
+     only where that organisation's consumer rule in the policy names it in audit_suppliers; \
+     this one does not. The organisation's own token (without supplier) may read it.";
 
 impl From<Failure> for Refusal {
     fn from(f: Failure) -> Self {
@@ -192,6 +200,7 @@ impl Refusal {
         match self {
             Refusal::Failure(f) => f.status(),
             Refusal::NotFound(_) => StatusCode::NOT_FOUND,
+            Refusal::SupplierNotNamed => StatusCode::FORBIDDEN,
         }
     }
 
@@ -199,6 +208,7 @@ impl Refusal {
         match self {
             Refusal::Failure(f) => f.code(),
             Refusal::NotFound(_) => "not_found",
+            Refusal::SupplierNotNamed => "consumer_not_allowed",
         }
     }
 
@@ -208,6 +218,16 @@ impl Refusal {
             Refusal::NotFound(detail) => Problem {
                 transfer_id: Some(transfer_id.to_owned()),
                 ..json_api::problem(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
+            }
+            .response(),
+            Refusal::SupplierNotNamed => Problem {
+                transfer_id: Some(transfer_id.to_owned()),
+                ..json_api::problem(
+                    StatusCode::FORBIDDEN,
+                    "consumer_not_allowed",
+                    "This supplier may not read the audit log",
+                    SUPPLIER_NOT_NAMED,
+                )
             }
             .response(),
         }
@@ -249,6 +269,9 @@ impl Use {
         self.record.consumer = Some(caller.consumer.iso6523());
         self.record.supplier = caller.supplier.as_ref().map(OrgNumber::iso6523);
         self.record.client_id = Some(caller.client_id.clone());
+        if policy::supplier_refused(&app.policy, &caller, Api::Audit) {
+            return Err(Refusal::SupplierNotNamed);
+        }
         policy::authorize_api(&app.policy, &caller, Api::Audit)?;
         Ok(())
     }
