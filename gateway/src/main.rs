@@ -18,6 +18,7 @@ mod json_api;
 mod keys;
 mod metrics;
 mod openapi;
+mod page_token;
 mod pipeline;
 mod problem;
 mod ratelimit;

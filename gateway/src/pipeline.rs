@@ -112,7 +112,7 @@ async fn prepare<'a>(
     req: Request<Incoming>,
     call: &mut Call,
 ) -> Result<Allowed<'a>, Failure> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let route = parse_path(parts.uri.path());
     // Before Bru knows who calls, a record holds no more of the path than
     // Bru can vouch for: a dataset policy has, else `/data/`. The rest of
@@ -163,13 +163,20 @@ async fn prepare<'a>(
     call.record.supplier = caller.supplier.as_ref().map(|s| s.iso6523());
     call.record.client_id = Some(caller.client_id.clone());
 
-    let route = route?;
+    let mut route = route?;
     // An authenticated caller answers for the dataset it names, known or not.
     call.record.path = format!("/data/{}/{}", route.provider, route.dataset);
     let dataset = app
         .policy
         .dataset(&route.provider, &route.dataset)
         .ok_or(Failure::UnknownDataset)?;
+    // A paging link Bru wrote: the call it stands for, restored, is checked,
+    // recorded and forwarded as if it had been sent so.
+    if let Some(token) = page_token(parts.uri.query()) {
+        let uri = restore_page(app, &caller, dataset, &route, token)?;
+        route = parse_path(uri.path())?;
+        parts.uri = uri;
+    }
     // From here the whole path is recorded (the log scrubs and bounds it;
     // once the subject is known it is scrubbed again to say `{subject}`).
     call.record.path = route.path();
@@ -336,6 +343,50 @@ async fn prepare<'a>(
     }
     // The store and the decision keep disagreeing: a fault, not a refusal.
     Err(Failure::AuditUnavailable)
+}
+
+/// The token of `?bru_page={token}`, a paging link Bru wrote (nothing else
+/// in the query: a token holds no `&`, so anything after it fails to open).
+fn page_token(query: Option<&str>) -> Option<&str> {
+    query?
+        .strip_prefix(connectors::PAGE_PARAM)?
+        .strip_prefix('=')
+}
+
+/// The URI a page token stands for: `/data/{provider}/{dataset}` with the
+/// provider's path and query under the dataset, for this caller only.
+fn restore_page(
+    app: &App,
+    caller: &policy::Caller,
+    dataset: &Dataset,
+    route: &Route,
+    token: &str,
+) -> Result<http::Uri, Failure> {
+    const INVALID: &str = "The page link is not valid: it has expired, was written for \
+         another caller or dataset, or was altered. Run the search again.";
+    if !route.rest.is_empty() {
+        return Err(Failure::MalformedRequest(INVALID));
+    }
+    let binding = crate::page_token::binding(
+        &caller.consumer.iso6523(),
+        caller.supplier.as_ref().map(|s| s.iso6523()).as_deref(),
+        &dataset.id.to_string(),
+    );
+    let now = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
+    let target = app
+        .keys
+        .page_tokens
+        .open(&binding, token, now)
+        .map_err(|e| {
+            tracing::debug!(error = %e, "page token refused");
+            Failure::MalformedRequest(INVALID)
+        })?;
+    if !(target.is_empty() || target.starts_with(['/', '?'])) {
+        return Err(Failure::MalformedRequest(INVALID));
+    }
+    format!("/data/{}/{}{target}", route.provider, route.dataset)
+        .parse()
+        .map_err(|_| Failure::MalformedRequest(INVALID))
 }
 
 /// What the caller wrote, as its record keeps it once the subject is known:
@@ -592,10 +643,19 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
             "{}/data/{}/{}",
             app.config.public_url, provider, allowed.dataset.id.dataset
         );
+        // The provider's path and query (the patient's number) go into a
+        // page token that opens only for this caller and dataset.
+        let page_links: connectors::PageLinks = {
+            let app = Arc::clone(app);
+            let binding = crate::page_token::binding(&consumer, supplier.as_deref(), &dataset_name);
+            let now = u64::try_from(now).unwrap_or(0);
+            Arc::new(move |target: &str| app.keys.page_tokens.seal(&binding, target, now))
+        };
         let rewriter = connectors::FhirLinkRewriter::new(
             &upstream.base_url,
             &allowed.dataset.id.dataset,
             &bru_url,
+            page_links,
         );
         match rewriter.map(|r| r.rewrite(&minimised)) {
             Some(Ok(Some(rewritten))) => minimised = Bytes::from(rewritten),
