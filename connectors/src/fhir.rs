@@ -56,7 +56,10 @@ pub struct FhirLinkRewriter {
 impl std::fmt::Debug for FhirLinkRewriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FhirLinkRewriter")
-            .field("provider", &format_args!("{}://{}:{}{}", self.scheme, self.host, self.port, self.path))
+            .field(
+                "provider",
+                &format_args!("{}://{}:{}{}", self.scheme, self.host, self.port, self.path),
+            )
             .field("bru", &self.bru)
             .finish_non_exhaustive()
     }

@@ -40,11 +40,11 @@ pub use consent::{
 };
 pub use error::{AuditError, StoreError};
 pub use pseudonym::Pseudonymiser;
+pub use record::scrub::{scrub_path, scrub_text};
 pub use record::{
     AuditRecord, Basis, NewRecord, RecordFilter, RecordKind, Timestamp, TimestampError,
     UnknownName, Verdict,
 };
-pub use record::scrub::{scrub_path, scrub_text};
 pub use store::{Store, StoreConfig};
 pub use tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
 pub use verify::{verify, Tampering, VerifyError, VerifySummary};

@@ -104,7 +104,8 @@ impl PageTokens {
             return Err(PageTokenError::Malformed);
         }
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| PageTokenError::Malformed)?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| PageTokenError::Malformed)?;
         let mut data = sealed.to_vec();
         let plain = self
             .key
@@ -142,7 +143,9 @@ mod tests {
         let me = binding("0192:921429002", None, "fhir/careplan");
         let token = t.seal(&me, TARGET, 1000).unwrap_or_default();
         assert!(!token.contains("12884513829"), "{token}");
-        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(t.open(&me, &token, 1000).as_deref(), Ok(TARGET));
         assert_eq!(
             t.open(&me, &token, 1000 + LIFETIME_S),
@@ -157,7 +160,10 @@ mod tests {
         }
         // Another key (another Bru) cannot open it; an altered token neither.
         let other = PageTokens::new(&[8u8; 32]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(other.open(&me, &token, 1000), Err(PageTokenError::NotOpened));
+        assert_eq!(
+            other.open(&me, &token, 1000),
+            Err(PageTokenError::NotOpened)
+        );
         let mut altered = token.into_bytes();
         let last = altered.len() - 2;
         altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };

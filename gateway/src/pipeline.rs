@@ -246,7 +246,14 @@ async fn prepare<'a>(
     if let SubjectFact::Valid(p) = &subject {
         call.record.subject_ref = Some(app.keys.pseudonym.subject_ref(p));
     }
-    record_scrubbed(&mut call.record, &route, dataset, &subject, purpose, consent_id);
+    record_scrubbed(
+        &mut call.record,
+        &route,
+        dataset,
+        &subject,
+        purpose,
+        consent_id,
+    );
 
     let now = time::OffsetDateTime::now_utc();
     // A granted consent may come from the cache; anything else is read.
@@ -439,8 +446,7 @@ async fn refuse(
     call.record.duration_ms = Some(call.elapsed_ms());
     app.metrics
         .observe_call(&call.record, call.started.elapsed());
-    if let crate::refusals::Counted::Into(transfer_id) = app.refusals.count(source, &call.record)
-    {
+    if let crate::refusals::Counted::Into(transfer_id) = app.refusals.count(source, &call.record) {
         return failure.response(Some(&transfer_id));
     }
     let failure = match app.record(call.record).await {

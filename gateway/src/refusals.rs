@@ -151,7 +151,12 @@ mod tests {
     use consent_db::RecordKind;
 
     fn refusal(code: &str) -> NewRecord {
-        let mut r = NewRecord::new(RecordKind::Decision, "t", "GET", "/data/k429/sosialtjeneste");
+        let mut r = NewRecord::new(
+            RecordKind::Decision,
+            "t",
+            "GET",
+            "/data/k429/sosialtjeneste",
+        );
         r.decision = Some(Verdict::Deny);
         r.code = Some(code.into());
         r

@@ -185,7 +185,10 @@ async fn no_person_number_reaches_a_record_from_any_subject_location() {
     let r = send(
         bru.get(&format!("/data/k429/sosialtjeneste/{PER}"))
             .bearer_auth(&sosial)
-            .header("Bru-Purpose", format!("Ring-{OLA}-for-aa-stoppe-innkreving"))
+            .header(
+                "Bru-Purpose",
+                format!("Ring-{OLA}-for-aa-stoppe-innkreving"),
+            )
             .header("Nav-Personident", KARI),
     )
     .await;
@@ -251,7 +254,8 @@ async fn no_person_number_reaches_a_record_from_any_subject_location() {
         .collect();
     let records = cw
         .wait_records("every call's decision", |recs| {
-            tids.iter().all(|t| find_record(recs, t, "decision").is_some())
+            tids.iter()
+                .all(|t| find_record(recs, t, "decision").is_some())
         })
         .await;
     let records_all = assert_exports_clean(&cw, "every subject location").await;
@@ -283,7 +287,10 @@ async fn no_person_number_reaches_a_record_from_any_subject_location() {
         "{consent_denied}"
     );
     // The allowed consent call keeps its consent's id.
-    assert_eq!(decision(&records, &replies[11].1)["consent_id"], consent.as_str());
+    assert_eq!(
+        decision(&records, &replies[11].1)["consent_id"],
+        consent.as_str()
+    );
     // And no query string in any path.
     assert!(records_all
         .iter()
@@ -339,7 +346,9 @@ async fn a_tokenless_flood_costs_a_bounded_number_of_records_that_count_every_ca
             .sum()
     };
     let records = world
-        .wait_records(&format!("{CALLS} refusals counted"), |r| refused(r) >= CALLS)
+        .wait_records(&format!("{CALLS} refusals counted"), |r| {
+            refused(r) >= CALLS
+        })
         .await;
     let (_, raw) = world.export().await;
     assert_eq!(refused(&records), CALLS, "every call counted once:\n{raw}");
@@ -365,7 +374,9 @@ async fn a_tokenless_flood_costs_a_bounded_number_of_records_that_count_every_ca
         );
     }
     assert!(
-        refusals.iter().any(|r| r["count"].as_u64().is_some_and(|n| n > 1)),
+        refusals
+            .iter()
+            .any(|r| r["count"].as_u64().is_some_and(|n| n > 1)),
         "repeated refusals are counted into one record:\n{raw}"
     );
     // Each code's counts add up to what the callers were told.
@@ -421,27 +432,61 @@ async fn fhir_next_links_carry_no_person_number_and_work_only_for_their_caller()
     // Another caller, another dataset, an altered token: refused, and the
     // provider is not asked.
     let other = cw.world.mp_token(NAV, SCOPE_FHIR);
-    let reply = send(bru.client.get(&next).bearer_auth(&other).header("Bru-Purpose", PURPOSE)).await;
+    let reply = send(
+        bru.client
+            .get(&next)
+            .bearer_auth(&other)
+            .header("Bru-Purpose", PURPOSE),
+    )
+    .await;
     assert_eq!(reply.status, 400, "another caller: {}", reply.text());
     let plain = next.replace("/data/fhir/careplan?", "/data/fhir/plain?");
-    let reply = send(bru.client.get(&plain).bearer_auth(&token).header("Bru-Purpose", PURPOSE)).await;
+    let reply = send(
+        bru.client
+            .get(&plain)
+            .bearer_auth(&token)
+            .header("Bru-Purpose", PURPOSE),
+    )
+    .await;
     reply.expect_problem(400, "malformed_request", "a page link for another dataset");
     let altered = format!("{}A", &next[..next.len() - 1]);
-    let altered = if altered == next { format!("{}B", &next[..next.len() - 1]) } else { altered };
-    let reply = send(bru.client.get(&altered).bearer_auth(&token).header("Bru-Purpose", PURPOSE)).await;
+    let altered = if altered == next {
+        format!("{}B", &next[..next.len() - 1])
+    } else {
+        altered
+    };
+    let reply = send(
+        bru.client
+            .get(&altered)
+            .bearer_auth(&token)
+            .header("Bru-Purpose", PURPOSE),
+    )
+    .await;
     reply.expect_problem(400, "malformed_request", "an altered page link");
     assert_eq!(cw.fhir.requests().len(), 1, "{:?}", cw.fhir.requests());
 
     // Its caller follows it: the provider gets the original query back.
-    let second = send(bru.client.get(&next).bearer_auth(&token).header("Bru-Purpose", PURPOSE)).await;
+    let second = send(
+        bru.client
+            .get(&next)
+            .bearer_auth(&token)
+            .header("Bru-Purpose", PURPOSE),
+    )
+    .await;
     second.expect_status(200, "the next page");
     assert_eq!(
         cw.fhir.requests().last().cloned(),
         Some(format!("/careplan?patient={KARI}&_page=2"))
     );
     // Recorded about the same person, with the subject found in the restored query.
-    let d1 = cw.world.record(&first.transfer_id().unwrap(), "decision").await;
-    let d2 = cw.world.record(&second.transfer_id().unwrap(), "decision").await;
+    let d1 = cw
+        .world
+        .record(&first.transfer_id().unwrap(), "decision")
+        .await;
+    let d2 = cw
+        .world
+        .record(&second.transfer_id().unwrap(), "decision")
+        .await;
     assert_eq!(d2["decision"], "allow", "{d2}");
     assert_eq!(d2["path"], "/data/fhir/careplan", "{d2}");
     assert!(d2["subject_ref"].is_string(), "{d2}");
@@ -466,9 +511,12 @@ async fn a_supplier_reads_the_audit_api_only_where_policy_names_it() {
     // By default: the consumer alone.
     let world = audit_world(TestWorld::builder(), None).await;
     let bru = world.start().await;
-    send(bru.get("/audit/v1/records").bearer_auth(audit_token(&world)))
-        .await
-        .expect_status(200, "K429 itself");
+    send(
+        bru.get("/audit/v1/records")
+            .bearer_auth(audit_token(&world)),
+    )
+    .await
+    .expect_status(200, "K429 itself");
     let vendor = supplier_audit_token(&world);
     for path in [
         format!("/audit/v1/records?subject={KARI}"),
@@ -477,7 +525,9 @@ async fn a_supplier_reads_the_audit_api_only_where_policy_names_it() {
         let reply = send(bru.get(&path).bearer_auth(&vendor)).await;
         let body = reply.expect_problem(403, "consumer_not_allowed", "K429's supplier");
         assert!(
-            body["detail"].as_str().is_some_and(|d| d.contains("audit_suppliers")),
+            body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("audit_suppliers")),
             "the detail says what would allow it: {body}"
         );
     }
@@ -511,7 +561,11 @@ async fn a_supplier_reads_the_audit_api_only_where_policy_names_it() {
     )
     .unwrap();
     let bru = world.start().await;
-    let reply = send(bru.get("/audit/v1/records").bearer_auth(supplier_audit_token(&world))).await;
+    let reply = send(
+        bru.get("/audit/v1/records")
+            .bearer_auth(supplier_audit_token(&world)),
+    )
+    .await;
     reply.expect_status(200, "a supplier the policy names");
     // Another supplier is still refused.
     let snoop = world
@@ -522,7 +576,9 @@ async fn a_supplier_reads_the_audit_api_only_where_policy_names_it() {
         )
         .sign(&world.mp_signer());
     assert_eq!(
-        send(bru.get("/audit/v1/records").bearer_auth(snoop)).await.status,
+        send(bru.get("/audit/v1/records").bearer_auth(snoop))
+            .await
+            .status,
         403
     );
 }

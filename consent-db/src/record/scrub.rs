@@ -50,10 +50,8 @@ impl NewRecord {
         let path = scrub_path(&self.path, None);
         self.path = bound(&path, MAX_PATH_BYTES);
         self.method = bound(&scrub_text(&self.method, None), MAX_METHOD_BYTES);
-        for text in [&mut self.purpose, &mut self.client_id] {
-            if let Some(t) = text {
-                *t = bound(&scrub_text(t, None), MAX_TEXT_BYTES);
-            }
+        for text in [&mut self.purpose, &mut self.client_id].into_iter().flatten() {
+            *text = bound(&scrub_text(text, None), MAX_TEXT_BYTES);
         }
         // Bru's own consent ids (UUIDs) are kept as they are: a use of the
         // consent is taken by this id, and a random UUID that happens to hold
@@ -121,7 +119,11 @@ pub fn scrub_text<'a>(text: &'a str, subject: Option<&str>) -> Cow<'a, str> {
                 && next.start == run.end + 1
                 && matches!(text.as_bytes().get(run.end), Some(b' ' | b'.' | b'-'));
             if joined {
-                let digits = format!("{}{}", &text[run.start..run.end], &text[next.start..next.end]);
+                let digits = format!(
+                    "{}{}",
+                    &text[run.start..run.end],
+                    &text[next.start..next.end]
+                );
                 if policy::PersonNumber::control_digits_valid(&digits) {
                     found.push((run.start, next.end, placeholder(&digits, subject)));
                     i += 2;

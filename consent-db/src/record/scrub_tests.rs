@@ -30,12 +30,20 @@ fn numbers_anywhere_in_text() {
     // At the edges of a segment and embedded in one.
     check(&format!("{PER}-WWWW"), None, "{person}-WWWW");
     check(&format!("x{PER}"), None, "x{person}");
-    check(&format!("sak{KARI}vedtak{OLA}"), Some(OLA), "sak{person}vedtak{subject}");
+    check(
+        &format!("sak{KARI}vedtak{OLA}"),
+        Some(OLA),
+        "sak{person}vedtak{subject}",
+    );
     // D-nummer, with synthetic numbers off or on: control digits decide.
     check(D_NUMBER, None, "{person}");
     // DDMMYY NNNNN as people write it.
     check("128845 13829", Some(KARI), "{subject}");
-    check("128845.13829 and 128845-13829", None, "{person} and {person}");
+    check(
+        "128845.13829 and 128845-13829",
+        None,
+        "{person} and {person}",
+    );
     // Inside a longer run: the whole run goes.
     check(&format!("0{KARI}7"), None, "{person}");
 }
@@ -44,12 +52,12 @@ fn numbers_anywhere_in_text() {
 fn what_is_no_person_number_is_left_alone() {
     for text in [
         BAD,
-        "1288451382",                 // 10 digits
-        "0192:921429002",             // an organisation
-        "2026-11-23T12:00:00.123Z",   // a time
+        "1288451382",               // 10 digits
+        "0192:921429002",           // an organisation
+        "2026-11-23T12:00:00.123Z", // a time
         "omsorgsbolig-soknad",
-        "128845 1382",                // 6 + 4
-        "12884 513829",               // 5 + 6
+        "128845 1382",  // 6 + 4
+        "12884 513829", // 5 + 6
         "",
     ] {
         assert!(
@@ -100,7 +108,10 @@ fn bound_cuts_at_a_character_and_says_so() {
     assert_eq!(bound("abc", 3), "abc");
     let cut = bound(&"ø".repeat(100), 10);
     assert!(cut.len() <= 10 && cut.ends_with('…'), "{cut}");
-    assert_eq!(bound(&"a".repeat(600), MAX_PATH_BYTES).len(), MAX_PATH_BYTES);
+    assert_eq!(
+        bound(&"a".repeat(600), MAX_PATH_BYTES).len(),
+        MAX_PATH_BYTES
+    );
 }
 
 #[test]
@@ -113,11 +124,15 @@ fn a_record_is_scrubbed_and_bounded_member_by_member() {
         format!("/data/k429/sak/{PER}-{long}"),
     );
     r.purpose = Some(format!("Ring-{OLA}-{long}"));
-    r.client_id = Some(format!("{KARI}"));
+    r.client_id = Some(KARI.to_owned());
     r.consent_id = Some(format!("00000000-0000-4000-8000-0{KARI}"));
     r.legal_ref = Some("sosialtjenesteloven § 43".into());
     r.scrub();
-    assert!(r.path.starts_with("/data/k429/sak/{person}-xxx"), "{}", r.path);
+    assert!(
+        r.path.starts_with("/data/k429/sak/{person}-xxx"),
+        "{}",
+        r.path
+    );
     assert!(r.path.len() <= MAX_PATH_BYTES);
     assert_eq!(r.method, "M{person}");
     let purpose = r.purpose.clone().unwrap();

@@ -227,7 +227,10 @@ fn count_is_a_member_only_of_counted_records() {
         "{leaf}"
     );
     let json = serde_json::to_string(counted).unwrap();
-    assert!(json.ends_with(r#""duration_ms":null,"count":1234}"#), "{json}");
+    assert!(
+        json.ends_with(r#""duration_ms":null,"count":1234}"#),
+        "{json}"
+    );
     let back: AuditRecord = serde_json::from_str(&json).unwrap();
     assert_eq!(&back, counted);
 }
