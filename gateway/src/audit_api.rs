@@ -14,12 +14,14 @@
 //! or refused, is itself an `audit_read` record, written before the answer:
 //! what cannot be recorded is not answered (503 `audit_unavailable`).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
+use axum::Extension;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use consent_db::merkle::Hash;
@@ -36,6 +38,8 @@ use crate::app::App;
 use crate::json_api::{self, Problem};
 use crate::openapi::{AuditUnavailable, BadRequest, Forbidden, NotFound, Unauthorized};
 use crate::problem::Failure;
+use crate::refusals::Counted;
+use crate::server::PeerAddr;
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
@@ -245,16 +249,20 @@ struct Use {
     started: Instant,
     transfer_id: String,
     record: NewRecord,
+    /// The client's address: refusals before authentication are counted
+    /// per source (`refusals.rs`), never recorded with it.
+    source: Option<IpAddr>,
 }
 
 impl Use {
     /// `route` is the path without the query, and without any person number.
-    fn new(route: impl Into<String>) -> Use {
+    fn new(route: impl Into<String>, peer: Option<Extension<PeerAddr>>) -> Use {
         let transfer_id = uuid::Uuid::now_v7().to_string();
         Use {
             started: Instant::now(),
             record: NewRecord::new(RecordKind::AuditRead, transfer_id.clone(), "GET", route),
             transfer_id,
+            source: peer.map(|Extension(PeerAddr(addr))| addr.ip()),
         }
     }
 
@@ -301,6 +309,11 @@ impl Use {
                 self.record.decision = Some(Verdict::Deny);
                 self.record.code = Some(refusal.code().to_owned());
                 self.record.status = Some(refusal.status().as_u16());
+                // Without a valid token a refusal costs its sender nothing:
+                // counted into one record per source and interval.
+                if let Counted::Into(transfer_id) = app.refusals.count(self.source, &self.record) {
+                    return refusal.response(&transfer_id);
+                }
                 if app.record(self.record).await.is_err() {
                     return Failure::AuditUnavailable.response(Some(&self.transfer_id));
                 }
@@ -446,10 +459,11 @@ fn b64(hashes: &[Hash]) -> Vec<Base64Hash> {
 )]
 async fn records(
     State(app): State<Arc<App>>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let mut u = Use::new("/audit/v1/records");
+    let mut u = Use::new("/audit/v1/records", peer);
     let result = search(&app, &headers, query.as_deref(), &mut u).await;
     u.finish(&app, result).await
 }
@@ -545,10 +559,11 @@ async fn search(
 )]
 async fn checkpoint(
     State(app): State<Arc<App>>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let mut u = Use::new("/audit/v1/checkpoint");
+    let mut u = Use::new("/audit/v1/checkpoint", peer);
     let result = async {
         u.authorize(&app, &headers).await?;
         Params::parse(query.as_deref(), &[])?;
@@ -618,10 +633,11 @@ async fn checkpoint_key(State(app): State<Arc<App>>) -> Response {
 )]
 async fn inclusion(
     State(app): State<Arc<App>>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let mut u = Use::new("/audit/v1/proof/inclusion");
+    let mut u = Use::new("/audit/v1/proof/inclusion", peer);
     let result = async {
         u.authorize(&app, &headers).await?;
         let p = Params::parse(query.as_deref(), &INCLUSION_PARAMS)?;
@@ -670,10 +686,11 @@ async fn inclusion(
 )]
 async fn consistency(
     State(app): State<Arc<App>>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let mut u = Use::new("/audit/v1/proof/consistency");
+    let mut u = Use::new("/audit/v1/proof/consistency", peer);
     let result = async {
         u.authorize(&app, &headers).await?;
         let p = Params::parse(query.as_deref(), &CONSISTENCY_PARAMS)?;
@@ -735,10 +752,11 @@ const NOT_YOURS: &str = "You have no transfer record with this index.";
 )]
 async fn citizen_proof(
     State(app): State<Arc<App>>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     Path(index): Path<String>,
 ) -> Response {
-    let mut u = Use::new("/citizen/v1/transfers/{index}/proof");
+    let mut u = Use::new("/citizen/v1/transfers/{index}/proof", peer);
     let result = async {
         // A front end sends an ID-porten token; the portal's own pages link
         // here, and the citizen's browser brings the portal session instead.

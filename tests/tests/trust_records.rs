@@ -402,6 +402,44 @@ async fn a_tokenless_flood_costs_a_bounded_number_of_records_that_count_every_ca
     assert!(status.success(), "bru audit verify");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokenless_calls_to_the_audit_api_are_counted_too() {
+    let world = audit_world(TestWorld::builder(), None).await;
+    let bru = world.start().await;
+    const CALLS: u64 = 100;
+    let started = std::time::Instant::now();
+    for _ in 0..CALLS {
+        send(bru.get("/audit/v1/records"))
+            .await
+            .expect_problem(401, "missing_token", "no token");
+    }
+    let intervals = started.elapsed().as_secs() / 5 + 2;
+    let refusals = |records: &[Value]| -> Vec<Value> {
+        records
+            .iter()
+            .filter(|r| r["kind"] == "audit_read" && r["code"] == "missing_token")
+            .cloned()
+            .collect()
+    };
+    let counted = |records: &[Value]| -> u64 {
+        refusals(records)
+            .iter()
+            .map(|r| r["count"].as_u64().unwrap_or(1))
+            .sum()
+    };
+    let records = world
+        .wait_records(&format!("{CALLS} refused reads counted"), |r| {
+            counted(r) >= CALLS
+        })
+        .await;
+    assert_eq!(counted(&records), CALLS, "every call counted once");
+    let n = refusals(&records).len() as u64;
+    assert!(
+        n <= 1 + intervals,
+        "{n} records for {CALLS} refused reads in {intervals} intervals"
+    );
+}
+
 // ---- (3) FHIR paging links ----------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,7 +50,10 @@ impl NewRecord {
         let path = scrub_path(&self.path, None);
         self.path = bound(&path, MAX_PATH_BYTES);
         self.method = bound(&scrub_text(&self.method, None), MAX_METHOD_BYTES);
-        for text in [&mut self.purpose, &mut self.client_id].into_iter().flatten() {
+        for text in [&mut self.purpose, &mut self.client_id]
+            .into_iter()
+            .flatten()
+        {
             *text = bound(&scrub_text(text, None), MAX_TEXT_BYTES);
         }
         // Bru's own consent ids (UUIDs) are kept as they are: a use of the
