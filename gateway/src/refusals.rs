@@ -15,8 +15,12 @@
 //! The source is the client address (an IPv6 address by its /64, which one
 //! client holds whole); it lives in memory for an interval and is never
 //! written: an address is personal data, and what the log needs is the
-//! count. Past [`CAPACITY`] sources, further ones share one bucket (source
-//! unknown), so memory and records stay bounded while the count stays whole.
+//! count. Many sources (a botnet, addresses rotated within a /48) are
+//! bounded too: at most [`FRESH`] new sources an interval get a record of
+//! their own and at most [`CAPACITY`] are tracked; further ones share one
+//! bucket (source unknown). So the log grows by at most about
+//! `FRESH + CAPACITY` small records per interval whatever the senders do,
+//! while the count stays whole.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -31,7 +35,11 @@ use consent_db::{NewRecord, Verdict};
 pub const INTERVAL: Duration = Duration::from_secs(5);
 
 /// Sources tracked at once; beyond it they share one bucket.
-pub const CAPACITY: usize = 10_000;
+pub const CAPACITY: usize = 1_000;
+
+/// New sources per interval whose first refusal is recorded at once;
+/// beyond it they share one bucket until the next interval.
+pub const FRESH: usize = 100;
 
 /// What the pipeline does with a refusal.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,7 +67,14 @@ struct Entry {
 
 #[derive(Default)]
 pub struct RefusalCounter {
-    entries: Mutex<HashMap<Key, Entry>>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<Key, Entry>,
+    /// New sources recorded at once in this interval.
+    fresh: usize,
 }
 
 /// Whether a record is of a refusal that cost its sender nothing: refused
@@ -101,18 +116,19 @@ impl RefusalCounter {
             path: dataset_prefix(&record.path).to_owned(),
             kind: record.kind.as_str(),
         };
-        let Ok(mut entries) = self.entries.lock() else {
+        let Ok(mut state) = self.state.lock() else {
             return Counted::RecordNow;
         };
-        if !entries.contains_key(&key) {
-            if entries.len() < CAPACITY && key.source.is_some() {
-                entries.insert(key, Entry { pending: None });
+        if !state.entries.contains_key(&key) {
+            if state.entries.len() < CAPACITY && state.fresh < FRESH && key.source.is_some() {
+                state.fresh += 1;
+                state.entries.insert(key, Entry { pending: None });
                 return Counted::RecordNow;
             }
-            // Full (or no address known): the shared bucket counts it.
+            // Too many sources (or no address known): the shared bucket counts it.
             key.source = None;
         }
-        let entry = entries.entry(key).or_insert(Entry { pending: None });
+        let entry = state.entries.entry(key).or_insert(Entry { pending: None });
         let (pending, count) = entry.pending.get_or_insert_with(|| {
             let mut r = record.clone();
             r.transfer_id = uuid::Uuid::now_v7().to_string();
@@ -129,11 +145,12 @@ impl RefusalCounter {
     /// The records of everything counted since the last call, each with its
     /// `count`; sources without any are forgotten.
     pub fn take(&self) -> Vec<NewRecord> {
-        let Ok(mut entries) = self.entries.lock() else {
+        let Ok(mut state) = self.state.lock() else {
             return Vec::new();
         };
+        state.fresh = 0;
         let mut out = Vec::new();
-        entries.retain(|_, entry| match entry.pending.take() {
+        state.entries.retain(|_, entry| match entry.pending.take() {
             Some((mut record, count)) => {
                 record.count = Some(count);
                 out.push(record);
@@ -207,20 +224,46 @@ mod tests {
         assert_eq!(dataset_prefix("/data/"), "/data/");
     }
 
+    fn ip(i: usize) -> IpAddr {
+        IpAddr::from(u32::try_from(i).unwrap_or(u32::MAX).to_be_bytes())
+    }
+
     #[test]
-    fn past_capacity_sources_share_one_bucket() {
+    fn only_so_many_new_sources_an_interval_get_a_record_of_their_own() {
         let counter = RefusalCounter::default();
         let r = refusal("missing_token");
-        for i in 0..CAPACITY as u32 {
-            let ip = IpAddr::from(i.to_be_bytes());
-            assert_eq!(counter.count(Some(ip), &r), Counted::RecordNow);
+        for i in 0..FRESH {
+            assert_eq!(counter.count(Some(ip(i)), &r), Counted::RecordNow);
         }
-        for i in 0..50u32 {
-            let ip = IpAddr::from((u32::MAX - i).to_be_bytes());
-            assert!(matches!(counter.count(Some(ip), &r), Counted::Into(_)));
+        for i in FRESH..FRESH + 50 {
+            assert!(matches!(counter.count(Some(ip(i)), &r), Counted::Into(_)));
         }
         let records = counter.take();
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].count, Some(50));
+        // The next interval has room again.
+        assert_eq!(counter.count(Some(ip(100_000)), &r), Counted::RecordNow);
+    }
+
+    #[test]
+    fn past_capacity_sources_share_one_bucket() {
+        let counter = RefusalCounter::default();
+        let r = refusal("missing_token");
+        for round in 0..CAPACITY / FRESH {
+            for j in 0..FRESH {
+                let source = Some(ip(round * FRESH + j));
+                assert_eq!(counter.count(source, &r), Counted::RecordNow);
+            }
+            // Every tracked source keeps sending, so none is forgotten.
+            for k in 0..(round + 1) * FRESH {
+                assert!(matches!(counter.count(Some(ip(k)), &r), Counted::Into(_)));
+            }
+            assert_eq!(counter.take().len(), (round + 1) * FRESH);
+        }
+        // CAPACITY sources tracked: a new one shares the bucket.
+        assert!(matches!(
+            counter.count(Some(ip(1_000_000)), &r),
+            Counted::Into(_)
+        ));
     }
 }
