@@ -2,9 +2,24 @@
 //! pages in `link` entries (`relation` = `self`, `next`, `previous`, …) with
 //! the provider's own URLs. Bru points them back at itself, so that following
 //! `next` is a call through Bru, checked and recorded like the first one.
+//!
+//! The provider's path and query (`?patient=<fnr>&_page=2`) never appear in
+//! a link Bru writes: they go into an opaque page token that only Bru can
+//! open ([`PageLinks`]; the gateway seals them), and the link is
+//! `{bru}/data/{provider}/{dataset}?bru_page={token}`.
+
+use std::sync::Arc;
 
 use http::uri::{Scheme, Uri};
 use serde_json::Value;
+
+/// The query parameter of Bru's paging links: `?bru_page={token}`.
+pub const PAGE_PARAM: &str = "bru_page";
+
+/// Seals the provider's path-and-query under the dataset (`/CarePlan/7`,
+/// `?patient=…&_page=2`, or both) into a URL-safe page token; `None` when it
+/// cannot (the link is then removed, never written in clear).
+pub type PageLinks = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 use crate::minimise::MinimiseError;
 
@@ -19,13 +34,14 @@ pub fn is_fhir_json(content_type: &str) -> bool {
 
 /// Rewrites the links of one dataset's Bundles from the provider's URLs to Bru's.
 ///
-/// A link under `{provider base}/{dataset}` becomes the same path and query
-/// under `{bru base}`, e.g. `http://fhir.internal/r4/hjemmetjeneste?_page=2`
-/// → `https://bru.example/data/helsenorge/hjemmetjeneste?_page=2`. A link to
+/// A link under `{provider base}/{dataset}` becomes Bru's dataset URL with
+/// the rest of its path and its query sealed in a page token, e.g.
+/// `http://fhir.internal/r4/hjemmetjeneste?patient=…&_page=2` →
+/// `https://bru.example/data/helsenorge/hjemmetjeneste?bru_page=…`. A link to
 /// the provider outside the dataset cannot be followed through this dataset
 /// and would only show the provider's internal address: it is removed. Links
 /// to other hosts are kept as they are.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FhirLinkRewriter {
     scheme: Scheme,
     host: String,
@@ -34,12 +50,31 @@ pub struct FhirLinkRewriter {
     path: String,
     /// `{public_url}/data/{provider}/{dataset}`, no trailing slash.
     bru: String,
+    page: PageLinks,
+}
+
+impl std::fmt::Debug for FhirLinkRewriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FhirLinkRewriter")
+            .field(
+                "provider",
+                &format_args!("{}://{}:{}{}", self.scheme, self.host, self.port, self.path),
+            )
+            .field("bru", &self.bru)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FhirLinkRewriter {
     /// `provider_base` is the upstream's base URL, `dataset` the dataset id,
-    /// `bru_dataset_url` Bru's URL for the dataset, `{public_url}/data/{provider}/{dataset}`.
-    pub fn new(provider_base: &Uri, dataset: &str, bru_dataset_url: &str) -> Option<Self> {
+    /// `bru_dataset_url` Bru's URL for the dataset, `{public_url}/data/{provider}/{dataset}`,
+    /// `page` what seals a link's path and query.
+    pub fn new(
+        provider_base: &Uri,
+        dataset: &str,
+        bru_dataset_url: &str,
+        page: PageLinks,
+    ) -> Option<Self> {
         let scheme = provider_base.scheme()?.clone();
         let host = provider_base.host()?.to_ascii_lowercase();
         let port = port_of(provider_base)?;
@@ -54,6 +89,7 @@ impl FhirLinkRewriter {
             port,
             path,
             bru: bru_dataset_url.trim_end_matches('/').to_owned(),
+            page,
         })
     }
 
@@ -123,16 +159,15 @@ impl FhirLinkRewriter {
         if !(rest.is_empty() || rest.starts_with('/')) {
             return Mapped::Unreachable;
         }
-        let mut out = String::with_capacity(
-            self.bru.len() + rest.len() + 1 + uri.query().map_or(0, str::len),
-        );
-        out.push_str(&self.bru);
-        out.push_str(rest);
+        let mut target = rest.to_owned();
         if let Some(q) = uri.query() {
-            out.push('?');
-            out.push_str(q);
+            target.push('?');
+            target.push_str(q);
         }
-        Mapped::Rewritten(out)
+        match (self.page)(&target) {
+            Some(token) => Mapped::Rewritten(format!("{}?{PAGE_PARAM}={token}", self.bru)),
+            None => Mapped::Unreachable,
+        }
     }
 }
 
@@ -141,7 +176,7 @@ impl FhirLinkRewriter {
 pub enum Mapped {
     /// Not the provider's: kept as it is.
     Foreign,
-    /// The provider's, within the dataset: Bru's URL for it.
+    /// The provider's, within the dataset: Bru's URL for it, with a page token.
     Rewritten(String),
     /// The provider's, outside the dataset: removed.
     Unreachable,

@@ -33,7 +33,7 @@ pub use client::{
     Upstream, UpstreamError,
 };
 pub use credentials::{BearerToken, CredentialError, Credentials};
-pub use fhir::{is_fhir_json, FhirLinkRewriter, Mapped};
+pub use fhir::{is_fhir_json, FhirLinkRewriter, Mapped, PageLinks, PAGE_PARAM};
 pub use headers::{
     clean_request_headers, clean_response_headers, BRU_ASSERTION, BRU_CONSENT, BRU_CONSUMER,
     BRU_LEGAL_BASIS, BRU_PURPOSE, BRU_TRANSFER_ID, TRACEPARENT, TRACESTATE,

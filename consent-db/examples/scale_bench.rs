@@ -615,6 +615,7 @@ async fn seed(url: &str, consents: u64, records: u64, subjects: u64) -> Result<(
                 status: deny.then_some(403),
                 bytes: None,
                 duration_ms: None,
+                count: None,
             };
             let mut batch = vec![rec];
             if !deny && i + 1 < records {

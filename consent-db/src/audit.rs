@@ -226,6 +226,9 @@ impl AuditLog {
         let cap = |n: Option<u64>| n.map(|n| n.min(crate::canonical::MAX_SAFE_INTEGER));
         record.bytes = cap(record.bytes);
         record.duration_ms = cap(record.duration_ms);
+        // Every record passes here: nothing a caller wrote reaches a leaf
+        // with a person number in it, or unbounded.
+        record.scrub();
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Msg::Append(record, reply, use_consent))

@@ -41,6 +41,7 @@ pub use consent::{
 pub use error::{AuditError, StoreError};
 pub use postgres::{ClientCertificate, PgTls};
 pub use pseudonym::Pseudonymiser;
+pub use record::scrub::{scrub_path, scrub_text};
 pub use record::{
     AuditRecord, Basis, NewRecord, RecordFilter, RecordKind, Timestamp, TimestampError,
     UnknownName, Verdict,

@@ -250,6 +250,10 @@ pub struct NewRecord {
     pub status: Option<u16>,
     pub bytes: Option<u64>,
     pub duration_ms: Option<u64>,
+    /// How many refused calls this one record stands for, when Bru counted
+    /// repeated refusals that cost nothing to send (no token, over a rate)
+    /// into one record per interval; `None` for a record of one call.
+    pub count: Option<u64>,
 }
 
 impl NewRecord {
@@ -280,6 +284,7 @@ impl NewRecord {
             status: None,
             bytes: None,
             duration_ms: None,
+            count: None,
         }
     }
 }
@@ -312,6 +317,12 @@ pub struct AuditRecord {
     pub status: Option<u16>,
     pub bytes: Option<u64>,
     pub duration_ms: Option<u64>,
+    /// Added after SPEC section 5's members, and only where it applies (so
+    /// the leaf bytes of every other record are as before): the number of
+    /// refused calls a counted record stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub count: Option<u64>,
 }
 
 impl AuditRecord {
@@ -338,6 +349,7 @@ impl AuditRecord {
             status: r.status,
             bytes: r.bytes,
             duration_ms: r.duration_ms,
+            count: r.count,
         }
     }
 
@@ -381,6 +393,7 @@ pub struct RecordFilter {
 }
 
 mod leaf;
+pub mod scrub;
 
 #[cfg(test)]
 mod tests;

@@ -23,9 +23,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub(crate) const RECORD_COLUMNS: &str =
     "idx, time, transfer_id, kind, consumer, supplier, client_id, \
      provider, dataset, method, path, purpose, basis, legal_ref, consent_id, subject_ref, \
-     decision, code, status, bytes, duration_ms";
+     decision, code, status, bytes, duration_ms, count";
 
-/// Rows per multi-row INSERT: 256 × 21 parameters stays far below SQLite's
+/// Rows per multi-row INSERT: 256 × 22 parameters stays far below SQLite's
 /// limit of 32766.
 const MAX_ROWS_LOG2: u32 = 8;
 
@@ -38,7 +38,7 @@ fn insert_sql(rows_log2: u32) -> &'static str {
     let all = SQL.get_or_init(|| {
         (0..=MAX_ROWS_LOG2)
             .map(|k| {
-                let row = format!("({})", vec!["?"; 21].join(", "));
+                let row = format!("({})", vec!["?"; 22].join(", "));
                 format!(
                     "INSERT INTO audit_records ({RECORD_COLUMNS}) VALUES {}",
                     vec![row; 1 << k].join(", ")
@@ -259,7 +259,8 @@ impl SqliteStore {
                     .bind(r.code.as_deref())
                     .bind(r.status.map(i64::from))
                     .bind(r.bytes.map(to_i64).transpose()?)
-                    .bind(r.duration_ms.map(to_i64).transpose()?);
+                    .bind(r.duration_ms.map(to_i64).transpose()?)
+                    .bind(r.count.map(to_i64).transpose()?);
                 index += 1;
             }
             query.execute(&mut *tx).await?;
@@ -407,6 +408,7 @@ pub(crate) struct RecordRow {
     status: Option<i64>,
     bytes: Option<i64>,
     duration_ms: Option<i64>,
+    count: Option<i64>,
 }
 
 impl TryFrom<RecordRow> for AuditRecord {
@@ -450,6 +452,7 @@ impl TryFrom<RecordRow> for AuditRecord {
             status: num(r.status).map_err(|n| bad("status", &n))?,
             bytes: num(r.bytes).map_err(|n| bad("bytes", &n))?,
             duration_ms: num(r.duration_ms).map_err(|n| bad("duration_ms", &n))?,
+            count: num(r.count).map_err(|n| bad("count", &n))?,
         })
     }
 }

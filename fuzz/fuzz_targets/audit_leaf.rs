@@ -46,6 +46,7 @@ struct Input {
     status: Option<u16>,
     bytes: Option<u64>,
     duration_ms: Option<u64>,
+    count: Option<u64>,
     /// Leave the integers as they are (mostly beyond 2^53) instead of
     /// shifting them into the range the log holds.
     huge: bool,
@@ -119,11 +120,13 @@ fuzz_target!(|data: &[u8]| {
         status: input.status,
         bytes: input.bytes.map(int),
         duration_ms: input.duration_ms.map(int),
+        count: input.count.map(int),
     };
 
     let representable = record.index <= MAX_SAFE_INTEGER
         && record.bytes.is_none_or(|n| n <= MAX_SAFE_INTEGER)
-        && record.duration_ms.is_none_or(|n| n <= MAX_SAFE_INTEGER);
+        && record.duration_ms.is_none_or(|n| n <= MAX_SAFE_INTEGER)
+        && record.count.is_none_or(|n| n <= MAX_SAFE_INTEGER);
     let leaf = record.leaf_bytes();
     assert_eq!(leaf.is_ok(), representable, "{leaf:?}");
     let Ok(leaf) = leaf else {

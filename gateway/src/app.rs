@@ -28,6 +28,9 @@ pub struct App {
     pub upstreams: HashMap<String, connectors::Upstream>,
     pub metrics: Metrics,
     pub rate_limiter: crate::ratelimit::RateLimiter,
+    /// Refusals that cost nothing to send, counted into one record per
+    /// source and interval (`refusals.rs`).
+    pub refusals: crate::refusals::RefusalCounter,
     /// The citizen portal, once mounted: its session also opens a citizen's own proofs.
     pub portal: std::sync::OnceLock<Arc<portal::Portal>>,
     /// Outcome records still on their way to the log; shutdown waits for them.
@@ -166,6 +169,7 @@ impl App {
             connector: parts.connector,
             upstreams,
             rate_limiter,
+            refusals: Default::default(),
             portal: std::sync::OnceLock::new(),
             metrics: parts.metrics,
             background: TaskTracker::new(),
@@ -325,8 +329,17 @@ impl App {
         })
     }
 
+    /// Writes the records of refusals counted since the last time
+    /// (`refusals.rs`); the calls were answered already.
+    pub fn record_counted_refusals(self: &Arc<Self>) {
+        for record in self.refusals.take() {
+            self.record_in_background(record);
+        }
+    }
+
     /// Stops accepting background work and waits until every record is written.
-    pub async fn drain_records(&self) {
+    pub async fn drain_records(self: &Arc<Self>) {
+        self.record_counted_refusals();
         self.background.close();
         self.background.wait().await;
         if let Err(e) = self.audit.close().await {

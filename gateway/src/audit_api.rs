@@ -9,16 +9,19 @@
 //!   checkpoint, for the citizen the record is about
 //!
 //! Machine callers need a Maskinporten token with scope `bru:audit` from an
-//! organisation whose consumer rule says `audit_reader`. Every use, allowed
+//! organisation whose consumer rule says `audit_reader`; a supplier acting
+//! for it only where the rule names it in `audit_suppliers`. Every use, allowed
 //! or refused, is itself an `audit_read` record, written before the answer:
 //! what cannot be recorded is not answered (503 `audit_unavailable`).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
+use axum::Extension;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use consent_db::merkle::Hash;
@@ -35,6 +38,8 @@ use crate::app::App;
 use crate::json_api::{self, Problem};
 use crate::openapi::{AuditUnavailable, BadRequest, Forbidden, NotFound, Unauthorized};
 use crate::problem::Failure;
+use crate::refusals::Counted;
+use crate::server::PeerAddr;
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
@@ -173,7 +178,14 @@ pub struct Base64Hash(String);
 enum Refusal {
     Failure(Failure),
     NotFound(&'static str),
+    /// A supplier acting for a consumer that may read the log, which the
+    /// policy does not name in `audit_suppliers`: 403 `consumer_not_allowed`.
+    SupplierNotNamed,
 }
+
+const SUPPLIER_NOT_NAMED: &str = "A supplier acting for an organisation reads the audit API \
+     only where that organisation's consumer rule in the policy names it in audit_suppliers; \
+     this one does not. The organisation's own token (without supplier) may read it.";
 
 impl From<Failure> for Refusal {
     fn from(f: Failure) -> Self {
@@ -192,6 +204,7 @@ impl Refusal {
         match self {
             Refusal::Failure(f) => f.status(),
             Refusal::NotFound(_) => StatusCode::NOT_FOUND,
+            Refusal::SupplierNotNamed => StatusCode::FORBIDDEN,
         }
     }
 
@@ -199,6 +212,7 @@ impl Refusal {
         match self {
             Refusal::Failure(f) => f.code(),
             Refusal::NotFound(_) => "not_found",
+            Refusal::SupplierNotNamed => "consumer_not_allowed",
         }
     }
 
@@ -208,6 +222,16 @@ impl Refusal {
             Refusal::NotFound(detail) => Problem {
                 transfer_id: Some(transfer_id.to_owned()),
                 ..json_api::problem(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
+            }
+            .response(),
+            Refusal::SupplierNotNamed => Problem {
+                transfer_id: Some(transfer_id.to_owned()),
+                ..json_api::problem(
+                    StatusCode::FORBIDDEN,
+                    "consumer_not_allowed",
+                    "This supplier may not read the audit log",
+                    SUPPLIER_NOT_NAMED,
+                )
             }
             .response(),
         }
@@ -225,16 +249,20 @@ struct Use {
     started: Instant,
     transfer_id: String,
     record: NewRecord,
+    /// The client's address: refusals before authentication are counted
+    /// per source (`refusals.rs`), never recorded with it.
+    source: Option<IpAddr>,
 }
 
 impl Use {
     /// `route` is the path without the query, and without any person number.
-    fn new(route: impl Into<String>) -> Use {
+    fn new(route: impl Into<String>, peer: Option<Extension<PeerAddr>>) -> Use {
         let transfer_id = uuid::Uuid::now_v7().to_string();
         Use {
             started: Instant::now(),
             record: NewRecord::new(RecordKind::AuditRead, transfer_id.clone(), "GET", route),
             transfer_id,
+            source: peer.map(|Extension(PeerAddr(addr))| addr.ip()),
         }
     }
 
@@ -249,6 +277,9 @@ impl Use {
         self.record.consumer = Some(caller.consumer.iso6523());
         self.record.supplier = caller.supplier.as_ref().map(OrgNumber::iso6523);
         self.record.client_id = Some(caller.client_id.clone());
+        if policy::supplier_refused(&app.policy, &caller, Api::Audit) {
+            return Err(Refusal::SupplierNotNamed);
+        }
         policy::authorize_api(&app.policy, &caller, Api::Audit)?;
         Ok(())
     }
@@ -278,6 +309,11 @@ impl Use {
                 self.record.decision = Some(Verdict::Deny);
                 self.record.code = Some(refusal.code().to_owned());
                 self.record.status = Some(refusal.status().as_u16());
+                // Without a valid token a refusal costs its sender nothing:
+                // counted into one record per source and interval.
+                if let Counted::Into(transfer_id) = app.refusals.count(self.source, &self.record) {
+                    return refusal.response(&transfer_id);
+                }
                 if app.record(self.record).await.is_err() {
                     return Failure::AuditUnavailable.response(Some(&self.transfer_id));
                 }
@@ -423,10 +459,11 @@ fn b64(hashes: &[Hash]) -> Vec<Base64Hash> {
 )]
 async fn records(
     State(app): State<Arc<App>>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let mut u = Use::new("/audit/v1/records");
+    let mut u = Use::new("/audit/v1/records", peer);
     let result = search(&app, &headers, query.as_deref(), &mut u).await;
     u.finish(&app, result).await
 }
@@ -522,10 +559,11 @@ async fn search(
 )]
 async fn checkpoint(
     State(app): State<Arc<App>>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let mut u = Use::new("/audit/v1/checkpoint");
+    let mut u = Use::new("/audit/v1/checkpoint", peer);
     let result = async {
         u.authorize(&app, &headers).await?;
         Params::parse(query.as_deref(), &[])?;
@@ -595,10 +633,11 @@ async fn checkpoint_key(State(app): State<Arc<App>>) -> Response {
 )]
 async fn inclusion(
     State(app): State<Arc<App>>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let mut u = Use::new("/audit/v1/proof/inclusion");
+    let mut u = Use::new("/audit/v1/proof/inclusion", peer);
     let result = async {
         u.authorize(&app, &headers).await?;
         let p = Params::parse(query.as_deref(), &INCLUSION_PARAMS)?;
@@ -647,10 +686,11 @@ async fn inclusion(
 )]
 async fn consistency(
     State(app): State<Arc<App>>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let mut u = Use::new("/audit/v1/proof/consistency");
+    let mut u = Use::new("/audit/v1/proof/consistency", peer);
     let result = async {
         u.authorize(&app, &headers).await?;
         let p = Params::parse(query.as_deref(), &CONSISTENCY_PARAMS)?;
@@ -712,10 +752,11 @@ const NOT_YOURS: &str = "You have no transfer record with this index.";
 )]
 async fn citizen_proof(
     State(app): State<Arc<App>>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     Path(index): Path<String>,
 ) -> Response {
-    let mut u = Use::new("/citizen/v1/transfers/{index}/proof");
+    let mut u = Use::new("/citizen/v1/transfers/{index}/proof", peer);
     let result = async {
         // A front end sends an ID-porten token; the portal's own pages link
         // here, and the citizen's browser brings the portal session instead.

@@ -452,7 +452,7 @@ async fn export(
     Ok(())
 }
 
-const CSV_COLUMNS: [&str; 21] = [
+const CSV_COLUMNS: [&str; 22] = [
     "index",
     "time",
     "transfer_id",
@@ -474,6 +474,8 @@ const CSV_COLUMNS: [&str; 21] = [
     "status",
     "bytes",
     "duration_ms",
+    // Only counted records have it (see consent-db's `AuditRecord::count`).
+    "count",
 ];
 
 fn csv_row(record: &consent_db::AuditRecord) -> anyhow::Result<String> {

@@ -21,6 +21,8 @@ pub struct Keys {
     pub checkpoint: Ed25519KeyPair,
     pub checkpoint_kid: String,
     pub pseudonym: Pseudonymiser,
+    /// Seals FHIR paging links (derived from the pseudonym key).
+    pub page_tokens: crate::page_token::PageTokens,
     jwks: serde_json::Value,
 }
 
@@ -35,7 +37,9 @@ impl Keys {
             .map_err(|e| format!("the checkpoint key is not an Ed25519 key: {e}"))?;
         let checkpoint_x = URL_SAFE_NO_PAD.encode(checkpoint.public_key().as_ref());
         let checkpoint_kid = thumbprint_okp(&checkpoint_x);
-        let pseudonym = Pseudonymiser::new(&config.pseudonym_key.read_bytes()?)?;
+        let pseudonym_secret = config.pseudonym_key.read_bytes()?;
+        let pseudonym = Pseudonymiser::new(&pseudonym_secret)?;
+        let page_tokens = crate::page_token::PageTokens::new(&pseudonym_secret)?;
         let jwks = serde_json::json!({
             "keys": [
                 assertion.public_jwk(),
@@ -47,6 +51,7 @@ impl Keys {
             checkpoint,
             checkpoint_kid,
             pseudonym,
+            page_tokens,
             jwks,
         })
     }

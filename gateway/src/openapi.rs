@@ -138,7 +138,8 @@ impl Modify for SecuritySchemes {
             "maskinporten_audit",
             bearer(
                 "A Maskinporten-style access token with scope `bru:audit`, for an \
-                 organisation whose consumer rule in the policy says `audit_reader`.",
+                 organisation whose consumer rule in the policy says `audit_reader` \
+                 (a supplier acting for it only where the rule names it in `audit_suppliers`).",
             ),
         );
         components.add_security_scheme(

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use bytes::Bytes;
-use consent_db::{Basis, NewRecord, RecordKind, Verdict};
+use consent_db::{scrub_path, scrub_text, Basis, NewRecord, RecordKind, Verdict};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -95,10 +95,14 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         return crate::bench_stage::handle(app, req, stage).await;
     }
     let mut call = Call::new(req.method());
+    let source = req
+        .extensions()
+        .get::<crate::server::PeerAddr>()
+        .map(|p| p.0.ip());
     let result = prepare(&app, req, &mut call).await;
     match result {
         Ok(allowed) => forward(&app, call, allowed).await,
-        Err(failure) => refuse(&app, call, failure).await,
+        Err(failure) => refuse(&app, call, failure, source).await,
     }
 }
 
@@ -108,21 +112,16 @@ async fn prepare<'a>(
     req: Request<Incoming>,
     call: &mut Call,
 ) -> Result<Allowed<'a>, Failure> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let route = parse_path(parts.uri.path());
-    // Until the path is understood, record no more of it than the prefix.
+    // Before Bru knows who calls, a record holds no more of the path than
+    // Bru can vouch for: a dataset policy has, else `/data/`. The rest of
+    // the path is anyone's text, free to send (SECURITY.md, records).
     call.record.path = match &route {
-        Ok(r) => format!(
-            "/data/{}/{}{}",
-            r.provider,
-            r.dataset,
-            if r.rest.is_empty() {
-                String::new()
-            } else {
-                format!("/{}", r.rest)
-            }
-        ),
-        Err(_) => "/data/".to_owned(),
+        Ok(r) if app.policy.dataset(&r.provider, &r.dataset).is_some() => {
+            format!("/data/{}/{}", r.provider, r.dataset)
+        }
+        _ => "/data/".to_owned(),
     };
     if header_bytes(&parts.headers) > app.config.server.max_header_bytes {
         return Err(Failure::HeadersTooLarge);
@@ -164,11 +163,23 @@ async fn prepare<'a>(
     call.record.supplier = caller.supplier.as_ref().map(|s| s.iso6523());
     call.record.client_id = Some(caller.client_id.clone());
 
-    let route = route?;
+    let mut route = route?;
+    // An authenticated caller answers for the dataset it names, known or not.
+    call.record.path = format!("/data/{}/{}", route.provider, route.dataset);
     let dataset = app
         .policy
         .dataset(&route.provider, &route.dataset)
         .ok_or(Failure::UnknownDataset)?;
+    // A paging link Bru wrote: the call it stands for, restored, is checked,
+    // recorded and forwarded as if it had been sent so.
+    if let Some(token) = page_token(parts.uri.query()) {
+        let uri = restore_page(app, &caller, dataset, &route, token)?;
+        route = parse_path(uri.path())?;
+        parts.uri = uri;
+    }
+    // From here the whole path is recorded (the log scrubs and bounds it;
+    // once the subject is known it is scrubbed again to say `{subject}`).
+    call.record.path = route.path();
     call.record.provider = Some(route.provider.clone());
     call.record.dataset = Some(dataset.id.to_string());
     call.record.basis = Some(match dataset.basis {
@@ -195,7 +206,7 @@ async fn prepare<'a>(
     call.record.purpose = purpose.map(str::to_owned);
     let consent_id = header_str(&parts.headers, "bru-consent")?;
     if dataset.basis == LegalBasis::Consent {
-        call.record.consent_id = consent_id.map(str::to_owned);
+        call.record.consent_id = consent_id.map(|id| scrub_text(id, None).into_owned());
     }
 
     // A JSON-body subject needs the body buffered; everything else streams.
@@ -235,9 +246,14 @@ async fn prepare<'a>(
     if let SubjectFact::Valid(p) = &subject {
         call.record.subject_ref = Some(app.keys.pseudonym.subject_ref(p));
     }
-    if let Some(SubjectLocation::PathSegment(i)) = &dataset.subject {
-        call.record.path = route.path_with_subject_hidden(*i);
-    }
+    record_scrubbed(
+        &mut call.record,
+        &route,
+        dataset,
+        &subject,
+        purpose,
+        consent_id,
+    );
 
     let now = time::OffsetDateTime::now_utc();
     // A granted consent may come from the cache; anything else is read.
@@ -336,18 +352,103 @@ async fn prepare<'a>(
     Err(Failure::AuditUnavailable)
 }
 
+/// The token of `?bru_page={token}`, a paging link Bru wrote (nothing else
+/// in the query: a token holds no `&`, so anything after it fails to open).
+fn page_token(query: Option<&str>) -> Option<&str> {
+    query?
+        .strip_prefix(connectors::PAGE_PARAM)?
+        .strip_prefix('=')
+}
+
+/// The URI a page token stands for: `/data/{provider}/{dataset}` with the
+/// provider's path and query under the dataset, for this caller only.
+fn restore_page(
+    app: &App,
+    caller: &policy::Caller,
+    dataset: &Dataset,
+    route: &Route,
+    token: &str,
+) -> Result<http::Uri, Failure> {
+    const INVALID: &str = "The page link is not valid: it has expired, was written for \
+         another caller or dataset, or was altered. Run the search again.";
+    if !route.rest.is_empty() {
+        return Err(Failure::MalformedRequest(INVALID));
+    }
+    let binding = crate::page_token::binding(
+        &caller.consumer.iso6523(),
+        caller.supplier.as_ref().map(|s| s.iso6523()).as_deref(),
+        &dataset.id.to_string(),
+    );
+    let now = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
+    let target = app
+        .keys
+        .page_tokens
+        .open(&binding, token, now)
+        .map_err(|e| {
+            tracing::debug!(error = %e, "page token refused");
+            Failure::MalformedRequest(INVALID)
+        })?;
+    if !(target.is_empty() || target.starts_with(['/', '?'])) {
+        return Err(Failure::MalformedRequest(INVALID));
+    }
+    format!("/data/{}/{}{target}", route.provider, route.dataset)
+        .parse()
+        .map_err(|_| Failure::MalformedRequest(INVALID))
+}
+
+/// What the caller wrote, as its record keeps it once the subject is known:
+/// the subject's number reads `{subject}` wherever it is (a path segment
+/// that carries the subject always does), any other person number
+/// `{person}`. The audit log scrubs every record again on its way in (for
+/// refusals before this point); this pass only knows which number is the
+/// subject's.
+fn record_scrubbed(
+    record: &mut NewRecord,
+    route: &Route,
+    dataset: &Dataset,
+    subject: &SubjectFact,
+    purpose: Option<&str>,
+    consent_id: Option<&str>,
+) {
+    let number = match subject {
+        SubjectFact::Valid(p) => Some(p.expose()),
+        _ => None,
+    };
+    let path = match &dataset.subject {
+        Some(SubjectLocation::PathSegment(i)) => route.path_with_subject_hidden(*i),
+        _ => route.path(),
+    };
+    record.path = scrub_path(&path, number);
+    record.purpose = purpose.map(|p| scrub_text(p, number).into_owned());
+    if dataset.basis == LegalBasis::Consent {
+        // A caller's text until a consent with this id is found; the
+        // decision record of an allowed call takes the consent's own id.
+        record.consent_id = consent_id.map(|id| scrub_text(id, number).into_owned());
+    }
+}
+
 /// How often a call re-reads a consent that changed under it; one change is
 /// the expected case, more means the store is not consistent with itself.
 const CONSENT_ATTEMPTS: usize = 3;
 
-/// Records the refusal, then answers it. Nothing is forwarded.
-async fn refuse(app: &App, mut call: Call, failure: Failure) -> Response<Body> {
+/// Records the refusal, then answers it. Nothing is forwarded. A refusal
+/// that cost its sender nothing may be counted into a record written at the
+/// end of the interval instead (`refusals.rs`).
+async fn refuse(
+    app: &App,
+    mut call: Call,
+    failure: Failure,
+    source: Option<std::net::IpAddr>,
+) -> Response<Body> {
     call.record.decision = Some(Verdict::Deny);
     call.record.code = Some(failure.code().to_owned());
     call.record.status = Some(failure.status().as_u16());
     call.record.duration_ms = Some(call.elapsed_ms());
     app.metrics
         .observe_call(&call.record, call.started.elapsed());
+    if let crate::refusals::Counted::Into(transfer_id) = app.refusals.count(source, &call.record) {
+        return failure.response(Some(&transfer_id));
+    }
     let failure = match app.record(call.record).await {
         Ok(()) => failure,
         Err(()) => Failure::AuditUnavailable,
@@ -548,10 +649,19 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
             "{}/data/{}/{}",
             app.config.public_url, provider, allowed.dataset.id.dataset
         );
+        // The provider's path and query (the patient's number) go into a
+        // page token that opens only for this caller and dataset.
+        let page_links: connectors::PageLinks = {
+            let app = Arc::clone(app);
+            let binding = crate::page_token::binding(&consumer, supplier.as_deref(), &dataset_name);
+            let now = u64::try_from(now).unwrap_or(0);
+            Arc::new(move |target: &str| app.keys.page_tokens.seal(&binding, target, now))
+        };
         let rewriter = connectors::FhirLinkRewriter::new(
             &upstream.base_url,
             &allowed.dataset.id.dataset,
             &bru_url,
+            page_links,
         );
         match rewriter.map(|r| r.rewrite(&minimised)) {
             Some(Ok(Some(rewritten))) => minimised = Bytes::from(rewritten),
@@ -605,6 +715,15 @@ pub(crate) struct Route {
 impl Route {
     fn rest_segments(&self) -> impl Iterator<Item = &str> {
         self.rest.split('/').filter(|s| !s.is_empty())
+    }
+
+    /// `/data/{provider}/{dataset}[/{rest}]`, without the query.
+    fn path(&self) -> String {
+        if self.rest.is_empty() {
+            format!("/data/{}/{}", self.provider, self.dataset)
+        } else {
+            format!("/data/{}/{}/{}", self.provider, self.dataset, self.rest)
+        }
     }
 
     fn path_with_subject_hidden(&self, index: usize) -> String {

@@ -176,6 +176,20 @@ async fn run(
         app.clone(),
         stop_rx.clone(),
     ));
+    let counted = tokio::spawn({
+        let app = app.clone();
+        let mut stop = stop_rx.clone();
+        async move {
+            let mut every = tokio::time::interval(crate::refusals::INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => app.record_counted_refusals(),
+                    _ = stop.changed() => break,
+                }
+            }
+        }
+    });
     let ops_task = tokio::spawn(crate::server::serve_ops(
         ops,
         crate::routes::ops(app.clone()),
@@ -194,6 +208,7 @@ async fn run(
     tracing::info!("shutting down: finishing calls in flight and writing their records");
     let _ = stop_tx.send(true);
     let _ = public_task.await;
+    let _ = counted.await;
     app.drain_records().await;
     // Sign the last records too, so a clean stop leaves nothing unsigned.
     let _ = checkpointer.await;

@@ -33,12 +33,26 @@ impl Api {
             Api::Audit => rule.audit_reader,
         }
     }
+
+    /// Whether a supplier acting for the rule's consumer may use this API:
+    /// the consent requester API with any of the consumer's suppliers (a
+    /// vendor's system asks citizens for the consumer); the audit API only
+    /// with a supplier named in `audit_suppliers` (the log shows every
+    /// organisation's calls about every person, so a vendor reads it only
+    /// where the consumer has said so).
+    fn granted_to_supplier(self, rule: &ConsumerRule, supplier: &OrgNumber) -> bool {
+        match self {
+            Api::ConsentRequester => rule.suppliers.contains(supplier),
+            Api::Audit => rule.audit_suppliers.contains(supplier),
+        }
+    }
 }
 
 /// Whether `caller` may use `api`: the token carries the API's scope
 /// (else `InsufficientScope`), and a consumer rule for the caller's
-/// organisation grants the API and, when a supplier acts for it, lists that
-/// supplier (else `ConsumerNotAllowed`).
+/// organisation grants the API and, when a supplier acts for it, grants it
+/// to that supplier too (else `ConsumerNotAllowed`; see
+/// [`supplier_refused`] to tell the two apart).
 pub fn authorize_api(policy: &Policy, caller: &Caller, api: Api) -> Result<(), DenyCode> {
     if !caller.has_scope(api.scope()) {
         return Err(DenyCode::InsufficientScope);
@@ -51,13 +65,25 @@ pub fn authorize_api(policy: &Policy, caller: &Caller, api: Api) -> Result<(), D
             caller
                 .supplier
                 .as_ref()
-                .is_none_or(|s| r.suppliers.contains(s))
+                .is_none_or(|s| api.granted_to_supplier(r, s))
         });
     if allowed {
         Ok(())
     } else {
         Err(DenyCode::ConsumerNotAllowed)
     }
+}
+
+/// Whether `caller` is refused `api` only because a supplier acts for it:
+/// the consumer itself would be allowed. For the refusal's message.
+pub fn supplier_refused(policy: &Policy, caller: &Caller, api: Api) -> bool {
+    caller.supplier.is_some()
+        && caller.has_scope(api.scope())
+        && policy
+            .consumers
+            .iter()
+            .any(|r| r.consumer == caller.consumer && api.granted_by(r))
+        && authorize_api(policy, caller, api).is_err()
 }
 
 /// What `POST /consent/v1/requests` asks for, as far as policy is concerned.

@@ -113,6 +113,18 @@ impl PersonNumber {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether 11 ASCII digits pass both mod-11 control digits, whatever
+    /// their date and whether synthetic numbers are allowed: the widest test
+    /// for something that may be a person number (about 1 in 120 random
+    /// 11-digit strings passes), for scrubbing text where scrubbing too much
+    /// is safe.
+    pub fn control_digits_valid(s: &str) -> bool {
+        let Some(d) = digits::<11>(s) else {
+            return false;
+        };
+        mod11(&d[..9], &K1_WEIGHTS) == Some(d[9]) && mod11(&d[..10], &K2_WEIGHTS) == Some(d[10])
+    }
 }
 
 /// The century from the individual number, as Skatteetaten assigns them.

@@ -12,7 +12,10 @@ pub mod id;
 pub mod load;
 pub mod model;
 
-pub use api::{authorize_api, check_consent_request, Api, ConsentRequest, ConsentRequestError};
+pub use api::{
+    authorize_api, check_consent_request, supplier_refused, Api, ConsentRequest,
+    ConsentRequestError,
+};
 pub use decide::{
     decide, explain, Caller, ConsentFact, ConsentStatus, ConsentView, Decision, DenyCode, Facts,
     Step, SubjectFact,

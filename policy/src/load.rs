@@ -189,6 +189,8 @@ struct RawConsumer {
     consent_requester: bool,
     #[serde(default)]
     audit_reader: bool,
+    #[serde(default)]
+    audit_suppliers: Vec<Spanned<String>>,
     rate_limit: Option<Spanned<RawRateLimit>>,
     #[serde(default)]
     dataset: Vec<RawConsumerDataset>,
@@ -682,6 +684,38 @@ impl Validator<'_> {
                 }
             }
 
+            let mut audit_suppliers: Vec<OrgNumber> = Vec::new();
+            for s in &c.audit_suppliers {
+                let what = format!("consumer {name} names audit supplier");
+                let Some(org) = self.listed_org(s, organisations, &what) else {
+                    continue;
+                };
+                if !c.audit_reader {
+                    self.error(
+                        s.span(),
+                        format!(
+                            "consumer {name} names audit supplier {org} but is no audit_reader; \
+                             set audit_reader = true or remove audit_suppliers"
+                        ),
+                    );
+                } else if !suppliers.contains(&org) {
+                    self.error(
+                        s.span(),
+                        format!(
+                            "consumer {name} names audit supplier {org}, which is not among its \
+                             suppliers; add it to suppliers first"
+                        ),
+                    );
+                } else if audit_suppliers.contains(&org) {
+                    self.error(
+                        s.span(),
+                        format!("consumer {name} lists audit supplier {org} twice"),
+                    );
+                } else {
+                    audit_suppliers.push(org);
+                }
+            }
+
             let rate_limit = c.rate_limit.as_ref().and_then(|r| {
                 let RawRateLimit { per_second, burst } = *r.get_ref();
                 let in_range = |n: i64| n > 0 && u32::try_from(n).is_ok();
@@ -723,6 +757,7 @@ impl Validator<'_> {
                     datasets: rule_datasets,
                     consent_requester: c.consent_requester,
                     audit_reader: c.audit_reader,
+                    audit_suppliers,
                     rate_limit,
                 });
             }

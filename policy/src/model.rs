@@ -280,6 +280,9 @@ pub struct ConsumerRule {
     pub consent_requester: bool,
     /// May read the audit API (scope `bru:audit`).
     pub audit_reader: bool,
+    /// Suppliers that may read the audit API for this consumer; a supplier
+    /// is not the consumer's security team, so none unless named here.
+    pub audit_suppliers: Vec<OrgNumber>,
     /// Per dataset; `None` means no limit from policy.
     pub rate_limit: Option<RateLimit>,
 }

@@ -6,8 +6,39 @@ use super::*;
 
 const BRU: &str = "https://bru.example/data/helsenorge/hjemmetjeneste";
 
+/// A stand-in for the gateway's sealing: hex, so the tests can say what
+/// went into each token. The links carry nothing else of the provider's.
+fn tok(target: &str) -> String {
+    target.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn page(target: &str) -> String {
+    format!("{BRU}?bru_page={}", tok(target))
+}
+
 fn rewriter(base: &str) -> FhirLinkRewriter {
-    FhirLinkRewriter::new(&base.parse().unwrap(), "hjemmetjeneste", BRU).unwrap()
+    FhirLinkRewriter::new(
+        &base.parse().unwrap(),
+        "hjemmetjeneste",
+        BRU,
+        Arc::new(|t: &str| Some(tok(t))),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_link_that_cannot_be_sealed_is_removed() {
+    let r = FhirLinkRewriter::new(
+        &"http://fhir.internal".parse().unwrap(),
+        "hjemmetjeneste",
+        BRU,
+        Arc::new(|_: &str| None),
+    )
+    .unwrap();
+    assert_eq!(
+        r.map("http://fhir.internal/hjemmetjeneste?patient=1"),
+        Mapped::Unreachable
+    );
 }
 
 #[test]
@@ -16,15 +47,15 @@ fn maps_links_under_the_dataset() {
     let check = |url: &str, expected: Mapped| assert_eq!(r.map(url), expected, "{url}");
     check(
         "http://fhir.internal:8080/r4/hjemmetjeneste?patient=1&_page=2",
-        Mapped::Rewritten(format!("{BRU}?patient=1&_page=2")),
+        Mapped::Rewritten(page("?patient=1&_page=2")),
     );
     check(
         "http://FHIR.internal:8080/r4/hjemmetjeneste/CarePlan/7",
-        Mapped::Rewritten(format!("{BRU}/CarePlan/7")),
+        Mapped::Rewritten(page("/CarePlan/7")),
     );
     check(
         "http://fhir.internal:8080/r4/hjemmetjeneste",
-        Mapped::Rewritten(BRU.to_owned()),
+        Mapped::Rewritten(page("")),
     );
     // Outside the dataset on the provider: removed.
     check(
@@ -53,7 +84,7 @@ fn default_ports_match_explicit_ones() {
     let r = rewriter("https://fhir.example");
     assert_eq!(
         r.map("https://fhir.example:443/hjemmetjeneste?_page=3"),
-        Mapped::Rewritten(format!("{BRU}?_page=3"))
+        Mapped::Rewritten(page("?_page=3"))
     );
 }
 
@@ -76,8 +107,8 @@ fn rewrites_bundle_links_and_leaves_the_rest() {
     assert_eq!(
         out["link"],
         json!([
-            {"relation": "self", "url": format!("{BRU}?patient=1")},
-            {"relation": "next", "url": format!("{BRU}?patient=1&_page=2")},
+            {"relation": "self", "url": page("?patient=1")},
+            {"relation": "next", "url": page("?patient=1&_page=2")},
             {"relation": "related", "url": "https://hl7.org/fhir"}
         ])
     );

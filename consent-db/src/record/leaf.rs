@@ -28,6 +28,7 @@ pub(crate) struct LeafFields<'a> {
     pub status: Option<u16>,
     pub bytes: Option<u64>,
     pub duration_ms: Option<u64>,
+    pub count: Option<u64>,
 }
 
 impl AuditRecord {
@@ -54,6 +55,7 @@ impl AuditRecord {
             status: self.status,
             bytes: self.bytes,
             duration_ms: self.duration_ms,
+            count: self.count,
         }
     }
 }
@@ -83,6 +85,7 @@ impl NewRecord {
             status: self.status,
             bytes: self.bytes,
             duration_ms: self.duration_ms,
+            count: self.count,
         }
     }
 }
@@ -109,6 +112,9 @@ impl LeafFields<'_> {
     /// The canonical JSON: members in code-unit order of their (ASCII) names.
     pub(crate) fn to_bytes(&self) -> Result<Vec<u8>, CanonicalError> {
         let time = self.time.to_string();
+        // `count` is present only where it applies (a counted record), so
+        // every other record keeps the leaf bytes it always had.
+        let count = self.count.map(|n| ("count", V::Int(n)));
         let members: [(&str, V<'_>); 21] = [
             ("basis", self.basis.map(|b| b.as_str()).into()),
             ("bytes", self.bytes.into()),
@@ -132,9 +138,11 @@ impl LeafFields<'_> {
             ("time", V::Str(&time)),
             ("transfer_id", V::Str(self.transfer_id)),
         ];
+        // "count" sorts between "consumer" and "dataset".
+        let (head, tail) = members.split_at(6);
         let mut out = Vec::with_capacity(512);
         out.push(b'{');
-        for (i, (name, value)) in members.iter().enumerate() {
+        for (i, (name, value)) in head.iter().chain(count.iter()).chain(tail).enumerate() {
             if i > 0 {
                 out.push(b',');
             }

@@ -102,9 +102,14 @@ fn leaf_samples() -> Vec<AuditRecord> {
     full.bytes = Some(crate::canonical::MAX_SAFE_INTEGER);
     full.duration_ms = Some(0);
     let time = Timestamp::parse("2026-11-23T12:00:00.123Z").unwrap();
+    let mut counted = NewRecord::new(RecordKind::Decision, "t-c", "GET", "/data/");
+    counted.decision = Some(Verdict::Deny);
+    counted.code = Some("missing_token".into());
+    counted.count = Some(1234);
     vec![
         AuditRecord::from_new(0, time, NewRecord::new(RecordKind::AuditRead, "", "", "")),
         AuditRecord::from_new(u32::MAX.into(), time, full),
+        AuditRecord::from_new(9, time, counted),
         sample(),
     ]
 }
@@ -149,6 +154,7 @@ fn leaf_bytes_are_the_rfc8785_form_of_the_api_json() {
             status: record.status,
             bytes: record.bytes,
             duration_ms: record.duration_ms,
+            count: record.count,
         };
         assert_eq!(
             new.leaf_fields(record.index, record.time)
@@ -208,4 +214,23 @@ fn fuzz_times_outside_years_0000_to_9999_in_utc_are_refused() {
         assert_eq!(t.to_string(), utc);
         assert_eq!(Timestamp::parse(utc), Ok(t));
     }
+}
+
+#[test]
+fn count_is_a_member_only_of_counted_records() {
+    // A record of one call has the same JSON (and leaf) as before `count`.
+    assert!(!serde_json::to_string(&sample()).unwrap().contains("count"));
+    let counted = &leaf_samples()[2];
+    let leaf = String::from_utf8(counted.leaf_bytes().unwrap()).unwrap();
+    assert!(
+        leaf.contains(r#""consumer":null,"count":1234,"dataset":null"#),
+        "{leaf}"
+    );
+    let json = serde_json::to_string(counted).unwrap();
+    assert!(
+        json.ends_with(r#""duration_ms":null,"count":1234}"#),
+        "{json}"
+    );
+    let back: AuditRecord = serde_json::from_str(&json).unwrap();
+    assert_eq!(&back, counted);
 }

@@ -49,12 +49,18 @@ fn who_may_use_the_apis() {
     for api in [ConsentRequester, Audit] {
         let scope = api.scope();
         check_api(K429, None, scope, api, Ok(()));
+        // A supplier may ask for consents, but reads the log only where
+        // the consumer names it in audit_suppliers (the demo does not).
         check_api(
             K429,
             Some(OMSORGSAPP),
             &format!("nav:inntekt.read {scope}"),
             api,
-            Ok(()),
+            if api == Audit {
+                Err(ConsumerNotAllowed)
+            } else {
+                Ok(())
+            },
         );
         check_api(K429, Some(SNOOP), scope, api, Err(ConsumerNotAllowed));
         check_api(K429, None, "nav:inntekt.read", api, Err(InsufficientScope));
@@ -71,6 +77,36 @@ fn who_may_use_the_apis() {
         Err(InsufficientScope),
     );
     check_api(K429, None, "bru:consent", Audit, Err(InsufficientScope));
+}
+
+#[test]
+fn a_supplier_reads_the_log_only_where_the_consumer_names_it() {
+    let named = DEMO.replacen(
+        "audit_reader = true",
+        "audit_reader = true\naudit_suppliers = [\"999000428\"]",
+        1,
+    );
+    assert_ne!(named, DEMO, "the demo policy has no audit_reader line");
+    let named = parse_policy("policy.toml", &named).unwrap();
+    let vendor = Caller {
+        consumer: org(K429),
+        supplier: Some(org(OMSORGSAPP)),
+        client_id: "client".into(),
+        scopes: vec!["bru:audit".into()],
+    };
+    assert_eq!(authorize_api(&named, &vendor, Api::Audit), Ok(()));
+    assert!(!supplier_refused(&named, &vendor, Api::Audit));
+    assert_eq!(
+        authorize_api(&POLICY, &vendor, Api::Audit),
+        Err(DenyCode::ConsumerNotAllowed)
+    );
+    assert!(supplier_refused(&POLICY, &vendor, Api::Audit));
+    // Snoop is refused for itself, not for acting as a supplier.
+    let snoop = Caller {
+        consumer: org(SNOOP),
+        ..vendor
+    };
+    assert!(!supplier_refused(&POLICY, &snoop, Api::Audit));
 }
 
 #[test]

@@ -357,6 +357,50 @@ rate_limit = { per_second = 1, burst = 5000000000 } #! both must be at least 1
 }
 
 #[test]
+fn audit_suppliers() {
+    // Loads: a supplier of the consumer, and the consumer reads the log.
+    check(
+        r#"
+[[consumer]]
+org = "921429002"
+suppliers = ["999000428"]
+audit_reader = true
+audit_suppliers = ["999000428"]
+"#,
+    );
+    let text = format!(
+        "{BASE}[[consumer]]\norg = \"921429002\"\nsuppliers = [\"999000428\"]\n\
+         audit_reader = true\naudit_suppliers = [\"999000428\"]\n"
+    );
+    let policy = parse_policy("policy.toml", &text).unwrap();
+    assert_eq!(
+        policy.consumers[0].audit_suppliers,
+        [OrgNumber::parse("999000428").unwrap()]
+    );
+    check(
+        r#"
+[[consumer]]
+org = "921429002"
+audit_suppliers = ["999000428"] #! is no audit_reader
+
+[[consumer]]
+org = "983440002"
+audit_reader = true
+audit_suppliers = ["999000428", "1"] #! which is not among its suppliers #! not a valid organisation number
+"#,
+    );
+    check(
+        r#"
+[[consumer]]
+org = "921429002"
+suppliers = ["999000428"]
+audit_reader = true
+audit_suppliers = ["999000428", "999000428"] #! lists audit supplier 999000428 twice
+"#,
+    );
+}
+
+#[test]
 fn consumer_loads_with_defaults() {
     let text = format!(
         "{BASE}[[consumer]]\norg = \"983440002\"\n[[consumer.dataset]]\nid = \"nav/inntekt\"\npurposes = [\"p1\"]"
@@ -367,6 +411,7 @@ fn consumer_loads_with_defaults() {
         .unwrap();
     assert!(rule.suppliers.is_empty());
     assert!(!rule.consent_requester && !rule.audit_reader);
+    assert!(rule.audit_suppliers.is_empty());
     assert_eq!(rule.rate_limit, None);
     assert_eq!(rule.datasets[0].purposes, ["p1"]);
 }
