@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use http::{Request, Response};
-use hyper::body::Incoming;
+use crate::server::Incoming;
 use policy::{ConsentFact, Decision, Facts, SubjectFact, SubjectLocation};
 
 use crate::app::App;

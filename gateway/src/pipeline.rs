@@ -21,7 +21,7 @@ use consent_db::{Basis, NewRecord, RecordKind, Verdict};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use crate::server::Incoming;
 use percent_encoding::percent_decode_str;
 use policy::{
     ConsentFact, Dataset, Decision, Facts, FieldMask, LegalBasis, SubjectFact, SubjectLocation,
