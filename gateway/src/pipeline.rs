@@ -124,9 +124,12 @@ async fn prepare<'a>(
         ),
         Err(_) => "/data/".to_owned(),
     };
-    if header_bytes(&parts.headers) > app.config.server.max_header_bytes {
+    if header_bytes(&parts.headers) > app.config.server.max_header_bytes
+        || parts.headers.len() > app.config.server.max_headers
+    {
         return Err(Failure::HeadersTooLarge);
     }
+    crate::server::check_single_headers(&parts.headers)?;
     if let Some(len) = content_length(&parts.headers)? {
         if len > app.config.server.max_body_bytes {
             return Err(Failure::RequestTooLarge);

@@ -517,14 +517,8 @@ fn api_token_kind(path: &str) -> Option<crate::config::IssuerKind> {
 /// reader (Bru takes the first, a provider may take the last).
 const SINGLE_HEADERS: [&str; 3] = ["authorization", "bru-purpose", "bru-consent"];
 
-/// The checks every request passes before a handler runs (and before any
-/// of its body is read).
-async fn precheck(app: &App, headers: &HeaderMap, path: &str, has_body: bool) -> Result<(), Failure> {
-    let server = &app.config.server;
-    if headers.len() > server.max_headers || header_block_bytes(headers) > server.max_header_bytes
-    {
-        return Err(Failure::HeadersTooLarge);
-    }
+/// Refuses a request that gives a header Bru decides on more than once.
+pub fn check_single_headers(headers: &HeaderMap) -> Result<(), Failure> {
     for name in SINGLE_HEADERS {
         if headers.get_all(name).iter().nth(1).is_some() {
             return Err(Failure::MalformedRequest(
@@ -532,6 +526,19 @@ async fn precheck(app: &App, headers: &HeaderMap, path: &str, has_body: bool) ->
             ));
         }
     }
+    Ok(())
+}
+
+/// The checks every request outside the data plane passes before a handler
+/// runs (and before any of its body is read). The data plane makes the same
+/// checks itself, so that its refusals carry a transfer id and a record.
+async fn precheck(app: &App, headers: &HeaderMap, path: &str, has_body: bool) -> Result<(), Failure> {
+    let server = &app.config.server;
+    if headers.len() > server.max_headers || header_block_bytes(headers) > server.max_header_bytes
+    {
+        return Err(Failure::HeadersTooLarge);
+    }
+    check_single_headers(headers)?;
     // Authenticate before waiting for a body: a request without a valid
     // token is answered at once, whatever its Content-Length promised.
     // (The data plane does the same in its own order, see pipeline.rs.)
@@ -568,11 +575,18 @@ async fn route(
     let hsts = app.config.server.hsts.clone();
     let expired = Arc::new(AtomicBool::new(false));
     let has_body = !req.body().is_end_stream();
-    let checked = precheck(&app, req.headers(), req.uri().path(), has_body).await;
+    // HTTP/2 has no `Connection` header; its streams end on their own.
+    let http1 = req.version() < http::Version::HTTP_2;
+    let data_plane = req.uri().path().starts_with("/data/");
+    let checked = if data_plane {
+        Ok(())
+    } else {
+        precheck(&app, req.headers(), req.uri().path(), has_body).await
+    };
     let mut response = match checked {
         Err(failure) => {
             let mut response = failure.response(None);
-            if has_body {
+            if has_body && http1 {
                 // The body is not read: the connection cannot carry another call.
                 response
                     .headers_mut()
@@ -587,7 +601,7 @@ async fn route(
                 sleep: None,
                 expired: expired.clone(),
             });
-            let response = if req.uri().path().starts_with("/data/") {
+            let response = if data_plane {
                 crate::pipeline::handle(app, req).await
             } else {
                 match router.oneshot(req.map(Body::new)).await {
@@ -598,10 +612,17 @@ async fn route(
             if expired.load(Ordering::Relaxed) {
                 // Whatever the handler made of the broken body, the answer is
                 // 408, and the connection is not reused.
-                let mut timeout = Failure::BodyTimeout.response(None);
-                timeout
-                    .headers_mut()
-                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                // The data plane's refusal was recorded under its transfer id.
+                let transfer_id = response
+                    .headers()
+                    .get("bru-transfer-id")
+                    .and_then(|v| v.to_str().ok());
+                let mut timeout = Failure::BodyTimeout.response(transfer_id);
+                if http1 {
+                    timeout
+                        .headers_mut()
+                        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                }
                 timeout
             } else {
                 response
