@@ -106,7 +106,9 @@ fn clean_trace_context(headers: &mut HeaderMap) {
 /// `-{more}` after the four fields it shares with `00`.
 pub fn is_valid_traceparent(value: &str) -> bool {
     let lower_hex = |s: &str, len: usize| {
-        s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
     let not_zero = |s: &str| s.bytes().any(|b| b != b'0');
     let (Some(head), Some(tail)) = (value.get(..55), value.get(55..)) else {

@@ -21,7 +21,6 @@ use consent_db::{Basis, NewRecord, RecordKind, Verdict};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
-use crate::server::Incoming;
 use percent_encoding::percent_decode_str;
 use policy::{
     ConsentFact, Dataset, Decision, Facts, FieldMask, LegalBasis, SubjectFact, SubjectLocation,
@@ -30,6 +29,7 @@ use policy::{
 use crate::app::App;
 use crate::keys::{AssertionClaims, ASSERTION_TTL_S};
 use crate::problem::Failure;
+use crate::server::Incoming;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -105,7 +105,6 @@ pub enum Failure {
     MalformedRequest(&'static str),
     RequestTooLarge,
     HeadersTooLarge,
-    /// The request body stopped arriving (`[server] body_read_timeout_ms`).
     BodyTimeout,
     RateLimited { retry_after_s: u64 },
     UpstreamError(String),

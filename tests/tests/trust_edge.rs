@@ -69,8 +69,11 @@ async fn a_tokenless_request_is_answered_without_waiting_for_its_body() {
         .await;
     let bru = world.start().await;
     let mut set = JoinSet::new();
-    for path in ["/consent/v1/requests", "/citizen/v1/consents/x/accept", "/audit/v1/records"]
-    {
+    for path in [
+        "/consent/v1/requests",
+        "/citizen/v1/consents/x/accept",
+        "/audit/v1/records",
+    ] {
         for _ in 0..10 {
             let mut stream = connect_from(&bru, [127, 0, 0, 2], &[b"http/1.1"])
                 .await
@@ -86,9 +89,12 @@ async fn a_tokenless_request_is_answered_without_waiting_for_its_body() {
     }
     while let Some(done) = set.join_next().await {
         let (path, bytes) = done.unwrap();
-        let bytes = bytes.unwrap_or_else(|| panic!("{path}: a tokenless stalled body is held open"));
+        let bytes =
+            bytes.unwrap_or_else(|| panic!("{path}: a tokenless stalled body is held open"));
         let replies = parse_responses(&bytes);
-        let reply = replies.first().unwrap_or_else(|| panic!("{path}: no answer"));
+        let reply = replies
+            .first()
+            .unwrap_or_else(|| panic!("{path}: no answer"));
         expect_api_problem(reply, 401, "missing_token", path);
     }
     send(world.nav_sosial(&bru, "", KARI))
@@ -133,7 +139,9 @@ async fn a_stalled_body_times_out_with_408_and_its_connection_closes() {
         let (i, bytes) = done.unwrap();
         let bytes = bytes.unwrap_or_else(|| panic!("stalled body {i} is still held open"));
         let replies = parse_responses(&bytes);
-        let reply = replies.first().unwrap_or_else(|| panic!("stalled body {i}: no answer"));
+        let reply = replies
+            .first()
+            .unwrap_or_else(|| panic!("stalled body {i}: no answer"));
         if i % 2 == 0 {
             reply.expect_problem(408, "body_timeout", &format!("stalled body {i}"));
         } else {
@@ -186,10 +194,14 @@ async fn one_address_gets_no_more_than_its_share_of_connections() {
         .await
         .expect("another address connects");
     other
-        .write_all(b"GET /catalog/v1/datasets HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .write_all(
+            b"GET /catalog/v1/datasets HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
         .await
         .unwrap();
-    let bytes = read_until_closed(&mut other, PATIENCE).await.expect("answered and closed");
+    let bytes = read_until_closed(&mut other, PATIENCE)
+        .await
+        .expect("answered and closed");
     assert_eq!(parse_responses(&bytes).first().map(|r| r.status), Some(200));
     send(world.nav_sosial(&bru, "", KARI))
         .await
@@ -267,10 +279,19 @@ async fn only_the_checked_subject_header_reaches_the_provider() {
          NAV_PERSONIDENT: {OLA}\r\n"
     );
     let ex = bru
-        .raw(&nav_get(&world, "/data/k429/sosialtjeneste", SCOPE_SOSIAL, &extra))
+        .raw(&nav_get(
+            &world,
+            "/data/k429/sosialtjeneste",
+            SCOPE_SOSIAL,
+            &extra,
+        ))
         .await;
     ex.first().expect_status(200, "subject with variants");
-    let got = world.k429.requests().pop().expect("the provider was called");
+    let got = world
+        .k429
+        .requests()
+        .pop()
+        .expect("the provider was called");
     let subject_like: Vec<&(String, String)> = got
         .headers
         .iter()
@@ -333,7 +354,9 @@ async fn connection_cannot_strip_the_subject_after_bru_checked_it() {
         ex.first()
             .expect_problem(400, "malformed_request", connection);
     }
-    world.k429.assert_untouched("Connection naming the subject header");
+    world
+        .k429
+        .assert_untouched("Connection naming the subject header");
 }
 
 // ---------------------------------------------------------------- repeated headers
@@ -363,12 +386,14 @@ async fn repeated_headers_bru_decides_on_are_refused() {
         ),
     ];
     for (target, headers) in cases {
-        let request =
-            format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n");
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n"
+        );
         let ex = bru.raw(request.as_bytes()).await;
         let context = format!("{target}: {headers}");
         if target.starts_with("/data/") {
-            ex.first().expect_problem(400, "malformed_request", &context);
+            ex.first()
+                .expect_problem(400, "malformed_request", &context);
         } else {
             expect_api_problem(ex.first(), 400, "malformed_request", &context);
         }
@@ -455,9 +480,18 @@ async fn an_invalid_traceparent_is_not_forwarded() {
     let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     for (traceparent, forwarded) in [
         ("00-not-a-trace-01", false),
-        ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", false),
-        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", false),
-        ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01", false),
+        (
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            false,
+        ),
+        (
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            false,
+        ),
+        (
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",
+            false,
+        ),
         (valid, true),
     ] {
         let before = world.k429.count();
@@ -470,13 +504,25 @@ async fn an_invalid_traceparent_is_not_forwarded() {
         .await
         .expect_status(200, traceparent);
         world.k429.wait_for(before + 1, PATIENCE).await;
-        let got = world.k429.requests().pop().expect("the provider was called");
+        let got = world
+            .k429
+            .requests()
+            .pop()
+            .expect("the provider was called");
         if forwarded {
             assert_eq!(got.header("traceparent"), Some(traceparent));
             assert_eq!(got.header("tracestate"), Some("vendor=1"));
         } else {
-            assert_eq!(got.header("traceparent"), None, "{traceparent} was forwarded");
-            assert_eq!(got.header("tracestate"), None, "tracestate without a valid traceparent");
+            assert_eq!(
+                got.header("traceparent"),
+                None,
+                "{traceparent} was forwarded"
+            );
+            assert_eq!(
+                got.header("tracestate"),
+                None,
+                "tracestate without a valid traceparent"
+            );
         }
     }
 }

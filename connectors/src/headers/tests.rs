@@ -203,21 +203,38 @@ fn connection_never_removes_what_frames_or_traces_the_body() {
     check(
         clean_request_headers,
         &[
-            ("Connection", "Content-Type, content-length, Traceparent, tracestate, X-Hop"),
+            (
+                "Connection",
+                "Content-Type, content-length, Traceparent, tracestate, X-Hop",
+            ),
             ("Content-Type", "application/json"),
             ("Content-Length", "2"),
             ("traceparent", tp),
             ("tracestate", "a=1"),
             ("X-Hop", "1"),
         ],
-        &["content-length", "content-type", "traceparent", "tracestate"],
+        &[
+            "content-length",
+            "content-type",
+            "traceparent",
+            "tracestate",
+        ],
     );
 }
 
 #[test]
 fn header_names_normalise_as_cgi_reads_them() {
-    for variant in ["Nav-Personident", "nav_personident", "NAV.PERSONIDENT", "Nav_Personident"] {
-        assert_eq!(normalise_header_name(variant), "nav-personident", "{variant}");
+    for variant in [
+        "Nav-Personident",
+        "nav_personident",
+        "NAV.PERSONIDENT",
+        "Nav_Personident",
+    ] {
+        assert_eq!(
+            normalise_header_name(variant),
+            "nav-personident",
+            "{variant}"
+        );
     }
     assert_ne!(normalise_header_name("Nav-Personidents"), "nav-personident");
 }
@@ -279,12 +296,20 @@ fn an_invalid_or_repeated_traceparent_is_dropped_with_its_tracestate() {
     let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     check(
         clean_request_headers,
-        &[("traceparent", "00-zz-xx-01"), ("tracestate", "a=1"), ("Accept", "*/*")],
+        &[
+            ("traceparent", "00-zz-xx-01"),
+            ("tracestate", "a=1"),
+            ("Accept", "*/*"),
+        ],
         &["accept"],
     );
     check(
         clean_request_headers,
-        &[("traceparent", good), ("traceparent", good), ("tracestate", "a=1")],
+        &[
+            ("traceparent", good),
+            ("traceparent", good),
+            ("tracestate", "a=1"),
+        ],
         &[],
     );
     check(clean_request_headers, &[("tracestate", "a=1")], &[]);
