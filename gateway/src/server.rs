@@ -251,6 +251,7 @@ pub async fn serve_public(
         // one client must not hold the listener's 20,000 (issue 15).
         let Some(address_slot) = per_address.admit(peer.ip()) else {
             tracing::debug!(%peer, "connection refused: too many from this address");
+            app.metrics.connections_refused.inc();
             drop(stream);
             continue;
         };

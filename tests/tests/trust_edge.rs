@@ -189,6 +189,13 @@ async fn one_address_gets_no_more_than_its_share_of_connections() {
             );
         }
     }
+    let metrics = send(bru.ops_client.get(bru.ops_url("/metrics"))).await.text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("bru_connections_refused_total ") && !l.ends_with(" 0")),
+        "the refusal is counted: {metrics}"
+    );
     // Another address is not affected.
     let mut other = connect_from(&bru, [127, 0, 0, 3], &[b"http/1.1"])
         .await
