@@ -559,6 +559,10 @@ async fn precheck(
     if has_body {
         let authorization = headers.get(http::header::AUTHORIZATION);
         match api_token_kind(path) {
+            // The portal's pages may bring a session cookie instead of a
+            // token; the handler checks it (and the body timeout bounds it).
+            Some(crate::config::IssuerKind::Idporten)
+                if authorization.is_none() && headers.contains_key(http::header::COOKIE) => {}
             Some(crate::config::IssuerKind::Idporten) => {
                 app.auth.citizen(authorization).await?;
             }

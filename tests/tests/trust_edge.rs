@@ -189,7 +189,9 @@ async fn one_address_gets_no_more_than_its_share_of_connections() {
             );
         }
     }
-    let metrics = send(bru.ops_client.get(bru.ops_url("/metrics"))).await.text();
+    let metrics = send(bru.ops_client.get(bru.ops_url("/metrics")))
+        .await
+        .text();
     assert!(
         metrics
             .lines()
