@@ -677,3 +677,28 @@ pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
         .await
         .map_err(|e| format!("cannot listen on {addr} for the {what}: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_its_share_and_a_closed_connection_frees_a_slot() {
+        let table = Arc::new(PerAddress::new(2));
+        let a: IpAddr = [127, 0, 0, 2].into();
+        let b: IpAddr = [127, 0, 0, 3].into();
+        let first = table.admit(a);
+        let second = table.admit(a);
+        assert!(first.is_some() && second.is_some());
+        assert!(table.admit(a).is_none(), "the third from one address");
+        assert!(table.admit(b).is_some(), "another address is counted alone");
+        drop(first);
+        assert!(table.admit(a).is_some(), "a freed slot is given again");
+    }
+
+    #[test]
+    fn header_room_is_above_bru_limit() {
+        assert_eq!(header_room(16 * 1024), 64 * 1024);
+        assert_eq!(header_room(32 * 1024), 128 * 1024);
+    }
+}
