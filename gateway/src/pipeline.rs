@@ -757,7 +757,7 @@ fn guard_subject_header(headers: &mut HeaderMap, name: &str) -> Result<(), Failu
 /// The subject query parameter. The query is forwarded as sent, so one
 /// that another parser could read differently is refused: a `;` (an older
 /// separator, `a=1;patient=…`), the parameter twice, or a parameter whose
-/// name only resembles it (`Patient`, `patient[]`, `pa.tient`).
+/// name only resembles it (`Patient`, `patient[]`; for a name `patient_id`, `patient.id`).
 fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, Failure> {
     let query = query.unwrap_or_default();
     if query.contains(';') {

@@ -131,6 +131,8 @@ fn ambiguous_subject_queries_are_refused() {
             "{query}"
         );
     }
+    // PHP reads `patient.id` as `patient_id`.
+    assert!(query_param(Some("patient_id=1&patient.id=2"), "patient_id").is_err());
     // Names that only share a prefix are other parameters.
     assert_eq!(
         query_param(Some("patient=123&patient_id=4&patients=5"), "patient")
