@@ -285,7 +285,9 @@ def bru_config(demo_dir, port, ops_port, upstream_port, store, stage, audit=None
     # Idle keep-alive connections live as long as nginx's and HAProxy's here
     # (300 s); Bru's default closes them after 10 s, which would empty the
     # idle-connection measurement while it is being taken.
-    text = re.sub(r'(?m)^listen = .*$', f'listen = "127.0.0.1:{port}"\nheader_read_timeout_ms = 300000', text)
+    # The load generator's connections all come from 127.0.0.1: no per-address cap.
+    text = re.sub(r'(?m)^listen = .*$', f'listen = "127.0.0.1:{port}"\nheader_read_timeout_ms = 300000'
+                  '\nmax_connections_per_address = 1000000\nhttp2_idle_timeout_ms = 300000', text)
     text = re.sub(r'(?m)^ops_listen = .*$', f'ops_listen = "127.0.0.1:{ops_port}"', text)
     text = re.sub(r'(?m)^url = "http://127\.0\.0\.1:\d+"$', f'url = "http://127.0.0.1:{upstream_port}"', text)
     text = re.sub(r'(?m)^url = "sqlite://bru\.db"$', f'url = "{store}"' + (f'\naudit = "{audit}"' if audit else ""),

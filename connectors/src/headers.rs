@@ -18,7 +18,7 @@ pub const BRU_LEGAL_BASIS: HeaderName = HeaderName::from_static("bru-legal-basis
 pub const BRU_ASSERTION: HeaderName = HeaderName::from_static("bru-assertion");
 /// The caller's consent id; never forwarded.
 pub const BRU_CONSENT: HeaderName = HeaderName::from_static("bru-consent");
-/// W3C Trace Context; passes through unchanged.
+/// W3C Trace Context; passes through when valid, else both are dropped.
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
@@ -73,14 +73,111 @@ const RESPONSE_STRIP: [HeaderName; 4] = [
 /// method overrides, hop-by-hop headers and whatever `Connection` names,
 /// `Host`, `Expect`, and `Forwarded`/`X-Forwarded-*`/`X-Real-IP`.
 ///
-/// `traceparent`, `tracestate` and the end-to-end headers (`Content-Type`,
-/// `Content-Length`, `Accept`, …) stay.
+/// A valid `traceparent` (with its `tracestate`) and the end-to-end headers
+/// (`Content-Type`, `Content-Length`, `Accept`, …) stay; an invalid or
+/// repeated `traceparent` is dropped with its `tracestate` (W3C Trace
+/// Context §3.2: a vendor that cannot parse it must not pass it on).
 pub fn clean_request_headers(headers: &mut HeaderMap) {
     remove_connection_named(headers);
     for name in HOP_BY_HOP.iter().chain(REQUEST_STRIP.iter()) {
         headers.remove(name);
     }
     remove_prefixed(headers, &["bru-", "x-forwarded-"]);
+    clean_trace_context(headers);
+}
+
+/// Keeps `traceparent`/`tracestate` only when there is exactly one valid
+/// `traceparent`; Bru does not start traces of its own, so none is made up.
+fn clean_trace_context(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(TRACEPARENT).iter();
+    let valid = match (values.next(), values.next()) {
+        (Some(one), None) => one.to_str().is_ok_and(is_valid_traceparent),
+        _ => false,
+    };
+    if !valid {
+        headers.remove(TRACEPARENT);
+        headers.remove(TRACESTATE);
+    }
+}
+
+/// W3C Trace Context `traceparent`: `{version}-{trace-id}-{parent-id}-{flags}`,
+/// lower-case hex; version `ff` is invalid, ids of all zeros are invalid.
+/// Version `00` is exactly 55 characters; a later version may append
+/// `-{more}` after the four fields it shares with `00`.
+pub fn is_valid_traceparent(value: &str) -> bool {
+    let lower_hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let not_zero = |s: &str| s.bytes().any(|b| b != b'0');
+    let (Some(head), Some(tail)) = (value.get(..55), value.get(55..)) else {
+        return false;
+    };
+    let mut fields = head.split('-');
+    let (Some(version), Some(trace_id), Some(parent_id), Some(flags), None) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) else {
+        return false;
+    };
+    let fields_ok = lower_hex(version, 2)
+        && version != "ff"
+        && lower_hex(trace_id, 32)
+        && not_zero(trace_id)
+        && lower_hex(parent_id, 16)
+        && not_zero(parent_id)
+        && lower_hex(flags, 2);
+    let tail_ok = if version == "00" {
+        tail.is_empty()
+    } else {
+        tail.is_empty() || tail.starts_with('-')
+    };
+    fields_ok && tail_ok
+}
+
+/// A header name as CGI, WSGI, Rack and similar servers see it: case
+/// folded, and `_` (and `.`, which PHP and some proxies turn into `_`) the
+/// same as `-`. `Nav_Personident` and `Nav-Personident` are one
+/// `HTTP_NAV_PERSONIDENT` there.
+pub fn normalise_header_name(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '_' | '.' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// Removes every header whose name normalises to `canonical`'s but is not
+/// `canonical` itself (e.g. `Nav_Personident`, `nav.personident` beside
+/// `Nav-Personident`): the provider reads the subject Bru checked, no other.
+pub fn remove_variants_of(headers: &mut HeaderMap, canonical: &str) {
+    let wanted = normalise_header_name(canonical);
+    let canonical = canonical.to_ascii_lowercase();
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str() != canonical && normalise_header_name(n.as_str()) == wanted)
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
+/// Whether a `Connection` header names `canonical` (or a variant of it, see
+/// [`normalise_header_name`]): the caller asks that the provider not get it.
+pub fn connection_names(headers: &HeaderMap, canonical: &str) -> bool {
+    let wanted = normalise_header_name(canonical);
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| normalise_header_name(token.trim()) == wanted)
 }
 
 /// Removes from a provider's response the hop-by-hop headers (and whatever
@@ -111,7 +208,22 @@ pub(crate) fn is_reserved_request_header(name: &HeaderName) -> bool {
         || name.as_str().starts_with("x-forwarded-")
 }
 
-/// Removes the headers a `Connection` header declares hop-by-hop.
+/// End-to-end headers a `Connection` token never removes: they frame and
+/// type the body, or carry the trace, and the provider needs them as Bru
+/// checked them (issue 15: `Connection` must not undo what Bru relied on).
+/// The subject header is dataset-specific: the data plane refuses a
+/// `Connection` naming it before anything is counted.
+const NEVER_HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_ENCODING,
+    header::HOST,
+    TRACEPARENT,
+    TRACESTATE,
+];
+
+/// Removes the headers a `Connection` header declares hop-by-hop, except
+/// [`NEVER_HOP_BY_HOP`].
 fn remove_connection_named(headers: &mut HeaderMap) {
     // Collected first because the map cannot change while its values are borrowed;
     // the Vec only allocates when a token names a real header.
@@ -130,7 +242,7 @@ fn remove_connection_named(headers: &mut HeaderMap) {
                 continue;
             }
             if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-                if headers.contains_key(&name) {
+                if headers.contains_key(&name) && !NEVER_HOP_BY_HOP.contains(&name) {
                     named.push(name);
                 }
             }

@@ -35,7 +35,8 @@ pub use client::{
 pub use credentials::{BearerToken, CredentialError, Credentials};
 pub use fhir::{is_fhir_json, FhirLinkRewriter, Mapped, PageLinks, PAGE_PARAM};
 pub use headers::{
-    clean_request_headers, clean_response_headers, BRU_ASSERTION, BRU_CONSENT, BRU_CONSUMER,
+    clean_request_headers, clean_response_headers, connection_names, is_valid_traceparent,
+    normalise_header_name, remove_variants_of, BRU_ASSERTION, BRU_CONSENT, BRU_CONSUMER,
     BRU_LEGAL_BASIS, BRU_PURPOSE, BRU_TRANSFER_ID, TRACEPARENT, TRACESTATE,
 };
 pub use minimise::{minimise, MinimiseError};

@@ -16,12 +16,12 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use http::{Request, Response};
-use hyper::body::Incoming;
 use policy::{ConsentFact, Decision, Facts, SubjectFact, SubjectLocation};
 
 use crate::app::App;
 use crate::keys::{AssertionClaims, ASSERTION_TTL_S};
 use crate::problem::Failure;
+use crate::server::Incoming;
 
 /// How much of the pipeline runs (`[bench] stage`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -49,6 +49,16 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     pub max_body_bytes: u64,
     pub header_read_timeout: Duration,
+    /// Headers in one request; more → 431 `headers_too_large`.
+    pub max_headers: usize,
+    /// Longest wait between two reads of a request body (nginx's
+    /// `client_body_timeout`); then 408, or the connection closes.
+    pub body_read_timeout: Duration,
+    /// An HTTP/2 connection with no request in flight for this long is closed
+    /// (GOAWAY); HTTP/1.1's idle connections end at `header_read_timeout`.
+    pub http2_idle_timeout: Duration,
+    /// Open connections from one client address; more are closed at accept.
+    pub max_connections_per_address: usize,
     /// Calls that fail authentication, per client address (a token bucket).
     pub unauthenticated_rate_limit: policy::RateLimit,
     pub shutdown_grace: Duration,
@@ -258,6 +268,14 @@ struct RawServer {
     max_body_bytes: u64,
     #[serde(default = "default_header_read_timeout_ms")]
     header_read_timeout_ms: u64,
+    #[serde(default = "default_max_headers")]
+    max_headers: usize,
+    #[serde(default = "default_body_read_timeout_ms")]
+    body_read_timeout_ms: u64,
+    #[serde(default = "default_http2_idle_timeout_ms")]
+    http2_idle_timeout_ms: u64,
+    #[serde(default = "default_max_connections_per_address")]
+    max_connections_per_address: usize,
     #[serde(default = "default_unauthenticated_per_second")]
     unauthenticated_per_second: u32,
     #[serde(default = "default_unauthenticated_burst")]
@@ -282,6 +300,23 @@ fn default_unauthenticated_burst() -> u32 {
 }
 fn default_header_read_timeout_ms() -> u64 {
     10_000
+}
+fn default_max_headers() -> usize {
+    100
+}
+/// nginx's `client_body_timeout`.
+fn default_body_read_timeout_ms() -> u64 {
+    60_000
+}
+/// nginx's `keepalive_timeout` for HTTP/2 (300 s since 1.19.7), the same as
+/// the bench's idle-connection runs expect.
+fn default_http2_idle_timeout_ms() -> u64 {
+    300_000
+}
+/// Enough for a busy NAT or an agency's egress proxy; far below the
+/// listener's 20,000, so one address cannot fill it.
+fn default_max_connections_per_address() -> usize {
+    256
 }
 fn default_shutdown_grace_ms() -> u64 {
     10_000
@@ -622,6 +657,18 @@ impl Config {
             cx.error(
                 0,
                 "server.unauthenticated_per_second and unauthenticated_burst must be positive",
+            );
+        }
+        if raw.server.max_headers < 16 {
+            cx.error(0, "server.max_headers must be at least 16");
+        }
+        if raw.server.body_read_timeout_ms == 0
+            || raw.server.http2_idle_timeout_ms == 0
+            || raw.server.max_connections_per_address == 0
+        {
+            cx.error(
+                0,
+                "server.body_read_timeout_ms, http2_idle_timeout_ms and max_connections_per_address must be positive",
             );
         }
         if raw.server.max_header_bytes < 1024 {
@@ -1034,6 +1081,10 @@ impl Config {
                 max_header_bytes: raw.server.max_header_bytes,
                 max_body_bytes: raw.server.max_body_bytes,
                 header_read_timeout: Duration::from_millis(raw.server.header_read_timeout_ms),
+                max_headers: raw.server.max_headers,
+                body_read_timeout: Duration::from_millis(raw.server.body_read_timeout_ms),
+                http2_idle_timeout: Duration::from_millis(raw.server.http2_idle_timeout_ms),
+                max_connections_per_address: raw.server.max_connections_per_address,
                 unauthenticated_rate_limit: policy::RateLimit {
                     per_second: raw.server.unauthenticated_per_second,
                     burst: raw.server.unauthenticated_burst,

@@ -62,6 +62,8 @@ pub struct Metrics {
     audit_append: Histogram,
     pub audit_failures: Counter,
     pub open_connections: Gauge,
+    /// Connections closed at accept: their address was at its cap.
+    pub connections_refused: Counter,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -128,6 +130,12 @@ impl Metrics {
             "Open connections on the public listener",
             open_connections.clone(),
         );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept because their client address had max_connections_per_address open",
+            connections_refused.clone(),
+        );
         Metrics {
             registry,
             calls,
@@ -138,6 +146,7 @@ impl Metrics {
             audit_append,
             audit_failures,
             open_connections,
+            connections_refused,
         }
     }
 

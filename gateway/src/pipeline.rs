@@ -21,7 +21,6 @@ use consent_db::{scrub_path, scrub_text, Basis, NewRecord, RecordKind, Verdict};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 use policy::{
     ConsentFact, Dataset, Decision, Facts, FieldMask, LegalBasis, SubjectFact, SubjectLocation,
@@ -30,6 +29,7 @@ use policy::{
 use crate::app::App;
 use crate::keys::{AssertionClaims, ASSERTION_TTL_S};
 use crate::problem::Failure;
+use crate::server::Incoming;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -123,9 +123,12 @@ async fn prepare<'a>(
         }
         _ => "/data/".to_owned(),
     };
-    if header_bytes(&parts.headers) > app.config.server.max_header_bytes {
+    if header_bytes(&parts.headers) > app.config.server.max_header_bytes
+        || parts.headers.len() > app.config.server.max_headers
+    {
         return Err(Failure::HeadersTooLarge);
     }
+    crate::server::check_single_headers(&parts.headers)?;
     if let Some(len) = content_length(&parts.headers)? {
         if len > app.config.server.max_body_bytes {
             return Err(Failure::RequestTooLarge);
@@ -202,6 +205,10 @@ async fn prepare<'a>(
             .map_err(|retry_after_s| Failure::RateLimited { retry_after_s })?;
     }
 
+    // Before any header is read as a fact: only the subject Bru checks reaches the provider.
+    if let Some(SubjectLocation::Header(name)) = &dataset.subject {
+        guard_subject_header(&mut parts.headers, name)?;
+    }
     let purpose = header_str(&parts.headers, "bru-purpose")?;
     call.record.purpose = purpose.map(str::to_owned);
     let consent_id = header_str(&parts.headers, "bru-consent")?;
@@ -852,12 +859,38 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>,
     Ok(if value.is_empty() { None } else { Some(value) })
 }
 
-/// One query parameter; given twice it is ambiguous, and refused.
+/// Makes the subject header the only one the provider will get: headers
+/// whose names a CGI/WSGI/Rack provider reads as the same (`Nav_Personident`,
+/// `nav.personident`) are removed, and a `Connection` header that would
+/// strip the subject after Bru checked it is refused.
+fn guard_subject_header(headers: &mut HeaderMap, name: &str) -> Result<(), Failure> {
+    if connectors::connection_names(headers, name) {
+        return Err(Failure::MalformedRequest(
+            "the Connection header names the subject header; Bru forwards the subject it checked",
+        ));
+    }
+    connectors::remove_variants_of(headers, name);
+    Ok(())
+}
+
+/// The subject query parameter. The query is forwarded as sent, so one
+/// that another parser could read differently is refused: a `;` (an older
+/// separator, `a=1;patient=…`), the parameter twice, or a parameter whose
+/// name only resembles it (`Patient`, `patient[]`; for a name `patient_id`, `patient.id`).
 fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, Failure> {
+    let query = query.unwrap_or_default();
+    if query.contains(';') {
+        return Err(Failure::MalformedRequest(
+            "the query holds a ';', which some servers read as a separator; send the subject once, separated by '&'",
+        ));
+    }
+    let wanted = normalise_query_name(name);
     let mut found = None;
-    for pair in query.unwrap_or_default().split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = decode_query(key)?;
+    for pair in query.split('&') {
+        let (raw_key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decode_query(raw_key)?;
+        // A percent-encoded name is the parameter itself (most parsers decode
+        // names); given beside the plain one, it is a repeat, refused.
         if key == name {
             if found.is_some() {
                 return Err(Failure::MalformedRequest(
@@ -865,9 +898,30 @@ fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, Failur
                 ));
             }
             found = Some(decode_query(value)?);
+        } else if normalise_query_name(&key) == wanted {
+            return Err(Failure::MalformedRequest(
+                "a query parameter's name resembles the subject parameter's (case, encoding or punctuation); send it once, exactly as named",
+            ));
         }
     }
     Ok(found.filter(|v| !v.is_empty()))
+}
+
+/// A parameter name as lenient parsers read it: case folded, `-`, `.`, `_`
+/// and space alike (PHP turns `.` and space into `_`), a trailing `[…]`
+/// (PHP and Rack arrays) and surrounding space ignored.
+fn normalise_query_name(name: &str) -> String {
+    let name = name.trim();
+    let name = match name.find('[') {
+        Some(i) if name.ends_with(']') => &name[..i],
+        _ => name,
+    };
+    name.chars()
+        .map(|c| match c {
+            '-' | '.' | ' ' => '_',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
 }
 
 fn decode_query(s: &str) -> Result<String, Failure> {

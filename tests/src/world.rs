@@ -189,6 +189,8 @@ pub struct WorldBuilder {
     unauthenticated_rate: (u32, u32),
     closed_upstreams: Vec<String>,
     env: Vec<(String, String)>,
+    /// More `[server]` lines, `key = value` as TOML.
+    server_extra: Vec<String>,
 }
 
 impl Default for WorldBuilder {
@@ -203,6 +205,7 @@ impl Default for WorldBuilder {
             unauthenticated_rate: (100, 200),
             closed_upstreams: Vec::new(),
             env: Vec::new(),
+            server_extra: Vec::new(),
         }
     }
 }
@@ -241,6 +244,13 @@ impl WorldBuilder {
 
     pub fn header_read_timeout_ms(mut self, n: u64) -> Self {
         self.header_read_timeout_ms = n;
+        self
+    }
+
+    /// Another `[server]` setting, e.g. `("body_read_timeout_ms", "1000")`
+    /// (the value as TOML).
+    pub fn server_setting(mut self, key: &str, value: &str) -> Self {
+        self.server_extra.push(format!("{key} = {value}\n"));
         self
     }
 
@@ -329,7 +339,8 @@ impl WorldBuilder {
              header_read_timeout_ms = {}\n\
              unauthenticated_per_second = {}\n\
              unauthenticated_burst = {}\n\
-             shutdown_grace_ms = {}\n\n\
+             shutdown_grace_ms = {}\n\
+             {}\n\
              [store]\n\
              url = \"sqlite://bru.db\"\n\
              audit_write_timeout_ms = 10000\n\n\
@@ -344,6 +355,7 @@ impl WorldBuilder {
             self.unauthenticated_rate.0,
             self.unauthenticated_rate.1,
             self.shutdown_grace_ms,
+            self.server_extra.concat(),
             issuer("test-mp", ISSUER_MP, "mp", "RS256", None),
             issuer("test-mp-es", ISSUER_ES, "es", "ES256", None),
             issuer("test-mp-aud", ISSUER_AUD, "aud", "RS256", Some(AUDIENCE)),

@@ -109,6 +109,8 @@ async fn slowloris_connections_are_closed_and_others_are_served() {
 async fn idle_connections_are_closed_and_others_are_served() {
     let world = TestWorld::builder()
         .header_read_timeout_ms(2000)
+        // 300 from one address: above the default per-address cap (trust_edge.rs tests that).
+        .server_setting("max_connections_per_address", "1000")
         .build()
         .await;
     let bru = world.start().await;

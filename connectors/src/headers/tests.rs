@@ -196,3 +196,121 @@ fn reserved_names_for_credentials() {
         assert!(!is_reserved_request_header(&name), "{name}");
     }
 }
+
+#[test]
+fn connection_never_removes_what_frames_or_traces_the_body() {
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    check(
+        clean_request_headers,
+        &[
+            (
+                "Connection",
+                "Content-Type, content-length, Traceparent, tracestate, X-Hop",
+            ),
+            ("Content-Type", "application/json"),
+            ("Content-Length", "2"),
+            ("traceparent", tp),
+            ("tracestate", "a=1"),
+            ("X-Hop", "1"),
+        ],
+        &[
+            "content-length",
+            "content-type",
+            "traceparent",
+            "tracestate",
+        ],
+    );
+}
+
+#[test]
+fn header_names_normalise_as_cgi_reads_them() {
+    for variant in [
+        "Nav-Personident",
+        "nav_personident",
+        "NAV.PERSONIDENT",
+        "Nav_Personident",
+    ] {
+        assert_eq!(
+            normalise_header_name(variant),
+            "nav-personident",
+            "{variant}"
+        );
+    }
+    assert_ne!(normalise_header_name("Nav-Personidents"), "nav-personident");
+}
+
+#[test]
+fn variants_of_the_subject_header_are_removed_and_the_subject_stays() {
+    let mut m = map(&[
+        ("Nav-Personident", "12884513829"),
+        ("Nav_Personident", "03839113713"),
+        ("nav.personident", "03839113713"),
+        ("Nav-Personident-Extra", "x"),
+    ]);
+    remove_variants_of(&mut m, "Nav-Personident");
+    assert_eq!(names(&m), ["nav-personident", "nav-personident-extra"]);
+    assert_eq!(m.get("nav-personident").unwrap(), "12884513829");
+}
+
+#[test]
+fn connection_naming_the_subject_header_is_seen() {
+    let m = map(&[("Connection", "close, Nav_Personident")]);
+    assert!(connection_names(&m, "Nav-Personident"));
+    let m = map(&[("Connection", "close, keep-alive")]);
+    assert!(!connection_names(&m, "Nav-Personident"));
+}
+
+#[test]
+fn traceparent_follows_w3c_trace_context() {
+    let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    assert!(is_valid_traceparent(good));
+    // A later version may append fields after the four of version 00.
+    assert!(is_valid_traceparent(
+        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"
+    ));
+    for bad in [
+        "",
+        "garbage",
+        // upper-case hex
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        // version ff
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        // all-zero trace id, all-zero parent id
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        // version 00 with more after it
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+        // a short field
+        "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01x",
+        // not hex
+        "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+        // non-ASCII where the 55th byte falls inside a character
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0é",
+    ] {
+        assert!(!is_valid_traceparent(bad), "{bad}");
+    }
+}
+
+#[test]
+fn an_invalid_or_repeated_traceparent_is_dropped_with_its_tracestate() {
+    let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    check(
+        clean_request_headers,
+        &[
+            ("traceparent", "00-zz-xx-01"),
+            ("tracestate", "a=1"),
+            ("Accept", "*/*"),
+        ],
+        &["accept"],
+    );
+    check(
+        clean_request_headers,
+        &[
+            ("traceparent", good),
+            ("traceparent", good),
+            ("tracestate", "a=1"),
+        ],
+        &[],
+    );
+    check(clean_request_headers, &[("tracestate", "a=1")], &[]);
+}

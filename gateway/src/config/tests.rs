@@ -371,3 +371,35 @@ fn bad_store_tls_settings_name_their_line() {
     );
     check_error(&text, line_of(&text, "tls = "), "applies to PostgreSQL");
 }
+
+#[test]
+fn connection_limits_have_defaults_and_refuse_zero() {
+    let c = parse(VALID).unwrap();
+    assert_eq!(c.server.max_headers, 100);
+    assert_eq!(c.server.body_read_timeout, Duration::from_secs(60));
+    assert_eq!(c.server.http2_idle_timeout, Duration::from_secs(300));
+    assert_eq!(c.server.max_connections_per_address, 256);
+    let set = |line: &str| {
+        VALID.replace(
+            "tls_key = \"tls/key.pem\"",
+            &format!("tls_key = \"tls/key.pem\"\n{line}"),
+        )
+    };
+    let c = parse(&set("body_read_timeout_ms = 1500")).unwrap();
+    assert_eq!(c.server.body_read_timeout, Duration::from_millis(1500));
+    for zero in [
+        "body_read_timeout_ms = 0",
+        "http2_idle_timeout_ms = 0",
+        "max_connections_per_address = 0",
+    ] {
+        let errors = parse(&set(zero)).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.message.contains("must be positive")),
+            "{zero}: {errors:?}"
+        );
+    }
+    let errors = parse(&set("max_headers = 3")).unwrap_err();
+    assert!(errors.iter().any(|e| e.message.contains("max_headers")));
+}

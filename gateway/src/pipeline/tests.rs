@@ -109,3 +109,54 @@ fn repeated_fact_headers_are_refused() {
     headers.append("content-length", HeaderValue::from_static("6"));
     assert!(content_length(&headers).is_err());
 }
+
+#[test]
+fn ambiguous_subject_queries_are_refused() {
+    for query in [
+        // the attack run's: a parser splitting on ';' reads Ola's number
+        "patient=12884513829&y=1;patient=03839113713",
+        "patient=12884513829;x=1",
+        // names another parser reads as the subject parameter
+        "patient=12884513829&Patient=03839113713",
+        "patient=12884513829&PATIENT=03839113713",
+        "patient=12884513829&patient[]=03839113713",
+        "patient=12884513829&pa%74ient=03839113713",
+        "Patient=03839113713",
+    ] {
+        assert!(
+            matches!(
+                query_param(Some(query), "patient"),
+                Err(Failure::MalformedRequest(_))
+            ),
+            "{query}"
+        );
+    }
+    // PHP reads `patient.id` as `patient_id`.
+    assert!(query_param(Some("patient_id=1&patient.id=2"), "patient_id").is_err());
+    // Names that only share a prefix are other parameters.
+    assert_eq!(
+        query_param(Some("patient=123&patient_id=4&patients=5"), "patient")
+            .unwrap()
+            .as_deref(),
+        Some("123")
+    );
+}
+
+#[test]
+fn subject_header_variants_are_removed_and_connection_cannot_strip_it() {
+    let mut headers = HeaderMap::new();
+    headers.insert("nav-personident", HeaderValue::from_static("12884513829"));
+    headers.insert("nav_personident", HeaderValue::from_static("03839113713"));
+    headers.insert("nav.personident", HeaderValue::from_static("03839113713"));
+    guard_subject_header(&mut headers, "Nav-Personident").unwrap();
+    assert_eq!(headers.len(), 1);
+    assert_eq!(
+        header_str(&headers, "Nav-Personident").unwrap(),
+        Some("12884513829")
+    );
+
+    let mut headers = HeaderMap::new();
+    headers.insert("nav-personident", HeaderValue::from_static("12884513829"));
+    headers.insert("connection", HeaderValue::from_static("Nav-Personident"));
+    assert!(guard_subject_header(&mut headers, "Nav-Personident").is_err());
+}

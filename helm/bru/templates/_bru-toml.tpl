@@ -18,6 +18,9 @@ tls_key = {{ printf "%s/tls/tls.key" $secrets | toJson }}
 max_header_bytes = {{ int64 $c.server.maxHeaderBytes }}
 max_body_bytes = {{ int64 $c.server.maxBodyBytes }}
 header_read_timeout_ms = {{ int64 $c.server.headerReadTimeoutMs }}
+body_read_timeout_ms = {{ int64 $c.server.bodyReadTimeoutMs }}
+http2_idle_timeout_ms = {{ int64 $c.server.http2IdleTimeoutMs }}
+max_connections_per_address = {{ int64 $c.server.maxConnectionsPerAddress }}
 shutdown_grace_ms = {{ int64 $c.server.shutdownGraceMs }}
 
 [store]
