@@ -388,7 +388,8 @@ fn malformed(detail: &str) -> Response {
 /// RFC 9457 problem details, shaped like the gateway's own.
 fn problem(status: StatusCode, code: &str, title: &str, detail: &str) -> Response {
     let body = json!({
-        "type": format!("https://bru.example/problems/{code}"),
+        // Relative: the demo issuers are served by Bru, which serves this page.
+        "type": format!("/problems/{code}"),
         "title": title,
         "status": status.as_u16(),
         "detail": detail,

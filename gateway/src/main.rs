@@ -20,6 +20,7 @@ mod metrics;
 mod openapi;
 mod pipeline;
 mod problem;
+mod problem_pages;
 mod ratelimit;
 mod routes;
 mod run;

@@ -348,11 +348,12 @@ async fn refuse(app: &App, mut call: Call, failure: Failure) -> Response<Body> {
     call.record.duration_ms = Some(call.elapsed_ms());
     app.metrics
         .observe_call(&call.record, call.started.elapsed());
+    let cx = crate::problem::RefusalContext::of(app, &call.record);
     let failure = match app.record(call.record).await {
         Ok(()) => failure,
         Err(()) => Failure::AuditUnavailable,
     };
-    failure.response(Some(&call.transfer_id))
+    failure.response_in(Some(&call.transfer_id), &cx)
 }
 
 /// Records the decision durably, then forwards; records the outcome at the end.
