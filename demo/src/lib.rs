@@ -30,7 +30,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub use issuers::{
-    client_id_for, issuers_router, key_id, mint_idporten_token, mint_maskinporten_token,
+    bru_audience, client_id_for, issuers_router, key_id, mint_idporten_token, mint_maskinporten_token,
     sign_rs256, DemoIssuers, IssuerKey, IDPORTEN_ACR, TOKEN_LIFETIME_S,
 };
 pub use prepare::{prepare, DemoLayout, DemoOptions, ProviderAddrs, ProviderPorts};

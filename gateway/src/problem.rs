@@ -475,3 +475,122 @@ impl From<DenyCode> for Failure {
         Failure::Denied(code)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthError;
+
+    fn cx(purposes: Option<&[&str]>) -> RefusalContext {
+        RefusalContext {
+            subject_location: Some(SubjectLocation::Header("Nav-Personident".into())),
+            scope: Some("k429:sosialtjeneste.read".into()),
+            allowed_purposes: purposes.map(|p| p.iter().map(|s| s.to_string()).collect()),
+            token_endpoints: vec![],
+        }
+    }
+
+    #[test]
+    fn every_data_plane_code_has_a_detail_beyond_its_title_and_a_page() {
+        let mut failures: Vec<Failure> = vec![
+            Failure::Auth(AuthError::MissingToken),
+            Failure::Auth(AuthError::InvalidToken("the signature does not verify")),
+            Failure::Auth(AuthError::TokenExpired),
+            Failure::Auth(AuthError::UntrustedIssuer),
+            Failure::Auth(AuthError::WrongAudience),
+            Failure::UnknownDataset,
+            Failure::MalformedRequest("the path has an empty segment"),
+            Failure::RequestTooLarge,
+            Failure::HeadersTooLarge,
+            Failure::RateLimited { retry_after_s: 3 },
+            Failure::UpstreamError("connection refused".into()),
+            Failure::UpstreamTimeout,
+            Failure::AuditUnavailable,
+        ];
+        for code in [
+            DenyCode::PurposeRequired,
+            DenyCode::SubjectMissing,
+            DenyCode::InvalidSubject,
+            DenyCode::InsufficientScope,
+            DenyCode::ConsumerNotAllowed,
+            DenyCode::PurposeNotAllowed,
+            DenyCode::ConsentRequired,
+            DenyCode::ConsentNotFound,
+            DenyCode::ConsentRevoked,
+            DenyCode::ConsentExpired,
+            DenyCode::ConsentExhausted,
+            DenyCode::ConsentMismatch,
+            DenyCode::ConsentSubjectMismatch,
+        ] {
+            failures.push(Failure::Denied(code));
+        }
+        for f in failures {
+            let detail = f.detail_in(&cx(Some(&["a"])));
+            assert_ne!(detail.trim_end_matches('.'), f.title(), "{}", f.code());
+            assert!(detail.ends_with('.'), "{}: {detail}", f.code());
+            assert!(
+                crate::problem_pages::page(f.code()).is_some(),
+                "{} has no page",
+                f.code()
+            );
+        }
+    }
+
+    #[test]
+    fn subject_details_name_the_location() {
+        let mut c = cx(None);
+        for (location, words) in [
+            (SubjectLocation::Header("Nav-Personident".into()), "the Nav-Personident header"),
+            (SubjectLocation::Query("patient".into()), "the query parameter patient"),
+            (SubjectLocation::PathSegment(0), "path segment 1 after"),
+            (SubjectLocation::JsonBody("/person/id".into()), "the JSON body field /person/id"),
+        ] {
+            c.subject_location = Some(location);
+            let d = Failure::Denied(DenyCode::SubjectMissing).detail_in(&c);
+            assert!(d.contains(words), "{d}");
+        }
+        let d = Failure::Denied(DenyCode::InvalidSubject).detail_in(&cx(None));
+        assert!(d.contains("control digits") && d.contains("Nav-Personident"), "{d}");
+    }
+
+    #[test]
+    fn purposes_only_for_a_caller_policy_names() {
+        let allowed = cx(Some(&["sosialhjelp-saksbehandling", "tilsyn"]));
+        for code in [DenyCode::PurposeRequired, DenyCode::PurposeNotAllowed] {
+            let d = Failure::Denied(code).detail_in(&allowed);
+            assert!(d.contains("sosialhjelp-saksbehandling, tilsyn"), "{d}");
+            let d = Failure::Denied(code).detail_in(&cx(None));
+            assert!(!d.contains("sosialhjelp"), "{d}");
+            assert!(!d.contains("may use this dataset for"), "{d}");
+        }
+    }
+
+    #[test]
+    fn expiry_and_scope_say_what_to_do() {
+        let d = Failure::Auth(AuthError::TokenExpired).detail_in(&cx(None));
+        assert!(d.contains("Ask your Maskinporten client for a new token"), "{d}");
+        let mut c = cx(None);
+        c.token_endpoints = vec!["https://localhost:8443/demo/maskinporten/token".into()];
+        let d = Failure::Auth(AuthError::TokenExpired).detail_in(&c);
+        assert!(d.contains("from https://localhost:8443/demo/maskinporten/token"), "{d}");
+        let d = Failure::Denied(DenyCode::InsufficientScope).detail_in(&cx(None));
+        assert!(d.contains("k429:sosialtjeneste.read"), "{d}");
+        let d = Failure::Denied(DenyCode::ConsentRequired).detail_in(&cx(None));
+        assert!(d.contains("Bru-Consent"), "{d}");
+    }
+
+    #[test]
+    fn problem_bodies_end_with_a_newline_and_type_is_the_page() {
+        let response: Response<Bytes> = Failure::UnknownDataset.response(None);
+        let body = response.body();
+        assert_eq!(body.last(), Some(&b'\n'));
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        assert!(
+            v["type"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("/problems/unknown_dataset"),
+            "{v}"
+        );
+    }
+}
