@@ -385,7 +385,12 @@ impl Failure {
         }
     }
 
-    /// The problem details object of this failure.
+    /// The problem details object of this failure, without the call's context.
+    #[cfg(test)]
+    pub fn problem(&self, transfer_id: Option<&str>) -> Problem {
+        self.problem_in(transfer_id, &RefusalContext::default())
+    }
+
     fn problem_in(&self, transfer_id: Option<&str>, cx: &RefusalContext) -> Problem {
         Problem {
             transfer_id: transfer_id.map(str::to_owned),
