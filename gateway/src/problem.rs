@@ -134,7 +134,10 @@ impl RefusalContext {
             .filter(|i| i.kind == crate::config::IssuerKind::Maskinporten)
             // Only the issuers Bru serves itself (demo mode) are known to
             // have their token endpoint at {issuer}/token.
-            .filter(|i| i.issuer.starts_with(&format!("{}/demo/", app.config.public_url)))
+            .filter(|i| {
+                i.issuer
+                    .starts_with(&format!("{}/demo/", app.config.public_url))
+            })
             .map(|i| format!("{}/token", i.issuer))
             .collect();
         let mut cx = RefusalContext {
@@ -394,7 +397,12 @@ impl Failure {
     fn problem_in(&self, transfer_id: Option<&str>, cx: &RefusalContext) -> Problem {
         Problem {
             transfer_id: transfer_id.map(str::to_owned),
-            ..Problem::new(self.status(), self.code(), self.title(), &self.detail_in(cx))
+            ..Problem::new(
+                self.status(),
+                self.code(),
+                self.title(),
+                &self.detail_in(cx),
+            )
         }
     }
 
@@ -545,17 +553,29 @@ mod tests {
     fn subject_details_name_the_location() {
         let mut c = cx(None);
         for (location, words) in [
-            (SubjectLocation::Header("Nav-Personident".into()), "the Nav-Personident header"),
-            (SubjectLocation::Query("patient".into()), "the query parameter patient"),
+            (
+                SubjectLocation::Header("Nav-Personident".into()),
+                "the Nav-Personident header",
+            ),
+            (
+                SubjectLocation::Query("patient".into()),
+                "the query parameter patient",
+            ),
             (SubjectLocation::PathSegment(0), "path segment 1 after"),
-            (SubjectLocation::JsonBody("/person/id".into()), "the JSON body field /person/id"),
+            (
+                SubjectLocation::JsonBody("/person/id".into()),
+                "the JSON body field /person/id",
+            ),
         ] {
             c.subject_location = Some(location);
             let d = Failure::Denied(DenyCode::SubjectMissing).detail_in(&c);
             assert!(d.contains(words), "{d}");
         }
         let d = Failure::Denied(DenyCode::InvalidSubject).detail_in(&cx(None));
-        assert!(d.contains("control digits") && d.contains("Nav-Personident"), "{d}");
+        assert!(
+            d.contains("control digits") && d.contains("Nav-Personident"),
+            "{d}"
+        );
     }
 
     #[test]
@@ -573,11 +593,17 @@ mod tests {
     #[test]
     fn expiry_and_scope_say_what_to_do() {
         let d = Failure::Auth(AuthError::TokenExpired).detail_in(&cx(None));
-        assert!(d.contains("Ask your Maskinporten client for a new token"), "{d}");
+        assert!(
+            d.contains("Ask your Maskinporten client for a new token"),
+            "{d}"
+        );
         let mut c = cx(None);
         c.token_endpoints = vec!["https://localhost:8443/demo/maskinporten/token".into()];
         let d = Failure::Auth(AuthError::TokenExpired).detail_in(&c);
-        assert!(d.contains("from https://localhost:8443/demo/maskinporten/token"), "{d}");
+        assert!(
+            d.contains("from https://localhost:8443/demo/maskinporten/token"),
+            "{d}"
+        );
         let d = Failure::Denied(DenyCode::InsufficientScope).detail_in(&cx(None));
         assert!(d.contains("k429:sosialtjeneste.read"), "{d}");
         let d = Failure::Denied(DenyCode::ConsentRequired).detail_in(&cx(None));

@@ -77,7 +77,9 @@ the call in Bru's audit log.</p></main></body></html>\n"
     );
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+        HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -97,14 +99,38 @@ mod tests {
     #[test]
     fn every_code_of_spec_section_3_has_a_page() {
         for code in [
-            "purpose_required", "subject_missing", "invalid_subject", "malformed_request",
-            "missing_token", "invalid_token", "token_expired", "untrusted_issuer", "wrong_audience",
-            "insufficient_scope", "consumer_not_allowed", "purpose_not_allowed", "consent_required",
-            "consent_not_found", "consent_revoked", "consent_expired", "consent_exhausted",
-            "consent_mismatch", "consent_subject_mismatch", "unknown_dataset", "request_too_large",
-            "headers_too_large", "rate_limited", "upstream_error", "upstream_timeout",
-            "audit_unavailable", "not_found", "store_unavailable", "invalid_transition",
-            "consent_not_granted", "signing_failed", "internal_error",
+            "purpose_required",
+            "subject_missing",
+            "invalid_subject",
+            "malformed_request",
+            "missing_token",
+            "invalid_token",
+            "token_expired",
+            "untrusted_issuer",
+            "wrong_audience",
+            "insufficient_scope",
+            "consumer_not_allowed",
+            "purpose_not_allowed",
+            "consent_required",
+            "consent_not_found",
+            "consent_revoked",
+            "consent_expired",
+            "consent_exhausted",
+            "consent_mismatch",
+            "consent_subject_mismatch",
+            "unknown_dataset",
+            "request_too_large",
+            "headers_too_large",
+            "rate_limited",
+            "upstream_error",
+            "upstream_timeout",
+            "audit_unavailable",
+            "not_found",
+            "store_unavailable",
+            "invalid_transition",
+            "consent_not_granted",
+            "signing_failed",
+            "internal_error",
         ] {
             assert!(page(code).is_some(), "{code} has no page");
         }

@@ -30,10 +30,7 @@ pub fn public(app: Arc<App>, demo: Option<Router>, portal: Option<Router>) -> Ro
         None => router,
     };
     router
-        .route(
-            "/problems/{code}",
-            get(crate::problem_pages::problem_page),
-        )
+        .route("/problems/{code}", get(crate::problem_pages::problem_page))
         .fallback(not_found)
 }
 

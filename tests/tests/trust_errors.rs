@@ -63,11 +63,7 @@ async fn subject_missing_names_where_the_dataset_expects_the_subject() {
         } else {
             bru.get(path)
         };
-        let r = send(
-            rb.bearer_auth(&nav)
-                .header("Bru-Purpose", PURPOSE_SOSIAL),
-        )
-        .await;
+        let r = send(rb.bearer_auth(&nav).header("Bru-Purpose", PURPOSE_SOSIAL)).await;
         let p = r.expect_problem(400, "subject_missing", path);
         assert!(
             detail(&p).contains(expected),
@@ -124,7 +120,10 @@ async fn allowed_purposes_are_told_to_an_allowed_caller_and_not_to_a_stranger() 
     // K429's rule names no purposes: both of the dataset's.
     let r = call(world.mp_token(K429, SCOPE_SOSIAL), Some(PURPOSE_OMSORG)).await;
     let d = detail(&r.expect_problem(403, "purpose_not_allowed", "K429 with omsorg"));
-    assert!(d.contains(PURPOSE_SOSIAL) && d.contains(PURPOSE_TILSYN), "{d}");
+    assert!(
+        d.contains(PURPOSE_SOSIAL) && d.contains(PURPOSE_TILSYN),
+        "{d}"
+    );
 
     // Snoop is named on no dataset: it learns no purposes.
     let r = call(world.mp_token(SNOOP, SCOPE_SOSIAL), None).await;
@@ -186,9 +185,12 @@ async fn scope_consent_and_expiry_details_say_what_to_do() {
 
     // Every data-plane problem's detail is more than its title.
     for p in [
-        send(bru.get("/data/k429/finnes-ikke").bearer_auth(world.mp_token(NAV, SCOPE_SOSIAL)))
-            .await
-            .expect_problem(404, "unknown_dataset", "unknown dataset"),
+        send(
+            bru.get("/data/k429/finnes-ikke")
+                .bearer_auth(world.mp_token(NAV, SCOPE_SOSIAL)),
+        )
+        .await
+        .expect_problem(404, "unknown_dataset", "unknown dataset"),
         send(bru.get("/data/k429/sosialtjeneste"))
             .await
             .expect_problem(401, "missing_token", "no token"),
@@ -222,18 +224,27 @@ async fn problem_types_resolve_to_a_page_on_bru() {
     r.expect_status(404, "no route");
     let p = r.json();
     assert_eq!(p["code"], "not_found", "{p}");
-    assert_eq!(p["type"], "https://localhost:8443/problems/not_found", "{p}");
+    assert_eq!(
+        p["type"], "https://localhost:8443/problems/not_found",
+        "{p}"
+    );
 
     for code in CODES {
         let r = send(bru.get(&format!("/problems/{code}"))).await;
         r.expect_status(200, code);
         assert!(
-            r.header("content-type").unwrap_or_default().starts_with("text/html"),
+            r.header("content-type")
+                .unwrap_or_default()
+                .starts_with("text/html"),
             "{code}: {:?}",
             r.header("content-type")
         );
         assert!(r.text().contains(code), "{code}: the page names its code");
-        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{code}");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{code}"
+        );
         assert!(
             r.header("content-security-policy")
                 .unwrap_or_default()
@@ -251,7 +262,10 @@ async fn json_answers_end_with_a_newline() {
     let world = TestWorld::new().await;
     let bru = world.start().await;
     let replies = [
-        ("data-plane problem", send(bru.get("/data/k429/sosialtjeneste")).await),
+        (
+            "data-plane problem",
+            send(bru.get("/data/k429/sosialtjeneste")).await,
+        ),
         ("router 404", send(bru.get("/finnes/ikke")).await),
         ("jwks", send(bru.get("/.well-known/jwks.json")).await),
         ("openapi", send(bru.get("/openapi.json")).await),
@@ -331,7 +345,9 @@ async fn demo_tokens_last_a_walkthrough_and_must_name_bru_as_audience() {
         3600
     );
     let aud = claims["aud"].as_str().expect("aud").to_owned();
-    send(sosial(&token)).await.expect_status(200, "Bru's audience");
+    send(sosial(&token))
+        .await
+        .expect_status(200, "Bru's audience");
 
     let toml = std::fs::read_to_string(dir.path().join("bru.toml")).unwrap();
     assert!(toml.contains(&format!("audience = \"{aud}\"")), "{toml}");
@@ -342,9 +358,11 @@ async fn demo_tokens_last_a_walkthrough_and_must_name_bru_as_audience() {
         json!({"org": NAV, "scope": SCOPE_SOSIAL, "resource": "https://other-api.example/"}),
     )
     .await;
-    send(sosial(&other))
-        .await
-        .expect_problem(401, "wrong_audience", "a token for another audience");
+    send(sosial(&other)).await.expect_problem(
+        401,
+        "wrong_audience",
+        "a token for another audience",
+    );
 
     // Signed with the demo key but naming no audience at all.
     let (header, claims) = peek(&token);
@@ -380,9 +398,10 @@ async fn demo_tokens_last_a_walkthrough_and_must_name_bru_as_audience() {
     expired["exp"] = json!(t - 7200);
     expired["jti"] = json!(uuid::Uuid::new_v4().to_string());
     let minted = jsonwebtoken::encode(&h, &expired, &key).unwrap();
-    let p = send(sosial(&minted))
-        .await
-        .expect_problem(401, "token_expired", "an expired demo token");
+    let p =
+        send(sosial(&minted))
+            .await
+            .expect_problem(401, "token_expired", "an expired demo token");
     assert!(
         detail(&p).contains("/demo/maskinporten/token"),
         "where to get a new token: {p}"
