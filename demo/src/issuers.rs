@@ -384,11 +384,11 @@ async fn idporten_token(State(issuers): State<DemoIssuers>, body: Bytes) -> Resp
 }
 
 async fn maskinporten_jwks(State(issuers): State<DemoIssuers>) -> Response {
-    axum::Json(issuers.maskinporten().jwks()).into_response()
+    json_answer(&issuers.maskinporten().jwks())
 }
 
 async fn idporten_jwks(State(issuers): State<DemoIssuers>) -> Response {
-    axum::Json(issuers.idporten().jwks()).into_response()
+    json_answer(&issuers.idporten().jwks())
 }
 
 fn token_response(token: Result<String, DemoError>) -> Response {
@@ -396,7 +396,7 @@ fn token_response(token: Result<String, DemoError>) -> Response {
         Ok(access_token) => (
             // Token responses must not be cached (RFC 6749 section 5.1).
             [(header::CACHE_CONTROL, "no-store")],
-            axum::Json(json!({
+            json_answer(&json!({
                 "access_token": access_token,
                 "token_type": "Bearer",
                 "expires_in": TOKEN_LIFETIME_S,
@@ -437,7 +437,22 @@ fn problem(status: StatusCode, code: &str, title: &str, detail: &str) -> Respons
     (
         status,
         [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
+        format!("{body}\n"),
     )
         .into_response()
+}
+
+/// `application/json`, ending with a newline like every JSON answer of Bru's.
+fn json_answer<T: serde::Serialize>(value: &T) -> Response {
+    match serde_json::to_string(value) {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            format!("{text}\n"),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "demo issuer could not write its answer");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }

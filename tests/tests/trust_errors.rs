@@ -322,6 +322,11 @@ async fn demo() -> (tempfile::TempDir, Bru) {
 async fn demo_token(bru: &Bru, request: Value) -> (Value, String) {
     let r = send(bru.post("/demo/maskinporten/token").json(&request)).await;
     r.expect_status(200, "POST /demo/maskinporten/token");
+    assert_eq!(
+        r.body.last(),
+        Some(&b'\n'),
+        "the token answer ends with a newline"
+    );
     let body = r.json();
     let token = body["access_token"].as_str().unwrap().to_owned();
     (body, token)
