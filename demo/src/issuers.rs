@@ -26,8 +26,20 @@ use time::OffsetDateTime;
 
 use crate::{DemoError, DemoLayout};
 
-/// Lifetime of demo tokens, as Maskinporten's default (120 s).
-pub const TOKEN_LIFETIME_S: i64 = 120;
+/// Lifetime of demo tokens: one hour, so that a newcomer reading between the
+/// README's steps is not refused with `token_expired` (Maskinporten's own
+/// default is 120 s). Bru still re-verifies a cached token after at most
+/// 5 minutes (auth.rs), so a long token is checked again, not trusted longer.
+pub const TOKEN_LIFETIME_S: i64 = 3600;
+
+/// The demo Maskinporten lives at `{public_url}/demo/maskinporten`; the
+/// audience it puts in `aud` when no `resource` is asked for is Bru's
+/// `public_url`, which the demo's bru.toml requires (`audience`).
+pub fn bru_audience(maskinporten_issuer: &str) -> &str {
+    maskinporten_issuer
+        .strip_suffix("/demo/maskinporten")
+        .unwrap_or(maskinporten_issuer)
+}
 
 /// The assurance level of demo citizen tokens: what the citizen API requires.
 pub const IDPORTEN_ACR: &str = "idporten-loa-substantial";
@@ -148,7 +160,13 @@ impl DemoIssuers {
             check_org("supplier", s)?;
         }
         let mp = self.maskinporten();
-        mp.sign(&maskinporten_claims(mp.issuer(), org, scope, supplier))
+        mp.sign(&maskinporten_claims(
+            mp.issuer(),
+            bru_audience(mp.issuer()),
+            org,
+            scope,
+            supplier,
+        ))
     }
 
     /// An ID-porten citizen token for `pid` (synthetic numbers allowed): what
@@ -194,12 +212,20 @@ fn iso6523(org: &str) -> Value {
     json!({ "authority": "iso6523-actorid-upis", "ID": format!("0192:{org}") })
 }
 
-fn maskinporten_claims(iss: &str, org: &str, scope: &str, supplier: Option<&str>) -> Value {
+/// Maskinporten puts the `resource` the client asked for in `aud`.
+fn maskinporten_claims(
+    iss: &str,
+    aud: &str,
+    org: &str,
+    scope: &str,
+    supplier: Option<&str>,
+) -> Value {
     let iat = now();
     // With delegation, the client belongs to the supplier acting for the consumer.
     let client_owner = supplier.unwrap_or(org);
     let mut claims = json!({
         "iss": iss,
+        "aud": aud,
         "iat": iat,
         "exp": iat + TOKEN_LIFETIME_S,
         "jti": uuid::Uuid::new_v4().to_string(),
@@ -269,7 +295,7 @@ pub fn mint_maskinporten_token(
     sign_rs256(
         key_pem,
         kid,
-        &maskinporten_claims(iss, org, scope, supplier),
+        &maskinporten_claims(iss, bru_audience(iss), org, scope, supplier),
     )
 }
 
@@ -304,6 +330,9 @@ struct MaskinportenRequest {
     scope: String,
     #[serde(default)]
     supplier: Option<String>,
+    /// The audience wanted in `aud` (Maskinporten's `resource`); Bru's by default.
+    #[serde(default)]
+    resource: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -327,7 +356,17 @@ async fn maskinporten_token(State(issuers): State<DemoIssuers>, body: Bytes) -> 
         return malformed(&format!("supplier: {e}."));
     }
     let mp = issuers.maskinporten();
-    let claims = maskinporten_claims(mp.issuer(), &req.org, &req.scope, req.supplier.as_deref());
+    let aud = req
+        .resource
+        .as_deref()
+        .unwrap_or_else(|| bru_audience(mp.issuer()));
+    let claims = maskinporten_claims(
+        mp.issuer(),
+        aud,
+        &req.org,
+        &req.scope,
+        req.supplier.as_deref(),
+    );
     token_response(mp.sign(&claims))
 }
 
@@ -345,11 +384,11 @@ async fn idporten_token(State(issuers): State<DemoIssuers>, body: Bytes) -> Resp
 }
 
 async fn maskinporten_jwks(State(issuers): State<DemoIssuers>) -> Response {
-    axum::Json(issuers.maskinporten().jwks()).into_response()
+    json_answer(&issuers.maskinporten().jwks())
 }
 
 async fn idporten_jwks(State(issuers): State<DemoIssuers>) -> Response {
-    axum::Json(issuers.idporten().jwks()).into_response()
+    json_answer(&issuers.idporten().jwks())
 }
 
 fn token_response(token: Result<String, DemoError>) -> Response {
@@ -357,7 +396,7 @@ fn token_response(token: Result<String, DemoError>) -> Response {
         Ok(access_token) => (
             // Token responses must not be cached (RFC 6749 section 5.1).
             [(header::CACHE_CONTROL, "no-store")],
-            axum::Json(json!({
+            json_answer(&json!({
                 "access_token": access_token,
                 "token_type": "Bearer",
                 "expires_in": TOKEN_LIFETIME_S,
@@ -388,7 +427,8 @@ fn malformed(detail: &str) -> Response {
 /// RFC 9457 problem details, shaped like the gateway's own.
 fn problem(status: StatusCode, code: &str, title: &str, detail: &str) -> Response {
     let body = json!({
-        "type": format!("https://bru.example/problems/{code}"),
+        // Relative: the demo issuers are served by Bru, which serves this page.
+        "type": format!("/problems/{code}"),
         "title": title,
         "status": status.as_u16(),
         "detail": detail,
@@ -397,7 +437,22 @@ fn problem(status: StatusCode, code: &str, title: &str, detail: &str) -> Respons
     (
         status,
         [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
+        format!("{body}\n"),
     )
         .into_response()
+}
+
+/// `application/json`, ending with a newline like every JSON answer of Bru's.
+fn json_answer<T: serde::Serialize>(value: &T) -> Response {
+    match serde_json::to_string(value) {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            format!("{text}\n"),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "demo issuer could not write its answer");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }

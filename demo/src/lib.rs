@@ -30,8 +30,8 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub use issuers::{
-    client_id_for, issuers_router, key_id, mint_idporten_token, mint_maskinporten_token,
-    sign_rs256, DemoIssuers, IssuerKey, IDPORTEN_ACR, TOKEN_LIFETIME_S,
+    bru_audience, client_id_for, issuers_router, key_id, mint_idporten_token,
+    mint_maskinporten_token, sign_rs256, DemoIssuers, IssuerKey, IDPORTEN_ACR, TOKEN_LIFETIME_S,
 };
 pub use prepare::{prepare, DemoLayout, DemoOptions, ProviderAddrs, ProviderPorts};
 pub use providers::{provider_router, serve_providers, DemoProvider, RunningProviders};

@@ -571,13 +571,16 @@ fn render_config(l: &DemoLayout, store: &Store) -> String {
             q(&format!("http://{addr}"))
         )
     };
-    let issuer = |name: &str, kind: &str, iss: &str| {
+    let issuer = |name: &str, kind: &str, iss: &str, audience: Option<&str>| {
         format!(
-            "[[issuer]]\nname = {}\nkind = {}\nissuer = {}\njwks_url = {}\nalgorithms = [\"RS256\"]\nca_file = \"ca.pem\"\n",
+            "[[issuer]]\nname = {}\nkind = {}\nissuer = {}\njwks_url = {}\nalgorithms = [\"RS256\"]\nca_file = \"ca.pem\"\n{}",
             q(name),
             q(kind),
             q(iss),
             q(&format!("{iss}/jwks")),
+            audience
+                .map(|a| format!("# Tokens minted for another resource server are refused.\naudience = {}\n", q(a)))
+                .unwrap_or_default(),
         )
     };
     format!(
@@ -631,8 +634,13 @@ session_key_file = "keys/portal-session.key"
         public_url = q(&l.public_url),
         listen = q(&l.listen.to_string()),
         ops_listen = q(&l.ops_listen.to_string()),
-        maskinporten = issuer("demo-maskinporten", "maskinporten", &l.maskinporten_issuer),
-        idporten = issuer("demo-idporten", "idporten", &l.idporten_issuer),
+        maskinporten = issuer(
+            "demo-maskinporten",
+            "maskinporten",
+            &l.maskinporten_issuer,
+            Some(crate::issuers::bru_audience(&l.maskinporten_issuer)),
+        ),
+        idporten = issuer("demo-idporten", "idporten", &l.idporten_issuer, None),
         nav = upstream("nav", l.providers.nav),
         helsenorge = upstream("helsenorge", l.providers.helsenorge),
         k429 = upstream("k429", l.providers.k429),

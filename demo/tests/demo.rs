@@ -412,7 +412,8 @@ async fn maskinporten_tokens_verify_against_their_jwks() {
     assert!(content_type.starts_with("application/json"));
     let resp: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(resp["token_type"], "Bearer");
-    assert_eq!(resp["expires_in"], 120);
+    // Long enough for a walkthrough (one hour).
+    assert_eq!(resp["expires_in"], 3600);
 
     let claims = verify(
         resp["access_token"].as_str().unwrap(),
@@ -431,11 +432,12 @@ async fn maskinporten_tokens_verify_against_their_jwks() {
     );
     assert_eq!(
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        120
+        3600
     );
     assert!(claims["jti"].is_string());
     assert!(uuid::Uuid::parse_str(claims["client_id"].as_str().unwrap()).is_ok());
-    assert!(claims.get("aud").is_none());
+    // Maskinporten puts the resource in aud; by default Bru's public URL.
+    assert_eq!(claims["aud"], l.public_url.as_str());
     let mut names: Vec<&str> = claims
         .as_object()
         .unwrap()
@@ -446,6 +448,7 @@ async fn maskinporten_tokens_verify_against_their_jwks() {
     assert_eq!(
         names,
         [
+            "aud",
             "client_id",
             "consumer",
             "exp",

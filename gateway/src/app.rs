@@ -106,6 +106,7 @@ pub struct AppParts {
 
 impl App {
     pub fn new(parts: AppParts) -> Result<App, String> {
+        crate::problem::set_public_url(&parts.config.public_url);
         let mut upstreams = HashMap::new();
         for (id, up) in &parts.config.upstreams {
             let credentials = match &up.credentials {

@@ -52,7 +52,7 @@ async fn datasets(State(app): State<Arc<App>>) -> Response {
             (header::CONTENT_TYPE, "application/ld+json"),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        doc.to_string(),
+        format!("{doc}\n"),
     )
         .into_response()
 }

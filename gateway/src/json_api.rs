@@ -21,7 +21,11 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// A JSON answer, never cached (it is about one caller or one person).
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
     let bytes = match serde_json::to_vec(body) {
-        Ok(bytes) => bytes,
+        // Every JSON answer ends with a newline, as a terminal expects.
+        Ok(mut bytes) => {
+            bytes.push(b'\n');
+            bytes
+        }
         Err(e) => {
             // Our answers are structs of strings and numbers; this does not happen.
             tracing::error!(error = %e, "an answer could not be serialised");

@@ -21,6 +21,7 @@ mod openapi;
 mod page_token;
 mod pipeline;
 mod problem;
+mod problem_pages;
 mod ratelimit;
 mod refusals;
 mod routes;

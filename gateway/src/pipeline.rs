@@ -453,14 +453,15 @@ async fn refuse(
     call.record.duration_ms = Some(call.elapsed_ms());
     app.metrics
         .observe_call(&call.record, call.started.elapsed());
+    let cx = crate::problem::RefusalContext::of(app, &call.record);
     if let crate::refusals::Counted::Into(transfer_id) = app.refusals.count(source, &call.record) {
-        return failure.response(Some(&transfer_id));
+        return failure.response_in(Some(&transfer_id), &cx);
     }
     let failure = match app.record(call.record).await {
         Ok(()) => failure,
         Err(()) => Failure::AuditUnavailable,
     };
-    failure.response(Some(&call.transfer_id))
+    failure.response_in(Some(&call.transfer_id), &cx)
 }
 
 /// Records the decision durably, then forwards; records the outcome at the end.
@@ -937,6 +938,15 @@ async fn read_limited(body: Incoming, limit: u64) -> Result<Bytes, Failure> {
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Failure::RequestTooLarge),
+        // The record says what the caller is told (server.rs answers 408).
+        Err(e)
+            if matches!(
+                e.downcast_ref::<crate::server::BodyReadError>(),
+                Some(crate::server::BodyReadError::Timeout)
+            ) =>
+        {
+            Err(Failure::BodyTimeout)
+        }
         Err(_) => Err(Failure::MalformedRequest(
             "the request body could not be read",
         )),

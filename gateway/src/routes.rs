@@ -29,7 +29,9 @@ pub fn public(app: Arc<App>, demo: Option<Router>, portal: Option<Router>) -> Ro
         Some(portal) => router.merge(portal),
         None => router,
     };
-    router.fallback(not_found)
+    router
+        .route("/problems/{code}", get(crate::problem_pages::problem_page))
+        .fallback(not_found)
 }
 
 /// The public routes beside the APIs, in the OpenAPI document too.
@@ -64,7 +66,7 @@ async fn jwks(State(app): State<Arc<App>>) -> Response {
             (header::CONTENT_TYPE, "application/jwk-set+json"),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        app.keys.jwks().to_string(),
+        format!("{}\n", app.keys.jwks()),
     )
         .into_response()
 }
@@ -85,26 +87,19 @@ async fn openapi_json() -> Response {
             (header::CONTENT_TYPE, "application/json"),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        crate::openapi::json(),
+        format!("{}\n", crate::openapi::json()),
     )
         .into_response()
 }
 
 async fn not_found() -> Response {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": "Not found",
-        "status": 404,
-        "detail": "There is nothing at this path.",
-        "code": "not_found",
-        "transfer_id": null,
-    });
-    (
+    crate::problem::Problem::new(
         StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
+        "not_found",
+        "Not found",
+        "There is nothing at this path.",
     )
-        .into_response()
+    .response()
 }
 
 /// `/metrics`, `/healthz`, `/readyz` on the internal ops listener.

@@ -152,6 +152,18 @@ async fn a_stalled_body_times_out_with_408_and_its_connection_closes() {
     send(world.nav_sosial(&bru, "", KARI))
         .await
         .expect_status(200, "a normal call after the stalled bodies");
+    // The log says what the caller was told: each stalled data-plane call
+    // is a refusal with the code of its answer.
+    let (records, _) = world.export().await;
+    let stalled: Vec<_> = records
+        .iter()
+        .filter(|r| r["dataset"].as_str() == Some("k429/sak-json"))
+        .collect();
+    assert_eq!(stalled.len(), 25, "one record per stalled data-plane call");
+    for r in stalled {
+        assert_eq!(r["code"], "body_timeout", "{r}");
+        assert_eq!(r["decision"], "deny", "{r}");
+    }
 }
 
 // ---------------------------------------------------------------- connections
