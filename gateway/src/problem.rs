@@ -383,6 +383,7 @@ impl Failure {
             }
             Failure::RequestTooLarge => "The request body is larger than Bru accepts. Send a smaller body.".into(),
             Failure::HeadersTooLarge => "The request headers are too many or too large. Send fewer or smaller headers.".into(),
+            Failure::BodyTimeout => "The request body stopped arriving before it was complete. Send the whole body promptly after the headers, as long as its Content-Length says.".into(),
             Failure::UpstreamError(why) => {
                 format!("The provider could not be reached or answered wrongly: {why}. Try again later.")
             }
