@@ -42,48 +42,48 @@ const TOUCH: &str = "UPDATE portal_sessions SET seen_at = $2 WHERE id_hash = $1 
 const DELETE: &str = "DELETE FROM portal_sessions WHERE id_hash = $1";
 const PURGE: &str = "DELETE FROM portal_sessions WHERE seen_at < $1 OR login_at < $2";
 
+/// Runs `$body` with `$pool` bound to the backend's pool: the statement and
+/// its glue are written once, and the macro expands them once per backend
+/// (sqlx's executors are generic over the database, so a plain function
+/// cannot take either pool).
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite(db) => {
+                let $pool = &db.pool;
+                $body
+            }
+            Backend::Postgres(db) => {
+                let $pool = &db.pool;
+                $body
+            }
+        }
+    };
+}
+
 impl Store {
     /// Stores a new session.
     pub async fn create_portal_session(&self, s: &PortalSession) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(db) => {
-                sqlx::query(INSERT)
-                    .bind(&s.id_hash)
-                    .bind(&s.sealed)
-                    .bind(s.login_at)
-                    .bind(s.seen_at)
-                    .execute(&db.pool)
-                    .await?;
-            }
-            Backend::Postgres(db) => {
-                sqlx::query(INSERT)
-                    .bind(&s.id_hash)
-                    .bind(&s.sealed)
-                    .bind(s.login_at)
-                    .bind(s.seen_at)
-                    .execute(&db.pool)
-                    .await?;
-            }
-        }
+        on_pool!(self, pool => {
+            sqlx::query(INSERT)
+                .bind(&s.id_hash)
+                .bind(&s.sealed)
+                .bind(s.login_at)
+                .bind(s.seen_at)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     /// The session with this id hash, if it exists (ended sessions do not).
     pub async fn portal_session(&self, id_hash: &str) -> Result<Option<PortalSession>, StoreError> {
-        Ok(match &self.backend {
-            Backend::Sqlite(db) => {
-                sqlx::query_as(SELECT)
-                    .bind(id_hash)
-                    .fetch_optional(&db.pool)
-                    .await?
-            }
-            Backend::Postgres(db) => {
-                sqlx::query_as(SELECT)
-                    .bind(id_hash)
-                    .fetch_optional(&db.pool)
-                    .await?
-            }
-        })
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(SELECT)
+                .bind(id_hash)
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     /// Moves the session's last-seen time forward to `seen_at`.
@@ -92,39 +92,25 @@ impl Store {
         id_hash: &str,
         seen_at: i64,
     ) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(db) => {
-                sqlx::query(TOUCH)
-                    .bind(id_hash)
-                    .bind(seen_at)
-                    .execute(&db.pool)
-                    .await?;
-            }
-            Backend::Postgres(db) => {
-                sqlx::query(TOUCH)
-                    .bind(id_hash)
-                    .bind(seen_at)
-                    .execute(&db.pool)
-                    .await?;
-            }
-        }
+        on_pool!(self, pool => {
+            sqlx::query(TOUCH)
+                .bind(id_hash)
+                .bind(seen_at)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     /// Ends a session (logout, or found timed out). Whether it existed.
     pub async fn delete_portal_session(&self, id_hash: &str) -> Result<bool, StoreError> {
-        let n = match &self.backend {
-            Backend::Sqlite(db) => sqlx::query(DELETE)
+        let n = on_pool!(self, pool => {
+            sqlx::query(DELETE)
                 .bind(id_hash)
-                .execute(&db.pool)
+                .execute(pool)
                 .await?
-                .rows_affected(),
-            Backend::Postgres(db) => sqlx::query(DELETE)
-                .bind(id_hash)
-                .execute(&db.pool)
-                .await?
-                .rows_affected(),
-        };
+                .rows_affected()
+        });
         Ok(n > 0)
     }
 
@@ -135,19 +121,13 @@ impl Store {
         seen_before: i64,
         login_before: i64,
     ) -> Result<u64, StoreError> {
-        Ok(match &self.backend {
-            Backend::Sqlite(db) => sqlx::query(PURGE)
+        Ok(on_pool!(self, pool => {
+            sqlx::query(PURGE)
                 .bind(seen_before)
                 .bind(login_before)
-                .execute(&db.pool)
+                .execute(pool)
                 .await?
-                .rows_affected(),
-            Backend::Postgres(db) => sqlx::query(PURGE)
-                .bind(seen_before)
-                .bind(login_before)
-                .execute(&db.pool)
-                .await?
-                .rows_affected(),
-        })
+                .rows_affected()
+        }))
     }
 }
