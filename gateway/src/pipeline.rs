@@ -10,7 +10,7 @@
 //! path minus the forward, so it is recorded the same way.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -533,14 +533,14 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
         }
     };
 
-    let limit_hit = Arc::new(AtomicBool::new(false));
+    let body_fault = Arc::new(AtomicU8::new(BODY_READ));
     let body = match allowed.body {
         // Buffered (and empty) bodies can be replayed, so such calls may be retried.
         RequestBody::Buffered(bytes) => connectors::OutboundBody::Buffered(bytes),
         RequestBody::Streaming(incoming) => LimitedBody {
             inner: incoming,
             remaining: app.config.server.max_body_bytes,
-            hit: limit_hit.clone(),
+            fault: body_fault.clone(),
         }
         .boxed_unsync()
         .into(),
@@ -586,10 +586,11 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
             r
         }
         Err(e) => {
-            let failure = if limit_hit.load(Ordering::Relaxed) {
-                Failure::RequestTooLarge
-            } else {
-                Failure::from_upstream(&e)
+            // The caller's body, not the provider, may be why it failed.
+            let failure = match body_fault.load(Ordering::Relaxed) {
+                BODY_TOO_LARGE => Failure::RequestTooLarge,
+                BODY_TIMED_OUT => Failure::BodyTimeout,
+                _ => Failure::from_upstream(&e),
             };
             if failure.party() == crate::problem::Party::Provider {
                 tracing::warn!(provider, dataset = %dataset_name, transfer_id = %transfer_id, attempts = ?attempts,
@@ -968,12 +969,18 @@ fn json_subject(body: &[u8], pointer: &str) -> Result<Option<String>, Failure> {
 
 // ---- bodies --------------------------------------------------------------
 
-/// Streams the request body to the provider and stops at the size limit.
+/// Streams the request body to the provider, stops at the size limit, and
+/// says why it stopped early (`BODY_*`), so the outcome record carries the
+/// caller's fault rather than the provider's.
 struct LimitedBody {
     inner: Incoming,
     remaining: u64,
-    hit: Arc<AtomicBool>,
+    fault: Arc<AtomicU8>,
 }
+
+const BODY_READ: u8 = 0;
+const BODY_TOO_LARGE: u8 = 1;
+const BODY_TIMED_OUT: u8 = 2;
 
 impl HttpBody for LimitedBody {
     type Data = Bytes;
@@ -988,14 +995,19 @@ impl HttpBody for LimitedBody {
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
                     if len > self.remaining {
-                        self.hit.store(true, Ordering::Relaxed);
+                        self.fault.store(BODY_TOO_LARGE, Ordering::Relaxed);
                         return Poll::Ready(Some(Err("the request body is too large".into())));
                     }
                     self.remaining -= len;
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(Some(Err(e))) => {
+                if matches!(e, crate::server::BodyReadError::Timeout) {
+                    self.fault.store(BODY_TIMED_OUT, Ordering::Relaxed);
+                }
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }

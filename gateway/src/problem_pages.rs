@@ -40,7 +40,7 @@ pub const PAGES: &[(&str, u16, &str, &str)] = &[
     ("store_unavailable", 503, "Bru could not read or write its store.", "Try again shortly (Retry-After)."),
     ("invalid_transition", 409, "The consent or consent request is not in a state that allows this change (e.g. revoking a revoked consent).", "Read its current status (the consent_status member) and act on that."),
     ("consent_not_granted", 409, "The consent is not granted, so there is nothing to do with it yet.", "Wait until the citizen has granted the consent."),
-    ("signing_failed", 500, "Bru could not sign what it had to sign (a receipt or an assertion).", "Try again shortly; if it persists, tell Bru's operators."),
+    ("signing_failed", 503, "Bru could not sign a consent receipt.", "Try again after Retry-After; if it persists, tell Bru's operators."),
     ("internal_error", 500, "Bru could not write its answer.", "Try again; if it persists, tell Bru's operators."),
 ];
 

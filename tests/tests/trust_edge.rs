@@ -166,6 +166,39 @@ async fn a_stalled_body_times_out_with_408_and_its_connection_closes() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stalls_on_its_way_to_the_provider_is_recorded_as_body_timeout() {
+    let world = TestWorld::builder()
+        .server_setting("body_read_timeout_ms", "1000")
+        .build()
+        .await;
+    let bru = world.start().await;
+    let token = world.mp_token(NAV, SCOPE_SOSIAL);
+    let mut stream = connect_from(&bru, [127, 0, 0, 2], &[b"http/1.1"])
+        .await
+        .expect("connect");
+    // A header subject: the decision comes first and the body streams to
+    // the provider, which waits for all of it.
+    let head = format!(
+        "POST /data/k429/sosialtjeneste HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {token}\r\nBru-Purpose: {PURPOSE_SOSIAL}\r\n\
+         Nav-Personident: {KARI}\r\n\
+         Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n{{\"a\""
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
+    let bytes = read_until_closed(&mut stream, PATIENCE)
+        .await
+        .expect("the stalled body is not held open");
+    let replies = parse_responses(&bytes);
+    let reply = replies.first().expect("an answer");
+    reply.expect_problem(408, "body_timeout", "a body stalled on its way");
+    let transfer_id = reply.problem_transfer_id();
+    // The outcome record says the caller's body stopped, not the provider.
+    let outcome = world.record(&transfer_id, "outcome").await;
+    assert_eq!(outcome["code"], "body_timeout", "{outcome}");
+}
+
 // ---------------------------------------------------------------- connections
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
