@@ -167,12 +167,11 @@ async fn prepare<'a>(
     call.record.client_id = Some(caller.client_id.clone());
 
     let mut route = route?;
-    // An authenticated caller answers for the dataset it names, known or not.
-    call.record.path = format!("/data/{}/{}", route.provider, route.dataset);
-    let dataset = app
-        .policy
-        .dataset(&route.provider, &route.dataset)
-        .ok_or(Failure::UnknownDataset)?;
+    let Some(dataset) = app.policy.dataset(&route.provider, &route.dataset) else {
+        // An authenticated caller answers for the dataset it names, known or not.
+        call.record.path = format!("/data/{}/{}", route.provider, route.dataset);
+        return Err(Failure::UnknownDataset);
+    };
     // A paging link Bru wrote: the call it stands for, restored, is checked,
     // recorded and forwarded as if it had been sent so.
     if let Some(token) = page_token(parts.uri.query()) {
@@ -453,7 +452,7 @@ async fn refuse(
     call.record.duration_ms = Some(call.elapsed_ms());
     app.metrics
         .observe_call(&call.record, call.started.elapsed());
-    let cx = crate::problem::RefusalContext::of(app, &call.record);
+    let cx = crate::problem::RefusalContext::of(app, &call.record, &failure);
     if let crate::refusals::Counted::Into(transfer_id) = app.refusals.count(source, &call.record) {
         return failure.response_in(Some(&transfer_id), &cx);
     }

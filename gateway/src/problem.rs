@@ -123,27 +123,27 @@ pub struct RefusalContext {
 }
 
 impl RefusalContext {
-    /// What policy and config say about the call `record` describes: the
-    /// consumer, supplier and dataset Bru already resolved (none before it
-    /// authenticated the caller and found the dataset).
-    pub fn of(app: &crate::app::App, record: &consent_db::NewRecord) -> RefusalContext {
-        let token_endpoints = app
-            .config
-            .issuers
-            .iter()
-            .filter(|i| i.kind == crate::config::IssuerKind::Maskinporten)
-            // Only the issuers Bru serves itself (demo mode) are known to
-            // have their token endpoint at {issuer}/token.
-            .filter(|i| {
-                i.issuer
-                    .starts_with(&format!("{}/demo/", app.config.public_url))
-            })
-            .map(|i| format!("{}/token", i.issuer))
-            .collect();
-        let mut cx = RefusalContext {
-            token_endpoints,
-            ..RefusalContext::default()
-        };
+    /// What policy and config say about the call `record` describes that
+    /// helps with `failure`: the consumer, supplier and dataset Bru already
+    /// resolved (none before it authenticated the caller and found the
+    /// dataset). Only what the failure's detail uses is looked up, so the
+    /// refusals a flood is made of (no token, over a rate) cost nothing here.
+    pub fn of(
+        app: &crate::app::App,
+        record: &consent_db::NewRecord,
+        failure: &Failure,
+    ) -> RefusalContext {
+        match failure {
+            Failure::Auth(crate::auth::AuthError::TokenExpired) => RefusalContext {
+                token_endpoints: demo_token_endpoints(&app.config),
+                ..RefusalContext::default()
+            },
+            Failure::Denied(_) => Self::of_dataset(app, record),
+            _ => RefusalContext::default(),
+        }
+    }
+
+    fn of_dataset(app: &crate::app::App, record: &consent_db::NewRecord) -> RefusalContext {
         let Some(dataset) = record
             .provider
             .as_deref()
@@ -153,43 +153,44 @@ impl RefusalContext {
                 app.policy.dataset(provider, name)
             })
         else {
-            return cx;
+            return RefusalContext::default();
         };
-        cx.subject_location = dataset.subject.clone();
-        cx.scope = Some(dataset.scope.clone());
         let consumer = record
             .consumer
             .as_deref()
             .and_then(|c| policy::OrgNumber::parse_iso6523(c).ok());
-        let supplier = record
-            .supplier
-            .as_deref()
-            .map(policy::OrgNumber::parse_iso6523);
-        let allowed = consumer.and_then(|consumer| {
-            app.policy
-                .consumers
-                .iter()
-                .filter(|r| r.consumer == consumer)
-                .filter(|r| match &supplier {
-                    None => true,
-                    Some(Ok(s)) => r.suppliers.contains(s),
-                    Some(Err(_)) => false,
-                })
-                .find_map(|r| r.datasets.iter().find(|d| d.dataset == dataset.id))
-        });
+        let supplier = match record.supplier.as_deref() {
+            None => Ok(None),
+            Some(s) => policy::OrgNumber::parse_iso6523(s).map(Some),
+        };
         // Purposes are told only to a caller policy names on the dataset.
-        if let Some(rule) = allowed {
-            cx.allowed_purposes = Some(
-                dataset
-                    .purposes
-                    .iter()
-                    .map(|p| p.purpose.clone())
-                    .filter(|p| rule.purposes.is_empty() || rule.purposes.contains(p))
-                    .collect(),
-            );
+        let allowed_purposes = match (consumer, supplier) {
+            (Some(consumer), Ok(supplier)) => {
+                policy::allowed_purposes(&app.policy, &consumer, supplier.as_ref(), dataset)
+                    .map(|purposes| purposes.into_iter().map(str::to_owned).collect())
+            }
+            _ => None,
+        };
+        RefusalContext {
+            subject_location: dataset.subject.clone(),
+            scope: Some(dataset.scope.clone()),
+            allowed_purposes,
+            token_endpoints: Vec::new(),
         }
-        cx
     }
+}
+
+/// Token endpoints Bru knows of: only the issuers it serves itself (demo
+/// mode) are known to have theirs at `{issuer}/token`.
+fn demo_token_endpoints(config: &crate::config::Config) -> Vec<String> {
+    let demo = format!("{}/demo/", config.public_url);
+    config
+        .issuers
+        .iter()
+        .filter(|i| i.kind == crate::config::IssuerKind::Maskinporten)
+        .filter(|i| i.issuer.starts_with(&demo))
+        .map(|i| format!("{}/token", i.issuer))
+        .collect()
 }
 
 /// Who failed: what the status class and the audit record need to know.

@@ -3,7 +3,10 @@
 use time::OffsetDateTime;
 
 use crate::id::{OrgNumber, PersonNumber};
-use crate::model::{Dataset, DatasetRef, FieldMask, LegalBasis, Policy, SubjectLocation};
+use crate::model::{
+    ConsumerDataset, ConsumerRule, Dataset, DatasetRef, FieldMask, LegalBasis, Policy,
+    SubjectLocation,
+};
 
 /// The authenticated caller, from a verified access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +165,45 @@ pub fn decide<'p>(
     run(policy, caller, dataset, facts, &mut NoTrace)
 }
 
+/// The consumer rule that names dataset `id` for `consumer`, and its entry
+/// for the dataset: step 3 of [`decide`].
+fn consumer_dataset<'p>(
+    policy: &'p Policy,
+    consumer: &OrgNumber,
+    id: &DatasetRef,
+) -> Option<(&'p ConsumerRule, &'p ConsumerDataset)> {
+    policy
+        .consumers
+        .iter()
+        .filter(|r| r.consumer == *consumer)
+        .find_map(|r| r.datasets.iter().find(|d| d.dataset == *id).map(|d| (r, d)))
+}
+
+/// The purposes `consumer` (through `supplier`, when one acts for it) may
+/// use `dataset` for, by the same rules as steps 3 and 4 of [`decide`];
+/// `None` when policy does not let it use the dataset at all. For telling a
+/// refused caller what it may do, so a stranger learns nothing: never for
+/// deciding.
+pub fn allowed_purposes<'p>(
+    policy: &'p Policy,
+    consumer: &OrgNumber,
+    supplier: Option<&OrgNumber>,
+    dataset: &'p Dataset,
+) -> Option<Vec<&'p str>> {
+    let (rule, entry) = consumer_dataset(policy, consumer, &dataset.id)?;
+    if supplier.is_some_and(|s| !rule.suppliers.contains(s)) {
+        return None;
+    }
+    Some(
+        dataset
+            .purposes
+            .iter()
+            .map(|p| p.purpose.as_str())
+            .filter(|p| entry.purposes.is_empty() || entry.purposes.iter().any(|e| e == p))
+            .collect(),
+    )
+}
+
 /// Decides as [`decide`] does and lists every rule checked on the way, up to
 /// and including the one that failed.
 pub fn explain<'p>(
@@ -273,11 +315,7 @@ fn rules<'p>(
     // 3. A consumer rule for this organisation and dataset, and its supplier.
     let (consumer_rule, consumer_dataset) = found(
         t,
-        policy
-            .consumers
-            .iter()
-            .filter(|r| r.consumer == caller.consumer)
-            .find_map(|r| r.datasets.iter().find(|d| d.dataset == *id).map(|d| (r, d))),
+        consumer_dataset(policy, &caller.consumer, id),
         DenyCode::ConsumerNotAllowed,
         || format!("policy lets {} use {id}", consumer()),
     )?;
