@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -274,14 +274,16 @@ pub async fn serve_public(
                 };
             app.metrics.open_connections.inc();
             let gauge_app = app.clone();
-            let activity = Arc::new(Activity::new());
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            // Only HTTP/2 needs to know when its last call ended (its idle timer).
+            let activity = h2.then(|| Arc::new(Activity::new()));
             let service_activity = activity.clone();
             let service =
                 hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                     let app = app.clone();
                     let router = router.clone();
                     req.extensions_mut().insert(PeerAddr(peer));
-                    let busy = service_activity.begin();
+                    let busy = service_activity.as_ref().map(Activity::begin);
                     // Boxed: hyper keeps room for the in-flight call's future for
                     // the whole life of the connection, idle or not (about 10 KB).
                     let call = Box::pin(route(app, router, req));
@@ -291,13 +293,12 @@ pub async fn serve_public(
                         Ok::<_, std::convert::Infallible>(response)
                     }
                 });
-            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let io = TokioIo::new(tls);
             // Each protocol's connection state boxed on its own, so an HTTP/1.1
             // connection does not carry room for HTTP/2's. HTTP/1.1's idle
             // connections end at `header_read_timeout`; HTTP/2 has no such
             // timer in hyper, so an idle timer of ours sends GOAWAY.
-            let result = if h2 {
+            let result = if let Some(activity) = activity {
                 let idle = gauge_app.config.server.http2_idle_timeout;
                 let conn = Box::pin(protocols.http2.serve_connection(io, service));
                 drive(conn, draining, Some((activity, idle)), |c| {
@@ -352,16 +353,20 @@ where
 }
 
 /// Calls in flight on one connection, and since when it has had none.
+/// Atomics only: every call passes here.
 struct Activity {
+    born: Instant,
     in_flight: AtomicUsize,
-    idle_since: Mutex<Instant>,
+    /// When the last call ended, in milliseconds since `born`.
+    idle_since_ms: AtomicU64,
 }
 
 impl Activity {
     fn new() -> Activity {
         Activity {
+            born: Instant::now(),
             in_flight: AtomicUsize::new(0),
-            idle_since: Mutex::new(Instant::now()),
+            idle_since_ms: AtomicU64::new(0),
         }
     }
 
@@ -374,10 +379,7 @@ impl Activity {
     async fn idle_for(&self, timeout: Duration) {
         loop {
             let since = if self.in_flight.load(Ordering::Acquire) == 0 {
-                self.idle_since
-                    .lock()
-                    .map(|t| *t)
-                    .unwrap_or_else(|_| Instant::now())
+                self.born + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire))
             } else {
                 Instant::now()
             };
@@ -396,9 +398,8 @@ struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        if let Ok(mut since) = self.0.idle_since.lock() {
-            *since = Instant::now();
-        }
+        let now = u64::try_from(self.0.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.idle_since_ms.store(now, Ordering::Release);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
