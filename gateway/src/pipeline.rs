@@ -123,11 +123,7 @@ async fn prepare<'a>(
         }
         _ => "/data/".to_owned(),
     };
-    if header_bytes(&parts.headers) > app.config.server.max_header_bytes
-        || parts.headers.len() > app.config.server.max_headers
-    {
-        return Err(Failure::HeadersTooLarge);
-    }
+    crate::server::check_header_limits(&app.config.server, &parts.headers)?;
     crate::server::check_single_headers(&parts.headers)?;
     if let Some(len) = content_length(&parts.headers)? {
         if len > app.config.server.max_body_bytes {
@@ -817,13 +813,6 @@ fn decode_segment(segment: &str) -> Result<String, Failure> {
 }
 
 /// The size of the header block as a client sends it.
-fn header_bytes(headers: &HeaderMap) -> usize {
-    headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum()
-}
-
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Failure> {
     let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
     let Some(first) = values.next() else {

@@ -549,10 +549,7 @@ async fn precheck(
     path: &str,
     has_body: bool,
 ) -> Result<(), Failure> {
-    let server = &app.config.server;
-    if headers.len() > server.max_headers || header_block_bytes(headers) > server.max_header_bytes {
-        return Err(Failure::HeadersTooLarge);
-    }
+    check_header_limits(&app.config.server, headers)?;
     check_single_headers(headers)?;
     // Authenticate before waiting for a body: a request without a valid
     // token is answered at once, whatever its Content-Length promised.
@@ -580,12 +577,20 @@ async fn precheck(
     Ok(())
 }
 
-/// The size of the header block as a client sends it.
-fn header_block_bytes(headers: &HeaderMap) -> usize {
-    headers
+/// Bru's own header limits (count, and the block's size as a client sends
+/// it), on the data plane and the APIs alike.
+pub fn check_header_limits(
+    server: &crate::config::ServerConfig,
+    headers: &HeaderMap,
+) -> Result<(), Failure> {
+    let bytes: usize = headers
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum()
+        .sum();
+    if headers.len() > server.max_headers || bytes > server.max_header_bytes {
+        return Err(Failure::HeadersTooLarge);
+    }
+    Ok(())
 }
 
 async fn route(
