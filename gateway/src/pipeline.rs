@@ -420,7 +420,7 @@ fn record_scrubbed(
         Some(SubjectLocation::PathSegment(i)) => route.path_with_subject_hidden(*i),
         _ => route.path(),
     };
-    record.path = scrub_path(&path, number);
+    record.path = scrub_path(&path, number).into_owned();
     record.purpose = purpose.map(|p| scrub_text(p, number).into_owned());
     if dataset.basis == LegalBasis::Consent {
         // A caller's text until a consent with this id is found; the

@@ -47,14 +47,23 @@ impl NewRecord {
     /// (organisation numbers, codes, ids, pseudonyms) or the operator's
     /// (`legal_ref`). Idempotent.
     pub fn scrub(&mut self) {
-        let path = scrub_path(&self.path, None);
-        self.path = bound(&path, MAX_PATH_BYTES);
-        self.method = bound(&scrub_text(&self.method, None), MAX_METHOD_BYTES);
+        // Every record passes here: a member without a number and within
+        // its bound is left where it is, not copied.
+        match scrub_path(&self.path, None) {
+            Cow::Owned(path) => self.path = path,
+            // A prefix of the path: what stands before any query or fragment.
+            Cow::Borrowed(kept) => {
+                let kept = kept.len();
+                self.path.truncate(kept);
+            }
+        }
+        scrub_member(&mut self.path, MAX_PATH_BYTES);
+        scrub_member(&mut self.method, MAX_METHOD_BYTES);
         for text in [&mut self.purpose, &mut self.client_id]
             .into_iter()
             .flatten()
         {
-            *text = bound(&scrub_text(text, None), MAX_TEXT_BYTES);
+            scrub_member(text, MAX_TEXT_BYTES);
         }
         // Bru's own consent ids (UUIDs) are kept as they are: a use of the
         // consent is taken by this id, and a random UUID that happens to hold
@@ -62,9 +71,19 @@ impl NewRecord {
         // names no consent before it gets here.
         if let Some(id) = &mut self.consent_id {
             if !is_uuid(id) {
-                *id = bound(&scrub_text(id, None), MAX_TEXT_BYTES);
+                scrub_member(id, MAX_TEXT_BYTES);
             }
         }
+    }
+}
+
+/// `text` scrubbed and bounded in place; untouched when it needs neither.
+fn scrub_member(text: &mut String, max: usize) {
+    if let Cow::Owned(scrubbed) = scrub_text(text, None) {
+        *text = scrubbed;
+    }
+    if text.len() > max {
+        *text = bound(text, max);
     }
 }
 
@@ -73,8 +92,13 @@ impl NewRecord {
 /// (11 ASCII digits) becomes [`SUBJECT`], any other number [`PERSON`]. A
 /// segment holding none is kept exactly as sent; one that does is written
 /// back decoded, scrubbed and encoded again.
-pub fn scrub_path(path: &str, subject: Option<&str>) -> String {
+pub fn scrub_path<'a>(path: &'a str, subject: Option<&str>) -> Cow<'a, str> {
     let path = path.split(['?', '#']).next().unwrap_or_default();
+    // Without percent-encoding, the path scrubs as one text: a run of digits
+    // never crosses a `/`, and `/` does not join `DDMMYY NNNNN`.
+    if !path.contains('%') {
+        return scrub_text(path, subject);
+    }
     let mut out = String::with_capacity(path.len());
     for (i, segment) in path.split('/').enumerate() {
         if i > 0 {
@@ -86,7 +110,7 @@ pub fn scrub_path(path: &str, subject: Option<&str>) -> String {
             Cow::Owned(scrubbed) => out.extend(utf8_percent_encode(&scrubbed, SEGMENT)),
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// What a scrubbed segment is written back with: `%`-encoded where a path

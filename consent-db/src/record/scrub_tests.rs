@@ -152,3 +152,26 @@ fn a_record_is_scrubbed_and_bounded_member_by_member() {
     r.scrub();
     assert_eq!(r, once);
 }
+
+#[test]
+fn a_record_loses_its_query_and_keeps_what_needs_no_scrubbing() {
+    let mut r = NewRecord::new(
+        RecordKind::Decision,
+        "t",
+        "GET",
+        "/data/k429/sak/abc?fnr=1#x".to_owned(),
+    );
+    r.purpose = Some("sosialhjelp-saksbehandling".into());
+    r.scrub();
+    assert_eq!(r.path, "/data/k429/sak/abc");
+    assert_eq!(r.method, "GET");
+    assert_eq!(r.purpose.as_deref(), Some("sosialhjelp-saksbehandling"));
+    let mut encoded = NewRecord::new(
+        RecordKind::Decision,
+        "t",
+        "GET",
+        format!("/data/k429/sak/%31{}?q=1", &KARI[1..]),
+    );
+    encoded.scrub();
+    assert_eq!(encoded.path, "/data/k429/sak/{person}");
+}
