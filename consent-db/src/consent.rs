@@ -17,9 +17,6 @@
 //! The subject's person number is kept in the row (the citizen must be
 //! shown their consents), and nowhere else: `Debug` redacts it.
 
-pub(crate) mod postgres;
-pub(crate) mod sqlite;
-
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -18,6 +18,7 @@
 
 mod audit;
 pub mod canonical;
+mod config;
 mod consent;
 mod error;
 pub mod merkle;
@@ -34,18 +35,18 @@ mod verify;
 mod test_support;
 
 pub use audit::{AuditConfig, AuditLog, AuditReceipt, AuditStats, BatchSizes, BATCH_SIZE_BOUNDS};
+pub use config::{ClientCertificate, PgTls, StoreConfig};
 pub use consent::{
     next_state, CitizenAction, ConsentError, ConsentEvent, ConsentEventCounts, ConsentRow,
     ConsentState, EventType, NewConsent, UseOutcome,
 };
 pub use error::{AuditError, StoreError};
-pub use postgres::{ClientCertificate, PgTls};
 pub use pseudonym::Pseudonymiser;
 pub use record::scrub::{scrub_path, scrub_text};
 pub use record::{
     AuditRecord, Basis, NewRecord, RecordFilter, RecordKind, Timestamp, TimestampError,
     UnknownName, Verdict,
 };
-pub use store::{PortalSession, Store, StoreConfig};
+pub use store::{PortalSession, Store};
 pub use tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
 pub use verify::{verify, Tampering, VerifyError, VerifySummary};

@@ -1,123 +1,35 @@
 //! The PostgreSQL backend: the same schema and the same text formats as
 //! SQLite (times are RFC 3339 text, so leaf bytes agree), shared by any number
-//! of gateway replicas. Writers that must not interleave (the audit sequencer,
-//! the checkpoint signer) take PostgreSQL advisory locks.
+//! of gateway replicas. Its pool (TLS included), its migrations, and its side
+//! of each named difference of the dialect (see `store.rs`); every query is
+//! in `store/`. Writers that must not interleave (the audit sequencer, the
+//! checkpoint signer) take PostgreSQL advisory locks.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
-use std::path::PathBuf;
-
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
-use sqlx::{Connection, PgConnection, Postgres, QueryBuilder};
+use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use tokio::sync::Mutex;
 
+use crate::config::{PgTls, StoreConfig};
 use crate::error::StoreError;
-use crate::record::{AuditRecord, NewRecord, RecordFilter, Timestamp};
-use crate::sqlite::RecordRow;
-use crate::store::{BatchCommit, StoreConfig};
+use crate::merkle::{Hash, NodeId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// `pg_advisory_xact_lock` key of the audit sequencer: one batch commits at a
 /// time across all replicas, so indexes are dense in commit order.
-pub(crate) const SEQUENCER_LOCK: i64 = 0x4272_7501;
+const SEQUENCER_LOCK: i64 = 0x4272_7501;
 /// `pg_try_advisory_lock` key (session level) of the checkpoint signer.
-pub(crate) const CHECKPOINTER_LOCK: i64 = 0x4272_7502;
-
-/// The columns of `audit_records` in spec order, as [`RecordRow`] reads them.
-pub(crate) const RECORD_COLUMNS: &str = crate::sqlite::RECORD_COLUMNS;
-
-/// Rows per multi-row INSERT: 256 × 22 parameters, below PostgreSQL's 65535.
-const MAX_ROWS_LOG2: u32 = 8;
-
-/// Turns `?` / `?N` placeholders into PostgreSQL's `$N` (for generated texts).
-pub(crate) fn pg(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut next = 1;
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '?' {
-            out.push(c);
-            continue;
-        }
-        out.push('$');
-        if chars.peek().is_some_and(char::is_ascii_digit) {
-            while let Some(d) = chars.next_if(char::is_ascii_digit) {
-                out.push(d);
-            }
-        } else {
-            out.push_str(&next.to_string());
-            next += 1;
-        }
-    }
-    out
-}
-
-/// `INSERT … VALUES ($1, …), (…), …` with 2^k rows for k = 0..=MAX_ROWS_LOG2
-/// (see `sqlite.rs`: few statement texts, all in the prepared-statement cache).
-fn insert_sql(rows_log2: u32) -> &'static str {
-    static SQL: OnceLock<Vec<String>> = OnceLock::new();
-    let all = SQL.get_or_init(|| {
-        (0..=MAX_ROWS_LOG2)
-            .map(|k| {
-                let row = format!("({})", vec!["?"; 22].join(", "));
-                pg(&format!(
-                    "INSERT INTO audit_records ({RECORD_COLUMNS}) VALUES {}",
-                    vec![row; 1 << k].join(", ")
-                ))
-            })
-            .collect()
-    });
-    all.get(rows_log2 as usize).map_or("", String::as_str)
-}
+const CHECKPOINTER_LOCK: i64 = 0x4272_7502;
 
 #[derive(Clone, Debug)]
 pub(crate) struct PgStore {
     pub(crate) pool: PgPool,
-    /// How long consent changes retry a busy database (see `consent/postgres.rs`).
-    pub(crate) busy_timeout: std::time::Duration,
-    /// False only in benchmarks: appends do not grow the Merkle tree.
-    pub(crate) tree: bool,
-    /// Consent events committed through this store, for metrics.
-    pub(crate) events: Arc<crate::consent::EventCounters>,
     /// The connection holding the checkpoint signer's session lock, if this
     /// process holds it: the lock lives exactly as long as that session.
     checkpointer: Arc<Mutex<Option<PoolConnection<Postgres>>>>,
-    frontier: crate::tlog::FrontierCache,
-}
-
-/// How connections to PostgreSQL are protected (`[store] tls` in bru.toml).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum PgTls {
-    /// Not configured. A URL whose own `sslmode` is `verify-full` is used as
-    /// it says; otherwise connections are plain, and only to this machine
-    /// (a loopback address or a Unix socket): any other server is refused,
-    /// so records and consents never cross a network in clear by omission.
-    #[default]
-    Unset,
-    /// Plain TCP, whatever the URL says: chosen explicitly (e.g. a sidecar
-    /// that terminates TLS, or a network the operator vouches for).
-    Disable,
-    /// libpq's `sslmode=verify-full`: TLS, the server's certificate must chain
-    /// to `ca_file` and name the URL's host. With `client`, Bru presents a
-    /// certificate (for `hostssl … cert` in pg_hba.conf).
-    ///
-    /// sqlx adds `ca_file` to Mozilla's public roots (webpki-roots), as libpq
-    /// does with `sslrootcert=system` plus a file: a server name under a
-    /// private domain (`*.svc.cluster.local`, `*.internal`) is one no public CA
-    /// can certify.
-    VerifyFull {
-        ca_file: PathBuf,
-        client: Option<ClientCertificate>,
-    },
-}
-
-/// The certificate and key Bru presents to PostgreSQL (PEM files).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientCertificate {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
 }
 
 /// Applies `tls` to options parsed from the URL; refuses plain TCP to another
@@ -209,19 +121,14 @@ impl PgStore {
             .map_err(|e| connect_error(e, tls))?;
         Ok(PgStore {
             pool,
-            busy_timeout: config.busy_timeout,
-            events: Default::default(),
-            tree: config.tree,
             checkpointer: Arc::new(Mutex::new(None)),
-            frontier: Default::default(),
         })
     }
 
     pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
         // Several replicas may start at once: sqlx's migrator takes its own
         // advisory lock, so one applies and the others find it done.
-        MIGRATOR.run(&self.pool).await?;
-        self.catch_up_tree().await
+        Ok(MIGRATOR.run(&self.pool).await?)
     }
 
     pub(crate) async fn close(&self) {
@@ -264,233 +171,61 @@ impl PgStore {
         }
     }
 
-    pub(crate) async fn append_batch(
-        &self,
-        records: &[NewRecord],
-        consent_uses: &[usize],
-    ) -> Result<BatchCommit, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let cached = self.frontier.get();
-        let result = Self::append_in(
-            &mut conn,
-            records,
-            consent_uses,
-            &self.events,
-            self.tree,
-            cached,
-        )
-        .await;
-        match result {
-            Ok((commit, frontier)) => {
-                self.frontier.committed(frontier);
-                Ok(commit)
-            }
-            Err(e) => {
-                discard_after_failure(&mut conn);
-                Err(e)
-            }
-        }
+    /// Begin a write: a plain `BEGIN`; what must not interleave takes a lock
+    /// inside it (the row, `FOR UPDATE`, or the sequencer).
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
     }
 
-    async fn append_in(
-        conn: &mut PgConnection,
-        all_records: &[NewRecord],
-        consent_uses: &[usize],
-        events: &crate::consent::EventCounters,
-        tree: bool,
-        cached: Option<crate::merkle::Frontier>,
-    ) -> Result<(BatchCommit, Option<crate::merkle::Frontier>), StoreError> {
-        let mut tx = conn.begin().await?;
-        // One sequencer at a time across replicas; the lock is released by
-        // the commit. The last index and the tree's right edge are read after
-        // it, since another replica may have appended meanwhile.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(SEQUENCER_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let last: Option<(i64, String)> =
-            sqlx::query_as("SELECT idx, time FROM audit_records ORDER BY idx DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?;
-        // Time is taken under the lock and never goes backwards along the
-        // log, even if the clock does: `since`/`until` then cut the log into
-        // index ranges.
-        let now = Timestamp::now();
-        let (first_index, time) = match last {
-            None => (0, now),
-            Some((idx, t)) => {
-                let prev = Timestamp::parse(&t)
-                    .map_err(|e| StoreError::Corrupt(format!("record {idx}: time: {e}")))?;
-                (idx + 1, now.max(prev))
-            }
-        };
-        // Uses first: a record whose consent cannot give one is not written.
-        let mut refused = Vec::new();
-        let mut tally = crate::consent::EventTally::default();
-        for &i in consent_uses {
-            let id = all_records
-                .get(i)
-                .and_then(|r| r.consent_id.as_deref())
-                .ok_or_else(|| StoreError::Db(format!("record {i} of the batch has no consent")))?;
-            if !crate::consent::postgres::take_use(&mut tx, &mut tally, id, time).await? {
-                refused.push(i);
-            }
-        }
-        let kept = crate::store::without_refused(all_records, &refused);
-        let records: &[NewRecord] = &kept;
-        let time_text = time.to_string();
-        let mut rest = records;
-        let mut index = first_index;
-        while !rest.is_empty() {
-            // The largest power of two that fits, capped at 2^MAX_ROWS_LOG2.
-            let k = rest.len().ilog2().min(MAX_ROWS_LOG2);
-            let (chunk, tail) = rest.split_at(1 << k);
-            let mut query = sqlx::query(insert_sql(k));
-            for r in chunk {
-                query = query
-                    .bind(index)
-                    .bind(time_text.as_str())
-                    .bind(r.transfer_id.as_str())
-                    .bind(r.kind.as_str())
-                    .bind(r.consumer.as_deref())
-                    .bind(r.supplier.as_deref())
-                    .bind(r.client_id.as_deref())
-                    .bind(r.provider.as_deref())
-                    .bind(r.dataset.as_deref())
-                    .bind(r.method.as_str())
-                    .bind(r.path.as_str())
-                    .bind(r.purpose.as_deref())
-                    .bind(r.basis.map(|b| b.as_str()))
-                    .bind(r.legal_ref.as_deref())
-                    .bind(r.consent_id.as_deref())
-                    .bind(r.subject_ref.as_deref())
-                    .bind(r.decision.map(|d| d.as_str()))
-                    .bind(r.code.as_deref())
-                    .bind(r.status.map(i64::from))
-                    .bind(r.bytes.map(to_i64).transpose()?)
-                    .bind(r.duration_ms.map(to_i64).transpose()?)
-                    .bind(r.count.map(to_i64).transpose()?);
-                index += 1;
-            }
-            query.execute(&mut *tx).await?;
-            rest = tail;
-        }
-        let first_index = u64::try_from(first_index)
-            .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?;
-        // The leaves and the new tree head commit with the records, or not at all.
-        // A batch whose every consent refused its use has no leaves to add.
-        let mut frontier = None;
-        if tree && !records.is_empty() {
-            frontier = Some(
-                crate::tlog::postgres::extend_tree(&mut tx, first_index, time, records, cached)
-                    .await?,
-            );
-        }
-        tx.commit().await?;
-        events.committed(&tally);
-        Ok((
-            BatchCommit {
-                first_index,
-                time,
-                refused,
-            },
-            frontier,
-        ))
+    /// The audit appender's connection: a pooled one (replicas share nothing
+    /// a connection of its own would keep warm).
+    pub(crate) async fn appender(&self) -> Result<PoolConnection<Postgres>, StoreError> {
+        Ok(self.pool.acquire().await?)
     }
 
-    pub(crate) async fn records(
-        &self,
-        filter: &RecordFilter,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut q = QueryBuilder::<Postgres>::new("SELECT ");
-        q.push(RECORD_COLUMNS)
-            .push(" FROM audit_records WHERE 1 = 1");
-        // Time never goes backwards along the log (it is taken under the
-        // sequencer's lock), so a time window is also an index range: the
-        // first record at or after each bound, found on the time index,
-        // bounds `idx`. Without this the planner may walk the primary key
-        // from 0 filtering on time (seconds at 15M records; bench/README.md).
-        const FIRST_AT: &str = "COALESCE((SELECT idx FROM audit_records WHERE time >= ";
-        const FIRST_AT_END: &str = " ORDER BY time, idx LIMIT 1), 9223372036854775807)";
-        if let Some(t) = filter.since {
-            q.push(" AND time >= ").push_bind(t.to_string());
-            q.push(" AND idx >= ")
-                .push(FIRST_AT)
-                .push_bind(t.to_string())
-                .push(FIRST_AT_END);
-        }
-        if let Some(t) = filter.until {
-            q.push(" AND time < ").push_bind(t.to_string());
-            q.push(" AND idx < ")
-                .push(FIRST_AT)
-                .push_bind(t.to_string())
-                .push(FIRST_AT_END);
-        }
-        if let Some(c) = &filter.consumer {
-            q.push(" AND consumer = ").push_bind(c.clone());
-        }
-        if let Some(p) = &filter.provider {
-            q.push(" AND provider = ").push_bind(p.clone());
-        }
-        if let Some(d) = &filter.dataset {
-            q.push(" AND dataset = ").push_bind(d.clone());
-        }
-        if let Some(k) = filter.kind {
-            q.push(" AND kind = ").push_bind(k.as_str());
-        }
-        if let Some(v) = filter.decision {
-            q.push(" AND decision = ").push_bind(v.as_str());
-        }
-        if let Some(s) = &filter.subject_ref {
-            q.push(" AND subject_ref = ").push_bind(s.clone());
-        }
-        if let Some(after) = filter.after_index {
-            // Past i64::MAX there is nothing; saturate rather than fail.
-            q.push(" AND idx > ")
-                .push_bind(i64::try_from(after).unwrap_or(i64::MAX));
-        }
-        q.push(" ORDER BY idx");
-        if let Some(limit) = filter.limit {
-            q.push(" LIMIT ").push_bind(i64::from(limit));
-        }
-        let rows: Vec<RecordRow> = q.build_query_as().fetch_all(&self.pool).await?;
-        rows.into_iter().map(AuditRecord::try_from).collect()
+    /// The heartbeat: `sql` alone (autocommit), one round trip.
+    pub(crate) async fn heartbeat(&self, sql: &str, at: String) -> Result<(), StoreError> {
+        sqlx::query(sql).bind(at).execute(&self.pool).await?;
+        Ok(())
     }
-
-    pub(crate) async fn record_count(&self) -> Result<u64, StoreError> {
-        // Indexes are dense from 0, so the count is the last index + 1: a
-        // primary-key lookup instead of a table scan.
-        let (next,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_records")
-            .fetch_one(&self.pool)
-            .await?;
-        u64::try_from(next).map_err(|_| StoreError::Corrupt(format!("record count {next}")))
-    }
-
-    pub(crate) async fn records_by_transfer(
-        &self,
-        transfer_id: &str,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM audit_records WHERE transfer_id = $1 ORDER BY idx"
-        );
-        let rows: Vec<RecordRow> = sqlx::query_as(&sql)
-            .bind(transfer_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(AuditRecord::try_from).collect()
-    }
-
-    // Consents: see consent/postgres.rs.
 }
 
-/// Closes a pooled connection whose write transaction failed instead of
-/// returning it to the pool: its session state is unknown after an error.
-pub(crate) fn discard_after_failure(conn: &mut PoolConnection<Postgres>) {
-    conn.close_on_drop();
+/// Take the sequencer: one batch at a time across replicas; the lock is
+/// released by the commit. The last index and the tree's right edge are read
+/// after it, since another replica may have appended meanwhile.
+pub(crate) async fn take_sequencer(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(SEQUENCER_LOCK)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
-fn to_i64(n: u64) -> Result<i64, StoreError> {
-    i64::try_from(n).map_err(|_| StoreError::Db(format!("{n} is too large to store")))
+/// Insert a batch of nodes in one statement (three arrays the server
+/// unnests), so a batch's nodes cost one round trip.
+pub(crate) async fn insert_nodes(
+    conn: &mut PgConnection,
+    nodes: &[(NodeId, Hash)],
+) -> Result<(), StoreError> {
+    const SQL: &str = "INSERT INTO tree_nodes (level, idx, hash) \
+         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[])";
+    let levels: Vec<i64> = nodes.iter().map(|(id, _)| i64::from(id.level)).collect();
+    let indexes = nodes
+        .iter()
+        .map(|(id, _)| {
+            i64::try_from(id.index).map_err(|_| {
+                StoreError::Db(format!("node index {} is too large to store", id.index))
+            })
+        })
+        .collect::<Result<Vec<i64>, _>>()?;
+    let hashes: Vec<Vec<u8>> = nodes.iter().map(|(_, h)| h.to_vec()).collect();
+    sqlx::query(SQL)
+        .bind(levels)
+        .bind(indexes)
+        .bind(hashes)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

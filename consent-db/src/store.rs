@@ -1,100 +1,212 @@
 //! [`Store`]: one handle over whichever database the URL names.
 //!
-//! The backends are an enum rather than a trait object: there are exactly
-//! two, every method is async (no `async_trait` boxing needed), and a match
-//! per method keeps the dispatch in one readable place. `postgres.rs`
-//! mirrors `sqlite.rs` statement for statement.
+//! Every query is written once, in the module of its concern: `records.rs`
+//! (the audit records), `append.rs` (the batch transaction), `consents.rs`
+//! (the lifecycle), `tree.rs` (the transparency log's nodes, heads and
+//! checkpoints), `portal_sessions.rs`. Both backends take `$n` placeholders,
+//! so one text serves both. sqlx's executors are generic over the database
+//! with bounds a plain generic function cannot state once, so the glue is
+//! written once inside [`on_pool!`] / [`on_conn!`], which expand it once per
+//! backend (the pattern of vaultwarden's `db_run!`).
+//!
+//! What differs is the dialect, each difference a named method here whose two
+//! sides live in `sqlite.rs` and `postgres.rs`:
+//! - begin a write ([`Store::begin_write`]): SQLite `BEGIN IMMEDIATE` takes the
+//!   database's one write lock; PostgreSQL a plain `BEGIN`.
+//! - take the sequencer ([`Conn::take_sequencer`]): PostgreSQL
+//!   `pg_advisory_xact_lock`; on SQLite the write lock already is it.
+//! - lock a row ([`Conn::lock_row`]): PostgreSQL `FOR UPDATE`; on SQLite the
+//!   write lock covers every row.
+//! - insert a batch of nodes ([`Conn::insert_nodes`]): one statement each,
+//!   `json_each` over a JSON array and a blob, or `UNNEST` over three arrays.
+//! - the appender's connection ([`Appender`]): SQLite's writer keeps one of its
+//!   own (its page cache stays valid); PostgreSQL takes one from the pool.
+//! - the heartbeat ([`Store::heartbeat`]): SQLite in a write transaction of its
+//!   own; PostgreSQL one autocommitted statement.
+//! - the checkpoint signer ([`Store::try_become_checkpointer`]): PostgreSQL's
+//!   session-level advisory lock; SQLite always.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::consent::{
-    CitizenAction, ConsentError, ConsentEvent, ConsentEventCounts, ConsentRow, NewConsent,
-    UseOutcome,
-};
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection, Transaction};
+use tokio::time::Instant;
+
+use crate::config::StoreConfig;
+use crate::consent::{ConsentError, ConsentEventCounts, EventCounters};
 use crate::error::StoreError;
-use crate::merkle::Hash;
-use crate::postgres::PgStore;
-use crate::record::{AuditRecord, NewRecord, RecordFilter, Timestamp};
-use crate::sqlite::SqliteStore;
-use crate::tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
-use policy::PersonNumber;
+use crate::merkle::{Hash, NodeId};
+use crate::postgres::{self, PgStore};
+use crate::record::Timestamp;
+use crate::sqlite::{self, SqliteStore};
+use crate::tlog::FrontierCache;
 
-mod portal_sessions;
-pub use portal_sessions::PortalSession;
-
-/// How to connect. The defaults suit the gateway; tests shorten the timeouts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreConfig {
-    /// How long a statement waits for a lock another connection holds
-    /// (SQLite `busy_timeout`) before the operation fails as unavailable.
-    pub busy_timeout: Duration,
-    /// How long to wait for a free pooled connection.
-    pub acquire_timeout: Duration,
-    pub max_connections: u32,
-    /// Whether a commit waits for the disk (SQLite `synchronous=FULL`,
-    /// PostgreSQL `synchronous_commit=on`). Only benchmarks turn it off, to
-    /// price durability; a record committed without it is not evidence.
-    pub synchronous: bool,
-    /// Whether appends grow the Merkle tree. Only benchmarks turn it off, to
-    /// price the tree; such a log cannot be verified.
-    pub tree: bool,
-    /// TLS to PostgreSQL (ignored for SQLite).
-    pub postgres_tls: crate::postgres::PgTls,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            busy_timeout: Duration::from_secs(5),
-            acquire_timeout: Duration::from_secs(5),
-            max_connections: 8,
-            synchronous: true,
-            tree: true,
-            postgres_tls: crate::postgres::PgTls::Unset,
+/// Runs `$body` with `$pool` bound to the backend's pool: the statement and
+/// its glue are written once, and the macro expands them once per backend.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite(db) => {
+                let $pool = &db.pool;
+                $body
+            }
+            Backend::Postgres(db) => {
+                let $pool = &db.pool;
+                $body
+            }
         }
-    }
+    };
 }
 
-/// The result of committing one batch: the records written got the indexes
-/// `first_index..`, in order, all with the same `time`; the records at the
-/// positions in `refused` were not written, because their consent could not
-/// take the use they asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct BatchCommit {
-    pub first_index: u64,
-    pub time: Timestamp,
-    pub refused: Vec<usize>,
+/// Runs `$body` with `$c` bound to the connection inside a [`Conn`]
+/// (`&mut &mut SqliteConnection` or `&mut &mut PgConnection`; execute on
+/// `&mut **$c`), once per backend like [`on_pool!`].
+macro_rules! on_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            Conn::Sqlite($c) => $body,
+            Conn::Postgres($c) => $body,
+        }
+    };
 }
 
-/// The records of a batch without those at the `refused` positions (whose
-/// consent could not give a use); borrowed when none was refused.
-pub(crate) fn without_refused<'a>(
-    records: &'a [NewRecord],
-    refused: &[usize],
-) -> std::borrow::Cow<'a, [NewRecord]> {
-    if refused.is_empty() {
-        return std::borrow::Cow::Borrowed(records);
-    }
-    std::borrow::Cow::Owned(
-        records
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !refused.contains(i))
-            .map(|(_, r)| r.clone())
-            .collect(),
-    )
-}
+mod append;
+mod consents;
+mod portal_sessions;
+mod records;
+mod tree;
+
+pub(crate) use append::BatchCommit;
+pub use portal_sessions::PortalSession;
 
 /// A cloneable handle over a connection pool.
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
+    /// How long consent changes retry a busy database.
+    busy_timeout: Duration,
+    /// False only in benchmarks: appends do not grow the Merkle tree.
+    tree: bool,
+    /// Consent events committed through this store, for metrics.
+    events: Arc<EventCounters>,
+    frontier: FrontierCache,
 }
 
 #[derive(Clone, Debug)]
 enum Backend {
     Sqlite(SqliteStore),
     Postgres(PgStore),
+}
+
+/// A connection on either backend: what a query runs on inside a transaction.
+pub(crate) enum Conn<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Postgres(&'c mut PgConnection),
+}
+
+/// A transaction on either backend.
+pub(crate) enum Tx<'c> {
+    Sqlite(Transaction<'c, Sqlite>),
+    Postgres(Transaction<'c, Postgres>),
+}
+
+impl Tx<'_> {
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Sqlite(tx) => Conn::Sqlite(tx),
+            Tx::Postgres(tx) => Conn::Postgres(tx),
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+impl Conn<'_> {
+    /// Take the sequencer: the lock under which a batch reads the log's end
+    /// and appends after it, one writer at a time across processes and
+    /// replicas.
+    pub(crate) async fn take_sequencer(&mut self) -> Result<(), StoreError> {
+        match self {
+            // BEGIN IMMEDIATE already holds the database's one write lock.
+            Conn::Sqlite(_) => Ok(()),
+            Conn::Postgres(c) => postgres::take_sequencer(c).await,
+        }
+    }
+
+    /// Lock a row: the clause after a `SELECT` that keeps the rows read
+    /// unchanged by others until the transaction ends.
+    pub(crate) fn lock_row(&self) -> &'static str {
+        match self {
+            // The write transaction's lock covers every row.
+            Conn::Sqlite(_) => "",
+            Conn::Postgres(_) => " FOR UPDATE",
+        }
+    }
+
+    /// Insert a batch of nodes in one statement.
+    pub(crate) async fn insert_nodes(
+        &mut self,
+        nodes: &[(NodeId, Hash)],
+    ) -> Result<(), StoreError> {
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Conn::Sqlite(c) => sqlite::insert_nodes(c, nodes).await,
+            Conn::Postgres(c) => postgres::insert_nodes(c, nodes).await,
+        }
+    }
+}
+
+/// The connection the audit appender writes a batch on.
+pub(crate) enum Appender<'a> {
+    Sqlite(sqlite::Appender<'a>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Appender<'_> {
+    /// Begin the batch's write transaction.
+    pub(crate) async fn begin_write(&mut self) -> Result<Tx<'_>, StoreError> {
+        Ok(match self {
+            Appender::Sqlite(a) => Tx::Sqlite(a.begin_write().await?),
+            Appender::Postgres(c) => Tx::Postgres(sqlx::Connection::begin(&mut **c).await?),
+        })
+    }
+
+    /// After a failed write transaction: the connection is closed, not used
+    /// again (its transaction state is unknown; see `sqlite::Appender::discard`).
+    pub(crate) fn discard(&mut self) {
+        match self {
+            Appender::Sqlite(a) => a.discard(),
+            Appender::Postgres(c) => c.close_on_drop(),
+        }
+    }
+}
+
+/// Errors worth another attempt: the database was busy or locked past the
+/// busy timeout of one statement (e.g. many concurrent uses of one consent).
+pub(crate) trait Busy {
+    fn is_busy(&self) -> bool;
+}
+
+impl Busy for StoreError {
+    fn is_busy(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl Busy for ConsentError {
+    fn is_busy(&self) -> bool {
+        matches!(self, ConsentError::Store(e) if e.is_busy())
+    }
 }
 
 impl Store {
@@ -120,15 +232,26 @@ impl Store {
                 ))
             }
         };
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            busy_timeout: config.busy_timeout,
+            tree: config.tree,
+            events: Default::default(),
+            frontier: Default::default(),
+        })
     }
 
-    /// Applies the embedded migrations that are not yet applied.
+    /// Applies the embedded migrations that are not yet applied. Several
+    /// replicas may start at once: sqlx's migrator takes its own lock, so
+    /// one applies and the others find it done.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sqlite(s) => s.migrate().await,
-            Backend::Postgres(s) => s.migrate().await,
+            Backend::Sqlite(s) => s.migrate().await?,
+            Backend::Postgres(s) => s.migrate().await?,
         }
+        // A log written before the transparency log gets its tree now, not
+        // in the first append's transaction.
+        self.catch_up_tree().await
     }
 
     /// `"sqlite"` or `"postgres"`, for logs and metrics.
@@ -139,260 +262,20 @@ impl Store {
         }
     }
 
-    /// Records matching `filter`, in index order.
-    pub async fn records(&self, filter: &RecordFilter) -> Result<Vec<AuditRecord>, StoreError> {
+    /// Closes the pool; waits for checked-out connections to come back.
+    pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite(s) => s.records(filter).await,
-            Backend::Postgres(s) => s.records(filter).await,
-        }
-    }
-
-    /// How many records the log holds; also the index the next record gets.
-    pub async fn record_count(&self) -> Result<u64, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.record_count().await,
-            Backend::Postgres(s) => s.record_count().await,
-        }
-    }
-
-    /// The records of one transfer (its decision, then its outcome), in index order.
-    pub async fn records_by_transfer(
-        &self,
-        transfer_id: &str,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.records_by_transfer(transfer_id).await,
-            Backend::Postgres(s) => s.records_by_transfer(transfer_id).await,
-        }
-    }
-
-    /// The consent by id, as of now (see [`Store::get_consent_at`]).
-    pub async fn get_consent(&self, id: &str) -> Result<Option<ConsentRow>, StoreError> {
-        self.get_consent_at(id, Timestamp::now()).await
-    }
-
-    // ---- consents: the lifecycle of consent.rs, and the only way to change one.
-
-    /// Stores a new request as `pending`, with its `created` event.
-    pub async fn create_consent(
-        &self,
-        new: &NewConsent,
-        now: Timestamp,
-    ) -> Result<ConsentRow, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.create_consent(new, now).await,
-            Backend::Postgres(s) => s.create_consent(new, now).await,
-        }
-    }
-
-    /// The consent by id. A pending or granted consent past `valid_to`
-    /// becomes `expired` (with its event) on this read.
-    pub async fn get_consent_at(
-        &self,
-        id: &str,
-        now: Timestamp,
-    ) -> Result<Option<ConsentRow>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.get_consent_at(id, now).await,
-            Backend::Postgres(s) => s.get_consent_at(id, now).await,
-        }
-    }
-
-    /// The consent and its events in order, from one snapshot (expired first if due).
-    pub async fn get_consent_with_events(
-        &self,
-        id: &str,
-        now: Timestamp,
-    ) -> Result<Option<(ConsentRow, Vec<ConsentEvent>)>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.consent_with_events(id, now).await,
-            Backend::Postgres(s) => s.consent_with_events(id, now).await,
-        }
-    }
-
-    /// A consent's events in order (empty for an unknown id).
-    pub async fn consent_events(&self, id: &str) -> Result<Vec<ConsentEvent>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.consent_events(id).await,
-            Backend::Postgres(s) => s.consent_events(id).await,
-        }
-    }
-
-    /// The consents about `subject`, newest first (expired first where due).
-    pub async fn consents_by_subject(
-        &self,
-        subject: &PersonNumber,
-        now: Timestamp,
-    ) -> Result<Vec<ConsentRow>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.consents_by_subject(subject, now).await,
-            Backend::Postgres(s) => s.consents_by_subject(subject, now).await,
-        }
-    }
-
-    /// The newest `limit` consents that `requester` (`0192:N`) asked for.
-    pub async fn consents_by_requester(
-        &self,
-        requester: &str,
-        limit: u32,
-        now: Timestamp,
-    ) -> Result<Vec<ConsentRow>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.consents_by_requester(requester, limit, now).await,
-            Backend::Postgres(s) => s.consents_by_requester(requester, limit, now).await,
+            Backend::Sqlite(s) => s.close().await,
+            Backend::Postgres(s) => s.close().await,
         }
     }
 
     /// The consent events committed through this handle and its clones since
-    /// the store was opened, by type (every change above writes one; a lazy
-    /// expiry on a read counts too). Atomics only: cheap enough for every
-    /// metrics scrape. Another process or replica on the same database counts
-    /// its own.
+    /// the store was opened, by type (every change writes one; a lazy expiry
+    /// on a read counts too). Atomics only: cheap enough for every metrics
+    /// scrape. Another process or replica on the same database counts its own.
     pub fn consent_event_counts(&self) -> ConsentEventCounts {
-        match &self.backend {
-            Backend::Sqlite(s) => s.events.snapshot(),
-            Backend::Postgres(s) => s.events.snapshot(),
-        }
-    }
-
-    /// The citizen accepts, rejects or revokes (see [`crate::next_state`]).
-    /// A consent about another person is [`ConsentError::NotFound`]; one made
-    /// without a subject becomes the citizen's.
-    pub async fn citizen_action(
-        &self,
-        id: &str,
-        citizen: &PersonNumber,
-        action: CitizenAction,
-        now: Timestamp,
-    ) -> Result<ConsentRow, ConsentError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.citizen_action(id, citizen, action, now).await,
-            Backend::Postgres(s) => s.citizen_action(id, citizen, action, now).await,
-        }
-    }
-
-    pub async fn accept_consent(
-        &self,
-        id: &str,
-        citizen: &PersonNumber,
-        now: Timestamp,
-    ) -> Result<ConsentRow, ConsentError> {
-        self.citizen_action(id, citizen, CitizenAction::Accept, now)
-            .await
-    }
-
-    pub async fn reject_consent(
-        &self,
-        id: &str,
-        citizen: &PersonNumber,
-        now: Timestamp,
-    ) -> Result<ConsentRow, ConsentError> {
-        self.citizen_action(id, citizen, CitizenAction::Reject, now)
-            .await
-    }
-
-    pub async fn revoke_consent(
-        &self,
-        id: &str,
-        citizen: &PersonNumber,
-        now: Timestamp,
-    ) -> Result<ConsentRow, ConsentError> {
-        self.citizen_action(id, citizen, CitizenAction::Revoke, now)
-            .await
-    }
-
-    /// Counts one use, atomically: only if the consent is granted, `now` is
-    /// before `valid_to` and uses are left; with its `used` event.
-    pub async fn use_consent(&self, id: &str, now: Timestamp) -> Result<UseOutcome, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.use_consent(id, now).await,
-            Backend::Postgres(s) => s.use_consent(id, now).await,
-        }
-    }
-
-    // ---- the transparency log (see tlog.rs) --------------------------------
-
-    /// The latest tree head: the tree over every committed record.
-    pub async fn tree_head(&self) -> Result<TreeHead, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.tree_head().await,
-            Backend::Postgres(s) => s.tree_head().await,
-        }
-    }
-
-    /// The RFC 9162 inclusion proof of leaf `index` in the tree of `size`
-    /// leaves; out of range unless `index < size <= tree size`.
-    pub async fn inclusion_proof(
-        &self,
-        index: u64,
-        size: u64,
-    ) -> Result<Vec<Hash>, ProofQueryError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.inclusion_proof(index, size).await,
-            Backend::Postgres(s) => s.inclusion_proof(index, size).await,
-        }
-    }
-
-    /// The RFC 9162 consistency proof from the tree of `from` leaves to the
-    /// tree of `to`; out of range unless `1 <= from <= to <= tree size`.
-    pub async fn consistency_proof(
-        &self,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<Hash>, ProofQueryError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.consistency_proof(from, to).await,
-            Backend::Postgres(s) => s.consistency_proof(from, to).await,
-        }
-    }
-
-    /// The root of the tree of the first `size` records.
-    pub async fn root_at(&self, size: u64) -> Result<Hash, ProofQueryError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.root_at(size).await,
-            Backend::Postgres(s) => s.root_at(size).await,
-        }
-    }
-
-    /// One record by index.
-    pub async fn record_at(&self, index: u64) -> Result<Option<AuditRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.record_at(index).await,
-            Backend::Postgres(s) => s.record_at(index).await,
-        }
-    }
-
-    /// Stores a signed checkpoint of the tree head (`size`, `root`).
-    pub async fn add_checkpoint(
-        &self,
-        size: u64,
-        root: &Hash,
-        note: &str,
-    ) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.add_checkpoint(size, root, note, Timestamp::now()).await,
-            Backend::Postgres(s) => s.add_checkpoint(size, root, note, Timestamp::now()).await,
-        }
-    }
-
-    /// The checkpoint of the largest tree (the latest one signed at that size).
-    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.latest_checkpoint().await,
-            Backend::Postgres(s) => s.latest_checkpoint().await,
-        }
-    }
-
-    /// Checkpoints in (size, id) order after `after`: pages for a verifier.
-    pub async fn checkpoints_after(
-        &self,
-        after: Option<(u64, i64)>,
-        limit: u32,
-    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.checkpoints_after(after, limit).await,
-            Backend::Postgres(s) => s.checkpoints_after(after, limit).await,
-        }
+        self.events.snapshot()
     }
 
     /// Whether this process should sign checkpoints now. With several
@@ -406,75 +289,81 @@ impl Store {
         }
     }
 
-    /// The readiness probe: a tiny write in its own transaction. `Ok` means
-    /// the store takes writes now.
+    /// The readiness probe: a tiny write. `Ok` means the store takes writes now.
     pub async fn heartbeat(&self) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO heartbeat (id, at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET at = excluded.at";
+        let at = Timestamp::now().to_string();
         match &self.backend {
-            Backend::Sqlite(s) => s.heartbeat().await,
-            Backend::Postgres(s) => s.heartbeat().await,
+            Backend::Sqlite(s) => s.heartbeat(SQL, at).await,
+            Backend::Postgres(s) => s.heartbeat(SQL, at).await,
         }
     }
 
-    pub(crate) async fn heads_after(
-        &self,
-        after: Option<u64>,
-        limit: u32,
-    ) -> Result<Vec<TreeHead>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.heads_after(after, limit).await,
-            Backend::Postgres(s) => s.heads_after(after, limit).await,
-        }
+    /// Begin a write (see the module's list of differences).
+    pub(crate) async fn begin_write(&self) -> Result<Tx<'static>, StoreError> {
+        Ok(match &self.backend {
+            Backend::Sqlite(s) => Tx::Sqlite(s.begin_write().await?),
+            Backend::Postgres(s) => Tx::Postgres(s.begin_write().await?),
+        })
     }
 
-    pub(crate) async fn records_with_leaves(
-        &self,
-        after: Option<u64>,
-        limit: u32,
-    ) -> Result<Vec<(AuditRecord, Option<Hash>)>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.records_with_leaves(after, limit).await,
-            Backend::Postgres(s) => s.records_with_leaves(after, limit).await,
-        }
+    /// A read transaction: one snapshot for several statements.
+    pub(crate) async fn begin_read(&self) -> Result<Tx<'static>, StoreError> {
+        Ok(on_pool!(self, pool => Tx::from(pool.begin().await?)))
     }
 
-    pub(crate) async fn nodes_in_range(
-        &self,
-        level: u8,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<(u64, Hash)>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.nodes_in_range(level, from, to).await,
-            Backend::Postgres(s) => s.nodes_in_range(level, from, to).await,
-        }
+    /// The connection the audit appender writes its next batch on.
+    pub(crate) async fn appender(&self) -> Result<Appender<'_>, StoreError> {
+        Ok(match &self.backend {
+            Backend::Sqlite(s) => Appender::Sqlite(s.appender().await?),
+            Backend::Postgres(s) => Appender::Postgres(s.appender().await?),
+        })
     }
 
-    /// Closes the pool; waits for checked-out connections to come back.
-    pub async fn close(&self) {
-        match &self.backend {
-            Backend::Sqlite(s) => s.close().await,
-            Backend::Postgres(s) => s.close().await,
+    /// Runs `op` again while the store is busy, until the busy timeout has
+    /// passed since the first attempt; the last error is returned then.
+    pub(crate) async fn retrying<T, E, F, Fut>(&self, mut op: F) -> Result<T, E>
+    where
+        E: Busy,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let deadline = Instant::now() + self.busy_timeout;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match op().await {
+                Err(e) if e.is_busy() && Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                other => return other,
+            }
         }
     }
+}
 
-    /// Writes `records` in one transaction with the next indexes, and commits.
-    /// Only the [`crate::AuditLog`] writer calls this, so that commits are
-    /// batched; the index is read inside the transaction, so the log stays
-    /// dense even with several writers (processes or replicas).
-    ///
-    /// The records at the positions in `consent_uses` each take one use of
-    /// their `consent_id` first, in the same transaction (with its `used`
-    /// event); one whose consent cannot give it is left out. So a decision
-    /// under consent is in the log exactly when its use was counted.
-    pub(crate) async fn append_batch(
-        &self,
-        records: &[NewRecord],
-        consent_uses: &[usize],
-    ) -> Result<BatchCommit, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.append_batch(records, consent_uses).await,
-            Backend::Postgres(s) => s.append_batch(records, consent_uses).await,
-        }
+impl<'c> From<Transaction<'c, Sqlite>> for Tx<'c> {
+    fn from(tx: Transaction<'c, Sqlite>) -> Self {
+        Tx::Sqlite(tx)
+    }
+}
+
+impl<'c> From<Transaction<'c, Postgres>> for Tx<'c> {
+    fn from(tx: Transaction<'c, Postgres>) -> Self {
+        Tx::Postgres(tx)
+    }
+}
+
+impl<'c> From<&'c mut SqliteConnection> for Conn<'c> {
+    fn from(c: &'c mut SqliteConnection) -> Self {
+        Conn::Sqlite(c)
+    }
+}
+
+impl<'c> From<&'c mut PgConnection> for Conn<'c> {
+    fn from(c: &'c mut PgConnection) -> Self {
+        Conn::Postgres(c)
     }
 }
 

@@ -2,9 +2,6 @@
 //! signed checkpoints. The tree grows in the same transaction as the records
 //! (see `tlog/sqlite.rs`), so a committed record is always a leaf.
 
-pub(crate) mod postgres;
-pub(crate) mod sqlite;
-
 use crate::error::StoreError;
 use crate::merkle::{leaf_hash, Frontier, Hash, NodeId, ProofError};
 use crate::record::{NewRecord, Timestamp};

@@ -42,24 +42,7 @@ const TOUCH: &str = "UPDATE portal_sessions SET seen_at = $2 WHERE id_hash = $1 
 const DELETE: &str = "DELETE FROM portal_sessions WHERE id_hash = $1";
 const PURGE: &str = "DELETE FROM portal_sessions WHERE seen_at < $1 OR login_at < $2";
 
-/// Runs `$body` with `$pool` bound to the backend's pool: the statement and
-/// its glue are written once, and the macro expands them once per backend
-/// (sqlx's executors are generic over the database, so a plain function
-/// cannot take either pool).
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match &$store.backend {
-            Backend::Sqlite(db) => {
-                let $pool = &db.pool;
-                $body
-            }
-            Backend::Postgres(db) => {
-                let $pool = &db.pool;
-                $body
-            }
-        }
-    };
-}
+// `on_pool!` (store.rs) expands each statement and its glue once per backend.
 
 impl Store {
     /// Stores a new session.

@@ -1,16 +1,17 @@
-//! The transparency log on SQLite: growing the tree inside the append
+//! The transparency log as stored: growing the tree inside the append
 //! transaction, and reading heads, proofs and checkpoints back.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::QueryBuilder;
 
-use super::{ProofQueryError, StoredCheckpoint, TreeHead};
+use super::records::{RecordRow, RECORD_COLUMNS};
+use super::{Backend, Conn, Store};
 use crate::error::StoreError;
 use crate::merkle::{consistency_spans, inclusion_spans, leaf_hash, Frontier, Hash, NodeId, Span};
 use crate::record::{AuditRecord, NewRecord, Timestamp};
-use crate::sqlite::{RecordRow, SqliteStore, RECORD_COLUMNS};
+use crate::tlog::{check_head_within, push_records, ProofQueryError, StoredCheckpoint, TreeHead};
 
 /// Node ids per lookup query: 400 × 2 parameters.
 const LOOKUP_CHUNK: usize = 400;
@@ -32,11 +33,10 @@ fn to_hash(bytes: Vec<u8>, what: &dyn std::fmt::Display) -> Result<Hash, StoreEr
 }
 
 /// The latest tree head; the empty tree when there is none.
-async fn head(conn: &mut SqliteConnection) -> Result<TreeHead, StoreError> {
+async fn head(conn: &mut Conn<'_>) -> Result<TreeHead, StoreError> {
+    const SQL: &str = "SELECT size, root FROM tree_heads ORDER BY size DESC LIMIT 1";
     let row: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT size, root FROM tree_heads ORDER BY size DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?;
+        on_conn!(conn, c => sqlx::query_as(SQL).fetch_optional(&mut **c).await?);
     match row {
         None => Ok(TreeHead {
             size: 0,
@@ -51,24 +51,26 @@ async fn head(conn: &mut SqliteConnection) -> Result<TreeHead, StoreError> {
 
 /// The stored hashes of `ids` (those that exist).
 async fn fetch_nodes(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     ids: &[NodeId],
 ) -> Result<HashMap<NodeId, Hash>, StoreError> {
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(LOOKUP_CHUNK) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT level, idx, hash FROM tree_nodes WHERE (level, idx) IN (VALUES ",
-        );
-        let mut sep = q.separated(", ");
-        for id in chunk {
-            sep.push("(")
-                .push_bind_unseparated(i64::from(id.level))
-                .push_unseparated(", ")
-                .push_bind_unseparated(to_i64(id.index, "node index")?)
-                .push_unseparated(")");
-        }
-        q.push(")");
-        let rows: Vec<(i64, i64, Vec<u8>)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        let rows: Vec<(i64, i64, Vec<u8>)> = on_conn!(&mut *conn, c => {
+            let mut q = QueryBuilder::new(
+                "SELECT level, idx, hash FROM tree_nodes WHERE (level, idx) IN (VALUES ",
+            );
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push("(")
+                    .push_bind_unseparated(i64::from(id.level))
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(to_i64(id.index, "node index")?)
+                    .push_unseparated(")");
+            }
+            q.push(")");
+            q.build_query_as().fetch_all(&mut **c).await?
+        });
         for (level, idx, hash) in rows {
             let id = NodeId::new(
                 u8::try_from(level)
@@ -81,40 +83,8 @@ async fn fetch_nodes(
     Ok(out)
 }
 
-/// Writes nodes in one statement: their (level, index) pairs as a JSON
-/// array and their hashes as one blob that SQLite cuts up, so a batch's
-/// nodes cost one round trip to SQLite's worker thread.
-async fn insert_nodes(
-    conn: &mut SqliteConnection,
-    nodes: &[(NodeId, Hash)],
-) -> Result<(), StoreError> {
-    const SQL: &str = "INSERT INTO tree_nodes (level, idx, hash) \
-         SELECT value ->> 0, value ->> 1, substr(?2, key * 32 + 1, 32) FROM json_each(?1)";
-    if nodes.is_empty() {
-        return Ok(());
-    }
-    let mut ids = String::with_capacity(nodes.len() * 16 + 2);
-    let mut hashes = Vec::with_capacity(nodes.len() * 32);
-    ids.push('[');
-    for (i, (id, hash)) in nodes.iter().enumerate() {
-        if i > 0 {
-            ids.push(',');
-        }
-        // Indexes stay below 2^53 (a record index is a JSON safe integer).
-        ids.push_str(&format!("[{},{}]", id.level, id.index));
-        hashes.extend_from_slice(hash);
-    }
-    ids.push(']');
-    sqlx::query(SQL)
-        .bind(ids)
-        .bind(hashes)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 /// The frontier of the stored tree of `size` leaves: O(log n) nodes.
-async fn load_frontier(conn: &mut SqliteConnection, size: u64) -> Result<Frontier, StoreError> {
+async fn load_frontier(conn: &mut Conn<'_>, size: u64) -> Result<Frontier, StoreError> {
     let ids = Frontier::node_ids(size);
     let nodes = fetch_nodes(conn, &ids).await?;
     Frontier::from_nodes(size, |id| nodes.get(&id).copied()).ok_or_else(|| {
@@ -134,21 +104,20 @@ fn leaf_of(record: &AuditRecord) -> Result<Hash, StoreError> {
 /// Adds the leaves of records already in `audit_records` from the tree's
 /// size up to `until` (records written before the tree existed).
 async fn catch_up(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     frontier: &mut Frontier,
     until: u64,
     nodes: &mut Vec<(NodeId, Hash)>,
 ) -> Result<Option<Timestamp>, StoreError> {
     let sql =
-        format!("SELECT {RECORD_COLUMNS} FROM audit_records WHERE idx >= ? ORDER BY idx LIMIT ?");
+        format!("SELECT {RECORD_COLUMNS} FROM audit_records WHERE idx >= $1 ORDER BY idx LIMIT $2");
     let mut last_time = None;
     while frontier.size() < until {
         let n = (until - frontier.size()).min(CATCH_UP_PAGE);
-        let rows: Vec<RecordRow> = sqlx::query_as(&sql)
-            .bind(to_i64(frontier.size(), "index")?)
-            .bind(to_i64(n, "limit")?)
-            .fetch_all(&mut *conn)
-            .await?;
+        let (from, n) = (to_i64(frontier.size(), "index")?, to_i64(n, "limit")?);
+        let rows: Vec<RecordRow> = on_conn!(&mut *conn, c => {
+            sqlx::query_as(&sql).bind(from).bind(n).fetch_all(&mut **c).await?
+        });
         if rows.is_empty() {
             break;
         }
@@ -174,16 +143,21 @@ async fn catch_up(
 }
 
 async fn insert_head(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     frontier: &Frontier,
     time: Timestamp,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO tree_heads (size, root, time) VALUES (?, ?, ?)")
-        .bind(to_i64(frontier.size(), "tree size")?)
-        .bind(frontier.root().as_slice())
-        .bind(time.to_string())
-        .execute(&mut *conn)
-        .await?;
+    const SQL: &str = "INSERT INTO tree_heads (size, root, time) VALUES ($1, $2, $3)";
+    let size = to_i64(frontier.size(), "tree size")?;
+    let root = frontier.root();
+    on_conn!(conn, c => {
+        sqlx::query(SQL)
+            .bind(size)
+            .bind(root.as_slice())
+            .bind(time.to_string())
+            .execute(&mut **c)
+            .await?;
+    });
     Ok(())
 }
 
@@ -192,7 +166,7 @@ async fn insert_head(
 /// committed it: used when it covers exactly the records before
 /// `first_index`, read from the store otherwise. Returns the new right edge.
 pub(crate) async fn extend_tree(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     first_index: u64,
     time: Timestamp,
     records: &[NewRecord],
@@ -203,48 +177,51 @@ pub(crate) async fn extend_tree(
         Some(f) if f.size() == first_index => f,
         _ => {
             let head = head(conn).await?;
-            super::check_head_within(head.size, first_index)?;
+            check_head_within(head.size, first_index)?;
             let mut frontier = load_frontier(conn, head.size).await?;
             catch_up(conn, &mut frontier, first_index, &mut nodes).await?;
             frontier
         }
     };
-    super::push_records(&mut frontier, first_index, time, records, &mut nodes)?;
-    insert_nodes(conn, &nodes).await?;
+    push_records(&mut frontier, first_index, time, records, &mut nodes)?;
+    conn.insert_nodes(&nodes).await?;
     insert_head(conn, &frontier, time).await?;
     Ok(frontier)
 }
 
-impl SqliteStore {
+impl Store {
     /// Brings the tree up to the records, a page per transaction (for logs
     /// written before migration 0002). A no-op once they agree.
     pub(crate) async fn catch_up_tree(&self) -> Result<(), StoreError> {
         loop {
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            const COUNT: &str = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_records";
+            let mut tx = self.begin_write().await?;
+            let mut conn = tx.conn();
+            // No batch commits meanwhile.
+            conn.take_sequencer().await?;
             let (count,): (i64,) =
-                sqlx::query_as("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_records")
-                    .fetch_one(&mut *tx)
-                    .await?;
+                on_conn!(&mut conn, c => sqlx::query_as(COUNT).fetch_one(&mut **c).await?);
             let count = to_u64(count, "record count")?;
-            let head = head(&mut tx).await?;
+            let head = head(&mut conn).await?;
             if head.size >= count {
                 return Ok(());
             }
-            let mut frontier = load_frontier(&mut tx, head.size).await?;
+            let mut frontier = load_frontier(&mut conn, head.size).await?;
             let mut nodes = Vec::new();
             let until = count.min(head.size + CATCH_UP_PAGE);
-            let time = catch_up(&mut tx, &mut frontier, until, &mut nodes)
+            let time = catch_up(&mut conn, &mut frontier, until, &mut nodes)
                 .await?
                 .unwrap_or_else(Timestamp::now);
-            insert_nodes(&mut tx, &nodes).await?;
-            insert_head(&mut tx, &frontier, time).await?;
+            conn.insert_nodes(&nodes).await?;
+            insert_head(&mut conn, &frontier, time).await?;
+            drop(conn);
             tx.commit().await?;
         }
     }
 
-    pub(crate) async fn tree_head(&self) -> Result<TreeHead, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        head(&mut conn).await
+    /// The latest tree head: the tree over every committed record.
+    pub async fn tree_head(&self) -> Result<TreeHead, StoreError> {
+        on_pool!(self, pool => head(&mut Conn::from(&mut *pool.acquire().await?)).await)
     }
 
     /// The hashes of `spans`, each folded from its stored nodes.
@@ -253,8 +230,9 @@ impl SqliteStore {
         let mut ids: Vec<NodeId> = per_span.iter().flatten().copied().collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut conn = self.pool.acquire().await?;
-        let nodes = fetch_nodes(&mut conn, &ids).await?;
+        let nodes = on_pool!(self, pool => {
+            fetch_nodes(&mut Conn::from(&mut *pool.acquire().await?), &ids).await?
+        });
         per_span
             .iter()
             .map(|span_ids| {
@@ -271,7 +249,9 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(crate) async fn inclusion_proof(
+    /// The RFC 9162 inclusion proof of leaf `index` in the tree of `size`
+    /// leaves; out of range unless `index < size <= tree size`.
+    pub async fn inclusion_proof(
         &self,
         index: u64,
         size: u64,
@@ -287,7 +267,9 @@ impl SqliteStore {
         Ok(self.span_hashes(&spans).await?)
     }
 
-    pub(crate) async fn consistency_proof(
+    /// The RFC 9162 consistency proof from the tree of `from` leaves to the
+    /// tree of `to`; out of range unless `1 <= from <= to <= tree size`.
+    pub async fn consistency_proof(
         &self,
         from: u64,
         to: u64,
@@ -304,7 +286,7 @@ impl SqliteStore {
     }
 
     /// The root of the tree of `size` leaves (any size up to the current one).
-    pub(crate) async fn root_at(&self, size: u64) -> Result<Hash, ProofQueryError> {
+    pub async fn root_at(&self, size: u64) -> Result<Hash, ProofQueryError> {
         let tree = self.tree_head().await?;
         if size > tree.size {
             return Err(ProofQueryError::OutOfRange(format!(
@@ -326,45 +308,40 @@ impl SqliteStore {
             .ok_or_else(|| ProofQueryError::Store(StoreError::Corrupt("no root".into())))
     }
 
-    pub(crate) async fn record_at(&self, index: u64) -> Result<Option<AuditRecord>, StoreError> {
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM audit_records WHERE idx = ?");
-        let Ok(idx) = i64::try_from(index) else {
-            return Ok(None);
-        };
-        let row: Option<RecordRow> = sqlx::query_as(&sql)
-            .bind(idx)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(AuditRecord::try_from).transpose()
-    }
-
-    pub(crate) async fn add_checkpoint(
+    /// Stores a signed checkpoint of the tree head (`size`, `root`).
+    pub async fn add_checkpoint(
         &self,
         size: u64,
         root: &Hash,
         note: &str,
-        time: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query("INSERT INTO checkpoints (size, root, note, time) VALUES (?, ?, ?, ?)")
-            .bind(to_i64(size, "tree size")?)
-            .bind(root.as_slice())
-            .bind(note)
-            .bind(time.to_string())
-            .execute(&mut *conn)
-            .await?;
+        let time = Timestamp::now();
+        const SQL: &str =
+            "INSERT INTO checkpoints (size, root, note, time) VALUES ($1, $2, $3, $4)";
+        let size = to_i64(size, "tree size")?;
+        on_pool!(self, pool => {
+            sqlx::query(SQL)
+                .bind(size)
+                .bind(root.as_slice())
+                .bind(note)
+                .bind(time.to_string())
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
-    pub(crate) async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+    /// The checkpoint of the largest tree (the latest one signed at that size).
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
         let rows = self
             .checkpoint_rows("SELECT id, size, root, note, time FROM checkpoints ORDER BY size DESC, id DESC LIMIT 1", None)
             .await?;
         Ok(rows.into_iter().next())
     }
 
-    /// Checkpoints in (size, id) order after `after`, at most `limit`.
-    pub(crate) async fn checkpoints_after(
+    /// Checkpoints in (size, id) order after `after`, at most `limit`: pages
+    /// for a verifier.
+    pub async fn checkpoints_after(
         &self,
         after: Option<(u64, i64)>,
         limit: u32,
@@ -375,7 +352,7 @@ impl SqliteStore {
         };
         self.checkpoint_rows(
             "SELECT id, size, root, note, time FROM checkpoints \
-             WHERE size > ?1 OR (size = ?1 AND id > ?2) ORDER BY size, id LIMIT ?3",
+             WHERE size > $1 OR (size = $1 AND id > $2) ORDER BY size, id LIMIT $3",
             Some((size, id, i64::from(limit))),
         )
         .await
@@ -386,11 +363,13 @@ impl SqliteStore {
         sql: &str,
         args: Option<(i64, i64, i64)>,
     ) -> Result<Vec<StoredCheckpoint>, StoreError> {
-        let mut q = sqlx::query_as::<_, (i64, i64, Vec<u8>, String, String)>(sql);
-        if let Some((a, b, c)) = args {
-            q = q.bind(a).bind(b).bind(c);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
+        let rows: Vec<(i64, i64, Vec<u8>, String, String)> = on_pool!(self, pool => {
+            let mut q = sqlx::query_as(sql);
+            if let Some((a, b, c)) = args {
+                q = q.bind(a).bind(b).bind(c);
+            }
+            q.fetch_all(pool).await?
+        });
         rows.into_iter()
             .map(|(id, size, root, note, time)| {
                 Ok(StoredCheckpoint {
@@ -415,13 +394,15 @@ impl SqliteStore {
             .map(|a| to_i64(a, "tree size"))
             .transpose()?
             .unwrap_or(-1);
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT size, root FROM tree_heads WHERE size > ? ORDER BY size LIMIT ?",
-        )
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        const SQL: &str =
+            "SELECT size, root FROM tree_heads WHERE size > $1 ORDER BY size LIMIT $2";
+        let rows: Vec<(i64, Vec<u8>)> = on_pool!(self, pool => {
+            sqlx::query_as(SQL)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
         rows.into_iter()
             .map(|(size, root)| {
                 Ok(TreeHead {
@@ -448,16 +429,18 @@ impl SqliteStore {
             format!(
                 "SELECT {}, n.hash AS leaf FROM audit_records r \
                  LEFT JOIN tree_nodes n ON n.level = 0 AND n.idx = r.idx \
-                 WHERE r.idx > ? ORDER BY r.idx LIMIT ?",
+                 WHERE r.idx > $1 ORDER BY r.idx LIMIT $2",
                 columns.join(", ")
             )
         });
         let after = after.map(|a| to_i64(a, "index")).transpose()?.unwrap_or(-1);
-        let rows: Vec<LeafRow> = sqlx::query_as(sql)
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<LeafRow> = on_pool!(self, pool => {
+            sqlx::query_as(sql)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
         rows.into_iter()
             .map(|r| {
                 let record = AuditRecord::try_from(r.record)?;
@@ -477,14 +460,17 @@ impl SqliteStore {
         from: u64,
         to: u64,
     ) -> Result<Vec<(u64, Hash)>, StoreError> {
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT idx, hash FROM tree_nodes WHERE level = ? AND idx BETWEEN ? AND ? ORDER BY idx",
-        )
-        .bind(i64::from(level))
-        .bind(to_i64(from, "node index")?)
-        .bind(to_i64(to, "node index")?)
-        .fetch_all(&self.pool)
-        .await?;
+        const SQL: &str =
+            "SELECT idx, hash FROM tree_nodes WHERE level = $1 AND idx BETWEEN $2 AND $3 ORDER BY idx";
+        let (from, to) = (to_i64(from, "node index")?, to_i64(to, "node index")?);
+        let rows: Vec<(i64, Vec<u8>)> = on_pool!(self, pool => {
+            sqlx::query_as(SQL)
+                .bind(i64::from(level))
+                .bind(from)
+                .bind(to)
+                .fetch_all(pool)
+                .await?
+        });
         rows.into_iter()
             .map(|(idx, hash)| {
                 Ok((
@@ -493,25 +479,6 @@ impl SqliteStore {
                 ))
             })
             .collect()
-    }
-
-    /// The readiness probe: one small write in its own transaction.
-    pub(crate) async fn heartbeat(&self) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let result = async {
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-            sqlx::query("INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at")
-                .bind(Timestamp::now().to_string())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(())
-        }
-        .await;
-        if result.is_err() {
-            crate::sqlite::discard_after_failure(&mut conn);
-        }
-        result
     }
 }
 

@@ -1,0 +1,130 @@
+//! The audit appender's batch: one transaction that takes the sequencer,
+//! counts the consent uses, inserts the records and grows the tree.
+
+use super::records::{insert_records, last_record};
+use super::{consents, tree, Store};
+use crate::consent::EventTally;
+use crate::error::StoreError;
+use crate::merkle::Frontier;
+use crate::record::{NewRecord, Timestamp};
+
+/// The result of committing one batch: the records written got the indexes
+/// `first_index..`, in order, all with the same `time`; the records at the
+/// positions in `refused` were not written, because their consent could not
+/// take the use they asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BatchCommit {
+    pub first_index: u64,
+    pub time: Timestamp,
+    pub refused: Vec<usize>,
+}
+
+/// The records of a batch without those at the `refused` positions (whose
+/// consent could not give a use); borrowed when none was refused.
+fn without_refused<'a>(
+    records: &'a [NewRecord],
+    refused: &[usize],
+) -> std::borrow::Cow<'a, [NewRecord]> {
+    if refused.is_empty() {
+        return std::borrow::Cow::Borrowed(records);
+    }
+    std::borrow::Cow::Owned(
+        records
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !refused.contains(i))
+            .map(|(_, r)| r.clone())
+            .collect(),
+    )
+}
+
+impl Store {
+    /// Writes `records` in one transaction with the next indexes, and commits.
+    /// Only the [`crate::AuditLog`] writer calls this, so that commits are
+    /// batched; the index is read inside the transaction, under the
+    /// sequencer, so the log stays dense even with several writers
+    /// (processes or replicas).
+    ///
+    /// The records at the positions in `consent_uses` each take one use of
+    /// their `consent_id` first, in the same transaction (with its `used`
+    /// event); one whose consent cannot give it is left out. So a decision
+    /// under consent is in the log exactly when its use was counted.
+    pub(crate) async fn append_batch(
+        &self,
+        records: &[NewRecord],
+        consent_uses: &[usize],
+    ) -> Result<BatchCommit, StoreError> {
+        let cached = self.frontier.get();
+        let mut appender = self.appender().await?;
+        let result = self
+            .append_in(&mut appender, records, consent_uses, cached)
+            .await;
+        if result.is_err() {
+            appender.discard();
+        }
+        let (commit, frontier, tally) = result?;
+        self.frontier.committed(frontier);
+        self.events.committed(&tally);
+        Ok(commit)
+    }
+
+    async fn append_in(
+        &self,
+        appender: &mut super::Appender<'_>,
+        all_records: &[NewRecord],
+        consent_uses: &[usize],
+        cached: Option<Frontier>,
+    ) -> Result<(BatchCommit, Option<Frontier>, EventTally), StoreError> {
+        let mut tx = appender.begin_write().await?;
+        let mut conn = tx.conn();
+        conn.take_sequencer().await?;
+        let last = last_record(&mut conn).await?;
+        // Time is taken under the lock and never goes backwards along the
+        // log, even if the clock does: `since`/`until` then cut the log into
+        // index ranges.
+        let now = Timestamp::now();
+        let (first_index, time) = match last {
+            None => (0, now),
+            Some((idx, t)) => {
+                let prev = Timestamp::parse(&t)
+                    .map_err(|e| StoreError::Corrupt(format!("record {idx}: time: {e}")))?;
+                (idx + 1, now.max(prev))
+            }
+        };
+        // Uses first: a record whose consent cannot give one is not written.
+        let mut refused = Vec::new();
+        let mut tally = EventTally::default();
+        for &i in consent_uses {
+            let id = all_records
+                .get(i)
+                .and_then(|r| r.consent_id.as_deref())
+                .ok_or_else(|| StoreError::Db(format!("record {i} of the batch has no consent")))?;
+            if !consents::take_use(&mut conn, &mut tally, id, time).await? {
+                refused.push(i);
+            }
+        }
+        let kept = without_refused(all_records, &refused);
+        let records: &[NewRecord] = &kept;
+        insert_records(&mut conn, first_index, &time.to_string(), records).await?;
+        let first_index = u64::try_from(first_index)
+            .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?;
+        // The leaves and the new tree head commit with the records, or not at all.
+        // A batch whose every consent refused its use has no leaves to add.
+        let mut frontier = None;
+        if self.tree && !records.is_empty() {
+            frontier =
+                Some(tree::extend_tree(&mut conn, first_index, time, records, cached).await?);
+        }
+        drop(conn);
+        tx.commit().await?;
+        Ok((
+            BatchCommit {
+                first_index,
+                time,
+                refused,
+            },
+            frontier,
+            tally,
+        ))
+    }
+}

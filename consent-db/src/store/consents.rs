@@ -1,0 +1,462 @@
+//! The consent lifecycle (see `consent.rs`). Every change runs in a write
+//! transaction with its event, and locks what it depends on before reading
+//! it (SQLite: the write lock of `BEGIN IMMEDIATE`; PostgreSQL: the row,
+//! `FOR UPDATE`, or the `UPDATE` itself), so a check and the change that
+//! depends on it cannot interleave with another writer (another connection,
+//! process or replica). A use is one conditional `UPDATE`: parallel uses
+//! count exactly.
+
+use super::{Backend, Conn, Store};
+use crate::consent::{
+    next_state, CitizenAction, ConsentError, ConsentEvent, ConsentRow, ConsentState, EventTally,
+    EventType, NewConsent, UseOutcome,
+};
+use crate::error::StoreError;
+use crate::record::Timestamp;
+use policy::PersonNumber;
+
+/// `SELECT` of every column of `consents`, before its `FROM`.
+macro_rules! select_consents {
+    ($($rest:literal)*) => {
+        concat!(
+            "SELECT id, requester, supplier, subject, datasets, purpose, status, \
+             valid_to, max_uses, uses, redirect_url, message, created_at, updated_at \
+             FROM consents ",
+            $($rest),*
+        )
+    };
+}
+
+/// Whether a pending or granted consent has run past `valid_to`.
+fn is_due(row: &ConsentRow, now: Timestamp) -> Result<bool, StoreError> {
+    let live = matches!(row.state()?, ConsentState::Pending | ConsentState::Granted);
+    Ok(live && row.valid_to_time()? <= now)
+}
+
+impl Store {
+    /// Stores a new request as `pending`, with its `created` event.
+    pub async fn create_consent(
+        &self,
+        new: &NewConsent,
+        now: Timestamp,
+    ) -> Result<ConsentRow, StoreError> {
+        const SQL: &str = "INSERT INTO consents (id, requester, supplier, subject, datasets, \
+             purpose, status, valid_to, max_uses, uses, redirect_url, message, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, 0, $9, $10, $11, $11)";
+        let datasets = serde_json::to_string(&new.datasets)
+            .map_err(|e| StoreError::Db(format!("datasets: {e}")))?;
+        let datasets = &datasets;
+        self.retrying(|| async move {
+            let mut tx = self.begin_write().await?;
+            let mut conn = tx.conn();
+            let mut tally = EventTally::default();
+            on_conn!(&mut conn, c => {
+                sqlx::query(SQL)
+                    .bind(&new.id)
+                    .bind(&new.requester)
+                    .bind(&new.supplier)
+                    .bind(new.subject.as_ref().map(PersonNumber::expose))
+                    .bind(datasets)
+                    .bind(&new.purpose)
+                    .bind(new.valid_to.to_string())
+                    .bind(new.max_uses.map(i64::from))
+                    .bind(&new.redirect_url)
+                    .bind(&new.message)
+                    .bind(now.to_string())
+                    .execute(&mut **c)
+                    .await?;
+            });
+            add_event(&mut conn, &mut tally, &new.id, EventType::Created, now).await?;
+            let row = select(&mut conn, &new.id, false)
+                .await?
+                .ok_or_else(|| StoreError::Db("the new consent is not there".into()))?;
+            drop(conn);
+            tx.commit().await?;
+            self.events.committed(&tally);
+            Ok(row)
+        })
+        .await
+    }
+
+    /// The consent by id, as of now (see [`Store::get_consent_at`]).
+    pub async fn get_consent(&self, id: &str) -> Result<Option<ConsentRow>, StoreError> {
+        self.get_consent_at(id, Timestamp::now()).await
+    }
+
+    /// The consent by id. A pending or granted consent past `valid_to`
+    /// becomes `expired` (with its event) on this read.
+    pub async fn get_consent_at(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<ConsentRow>, StoreError> {
+        const SQL: &str = select_consents!("WHERE id = $1");
+        let row: Option<ConsentRow> =
+            on_pool!(self, pool => sqlx::query_as(SQL).bind(id).fetch_optional(pool).await?);
+        match row {
+            Some(row) if is_due(&row, now)? => {
+                self.expire_due(&[row.id], now).await.map(|mut v| v.pop())
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// The consent and its events in order, from one snapshot (expired first if due).
+    pub async fn get_consent_with_events(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<(ConsentRow, Vec<ConsentEvent>)>, StoreError> {
+        // Expire first (a write), then read both from one snapshot.
+        if self.get_consent_at(id, now).await?.is_none() {
+            return Ok(None);
+        }
+        let mut tx = self.begin_read().await?;
+        let mut conn = tx.conn();
+        let Some(row) = select(&mut conn, id, false).await? else {
+            return Ok(None);
+        };
+        let events = events(&mut conn, id).await?;
+        drop(conn);
+        tx.commit().await?;
+        Ok(Some((row, events)))
+    }
+
+    /// A consent's events in order (empty for an unknown id).
+    pub async fn consent_events(&self, id: &str) -> Result<Vec<ConsentEvent>, StoreError> {
+        on_pool!(self, pool => {
+            let mut conn = pool.acquire().await?;
+            events(&mut Conn::from(&mut *conn), id).await
+        })
+    }
+
+    /// The consents about `subject`, newest first (expired first where due).
+    pub async fn consents_by_subject(
+        &self,
+        subject: &PersonNumber,
+        now: Timestamp,
+    ) -> Result<Vec<ConsentRow>, StoreError> {
+        const SQL: &str = select_consents!("WHERE subject = $1 ORDER BY created_at DESC, id");
+        let query = || async {
+            Ok::<Vec<ConsentRow>, StoreError>(on_pool!(self, pool => {
+                sqlx::query_as(SQL).bind(subject.expose()).fetch_all(pool).await?
+            }))
+        };
+        let rows = query().await?;
+        if self.expire_any(&rows, now).await? {
+            return query().await;
+        }
+        Ok(rows)
+    }
+
+    /// The newest `limit` consents that `requester` (`0192:N`) asked for.
+    pub async fn consents_by_requester(
+        &self,
+        requester: &str,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<ConsentRow>, StoreError> {
+        const SQL: &str =
+            select_consents!("WHERE requester = $1 ORDER BY created_at DESC, id LIMIT $2");
+        let query = || async {
+            Ok::<Vec<ConsentRow>, StoreError>(on_pool!(self, pool => {
+                sqlx::query_as(SQL)
+                    .bind(requester)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await?
+            }))
+        };
+        let rows = query().await?;
+        if self.expire_any(&rows, now).await? {
+            return query().await;
+        }
+        Ok(rows)
+    }
+
+    /// Expires those of `rows` that are due; true if any were.
+    async fn expire_any(&self, rows: &[ConsentRow], now: Timestamp) -> Result<bool, StoreError> {
+        let mut due = Vec::new();
+        for row in rows {
+            if is_due(row, now)? {
+                due.push(row.id.clone());
+            }
+        }
+        if due.is_empty() {
+            return Ok(false);
+        }
+        self.expire_due(&due, now).await?;
+        Ok(true)
+    }
+
+    /// Expires each of `ids` that is still due, under the lock; returns the
+    /// rows after it.
+    async fn expire_due(
+        &self,
+        ids: &[String],
+        now: Timestamp,
+    ) -> Result<Vec<ConsentRow>, StoreError> {
+        self.retrying(|| async move {
+            let mut tx = self.begin_write().await?;
+            let mut conn = tx.conn();
+            let mut tally = EventTally::default();
+            let mut rows = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(row) = select(&mut conn, id, true).await? {
+                    rows.push(expire_if_due(&mut conn, &mut tally, row, now).await?);
+                }
+            }
+            drop(conn);
+            tx.commit().await?;
+            self.events.committed(&tally);
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// The citizen accepts, rejects or revokes (see [`crate::next_state`]).
+    /// A consent about another person is [`ConsentError::NotFound`]; one made
+    /// without a subject becomes the citizen's.
+    pub async fn citizen_action(
+        &self,
+        id: &str,
+        citizen: &PersonNumber,
+        action: CitizenAction,
+        now: Timestamp,
+    ) -> Result<ConsentRow, ConsentError> {
+        // The citizen who answers a request made without a subject becomes it.
+        const SQL: &str = "UPDATE consents SET status = $1, subject = COALESCE(subject, $2), \
+             updated_at = $3 WHERE id = $4 AND status = $5";
+        self.retrying(|| async move {
+            let mut tx = self.begin_write().await?;
+            let mut conn = tx.conn();
+            let mut tally = EventTally::default();
+            let row = select(&mut conn, id, true)
+                .await?
+                .ok_or(ConsentError::NotFound)?;
+            // Someone else's consent does not exist, as far as this citizen knows.
+            if row
+                .subject
+                .as_deref()
+                .is_some_and(|s| s != citizen.expose())
+            {
+                return Err(ConsentError::NotFound);
+            }
+            let row = expire_if_due(&mut conn, &mut tally, row, now).await?;
+            let state = row.state()?;
+            let Some(next) = next_state(state, action) else {
+                // Keep an expiry that was just recorded.
+                drop(conn);
+                tx.commit().await?;
+                self.events.committed(&tally);
+                return Err(ConsentError::InvalidTransition { state, action });
+            };
+            let (_, event) = action.outcome();
+            let changed = on_conn!(&mut conn, c => {
+                sqlx::query(SQL)
+                    .bind(next.as_str())
+                    .bind(citizen.expose())
+                    .bind(now.to_string())
+                    .bind(id)
+                    .bind(state.as_str())
+                    .execute(&mut **c)
+                    .await
+                    .map_err(StoreError::from)?
+                    .rows_affected()
+            });
+            if changed != 1 {
+                return Err(
+                    StoreError::Db(format!("consent {id} changed under the write lock")).into(),
+                );
+            }
+            add_event(&mut conn, &mut tally, id, event, now).await?;
+            let row = select(&mut conn, id, false)
+                .await?
+                .ok_or(ConsentError::NotFound)?;
+            drop(conn);
+            tx.commit().await?;
+            self.events.committed(&tally);
+            Ok(row)
+        })
+        .await
+    }
+
+    pub async fn accept_consent(
+        &self,
+        id: &str,
+        citizen: &PersonNumber,
+        now: Timestamp,
+    ) -> Result<ConsentRow, ConsentError> {
+        self.citizen_action(id, citizen, CitizenAction::Accept, now)
+            .await
+    }
+
+    pub async fn reject_consent(
+        &self,
+        id: &str,
+        citizen: &PersonNumber,
+        now: Timestamp,
+    ) -> Result<ConsentRow, ConsentError> {
+        self.citizen_action(id, citizen, CitizenAction::Reject, now)
+            .await
+    }
+
+    pub async fn revoke_consent(
+        &self,
+        id: &str,
+        citizen: &PersonNumber,
+        now: Timestamp,
+    ) -> Result<ConsentRow, ConsentError> {
+        self.citizen_action(id, citizen, CitizenAction::Revoke, now)
+            .await
+    }
+
+    /// Counts one use, atomically: only if the consent is granted, `now` is
+    /// before `valid_to` and uses are left; with its `used` event.
+    pub async fn use_consent(&self, id: &str, now: Timestamp) -> Result<UseOutcome, StoreError> {
+        self.retrying(|| async move {
+            let mut tx = self.begin_write().await?;
+            let mut conn = tx.conn();
+            let mut tally = EventTally::default();
+            let outcome = if take_use(&mut conn, &mut tally, id, now).await? {
+                let row = select(&mut conn, id, false)
+                    .await?
+                    .ok_or_else(|| StoreError::Db(format!("consent {id} vanished")))?;
+                UseOutcome::Used(Box::new(row))
+            } else {
+                // Refused; if it is because valid_to passed, record that now.
+                if let Some(row) = select(&mut conn, id, true).await? {
+                    expire_if_due(&mut conn, &mut tally, row, now).await?;
+                }
+                UseOutcome::Refused
+            };
+            drop(conn);
+            tx.commit().await?;
+            self.events.committed(&tally);
+            Ok(outcome)
+        })
+        .await
+    }
+}
+
+/// Counts one use inside the caller's transaction (the audit batch), with its
+/// `used` event: only if the consent is granted, unexpired and has uses left.
+/// False, with nothing written, when it cannot give one. The condition and
+/// the increment are one statement: under SQLite's write lock, and on
+/// PostgreSQL, which re-checks the WHERE on the row's latest version after
+/// waiting for its lock, so no two uses (on any replicas) both get the last.
+pub(super) async fn take_use(
+    conn: &mut Conn<'_>,
+    tally: &mut EventTally,
+    id: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    const SQL: &str = "UPDATE consents SET uses = uses + 1, updated_at = $1 \
+         WHERE id = $2 AND status = 'granted' AND valid_to > $1 \
+         AND (max_uses IS NULL OR uses < max_uses)";
+    let now_text = now.to_string();
+    let counted = on_conn!(&mut *conn, c => {
+        sqlx::query(SQL)
+            .bind(&now_text)
+            .bind(id)
+            .execute(&mut **c)
+            .await?
+            .rows_affected()
+    });
+    if counted != 1 {
+        return Ok(false);
+    }
+    add_event(conn, tally, id, EventType::Used, now).await?;
+    Ok(true)
+}
+
+/// The consent by id; with `lock`, its row locked until the transaction ends
+/// (see [`Conn::lock_row`]): what the caller checks stays true.
+async fn select(
+    conn: &mut Conn<'_>,
+    id: &str,
+    lock: bool,
+) -> Result<Option<ConsentRow>, StoreError> {
+    const SQL: &str = select_consents!("WHERE id = $1");
+    let sql = if lock {
+        std::borrow::Cow::Owned(format!("{SQL}{}", conn.lock_row()))
+    } else {
+        std::borrow::Cow::Borrowed(SQL)
+    };
+    Ok(on_conn!(conn, c => sqlx::query_as(&sql).bind(id).fetch_optional(&mut **c).await?))
+}
+
+async fn events(conn: &mut Conn<'_>, id: &str) -> Result<Vec<ConsentEvent>, StoreError> {
+    const SQL: &str = "SELECT type, at FROM consent_events WHERE consent_id = $1 ORDER BY seq";
+    let rows: Vec<(String, String)> =
+        on_conn!(conn, c => sqlx::query_as(SQL).bind(id).fetch_all(&mut **c).await?);
+    rows.into_iter()
+        .map(|(kind, at)| {
+            let bad = |e: &dyn std::fmt::Display| {
+                StoreError::Corrupt(format!("consent {id}: event: {e}"))
+            };
+            Ok(ConsentEvent {
+                kind: kind.parse().map_err(|e| bad(&e))?,
+                at: Timestamp::parse(&at).map_err(|e| bad(&e))?,
+            })
+        })
+        .collect()
+}
+
+/// Appends an event with the next sequence number; the caller holds the
+/// write lock, or the consent's row lock (every event follows a change to
+/// that row).
+async fn add_event(
+    conn: &mut Conn<'_>,
+    tally: &mut EventTally,
+    id: &str,
+    kind: EventType,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    const SQL: &str = "INSERT INTO consent_events (consent_id, seq, type, at) \
+         SELECT $1, COALESCE(MAX(seq) + 1, 0), $2, $3 FROM consent_events WHERE consent_id = $1";
+    on_conn!(conn, c => {
+        sqlx::query(SQL)
+            .bind(id)
+            .bind(kind.as_str())
+            .bind(at.to_string())
+            .execute(&mut **c)
+            .await?;
+    });
+    tally.push(kind);
+    Ok(())
+}
+
+/// Turns a pending or granted consent past `valid_to` into expired, with its
+/// event dated `valid_to` (when it expired, not when it was noticed).
+async fn expire_if_due(
+    conn: &mut Conn<'_>,
+    tally: &mut EventTally,
+    row: ConsentRow,
+    now: Timestamp,
+) -> Result<ConsentRow, StoreError> {
+    const SQL: &str =
+        "UPDATE consents SET status = 'expired', updated_at = $1 WHERE id = $2 AND status = $3";
+    if !is_due(&row, now)? {
+        return Ok(row);
+    }
+    on_conn!(&mut *conn, c => {
+        sqlx::query(SQL)
+            .bind(now.to_string())
+            .bind(&row.id)
+            .bind(&row.status)
+            .execute(&mut **c)
+            .await?;
+    });
+    add_event(
+        conn,
+        tally,
+        &row.id,
+        EventType::Expired,
+        row.valid_to_time()?,
+    )
+    .await?;
+    select(conn, &row.id, false)
+        .await?
+        .ok_or_else(|| StoreError::Db(format!("consent {} vanished", row.id)))
+}

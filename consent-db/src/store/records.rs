@@ -1,0 +1,275 @@
+//! The audit records: their columns, the batch insert, and the queries that
+//! read them back.
+
+use std::sync::OnceLock;
+
+use sqlx::QueryBuilder;
+
+use super::{Backend, Conn, Store};
+use crate::error::StoreError;
+use crate::record::{AuditRecord, NewRecord, RecordFilter, Timestamp};
+
+/// The columns of `audit_records` in spec order, as [`RecordRow`] reads them.
+pub(super) const RECORD_COLUMNS: &str =
+    "idx, time, transfer_id, kind, consumer, supplier, client_id, \
+     provider, dataset, method, path, purpose, basis, legal_ref, consent_id, subject_ref, \
+     decision, code, status, bytes, duration_ms, count";
+
+/// Rows per multi-row INSERT: 256 × 22 parameters stays far below SQLite's
+/// limit of 32766 and PostgreSQL's 65535.
+const MAX_ROWS_LOG2: u32 = 8;
+
+/// `INSERT … VALUES ($1, …), (…), …` with 2^k rows for k = 0..=MAX_ROWS_LOG2.
+/// A batch is cut into chunks of these sizes, so there are only nine
+/// statement texts and each stays in the connection's prepared-statement
+/// cache. One statement per row instead costs about 40 µs a record in sqlx.
+fn insert_sql(rows_log2: u32) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (0..=MAX_ROWS_LOG2)
+            .map(|k| {
+                let columns = RECORD_COLUMNS.split(',').count();
+                let rows: Vec<String> = (0..1usize << k)
+                    .map(|row| {
+                        let params: Vec<String> = (1..=columns)
+                            .map(|c| format!("${}", row * columns + c))
+                            .collect();
+                        format!("({})", params.join(", "))
+                    })
+                    .collect();
+                format!(
+                    "INSERT INTO audit_records ({RECORD_COLUMNS}) VALUES {}",
+                    rows.join(", ")
+                )
+            })
+            .collect()
+    });
+    all.get(rows_log2 as usize).map_or("", String::as_str)
+}
+
+/// The last record's index and time, inside the batch's transaction.
+pub(super) async fn last_record(conn: &mut Conn<'_>) -> Result<Option<(i64, String)>, StoreError> {
+    const SQL: &str = "SELECT idx, time FROM audit_records ORDER BY idx DESC LIMIT 1";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).fetch_optional(&mut **c).await?))
+}
+
+/// Inserts `records` at `first_index..`, all at `time`, in as few
+/// statements as the power-of-two chunks allow.
+pub(super) async fn insert_records(
+    conn: &mut Conn<'_>,
+    first_index: i64,
+    time: &str,
+    records: &[NewRecord],
+) -> Result<(), StoreError> {
+    let mut rest = records;
+    let mut index = first_index;
+    while !rest.is_empty() {
+        // The largest power of two that fits, capped at 2^MAX_ROWS_LOG2.
+        let k = rest.len().ilog2().min(MAX_ROWS_LOG2);
+        let (chunk, tail) = rest.split_at(1 << k);
+        on_conn!(&mut *conn, c => {
+            let mut query = sqlx::query(insert_sql(k));
+            for r in chunk {
+                query = query
+                    .bind(index)
+                    .bind(time)
+                    .bind(r.transfer_id.as_str())
+                    .bind(r.kind.as_str())
+                    .bind(r.consumer.as_deref())
+                    .bind(r.supplier.as_deref())
+                    .bind(r.client_id.as_deref())
+                    .bind(r.provider.as_deref())
+                    .bind(r.dataset.as_deref())
+                    .bind(r.method.as_str())
+                    .bind(r.path.as_str())
+                    .bind(r.purpose.as_deref())
+                    .bind(r.basis.map(|b| b.as_str()))
+                    .bind(r.legal_ref.as_deref())
+                    .bind(r.consent_id.as_deref())
+                    .bind(r.subject_ref.as_deref())
+                    .bind(r.decision.map(|d| d.as_str()))
+                    .bind(r.code.as_deref())
+                    .bind(r.status.map(i64::from))
+                    .bind(r.bytes.map(to_i64).transpose()?)
+                    .bind(r.duration_ms.map(to_i64).transpose()?)
+                    .bind(r.count.map(to_i64).transpose()?);
+                index += 1;
+            }
+            query.execute(&mut **c).await?;
+        });
+        rest = tail;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Records matching `filter`, in index order.
+    pub async fn records(&self, filter: &RecordFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows: Vec<RecordRow> = on_pool!(self, pool => {
+            let mut q = QueryBuilder::new("SELECT ");
+            q.push(RECORD_COLUMNS).push(" FROM audit_records WHERE 1 = 1");
+            // Time never goes backwards along the log (it is taken under the
+            // sequencer's lock), so a time window is also an index range: the
+            // first record at or after each bound, found on the time index,
+            // bounds `idx`. Without this the planner may walk the primary key
+            // from 0 filtering on time (seconds at 15M records; bench/README.md).
+            const FIRST_AT: &str = "COALESCE((SELECT idx FROM audit_records WHERE time >= ";
+            const FIRST_AT_END: &str = " ORDER BY time, idx LIMIT 1), 9223372036854775807)";
+            if let Some(t) = filter.since {
+                q.push(" AND time >= ").push_bind(t.to_string());
+                q.push(" AND idx >= ")
+                    .push(FIRST_AT)
+                    .push_bind(t.to_string())
+                    .push(FIRST_AT_END);
+            }
+            if let Some(t) = filter.until {
+                q.push(" AND time < ").push_bind(t.to_string());
+                q.push(" AND idx < ")
+                    .push(FIRST_AT)
+                    .push_bind(t.to_string())
+                    .push(FIRST_AT_END);
+            }
+            if let Some(c) = &filter.consumer {
+                q.push(" AND consumer = ").push_bind(c.clone());
+            }
+            if let Some(p) = &filter.provider {
+                q.push(" AND provider = ").push_bind(p.clone());
+            }
+            if let Some(d) = &filter.dataset {
+                q.push(" AND dataset = ").push_bind(d.clone());
+            }
+            if let Some(k) = filter.kind {
+                q.push(" AND kind = ").push_bind(k.as_str());
+            }
+            if let Some(v) = filter.decision {
+                q.push(" AND decision = ").push_bind(v.as_str());
+            }
+            if let Some(s) = &filter.subject_ref {
+                q.push(" AND subject_ref = ").push_bind(s.clone());
+            }
+            if let Some(after) = filter.after_index {
+                // Past i64::MAX there is nothing; saturate rather than fail.
+                q.push(" AND idx > ")
+                    .push_bind(i64::try_from(after).unwrap_or(i64::MAX));
+            }
+            q.push(" ORDER BY idx");
+            if let Some(limit) = filter.limit {
+                q.push(" LIMIT ").push_bind(i64::from(limit));
+            }
+            q.build_query_as().fetch_all(pool).await?
+        });
+        rows.into_iter().map(AuditRecord::try_from).collect()
+    }
+
+    /// How many records the log holds; also the index the next record gets.
+    pub async fn record_count(&self) -> Result<u64, StoreError> {
+        // Indexes are dense from 0, so the count is the last index + 1: a
+        // primary-key lookup instead of a table scan.
+        const SQL: &str = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_records";
+        let (next,): (i64,) = on_pool!(self, pool => sqlx::query_as(SQL).fetch_one(pool).await?);
+        u64::try_from(next).map_err(|_| StoreError::Corrupt(format!("record count {next}")))
+    }
+
+    /// The records of one transfer (its decision, then its outcome), in index order.
+    pub async fn records_by_transfer(
+        &self,
+        transfer_id: &str,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM audit_records WHERE transfer_id = $1 ORDER BY idx"
+        );
+        let rows: Vec<RecordRow> = on_pool!(self, pool => {
+            sqlx::query_as(&sql).bind(transfer_id).fetch_all(pool).await?
+        });
+        rows.into_iter().map(AuditRecord::try_from).collect()
+    }
+
+    /// One record by index.
+    pub async fn record_at(&self, index: u64) -> Result<Option<AuditRecord>, StoreError> {
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM audit_records WHERE idx = $1");
+        let Ok(idx) = i64::try_from(index) else {
+            return Ok(None);
+        };
+        let row: Option<RecordRow> = on_pool!(self, pool => {
+            sqlx::query_as(&sql).bind(idx).fetch_optional(pool).await?
+        });
+        row.map(AuditRecord::try_from).transpose()
+    }
+}
+
+/// `audit_records` as either database returns it; checked into an [`AuditRecord`].
+#[derive(sqlx::FromRow)]
+pub(super) struct RecordRow {
+    idx: i64,
+    time: String,
+    transfer_id: String,
+    kind: String,
+    consumer: Option<String>,
+    supplier: Option<String>,
+    client_id: Option<String>,
+    provider: Option<String>,
+    dataset: Option<String>,
+    method: String,
+    path: String,
+    purpose: Option<String>,
+    basis: Option<String>,
+    legal_ref: Option<String>,
+    consent_id: Option<String>,
+    subject_ref: Option<String>,
+    decision: Option<String>,
+    code: Option<String>,
+    status: Option<i64>,
+    bytes: Option<i64>,
+    duration_ms: Option<i64>,
+    count: Option<i64>,
+}
+
+impl TryFrom<RecordRow> for AuditRecord {
+    type Error = StoreError;
+
+    fn try_from(r: RecordRow) -> Result<Self, StoreError> {
+        let idx = r.idx;
+        let bad = |field: &str, e: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("record {idx}: {field}: {e}"))
+        };
+        fn num<T: TryFrom<i64>>(v: Option<i64>) -> Result<Option<T>, i64> {
+            v.map(|n| T::try_from(n).map_err(|_| n)).transpose()
+        }
+        Ok(AuditRecord {
+            index: u64::try_from(idx).map_err(|e| bad("index", &e))?,
+            time: Timestamp::parse(&r.time).map_err(|e| bad("time", &e))?,
+            transfer_id: r.transfer_id,
+            kind: r.kind.parse().map_err(|e| bad("kind", &e))?,
+            consumer: r.consumer,
+            supplier: r.supplier,
+            client_id: r.client_id,
+            provider: r.provider,
+            dataset: r.dataset,
+            method: r.method,
+            path: r.path,
+            purpose: r.purpose,
+            basis: r
+                .basis
+                .map(|b| b.parse())
+                .transpose()
+                .map_err(|e| bad("basis", &e))?,
+            legal_ref: r.legal_ref,
+            consent_id: r.consent_id,
+            subject_ref: r.subject_ref,
+            decision: r
+                .decision
+                .map(|d| d.parse())
+                .transpose()
+                .map_err(|e| bad("decision", &e))?,
+            code: r.code,
+            status: num(r.status).map_err(|n| bad("status", &n))?,
+            bytes: num(r.bytes).map_err(|n| bad("bytes", &n))?,
+            duration_ms: num(r.duration_ms).map_err(|n| bad("duration_ms", &n))?,
+            count: num(r.count).map_err(|n| bad("count", &n))?,
+        })
+    }
+}
+
+fn to_i64(n: u64) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::Db(format!("{n} is too large to store")))
+}
