@@ -30,8 +30,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use consent_db::merkle::Frontier;
 use consent_db::{
-    AuditRecord, Basis, ConsentRow, RecordFilter, RecordKind, Store, StoreConfig, Timestamp,
-    UseOutcome, Verdict,
+    AuditRecord, Basis, RecordFilter, RecordKind, Store, StoreConfig, Timestamp, UseOutcome,
+    Verdict,
 };
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Row};
@@ -229,7 +229,25 @@ fn consent_subject(k: u64, subjects: u64) -> u64 {
 }
 
 /// Consent `k` as a row, with its events (type, time).
-fn consent(k: u64, subjects: u64, now_ms: i64) -> (ConsentRow, Vec<(&'static str, i64)>) {
+/// One row of `consents` as COPY writes it: the columns' text.
+struct ConsentCopy {
+    id: String,
+    requester: String,
+    supplier: Option<String>,
+    subject: Option<String>,
+    datasets: String,
+    purpose: String,
+    status: String,
+    valid_to: String,
+    max_uses: Option<i64>,
+    uses: i64,
+    redirect_url: Option<String>,
+    message: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+fn consent(k: u64, subjects: u64, now_ms: i64) -> (ConsentCopy, Vec<(&'static str, i64)>) {
     let mut rng = Rng::new(k ^ 0xC0DE);
     let status = consent_status(k);
     let requester_n = rng.below(CONSUMERS);
@@ -285,7 +303,7 @@ fn consent(k: u64, subjects: u64, now_ms: i64) -> (ConsentRow, Vec<(&'static str
     }
     let updated = events.last().map_or(created, |e| e.1);
     let requester = consumer(requester_n);
-    let row = ConsentRow {
+    let row = ConsentCopy {
         id: consent_id(k),
         supplier: (rng.pct() < 20).then(|| vendor(rng.next())),
         subject: Some(person_number(consent_subject(k, subjects))),
@@ -821,7 +839,7 @@ async fn measure(url: &str, consents: u64, subjects: u64, samples: usize) -> Res
             let row = store.get_consent_at(&id, Timestamp::now()).await?;
             st.samples.push(t.elapsed());
             let row = row.ok_or_else(|| format!("consent {id} missing"))?;
-            if row.status != "granted" {
+            if row.status.as_str() != "granted" {
                 return Err(format!("consent {id} is {}", row.status).into());
             }
         }
@@ -831,7 +849,7 @@ async fn measure(url: &str, consents: u64, subjects: u64, samples: usize) -> Res
     // With a cache: a positive cache of granted consents in the process, as
     // big as the granted consents (up to 1M rows), behind a RwLock.
     let cached = consents.min(1_900_000);
-    let mut map: HashMap<String, Arc<ConsentRow>> = HashMap::new();
+    let mut map: HashMap<String, Arc<ConsentCopy>> = HashMap::new();
     for k in (0..cached).filter(|k| consent_status(*k) == Status::Granted) {
         let (row, _) = consent(k, subjects, now_ms);
         map.insert(row.id.clone(), Arc::new(row));

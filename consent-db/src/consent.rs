@@ -21,16 +21,18 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use policy::PersonNumber;
+use policy::{ConsentStatus, DatasetRef, PersonNumber};
 use serde::Serialize;
 use thiserror::Error;
 
 use crate::error::StoreError;
 use crate::record::{Timestamp, UnknownName};
 
-/// One row of `consents`, close to the table. Times are the canonical
-/// RFC 3339 strings of [`crate::Timestamp`].
-#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+/// A consent as stored, in Bru's types. The database keeps the times as
+/// RFC 3339 text and the datasets as a JSON array of `"provider/dataset"`;
+/// the store parses both on the way out (a row that does not parse is
+/// [`StoreError::Corrupt`]).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConsentRow {
     pub id: String,
     /// `0192:{orgnr}` of the organisation that asked.
@@ -40,40 +42,30 @@ pub struct ConsentRow {
     /// The person number in clear; `None` until a citizen takes a request
     /// that was made without one. Redacted in `Debug`.
     pub subject: Option<String>,
-    /// JSON array of `"provider/dataset"`; see [`ConsentRow::dataset_list`].
-    pub datasets: String,
+    pub datasets: Vec<DatasetRef>,
     pub purpose: String,
-    /// See [`ConsentRow::state`].
-    pub status: String,
-    pub valid_to: String,
-    pub max_uses: Option<i64>,
-    pub uses: i64,
+    pub status: ConsentStatus,
+    pub valid_to: Timestamp,
+    /// `None`: no limit.
+    pub max_uses: Option<u32>,
+    pub uses: u32,
     pub redirect_url: Option<String>,
     pub message: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 impl ConsentRow {
-    pub fn dataset_list(&self) -> Result<Vec<String>, StoreError> {
-        serde_json::from_str(&self.datasets)
-            .map_err(|e| StoreError::Corrupt(format!("consent {}: datasets: {e}", self.id)))
-    }
-
-    pub fn state(&self) -> Result<ConsentState, StoreError> {
-        self.status
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("consent {}: {e}", self.id)))
-    }
-
-    pub fn valid_to_time(&self) -> Result<Timestamp, StoreError> {
-        Timestamp::parse(&self.valid_to)
-            .map_err(|e| StoreError::Corrupt(format!("consent {}: valid_to: {e}", self.id)))
-    }
-
     /// Whether `person` is this consent's subject.
     pub fn is_subject(&self, person: &PersonNumber) -> bool {
         self.subject.as_deref() == Some(person.expose())
+    }
+
+    /// Whether it is pending or granted and `valid_to` has passed: the next
+    /// read or use records its expiry.
+    pub(crate) fn is_due(&self, now: Timestamp) -> bool {
+        matches!(self.status, ConsentStatus::Pending | ConsentStatus::Granted)
+            && self.valid_to <= now
     }
 }
 
@@ -98,6 +90,25 @@ impl fmt::Debug for ConsentRow {
             .finish()
     }
 }
+
+/// The schema of [`ConsentStatus`] in the OpenAPI document, under the name
+/// the document has always used (the enum is policy's, which knows nothing
+/// of OpenAPI): one of its names.
+#[cfg(feature = "openapi")]
+pub struct ConsentState;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ConsentState {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(ConsentStatus::ALL.iter().map(ConsentStatus::as_str)))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ConsentState {}
 
 /// Defines a fieldless enum with one wire name per variant (serde, the
 /// database column and `FromStr` alike).
@@ -150,17 +161,6 @@ macro_rules! names {
             }
         }
     };
-}
-
-names! {
-    /// A consent's status (SPEC section 4).
-    ConsentState, "consent status" {
-        Pending = "pending",
-        Granted = "granted",
-        Rejected = "rejected",
-        Revoked = "revoked",
-        Expired = "expired",
-    }
 }
 
 names! {
@@ -273,19 +273,19 @@ impl CitizenAction {
     }
 
     /// The one state this action can start from.
-    pub fn from_state(&self) -> ConsentState {
+    pub fn from_state(&self) -> ConsentStatus {
         match self {
-            CitizenAction::Accept | CitizenAction::Reject => ConsentState::Pending,
-            CitizenAction::Revoke => ConsentState::Granted,
+            CitizenAction::Accept | CitizenAction::Reject => ConsentStatus::Pending,
+            CitizenAction::Revoke => ConsentStatus::Granted,
         }
     }
 
     /// The state the action leads to, and the event it writes.
-    pub fn outcome(&self) -> (ConsentState, EventType) {
+    pub fn outcome(&self) -> (ConsentStatus, EventType) {
         match self {
-            CitizenAction::Accept => (ConsentState::Granted, EventType::Accepted),
-            CitizenAction::Reject => (ConsentState::Rejected, EventType::Rejected),
-            CitizenAction::Revoke => (ConsentState::Revoked, EventType::Revoked),
+            CitizenAction::Accept => (ConsentStatus::Granted, EventType::Accepted),
+            CitizenAction::Reject => (ConsentStatus::Rejected, EventType::Rejected),
+            CitizenAction::Revoke => (ConsentStatus::Revoked, EventType::Revoked),
         }
     }
 }
@@ -293,7 +293,7 @@ impl CitizenAction {
 /// The state machine, as one function: where `action` leads from `state`,
 /// or `None` when it may not be taken from there. Expiry and use are not
 /// citizen actions and have their own rules (see [`crate::Store::use_consent`]).
-pub fn next_state(state: ConsentState, action: CitizenAction) -> Option<ConsentState> {
+pub fn next_state(state: ConsentStatus, action: CitizenAction) -> Option<ConsentStatus> {
     (state == action.from_state()).then(|| action.outcome().0)
 }
 
@@ -308,8 +308,7 @@ pub struct NewConsent {
     pub supplier: Option<String>,
     /// `None`: the citizen who answers the request becomes its subject.
     pub subject: Option<PersonNumber>,
-    /// `"provider/dataset"` each.
-    pub datasets: Vec<String>,
+    pub datasets: Vec<DatasetRef>,
     pub purpose: String,
     pub valid_to: Timestamp,
     /// `None`: no limit. At least 1.
@@ -346,7 +345,7 @@ pub enum ConsentError {
     /// may just have become `expired`).
     #[error("a {state} consent cannot be {}", action.past_tense())]
     InvalidTransition {
-        state: ConsentState,
+        state: ConsentStatus,
         action: CitizenAction,
     },
     #[error(transparent)]

@@ -36,11 +36,15 @@ mod test_support;
 
 pub use audit::{AuditConfig, AuditLog, AuditReceipt, AuditStats, BatchSizes, BATCH_SIZE_BOUNDS};
 pub use config::{ClientCertificate, PgTls, StoreConfig};
+#[cfg(feature = "openapi")]
+pub use consent::ConsentState;
 pub use consent::{
     next_state, CitizenAction, ConsentError, ConsentEvent, ConsentEventCounts, ConsentRow,
-    ConsentState, EventType, NewConsent, UseOutcome,
+    EventType, NewConsent, UseOutcome,
 };
 pub use error::{AuditError, StoreError};
+/// The one consent status, policy's (re-exported: the store hands it out).
+pub use policy::ConsentStatus;
 pub use pseudonym::Pseudonymiser;
 pub use record::scrub::{scrub_path, scrub_text};
 pub use record::{

@@ -116,7 +116,7 @@ impl SqliteStore {
         let mut slot = writer.conn.lock().await;
         // A batch dropped mid-transaction (its timeout) leaves the connection
         // counted inside it: start afresh instead.
-        if slot.as_ref().map_or(true, in_transaction) {
+        if slot.as_ref().is_none_or(in_transaction) {
             *slot = Some(writer.options.connect().await?);
         }
         Ok(Appender::Own(slot))

@@ -745,7 +745,10 @@ async fn consents_are_read_back_and_their_subject_is_not_debug_printed() {
     let row = store.get_consent("c-1").await.unwrap().unwrap();
     assert_eq!(row.subject.as_deref(), Some("12884513829"));
     assert_eq!(
-        row.dataset_list().unwrap(),
+        row.datasets
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
         ["nav/inntekt", "helsenorge/hjemmetjeneste"]
     );
     assert_eq!(

@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::body::Body;
 use consent_db::{AuditLog, NewRecord, Store};
 use http::Response;
-use policy::{ConsentFact, ConsentStatus, ConsentView, DatasetRef, OrgNumber, Policy};
+use policy::{Consent, ConsentFact, ConsentStatus, OrgNumber, Policy};
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
@@ -61,7 +61,7 @@ pub enum ConsentRecordError {
 /// A bounded map of granted consents; see [`App::consent_cache`].
 #[derive(Default)]
 struct ConsentCache {
-    entries: std::sync::Mutex<HashMap<String, (ConsentView, Instant)>>,
+    entries: std::sync::Mutex<HashMap<String, (Consent, Instant)>>,
 }
 
 impl ConsentCache {
@@ -71,13 +71,13 @@ impl ConsentCache {
     /// Memory stays bounded: past this many, the map starts over.
     const CAPACITY: usize = 100_000;
 
-    fn get(&self, id: &str) -> Option<ConsentView> {
+    fn get(&self, id: &str) -> Option<Consent> {
         let entries = self.entries.lock().ok()?;
         let (view, at) = entries.get(id)?;
         (at.elapsed() < Self::TTL).then(|| view.clone())
     }
 
-    fn put(&self, view: &ConsentView) {
+    fn put(&self, view: &Consent) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= Self::CAPACITY {
                 entries.clear();
@@ -349,27 +349,8 @@ impl App {
     }
 }
 
-fn consent_view(row: &consent_db::ConsentRow, allow_synthetic: bool) -> Option<ConsentView> {
-    let status = match row.status.as_str() {
-        "pending" => ConsentStatus::Pending,
-        "granted" => ConsentStatus::Granted,
-        "rejected" => ConsentStatus::Rejected,
-        "revoked" => ConsentStatus::Revoked,
-        "expired" => ConsentStatus::Expired,
-        _ => return None,
-    };
-    let datasets = row
-        .dataset_list()
-        .ok()?
-        .iter()
-        .filter_map(|d| {
-            d.split_once('/').map(|(p, s)| DatasetRef {
-                provider: p.to_owned(),
-                dataset: s.to_owned(),
-            })
-        })
-        .collect();
-    Some(ConsentView {
+fn consent_view(row: &consent_db::ConsentRow, allow_synthetic: bool) -> Option<Consent> {
+    Some(Consent {
         id: row.id.clone(),
         requester: OrgNumber::parse(
             row.requester
@@ -381,15 +362,11 @@ fn consent_view(row: &consent_db::ConsentRow, allow_synthetic: bool) -> Option<C
             .subject
             .as_deref()
             .and_then(|s| policy::PersonNumber::parse(s, allow_synthetic).ok()),
-        datasets,
+        datasets: row.datasets.clone(),
         purpose: row.purpose.clone(),
-        status,
-        valid_to: time::OffsetDateTime::parse(
-            &row.valid_to,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .ok()?,
-        uses: u32::try_from(row.uses).unwrap_or(u32::MAX),
-        max_uses: row.max_uses.and_then(|m| u32::try_from(m).ok()),
+        status: row.status,
+        valid_to: row.valid_to.as_datetime(),
+        uses: row.uses,
+        max_uses: row.max_uses,
     })
 }

@@ -393,7 +393,7 @@ async fn receipt(
     // A receipt documents consent given: a request never accepted has none.
     let Some(accepted) = events.iter().find(|e| e.kind == EventType::Accepted) else {
         return Problem {
-            consent_status: Some(row.status.clone()),
+            consent_status: Some(row.status.to_string()),
             ..json_api::problem(
                 StatusCode::CONFLICT,
                 "consent_not_granted",
@@ -459,9 +459,9 @@ fn receipt_claims(
             t.nb.clone()
         }
     };
-    let datasets = row.dataset_list().unwrap_or_default();
-    let refs: Vec<policy::DatasetRef> = datasets.iter().filter_map(|d| d.parse().ok()).collect();
-    let found: Vec<&policy::Dataset> = refs
+    let datasets: Vec<String> = row.datasets.iter().map(ToString::to_string).collect();
+    let found: Vec<&policy::Dataset> = row
+        .datasets
         .iter()
         .filter_map(|r| policy.dataset(&r.provider, &r.dataset))
         .collect();

@@ -258,7 +258,7 @@ fn explain(
     let subject =
         policy::PersonNumber::parse("12884513829", true).context("the example subject")?;
     let now = time::OffsetDateTime::now_utc();
-    let consent = policy::ConsentFact::Found(policy::ConsentView {
+    let consent = policy::ConsentFact::Found(policy::Consent {
         id: "example".into(),
         requester: consumer,
         subject: Some(subject.clone()),

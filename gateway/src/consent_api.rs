@@ -225,7 +225,7 @@ async fn create(
         &ConsentRequestCreated {
             citizen_url: citizen_url(&app, &row.id),
             id: row.id.clone(),
-            status: row.status.clone(),
+            status: row.status.to_string(),
         },
     );
     if let Ok(location) = HeaderValue::from_str(&format!("/consent/v1/requests/{}", row.id)) {
@@ -349,7 +349,7 @@ fn parse_request(
         requester: caller.consumer.iso6523(),
         supplier: caller.supplier.as_ref().map(|s| s.iso6523()),
         subject,
-        datasets: datasets.iter().map(ToString::to_string).collect(),
+        datasets: datasets.clone(),
         purpose,
         valid_to: Timestamp::from_datetime(valid_to),
         max_uses,
@@ -508,7 +508,7 @@ async fn list(
     let status = match query
         .status
         .as_deref()
-        .map(str::parse::<consent_db::ConsentState>)
+        .map(str::parse::<consent_db::ConsentStatus>)
     {
         None => None,
         Some(Ok(s)) => Some(s),
@@ -530,7 +530,7 @@ async fn list(
         Ok(rows) => {
             let requests = rows
                 .iter()
-                .filter(|r| status.is_none_or(|s| r.status == s.as_str()))
+                .filter(|r| status.is_none_or(|s| r.status == s))
                 .take(limit as usize)
                 .map(|r| request_view(&app, r, None))
                 .collect();
@@ -550,23 +550,22 @@ fn request_view(
 ) -> ConsentRequestView {
     ConsentRequestView {
         id: row.id.clone(),
-        status: row.status.clone(),
+        status: row.status.to_string(),
         datasets: row
-            .dataset_list()
-            .unwrap_or_default()
-            .into_iter()
-            .map(DatasetId)
+            .datasets
+            .iter()
+            .map(|d| DatasetId(d.to_string()))
             .collect(),
         purpose: row.purpose.clone(),
-        valid_to: row.valid_to.clone(),
-        uses: row.uses,
-        max_uses: row.max_uses,
+        valid_to: row.valid_to.to_string(),
+        uses: row.uses.into(),
+        max_uses: row.max_uses.map(i64::from),
         requester: row.requester.clone(),
         supplier: row.supplier.clone(),
         redirect_url: row.redirect_url.clone(),
         message: row.message.clone(),
-        created_at: row.created_at.clone(),
-        updated_at: row.updated_at.clone(),
+        created_at: row.created_at.to_string(),
+        updated_at: row.updated_at.to_string(),
         citizen_url: citizen_url(app, &row.id),
         events: events.map(<[ConsentEvent]>::to_vec),
     }

@@ -36,7 +36,10 @@ pub enum SubjectFact {
     Valid(PersonNumber),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A consent's status (SPEC section 4): the one enum for it, from the store's
+/// column to the JSON APIs (serialised as its name, e.g. `"granted"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ConsentStatus {
     Pending,
     Granted,
@@ -45,9 +48,54 @@ pub enum ConsentStatus {
     Expired,
 }
 
+impl ConsentStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: &'static [ConsentStatus] = &[
+        ConsentStatus::Pending,
+        ConsentStatus::Granted,
+        ConsentStatus::Rejected,
+        ConsentStatus::Revoked,
+        ConsentStatus::Expired,
+    ];
+
+    /// The name as stored and sent: `pending`, `granted`, …
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ConsentStatus::Pending => "pending",
+            ConsentStatus::Granted => "granted",
+            ConsentStatus::Rejected => "rejected",
+            ConsentStatus::Revoked => "revoked",
+            ConsentStatus::Expired => "expired",
+        }
+    }
+}
+
+impl std::fmt::Display for ConsentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Not one of the names of [`ConsentStatus`] (quotes at most 40 characters).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown consent status {0:?}")]
+pub struct UnknownConsentStatus(String);
+
+impl std::str::FromStr for ConsentStatus {
+    type Err = UnknownConsentStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ConsentStatus::ALL
+            .iter()
+            .find(|c| c.as_str() == s)
+            .copied()
+            .ok_or_else(|| UnknownConsentStatus(s.chars().take(40).collect()))
+    }
+}
+
 /// A consent as the store holds it, gathered before deciding.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsentView {
+pub struct Consent {
     pub id: String,
     /// The organisation that requested the consent.
     pub requester: OrgNumber,
@@ -66,7 +114,7 @@ pub enum ConsentFact {
     NotGiven,
     /// A consent id was given but the store has none by that id.
     NotFound,
-    Found(ConsentView),
+    Found(Consent),
 }
 
 /// Everything a decision depends on besides the policy, the caller and the dataset.

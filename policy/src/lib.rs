@@ -17,8 +17,8 @@ pub use api::{
     ConsentRequestError,
 };
 pub use decide::{
-    allowed_purposes, decide, explain, Caller, ConsentFact, ConsentStatus, ConsentView, Decision,
-    DenyCode, Facts, Step, SubjectFact,
+    allowed_purposes, decide, explain, Caller, Consent, ConsentFact, ConsentStatus, Decision,
+    DenyCode, Facts, Step, SubjectFact, UnknownConsentStatus,
 };
 pub use id::{IdError, OrgNumber, PersonNumber};
 pub use load::{load_policy, parse_policy, PolicyError};

@@ -186,7 +186,7 @@ impl World {
             requester: "0192:921429002".into(),
             supplier: None,
             subject: subject.map(|s| PersonNumber::parse(s, true).unwrap()),
-            datasets: vec!["nav/inntekt".into()],
+            datasets: vec!["nav/inntekt".parse().unwrap()],
             purpose: "omsorgsbolig-soknad".into(),
             valid_to: Timestamp::parse("2026-12-23T12:00:00Z").unwrap(),
             max_uses: Some(10),
@@ -201,7 +201,13 @@ impl World {
     }
 
     async fn status(&self, id: &str) -> String {
-        self.store.get_consent(id).await.unwrap().unwrap().status
+        self.store
+            .get_consent(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .to_string()
     }
 }
 

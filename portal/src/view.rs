@@ -3,7 +3,7 @@
 //! gateway's citizen JSON API (`/citizen/v1/…`) serialises them.
 
 use consent_db::{
-    AuditRecord, Basis, ConsentRow, ConsentState, RecordFilter, RecordKind, Store, StoreError,
+    AuditRecord, Basis, ConsentRow, ConsentStatus, RecordFilter, RecordKind, Store, StoreError,
     Timestamp, Verdict,
 };
 use policy::{DatasetRef, OrgNumber, PersonNumber, Policy, Text};
@@ -173,26 +173,25 @@ pub struct ConsentView {
 pub fn consent(policy: &Policy, row: &ConsentRow) -> ConsentView {
     ConsentView {
         id: row.id.clone(),
-        status: row.status.clone(),
+        status: row.status.to_string(),
         requester: organisation(policy, &row.requester),
         supplier: row.supplier.as_deref().map(|s| organisation(policy, s)),
         datasets: row
-            .dataset_list()
-            .unwrap_or_default()
+            .datasets
             .iter()
-            .map(|d| dataset(policy, d))
+            .map(|d| dataset(policy, &d.to_string()))
             .collect(),
         purpose: purpose(policy, &row.purpose),
-        valid_to: row.valid_to.clone(),
-        uses: row.uses,
-        max_uses: row.max_uses,
+        valid_to: row.valid_to.to_string(),
+        uses: row.uses.into(),
+        max_uses: row.max_uses.map(i64::from),
         message: row
             .message
             .as_deref()
             .map(|m| m.chars().take(MAX_MESSAGE_CHARS).collect()),
         redirect_url: row.redirect_url.clone(),
-        created_at: row.created_at.clone(),
-        updated_at: row.updated_at.clone(),
+        created_at: row.created_at.to_string(),
+        updated_at: row.updated_at.to_string(),
     }
 }
 
@@ -201,7 +200,7 @@ pub fn consent(policy: &Policy, row: &ConsentRow) -> ConsentView {
 pub fn visible_to(row: &ConsentRow, me: &PersonNumber) -> bool {
     match &row.subject {
         Some(_) => row.is_subject(me),
-        None => row.status == ConsentState::Pending.as_str(),
+        None => row.status == ConsentStatus::Pending,
     }
 }
 
@@ -216,9 +215,9 @@ pub struct Grouped<'a> {
 pub fn group(rows: &[ConsentRow]) -> Grouped<'_> {
     let mut g = Grouped::default();
     for row in rows {
-        match row.state() {
-            Ok(ConsentState::Granted) => g.active.push(row),
-            Ok(ConsentState::Pending) => g.pending.push(row),
+        match row.status {
+            ConsentStatus::Granted => g.active.push(row),
+            ConsentStatus::Pending => g.pending.push(row),
             _ => g.past.push(row),
         }
     }

@@ -115,7 +115,6 @@ impl Store {
             frontier =
                 Some(tree::extend_tree(&mut conn, first_index, time, records, cached).await?);
         }
-        drop(conn);
         tx.commit().await?;
         Ok((
             BatchCommit {

@@ -8,8 +8,8 @@
 
 use super::{Backend, Conn, Store};
 use crate::consent::{
-    next_state, CitizenAction, ConsentError, ConsentEvent, ConsentRow, ConsentState, EventTally,
-    EventType, NewConsent, UseOutcome,
+    next_state, CitizenAction, ConsentError, ConsentEvent, ConsentRow, EventTally, EventType,
+    NewConsent, UseOutcome,
 };
 use crate::error::StoreError;
 use crate::record::Timestamp;
@@ -27,10 +27,70 @@ macro_rules! select_consents {
     };
 }
 
-/// Whether a pending or granted consent has run past `valid_to`.
-fn is_due(row: &ConsentRow, now: Timestamp) -> Result<bool, StoreError> {
-    let live = matches!(row.state()?, ConsentState::Pending | ConsentState::Granted);
-    Ok(live && row.valid_to_time()? <= now)
+/// One row of `consents` as both databases return it: text, checked into a
+/// [`ConsentRow`].
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    requester: String,
+    supplier: Option<String>,
+    subject: Option<String>,
+    datasets: String,
+    purpose: String,
+    status: String,
+    valid_to: String,
+    max_uses: Option<i64>,
+    uses: i64,
+    redirect_url: Option<String>,
+    message: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl TryFrom<Row> for ConsentRow {
+    type Error = StoreError;
+
+    fn try_from(r: Row) -> Result<Self, StoreError> {
+        let id = r.id;
+        let bad = |field: &str, e: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("consent {id}: {field}: {e}"))
+        };
+        let time = |field: &str, t: &str| Timestamp::parse(t).map_err(|e| bad(field, &e));
+        let datasets: Vec<String> =
+            serde_json::from_str(&r.datasets).map_err(|e| bad("datasets", &e))?;
+        Ok(ConsentRow {
+            requester: r.requester,
+            supplier: r.supplier,
+            subject: r.subject,
+            datasets: datasets
+                .iter()
+                .map(|d| d.parse())
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad("datasets", &e))?,
+            purpose: r.purpose,
+            status: r.status.parse().map_err(|e| bad("status", &e))?,
+            valid_to: time("valid_to", &r.valid_to)?,
+            max_uses: r
+                .max_uses
+                .map(u32::try_from)
+                .transpose()
+                .map_err(|e| bad("max_uses", &e))?,
+            uses: u32::try_from(r.uses).map_err(|e| bad("uses", &e))?,
+            redirect_url: r.redirect_url,
+            message: r.message,
+            created_at: time("created_at", &r.created_at)?,
+            updated_at: time("updated_at", &r.updated_at)?,
+            id,
+        })
+    }
+}
+
+fn checked(row: Option<Row>) -> Result<Option<ConsentRow>, StoreError> {
+    row.map(ConsentRow::try_from).transpose()
+}
+
+fn checked_all(rows: Vec<Row>) -> Result<Vec<ConsentRow>, StoreError> {
+    rows.into_iter().map(ConsentRow::try_from).collect()
 }
 
 impl Store {
@@ -43,7 +103,8 @@ impl Store {
         const SQL: &str = "INSERT INTO consents (id, requester, supplier, subject, datasets, \
              purpose, status, valid_to, max_uses, uses, redirect_url, message, created_at, \
              updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, 0, $9, $10, $11, $11)";
-        let datasets = serde_json::to_string(&new.datasets)
+        let datasets: Vec<String> = new.datasets.iter().map(ToString::to_string).collect();
+        let datasets = serde_json::to_string(&datasets)
             .map_err(|e| StoreError::Db(format!("datasets: {e}")))?;
         let datasets = &datasets;
         self.retrying(|| async move {
@@ -70,7 +131,6 @@ impl Store {
             let row = select(&mut conn, &new.id, false)
                 .await?
                 .ok_or_else(|| StoreError::Db("the new consent is not there".into()))?;
-            drop(conn);
             tx.commit().await?;
             self.events.committed(&tally);
             Ok(row)
@@ -91,10 +151,10 @@ impl Store {
         now: Timestamp,
     ) -> Result<Option<ConsentRow>, StoreError> {
         const SQL: &str = select_consents!("WHERE id = $1");
-        let row: Option<ConsentRow> =
+        let row: Option<Row> =
             on_pool!(self, pool => sqlx::query_as(SQL).bind(id).fetch_optional(pool).await?);
-        match row {
-            Some(row) if is_due(&row, now)? => {
+        match checked(row)? {
+            Some(row) if row.is_due(now) => {
                 self.expire_due(&[row.id], now).await.map(|mut v| v.pop())
             }
             other => Ok(other),
@@ -117,7 +177,6 @@ impl Store {
             return Ok(None);
         };
         let events = events(&mut conn, id).await?;
-        drop(conn);
         tx.commit().await?;
         Ok(Some((row, events)))
     }
@@ -138,7 +197,7 @@ impl Store {
     ) -> Result<Vec<ConsentRow>, StoreError> {
         const SQL: &str = select_consents!("WHERE subject = $1 ORDER BY created_at DESC, id");
         let query = || async {
-            Ok::<Vec<ConsentRow>, StoreError>(on_pool!(self, pool => {
+            checked_all(on_pool!(self, pool => {
                 sqlx::query_as(SQL).bind(subject.expose()).fetch_all(pool).await?
             }))
         };
@@ -159,7 +218,7 @@ impl Store {
         const SQL: &str =
             select_consents!("WHERE requester = $1 ORDER BY created_at DESC, id LIMIT $2");
         let query = || async {
-            Ok::<Vec<ConsentRow>, StoreError>(on_pool!(self, pool => {
+            checked_all(on_pool!(self, pool => {
                 sqlx::query_as(SQL)
                     .bind(requester)
                     .bind(i64::from(limit))
@@ -178,7 +237,7 @@ impl Store {
     async fn expire_any(&self, rows: &[ConsentRow], now: Timestamp) -> Result<bool, StoreError> {
         let mut due = Vec::new();
         for row in rows {
-            if is_due(row, now)? {
+            if row.is_due(now) {
                 due.push(row.id.clone());
             }
         }
@@ -206,7 +265,6 @@ impl Store {
                     rows.push(expire_if_due(&mut conn, &mut tally, row, now).await?);
                 }
             }
-            drop(conn);
             tx.commit().await?;
             self.events.committed(&tally);
             Ok(rows)
@@ -243,10 +301,9 @@ impl Store {
                 return Err(ConsentError::NotFound);
             }
             let row = expire_if_due(&mut conn, &mut tally, row, now).await?;
-            let state = row.state()?;
+            let state = row.status;
             let Some(next) = next_state(state, action) else {
                 // Keep an expiry that was just recorded.
-                drop(conn);
                 tx.commit().await?;
                 self.events.committed(&tally);
                 return Err(ConsentError::InvalidTransition { state, action });
@@ -273,7 +330,6 @@ impl Store {
             let row = select(&mut conn, id, false)
                 .await?
                 .ok_or(ConsentError::NotFound)?;
-            drop(conn);
             tx.commit().await?;
             self.events.committed(&tally);
             Ok(row)
@@ -330,7 +386,6 @@ impl Store {
                 }
                 UseOutcome::Refused
             };
-            drop(conn);
             tx.commit().await?;
             self.events.committed(&tally);
             Ok(outcome)
@@ -383,7 +438,7 @@ async fn select(
     } else {
         std::borrow::Cow::Borrowed(SQL)
     };
-    Ok(on_conn!(conn, c => sqlx::query_as(&sql).bind(id).fetch_optional(&mut **c).await?))
+    checked(on_conn!(conn, c => sqlx::query_as(&sql).bind(id).fetch_optional(&mut **c).await?))
 }
 
 async fn events(conn: &mut Conn<'_>, id: &str) -> Result<Vec<ConsentEvent>, StoreError> {
@@ -437,25 +492,18 @@ async fn expire_if_due(
 ) -> Result<ConsentRow, StoreError> {
     const SQL: &str =
         "UPDATE consents SET status = 'expired', updated_at = $1 WHERE id = $2 AND status = $3";
-    if !is_due(&row, now)? {
+    if !row.is_due(now) {
         return Ok(row);
     }
     on_conn!(&mut *conn, c => {
         sqlx::query(SQL)
             .bind(now.to_string())
             .bind(&row.id)
-            .bind(&row.status)
+            .bind(row.status.as_str())
             .execute(&mut **c)
             .await?;
     });
-    add_event(
-        conn,
-        tally,
-        &row.id,
-        EventType::Expired,
-        row.valid_to_time()?,
-    )
-    .await?;
+    add_event(conn, tally, &row.id, EventType::Expired, row.valid_to).await?;
     select(conn, &row.id, false)
         .await?
         .ok_or_else(|| StoreError::Db(format!("consent {} vanished", row.id)))

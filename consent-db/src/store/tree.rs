@@ -214,7 +214,6 @@ impl Store {
                 .unwrap_or_else(Timestamp::now);
             conn.insert_nodes(&nodes).await?;
             insert_head(&mut conn, &frontier, time).await?;
-            drop(conn);
             tx.commit().await?;
         }
     }

@@ -58,7 +58,7 @@ impl Call {
             dataset: "nav/inntekt",
             purpose: Some("omsorgsbolig-soknad"),
             subject: SubjectFact::Valid(person(KARI)),
-            consent: ConsentFact::Found(ConsentView {
+            consent: ConsentFact::Found(Consent {
                 id: "c-1".into(),
                 requester: org(K429),
                 subject: Some(person(KARI)),
@@ -85,7 +85,7 @@ impl Call {
         }
     }
 
-    fn consent(&mut self) -> &mut ConsentView {
+    fn consent(&mut self) -> &mut Consent {
         match &mut self.consent {
             ConsentFact::Found(c) => c,
             _ => panic!("the case has no consent to change"),
@@ -599,7 +599,7 @@ struct ConsentChange {
 }
 
 impl ConsentChange {
-    fn apply(&self, c: &mut ConsentView) {
+    fn apply(&self, c: &mut Consent) {
         if let Some(r) = self.requester {
             c.requester = org(r);
         }
