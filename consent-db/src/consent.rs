@@ -9,8 +9,8 @@
 //!
 //! Every transition writes its event (`created`, `accepted`, `rejected`,
 //! `revoked`, `expired`, `used`) in the same transaction as the change, with
-//! the write lock taken first (`BEGIN IMMEDIATE`), so concurrent uses count
-//! exactly. Expiry is lazy: the first read or use after `valid_to` turns the
+//! what it depends on locked first (SQLite's write lock, PostgreSQL's row
+//! lock; see `store/consents.rs`), so concurrent uses count exactly. Expiry is lazy: the first read or use after `valid_to` turns the
 //! consent into `expired` and writes the event (dated `valid_to`, when it
 //! happened). Migration 0003 makes the database refuse any other change.
 //!
