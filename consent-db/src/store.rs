@@ -4,10 +4,11 @@
 //! (the audit records), `append.rs` (the batch transaction), `consents.rs`
 //! (the lifecycle), `tree.rs` (the transparency log's nodes, heads and
 //! checkpoints), `portal_sessions.rs`. Both backends take `$n` placeholders,
-//! so one text serves both. sqlx's executors are generic over the database
-//! with bounds a plain generic function cannot state once, so the glue is
-//! written once inside [`on_pool!`] / [`on_conn!`], which expand it once per
-//! backend (the pattern of vaultwarden's `db_run!`).
+//! so one text serves both (the batch insert of records aside, see below).
+//! sqlx's executors are generic over the database with bounds a plain
+//! generic function cannot state once, so the glue is written once inside
+//! [`on_pool!`] / [`on_conn!`], which expand it once per backend (the pattern
+//! of vaultwarden's `db_run!`).
 //!
 //! What differs is the dialect, each difference a named method here whose two
 //! sides live in `sqlite.rs` and `postgres.rs`:
@@ -17,6 +18,9 @@
 //!   `pg_advisory_xact_lock`; on SQLite the write lock already is it.
 //! - lock a row ([`Conn::lock_row`]): PostgreSQL `FOR UPDATE`; on SQLite the
 //!   write lock covers every row.
+//! - placeholders ([`Conn::numbered_placeholders`]): the batch insert of
+//!   records takes anonymous `?` on SQLite, `$n` on PostgreSQL; every other
+//!   statement `$n` on both.
 //! - insert a batch of nodes ([`Conn::insert_nodes`]): one statement each,
 //!   `json_each` over a JSON array and a blob, or `UNNEST` over three arrays.
 //! - the appender's connection ([`Appender`]): SQLite's writer keeps one of its
@@ -149,6 +153,15 @@ impl Conn<'_> {
             Conn::Sqlite(_) => "",
             Conn::Postgres(_) => " FOR UPDATE",
         }
+    }
+
+    /// Placeholders: whether the batch insert of records numbers its
+    /// parameters (`$1, $2, …`, PostgreSQL) or leaves them anonymous (`?`,
+    /// SQLite, whose driver then binds them in order instead of reading each
+    /// one's name back: 22 lookups a record). Every other statement takes
+    /// `$n` on both.
+    pub(crate) fn numbered_placeholders(&self) -> bool {
+        matches!(self, Conn::Postgres(_))
     }
 
     /// Insert a batch of nodes in one statement.

@@ -19,20 +19,25 @@ pub(super) const RECORD_COLUMNS: &str =
 /// limit of 32766 and PostgreSQL's 65535.
 const MAX_ROWS_LOG2: u32 = 8;
 
-/// `INSERT … VALUES ($1, …), (…), …` with 2^k rows for k = 0..=MAX_ROWS_LOG2.
+/// `INSERT … VALUES (…), (…), …` with 2^k rows for k = 0..=MAX_ROWS_LOG2,
+/// in the placeholders of `conn`'s dialect (see [`Conn::numbered_placeholders`]).
 /// A batch is cut into chunks of these sizes, so there are only nine
-/// statement texts and each stays in the connection's prepared-statement
-/// cache. One statement per row instead costs about 40 µs a record in sqlx.
-fn insert_sql(rows_log2: u32) -> &'static str {
-    static SQL: OnceLock<Vec<String>> = OnceLock::new();
-    let all = SQL.get_or_init(|| {
+/// statement texts per backend and each stays in the connection's
+/// prepared-statement cache. One statement per row instead costs about 40 µs
+/// a record in sqlx.
+fn insert_sql(conn: &Conn<'_>, rows_log2: u32) -> &'static str {
+    static SQL: OnceLock<[Vec<String>; 2]> = OnceLock::new();
+    let texts = |numbered: bool| -> Vec<String> {
+        let columns = RECORD_COLUMNS.split(',').count();
         (0..=MAX_ROWS_LOG2)
             .map(|k| {
-                let columns = RECORD_COLUMNS.split(',').count();
                 let rows: Vec<String> = (0..1usize << k)
                     .map(|row| {
                         let params: Vec<String> = (1..=columns)
-                            .map(|c| format!("${}", row * columns + c))
+                            .map(|c| match numbered {
+                                true => format!("${}", row * columns + c),
+                                false => "?".to_owned(),
+                            })
                             .collect();
                         format!("({})", params.join(", "))
                     })
@@ -43,7 +48,13 @@ fn insert_sql(rows_log2: u32) -> &'static str {
                 )
             })
             .collect()
-    });
+    };
+    let [anonymous, numbered] = SQL.get_or_init(|| [texts(false), texts(true)]);
+    let all = if conn.numbered_placeholders() {
+        numbered
+    } else {
+        anonymous
+    };
     all.get(rows_log2 as usize).map_or("", String::as_str)
 }
 
@@ -67,8 +78,9 @@ pub(super) async fn insert_records(
         // The largest power of two that fits, capped at 2^MAX_ROWS_LOG2.
         let k = rest.len().ilog2().min(MAX_ROWS_LOG2);
         let (chunk, tail) = rest.split_at(1 << k);
+        let sql = insert_sql(conn, k);
         on_conn!(&mut *conn, c => {
-            let mut query = sqlx::query(insert_sql(k));
+            let mut query = sqlx::query(sql);
             for r in chunk {
                 query = query
                     .bind(index)
