@@ -1,6 +1,6 @@
 //! The transparency log as stored: tree heads, proofs from stored nodes, and
 //! signed checkpoints. The tree grows in the same transaction as the records
-//! (see `tlog/sqlite.rs`), so a committed record is always a leaf.
+//! (see `store/tree.rs`), so a committed record is always a leaf.
 
 use crate::error::StoreError;
 use crate::merkle::{leaf_hash, Frontier, Hash, NodeId, ProofError};
