@@ -45,6 +45,7 @@ pub fn parse_page(body: &[u8]) -> Result<EventsPage, FormatError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

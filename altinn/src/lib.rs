@@ -2,12 +2,12 @@
 //! that Bru can stand in front of a data source that Norwegian consumers
 //! already call with Maskinporten tokens (SPEC section 9):
 //!
-//! - [`consent`]: `authorization_details` of type `urn:altinn:consent` in
+//! - `consent`: `authorization_details` of type `urn:altinn:consent` in
 //!   the three generations a data source must accept while Altinn migrates
 //!   (Altinn 2 tokens, Altinn 3 tokens, migrated Altinn 2 consents);
-//! - [`systemuser`]: `urn:altinn:systemuser`;
-//! - [`xacml`]: Altinn's XACML JSON authorize request and response (the PDP);
-//! - [`events`]: the enterprise consent events feed.
+//! - `systemuser`: `urn:altinn:systemuser`;
+//! - `xacml`: Altinn's XACML JSON authorize request and response (the PDP);
+//! - `events`: the enterprise consent events feed.
 //!
 //! Pure: parsing, matching and building documents; no I/O, no clock (the
 //! time is always an argument). Person numbers never appear in `Debug`.

@@ -113,6 +113,7 @@ pub fn response_json(decision: PdpDecision) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
