@@ -19,7 +19,9 @@ use crate::sqlite::SqliteStore;
 use crate::tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
 use policy::PersonNumber;
 
+mod altinn;
 mod portal_sessions;
+pub use altinn::{AltinnConsentEnded, AltinnConsentState};
 pub use portal_sessions::PortalSession;
 
 /// How to connect. The defaults suit the gateway; tests shorten the timeouts.
