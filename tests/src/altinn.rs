@@ -225,6 +225,14 @@ pub fn altinn_world(world: &TestWorld, altinn: &FakeAltinn, extra_altinn: &str) 
             1,
         );
     assert!(policy.contains(RESOURCE_MIGRATED) && policy.contains("nav/inntekt-a2\""));
+    // A consent world extended the policy (helsenorge): extend this one too.
+    let path = world.dir.path().join("policy.toml");
+    let current = std::fs::read_to_string(&path).expect("read policy");
+    let policy = if current == crate::world::POLICY {
+        policy
+    } else {
+        crate::consent::extend_policy(&policy)
+    };
     std::fs::write(world.dir.path().join("policy.toml"), policy).expect("write policy");
     std::fs::write(world.dir.path().join("altinn-events.token"), EVENTS_TOKEN).expect("token");
     let mut config = std::fs::read_to_string(&world.config_path).expect("read config");
