@@ -28,7 +28,7 @@ pub(crate) const CHECKPOINTER_LOCK: i64 = 0x4272_7502;
 /// The columns of `audit_records` in spec order, as [`RecordRow`] reads them.
 pub(crate) const RECORD_COLUMNS: &str = crate::sqlite::RECORD_COLUMNS;
 
-/// Rows per multi-row INSERT: 256 × 22 parameters, below PostgreSQL's 65535.
+/// Rows per multi-row INSERT: 256 × 23 parameters, below PostgreSQL's 65535.
 const MAX_ROWS_LOG2: u32 = 8;
 
 /// Turns `?` / `?N` placeholders into PostgreSQL's `$N` (for generated texts).
@@ -61,7 +61,7 @@ fn insert_sql(rows_log2: u32) -> &'static str {
     let all = SQL.get_or_init(|| {
         (0..=MAX_ROWS_LOG2)
             .map(|k| {
-                let row = format!("({})", vec!["?"; 22].join(", "));
+                let row = format!("({})", vec!["?"; 23].join(", "));
                 pg(&format!(
                     "INSERT INTO audit_records ({RECORD_COLUMNS}) VALUES {}",
                     vec![row; 1 << k].join(", ")
@@ -369,7 +369,8 @@ impl PgStore {
                     .bind(r.status.map(i64::from))
                     .bind(r.bytes.map(to_i64).transpose()?)
                     .bind(r.duration_ms.map(to_i64).transpose()?)
-                    .bind(r.count.map(to_i64).transpose()?);
+                    .bind(r.count.map(to_i64).transpose()?)
+                    .bind(r.system_user.as_deref());
                 index += 1;
             }
             query.execute(&mut *tx).await?;

@@ -23,9 +23,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub(crate) const RECORD_COLUMNS: &str =
     "idx, time, transfer_id, kind, consumer, supplier, client_id, \
      provider, dataset, method, path, purpose, basis, legal_ref, consent_id, subject_ref, \
-     decision, code, status, bytes, duration_ms, count";
+     decision, code, status, bytes, duration_ms, count, system_user";
 
-/// Rows per multi-row INSERT: 256 × 22 parameters stays far below SQLite's
+/// Rows per multi-row INSERT: 256 × 23 parameters stays far below SQLite's
 /// limit of 32766.
 const MAX_ROWS_LOG2: u32 = 8;
 
@@ -38,7 +38,7 @@ fn insert_sql(rows_log2: u32) -> &'static str {
     let all = SQL.get_or_init(|| {
         (0..=MAX_ROWS_LOG2)
             .map(|k| {
-                let row = format!("({})", vec!["?"; 22].join(", "));
+                let row = format!("({})", vec!["?"; 23].join(", "));
                 format!(
                     "INSERT INTO audit_records ({RECORD_COLUMNS}) VALUES {}",
                     vec![row; 1 << k].join(", ")
@@ -260,7 +260,8 @@ impl SqliteStore {
                     .bind(r.status.map(i64::from))
                     .bind(r.bytes.map(to_i64).transpose()?)
                     .bind(r.duration_ms.map(to_i64).transpose()?)
-                    .bind(r.count.map(to_i64).transpose()?);
+                    .bind(r.count.map(to_i64).transpose()?)
+                    .bind(r.system_user.as_deref());
                 index += 1;
             }
             query.execute(&mut *tx).await?;
@@ -409,6 +410,7 @@ pub(crate) struct RecordRow {
     bytes: Option<i64>,
     duration_ms: Option<i64>,
     count: Option<i64>,
+    system_user: Option<String>,
 }
 
 impl TryFrom<RecordRow> for AuditRecord {
@@ -453,6 +455,7 @@ impl TryFrom<RecordRow> for AuditRecord {
             bytes: num(r.bytes).map_err(|n| bad("bytes", &n))?,
             duration_ms: num(r.duration_ms).map_err(|n| bad("duration_ms", &n))?,
             count: num(r.count).map_err(|n| bad("count", &n))?,
+            system_user: r.system_user,
         })
     }
 }

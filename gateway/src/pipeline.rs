@@ -163,6 +163,7 @@ async fn prepare<'a>(
     call.record.consumer = Some(caller.consumer.iso6523());
     call.record.supplier = caller.supplier.as_ref().map(|s| s.iso6523());
     call.record.client_id = Some(caller.client_id.clone());
+    call.record.system_user = token.altinn.system_user().map(|s| s.id.clone());
 
     let mut route = route?;
     let Some(dataset) = app.policy.dataset(&route.provider, &route.dataset) else {

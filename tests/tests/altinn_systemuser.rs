@@ -43,6 +43,14 @@ async fn a_permitted_system_user_calls_as_its_organisation_through_the_vendor() 
     let record = cw.record(&reply.transfer_id().unwrap(), "decision").await;
     assert_eq!(record["consumer"], format!("0192:{K429}"));
     assert_eq!(record["supplier"], format!("0192:{OMSORGSAPP}"));
+    assert_eq!(record["system_user"], SU1);
+    let outcome = cw.record(&reply.transfer_id().unwrap(), "outcome").await;
+    assert_eq!(outcome["system_user"], SU1);
+    // Any other call's record has no such member (its leaf is as before).
+    let plain = inntekt(&bru, &cw.k429_token(), Some(&consent), KARI, PURPOSE_OMSORG).await;
+    plain.expect_status(200, "K429 itself");
+    let record = cw.record(&plain.transfer_id().unwrap(), "decision").await;
+    assert!(record.get("system_user").is_none(), "{record}");
     let forwarded = cw.nav.requests().pop().unwrap();
     assert_eq!(forwarded.header("bru-consumer"), Some(&*format!("0192:{K429}")));
 

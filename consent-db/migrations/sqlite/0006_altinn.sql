@@ -25,3 +25,7 @@ CREATE TABLE altinn_feed_cursor (
     next_url TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+
+-- The Altinn system user a call was made as (SPEC 9.2); NULL otherwise, and
+-- then absent from the record's leaf, so older leaves keep their bytes.
+ALTER TABLE audit_records ADD COLUMN system_user TEXT;
