@@ -205,8 +205,7 @@ impl AltinnConsent {
         let from = match offered.len() {
             11 => person(offered, "OfferedBy")?,
             _ => Party::Organisation(
-                policy::OrgNumber::parse(offered)
-                    .map_err(|_| FormatError::Invalid("OfferedBy"))?,
+                policy::OrgNumber::parse(offered).map_err(|_| FormatError::Invalid("OfferedBy"))?,
             ),
         };
         let to = policy::OrgNumber::parse(
@@ -226,14 +225,18 @@ impl AltinnConsent {
             .get("DelegatedDate")
             .map(|v| altinn2_time(v, "DelegatedDate"))
             .transpose()?;
-        let services: Vec<&str> = match claims.get("Services").or_else(|| claims.get("ServiceCodes")) {
+        let services: Vec<&str> = match claims
+            .get("Services")
+            .or_else(|| claims.get("ServiceCodes"))
+        {
             Some(Value::String(s)) => vec![s.as_str()],
             Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
             _ => return Err(FormatError::Missing("Services")),
         };
         let mut rights: Vec<ConsentRight> = Vec::new();
         for entry in services {
-            let (service, parameter) = split_service(entry).ok_or(FormatError::Invalid("Services"))?;
+            let (service, parameter) =
+                split_service(entry).ok_or(FormatError::Invalid("Services"))?;
             let at = match rights.iter().position(|r| r.resources[0] == service) {
                 Some(i) => i,
                 None => {
@@ -302,7 +305,10 @@ fn right(v: &Value) -> Result<ConsentRight, FormatError> {
         .iter()
         .map(|r| {
             // Altinn's pages write the attribute's name as `type`, one older page as `id`.
-            let kind = r.get("type").or_else(|| r.get("id")).and_then(Value::as_str);
+            let kind = r
+                .get("type")
+                .or_else(|| r.get("id"))
+                .and_then(Value::as_str);
             match (kind, r.get("value").and_then(Value::as_str)) {
                 (Some("urn:altinn:resource"), Some(value)) => Ok(Some(value.to_owned())),
                 (Some(_), Some(_)) => Ok(None),

@@ -36,11 +36,7 @@ impl SystemUser {
             _ => None,
         }
         .ok_or(FormatError::Invalid("systemuser_id"))?;
-        if id.len() != 36
-            || !id
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b'-')
-        {
+        if id.len() != 36 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
             return Err(FormatError::Invalid("systemuser_id"));
         }
         let org = crate::org_of(
@@ -85,7 +81,10 @@ mod tests {
         assert_eq!(s.system_id, "991825827_smartcloud");
 
         let mut two = v.clone();
-        two[0]["systemuser_id"] = json!(["f950ddae-06c3-4b57-b940-702417a90df0", "f950ddae-06c3-4b57-b940-702417a90df1"]);
+        two[0]["systemuser_id"] = json!([
+            "f950ddae-06c3-4b57-b940-702417a90df0",
+            "f950ddae-06c3-4b57-b940-702417a90df1"
+        ]);
         assert_eq!(
             Grants::from_claim(Some(&two)),
             Err(FormatError::Invalid("systemuser_id"))

@@ -34,7 +34,11 @@ pub fn filter_rows(
             };
             match row.get(field) {
                 Some(Value::String(s)) => s == wanted,
-                Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string() == *wanted,
+                Some(v @ (Value::Number(_) | Value::Bool(_))) => {
+                    // A number or boolean as JSON writes it: 2022, true.
+                    let text = v.to_string();
+                    text == *wanted
+                }
                 _ => false,
             }
         })
@@ -82,7 +86,13 @@ mod tests {
             run(&[("aar", Some("2022"))], r#"{"aar":2022}"#).unwrap(),
             r#"{"aar":2022}"#
         );
-        assert_eq!(run(&[("aar", Some("1"))], "x"), Err(RowFilterError::NotJson));
-        assert_eq!(run(&[("aar", Some("1"))], "1"), Err(RowFilterError::NotRows));
+        assert_eq!(
+            run(&[("aar", Some("1"))], "x"),
+            Err(RowFilterError::NotJson)
+        );
+        assert_eq!(
+            run(&[("aar", Some("1"))], "1"),
+            Err(RowFilterError::NotRows)
+        );
     }
 }

@@ -52,12 +52,22 @@ async fn ended_consents_and_the_cursor_move_together() {
         changed_at: "2026-12-04T12:00:00Z".into(),
     }];
     store
-        .apply_altinn_events("f", &ended, Some("https://a/next?c=1"), "2026-12-04T12:00:01Z")
+        .apply_altinn_events(
+            "f",
+            &ended,
+            Some("https://a/next?c=1"),
+            "2026-12-04T12:00:01Z",
+        )
         .await
         .unwrap();
     // The same page again (a restart before the next poll): idempotent.
     store
-        .apply_altinn_events("f", &ended, Some("https://a/next?c=2"), "2026-12-04T12:00:02Z")
+        .apply_altinn_events(
+            "f",
+            &ended,
+            Some("https://a/next?c=2"),
+            "2026-12-04T12:00:02Z",
+        )
         .await
         .unwrap();
     let state = store.altinn_consent_state(ID).await.unwrap();
@@ -74,7 +84,12 @@ async fn ended_consents_and_the_cursor_move_together() {
         changed_at: "2026-12-04T12:00:00Z".into(),
     }];
     assert!(store
-        .apply_altinn_events("f", &bad, Some("https://a/next?c=3"), "2026-12-04T12:00:03Z")
+        .apply_altinn_events(
+            "f",
+            &bad,
+            Some("https://a/next?c=3"),
+            "2026-12-04T12:00:03Z"
+        )
         .await
         .is_err());
     assert_eq!(

@@ -171,7 +171,10 @@ pub fn router() -> Router<DemoIssuers> {
     Router::new()
         .route("/demo/altinn/consentrequests", post(create_request))
         .route("/demo/altinn/consentrequests/events", get(events))
-        .route("/demo/altinn/consentrequests/{id}/{action}", post(citizen_action))
+        .route(
+            "/demo/altinn/consentrequests/{id}/{action}",
+            post(citizen_action),
+        )
         .route("/demo/altinn/authorize", post(authorize))
         .route("/demo/altinn/systemusers", post(create_system_user))
         .route("/demo/altinn/systemusers/{id}", delete(delete_system_user))
@@ -208,7 +211,9 @@ fn org_of(v: &Value) -> Option<String> {
         Value::Object(_) => v.get("ID")?.as_str()?.strip_prefix("0192:")?,
         _ => return None,
     };
-    policy::OrgNumber::parse(n).ok().map(|o| o.as_str().to_owned())
+    policy::OrgNumber::parse(n)
+        .ok()
+        .map(|o| o.as_str().to_owned())
 }
 
 /// `POST /demo/altinn/consentrequests`, as Altinn's enterprise consent request.
@@ -230,7 +235,10 @@ async fn create_request(State(issuers): State<DemoIssuers>, body: Bytes) -> Resp
     let Some(to) = org_of(&v["to"]) else {
         return bad("to: urn:altinn:organization:identifier-no:<orgnr>.");
     };
-    let valid_to = match v["validTo"].as_str().map(|s| OffsetDateTime::parse(s, &Rfc3339)) {
+    let valid_to = match v["validTo"]
+        .as_str()
+        .map(|s| OffsetDateTime::parse(s, &Rfc3339))
+    {
         Some(Ok(t)) if t > OffsetDateTime::now_utc() => t,
         _ => return bad("validTo: an RFC 3339 time in the future."),
     };
@@ -251,7 +259,10 @@ async fn create_request(State(issuers): State<DemoIssuers>, body: Bytes) -> Resp
         let altinn = issuers.altinn();
         let mut data = altinn.lock();
         if data.requests.contains_key(&id) {
-            return answer(StatusCode::CONFLICT, &json!({"detail": "a consent request with this id exists"}));
+            return answer(
+                StatusCode::CONFLICT,
+                &json!({"detail": "a consent request with this id exists"}),
+            );
         }
         data.requests.insert(
             id.clone(),
@@ -330,10 +341,16 @@ async fn citizen_action(
     let mut data = altinn.lock();
     let id = id.to_ascii_lowercase();
     let Some(request) = data.requests.get_mut(&id) else {
-        return answer(StatusCode::NOT_FOUND, &json!({"detail": "no such consent request"}));
+        return answer(
+            StatusCode::NOT_FOUND,
+            &json!({"detail": "no such consent request"}),
+        );
     };
     if request.from_pid != pid {
-        return answer(StatusCode::NOT_FOUND, &json!({"detail": "no such consent request"}));
+        return answer(
+            StatusCode::NOT_FOUND,
+            &json!({"detail": "no such consent request"}),
+        );
     }
     let now = OffsetDateTime::now_utc();
     let (next, event) = match (action.as_str(), request.status) {
@@ -341,9 +358,17 @@ async fn citizen_action(
         ("reject", Status::Pending) => (Status::Rejected, "rejected"),
         ("revoke", Status::Accepted) => (Status::Revoked, "revoked"),
         ("accept" | "reject" | "revoke", _) => {
-            return answer(StatusCode::CONFLICT, &json!({"detail": "not possible in the request's status"}))
+            return answer(
+                StatusCode::CONFLICT,
+                &json!({"detail": "not possible in the request's status"}),
+            )
         }
-        _ => return answer(StatusCode::NOT_FOUND, &json!({"detail": "accept, reject or revoke"})),
+        _ => {
+            return answer(
+                StatusCode::NOT_FOUND,
+                &json!({"detail": "accept, reject or revoke"}),
+            )
+        }
     };
     request.status = next;
     if next == Status::Accepted {
@@ -361,7 +386,10 @@ async fn events(
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
     if headers.get(header::AUTHORIZATION).is_none() {
-        return answer(StatusCode::UNAUTHORIZED, &json!({"detail": "a bearer token is required"}));
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            &json!({"detail": "a bearer token is required"}),
+        );
     }
     use base64::Engine;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -440,7 +468,11 @@ async fn create_system_user(State(issuers): State<DemoIssuers>, body: Bytes) -> 
     }
     let rights: Vec<String> = v["rights"]
         .as_array()
-        .map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     let id = uuid::Uuid::new_v4().to_string();
     issuers.altinn().lock().system_users.insert(
@@ -455,7 +487,10 @@ async fn create_system_user(State(issuers): State<DemoIssuers>, body: Bytes) -> 
 }
 
 /// `DELETE /demo/altinn/systemusers/{id}`: the organisation deletes its system user.
-async fn delete_system_user(State(issuers): State<DemoIssuers>, Path(id): Path<String>) -> Response {
+async fn delete_system_user(
+    State(issuers): State<DemoIssuers>,
+    Path(id): Path<String>,
+) -> Response {
     match issuers
         .altinn()
         .lock()
@@ -463,6 +498,9 @@ async fn delete_system_user(State(issuers): State<DemoIssuers>, Path(id): Path<S
         .remove(&id.to_ascii_lowercase())
     {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
-        None => answer(StatusCode::NOT_FOUND, &json!({"detail": "no such system user"})),
+        None => answer(
+            StatusCode::NOT_FOUND,
+            &json!({"detail": "no such system user"}),
+        ),
     }
 }

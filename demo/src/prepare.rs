@@ -649,7 +649,10 @@ ca_file = "ca.pem"
 session_key_file = "keys/portal-session.key"
 "#,
         public_url = q(&l.public_url),
-        altinn_events = q(&format!("{}/demo/altinn/consentrequests/events", l.public_url)),
+        altinn_events = q(&format!(
+            "{}/demo/altinn/consentrequests/events",
+            l.public_url
+        )),
         altinn_pdp = q(&format!("{}/demo/altinn/authorize", l.public_url)),
         listen = q(&l.listen.to_string()),
         ops_listen = q(&l.ops_listen.to_string()),

@@ -94,7 +94,11 @@ Try it in a POSIX shell (needs curl and jq):
 Every call above, allowed or refused, is in the transparency log: Kari sees
 them under {base}/innsyn after logging in.
 "#,
-        altinn_story = altinn_story(kari, &uuid::Uuid::new_v4().to_string(), &uuid::Uuid::new_v4().to_string()),
+        altinn_story = altinn_story(
+            kari,
+            &uuid::Uuid::new_v4().to_string(),
+            &uuid::Uuid::new_v4().to_string()
+        ),
         config = dir.join("bru.toml").display(),
         ca_shown = dir.join("ca.pem").display(),
     )

@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 use altinn::xacml::{AuthorizeRequest, PdpDecision};
 use altinn::{AltinnConsent, Grants, SystemUser};
 use policy::{
-    Caller, ConsentFact, ConsentStatus, ConsentView, Dataset, LegalBasis, PersonNumber,
-    SubjectFact,
+    Caller, ConsentFact, ConsentStatus, ConsentView, Dataset, LegalBasis, PersonNumber, SubjectFact,
 };
 
 use crate::app::App;
@@ -180,21 +179,24 @@ pub async fn consent_fact(
     let subject = consent
         .person()
         .and_then(|p| PersonNumber::parse(p, app.config.allow_synthetic_ids).ok());
-    Ok(Some((id.clone(), ConsentFact::Found(ConsentView {
-        id,
-        requester: consent.to.clone(),
-        subject,
-        datasets: vec![dataset.id.clone()],
-        purpose: purpose.unwrap_or_default().to_owned(),
-        status: if state.ended.is_some() {
-            ConsentStatus::Revoked
-        } else {
-            ConsentStatus::Granted
-        },
-        valid_to: consent.valid_to,
-        uses: u32::from(state.used),
-        max_uses: resource.one_time.then_some(1),
-    }))))
+    Ok(Some((
+        id.clone(),
+        ConsentFact::Found(ConsentView {
+            id,
+            requester: consent.to.clone(),
+            subject,
+            datasets: vec![dataset.id.clone()],
+            purpose: purpose.unwrap_or_default().to_owned(),
+            status: if state.ended.is_some() {
+                ConsentStatus::Revoked
+            } else {
+                ConsentStatus::Granted
+            },
+            valid_to: consent.valid_to,
+            uses: u32::from(state.used),
+            max_uses: resource.one_time.then_some(1),
+        }),
+    )))
 }
 
 /// Whether a consent id is an Altinn consent's (`altinn:{uuid}`).

@@ -675,9 +675,8 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
     let bytes = match filtered {
         Ok(b) => b,
         Err(e) => {
-            let failure = Failure::UpstreamError(format!(
-                "the provider's answer could not be filtered: {e}"
-            ));
+            let failure =
+                Failure::UpstreamError(format!("the provider's answer could not be filtered: {e}"));
             return app
                 .finish_with_failure(outcome.take(), started, &transfer_id, failure)
                 .await;

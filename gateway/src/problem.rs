@@ -214,7 +214,9 @@ pub enum Failure {
     RequestTooLarge,
     HeadersTooLarge,
     BodyTimeout,
-    RateLimited { retry_after_s: u64 },
+    RateLimited {
+        retry_after_s: u64,
+    },
     UpstreamError(String),
     UpstreamTimeout,
     AuditUnavailable,

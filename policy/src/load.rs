@@ -15,8 +15,9 @@ use toml::Spanned;
 
 use crate::id::OrgNumber;
 use crate::model::{
-    AltinnResource, ConsumerDataset, ConsumerRule, Dataset, DatasetPurpose, DatasetRef, FieldMask, JsonPath,
-    LegalBasis, Organisation, Policy, Provider, Purpose, RateLimit, SubjectLocation, Text,
+    AltinnResource, ConsumerDataset, ConsumerRule, Dataset, DatasetPurpose, DatasetRef, FieldMask,
+    JsonPath, LegalBasis, Organisation, Policy, Provider, Purpose, RateLimit, SubjectLocation,
+    Text,
 };
 
 /// One problem in a policy file, reported as `file:line: message`.
@@ -561,8 +562,7 @@ impl Validator<'_> {
         }
         let valid = !r.is_empty()
             && r.len() <= 128
-            && r
-                .bytes()
+            && r.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !valid {
             self.error(
@@ -594,7 +594,8 @@ impl Validator<'_> {
             let name_ok = |s: &str| {
                 !s.is_empty()
                     && s.len() <= 64
-                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             };
             if !name_ok(key) || !name_ok(field) {
                 self.error(
@@ -1048,6 +1049,6 @@ fn is_fhir_resource_type(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod altinn_tests;
+#[cfg(test)]
+mod tests;

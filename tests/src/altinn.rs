@@ -256,7 +256,14 @@ fn extra_dataset(id: &str, resource: &str, extra: &str, purpose_extra: &str) -> 
 /// One `urn:altinn:consent` entry of `authorization_details` as Maskinporten
 /// writes it (the Smartbank example's members and formats), from `person`
 /// to `to` for `resource`, valid until `valid_to` (RFC 3339), with `metadata`.
-pub fn consent_detail(id: &str, person: &str, to: &str, resource: &str, valid_to: &str, metadata: Value) -> Value {
+pub fn consent_detail(
+    id: &str,
+    person: &str,
+    to: &str,
+    resource: &str,
+    valid_to: &str,
+    metadata: Value,
+) -> Value {
     json!({
         "type": "urn:altinn:consent",
         "id": id,
@@ -281,7 +288,12 @@ pub fn next_year() -> String {
 
 /// A Maskinporten token for `consumer` carrying `details` as its
 /// `authorization_details`, with Digdir's 120 s lifetime.
-pub fn token_with_details(world: &TestWorld, consumer: &str, scope: &str, details: Value) -> String {
+pub fn token_with_details(
+    world: &TestWorld,
+    consumer: &str,
+    scope: &str,
+    details: Value,
+) -> String {
     let now = now();
     world
         .mp(consumer, scope)
@@ -293,7 +305,13 @@ pub fn token_with_details(world: &TestWorld, consumer: &str, scope: &str, detail
 }
 
 /// A system user token: the vendor `vendor` calls as system user `id` of `org`.
-pub fn system_user_token(world: &TestWorld, vendor: &str, id: &str, org: &str, scope: &str) -> String {
+pub fn system_user_token(
+    world: &TestWorld,
+    vendor: &str,
+    id: &str,
+    org: &str,
+    scope: &str,
+) -> String {
     token_with_details(
         world,
         vendor,

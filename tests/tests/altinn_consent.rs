@@ -40,7 +40,14 @@ async fn an_altinn_3_consent_token_is_a_consent_basis_narrowed_by_its_metadata()
         &world,
         K429,
         SCOPE_INNTEKT,
-        json!([consent_detail(&id, KARI, K429, RESOURCE_INNTEKT, &next_year(), json!({"inntektsaar": "2023"}))]),
+        json!([consent_detail(
+            &id,
+            KARI,
+            K429,
+            RESOURCE_INNTEKT,
+            &next_year(),
+            json!({"inntektsaar": "2023"})
+        )]),
     );
     let reply = call(&bru, "inntekt", &token, KARI).await;
     reply.expect_status(200, "altinn consent");
@@ -59,9 +66,11 @@ async fn an_altinn_3_consent_token_is_a_consent_basis_narrowed_by_its_metadata()
 
     // Without the token's consent (a plain token), the dataset still needs one.
     let plain = world.mp_token(K429, SCOPE_INNTEKT);
-    call(&bru, "inntekt", &plain, KARI)
-        .await
-        .expect_problem(403, "consent_required", "no consent at all");
+    call(&bru, "inntekt", &plain, KARI).await.expect_problem(
+        403,
+        "consent_required",
+        "no consent at all",
+    );
 }
 
 #[tokio::test]
@@ -75,7 +84,14 @@ async fn a_migrated_consent_with_lower_cased_metadata_is_accepted() {
         &world,
         K429,
         SCOPE_INNTEKT,
-        json!([consent_detail(&uuid(), KARI, K429, RESOURCE_MIGRATED, &next_year(), json!({"inntektsaar": "2024"}))]),
+        json!([consent_detail(
+            &uuid(),
+            KARI,
+            K429,
+            RESOURCE_MIGRATED,
+            &next_year(),
+            json!({"inntektsaar": "2024"})
+        )]),
     );
     let reply = call(&bru, "inntekt-a2", &token, KARI).await;
     reply.expect_status(200, "migrated consent");
@@ -83,9 +99,19 @@ async fn a_migrated_consent_with_lower_cased_metadata_is_accepted() {
     assert_eq!(reply.json().as_array().unwrap().len(), 1);
 
     // `metaData` and `to` as a URN, as other pages of Altinn's write them.
-    let mut detail = consent_detail(&uuid(), KARI, K429, RESOURCE_INNTEKT, &next_year(), json!(null));
+    let mut detail = consent_detail(
+        &uuid(),
+        KARI,
+        K429,
+        RESOURCE_INNTEKT,
+        &next_year(),
+        json!(null),
+    );
     detail["metaData"] = json!({"INNTEKTSAAR": "2022"});
-    detail["consentRights"][0].as_object_mut().unwrap().remove("metadata");
+    detail["consentRights"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("metadata");
     detail["consentRights"][0]["metaData"] = json!({"INNTEKTSAAR": "2022"});
     detail["to"] = json!(format!("urn:altinn:organization:identifier-no:{K429}"));
     let token = token_with_details(&world, K429, SCOPE_INNTEKT, json!([detail]));
@@ -102,13 +128,54 @@ async fn each_rule_of_an_altinn_consent_is_refused_with_its_code() {
         .unwrap();
     let cases = [
         // `to` is another organisation than the token's consumer.
-        (consent_detail(&uuid(), KARI, NAV, RESOURCE_INNTEKT, &next_year(), json!({})), KARI, 403, "consent_mismatch"),
+        (
+            consent_detail(
+                &uuid(),
+                KARI,
+                NAV,
+                RESOURCE_INNTEKT,
+                &next_year(),
+                json!({}),
+            ),
+            KARI,
+            403,
+            "consent_mismatch",
+        ),
         // `from` is another person than the call's subject.
-        (consent_detail(&uuid(), OLA, K429, RESOURCE_INNTEKT, &next_year(), json!({})), KARI, 403, "consent_subject_mismatch"),
+        (
+            consent_detail(
+                &uuid(),
+                OLA,
+                K429,
+                RESOURCE_INNTEKT,
+                &next_year(),
+                json!({}),
+            ),
+            KARI,
+            403,
+            "consent_subject_mismatch",
+        ),
         // `validTo` has passed.
-        (consent_detail(&uuid(), KARI, K429, RESOURCE_INNTEKT, &yesterday, json!({})), KARI, 403, "consent_expired"),
+        (
+            consent_detail(&uuid(), KARI, K429, RESOURCE_INNTEKT, &yesterday, json!({})),
+            KARI,
+            403,
+            "consent_expired",
+        ),
         // The dataset's resource is not among `consentRights`.
-        (consent_detail(&uuid(), KARI, K429, "skd-skattegrunnlag", &next_year(), json!({})), KARI, 403, "consent_not_found"),
+        (
+            consent_detail(
+                &uuid(),
+                KARI,
+                K429,
+                "skd-skattegrunnlag",
+                &next_year(),
+                json!({}),
+            ),
+            KARI,
+            403,
+            "consent_not_found",
+        ),
     ];
     for (detail, subject, status, code) in cases {
         let token = token_with_details(&world, K429, SCOPE_INNTEKT, json!([detail]));
@@ -118,24 +185,48 @@ async fn each_rule_of_an_altinn_consent_is_refused_with_its_code() {
         let record = world.record(&reply.problem_transfer_id(), "decision").await;
         assert_eq!(record["decision"], "deny");
         assert_eq!(record["code"], code);
-        assert!(record["consent_id"].as_str().unwrap().starts_with("altinn:"), "{record}");
+        assert!(
+            record["consent_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("altinn:"),
+            "{record}"
+        );
     }
 
     // `from` an organisation: no person consented.
-    let mut detail = consent_detail(&uuid(), KARI, K429, RESOURCE_INNTEKT, &next_year(), json!({}));
+    let mut detail = consent_detail(
+        &uuid(),
+        KARI,
+        K429,
+        RESOURCE_INNTEKT,
+        &next_year(),
+        json!({}),
+    );
     detail["from"] = json!(format!("urn:altinn:organization:identifier-no:{K429}"));
     let token = token_with_details(&world, K429, SCOPE_INNTEKT, json!([detail]));
-    call(&bru, "inntekt", &token, KARI)
-        .await
-        .expect_problem(403, "consent_subject_mismatch", "organisation consent");
+    call(&bru, "inntekt", &token, KARI).await.expect_problem(
+        403,
+        "consent_subject_mismatch",
+        "organisation consent",
+    );
 
     // Not as Maskinporten writes it: the token is not accepted.
-    let mut detail = consent_detail(&uuid(), KARI, K429, RESOURCE_INNTEKT, &next_year(), json!({}));
+    let mut detail = consent_detail(
+        &uuid(),
+        KARI,
+        K429,
+        RESOURCE_INNTEKT,
+        &next_year(),
+        json!({}),
+    );
     detail["validTo"] = json!("next year");
     let token = token_with_details(&world, K429, SCOPE_INNTEKT, json!([detail]));
-    call(&bru, "inntekt", &token, KARI)
-        .await
-        .expect_problem(401, "invalid_token", "malformed consent");
+    call(&bru, "inntekt", &token, KARI).await.expect_problem(
+        401,
+        "invalid_token",
+        "malformed consent",
+    );
 
     // Revoked in Altinn: refused once the feed shows it.
     let id = uuid();
@@ -143,9 +234,18 @@ async fn each_rule_of_an_altinn_consent_is_refused_with_its_code() {
         &world,
         K429,
         SCOPE_INNTEKT,
-        json!([consent_detail(&id, KARI, K429, RESOURCE_INNTEKT, &next_year(), json!({"inntektsaar": "2024"}))]),
+        json!([consent_detail(
+            &id,
+            KARI,
+            K429,
+            RESOURCE_INNTEKT,
+            &next_year(),
+            json!({"inntektsaar": "2024"})
+        )]),
     );
-    call(&bru, "inntekt", &token, KARI).await.expect_status(200, "before revocation");
+    call(&bru, "inntekt", &token, KARI)
+        .await
+        .expect_status(200, "before revocation");
     altinn.publish(&id, "revoked");
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
@@ -154,7 +254,10 @@ async fn each_rule_of_an_altinn_consent_is_refused_with_its_code() {
             reply.expect_problem(403, "consent_revoked", "after revocation");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never refused after the feed showed the revocation");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never refused after the feed showed the revocation"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
@@ -168,13 +271,22 @@ async fn fifty_parallel_calls_on_a_one_time_consent_one_succeeds() {
         &world,
         K429,
         SCOPE_INNTEKT,
-        json!([consent_detail(&id, KARI, K429, RESOURCE_ONCE, &next_year(), json!({}))]),
+        json!([consent_detail(
+            &id,
+            KARI,
+            K429,
+            RESOURCE_ONCE,
+            &next_year(),
+            json!({})
+        )]),
     );
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let bru = bru.clone();
         let token = token.clone();
-        tasks.push(tokio::spawn(async move { call(&bru, "inntekt-engang", &token, KARI).await }));
+        tasks.push(tokio::spawn(async move {
+            call(&bru, "inntekt-engang", &token, KARI).await
+        }));
     }
     let mut ok = 0;
     for t in tasks {
@@ -187,7 +299,11 @@ async fn fifty_parallel_calls_on_a_one_time_consent_one_succeeds() {
         }
     }
     assert_eq!(ok, 1, "exactly one call uses a one-time consent");
-    assert_eq!(world.nav.count(), 1, "exactly one call reached the provider");
+    assert_eq!(
+        world.nav.count(),
+        1,
+        "exactly one call reached the provider"
+    );
     // And later: still used up.
     call(&bru, "inntekt-engang", &token, KARI)
         .await

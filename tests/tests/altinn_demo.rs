@@ -13,11 +13,22 @@ use serde_json::{json, Value};
 
 async fn demo() -> (tempfile::TempDir, Bru) {
     init();
-    let dir = tempfile::Builder::new().prefix("bru-demo-").tempdir().unwrap();
-    let mut args: Vec<String> = ["demo", "--dir", &dir.path().display().to_string(), "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let dir = tempfile::Builder::new()
+        .prefix("bru-demo-")
+        .tempdir()
+        .unwrap();
+    let mut args: Vec<String> = [
+        "demo",
+        "--dir",
+        &dir.path().display().to_string(),
+        "--listen",
+        "127.0.0.1:0",
+        "--ops-listen",
+        "127.0.0.1:0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     if let Some(base) = bru_tests::world::postgres_url() {
         let url = bru_tests::world::fresh_postgres_database(&base).await;
         args.extend(["--store".to_owned(), url]);
@@ -63,13 +74,19 @@ async fn approved_consent(bru: &Bru, year: &str) -> String {
     assert_eq!(r.json()["consentRequestEvents"][0]["eventType"], "Created");
     // Only Kari can answer it.
     let ola = citizen(bru, OLA).await;
-    send(bru.post(&format!("/demo/altinn/consentrequests/{id}/accept")).bearer_auth(ola))
-        .await
-        .expect_status(404, "another citizen");
+    send(
+        bru.post(&format!("/demo/altinn/consentrequests/{id}/accept"))
+            .bearer_auth(ola),
+    )
+    .await
+    .expect_status(404, "another citizen");
     let kari = citizen(bru, KARI).await;
-    send(bru.post(&format!("/demo/altinn/consentrequests/{id}/accept")).bearer_auth(kari))
-        .await
-        .expect_status(200, "Kari accepts");
+    send(
+        bru.post(&format!("/demo/altinn/consentrequests/{id}/accept"))
+            .bearer_auth(kari),
+    )
+    .await
+    .expect_status(200, "Kari accepts");
     id
 }
 
@@ -92,7 +109,10 @@ async fn until_refused(bru: &Bru, token: &str, code: &str) -> Duration {
             return started.elapsed();
         }
         r.expect_status(200, "still allowed");
-        assert!(started.elapsed() < Duration::from_secs(60), "never refused ({code})");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never refused ({code})"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -103,19 +123,34 @@ async fn the_altinn_story_of_the_walkthrough() {
     // 1. K429 asks Kari through Altinn; Kari approves in the demo Altinn.
     let consent = approved_consent(&bru, "2023").await;
     // 2. K429 fetches NAV income with the Altinn consent token: only 2023.
-    let k429 = token(&bru, json!({"org": K429, "scope": SCOPE_INNTEKT, "altinn_consent": consent})).await;
+    let k429 = token(
+        &bru,
+        json!({"org": K429, "scope": SCOPE_INNTEKT, "altinn_consent": consent}),
+    )
+    .await;
     let r = income(&bru, &k429).await;
     r.expect_status(200, "altinn consent");
     let rows = r.json();
-    assert_eq!(rows, json!([{"aar": 2023, "sum": rows[0]["sum"]}]), "{rows}");
+    assert_eq!(
+        rows,
+        json!([{"aar": 2023, "sum": rows[0]["sum"]}]),
+        "{rows}"
+    );
     // NAV cannot get a token for K429's consent.
-    let r = send(bru.post("/demo/maskinporten/token").json(&json!({"org": NAV, "scope": SCOPE_INNTEKT, "altinn_consent": consent}))).await;
+    let r = send(
+        bru.post("/demo/maskinporten/token")
+            .json(&json!({"org": NAV, "scope": SCOPE_INNTEKT, "altinn_consent": consent})),
+    )
+    .await;
     r.expect_status(400, "consent of another organisation");
     // 3. Kari revokes in Altinn; Bru refuses the still-valid token once the feed shows it.
     let kari = citizen(&bru, KARI).await;
-    send(bru.post(&format!("/demo/altinn/consentrequests/{consent}/revoke")).bearer_auth(kari))
-        .await
-        .expect_status(200, "Kari revokes");
+    send(
+        bru.post(&format!("/demo/altinn/consentrequests/{consent}/revoke"))
+            .bearer_auth(kari),
+    )
+    .await
+    .expect_status(200, "Kari revokes");
     let took = until_refused(&bru, &k429, "consent_revoked").await;
     eprintln!("revocation window in the demo: {took:?} (poll interval 2 s, no Altinn delay)");
 
@@ -131,12 +166,21 @@ async fn the_altinn_story_of_the_walkthrough() {
     assert_eq!(r.json()[0]["aar"], 2024);
     // 5. K429 deletes the system user; the next calls are refused (within the PDP cache's 10 s).
     // The demo's system user of Omsorgsapp at K429 (demo/src/altinn.rs).
-    send(bru.client.delete(bru.url("/demo/altinn/systemusers/0a1b2c3d-4e5f-4a6b-8c7d-921429000428")))
-        .await
-        .expect_status(204, "delete system user");
+    send(
+        bru.client
+            .delete(bru.url("/demo/altinn/systemusers/0a1b2c3d-4e5f-4a6b-8c7d-921429000428")),
+    )
+    .await
+    .expect_status(204, "delete system user");
     until_refused(&bru, &omsorgsapp, "system_user_not_authorized").await;
 
     // A pid-restricted token serves Kari only.
-    let pid = token(&bru, json!({"org": K429, "scope": SCOPE_INNTEKT, "pid": OLA})).await;
-    income(&bru, &pid).await.expect_problem(403, "subject_not_permitted", "pid");
+    let pid = token(
+        &bru,
+        json!({"org": K429, "scope": SCOPE_INNTEKT, "pid": OLA}),
+    )
+    .await;
+    income(&bru, &pid)
+        .await
+        .expect_problem(403, "subject_not_permitted", "pid");
 }

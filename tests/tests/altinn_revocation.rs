@@ -17,7 +17,14 @@ async fn altinn_consent_call(cw: &ConsentWorld, bru: &Bru, id: &str) -> Reply {
         cw,
         K429,
         SCOPE_INNTEKT,
-        json!([consent_detail(id, KARI, K429, RESOURCE_INNTEKT, &next_year(), json!({"inntektsaar": "2024"}))]),
+        json!([consent_detail(
+            id,
+            KARI,
+            K429,
+            RESOURCE_INNTEKT,
+            &next_year(),
+            json!({"inntektsaar": "2024"})
+        )]),
     );
     inntekt(bru, &token, None, KARI, PURPOSE_OMSORG).await
 }
@@ -32,13 +39,20 @@ async fn until_revoked(cw: &ConsentWorld, bru: &Bru, id: &str) -> Duration {
             return started.elapsed();
         }
         reply.expect_status(200, "not yet seen");
-        assert!(started.elapsed() < Duration::from_secs(60), "the revocation was never enforced");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the revocation was never enforced"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 async fn ops_get(bru: &Bru, path: &str) -> (u16, String) {
-    let r = bru_tests::bru::http_client().get(bru.ops_url(path)).send().await.unwrap();
+    let r = bru_tests::bru::http_client()
+        .get(bru.ops_url(path))
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
@@ -48,16 +62,29 @@ async fn a_revocation_in_altinn_ends_a_valid_token_and_survives_a_restart() {
     let altinn = FakeAltinn::start().await;
     altinn_world(&cw, &altinn, "");
     let mut bru = cw.start().await;
-    let (revoked, kept) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
-    altinn_consent_call(&cw, &bru, &revoked).await.expect_status(200, "before");
+    let (revoked, kept) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    altinn_consent_call(&cw, &bru, &revoked)
+        .await
+        .expect_status(200, "before");
     // Events about other consents, and ones that do not end a consent.
     altinn.publish(&kept, "accepted");
     altinn.publish(&kept, "used");
     altinn.publish(&revoked, "revoked");
     let took = until_revoked(&cw, &bru, &revoked).await;
-    eprintln!("revocation enforced {took:?} after the event showed in the feed (poll interval 1 s)");
-    altinn_consent_call(&cw, &bru, &kept).await.expect_status(200, "another consent");
-    assert_eq!(altinn.feed_unauthorised(), 0, "Bru presents its token to the feed");
+    eprintln!(
+        "revocation enforced {took:?} after the event showed in the feed (poll interval 1 s)"
+    );
+    altinn_consent_call(&cw, &bru, &kept)
+        .await
+        .expect_status(200, "another consent");
+    assert_eq!(
+        altinn.feed_unauthorised(),
+        0,
+        "Bru presents its token to the feed"
+    );
 
     // A restart goes on from the stored cursor, and the revocation holds.
     bru.sigterm();
@@ -69,7 +96,10 @@ async fn a_revocation_in_altinn_ends_a_valid_token_and_survives_a_restart() {
         .expect_problem(403, "consent_revoked", "after restart");
     let deadline = Instant::now() + Duration::from_secs(30);
     while altinn.feed_reads().len() == reads_before {
-        assert!(Instant::now() < deadline, "the feed was not read after the restart");
+        assert!(
+            Instant::now() < deadline,
+            "the feed was not read after the restart"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
@@ -97,7 +127,10 @@ async fn a_feed_that_is_down_shows_and_bru_s_own_consents_go_on() {
         if body.contains("altinn events feed") {
             break;
         }
-        assert!(Instant::now() < deadline, "/readyz never showed the feed behind: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never showed the feed behind: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let (_, metrics) = ops_get(&bru, "/metrics").await;
@@ -141,19 +174,26 @@ async fn three_replicas_refuse_a_consent_revoked_in_altinn() {
     let replicas = vec![cw.start().await, cw.start().await, cw.start().await];
     let id = uuid::Uuid::new_v4().to_string();
     for bru in &replicas {
-        altinn_consent_call(&cw, bru, &id).await.expect_status(200, "before");
+        altinn_consent_call(&cw, bru, &id)
+            .await
+            .expect_status(200, "before");
     }
     altinn.publish(&id, "revoked");
     let started = Instant::now();
     for (i, bru) in replicas.iter().enumerate() {
         let took = until_revoked(&cw, bru, &id).await;
-        eprintln!("replica {i}: refused {:?} after the event showed", started.elapsed().max(took));
+        eprintln!(
+            "replica {i}: refused {:?} after the event showed",
+            started.elapsed().max(took)
+        );
     }
     // Every replica refuses from now on.
     for bru in &replicas {
-        altinn_consent_call(&cw, bru, &id)
-            .await
-            .expect_problem(403, "consent_revoked", "each replica");
+        altinn_consent_call(&cw, bru, &id).await.expect_problem(
+            403,
+            "consent_revoked",
+            "each replica",
+        );
     }
 }
 

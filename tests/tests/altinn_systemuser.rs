@@ -38,7 +38,12 @@ async fn a_permitted_system_user_calls_as_its_organisation_through_the_vendor() 
     reply.expect_status(200, "permitted system user");
     assert_eq!(
         altinn.asked(),
-        vec![(SU1.to_owned(), RESOURCE_INNTEKT.to_owned(), "read".to_owned(), K429.to_owned())]
+        vec![(
+            SU1.to_owned(),
+            RESOURCE_INNTEKT.to_owned(),
+            "read".to_owned(),
+            K429.to_owned()
+        )]
     );
     let record = cw.record(&reply.transfer_id().unwrap(), "decision").await;
     assert_eq!(record["consumer"], format!("0192:{K429}"));
@@ -52,7 +57,10 @@ async fn a_permitted_system_user_calls_as_its_organisation_through_the_vendor() 
     let record = cw.record(&plain.transfer_id().unwrap(), "decision").await;
     assert!(record.get("system_user").is_none(), "{record}");
     let forwarded = cw.nav.requests().pop().unwrap();
-    assert_eq!(forwarded.header("bru-consumer"), Some(&*format!("0192:{K429}")));
+    assert_eq!(
+        forwarded.header("bru-consumer"),
+        Some(&*format!("0192:{K429}"))
+    );
 
     // A dataset without an Altinn resource permits no system user.
     let token = system_user_token(&cw, OMSORGSAPP, SU1, K429, SCOPE_SOSIAL);
@@ -114,7 +122,10 @@ async fn a_deleted_system_user_is_refused_within_the_cache_ttl() {
             break;
         }
         reply.expect_status(200, "cached permit");
-        assert!(tokio::time::Instant::now() < deadline, "the deleted system user was never refused");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deleted system user was never refused"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -140,7 +151,10 @@ async fn a_decision_point_that_cannot_answer_is_503_never_an_allow() {
     altinn_world(&cw, &altinn, "");
     let config = std::fs::read_to_string(&cw.config_path).unwrap().replace(
         &altinn.url(AUTHORIZE_PATH),
-        &format!("http://127.0.0.1:{}/authorize", bru_tests::servers::closed_port()),
+        &format!(
+            "http://127.0.0.1:{}/authorize",
+            bru_tests::servers::closed_port()
+        ),
     );
     std::fs::write(&cw.config_path, config).unwrap();
     let bru = cw.start().await;
@@ -157,7 +171,10 @@ async fn a_pid_restricted_token_serves_its_person_only() {
     // whose `pid` is not the call's subject (felleslosninger/docs
     // `maskinporten_func_pid_restricted_tokens.md`).
     let (cw, _altinn, bru) = world("").await;
-    let token = cw.mp(NAV, SCOPE_SOSIAL).claim("pid", KARI).sign(&cw.mp_signer());
+    let token = cw
+        .mp(NAV, SCOPE_SOSIAL)
+        .claim("pid", KARI)
+        .sign(&cw.mp_signer());
     let call = |subject: &'static str| {
         send(
             bru.get("/data/k429/sosialtjeneste")
@@ -173,7 +190,10 @@ async fn a_pid_restricted_token_serves_its_person_only() {
     assert_eq!(record["code"], "subject_not_permitted");
     assert_eq!(cw.k429.count(), 1);
     // A pid that is not a person number: the token is not accepted.
-    let bad = cw.mp(NAV, SCOPE_SOSIAL).claim("pid", "123").sign(&cw.mp_signer());
+    let bad = cw
+        .mp(NAV, SCOPE_SOSIAL)
+        .claim("pid", "123")
+        .sign(&cw.mp_signer());
     send(
         bru.get("/data/k429/sosialtjeneste")
             .bearer_auth(bad)

@@ -60,7 +60,9 @@ fn meta_data_spelling_and_urn_to() {
     assert_eq!(c.id, "ecbff842-199b-45c9-8b58-80ed4d813660");
     assert_eq!(c.to.as_str(), "313876144");
     assert_eq!(
-        c.right_for("standard-samtykke-for-dele-data").unwrap().metadata("inntektsaar"),
+        c.right_for("standard-samtykke-for-dele-data")
+            .unwrap()
+            .metadata("inntektsaar"),
         Some("2028")
     );
 }
@@ -84,7 +86,10 @@ fn migrated_token_lower_cased_metadata() {
     }]);
     let c = Grants::from_claim(Some(&v)).unwrap().consent.unwrap();
     assert_eq!(c.generation, Generation::Migrated);
-    assert_eq!(c.right_for("skd_4629_2").unwrap().metadata("fraOgMed"), Some("2017-06"));
+    assert_eq!(
+        c.right_for("skd_4629_2").unwrap().metadata("fraOgMed"),
+        Some("2017-06")
+    );
 }
 
 #[test]
@@ -121,7 +126,10 @@ fn altinn2_token_claims() {
         "ValidToDate": "2017-06-30 10:30:00"
     });
     let c = AltinnConsent::from_altinn2_claims(&v).unwrap();
-    assert_eq!(c.right_for("skd_4629_2").unwrap().metadata("inntektsaar"), Some("2015"));
+    assert_eq!(
+        c.right_for("skd_4629_2").unwrap().metadata("inntektsaar"),
+        Some("2015")
+    );
     assert_eq!(c.valid_to.year(), 2017);
 }
 
@@ -132,7 +140,10 @@ fn malformed_consents_refused() {
         ("id", json!("not-a-uuid")),
         ("from", json!("urn:altinn:person:identifier-no:123")),
         ("from", json!("12345678901")),
-        ("to", json!({ "authority": "other", "ID": "0192:991825827" })),
+        (
+            "to",
+            json!({ "authority": "other", "ID": "0192:991825827" }),
+        ),
         ("validTo", json!("tomorrow")),
         ("consentRights", json!("all")),
     ];

@@ -154,7 +154,8 @@ impl LeafFields<'_> {
             .chain(middle)
             .chain(system_user.iter())
             .chain(tail)
-            .enumerate() {
+            .enumerate()
+        {
             if i > 0 {
                 out.push(b',');
             }

@@ -243,11 +243,15 @@ fn count_is_a_member_only_of_counted_records() {
 #[test]
 fn system_user_is_a_member_only_of_system_users_records() {
     // SPEC 9.2: added like `count`, so every other record's leaf is as before.
-    assert!(!serde_json::to_string(&sample()).unwrap().contains("system_user"));
+    assert!(!serde_json::to_string(&sample())
+        .unwrap()
+        .contains("system_user"));
     let record = &leaf_samples()[4];
     let leaf = String::from_utf8(record.leaf_bytes().unwrap()).unwrap();
     assert!(
-        leaf.contains(r#""supplier":null,"system_user":"f950ddae-06c3-4b57-b940-702417a90df0","time""#),
+        leaf.contains(
+            r#""supplier":null,"system_user":"f950ddae-06c3-4b57-b940-702417a90df0","time""#
+        ),
         "{leaf}"
     );
 }

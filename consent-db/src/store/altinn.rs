@@ -29,8 +29,7 @@ const STATE: &str = "SELECT (SELECT event FROM altinn_consent_ended WHERE consen
      (SELECT COUNT(*) FROM altinn_consent_uses WHERE consent_id = $1)";
 const USE_ONCE: &str = "INSERT INTO altinn_consent_uses (consent_id, transfer_id, used_at) \
      VALUES ($1, $2, $3) ON CONFLICT (consent_id) DO NOTHING";
-const ENDED: &str =
-    "INSERT INTO altinn_consent_ended (consent_id, event, changed_at, learnt_at) \
+const ENDED: &str = "INSERT INTO altinn_consent_ended (consent_id, event, changed_at, learnt_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (consent_id) DO NOTHING";
 const CURSOR: &str = "SELECT next_url FROM altinn_feed_cursor WHERE feed = $1";
 const SET_CURSOR: &str = "INSERT INTO altinn_feed_cursor (feed, next_url, updated_at) \

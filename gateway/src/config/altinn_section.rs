@@ -90,7 +90,10 @@ pub(super) fn parse(cx: &mut Ctx<'_>, at: usize, raw: &RawAltinn) -> AltinnConfi
         None => DEFAULT_POLL_S,
         Some(s) if (1..=3600).contains(&s) => s,
         Some(s) => {
-            cx.error(at, format!("altinn.poll_interval_seconds = {s}; it must be between 1 and 3600"));
+            cx.error(
+                at,
+                format!("altinn.poll_interval_seconds = {s}; it must be between 1 and 3600"),
+            );
             DEFAULT_POLL_S
         }
     };
@@ -109,7 +112,10 @@ pub(super) fn parse(cx: &mut Ctx<'_>, at: usize, raw: &RawAltinn) -> AltinnConfi
         None => DEFAULT_PDP_TIMEOUT_MS,
         Some(ms) if (1..=30_000).contains(&ms) => ms,
         Some(ms) => {
-            cx.error(at, format!("altinn.pdp_timeout_ms = {ms}; it must be between 1 and 30000"));
+            cx.error(
+                at,
+                format!("altinn.pdp_timeout_ms = {ms}; it must be between 1 and 30000"),
+            );
             DEFAULT_PDP_TIMEOUT_MS
         }
     };

@@ -75,12 +75,42 @@ fn altinn_fields_load() {
 #[test]
 fn altinn_field_errors() {
     for (basis, extra, purpose_extra, expected) in [
-        ("statutory", "altinn_resource = \"nav-inntekt\"", "", "has altinn_resource but is not consent-based"),
-        ("consent", "altinn_resource = \"nav inntekt\"", "", "a resource id is letters"),
-        ("consent", "altinn_resource = \"\"", "", "a resource id is letters"),
-        ("consent", "altinn_one_time = true", "", "has altinn_one_time but no altinn_resource"),
-        ("consent", "", "metadata_filter = { inntektsaar = \"aar\" }", "has a metadata_filter but no altinn_resource"),
-        ("consent", "altinn_resource = \"r\"", "metadata_filter = { inntektsaar = \"rader.aar\" }", "both are names"),
+        (
+            "statutory",
+            "altinn_resource = \"nav-inntekt\"",
+            "",
+            "has altinn_resource but is not consent-based",
+        ),
+        (
+            "consent",
+            "altinn_resource = \"nav inntekt\"",
+            "",
+            "a resource id is letters",
+        ),
+        (
+            "consent",
+            "altinn_resource = \"\"",
+            "",
+            "a resource id is letters",
+        ),
+        (
+            "consent",
+            "altinn_one_time = true",
+            "",
+            "has altinn_one_time but no altinn_resource",
+        ),
+        (
+            "consent",
+            "",
+            "metadata_filter = { inntektsaar = \"aar\" }",
+            "has a metadata_filter but no altinn_resource",
+        ),
+        (
+            "consent",
+            "altinn_resource = \"r\"",
+            "metadata_filter = { inntektsaar = \"rader.aar\" }",
+            "both are names",
+        ),
     ] {
         let errs = errors(&dataset(basis, extra, purpose_extra));
         assert!(
