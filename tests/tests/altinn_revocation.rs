@@ -69,6 +69,28 @@ async fn a_revocation_in_altinn_ends_a_valid_token_and_survives_a_restart() {
     altinn_consent_call(&cw, &bru, &revoked)
         .await
         .expect_status(200, "before");
+    // Kari's access log names the Altinn consent (SPEC 9.1), as hers.
+    let log = send(
+        bru.get("/citizen/v1/transfers")
+            .bearer_auth(cw.citizen_token(KARI)),
+    )
+    .await;
+    log.expect_status(200, "Kari's transfers");
+    let log = log.json();
+    let shown = log["transfers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["consent_id"] == format!("altinn:{revoked}"))
+        .unwrap_or_else(|| panic!("no transfer under the Altinn consent: {log}"));
+    assert_eq!(shown["consent"], "altinn");
+    // Ola's log has nothing of it.
+    let ola = send(
+        bru.get("/citizen/v1/transfers")
+            .bearer_auth(cw.citizen_token(OLA)),
+    )
+    .await;
+    assert!(!ola.text().contains(&revoked));
     // Events about other consents, and ones that do not end a consent.
     altinn.publish(&kept, "accepted");
     altinn.publish(&kept, "used");
