@@ -129,3 +129,89 @@ pub(super) fn parse(cx: &mut Ctx<'_>, at: usize, raw: &RawAltinn) -> AltinnConfi
         ca_file: raw.ca_file.as_ref().map(|f| cx.path(f)),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::config::Config;
+
+    const BASE: &str = r#"
+policy = "policy.toml"
+public_url = "https://localhost:8443"
+
+[server]
+listen = "127.0.0.1:8443"
+ops_listen = "127.0.0.1:9090"
+tls_cert = "tls/cert.pem"
+tls_key = "tls/key.pem"
+
+[store]
+url = "sqlite://bru.db"
+
+[keys]
+pseudonym_key_file = "keys/pseudonym.key"
+assertion_key_file = "keys/assertion.pem"
+checkpoint_key_env = "BRU_CHECKPOINT_KEY"
+
+[[issuer]]
+name = "mp"
+kind = "maskinporten"
+issuer = "https://mp.example/"
+jwks_url = "https://mp.example/jwks"
+"#;
+
+    fn parse(altinn: &str) -> Result<Config, Vec<String>> {
+        Config::parse(
+            Path::new("/etc/bru/bru.toml"),
+            &format!("{BASE}\n[altinn]\n{altinn}"),
+        )
+        .map_err(|e| e.into_iter().map(|e| e.message).collect())
+    }
+
+    #[test]
+    fn altinn_section_defaults_and_values() {
+        let none = Config::parse(Path::new("/etc/bru/bru.toml"), BASE).unwrap();
+        assert_eq!(none.altinn.pdp_url, None);
+        assert_eq!(none.altinn.pdp_cache, Duration::from_secs(10));
+        let c = parse(
+            "events_url = \"https://platform.altinn.no/accessmanagement/api/v1/enterprise/consentrequests/events\"\n\
+             events_token_file = \"keys/altinn.token\"\npoll_interval_seconds = 30\n\
+             pdp_url = \"https://platform.altinn.no/authorization/api/v1/authorize\"\npdp_cache_seconds = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.altinn.poll_interval, Duration::from_secs(30));
+        assert_eq!(c.altinn.pdp_cache, Duration::from_secs(5));
+        assert!(c.altinn.events_token.is_some());
+    }
+
+    #[test]
+    fn altinn_section_errors() {
+        for (text, needle) in [
+            (
+                "events_url = \"https://a/events\"\n",
+                "needs events_token_file",
+            ),
+            (
+                "pdp_url = \"ftp://a\"\n",
+                "altinn.pdp_url is not an http(s) URL",
+            ),
+            ("pdp_cache_seconds = 301\n", "at most 300"),
+            ("poll_interval_seconds = 0\n", "between 1 and 3600"),
+            ("pdp_timeout_ms = 0\n", "between 1 and 30000"),
+            (
+                "events_token_file = \"a\"\nevents_token_env = \"B\"\n",
+                "not both",
+            ),
+            ("pdp = \"x\"\n", "unknown field"),
+        ] {
+            let errors = parse(text).unwrap_err();
+            assert!(
+                errors.iter().any(|e| e.contains(needle)),
+                "{text}: {errors:?}"
+            );
+        }
+    }
+}
