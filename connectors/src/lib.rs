@@ -25,6 +25,7 @@ mod minimise;
 mod mtls;
 mod oauth2;
 mod resilience;
+mod rows;
 
 pub use body::{collect_limited, BodyEnd, BodyError, BodyOutcome, CollectError, ResponseBody};
 pub use client::{
@@ -43,3 +44,4 @@ pub use minimise::{minimise, MinimiseError};
 pub use mtls::ClientIdentity;
 pub use oauth2::{GrantAlgorithm, GrantError, OAuth2Credentials, OAuth2Settings, GRANT_LIFETIME_S};
 pub use resilience::{BreakerState, Resilience, ResilienceConfig};
+pub use rows::{filter_rows, RowFilterError};

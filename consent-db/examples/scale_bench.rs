@@ -634,6 +634,7 @@ async fn seed(url: &str, consents: u64, records: u64, subjects: u64) -> Result<(
                 bytes: None,
                 duration_ms: None,
                 count: None,
+                system_user: None,
             };
             let mut batch = vec![rec];
             if !deny && i + 1 < records {

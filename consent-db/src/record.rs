@@ -254,6 +254,8 @@ pub struct NewRecord {
     /// repeated refusals that cost nothing to send (no token, over a rate)
     /// into one record per interval; `None` for a record of one call.
     pub count: Option<u64>,
+    /// The Altinn system user the call was made as (SPEC 9.2), if any.
+    pub system_user: Option<String>,
 }
 
 impl NewRecord {
@@ -285,6 +287,7 @@ impl NewRecord {
             bytes: None,
             duration_ms: None,
             count: None,
+            system_user: None,
         }
     }
 }
@@ -323,6 +326,10 @@ pub struct AuditRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub count: Option<u64>,
+    /// SPEC 9.2, added like `count`: the Altinn system user a call was made
+    /// as; absent (null) for every other record, whose leaf bytes stay as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_user: Option<String>,
 }
 
 impl AuditRecord {
@@ -350,6 +357,7 @@ impl AuditRecord {
             bytes: r.bytes,
             duration_ms: r.duration_ms,
             count: r.count,
+            system_user: r.system_user,
         }
     }
 

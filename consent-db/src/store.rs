@@ -52,11 +52,11 @@ use crate::tlog::FrontierCache;
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.backend {
-            Backend::Sqlite(db) => {
+            $crate::store::Backend::Sqlite(db) => {
                 let $pool = &db.pool;
                 $body
             }
-            Backend::Postgres(db) => {
+            $crate::store::Backend::Postgres(db) => {
                 let $pool = &db.pool;
                 $body
             }
@@ -76,6 +76,7 @@ macro_rules! on_conn {
     };
 }
 
+mod altinn;
 mod append;
 mod consents;
 mod portal_sessions;
@@ -83,6 +84,7 @@ mod records;
 mod tree;
 
 pub(crate) use append::BatchCommit;
+pub use altinn::{AltinnConsentEnded, AltinnConsentState};
 pub use portal_sessions::PortalSession;
 
 /// A cloneable handle over a connection pool.

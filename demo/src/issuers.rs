@@ -118,6 +118,8 @@ pub struct DemoIssuers {
 struct Issuers {
     maskinporten: IssuerKey,
     idporten: IssuerKey,
+    /// The demo Altinn: consents and system users the tokens carry.
+    altinn: crate::altinn::DemoAltinn,
 }
 
 impl DemoIssuers {
@@ -126,6 +128,7 @@ impl DemoIssuers {
             inner: Arc::new(Issuers {
                 maskinporten,
                 idporten,
+                altinn: crate::altinn::DemoAltinn::default(),
             }),
         }
     }
@@ -145,6 +148,10 @@ impl DemoIssuers {
 
     pub fn idporten(&self) -> &IssuerKey {
         &self.inner.idporten
+    }
+
+    pub fn altinn(&self) -> &crate::altinn::DemoAltinn {
+        &self.inner.altinn
     }
 
     /// A Maskinporten token for `org` (acting through `supplier`, if given)
@@ -320,6 +327,7 @@ pub fn issuers_router(issuers: DemoIssuers) -> Router {
         .route("/demo/maskinporten/jwks", get(maskinporten_jwks))
         .route("/demo/idporten/token", post(idporten_token))
         .route("/demo/idporten/jwks", get(idporten_jwks))
+        .merge(crate::altinn::router())
         .with_state(issuers)
 }
 
@@ -333,6 +341,16 @@ struct MaskinportenRequest {
     /// The audience wanted in `aud` (Maskinporten's `resource`); Bru's by default.
     #[serde(default)]
     resource: Option<String>,
+    /// SPEC 9.4: an accepted consent of the demo Altinn, a system user's
+    /// organisation and system, a person the token is restricted to.
+    #[serde(default)]
+    altinn_consent: Option<String>,
+    #[serde(default)]
+    systemuser_org: Option<String>,
+    #[serde(default)]
+    system_id: Option<String>,
+    #[serde(default)]
+    pid: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -360,13 +378,23 @@ async fn maskinporten_token(State(issuers): State<DemoIssuers>, body: Bytes) -> 
         .resource
         .as_deref()
         .unwrap_or_else(|| bru_audience(mp.issuer()));
-    let claims = maskinporten_claims(
+    let mut claims = maskinporten_claims(
         mp.issuer(),
         aud,
         &req.org,
         &req.scope,
         req.supplier.as_deref(),
     );
+    if let Err(why) = issuers.altinn().extend_claims(
+        &req.org,
+        req.altinn_consent.as_deref(),
+        req.systemuser_org.as_deref(),
+        req.system_id.as_deref(),
+        req.pid.as_deref(),
+        &mut claims,
+    ) {
+        return malformed(&why);
+    }
     token_response(mp.sign(&claims))
 }
 

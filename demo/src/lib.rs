@@ -9,6 +9,8 @@
 //! - [`issuers_router`] is the demo Maskinporten and ID-porten, mounted by the
 //!   gateway under `/demo/` in demo mode only.
 //! - [`walkthrough`] is the start-up banner.
+//! - `altinn` is the demo's Altinn (SPEC 9.4): consent requests, the events
+//!   feed, the decision point and system users, mounted with the issuers.
 //!
 //! Architecture invariant: only the gateway's `demo` subcommand uses this
 //! crate. `bru serve` never links a path into it, so a production gateway
@@ -17,6 +19,7 @@
 //! Nothing here logs a person number: the providers log what they served and
 //! with which status, never whom it was about.
 
+pub mod altinn;
 mod issuers;
 mod pem;
 mod prepare;

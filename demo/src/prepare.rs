@@ -164,6 +164,12 @@ pub fn prepare(dir: &Path, opts: &DemoOptions) -> Result<DemoLayout, DemoError> 
         random_bytes(32)
     })?;
     ensure(&layout.assertion_key, Secrecy::Private, p256_pem)?;
+    // The demo feed takes any bearer token; Bru needs one to send.
+    ensure(
+        &dir.join("keys").join("altinn-events.token"),
+        Secrecy::Private,
+        || Ok(b"demo-altinn-events".to_vec()),
+    )?;
     ensure(&layout.checkpoint_key, Secrecy::Private, ed25519_pem)?;
     // Kept once written, like the keys: a user exploring `bru check` and
     // `bru explain` on the demo's state may have edited it.
@@ -625,6 +631,17 @@ publisher = "921429002"
 contact_email = "datadeling@k429.example"
 themes = {{ "nav/inntekt" = ["SOCI", "ECON"], "helsenorge/hjemmetjeneste" = ["HEAL"], "k429/sosialtjeneste" = ["SOCI"] }}
 
+# The demo's Altinn (SPEC 9.4), served by this gateway under /demo/altinn/:
+# its consent events feed (no 5-minute delay here) and its decision point for
+# system users. Any bearer token reads the demo feed.
+[altinn]
+events_url = {altinn_events}
+events_token_file = "keys/altinn-events.token"
+poll_interval_seconds = 2
+pdp_url = {altinn_pdp}
+pdp_cache_seconds = 10
+ca_file = "ca.pem"
+
 # The citizen portal (/, /samtykke, /innsyn). With no issuer here, logging in
 # is the demo ID-porten's person picker (`bru demo` only; `bru serve` needs an
 # OpenID provider). Its session cookies are sealed with this key.
@@ -632,6 +649,11 @@ themes = {{ "nav/inntekt" = ["SOCI", "ECON"], "helsenorge/hjemmetjeneste" = ["HE
 session_key_file = "keys/portal-session.key"
 "#,
         public_url = q(&l.public_url),
+        altinn_events = q(&format!(
+            "{}/demo/altinn/consentrequests/events",
+            l.public_url
+        )),
+        altinn_pdp = q(&format!("{}/demo/altinn/authorize", l.public_url)),
         listen = q(&l.listen.to_string()),
         ops_listen = q(&l.ops_listen.to_string()),
         maskinporten = issuer(

@@ -90,11 +90,85 @@ Try it in a POSIX shell (needs curl and jq):
   curl -sS --cacert "$CA" "$B/data/nav/inntekt" -H "Authorization: Bearer $K429" \
     -H 'Bru-Purpose: omsorgsbolig-soknad' -H "Bru-Consent: $ID" -H 'Nav-Personident: {kari}'
 
+{altinn_story}
 Every call above, allowed or refused, is in the transparency log: Kari sees
 them under {base}/innsyn after logging in.
 "#,
+        altinn_story = altinn_story(
+            kari,
+            &uuid::Uuid::new_v4().to_string(),
+            &uuid::Uuid::new_v4().to_string()
+        ),
         config = dir.join("bru.toml").display(),
         ca_shown = dir.join("ca.pem").display(),
+    )
+}
+
+/// The Altinn part of the walkthrough (SPEC 9.4): the same consent given in
+/// the demo Altinn and carried in a Maskinporten token, revoked there; then
+/// Omsorgsapp as K429's system user, deleted. `a1`, `a2`: fresh consent ids.
+pub fn altinn_story(kari: &str, a1: &str, a2: &str) -> String {
+    let request = |id: &str, year: &str| {
+        format!(
+            "curl -sS --cacert \"$CA\" \"$B/demo/altinn/consentrequests\" -d '{{\"id\":\"{id}\",\n    \"from\":\"urn:altinn:person:identifier-no:{kari}\",\"to\":\"urn:altinn:organization:identifier-no:{k429}\",\n    \"validTo\":\"'\"$UNTIL\"'\",\"consentRights\":[{{\"action\":[\"consent\"],\n    \"resource\":[{{\"type\":\"urn:altinn:resource\",\"value\":\"{resource}\"}}],\"metadata\":{{\"inntektsaar\":\"{year}\"}}}}]}}'",
+            k429 = K429.org,
+            resource = crate::altinn::RESOURCE_INNTEKT,
+        )
+    };
+    let token = |body: &str| {
+        format!("$(curl -sS --cacert \"$CA\" \"$B/demo/maskinporten/token\" -d '{body}' | jq -r .access_token)")
+    };
+    let income = |t: &str| {
+        format!(
+            "curl -sS --cacert \"$CA\" \"$B/data/nav/inntekt\" -H \"Authorization: Bearer ${t}\" \\\n    -H 'Bru-Purpose: omsorgsbolig-soknad' -H 'Nav-Personident: {kari}'"
+        )
+    };
+    format!(
+        r#"
+  # The same through Altinn. K429 asks Kari in the demo Altinn (Altinn's consent
+  # request format), for her 2024 income; Kari approves there.
+  {req1}
+  curl -sS --cacert "$CA" -X POST "$B/demo/altinn/consentrequests/{a1}/accept" -H "Authorization: Bearer $KARI"
+
+  # K429's Maskinporten token now carries the consent (authorization_details,
+  # urn:altinn:consent): no Bru-Consent needed, and only 2024 comes back.
+  K429A={t1}
+  {inc1}
+
+  # Kari revokes in Altinn. The token is still valid, but Bru reads Altinn's
+  # events feed (every 2 s here; Altinn's own feed lags 5 minutes): 403 consent_revoked.
+  curl -sS --cacert "$CA" -X POST "$B/demo/altinn/consentrequests/{a1}/revoke" -H "Authorization: Bearer $KARI"
+  sleep 3
+  {inc1}
+
+  # Omsorgsapp AS calls as K429's system user (system "omsorgsapp"), under a new
+  # consent to K429; Bru asks the demo Altinn's decision point on each call.
+  {req2}
+  curl -sS --cacert "$CA" -X POST "$B/demo/altinn/consentrequests/{a2}/accept" -H "Authorization: Bearer $KARI"
+  OMS={t2}
+  {inc2}
+
+  # K429 deletes the system user: refused once the cached decision ends (10 s),
+  # 403 system_user_not_authorized.
+  curl -sS --cacert "$CA" -X DELETE "$B/demo/altinn/systemusers/{su}"
+  sleep 11
+  {inc2}
+"#,
+        req1 = request(a1, "2024"),
+        req2 = request(a2, "2024"),
+        t1 = token(&format!(
+            "{{\"org\":\"{}\",\"scope\":\"nav:inntekt.read\",\"altinn_consent\":\"{a1}\"}}",
+            K429.org
+        )),
+        t2 = token(&format!(
+            "{{\"org\":\"{}\",\"scope\":\"nav:inntekt.read\",\"systemuser_org\":\"{}\",\"system_id\":\"{}\",\"altinn_consent\":\"{a2}\"}}",
+            crate::world::OMSORGSAPP.org,
+            K429.org,
+            crate::altinn::OMSORGSAPP_SYSTEM_ID
+        )),
+        inc1 = income("K429A"),
+        inc2 = income("OMS"),
+        su = crate::altinn::OMSORGSAPP_SYSTEM_USER,
     )
 }
 

@@ -48,6 +48,8 @@ pub struct App {
     /// [`App::record_using_consent`]); when that fails the entry is dropped
     /// and the call decided again on a fresh read. Refusals never come from it.
     consent_cache: ConsentCache,
+    /// Altinn's decision point and events feed (`altinn_pep.rs`).
+    pub altinn: crate::altinn_pep::AltinnState,
 }
 
 /// Why a decision under consent was not recorded.
@@ -160,6 +162,7 @@ impl App {
         }
         let rate_limiter =
             crate::ratelimit::RateLimiter::new(parts.config.server.unauthenticated_rate_limit);
+        let altinn = crate::altinn_pep::AltinnState::new(&parts.config.altinn)?;
         Ok(App {
             config: parts.config,
             policy: parts.policy,
@@ -178,6 +181,7 @@ impl App {
             readiness: crate::transparency::Readiness::new(),
             checkpoints: crate::transparency::CheckpointStatus::default(),
             consent_cache: ConsentCache::default(),
+            altinn,
         })
     }
 

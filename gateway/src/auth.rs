@@ -58,6 +58,9 @@ impl AuthError {
 #[derive(Debug, Clone)]
 pub struct MachineToken {
     pub caller: Caller,
+    /// Altinn's `authorization_details` (consent, system user) and
+    /// Maskinporten's `pid` (SPEC 9); see `altinn_pep.rs`.
+    pub altinn: crate::altinn_pep::TokenGrants,
 }
 
 /// A verified citizen.
@@ -150,6 +153,10 @@ struct MachineClaims {
     scope: Option<String>,
     iat: Option<i64>,
     exp: Option<i64>,
+    #[serde(default)]
+    authorization_details: Option<serde_json::Value>,
+    #[serde(default)]
+    pid: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -246,6 +253,11 @@ impl Authenticator {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
+        let altinn = crate::altinn_pep::TokenGrants::from_claims(
+            claims.authorization_details.as_ref(),
+            claims.pid.as_deref(),
+            self.allow_synthetic_ids,
+        )?;
         let verified = MachineToken {
             caller: Caller {
                 consumer,
@@ -253,6 +265,7 @@ impl Authenticator {
                 client_id: claims.client_id.unwrap_or_default(),
                 scopes,
             },
+            altinn,
         };
         // `exp` is required and was checked with the issuer's leeway.
         if let Some(exp) = claims.exp {

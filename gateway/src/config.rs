@@ -38,6 +38,8 @@ pub struct Config {
     /// `[bench] stage`: how much of the pipeline runs (benchmark builds only).
     #[cfg(feature = "bench")]
     pub bench_stage: crate::bench_stage::Stage,
+    /// `[altinn]`: Altinn's consent events feed and decision point (SPEC 9).
+    pub altinn: altinn_section::AltinnConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -234,6 +236,8 @@ struct RawConfig {
     /// Benchmark builds only; refused otherwise.
     #[serde(default)]
     bench: Option<Spanned<RawBench>>,
+    #[serde(default)]
+    altinn: Option<Spanned<altinn_section::RawAltinn>>,
 }
 
 #[derive(Deserialize)]
@@ -1047,6 +1051,11 @@ impl Config {
             }
         });
 
+        let altinn = match &raw.altinn {
+            Some(a) => altinn_section::parse(&mut cx, a.span().start, a.get_ref()),
+            None => altinn_section::AltinnConfig::default(),
+        };
+
         if !cx.errors.is_empty() {
             return Err(cx.errors);
         }
@@ -1115,6 +1124,7 @@ impl Config {
             upstreams,
             catalog,
             portal,
+            altinn,
             file: path.to_path_buf(),
         })
     }
@@ -1276,5 +1286,6 @@ fn parse_algorithm(name: &str) -> Option<jsonwebtoken::Algorithm> {
     })
 }
 
+pub mod altinn_section;
 #[cfg(test)]
 mod tests;

@@ -244,6 +244,8 @@ pub struct Snapshot {
     pub checkpoint_age: Option<f64>,
     /// Checkpoints this process signed.
     pub checkpoints_signed: u64,
+    /// Seconds since Altinn's consent events feed was last read to its end.
+    pub altinn_events_lag: Option<i64>,
 }
 
 impl Snapshot {
@@ -261,6 +263,7 @@ impl Snapshot {
             jwks: app.auth.jwks_refreshes(),
             checkpoint_age: app.checkpoints.age(&app.store).await,
             checkpoints_signed: app.checkpoints.signed(),
+            altinn_events_lag: app.altinn.events_lag_seconds(),
         }
     }
 }
@@ -354,6 +357,16 @@ impl Collector for Snapshot {
         )?;
         for (kind, n) in self.consent_events.iter() {
             ConstCounter::new(n).encode(m.encode_family(&[("type", kind.as_str())])?)?;
+        }
+
+        if let Some(lag) = self.altinn_events_lag {
+            let m = describe(
+                &mut encoder,
+                "altinn_consent_events_lag_seconds",
+                "Seconds since Altinn's consent events feed was last read to its end (Altinn's own 5-minute delay comes on top).",
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(lag).encode(m)?;
         }
 
         let mut m = describe(

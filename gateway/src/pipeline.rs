@@ -71,6 +71,8 @@ struct Allowed<'a> {
     rest: String,
     query: Option<String>,
     mask: &'a FieldMask,
+    /// Rows the citizen consented to (an Altinn consent's metadata): `(field, value)`.
+    row_filter: Vec<(String, Option<String>)>,
     basis: LegalBasis,
     legal_ref: Option<&'a str>,
     consent_id: Option<String>,
@@ -157,10 +159,11 @@ async fn prepare<'a>(
             }
         }
     };
-    let caller = token.caller;
+    let caller = crate::altinn_pep::caller(token.caller, &token.altinn);
     call.record.consumer = Some(caller.consumer.iso6523());
     call.record.supplier = caller.supplier.as_ref().map(|s| s.iso6523());
     call.record.client_id = Some(caller.client_id.clone());
+    call.record.system_user = token.altinn.system_user().map(|s| s.id.clone());
 
     let mut route = route?;
     let Some(dataset) = app.policy.dataset(&route.provider, &route.dataset) else {
@@ -199,6 +202,8 @@ async fn prepare<'a>(
             )
             .map_err(|retry_after_s| Failure::RateLimited { retry_after_s })?;
     }
+    // A system user's call: Altinn's decision point must permit it (SPEC 9.2).
+    crate::altinn_pep::authorize_system_user(app, &token.altinn, dataset, &parts.method).await?;
 
     // Before any header is read as a fact: only the subject Bru checks reaches the provider.
     if let Some(SubjectLocation::Header(name)) = &dataset.subject {
@@ -248,6 +253,7 @@ async fn prepare<'a>(
     if let SubjectFact::Valid(p) = &subject {
         call.record.subject_ref = Some(app.keys.pseudonym.subject_ref(p));
     }
+    crate::altinn_pep::check_pid(&token.altinn, &subject)?;
     record_scrubbed(
         &mut call.record,
         &route,
@@ -260,8 +266,17 @@ async fn prepare<'a>(
     let now = time::OffsetDateTime::now_utc();
     // A granted consent may come from the cache; anything else is read.
     let mut consent_cached = false;
+    // Without Bru-Consent, an Altinn consent in the token may be the basis (SPEC 9.1).
+    let altinn_consent = match consent_id {
+        None => crate::altinn_pep::consent_fact(app, &token.altinn, dataset, purpose).await?,
+        Some(_) => None,
+    };
+    if let Some((id, _)) = &altinn_consent {
+        call.record.consent_id = Some(id.clone());
+    }
     let consent = match (dataset.basis == LegalBasis::Consent, consent_id) {
-        (false, _) | (true, None) => ConsentFact::NotGiven,
+        (false, _) => ConsentFact::NotGiven,
+        (true, None) => altinn_consent.map_or(ConsentFact::NotGiven, |(_, fact)| fact),
         (true, Some(id)) => match app.cached_consent_fact(id) {
             Some(fact) => {
                 consent_cached = true;
@@ -305,7 +320,22 @@ async fn prepare<'a>(
                 subject,
             } => {
                 let mut decision_recorded = None;
-                if let Some(id) = &consent_id {
+                if let Some(used) = crate::altinn_pep::take_one_time_use(
+                    app,
+                    dataset,
+                    consent_id.as_deref(),
+                    &facts.consent,
+                    &call.transfer_id,
+                )
+                .await?
+                {
+                    facts.consent = used;
+                    continue;
+                }
+                if let Some(id) = consent_id
+                    .as_ref()
+                    .filter(|id| !crate::altinn_pep::is_altinn(id))
+                {
                     let mut record = call.record.clone();
                     record.decision = Some(Verdict::Allow);
                     record.consent_id = Some(id.clone());
@@ -332,7 +362,14 @@ async fn prepare<'a>(
                         }
                     }
                 }
+                let row_filter = crate::altinn_pep::row_filter(
+                    &token.altinn,
+                    dataset,
+                    purpose,
+                    consent_id.as_deref(),
+                );
                 return Ok(Allowed {
+                    row_filter,
                     caller,
                     dataset,
                     rest: route.rest.clone(),
@@ -541,7 +578,7 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
         .into(),
     };
     let mut headers = allowed.headers;
-    if *allowed.mask != FieldMask::None {
+    if *allowed.mask != FieldMask::None || !allowed.row_filter.is_empty() {
         // A compressed body is not JSON, and a range of one is not a document:
         // ask for the whole body, plain, when it is to be minimised.
         headers.insert(
@@ -609,7 +646,7 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
             .and_then(|v| v.to_str().ok())
             .is_some_and(connectors::is_fhir_json);
 
-    if *allowed.mask == FieldMask::None && !fhir_links {
+    if *allowed.mask == FieldMask::None && !fhir_links && allowed.row_filter.is_empty() {
         if let Some(v) = transfer_header {
             parts.headers.insert("bru-transfer-id", v);
         }
@@ -625,6 +662,21 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
         Ok(b) => b,
         Err(e) => {
             let failure = Failure::UpstreamError(e.to_string());
+            return app
+                .finish_with_failure(outcome.take(), started, &transfer_id, failure)
+                .await;
+        }
+    };
+    // Rows outside the Altinn consent's metadata go first (SPEC 9.1).
+    let filtered = match allowed.row_filter.is_empty() || !parts.status.is_success() {
+        true => Ok(bytes),
+        false => connectors::filter_rows(&allowed.row_filter, &bytes),
+    };
+    let bytes = match filtered {
+        Ok(b) => b,
+        Err(e) => {
+            let failure =
+                Failure::UpstreamError(format!("the provider's answer could not be filtered: {e}"));
             return app
                 .finish_with_failure(outcome.take(), started, &transfer_id, failure)
                 .await;

@@ -214,10 +214,14 @@ pub enum Failure {
     RequestTooLarge,
     HeadersTooLarge,
     BodyTimeout,
-    RateLimited { retry_after_s: u64 },
+    RateLimited {
+        retry_after_s: u64,
+    },
     UpstreamError(String),
     UpstreamTimeout,
     AuditUnavailable,
+    /// SPEC 9.2: pid-restricted tokens, system users, Altinn's decision point.
+    Altinn(crate::altinn_pep::Refusal),
 }
 
 impl Failure {
@@ -225,6 +229,7 @@ impl Failure {
         match self {
             Failure::UpstreamError(_) | Failure::UpstreamTimeout => Party::Provider,
             Failure::AuditUnavailable => Party::Bru,
+            Failure::Altinn(r) if r.status().is_server_error() => Party::Bru,
             _ => Party::Caller,
         }
     }
@@ -247,6 +252,7 @@ impl Failure {
             Failure::UpstreamError(_) => StatusCode::BAD_GATEWAY,
             Failure::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Failure::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::Altinn(r) => r.status(),
         }
     }
 
@@ -264,6 +270,7 @@ impl Failure {
             Failure::UpstreamError(_) => "upstream_error",
             Failure::UpstreamTimeout => "upstream_timeout",
             Failure::AuditUnavailable => "audit_unavailable",
+            Failure::Altinn(r) => r.code(),
         }
     }
 
@@ -294,6 +301,7 @@ impl Failure {
             Failure::UpstreamError(_) => "The provider failed",
             Failure::UpstreamTimeout => "The provider did not answer in time",
             Failure::AuditUnavailable => "The transfer could not be recorded, so it was not made",
+            Failure::Altinn(r) => r.title(),
         }
     }
 
@@ -391,6 +399,7 @@ impl Failure {
             Failure::UpstreamTimeout => "The provider did not answer in time. Try again later.".into(),
             Failure::RateLimited { retry_after_s } => format!("Too many calls. Try again in {retry_after_s} s."),
             Failure::AuditUnavailable => "Bru could not record the transfer, so it did not make it. Try again shortly.".into(),
+            Failure::Altinn(r) => r.detail().into(),
         }
     }
 
@@ -441,7 +450,8 @@ impl Failure {
             Failure::RateLimited { retry_after_s } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
             }
-            Failure::AuditUnavailable => {
+            Failure::AuditUnavailable
+            | Failure::Altinn(crate::altinn_pep::Refusal::DecisionPointUnavailable) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

@@ -41,6 +41,9 @@ pub const PAGES: &[(&str, u16, &str, &str)] = &[
     ("invalid_transition", 409, "The consent or consent request is not in a state that allows this change (e.g. revoking a revoked consent).", "Read its current status (the consent_status member) and act on that."),
     ("consent_not_granted", 409, "The consent is not granted, so there is nothing to do with it yet.", "Wait until the citizen has granted the consent."),
     ("signing_failed", 503, "Bru could not sign a consent receipt.", "Try again after Retry-After; if it persists, tell Bru's operators."),
+    ("subject_not_permitted", 403, "The token is a pid-restricted Maskinporten token (its pid claim names one person), and the call is about another person.", "Get a token for the person this call is about; a pid-restricted token serves one person only."),
+    ("system_user_not_authorized", 403, "The token is an Altinn system user's, and Altinn's decision point does not permit that system user to use this dataset (its Altinn resource) for its organisation.", "Ask the organisation to grant the system user the dataset's resource in Altinn, or use a system user that has it."),
+    ("altinn_unavailable", 503, "Altinn's decision point could not be asked about a system user's call; Bru never allows what it could not ask about.", "Try again shortly (Retry-After)."),
     ("internal_error", 500, "Bru could not write its answer.", "Try again; if it persists, tell Bru's operators."),
 ];
 

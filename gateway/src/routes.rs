@@ -127,7 +127,10 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 /// probe (at most once a second), and no audit append failed since.
 async fn readyz(State(app): State<Arc<App>>) -> Response {
     if app.readiness.store_writable(&app).await && app.audit_healthy() {
-        (StatusCode::OK, "ready\n").into_response()
+        match app.altinn.readiness_detail() {
+            Some(detail) => (StatusCode::OK, format!("ready\n{detail}")).into_response(),
+            None => (StatusCode::OK, "ready\n").into_response(),
+        }
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -176,6 +176,7 @@ async fn run(
         app.clone(),
         stop_rx.clone(),
     ));
+    let altinn_events = tokio::spawn(crate::altinn_pep::poll_events(app.clone()));
     let counted = tokio::spawn({
         let app = app.clone();
         let mut stop = stop_rx.clone();
@@ -208,6 +209,7 @@ async fn run(
     tracing::info!("shutting down: finishing calls in flight and writing their records");
     let _ = stop_tx.send(true);
     let _ = public_task.await;
+    altinn_events.abort();
     let _ = counted.await;
     app.drain_records().await;
     // Sign the last records too, so a clean stop leaves nothing unsigned.

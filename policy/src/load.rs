@@ -15,8 +15,9 @@ use toml::Spanned;
 
 use crate::id::OrgNumber;
 use crate::model::{
-    ConsumerDataset, ConsumerRule, Dataset, DatasetPurpose, DatasetRef, FieldMask, JsonPath,
-    LegalBasis, Organisation, Policy, Provider, Purpose, RateLimit, SubjectLocation, Text,
+    AltinnResource, ConsumerDataset, ConsumerRule, Dataset, DatasetPurpose, DatasetRef, FieldMask,
+    JsonPath, LegalBasis, Organisation, Policy, Provider, Purpose, RateLimit, SubjectLocation,
+    Text,
 };
 
 /// One problem in a policy file, reported as `file:line: message`.
@@ -168,6 +169,8 @@ struct RawDataset {
     personal_data: Option<Spanned<bool>>,
     subject: Option<Spanned<RawSubject>>,
     max_consent_days: Option<Spanned<i64>>,
+    altinn_resource: Option<Spanned<String>>,
+    altinn_one_time: Option<Spanned<bool>>,
     #[serde(default)]
     purpose: Vec<RawDatasetPurpose>,
 }
@@ -177,6 +180,7 @@ struct RawDataset {
 struct RawDatasetPurpose {
     id: Spanned<String>,
     minimise: Option<Spanned<RawMask>>,
+    metadata_filter: Option<Spanned<BTreeMap<String, String>>>,
 }
 
 #[derive(Deserialize)]
@@ -457,8 +461,20 @@ impl Validator<'_> {
             }
 
             let max_consent_days = self.max_consent_days(d.max_consent_days.as_ref(), &id);
+            let altinn = self.altinn_resource(&d, &id, &basis);
 
             let dataset_purposes = self.dataset_purposes(&d.purpose, &id, purposes);
+            if d.altinn_resource.is_none() {
+                for f in d.purpose.iter().filter_map(|p| p.metadata_filter.as_ref()) {
+                    self.error(
+                        f.span(),
+                        format!(
+                            "dataset {id} has a metadata_filter but no altinn_resource; \
+                             metadata comes only with an Altinn consent"
+                        ),
+                    );
+                }
+            }
             if personal_data && d.purpose.is_empty() {
                 self.error(
                     d.id.span(),
@@ -492,6 +508,7 @@ impl Validator<'_> {
                         subject,
                         purposes: dataset_purposes,
                         max_consent_days,
+                        altinn,
                     },
                 );
             }
@@ -516,6 +533,83 @@ impl Validator<'_> {
             );
         }
         s.clone()
+    }
+
+    /// `altinn_resource` / `altinn_one_time` (SPEC 9.1): only on consent
+    /// datasets, a resource id as Altinn's registry writes them.
+    fn altinn_resource(
+        &mut self,
+        d: &RawDataset,
+        id: &DatasetRef,
+        basis: &LegalBasis,
+    ) -> Option<AltinnResource> {
+        let one_time = d.altinn_one_time.as_ref().is_some_and(|o| *o.get_ref());
+        let Some(resource) = &d.altinn_resource else {
+            if let Some(o) = &d.altinn_one_time {
+                self.error(
+                    o.span(),
+                    format!("dataset {id} has altinn_one_time but no altinn_resource"),
+                );
+            }
+            return None;
+        };
+        let r = resource.get_ref();
+        if *basis != LegalBasis::Consent {
+            self.error(
+                resource.span(),
+                format!("dataset {id} has altinn_resource but is not consent-based"),
+            );
+        }
+        let valid = !r.is_empty()
+            && r.len() <= 128
+            && r.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            self.error(
+                resource.span(),
+                format!(
+                    "dataset {id} has altinn_resource \"{r}\"; a resource id is letters, \
+                     digits, '-' and '_' (at most 128)"
+                ),
+            );
+        }
+        Some(AltinnResource {
+            id: r.clone(),
+            one_time,
+        })
+    }
+
+    /// `metadata_filter = { inntektsaar = "aar" }`: metadata keys to top-level row fields.
+    fn metadata_filter(
+        &mut self,
+        p: &RawDatasetPurpose,
+        id: &DatasetRef,
+        purpose: &str,
+    ) -> Vec<(String, String)> {
+        let Some(filter) = &p.metadata_filter else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (key, field) in filter.get_ref() {
+            let name_ok = |s: &str| {
+                !s.is_empty()
+                    && s.len() <= 64
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            };
+            if !name_ok(key) || !name_ok(field) {
+                self.error(
+                    filter.span(),
+                    format!(
+                        "dataset {id} purpose {purpose} has metadata_filter {key} = \"{field}\"; \
+                         both are names (letters, digits, '_' and '-')"
+                    ),
+                );
+                continue;
+            }
+            out.push((key.clone(), field.clone()));
+        }
+        out
     }
 
     fn max_consent_days(&mut self, days: Option<&Spanned<i64>>, id: &DatasetRef) -> u32 {
@@ -598,9 +692,11 @@ impl Validator<'_> {
                 Some(m) => self.mask(m, id, name),
                 None => FieldMask::None,
             };
+            let metadata_filter = self.metadata_filter(p, id, name);
             out.push(DatasetPurpose {
                 purpose: name.clone(),
                 mask,
+                metadata_filter,
             });
         }
         out
@@ -952,5 +1048,7 @@ fn is_fhir_resource_type(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_uppercase()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+#[cfg(test)]
+mod altinn_tests;
 #[cfg(test)]
 mod tests;

@@ -234,6 +234,10 @@ impl std::str::FromStr for JsonPath {
 pub struct DatasetPurpose {
     pub purpose: String,
     pub mask: FieldMask,
+    /// Altinn consent metadata that narrows the answer (SPEC 9.1): for each
+    /// `(metadata key, field)`, only rows whose `field` equals the value the
+    /// citizen consented to are kept. Empty: no filter.
+    pub metadata_filter: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,6 +258,19 @@ pub struct Dataset {
     pub purposes: Vec<DatasetPurpose>,
     /// Longest validity a consent for this dataset may be given for.
     pub max_consent_days: u32,
+    /// The Altinn consent resource whose consent tokens are a basis for this
+    /// dataset (SPEC 9.1), and whether it is a one-time consent.
+    pub altinn: Option<AltinnResource>,
+}
+
+/// `altinn_resource` and `altinn_one_time` of a consent dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AltinnResource {
+    /// The resource id in Altinn's resource registry (e.g. `nav-inntekt`, or
+    /// a migrated `{org}_{serviceCode}_{serviceEditionCode}`).
+    pub id: String,
+    /// A one-time consent: the data may be fetched once, whatever the period.
+    pub one_time: bool,
 }
 
 impl Dataset {

@@ -512,6 +512,10 @@ fn basis(l: Lang, t: &TransferView) -> Markup {
             (Some(Basis::Consent), Some(ConsentOwner::Yours), Some(id)) => {
                 a href={ "/samtykke/" (id) } { (l.t("Ditt samtykke", "Your consent")) }
             }
+            (Some(Basis::Consent), Some(ConsentOwner::Altinn), Some(id)) => {
+                (l.t("Ditt samtykke, gitt i Altinn", "Your consent, given in Altinn"))
+                " (" (id.trim_start_matches("altinn:")) ")"
+            }
             (Some(Basis::Consent), Some(_), _) => (l.t(
                 "Samtykke som virksomheten viste til, men som ikke er ditt",
                 "A consent the organisation referred to, which is not yours",

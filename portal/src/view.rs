@@ -234,6 +234,9 @@ pub enum ConsentOwner {
     /// A consent id the organisation sent that is not one of the citizen's
     /// consents (another person's, or none at all).
     NotYours,
+    /// A consent the citizen gave in Altinn (`altinn:{id}`), which Bru
+    /// checked against the call's subject: only on allowed calls.
+    Altinn,
 }
 
 /// One decision about a citizen, as the access log shows it: only what Bru
@@ -286,10 +289,16 @@ pub fn transfer(
             .and_then(|d| policy.dataset(&d.provider, &d.dataset))
             .is_some()
     });
+    // An Altinn consent was checked to be the subject's only where allowed.
+    let altinn = r
+        .consent_id
+        .as_ref()
+        .filter(|id| id.starts_with("altinn:") && r.decision != Some(Verdict::Deny));
     let yours = r
         .consent_id
         .as_ref()
-        .filter(|id| own_consents.contains(id.as_str()));
+        .filter(|id| own_consents.contains(id.as_str()))
+        .or(altinn);
     let reason = (r.decision == Some(Verdict::Deny)).then(|| {
         let (nb, en) = crate::text::refusal_reason(r.code.as_deref());
         TextView {
@@ -308,9 +317,10 @@ pub fn transfer(
         basis: r.basis,
         legal_ref: r.legal_ref.clone(),
         consent_id: yours.cloned(),
-        consent: r.consent_id.as_ref().map(|_| match yours {
-            Some(_) => ConsentOwner::Yours,
-            None => ConsentOwner::NotYours,
+        consent: r.consent_id.as_ref().map(|_| match (yours, altinn) {
+            (_, Some(_)) => ConsentOwner::Altinn,
+            (Some(_), None) => ConsentOwner::Yours,
+            (None, None) => ConsentOwner::NotYours,
         }),
         decision: r.decision,
         code: r.code.clone(),

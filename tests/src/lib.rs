@@ -8,6 +8,7 @@
 //! providers received, and the audit records (`bru audit export`).
 #![allow(clippy::unwrap_used)]
 
+pub mod altinn;
 pub mod bru;
 pub mod connectors;
 pub mod consent;

@@ -29,6 +29,7 @@ pub(crate) struct LeafFields<'a> {
     pub bytes: Option<u64>,
     pub duration_ms: Option<u64>,
     pub count: Option<u64>,
+    pub system_user: Option<&'a str>,
 }
 
 impl AuditRecord {
@@ -56,6 +57,7 @@ impl AuditRecord {
             bytes: self.bytes,
             duration_ms: self.duration_ms,
             count: self.count,
+            system_user: self.system_user.as_deref(),
         }
     }
 }
@@ -86,6 +88,7 @@ impl NewRecord {
             bytes: self.bytes,
             duration_ms: self.duration_ms,
             count: self.count,
+            system_user: self.system_user.as_deref(),
         }
     }
 }
@@ -138,11 +141,21 @@ impl LeafFields<'_> {
             ("time", V::Str(&time)),
             ("transfer_id", V::Str(self.transfer_id)),
         ];
-        // "count" sorts between "consumer" and "dataset".
-        let (head, tail) = members.split_at(6);
+        // "count" sorts between "consumer" and "dataset"; "system_user",
+        // likewise only where set, between "supplier" and "time".
+        let system_user = self.system_user.map(|s| ("system_user", V::Str(s)));
+        let (head, rest) = members.split_at(6);
+        let (middle, tail) = rest.split_at(13);
         let mut out = Vec::with_capacity(512);
         out.push(b'{');
-        for (i, (name, value)) in head.iter().chain(count.iter()).chain(tail).enumerate() {
+        for (i, (name, value)) in head
+            .iter()
+            .chain(count.iter())
+            .chain(middle)
+            .chain(system_user.iter())
+            .chain(tail)
+            .enumerate()
+        {
             if i > 0 {
                 out.push(b',');
             }

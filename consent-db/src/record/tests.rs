@@ -106,11 +106,15 @@ fn leaf_samples() -> Vec<AuditRecord> {
     counted.decision = Some(Verdict::Deny);
     counted.code = Some("missing_token".into());
     counted.count = Some(1234);
+    let mut system_user = NewRecord::new(RecordKind::Decision, "t-s", "GET", "/data/nav/inntekt");
+    system_user.decision = Some(Verdict::Allow);
+    system_user.system_user = Some("f950ddae-06c3-4b57-b940-702417a90df0".into());
     vec![
         AuditRecord::from_new(0, time, NewRecord::new(RecordKind::AuditRead, "", "", "")),
         AuditRecord::from_new(u32::MAX.into(), time, full),
         AuditRecord::from_new(9, time, counted),
         sample(),
+        AuditRecord::from_new(10, time, system_user),
     ]
 }
 
@@ -155,6 +159,7 @@ fn leaf_bytes_are_the_rfc8785_form_of_the_api_json() {
             bytes: record.bytes,
             duration_ms: record.duration_ms,
             count: record.count,
+            system_user: record.system_user.clone(),
         };
         assert_eq!(
             new.leaf_fields(record.index, record.time)
@@ -233,4 +238,20 @@ fn count_is_a_member_only_of_counted_records() {
     );
     let back: AuditRecord = serde_json::from_str(&json).unwrap();
     assert_eq!(&back, counted);
+}
+
+#[test]
+fn system_user_is_a_member_only_of_system_users_records() {
+    // SPEC 9.2: added like `count`, so every other record's leaf is as before.
+    assert!(!serde_json::to_string(&sample())
+        .unwrap()
+        .contains("system_user"));
+    let record = &leaf_samples()[4];
+    let leaf = String::from_utf8(record.leaf_bytes().unwrap()).unwrap();
+    assert!(
+        leaf.contains(
+            r#""supplier":null,"system_user":"f950ddae-06c3-4b57-b940-702417a90df0","time""#
+        ),
+        "{leaf}"
+    );
 }

@@ -6,7 +6,7 @@
 //! process or replica). A use is one conditional `UPDATE`: parallel uses
 //! count exactly.
 
-use super::{Backend, Conn, Store};
+use super::{Conn, Store};
 use crate::consent::{
     next_state, CitizenAction, ConsentError, ConsentEvent, ConsentRow, EventTally, EventType,
     NewConsent, UseOutcome,

@@ -7,7 +7,7 @@
 //! here), and the login and last-seen times the idle and absolute limits
 //! count from. The portal decides what those limits are.
 
-use super::{Backend, Store};
+use super::Store;
 use crate::error::StoreError;
 
 /// One portal session as stored.

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use sqlx::QueryBuilder;
 
-use super::{Backend, Conn, Store};
+use super::{Conn, Store};
 use crate::error::StoreError;
 use crate::record::{AuditRecord, NewRecord, RecordFilter, Timestamp};
 
@@ -13,9 +13,9 @@ use crate::record::{AuditRecord, NewRecord, RecordFilter, Timestamp};
 pub(super) const RECORD_COLUMNS: &str =
     "idx, time, transfer_id, kind, consumer, supplier, client_id, \
      provider, dataset, method, path, purpose, basis, legal_ref, consent_id, subject_ref, \
-     decision, code, status, bytes, duration_ms, count";
+     decision, code, status, bytes, duration_ms, count, system_user";
 
-/// Rows per multi-row INSERT: 256 × 22 parameters stays far below SQLite's
+/// Rows per multi-row INSERT: 256 × 23 parameters stays far below SQLite's
 /// limit of 32766 and PostgreSQL's 65535.
 const MAX_ROWS_LOG2: u32 = 8;
 
@@ -104,7 +104,8 @@ pub(super) async fn insert_records(
                     .bind(r.status.map(i64::from))
                     .bind(r.bytes.map(to_i64).transpose()?)
                     .bind(r.duration_ms.map(to_i64).transpose()?)
-                    .bind(r.count.map(to_i64).transpose()?);
+                    .bind(r.count.map(to_i64).transpose()?)
+                    .bind(r.system_user.as_deref());
                 index += 1;
             }
             query.execute(&mut **c).await?;
@@ -234,6 +235,7 @@ pub(super) struct RecordRow {
     bytes: Option<i64>,
     duration_ms: Option<i64>,
     count: Option<i64>,
+    system_user: Option<String>,
 }
 
 impl TryFrom<RecordRow> for AuditRecord {
@@ -278,6 +280,7 @@ impl TryFrom<RecordRow> for AuditRecord {
             bytes: num(r.bytes).map_err(|n| bad("bytes", &n))?,
             duration_ms: num(r.duration_ms).map_err(|n| bad("duration_ms", &n))?,
             count: num(r.count).map_err(|n| bad("count", &n))?,
+            system_user: r.system_user,
         })
     }
 }

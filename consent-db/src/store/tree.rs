@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use sqlx::QueryBuilder;
 
 use super::records::{RecordRow, RECORD_COLUMNS};
-use super::{Backend, Conn, Store};
+use super::{Conn, Store};
 use crate::error::StoreError;
 use crate::merkle::{consistency_spans, inclusion_spans, leaf_hash, Frontier, Hash, NodeId, Span};
 use crate::record::{AuditRecord, NewRecord, Timestamp};

@@ -56,6 +56,7 @@ fn token_for(org: &str) -> MachineToken {
             client_id: "c".into(),
             scopes: vec!["s".into()],
         },
+        altinn: Default::default(),
     }
 }
 

@@ -22,6 +22,7 @@ fn snapshot() -> Snapshot {
         audit.batch_sizes.counts[consent_db::BatchSizes::bucket(n)] += 1;
     }
     Snapshot {
+        altinn_events_lag: None,
         audit,
         audit_last_commit_age: Some(0.25),
         consent_events: ConsentEventCounts::default(),
