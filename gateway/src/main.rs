@@ -4,6 +4,7 @@
 //! turning errors into one line and an exit code. Everything else lives in
 //! the modules below and in the library crates.
 
+mod api_error;
 mod app;
 mod audit_api;
 mod auth;
