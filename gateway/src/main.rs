@@ -8,8 +8,6 @@ mod api_error;
 mod app;
 mod audit_api;
 mod auth;
-#[cfg(feature = "bench")]
-mod bench_stage;
 mod catalog;
 mod citizen_api;
 mod cli;
