@@ -83,8 +83,8 @@ mod portal_sessions;
 mod records;
 mod tree;
 
-pub(crate) use append::BatchCommit;
 pub use altinn::{AltinnConsentEnded, AltinnConsentState};
+pub(crate) use append::BatchCommit;
 pub use portal_sessions::PortalSession;
 
 /// A cloneable handle over a connection pool.

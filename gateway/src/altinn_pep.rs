@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use altinn::xacml::{AuthorizeRequest, PdpDecision};
 use altinn::{AltinnConsent, Grants, SystemUser};
 use policy::{
-    Caller, ConsentFact, ConsentStatus, Consent, Dataset, LegalBasis, PersonNumber, SubjectFact,
+    Caller, Consent, ConsentFact, ConsentStatus, Dataset, LegalBasis, PersonNumber, SubjectFact,
 };
 
 use crate::app::App;

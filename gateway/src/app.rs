@@ -5,9 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
 use consent_db::{AuditLog, NewRecord, Store};
-use http::Response;
 use policy::{Consent, ConsentFact, ConsentStatus, OrgNumber, Policy};
 use tokio_util::task::TaskTracker;
 
@@ -15,7 +13,6 @@ use crate::auth::Authenticator;
 use crate::config::{Config, CredentialsConfig};
 use crate::keys::Keys;
 use crate::metrics::Metrics;
-use crate::problem::Failure;
 
 pub struct App {
     pub config: Config,
@@ -263,26 +260,13 @@ impl App {
         }
         let app = Arc::clone(self);
         self.background.spawn(async move {
-            if app.audit.append(record).await.is_err() {
-                app.audit_failed("outcome record not written");
+            if let Err(e) = app.audit.append(record).await {
+                app.audit_failed(&format!(
+                    "outcome record not written: {}",
+                    crate::api_error::Chain(&e)
+                ));
             }
         });
-    }
-
-    /// Answers a failure after the decision was recorded, with its outcome record.
-    pub async fn finish_with_failure(
-        self: &Arc<Self>,
-        mut outcome: NewRecord,
-        started: Instant,
-        transfer_id: &str,
-        failure: Failure,
-    ) -> Response<Body> {
-        outcome.status = Some(failure.status().as_u16());
-        outcome.code = Some(failure.code().to_owned());
-        outcome.bytes = Some(0);
-        outcome.duration_ms = Some(started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
-        self.record_in_background(outcome);
-        failure.response(Some(transfer_id))
     }
 
     /// A fresh write probe succeeded: the store takes writes again, even if

@@ -35,7 +35,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::App;
-use crate::json_api::{self, Problem};
+use crate::json_api::{self, ApiError};
 use crate::openapi::{AuditUnavailable, BadRequest, Forbidden, NotFound, Unauthorized};
 use crate::problem::Failure;
 use crate::refusals::Counted;
@@ -174,76 +174,6 @@ pub struct CitizenProof {
 #[schema(format = Byte, pattern = "^[A-Za-z0-9+/]{43}=$")]
 pub struct Base64Hash(String);
 
-/// Why a use of the API is refused.
-enum Refusal {
-    Failure(Failure),
-    NotFound(&'static str),
-    /// A supplier acting for a consumer that may read the log, which the
-    /// policy does not name in `audit_suppliers`: 403 `consumer_not_allowed`.
-    SupplierNotNamed,
-}
-
-const SUPPLIER_NOT_NAMED: &str = "A supplier acting for an organisation reads the audit API \
-     only where that organisation's consumer rule in the policy names it in audit_suppliers; \
-     this one does not. The organisation's own token (without supplier) may read it.";
-
-impl From<Failure> for Refusal {
-    fn from(f: Failure) -> Self {
-        Refusal::Failure(f)
-    }
-}
-
-impl From<DenyCode> for Refusal {
-    fn from(code: DenyCode) -> Self {
-        Refusal::Failure(Failure::Denied(code))
-    }
-}
-
-impl Refusal {
-    fn status(&self) -> StatusCode {
-        match self {
-            Refusal::Failure(f) => f.status(),
-            Refusal::NotFound(_) => StatusCode::NOT_FOUND,
-            Refusal::SupplierNotNamed => StatusCode::FORBIDDEN,
-        }
-    }
-
-    fn code(&self) -> &'static str {
-        match self {
-            Refusal::Failure(f) => f.code(),
-            Refusal::NotFound(_) => "not_found",
-            Refusal::SupplierNotNamed => "consumer_not_allowed",
-        }
-    }
-
-    fn response(&self, transfer_id: &str) -> Response {
-        match self {
-            Refusal::Failure(f) => f.response(Some(transfer_id)),
-            Refusal::NotFound(detail) => Problem {
-                transfer_id: Some(transfer_id.to_owned()),
-                ..json_api::problem(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
-            }
-            .response(),
-            Refusal::SupplierNotNamed => Problem {
-                transfer_id: Some(transfer_id.to_owned()),
-                ..json_api::problem(
-                    StatusCode::FORBIDDEN,
-                    "consumer_not_allowed",
-                    "This supplier may not read the audit log",
-                    SUPPLIER_NOT_NAMED,
-                )
-            }
-            .response(),
-        }
-    }
-}
-
-/// A store read failed: the audit log cannot be served now.
-fn unavailable(e: &dyn std::fmt::Display) -> Refusal {
-    tracing::error!(error = %e, "the audit store failed");
-    Refusal::Failure(Failure::AuditUnavailable)
-}
-
 /// One use of the API and its `audit_read` record.
 struct Use {
     started: Instant,
@@ -267,7 +197,7 @@ impl Use {
     }
 
     /// Authenticates a machine caller and checks it may read the audit log.
-    async fn authorize(&mut self, app: &App, headers: &HeaderMap) -> Result<(), Refusal> {
+    async fn authorize(&mut self, app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
         let token = app
             .auth
             .machine(headers.get(header::AUTHORIZATION))
@@ -278,14 +208,19 @@ impl Use {
         self.record.supplier = caller.supplier.as_ref().map(OrgNumber::iso6523);
         self.record.client_id = Some(caller.client_id.clone());
         if policy::supplier_refused(&app.policy, &caller, Api::Audit) {
-            return Err(Refusal::SupplierNotNamed);
+            return Err(ApiError::SupplierNotNamed);
         }
         policy::authorize_api(&app.policy, &caller, Api::Audit)?;
         Ok(())
     }
 
     /// Records this use, then answers; 503 when the record cannot be written.
-    async fn finish(mut self, app: &App, result: Result<Response, Refusal>) -> Response {
+    /// Every answer, an error too, carries the transfer id of its record.
+    async fn finish(
+        mut self,
+        app: &App,
+        result: Result<Response, ApiError>,
+    ) -> Result<Response, ApiError> {
         self.record.duration_ms = Some(
             self.started
                 .elapsed()
@@ -293,17 +228,18 @@ impl Use {
                 .try_into()
                 .unwrap_or(u64::MAX),
         );
+        let unrecorded = ApiError::Failure(Failure::AuditUnavailable);
         match result {
             Ok(mut response) => {
                 self.record.decision = Some(Verdict::Allow);
                 self.record.status = Some(response.status().as_u16());
                 if app.record(self.record).await.is_err() {
-                    return Failure::AuditUnavailable.response(Some(&self.transfer_id));
+                    return Err(unrecorded.recorded(&self.transfer_id));
                 }
                 if let Ok(v) = HeaderValue::from_str(&self.transfer_id) {
                     response.headers_mut().insert("bru-transfer-id", v);
                 }
-                response
+                Ok(response)
             }
             Err(refusal) => {
                 self.record.decision = Some(Verdict::Deny);
@@ -312,12 +248,12 @@ impl Use {
                 // Without a valid token a refusal costs its sender nothing:
                 // counted into one record per source and interval.
                 if let Counted::Into(transfer_id) = app.refusals.count(self.source, &self.record) {
-                    return refusal.response(&transfer_id);
+                    return Err(refusal.recorded(&transfer_id));
                 }
                 if app.record(self.record).await.is_err() {
-                    return Failure::AuditUnavailable.response(Some(&self.transfer_id));
+                    return Err(unrecorded.recorded(&self.transfer_id));
                 }
-                refusal.response(&self.transfer_id)
+                Err(refusal.recorded(&self.transfer_id))
             }
         }
     }
@@ -327,7 +263,7 @@ impl Use {
 struct Params(Vec<(&'static str, String)>);
 
 impl Params {
-    fn parse(query: Option<&str>, known: &[&'static str]) -> Result<Params, Refusal> {
+    fn parse(query: Option<&str>, known: &[&'static str]) -> Result<Params, ApiError> {
         let mut out: Vec<(&'static str, String)> = Vec::new();
         for pair in query
             .unwrap_or_default()
@@ -363,7 +299,7 @@ impl Params {
 
     /// A non-negative integer up to `i64::MAX` (the documented `int64`;
     /// indexes and tree sizes are stored as such).
-    fn number(&self, name: &'static str) -> Result<Option<u64>, Refusal> {
+    fn number(&self, name: &'static str) -> Result<Option<u64>, ApiError> {
         self.get(name)
             .map(|v| {
                 if v.bytes().all(|b| b.is_ascii_digit()) {
@@ -378,7 +314,7 @@ impl Params {
             .transpose()
     }
 
-    fn required(&self, name: &'static str) -> Result<u64, Refusal> {
+    fn required(&self, name: &'static str) -> Result<u64, ApiError> {
         self.number(name)?
             .ok_or_else(|| malformed(name, "is required"))
     }
@@ -386,7 +322,7 @@ impl Params {
 
 /// 400 `malformed_request` naming the parameter. The detail never quotes the
 /// value: it may be a person number.
-fn malformed(name: &'static str, what: &'static str) -> Refusal {
+fn malformed(name: &'static str, what: &'static str) -> ApiError {
     let detail: &'static str = match (name, what) {
         ("cursor", "is too large") => {
             "The query parameter `cursor` is too large (at most 2^63 - 1)."
@@ -424,7 +360,7 @@ fn malformed(name: &'static str, what: &'static str) -> Refusal {
         (_, "is given twice") => "A query parameter is given twice.",
         _ => "A query parameter is malformed.",
     };
-    Refusal::Failure(Failure::MalformedRequest(detail))
+    ApiError::Failure(Failure::MalformedRequest(detail))
 }
 
 fn json_ok<T: Serialize>(body: &T) -> Response {
@@ -462,7 +398,7 @@ async fn records(
     peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Result<Response, ApiError> {
     let mut u = Use::new("/audit/v1/records", peer);
     let result = search(&app, &headers, query.as_deref(), &mut u).await;
     u.finish(&app, result).await
@@ -473,7 +409,7 @@ async fn search(
     headers: &HeaderMap,
     query: Option<&str>,
     u: &mut Use,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     u.authorize(app, headers).await?;
     let p = Params::parse(query, &RECORDS_PARAMS)?;
     let time = |name: &'static str| {
@@ -524,7 +460,7 @@ async fn search(
         .store
         .records(&filter)
         .await
-        .map_err(|e| unavailable(&e))?;
+        .map_err(ApiError::audit_log)?;
     let next_cursor = if found.len() > limit as usize {
         found.truncate(limit as usize);
         found.last().map(|r| r.index.to_string())
@@ -562,7 +498,7 @@ async fn checkpoint(
     peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Result<Response, ApiError> {
     let mut u = Use::new("/audit/v1/checkpoint", peer);
     let result = async {
         u.authorize(&app, &headers).await?;
@@ -571,8 +507,8 @@ async fn checkpoint(
             .store
             .latest_checkpoint()
             .await
-            .map_err(|e| unavailable(&e))?;
-        let cp = cp.ok_or(Refusal::NotFound(
+            .map_err(ApiError::audit_log)?;
+        let cp = cp.ok_or(ApiError::NotFound(
             "No checkpoint has been signed yet; try again in a second.",
         ))?;
         Ok(text_ok(cp.note))
@@ -636,7 +572,7 @@ async fn inclusion(
     peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Result<Response, ApiError> {
     let mut u = Use::new("/audit/v1/proof/inclusion", peer);
     let result = async {
         u.authorize(&app, &headers).await?;
@@ -645,7 +581,7 @@ async fn inclusion(
         if size == 0 {
             return Err(malformed("size", ""));
         }
-        let tree = app.store.tree_head().await.map_err(|e| unavailable(&e))?;
+        let tree = app.store.tree_head().await.map_err(ApiError::audit_log)?;
         if size > tree.size {
             return Err(malformed("size", "is larger than the tree"));
         }
@@ -689,7 +625,7 @@ async fn consistency(
     peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Result<Response, ApiError> {
     let mut u = Use::new("/audit/v1/proof/consistency", peer);
     let result = async {
         u.authorize(&app, &headers).await?;
@@ -701,7 +637,7 @@ async fn consistency(
         if from > to {
             return Err(malformed("from", "is larger than to"));
         }
-        let tree = app.store.tree_head().await.map_err(|e| unavailable(&e))?;
+        let tree = app.store.tree_head().await.map_err(ApiError::audit_log)?;
         if to > tree.size {
             return Err(malformed("to", "is larger than the tree"));
         }
@@ -720,13 +656,13 @@ async fn consistency(
     u.finish(&app, result).await
 }
 
-fn proof_error(e: ProofQueryError) -> Refusal {
+fn proof_error(e: ProofQueryError) -> ApiError {
     match e {
         // The ranges were checked against the tree, which only grows.
-        ProofQueryError::OutOfRange(_) => Refusal::Failure(Failure::MalformedRequest(
+        ProofQueryError::OutOfRange(_) => ApiError::Failure(Failure::MalformedRequest(
             "The proof's sizes are out of range.",
         )),
-        ProofQueryError::Store(e) => unavailable(&e),
+        ProofQueryError::Store(e) => ApiError::audit_log(e),
     }
 }
 
@@ -755,7 +691,7 @@ async fn citizen_proof(
     peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     Path(index): Path<String>,
-) -> Response {
+) -> Result<Response, ApiError> {
     let mut u = Use::new("/citizen/v1/transfers/{index}/proof", peer);
     let result = async {
         // A front end sends an ID-porten token; the portal's own pages link
@@ -781,24 +717,24 @@ async fn citizen_proof(
         let me = app.keys.pseudonym.subject_ref(&pid);
         u.record.subject_ref = Some(me.clone());
         if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Refusal::NotFound(NOT_YOURS));
+            return Err(ApiError::NotFound(NOT_YOURS));
         }
-        let index: u64 = index.parse().map_err(|_| Refusal::NotFound(NOT_YOURS))?;
+        let index: u64 = index.parse().map_err(|_| ApiError::NotFound(NOT_YOURS))?;
         u.record.path = format!("/citizen/v1/transfers/{index}/proof");
         let record = app
             .store
             .record_at(index)
             .await
-            .map_err(|e| unavailable(&e))?;
+            .map_err(ApiError::audit_log)?;
         let record = record
             .filter(|r| r.subject_ref.as_deref() == Some(me.as_str()))
-            .ok_or(Refusal::NotFound(NOT_YOURS))?;
+            .ok_or(ApiError::NotFound(NOT_YOURS))?;
         let cp = app
             .store
             .latest_checkpoint()
             .await
-            .map_err(|e| unavailable(&e))?;
-        let cp = cp.filter(|c| c.size > index).ok_or(Refusal::NotFound(
+            .map_err(ApiError::audit_log)?;
+        let cp = cp.filter(|c| c.size > index).ok_or(ApiError::NotFound(
             "The record is not under a signed checkpoint yet; try again in a second.",
         ))?;
         let hashes = app

@@ -28,13 +28,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::App;
-use crate::json_api::{self, FieldError, Problem};
+use crate::json_api::{self, ApiError, FieldError, Problem};
 use crate::openapi::{BadRequest, Conflict, NotFound, StoreUnavailable, Unauthorized};
-use crate::problem::Failure;
 
 const DEFAULT_TRANSFERS: u32 = 100;
 const MAX_TRANSFERS: u32 = 500;
-const NOT_FOUND: &str = "You have no consent with this id.";
+const NOT_FOUND: ApiError = ApiError::NotFound("You have no consent with this id.");
 
 /// The routes, each from its handler's `#[utoipa::path]`.
 pub fn routes() -> OpenApiRouter<Arc<App>> {
@@ -105,11 +104,12 @@ struct ConsentId {
     id: String,
 }
 
-async fn citizen(app: &App, headers: &HeaderMap) -> Result<PersonNumber, Response> {
-    match app.auth.citizen(headers.get(header::AUTHORIZATION)).await {
-        Ok(token) => Ok(token.pid),
-        Err(e) => Err(Failure::Auth(e).response(None)),
-    }
+async fn citizen(app: &App, headers: &HeaderMap) -> Result<PersonNumber, ApiError> {
+    Ok(app
+        .auth
+        .citizen(headers.get(header::AUTHORIZATION))
+        .await?
+        .pid)
 }
 
 /// My consents.
@@ -125,27 +125,21 @@ async fn citizen(app: &App, headers: &HeaderMap) -> Result<PersonNumber, Respons
         (status = 503, response = StoreUnavailable),
     )
 )]
-async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let me = match citizen(&app, &headers).await {
-        Ok(p) => p,
-        Err(response) => return response,
-    };
-    let rows = match app.store.consents_by_subject(&me, Timestamp::now()).await {
-        Ok(rows) => rows,
-        Err(e) => return json_api::store_unavailable(&e),
-    };
+async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let me = citizen(&app, &headers).await?;
+    let rows = app.store.consents_by_subject(&me, Timestamp::now()).await?;
     let grouped = view::group(&rows);
     let views = |rows: &[&ConsentRow]| -> Vec<CitizenConsent> {
         rows.iter().map(|r| consent_view(&app, r, None)).collect()
     };
-    json_api::json(
+    Ok(json_api::json(
         StatusCode::OK,
         &CitizenConsents {
             active: views(&grouped.active),
             pending: views(&grouped.pending),
             past: views(&grouped.past),
         },
-    )
+    ))
 }
 
 /// One consent: mine, or a request without a subject that I may answer.
@@ -163,24 +157,25 @@ async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         (status = 503, response = StoreUnavailable),
     )
 )]
-async fn read(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let me = match citizen(&app, &headers).await {
-        Ok(p) => p,
-        Err(response) => return response,
-    };
+async fn read(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let me = citizen(&app, &headers).await?;
     if !json_api::is_consent_id(&id) {
-        return json_api::not_found(NOT_FOUND);
+        return Err(NOT_FOUND);
     }
     match app
         .store
         .get_consent_with_events(&id, Timestamp::now())
-        .await
+        .await?
     {
-        Ok(Some((row, events))) if view::visible_to(&row, &me) => {
-            json_api::json(StatusCode::OK, &consent_view(&app, &row, Some(&events)))
-        }
-        Ok(_) => json_api::not_found(NOT_FOUND),
-        Err(e) => json_api::store_unavailable(&e),
+        Some((row, events)) if view::visible_to(&row, &me) => Ok(json_api::json(
+            StatusCode::OK,
+            &consent_view(&app, &row, Some(&events)),
+        )),
+        _ => Err(NOT_FOUND),
     }
 }
 
@@ -201,7 +196,11 @@ async fn read(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<St
         (status = 503, response = StoreUnavailable),
     )
 )]
-async fn accept(state: State<Arc<App>>, headers: HeaderMap, id: Path<String>) -> Response {
+async fn accept(
+    state: State<Arc<App>>,
+    headers: HeaderMap,
+    id: Path<String>,
+) -> Result<Response, ApiError> {
     act(state, headers, id, CitizenAction::Accept).await
 }
 
@@ -221,7 +220,11 @@ async fn accept(state: State<Arc<App>>, headers: HeaderMap, id: Path<String>) ->
         (status = 503, response = StoreUnavailable),
     )
 )]
-async fn reject(state: State<Arc<App>>, headers: HeaderMap, id: Path<String>) -> Response {
+async fn reject(
+    state: State<Arc<App>>,
+    headers: HeaderMap,
+    id: Path<String>,
+) -> Result<Response, ApiError> {
     act(state, headers, id, CitizenAction::Reject).await
 }
 
@@ -242,7 +245,11 @@ async fn reject(state: State<Arc<App>>, headers: HeaderMap, id: Path<String>) ->
         (status = 503, response = StoreUnavailable),
     )
 )]
-async fn revoke(state: State<Arc<App>>, headers: HeaderMap, id: Path<String>) -> Response {
+async fn revoke(
+    state: State<Arc<App>>,
+    headers: HeaderMap,
+    id: Path<String>,
+) -> Result<Response, ApiError> {
     act(state, headers, id, CitizenAction::Revoke).await
 }
 
@@ -253,13 +260,10 @@ async fn act(
     headers: HeaderMap,
     Path(id): Path<String>,
     action: CitizenAction,
-) -> Response {
-    let me = match citizen(&app, &headers).await {
-        Ok(p) => p,
-        Err(response) => return response,
-    };
+) -> Result<Response, ApiError> {
+    let me = citizen(&app, &headers).await?;
     if !json_api::is_consent_id(&id) {
-        return json_api::not_found(NOT_FOUND);
+        return Err(NOT_FOUND);
     }
     let now = Timestamp::now();
     let result = app.store.citizen_action(&id, &me, action, now).await;
@@ -268,33 +272,23 @@ async fn act(
             tracing::info!(consent_id = %row.id, action = action.as_str(), "citizen answered a consent");
             row
         }
-        Err(ConsentError::NotFound) => return json_api::not_found(NOT_FOUND),
+        Err(ConsentError::NotFound) => return Err(NOT_FOUND),
         Err(ConsentError::InvalidTransition { state, action }) if state == action.outcome().0 => {
-            match app.store.get_consent_at(&id, now).await {
-                Ok(Some(row)) => row,
-                Ok(None) => return json_api::not_found(NOT_FOUND),
-                Err(e) => return json_api::store_unavailable(&e),
-            }
+            app.store.get_consent_at(&id, now).await?.ok_or(NOT_FOUND)?
         }
         Err(e @ ConsentError::InvalidTransition { state, .. }) => {
-            return Problem {
-                consent_status: Some(state.as_str().to_owned()),
-                ..json_api::problem(
-                    StatusCode::CONFLICT,
-                    "invalid_transition",
-                    "The consent is not in a state that allows this",
-                    &format!("{}.", capitalise(&e.to_string())),
-                )
-            }
-            .response()
+            return Err(ApiError::InvalidTransition {
+                consent_status: state.as_str().to_owned(),
+                detail: format!("{}.", capitalise(&e.to_string())),
+            })
         }
-        Err(ConsentError::Store(e)) => return json_api::store_unavailable(&e),
+        Err(ConsentError::Store(e)) => return Err(ApiError::store(e)),
     };
-    let events = match app.store.consent_events(&row.id).await {
-        Ok(events) => events,
-        Err(e) => return json_api::store_unavailable(&e),
-    };
-    json_api::json(StatusCode::OK, &consent_view(&app, &row, Some(&events)))
+    let events = app.store.consent_events(&row.id).await?;
+    Ok(json_api::json(
+        StatusCode::OK,
+        &consent_view(&app, &row, Some(&events)),
+    ))
 }
 
 fn capitalise(s: &str) -> String {
@@ -368,71 +362,48 @@ async fn receipt(
     headers: HeaderMap,
     Path(id): Path<String>,
     query: Result<Query<ReceiptQuery>, QueryRejection>,
-) -> Response {
-    let me = match citizen(&app, &headers).await {
-        Ok(p) => p,
-        Err(response) => return response,
-    };
+) -> Result<Response, ApiError> {
+    let me = citizen(&app, &headers).await?;
     let lang = match query.as_ref().map(|q| q.lang.as_deref()) {
         Ok(None | Some("nb")) => "nb",
         Ok(Some("en")) => "en",
-        _ => return FieldError::new("lang", "must be nb or en").response(),
+        _ => return Err(FieldError::new("lang", "must be nb or en").into()),
     };
     if !json_api::is_consent_id(&id) {
-        return json_api::not_found(NOT_FOUND);
+        return Err(NOT_FOUND);
     }
     let (row, events) = match app
         .store
         .get_consent_with_events(&id, Timestamp::now())
-        .await
+        .await?
     {
-        Ok(Some((row, events))) if row.is_subject(&me) => (row, events),
-        Ok(_) => return json_api::not_found(NOT_FOUND),
-        Err(e) => return json_api::store_unavailable(&e),
+        Some((row, events)) if row.is_subject(&me) => (row, events),
+        _ => return Err(NOT_FOUND),
     };
     // A receipt documents consent given: a request never accepted has none.
     let Some(accepted) = events.iter().find(|e| e.kind == EventType::Accepted) else {
-        return Problem {
-            consent_status: Some(row.status.to_string()),
-            ..json_api::problem(
-                StatusCode::CONFLICT,
-                "consent_not_granted",
-                "This consent was never granted",
-                "A receipt is issued for a consent you have granted.",
-            )
-        }
-        .response();
+        return Err(ApiError::ConsentNotGranted {
+            consent_status: row.status.to_string(),
+        });
     };
     let claims = receipt_claims(&app, &row, &me, accepted.at, lang);
-    let jws = match app.keys.assertion.sign_claims(&claims) {
-        Ok(jws) => jws,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot sign a consent receipt");
-            let mut response: Response = json_api::problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "signing_failed",
-                "The receipt could not be signed",
-                "Try again shortly.",
-            )
-            .response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return response;
-        }
-    };
+    let jws = app
+        .keys
+        .assertion
+        .sign_claims(&claims)
+        .map_err(|e| ApiError::SigningFailed(e.into()))?;
     let wants_json = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/json") && !a.contains("application/jwt"));
     if wants_json {
-        return json_api::json(
+        return Ok(json_api::json(
             StatusCode::OK,
             &ReceiptJson {
                 receipt: jws,
                 kid: app.keys.assertion.kid().to_owned(),
             },
-        );
+        ));
     }
     let mut response = Response::new(axum::body::Body::from(jws));
     let h = response.headers_mut();
@@ -441,7 +412,7 @@ async fn receipt(
         HeaderValue::from_static("application/jwt"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    Ok(response)
 }
 
 fn receipt_claims(
@@ -582,49 +553,41 @@ async fn transfers(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     query: Result<Query<TransfersQuery>, QueryRejection>,
-) -> Response {
-    let me = match citizen(&app, &headers).await {
-        Ok(p) => p,
-        Err(response) => return response,
-    };
+) -> Result<Response, ApiError> {
+    let me = citizen(&app, &headers).await?;
     let Ok(Query(query)) = query else {
-        return FieldError::new(
+        return Err(FieldError::new(
             "query",
             "takes cursor (a number from next_cursor) and limit (1 to 500)",
         )
-        .response();
+        .into());
     };
     // Indexes are int64, as documented (found by schemathesis: larger ones were taken).
     if query.cursor.is_some_and(|c| i64::try_from(c).is_err()) {
-        return FieldError::new("cursor", "is too large").response();
+        return Err(FieldError::new("cursor", "is too large").into());
     }
     let limit = query.limit.unwrap_or(DEFAULT_TRANSFERS);
     if !(1..=MAX_TRANSFERS).contains(&limit) {
-        return FieldError::new("limit", format!("must be between 1 and {MAX_TRANSFERS}"))
-            .response();
+        return Err(
+            FieldError::new("limit", format!("must be between 1 and {MAX_TRANSFERS}")).into(),
+        );
     }
     let subject_ref = app.keys.pseudonym.subject_ref(&me);
-    let page = match view::transfers(&app.store, subject_ref, query.cursor, limit).await {
-        Ok(page) => page,
-        Err(e) => return json_api::store_unavailable(&e),
-    };
+    let page = view::transfers(&app.store, subject_ref, query.cursor, limit).await?;
     let next_cursor = page.next.map(|i| i.to_string());
     // "Your consent" only for the citizen's own: a consent id a caller sent
     // may be anyone's.
-    let own = match view::own_consent_ids(&app.store, &me).await {
-        Ok(own) => own,
-        Err(e) => return json_api::store_unavailable(&e),
-    };
+    let own = view::own_consent_ids(&app.store, &me).await?;
     let transfers = page
         .records
         .iter()
         .map(|r| view::transfer(&app.policy, r, &own))
         .collect();
-    json_api::json(
+    Ok(json_api::json(
         StatusCode::OK,
         &TransferPage {
             transfers,
             next_cursor,
         },
-    )
+    ))
 }

@@ -37,7 +37,7 @@ pub struct Config {
     pub portal: Option<portal::PortalConfig>,
     /// `[bench] stage`: how much of the pipeline runs (benchmark builds only).
     #[cfg(feature = "bench")]
-    pub bench_stage: crate::bench_stage::Stage,
+    pub bench_stage: crate::pipeline::Stage,
     /// `[altinn]`: Altinn's consent events feed and decision point (SPEC 9).
     pub altinn: altinn_section::AltinnConfig,
 }
@@ -746,13 +746,13 @@ impl Config {
         };
         #[cfg(feature = "bench")]
         let bench_stage = match raw.bench.as_ref().and_then(|b| b.get_ref().stage.as_ref()) {
-            None => crate::bench_stage::Stage::Full,
-            Some(stage) => crate::bench_stage::Stage::parse(stage.get_ref()).unwrap_or_else(|| {
+            None => crate::pipeline::Stage::Full,
+            Some(stage) => crate::pipeline::Stage::parse(stage.get_ref()).unwrap_or_else(|| {
                 cx.error(
                     stage.span().start,
                     "bench.stage must be \"passthrough\", \"token\", \"policy\" or \"full\"",
                 );
-                crate::bench_stage::Stage::Full
+                crate::pipeline::Stage::Full
             }),
         };
         #[cfg(not(feature = "bench"))]

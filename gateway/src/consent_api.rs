@@ -30,7 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::App;
-use crate::json_api::{self, FieldError};
+use crate::json_api::{self, ApiError, FieldError};
 use crate::openapi::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, StoreUnavailable, Unauthorized,
 };
@@ -160,14 +160,9 @@ pub struct ConsentRequestList {
 }
 
 /// The caller, if its token is good and policy lets it use this API.
-async fn requester(app: &App, headers: &HeaderMap) -> Result<Caller, Response> {
-    let token = app
-        .auth
-        .machine(headers.get(header::AUTHORIZATION))
-        .await
-        .map_err(|e| Failure::Auth(e).response(None))?;
-    policy::authorize_api(&app.policy, &token.caller, Api::ConsentRequester)
-        .map_err(|code| Failure::Denied(code).response(None))?;
+async fn requester(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let token = app.auth.machine(headers.get(header::AUTHORIZATION)).await?;
+    policy::authorize_api(&app.policy, &token.caller, Api::ConsentRequester)?;
     Ok(token.caller)
 }
 
@@ -194,31 +189,21 @@ async fn create(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let caller = match requester(&app, &headers).await {
-        Ok(c) => c,
-        Err(response) => return response,
-    };
+) -> Result<Response, ApiError> {
+    let caller = requester(&app, &headers).await?;
     let body = match body {
         Ok(body) => body,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Failure::RequestTooLarge.response(None)
+            return Err(Failure::RequestTooLarge.into())
         }
-        Err(_) => return FieldError::new("body", "could not be read").response(),
+        Err(_) => return Err(FieldError::new("body", "could not be read").into()),
     };
     let now = OffsetDateTime::now_utc();
-    let new = match parse_request(&app, &caller, &body, now) {
-        Ok(new) => new,
-        Err(e) => return e.response(),
-    };
-    let row = match app
+    let new = parse_request(&app, &caller, &body, now)?;
+    let row = app
         .store
         .create_consent(&new, Timestamp::from_datetime(now))
-        .await
-    {
-        Ok(row) => row,
-        Err(e) => return json_api::store_unavailable(&e),
-    };
+        .await?;
     tracing::info!(consent_id = %row.id, requester = %row.requester, "consent requested");
     let mut response = json_api::json(
         StatusCode::CREATED,
@@ -231,7 +216,7 @@ async fn create(
     if let Ok(location) = HeaderValue::from_str(&format!("/consent/v1/requests/{}", row.id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    response
+    Ok(response)
 }
 
 /// Where the citizen answers: the portal page of the request. No person
@@ -438,23 +423,25 @@ fn check_redirect(app: &App, url: &str) -> Result<String, FieldError> {
         (status = 503, response = StoreUnavailable),
     )
 )]
-async fn read(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let caller = match requester(&app, &headers).await {
-        Ok(c) => c,
-        Err(response) => return response,
-    };
-    const NOT_FOUND: &str = "There is no consent request with this id for your organisation.";
+async fn read(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = requester(&app, &headers).await?;
+    const NOT_FOUND: ApiError =
+        ApiError::NotFound("There is no consent request with this id for your organisation.");
     if !json_api::is_consent_id(&id) {
-        return json_api::not_found(NOT_FOUND);
+        return Err(NOT_FOUND);
     }
     let now = Timestamp::now();
-    match app.store.get_consent_with_events(&id, now).await {
+    match app.store.get_consent_with_events(&id, now).await? {
         // Another organisation's request is answered as if it did not exist.
-        Ok(Some((row, events))) if row.requester == caller.consumer.iso6523() => {
-            json_api::json(StatusCode::OK, &request_view(&app, &row, Some(&events)))
-        }
-        Ok(_) => json_api::not_found(NOT_FOUND),
-        Err(e) => json_api::store_unavailable(&e),
+        Some((row, events)) if row.requester == caller.consumer.iso6523() => Ok(json_api::json(
+            StatusCode::OK,
+            &request_view(&app, &row, Some(&events)),
+        )),
+        _ => Err(NOT_FOUND),
     }
 }
 
@@ -489,21 +476,18 @@ async fn list(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Response {
-    let caller = match requester(&app, &headers).await {
-        Ok(c) => c,
-        Err(response) => return response,
-    };
+) -> Result<Response, ApiError> {
+    let caller = requester(&app, &headers).await?;
     let Ok(Query(query)) = query else {
-        return FieldError::new(
+        return Err(FieldError::new(
             "query",
             "takes status (a consent status) and limit (1 to 500)",
         )
-        .response();
+        .into());
     };
     let limit = query.limit.unwrap_or(DEFAULT_LIST);
     if !(1..=MAX_LIST).contains(&limit) {
-        return FieldError::new("limit", format!("must be between 1 and {MAX_LIST}")).response();
+        return Err(FieldError::new("limit", format!("must be between 1 and {MAX_LIST}")).into());
     }
     let status = match query
         .status
@@ -513,31 +497,29 @@ async fn list(
         None => None,
         Some(Ok(s)) => Some(s),
         Some(Err(_)) => {
-            return FieldError::new(
+            return Err(FieldError::new(
                 "status",
                 "must be pending, granted, rejected, revoked or expired",
             )
-            .response()
+            .into())
         }
     };
     // With a status filter, look further back so that `limit` still fills.
     let fetch = if status.is_some() { MAX_LIST } else { limit };
-    match app
+    let rows = app
         .store
         .consents_by_requester(&caller.consumer.iso6523(), fetch, Timestamp::now())
-        .await
-    {
-        Ok(rows) => {
-            let requests = rows
-                .iter()
-                .filter(|r| status.is_none_or(|s| r.status == s))
-                .take(limit as usize)
-                .map(|r| request_view(&app, r, None))
-                .collect();
-            json_api::json(StatusCode::OK, &ConsentRequestList { requests })
-        }
-        Err(e) => json_api::store_unavailable(&e),
-    }
+        .await?;
+    let requests = rows
+        .iter()
+        .filter(|r| status.is_none_or(|s| r.status == s))
+        .take(limit as usize)
+        .map(|r| request_view(&app, r, None))
+        .collect();
+    Ok(json_api::json(
+        StatusCode::OK,
+        &ConsentRequestList { requests },
+    ))
 }
 
 /// A request as the requester sees it. The subject is not shown: the

@@ -1,18 +1,17 @@
 //! Helpers shared by Bru's JSON APIs beside the data plane (the consent
-//! requester API and the citizen API): problem details (RFC 9457) for what
-//! `problem::Failure` does not cover, and JSON answers. What the citizen API
-//! shows of consents and transfers is built in `portal::view`, which the
-//! portal's pages share.
-//!
-//! Refusals of a token or by policy still go through `problem::Failure`, so
-//! their statuses and codes are the data plane's.
+//! requester API, the citizen API, the audit API): JSON answers and the
+//! request checks they share. Their errors are one type, `ApiError`
+//! (`api_error.rs`), answered with the data plane's problem body. What the
+//! citizen API shows of consents and transfers is built in `portal::view`,
+//! which the portal's pages share.
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::api_error::ApiError;
 pub use crate::problem::Problem;
 
 /// The longest JSON body these APIs read.
@@ -26,17 +25,8 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
             bytes.push(b'\n');
             bytes
         }
-        Err(e) => {
-            // Our answers are structs of strings and numbers; this does not happen.
-            tracing::error!(error = %e, "an answer could not be serialised");
-            return Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "Internal error",
-                "The answer could not be written.",
-            )
-            .response();
-        }
+        // Our answers are structs of strings and numbers; this does not happen.
+        Err(e) => return ApiError::Internal(Box::new(e)).into_response(),
     };
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
@@ -47,11 +37,6 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// An `application/problem+json` answer with the members every Bru problem has.
-pub fn problem(status: StatusCode, code: &str, title: &str, detail: &str) -> Problem {
-    Problem::new(status, code, title, detail)
 }
 
 /// A request member Bru refuses: 400 `malformed_request` naming the field.
@@ -70,45 +55,12 @@ impl FieldError {
             message: message.into(),
         }
     }
-
-    pub fn response(&self) -> Response {
-        Problem {
-            field: Some(self.field.clone()),
-            ..problem(
-                StatusCode::BAD_REQUEST,
-                "malformed_request",
-                "Malformed request",
-                &format!("{}: {}", self.field, self.message),
-            )
-        }
-        .response()
-    }
 }
 
 impl From<policy::ConsentRequestError> for FieldError {
     fn from(e: policy::ConsentRequestError) -> Self {
         FieldError::new(e.field, e.message)
     }
-}
-
-pub fn not_found(detail: &str) -> Response {
-    problem(StatusCode::NOT_FOUND, "not_found", "Not found", detail).response()
-}
-
-/// The store failed; the caller may try again.
-pub fn store_unavailable(e: &consent_db::StoreError) -> Response {
-    tracing::error!(error = %e, "the store failed");
-    let mut response: Response = problem(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "store_unavailable",
-        "Bru's store is unavailable",
-        "Bru could not read or write its store. Try again shortly.",
-    )
-    .response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
 }
 
 /// The body as one JSON object with no repeated member, or why not.

@@ -5,11 +5,10 @@
 //! the modules below and in the library crates.
 
 mod altinn_pep;
+mod api_error;
 mod app;
 mod audit_api;
 mod auth;
-#[cfg(feature = "bench")]
-mod bench_stage;
 mod catalog;
 mod citizen_api;
 mod cli;

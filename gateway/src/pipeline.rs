@@ -8,6 +8,25 @@
 //! Everything a decision depends on is gathered first; the decision is one
 //! call to `policy::decide`; effects come after it. A refusal takes the same
 //! path minus the forward, so it is recorded the same way.
+//!
+//! Every exit records once, through one path: `prepare` ends in a refusal,
+//! which `refuse` records (a deny record, or counted by `refusals.rs`), or
+//! in an allowed call whose decision record `record_decision` wrote and
+//! whose outcome record is then pending (`PendingOutcome`); `forward`
+//! returns the provider's answer or a `Failure`, and `deliver` completes
+//! the outcome record from either (when the body ends, for a streamed
+//! one). A caller that goes away still leaves its outcome: the pending
+//! record and `RecordOnEnd` write `client_closed` when dropped.
+//!
+//! A new refusal is a `problem::Failure` returned from `prepare` (or from a
+//! check it calls); a new fact for `policy::decide` is gathered in
+//! `prepare` before `decide_and_record`.
+//!
+//! Benchmark builds (feature `bench`) stop early on the lower rungs of the
+//! ablation ladder (`[bench] stage`, bench/README.md): `passthrough` forwards
+//! right after the request's limits and path, `token` after authentication
+//! and the dataset, `policy` after the decision, without records. Default
+//! builds always run the whole pipeline (`Stage::of` is then a constant).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -26,10 +45,13 @@ use policy::{
     ConsentFact, Dataset, Decision, Facts, FieldMask, LegalBasis, SubjectFact, SubjectLocation,
 };
 
-use crate::app::App;
+use crate::app::{App, ConsentRecordError};
 use crate::keys::{AssertionClaims, ASSERTION_TTL_S};
 use crate::problem::Failure;
 use crate::server::Incoming;
+
+mod stage;
+pub use stage::Stage;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -64,25 +86,52 @@ impl Call {
     }
 }
 
-/// A call that policy allowed, ready to forward.
+/// A call that may be forwarded.
 struct Allowed<'a> {
-    caller: policy::Caller,
+    /// Who calls; none only on the benchmark's `passthrough` rung.
+    caller: Option<policy::Caller>,
     dataset: &'a Dataset,
     rest: String,
     query: Option<String>,
+    headers: HeaderMap,
+    method: http::Method,
+    body: RequestBody,
+    /// What policy allowed; none only on the benchmark rungs before `policy`
+    /// (then there is no assertion and no mask).
+    grant: Option<Grant<'a>>,
+}
+
+/// What `policy::decide` allowed.
+struct Grant<'a> {
     mask: &'a FieldMask,
-    /// Rows the citizen consented to (an Altinn consent's metadata): `(field, value)`.
-    row_filter: Vec<(String, Option<String>)>,
     basis: LegalBasis,
     legal_ref: Option<&'a str>,
     consent_id: Option<String>,
     subject: Option<policy::PersonNumber>,
-    headers: HeaderMap,
-    method: http::Method,
-    body: RequestBody,
-    /// The decision record is already durable (written with the consent's
-    /// use), and this is its outcome record, pending.
-    decision_recorded: Option<PendingOutcome>,
+    /// Rows the citizen consented to (an Altinn consent's metadata): `(field, value)`.
+    row_filter: Vec<(String, Option<String>)>,
+}
+
+impl<'a> Allowed<'a> {
+    /// A call forwarded before policy decided (benchmark rungs only).
+    fn undecided(
+        caller: Option<policy::Caller>,
+        dataset: &'a Dataset,
+        route: &Route,
+        parts: http::request::Parts,
+        body: Incoming,
+    ) -> Allowed<'a> {
+        Allowed {
+            caller,
+            dataset,
+            rest: route.rest.clone(),
+            query: parts.uri.query().map(str::to_owned),
+            headers: parts.headers,
+            method: parts.method,
+            body: RequestBody::Streaming(body),
+            grant: None,
+        }
+    }
 }
 
 enum RequestBody {
@@ -90,30 +139,40 @@ enum RequestBody {
     Streaming(Incoming),
 }
 
+/// What the provider answered, ready for the caller.
+enum Delivery {
+    /// Passed through as it arrives; the outcome is recorded when it ends.
+    Streamed(http::response::Parts, connectors::ResponseBody),
+    /// Minimised or rewritten, whole.
+    Whole(http::response::Parts, Bytes),
+}
+
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
-    #[cfg(feature = "bench")]
-    if app.config.bench_stage < crate::bench_stage::Stage::Full {
-        let stage = app.config.bench_stage;
-        return crate::bench_stage::handle(app, req, stage).await;
-    }
     let mut call = Call::new(req.method());
     let source = req
         .extensions()
         .get::<crate::server::PeerAddr>()
         .map(|p| p.0.ip());
-    let result = prepare(&app, req, &mut call).await;
-    match result {
-        Ok(allowed) => forward(&app, call, allowed).await,
-        Err(failure) => refuse(&app, call, failure, source).await,
-    }
+    let (allowed, outcome) = match prepare(&app, req, &mut call).await {
+        Ok(prepared) => prepared,
+        Err(failure) => return refuse(&app, call, failure, source).await,
+    };
+    // The outcome record is pending while Bru forwards: if the caller goes
+    // away, this future is dropped with it, and so is `outcome`, which then
+    // records `client_closed`.
+    let purpose = call.record.purpose.as_deref();
+    let result = forward(&app, &call.transfer_id, purpose, allowed).await;
+    deliver(&app, &call.transfer_id, outcome, result)
 }
 
-/// Reads the request, authenticates, gathers the facts and decides.
+/// Reads the request, authenticates, gathers the facts, decides and, for
+/// an allowed call, records the decision.
 async fn prepare<'a>(
     app: &'a Arc<App>,
     req: Request<Incoming>,
     call: &mut Call,
-) -> Result<Allowed<'a>, Failure> {
+) -> Result<(Allowed<'a>, PendingOutcome), Failure> {
+    let stage = Stage::of(&app.config);
     let (mut parts, body) = req.into_parts();
     let route = parse_path(parts.uri.path());
     // Before Bru knows who calls, a record holds no more of the path than
@@ -131,6 +190,15 @@ async fn prepare<'a>(
         if len > app.config.server.max_body_bytes {
             return Err(Failure::RequestTooLarge);
         }
+    }
+    if stage == Stage::Passthrough {
+        let route = route?;
+        let dataset = app
+            .policy
+            .dataset(&route.provider, &route.dataset)
+            .ok_or(Failure::UnknownDataset)?;
+        let allowed = Allowed::undecided(None, dataset, &route, parts, body);
+        return Ok((allowed, PendingOutcome::none(app)));
     }
 
     let peer = parts
@@ -178,6 +246,11 @@ async fn prepare<'a>(
         route = parse_path(uri.path())?;
         parts.uri = uri;
     }
+    if stage == Stage::Token {
+        let allowed = Allowed::undecided(Some(caller), dataset, &route, parts, body);
+        return Ok((allowed, PendingOutcome::none(app)));
+    }
+
     // From here the whole path is recorded (the log scrubs and bounds it;
     // once the subject is known it is scrubbed again to say `{subject}`).
     call.record.path = route.path();
@@ -282,10 +355,7 @@ async fn prepare<'a>(
                 consent_cached = true;
                 fact
             }
-            None => app
-                .consent_fact(id, now)
-                .await
-                .map_err(|_| Failure::AuditUnavailable)?,
+            None => read_consent(app, id, now).await?,
         },
     };
 
@@ -295,20 +365,55 @@ async fn prepare<'a>(
         consent,
         now,
     };
-    // A call under consent uses up one of its uses, counted in the decision
-    // record's own transaction. If the consent changed after it was read
-    // (revoked, expired, used up by a parallel call), neither is written:
-    // read it again and decide again, so that the refusal too comes from
-    // policy::decide. A refusal is never decided on a cached consent.
+    let (mut grant, outcome) = decide_and_record(
+        app,
+        call,
+        &caller,
+        dataset,
+        &mut facts,
+        consent_cached,
+        consent_id,
+        stage,
+    )
+    .await?;
+    grant.row_filter =
+        crate::altinn_pep::row_filter(&token.altinn, dataset, purpose, grant.consent_id.as_deref());
+    let allowed = Allowed {
+        caller: Some(caller),
+        dataset,
+        rest: route.rest.clone(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        method: parts.method,
+        body,
+        grant: Some(grant),
+    };
+    Ok((allowed, outcome))
+}
+
+/// `policy::decide`, and an allowed call's decision record. A call under
+/// consent uses up one of its uses, counted in the decision record's own
+/// transaction. If the consent changed after it was read (revoked,
+/// expired, used up by a parallel call), neither is written: read it again
+/// and decide again, so that the refusal too comes from policy::decide. A
+/// refusal is never decided on a cached consent.
+#[allow(clippy::too_many_arguments)]
+async fn decide_and_record<'p>(
+    app: &'p Arc<App>,
+    call: &Call,
+    caller: &policy::Caller,
+    dataset: &'p Dataset,
+    facts: &mut Facts<'_>,
+    mut consent_cached: bool,
+    consent_id: Option<&str>,
+    stage: Stage,
+) -> Result<(Grant<'p>, PendingOutcome), Failure> {
     for _ in 0..CONSENT_ATTEMPTS {
-        match policy::decide(&app.policy, &caller, dataset, &facts) {
+        match policy::decide(&app.policy, caller, dataset, facts) {
             Decision::Deny(_) if consent_cached => {
                 consent_cached = false;
                 if let Some(id) = consent_id {
-                    facts.consent = app
-                        .consent_fact(id, now)
-                        .await
-                        .map_err(|_| Failure::AuditUnavailable)?;
+                    facts.consent = read_consent(app, id, facts.now).await?;
                 }
             }
             Decision::Deny(code) => return Err(Failure::Denied(code)),
@@ -319,7 +424,7 @@ async fn prepare<'a>(
                 consent_id,
                 subject,
             } => {
-                let mut decision_recorded = None;
+                // An Altinn one-time consent is used up before its record (SPEC 9.1).
                 if let Some(used) = crate::altinn_pep::take_one_time_use(
                     app,
                     dataset,
@@ -332,63 +437,88 @@ async fn prepare<'a>(
                     facts.consent = used;
                     continue;
                 }
-                if let Some(id) = consent_id
-                    .as_ref()
-                    .filter(|id| !crate::altinn_pep::is_altinn(id))
-                {
-                    let mut record = call.record.clone();
-                    record.decision = Some(Verdict::Allow);
-                    record.consent_id = Some(id.clone());
-                    // Armed before the write: a caller gone while it waits
-                    // still leaves the outcome of a decision that landed.
-                    let mut outcome = PendingOutcome::for_decision(app, &record, call.started);
-                    match app.record_using_consent(record.clone()).await {
-                        Ok(()) => {
-                            app.metrics.observe_call(&record, call.started.elapsed());
-                            decision_recorded = Some(outcome);
-                        }
-                        Err(crate::app::ConsentRecordError::ConsentChanged) => {
-                            outcome.disarm();
-                            consent_cached = false;
-                            facts.consent = app
-                                .consent_fact(id, now)
-                                .await
-                                .map_err(|_| Failure::AuditUnavailable)?;
-                            continue;
-                        }
-                        Err(crate::app::ConsentRecordError::Unavailable) => {
-                            outcome.disarm();
-                            return Err(Failure::AuditUnavailable);
-                        }
-                    }
-                }
-                let row_filter = crate::altinn_pep::row_filter(
-                    &token.altinn,
-                    dataset,
-                    purpose,
-                    consent_id.as_deref(),
-                );
-                return Ok(Allowed {
-                    row_filter,
-                    caller,
-                    dataset,
-                    rest: route.rest.clone(),
-                    query: parts.uri.query().map(str::to_owned),
+                let grant = Grant {
                     mask,
                     basis,
                     legal_ref,
                     consent_id,
                     subject,
-                    headers: parts.headers,
-                    method: parts.method,
-                    body,
-                    decision_recorded,
-                });
+                    row_filter: Vec::new(),
+                };
+                if stage == Stage::Policy {
+                    return Ok((grant, PendingOutcome::none(app)));
+                }
+                let mut record = call.record.clone();
+                record.decision = Some(Verdict::Allow);
+                record.consent_id = grant.consent_id.clone();
+                match record_decision(app, record, call.started).await {
+                    Ok(outcome) => return Ok((grant, outcome)),
+                    Err(ConsentRecordError::ConsentChanged) => {
+                        consent_cached = false;
+                        if let Some(id) = &grant.consent_id {
+                            facts.consent = read_consent(app, id, facts.now).await?;
+                        }
+                    }
+                    // Fail closed: what could not be recorded is not forwarded.
+                    Err(ConsentRecordError::Unavailable) => return Err(Failure::AuditUnavailable),
+                }
             }
         }
     }
     // The store and the decision keep disagreeing: a fault, not a refusal.
+    tracing::error!(
+        attempts = CONSENT_ATTEMPTS,
+        "the consent kept changing under the decision; the call is refused"
+    );
     Err(Failure::AuditUnavailable)
+}
+
+/// The one place an allowed call's decision record is written: durably,
+/// with one use of its consent when it has one (or neither). Its outcome
+/// record is armed before the write, so a caller gone while it waits still
+/// leaves the outcome of a decision that landed.
+async fn record_decision(
+    app: &Arc<App>,
+    record: NewRecord,
+    started: Instant,
+) -> Result<PendingOutcome, ConsentRecordError> {
+    let mut outcome = PendingOutcome::for_decision(app, &record, started);
+    // Bru's own consents give a use in the record's transaction; an Altinn
+    // consent's one use was taken before (`altinn_pep::take_one_time_use`).
+    let bru_consent = record
+        .consent_id
+        .as_deref()
+        .is_some_and(|id| !crate::altinn_pep::is_altinn(id));
+    let written = if bru_consent {
+        let written = app.record_using_consent(record.clone()).await;
+        if written.is_ok() {
+            app.metrics.observe_call(&record, started.elapsed());
+        }
+        written
+    } else {
+        app.metrics.observe_call(&record, started.elapsed());
+        app.record(record)
+            .await
+            .map_err(|()| ConsentRecordError::Unavailable)
+    };
+    if written.is_err() {
+        // Without a decision record there is no outcome to record.
+        outcome.disarm();
+    }
+    written.map(|()| outcome)
+}
+
+/// The consent behind `Bru-Consent`, read from the store; a store that
+/// cannot answer refuses the call (503), its cause in the log.
+async fn read_consent(
+    app: &App,
+    id: &str,
+    now: time::OffsetDateTime,
+) -> Result<ConsentFact, Failure> {
+    app.consent_fact(id, now).await.map_err(|e| {
+        tracing::error!(error = %crate::api_error::Chain(&e), "a consent could not be read; the call is refused");
+        Failure::AuditUnavailable
+    })
 }
 
 /// The token of `?bru_page={token}`, a paging link Bru wrote (nothing else
@@ -479,6 +609,10 @@ async fn refuse(
     failure: Failure,
     source: Option<std::net::IpAddr>,
 ) -> Response<Body> {
+    if Stage::of(&app.config) < Stage::Full {
+        // The benchmark rungs without records answer unrecorded.
+        return failure.response(None);
+    }
     call.record.decision = Some(Verdict::Deny);
     call.record.code = Some(failure.code().to_owned());
     call.record.status = Some(failure.status().as_u16());
@@ -496,73 +630,53 @@ async fn refuse(
     failure.response_in(Some(&call.transfer_id), &cx)
 }
 
-/// Records the decision durably, then forwards; records the outcome at the end.
-async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Response<Body> {
-    call.record.decision = Some(Verdict::Allow);
-    call.record.consent_id = allowed.consent_id.clone();
-    // From here every allowed decision gets its outcome record, also when
-    // the caller goes away while Bru waits (the handler is then dropped).
-    let mut outcome = match allowed.decision_recorded {
-        Some(outcome) => outcome,
-        None => {
-            app.metrics
-                .observe_call(&call.record, call.started.elapsed());
-            let mut outcome = PendingOutcome::for_decision(app, &call.record, call.started);
-            if app.record(call.record).await.is_err() {
-                // Fail closed: what could not be recorded is not forwarded,
-                // and without a decision record there is no outcome to record.
-                outcome.disarm();
-                return Failure::AuditUnavailable.response(Some(&call.transfer_id));
-            }
-            outcome
-        }
-    };
-    let transfer_id = call.transfer_id;
-    let started = call.started;
-
+/// Forwards an allowed call and makes the provider's answer the caller's
+/// (minimised, paging links rewritten), or says why it failed; `deliver`
+/// records the outcome of either.
+async fn forward(
+    app: &Arc<App>,
+    transfer_id: &str,
+    purpose: Option<&str>,
+    allowed: Allowed<'_>,
+) -> Result<Delivery, Failure> {
     let Some(upstream) = app.upstreams.get(&allowed.dataset.id.provider) else {
         // `bru check` refuses such a config; kept as a fault, not a panic.
-        let failure = Failure::UpstreamError("no upstream is configured for this provider".into());
-        return app
-            .finish_with_failure(outcome.take(), started, &transfer_id, failure)
-            .await;
+        return Err(Failure::UpstreamError(
+            "no upstream is configured for this provider".into(),
+        ));
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let consumer = allowed.caller.consumer.iso6523();
-    let supplier = allowed.caller.supplier.as_ref().map(|s| s.iso6523());
-    let dataset_name = allowed.dataset.id.to_string();
-    let purpose = outcome.purpose().map(str::to_owned);
-    let provider_org = app
-        .policy
-        .providers
-        .get(&allowed.dataset.id.provider)
-        .map(|p| p.org.iso6523())
+    let consumer = allowed
+        .caller
+        .as_ref()
+        .map(|c| c.consumer.iso6523())
         .unwrap_or_default();
-    let claims = AssertionClaims {
-        iss: app.keys.assertion.issuer(),
-        aud: &provider_org,
-        iat: now,
-        exp: now + ASSERTION_TTL_S,
-        jti: &transfer_id,
-        transfer_id: &transfer_id,
-        consumer: &consumer,
-        supplier: supplier.as_deref(),
-        dataset: &dataset_name,
-        purpose: purpose.as_deref(),
-        basis: allowed.basis.as_str(),
-        legal_ref: allowed.legal_ref,
-        consent_id: allowed.consent_id.as_deref(),
-        subject: allowed.subject.as_ref().map(|s| s.expose()),
+    let supplier = allowed
+        .caller
+        .as_ref()
+        .and_then(|c| c.supplier.as_ref())
+        .map(|s| s.iso6523());
+    let dataset_name = allowed.dataset.id.to_string();
+    let (mask, basis) = match &allowed.grant {
+        Some(grant) => (grant.mask, &grant.basis),
+        None => (&NO_MASK, &allowed.dataset.basis),
     };
-    let assertion = match app.keys.assertion.sign(&claims) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot sign the assertion");
-            let failure = Failure::UpstreamError("Bru could not sign its assertion".into());
-            return app
-                .finish_with_failure(outcome.take(), started, &transfer_id, failure)
-                .await;
-        }
+    let row_filter: &[(String, Option<String>)] =
+        allowed.grant.as_ref().map_or(&[], |g| &g.row_filter);
+    // Only what policy allowed carries Bru's assertion (the benchmark rungs
+    // before `policy` send none).
+    let assertion = match &allowed.grant {
+        Some(grant) => assertion(
+            app,
+            transfer_id,
+            &consumer,
+            supplier.as_deref(),
+            &dataset_name,
+            purpose,
+            allowed.dataset,
+            grant,
+        )?,
+        None => String::new(),
     };
 
     let body_fault = Arc::new(AtomicU8::new(BODY_READ));
@@ -578,7 +692,7 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
         .into(),
     };
     let mut headers = allowed.headers;
-    if *allowed.mask != FieldMask::None || !allowed.row_filter.is_empty() {
+    if *mask != FieldMask::None || !row_filter.is_empty() {
         // A compressed body is not JSON, and a range of one is not a document:
         // ask for the whole body, plain, when it is to be minimised.
         headers.insert(
@@ -596,10 +710,10 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
         headers,
         body,
         bru: connectors::BruHeaders {
-            transfer_id: &transfer_id,
+            transfer_id,
             consumer: &consumer,
-            purpose: purpose.as_deref(),
-            legal_basis: allowed.basis.as_str(),
+            purpose,
+            legal_basis: basis.as_str(),
             assertion: &assertion,
         },
     };
@@ -628,15 +742,13 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
                 tracing::warn!(provider, dataset = %dataset_name, transfer_id = %transfer_id, attempts = ?attempts,
                     breaker = report.breaker.as_str(), reason = e.label(), error = %e, "provider call failed");
             }
-            return app
-                .finish_with_failure(outcome.take(), started, &transfer_id, failure)
-                .await;
+            return Err(failure);
         }
     };
     app.metrics
         .observe_provider(&dataset_name, provider_started.elapsed());
     let (mut parts, body) = response.into_parts();
-    let transfer_header = HeaderValue::from_str(&transfer_id).ok();
+    let transfer_header = HeaderValue::from_str(transfer_id).ok();
     // A FHIR Bundle's paging links name the provider; they are rewritten to
     // point through Bru, so the next page is checked and recorded too.
     let fhir_links = parts.status.is_success()
@@ -646,54 +758,36 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
             .and_then(|v| v.to_str().ok())
             .is_some_and(connectors::is_fhir_json);
 
-    if *allowed.mask == FieldMask::None && !fhir_links && allowed.row_filter.is_empty() {
+    if *mask == FieldMask::None && !fhir_links && row_filter.is_empty() {
         if let Some(v) = transfer_header {
             parts.headers.insert("bru-transfer-id", v);
         }
-        let mut outcome = outcome.take();
-        outcome.status = Some(parts.status.as_u16());
-        let body = RecordOnEnd::new(body, Arc::clone(app), outcome, started);
-        return Response::from_parts(parts, Body::new(body));
+        return Ok(Delivery::Streamed(parts, body));
     }
 
     // Under a mask the whole body is needed; a body that cannot be parsed is
     // refused, never passed through unfiltered.
     let bytes = match connectors::collect_limited(body, upstream.max_response_bytes).await {
         Ok(b) => b,
-        Err(e) => {
-            let failure = Failure::UpstreamError(e.to_string());
-            return app
-                .finish_with_failure(outcome.take(), started, &transfer_id, failure)
-                .await;
-        }
+        Err(e) => return Err(Failure::UpstreamError(e.to_string())),
     };
     // Rows outside the Altinn consent's metadata go first (SPEC 9.1).
-    let filtered = match allowed.row_filter.is_empty() || !parts.status.is_success() {
-        true => Ok(bytes),
-        false => connectors::filter_rows(&allowed.row_filter, &bytes),
+    let bytes = if row_filter.is_empty() || !parts.status.is_success() {
+        bytes
+    } else {
+        connectors::filter_rows(row_filter, &bytes).map_err(|e| {
+            Failure::UpstreamError(format!("the provider's answer could not be filtered: {e}"))
+        })?
     };
-    let bytes = match filtered {
-        Ok(b) => b,
-        Err(e) => {
-            let failure =
-                Failure::UpstreamError(format!("the provider's answer could not be filtered: {e}"));
-            return app
-                .finish_with_failure(outcome.take(), started, &transfer_id, failure)
-                .await;
-        }
-    };
-    let mut minimised = if *allowed.mask == FieldMask::None {
+    let mut minimised = if *mask == FieldMask::None {
         bytes
     } else if parts.status.is_success() {
-        match connectors::minimise(allowed.mask, &bytes) {
+        match connectors::minimise(mask, &bytes) {
             Ok(m) => Bytes::from(m),
             Err(e) => {
-                let failure = Failure::UpstreamError(format!(
+                return Err(Failure::UpstreamError(format!(
                     "the provider's answer could not be minimised: {e}"
-                ));
-                return app
-                    .finish_with_failure(outcome.take(), started, &transfer_id, failure)
-                    .await;
+                )))
             }
         }
     } else {
@@ -723,12 +817,9 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
             Some(Ok(Some(rewritten))) => minimised = Bytes::from(rewritten),
             Some(Ok(None)) | None => {}
             Some(Err(e)) => {
-                let failure = Failure::UpstreamError(format!(
+                return Err(Failure::UpstreamError(format!(
                     "the provider's FHIR answer could not be read: {e}"
-                ));
-                return app
-                    .finish_with_failure(outcome.take(), started, &transfer_id, failure)
-                    .await;
+                )))
             }
         }
     }
@@ -749,12 +840,81 @@ async fn forward(app: &Arc<App>, mut call: Call, allowed: Allowed<'_>) -> Respon
     if let Some(v) = transfer_header {
         parts.headers.insert("bru-transfer-id", v);
     }
-    let mut outcome = outcome.take();
-    outcome.status = Some(parts.status.as_u16());
-    outcome.bytes = Some(minimised.len() as u64);
-    outcome.duration_ms = Some(started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
-    app.record_in_background(outcome);
-    Response::from_parts(parts, Body::from(minimised))
+    Ok(Delivery::Whole(parts, minimised))
+}
+
+/// What a call without a mask is minimised with.
+static NO_MASK: FieldMask = FieldMask::None;
+
+/// Bru's signed assertion of an allowed call, for the provider.
+#[allow(clippy::too_many_arguments)]
+fn assertion(
+    app: &App,
+    transfer_id: &str,
+    consumer: &str,
+    supplier: Option<&str>,
+    dataset_name: &str,
+    purpose: Option<&str>,
+    dataset: &Dataset,
+    grant: &Grant<'_>,
+) -> Result<String, Failure> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let provider_org = app
+        .policy
+        .providers
+        .get(&dataset.id.provider)
+        .map(|p| p.org.iso6523())
+        .unwrap_or_default();
+    let claims = AssertionClaims {
+        iss: app.keys.assertion.issuer(),
+        aud: &provider_org,
+        iat: now,
+        exp: now + ASSERTION_TTL_S,
+        jti: transfer_id,
+        transfer_id,
+        consumer,
+        supplier,
+        dataset: dataset_name,
+        purpose,
+        basis: grant.basis.as_str(),
+        legal_ref: grant.legal_ref,
+        consent_id: grant.consent_id.as_deref(),
+        subject: grant.subject.as_ref().map(|s| s.expose()),
+    };
+    app.keys.assertion.sign(&claims).map_err(|e| {
+        tracing::error!(error = %e, "cannot sign the assertion");
+        Failure::UpstreamError("Bru could not sign its assertion".into())
+    })
+}
+
+/// The one place an allowed call's outcome is completed: a failure is
+/// recorded and answered; a whole answer is recorded as it leaves; a
+/// streamed one when its body ends (`RecordOnEnd`). On the benchmark rungs
+/// without records the outcome is unarmed and nothing is written.
+fn deliver(
+    app: &Arc<App>,
+    transfer_id: &str,
+    mut outcome: PendingOutcome,
+    result: Result<Delivery, Failure>,
+) -> Response<Body> {
+    match result {
+        Err(failure) => {
+            outcome.finish(failure.status().as_u16(), Some(failure.code()), 0);
+            failure.response(Some(transfer_id))
+        }
+        Ok(Delivery::Whole(parts, bytes)) => {
+            outcome.finish(parts.status.as_u16(), None, bytes.len() as u64);
+            Response::from_parts(parts, Body::from(bytes))
+        }
+        Ok(Delivery::Streamed(parts, body)) => match outcome.take() {
+            Some(mut record) => {
+                record.status = Some(parts.status.as_u16());
+                let body = RecordOnEnd::new(body, Arc::clone(app), record, outcome.started);
+                Response::from_parts(parts, Body::new(body))
+            }
+            None => Response::from_parts(parts, Body::new(body)),
+        },
+    }
 }
 
 // ---- reading the request -----------------------------------------------
@@ -1084,22 +1244,39 @@ impl PendingOutcome {
         }
     }
 
-    fn purpose(&self) -> Option<&str> {
-        self.outcome.as_ref().and_then(|o| o.purpose.as_deref())
+    /// No outcome to record (benchmark rungs without records).
+    fn none(app: &Arc<App>) -> Self {
+        PendingOutcome {
+            app: Arc::clone(app),
+            outcome: None,
+            started: Instant::now(),
+        }
     }
 
-    /// The record, for the pipeline to finish and write.
-    fn take(&mut self) -> NewRecord {
-        self.outcome.take().unwrap_or_else(|| {
-            // Taken twice would be a bug of this module; an empty outcome
-            // record is still better evidence than none.
-            NewRecord::new(RecordKind::Outcome, String::new(), "", "")
-        })
+    /// The record, for a streamed answer to write when its body ends.
+    fn take(&mut self) -> Option<NewRecord> {
+        self.outcome.take()
+    }
+
+    /// Writes the outcome: the status the caller got, the failure's code if
+    /// any, the bytes of its body.
+    fn finish(mut self, status: u16, code: Option<&str>, bytes: u64) {
+        if let Some(mut outcome) = self.outcome.take() {
+            outcome.status = Some(status);
+            outcome.code = code.map(str::to_owned);
+            outcome.bytes = Some(bytes);
+            outcome.duration_ms = Some(duration_ms(self.started));
+            self.app.record_in_background(outcome);
+        }
     }
 
     fn disarm(&mut self) {
         self.outcome = None;
     }
+}
+
+fn duration_ms(started: Instant) -> u64 {
+    started.elapsed().as_millis().try_into().unwrap_or(u64::MAX)
 }
 
 impl Drop for PendingOutcome {

@@ -34,8 +34,9 @@ pub struct Problem {
     /// A sentence for the caller; never holds a person number, a token or a secret.
     pub detail: String,
     /// The stable problem code (SPEC section 3, and the APIs' own codes:
-    /// `not_found`, `store_unavailable`, `invalid_transition`,
-    /// `consent_not_granted`, `signing_failed`).
+    /// `not_found`, `method_not_allowed`, `store_unavailable`,
+    /// `invalid_transition`, `consent_not_granted`, `signing_failed`,
+    /// `internal_error`; see `api_error.rs`).
     pub code: String,
     /// The transfer id of a call through `/data/` or of a use of the audit
     /// API (also in the `Bru-Transfer-Id` header); null otherwise.
@@ -409,7 +410,7 @@ impl Failure {
         self.problem_in(transfer_id, &RefusalContext::default())
     }
 
-    fn problem_in(&self, transfer_id: Option<&str>, cx: &RefusalContext) -> Problem {
+    pub(crate) fn problem_in(&self, transfer_id: Option<&str>, cx: &RefusalContext) -> Problem {
         Problem {
             transfer_id: transfer_id.map(str::to_owned),
             ..Problem::new(

@@ -30,6 +30,7 @@ pub const PAGES: &[(&str, u16, &str, &str)] = &[
     ("consent_subject_mismatch", 403, "The consent is for another person than the call's subject.", "Send the consent the subject of this call gave."),
     ("unknown_dataset", 404, "No dataset in policy has this provider and name.", "Check the path /data/{provider}/{dataset}/…; the catalog at /catalog/v1/datasets lists the datasets."),
     ("not_found", 404, "There is nothing at this path, or no such resource (consent, consent request, record).", "Check the path and the id."),
+    ("method_not_allowed", 405, "The path exists but does not take this method.", "Use one of the methods the Allow header lists."),
     ("request_too_large", 413, "The request body is larger than Bru accepts.", "Send a smaller body."),
     ("headers_too_large", 431, "The request headers are too many or too large.", "Send fewer or smaller headers."),
     ("body_timeout", 408, "The request body stopped arriving: no part of it came within the body read timeout (60 s unless the operator set another).", "Send the whole body promptly after the headers; check the Content-Length you send."),
@@ -55,13 +56,8 @@ pub fn page(code: &str) -> Option<&'static (&'static str, u16, &'static str, &'s
 /// `GET /problems/{code}`: a small HTML page, or 404 for a code Bru has not.
 pub async fn problem_page(Path(code): Path<String>) -> Response {
     let Some((code, status, meaning, todo)) = page(&code) else {
-        return crate::problem::Problem::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "Not found",
-            "Bru has no problem code by that name.",
-        )
-        .response();
+        return crate::api_error::ApiError::NotFound("Bru has no problem code by that name.")
+            .into_response();
     };
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\

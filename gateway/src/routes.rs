@@ -31,7 +31,12 @@ pub fn public(app: Arc<App>, demo: Option<Router>, portal: Option<Router>) -> Ro
     };
     router
         .route("/problems/{code}", get(crate::problem_pages::problem_page))
-        .fallback(not_found)
+        .fallback(crate::api_error::not_found)
+        // A path asked with a method it does not take: 405 with the problem
+        // body and the router's `Allow`.
+        .layer(axum::middleware::map_response(
+            crate::api_error::method_not_allowed,
+        ))
 }
 
 /// The public routes beside the APIs, in the OpenAPI document too.
@@ -90,16 +95,6 @@ async fn openapi_json() -> Response {
         format!("{}\n", crate::openapi::json()),
     )
         .into_response()
-}
-
-async fn not_found() -> Response {
-    crate::problem::Problem::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "Not found",
-        "There is nothing at this path.",
-    )
-    .response()
 }
 
 /// `/metrics`, `/healthz`, `/readyz` on the internal ops listener.

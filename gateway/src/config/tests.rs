@@ -248,7 +248,7 @@ fn the_ablation_stages_exist_only_in_benchmark_builds() {
     let with = |stage: &str| format!("{VALID}\n[bench]\nstage = \"{stage}\"\n");
     #[cfg(feature = "bench")]
     {
-        use crate::bench_stage::Stage;
+        use crate::pipeline::Stage;
         assert_eq!(parse(VALID).unwrap().bench_stage, Stage::Full);
         assert_eq!(parse(&with("token")).unwrap().bench_stage, Stage::Token);
         assert!(parse(&with("everything")).is_err());
