@@ -24,7 +24,7 @@ use crate::client::{Connector, Upstream, UpstreamError};
 use crate::Credentials;
 
 /// The parts of the person documents Bru asks for.
-const PARTS: &str = "part=navn&part=foedsel&part=familierelasjon&part=foreldreansvar";
+const PARTS: &str = "part=navn&part=foedsel&part=familierelasjon&part=foreldreansvar&part=vergemaalEllerFremtidsfullmakt";
 /// A registry answer larger than this is refused (a family's documents are a few KiB).
 const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
 /// At most this many persons in one lookup.
@@ -43,6 +43,9 @@ pub struct RegistryPerson {
     pub children: Vec<String>,
     /// Who has current parental responsibility for this person (`ansvarlig`).
     pub responsible: Vec<String>,
+    /// This person's current guardians (verge; `vergemaalEllerFremtidsfullmakt`
+    /// other than a confirmed lasting power of attorney).
+    pub guardians: Vec<String>,
 }
 
 /// Why the registry could not answer.
@@ -81,6 +84,24 @@ struct Document {
     familierelasjon: Vec<Familierelasjon>,
     #[serde(default)]
     foreldreansvar: Vec<Foreldreansvar>,
+    #[serde(default, rename = "vergemaalEllerFremtidsfullmakt")]
+    vergemaal: Vec<Vergemaal>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Vergemaal {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    verge_eller_fullmektig: Option<VergeEllerFullmektig>,
+    #[serde(default = "current")]
+    er_gjeldende: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VergeEllerFullmektig {
+    motparts_personidentifikator: Option<String>,
 }
 
 fn current() -> bool {
@@ -154,6 +175,14 @@ impl Document {
                 .into_iter()
                 .filter(|a| a.er_gjeldende)
                 .filter_map(|a| a.ansvarlig)
+                .collect(),
+            guardians: self
+                .vergemaal
+                .into_iter()
+                .filter(|v| {
+                    v.er_gjeldende && v.kind.as_deref() != Some("stadfestetFremtidsfullmakt")
+                })
+                .filter_map(|v| v.verge_eller_fullmektig?.motparts_personidentifikator)
                 .collect(),
         }
     }

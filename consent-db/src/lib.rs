@@ -46,6 +46,6 @@ pub use record::{
     AuditRecord, Basis, NewRecord, RecordFilter, RecordKind, Timestamp, TimestampError,
     UnknownName, Verdict,
 };
-pub use store::{PortalSession, Store, StoreConfig};
+pub use store::{EventActor, PortalSession, Store, StoreConfig};
 pub use tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
 pub use verify::{verify, Tampering, VerifyError, VerifySummary};

@@ -20,7 +20,9 @@ use crate::tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
 use policy::PersonNumber;
 
 mod portal_sessions;
+mod representation;
 pub use portal_sessions::PortalSession;
+pub use representation::EventActor;
 
 /// How to connect. The defaults suit the gateway; tests shorten the timeouts.
 #[derive(Debug, Clone, PartialEq, Eq)]

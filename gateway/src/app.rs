@@ -48,6 +48,8 @@ pub struct App {
     /// [`App::record_using_consent`]); when that fails the entry is dropped
     /// and the call decided again on a fresh read. Refusals never come from it.
     consent_cache: ConsentCache,
+    /// Who may act for whom: the registry client and its short cache (SPEC 9.3).
+    pub representation: crate::representation::Representation,
 }
 
 /// Why a decision under consent was not recorded.
@@ -108,7 +110,9 @@ impl App {
     pub fn new(parts: AppParts) -> Result<App, String> {
         crate::problem::set_public_url(&parts.config.public_url);
         let mut upstreams = HashMap::new();
-        for (id, up) in &parts.config.upstreams {
+        let registry_name = crate::representation::REGISTRY.to_owned();
+        let registry = parts.config.registry.iter().map(|r| (&registry_name, r));
+        for (id, up) in parts.config.upstreams.iter().chain(registry) {
             let credentials = match &up.credentials {
                 CredentialsConfig::None => connectors::Credentials::None,
                 CredentialsConfig::Bearer(secret) => connectors::Credentials::bearer(
@@ -158,6 +162,8 @@ impl App {
                 .map_err(|e| format!("upstream {id}: {e}"))?;
             upstreams.insert(id.clone(), upstream);
         }
+        let representation =
+            crate::representation::Representation::new(upstreams.remove(&registry_name));
         let rate_limiter =
             crate::ratelimit::RateLimiter::new(parts.config.server.unauthenticated_rate_limit);
         Ok(App {
@@ -178,6 +184,7 @@ impl App {
             readiness: crate::transparency::Readiness::new(),
             checkpoints: crate::transparency::CheckpointStatus::default(),
             consent_cache: ConsentCache::default(),
+            representation,
         })
     }
 
