@@ -17,7 +17,7 @@ use std::sync::Arc;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use consent_db::{CitizenAction, ConsentError, ConsentEvent, ConsentRow, EventType, Timestamp};
+use consent_db::{CitizenAction, ConsentError, ConsentRow, EventType, Timestamp};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use policy::{FieldMask, PersonNumber};
 use portal::view;
@@ -30,7 +30,6 @@ use utoipa_axum::routes;
 use crate::app::App;
 use crate::json_api::{self, FieldError, Problem};
 use crate::openapi::{BadRequest, Conflict, NotFound, StoreUnavailable, Unauthorized};
-use crate::problem::Failure;
 
 const DEFAULT_TRANSFERS: u32 = 100;
 const MAX_TRANSFERS: u32 = 500;
@@ -46,6 +45,7 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(revoke))
         .routes(routes!(receipt))
         .routes(routes!(transfers))
+        .merge(crate::representation::routes())
 }
 
 /// A consent as its citizen sees it.
@@ -59,7 +59,7 @@ pub struct CitizenConsent {
     /// The consent's history, on a single consent only.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
-    pub events: Option<Vec<ConsentEvent>>,
+    pub events: Option<Vec<crate::representation::EventView>>,
 }
 
 /// The citizen's consents: granted, waiting for an answer, and the rest.
@@ -105,11 +105,11 @@ struct ConsentId {
     id: String,
 }
 
+/// The person the call is about: the citizen, or whom `Bru-On-Behalf-Of` names (representation.rs).
 async fn citizen(app: &App, headers: &HeaderMap) -> Result<PersonNumber, Response> {
-    match app.auth.citizen(headers.get(header::AUTHORIZATION)).await {
-        Ok(token) => Ok(token.pid),
-        Err(e) => Err(Failure::Auth(e).response(None)),
-    }
+    crate::representation::acting(app, headers, false)
+        .await
+        .map(|a| a.subject)
 }
 
 /// My consents.
@@ -177,7 +177,10 @@ async fn read(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<St
         .await
     {
         Ok(Some((row, events))) if view::visible_to(&row, &me) => {
-            json_api::json(StatusCode::OK, &consent_view(&app, &row, Some(&events)))
+            match crate::representation::events_with_actors(&app, &row.id, &events).await {
+                Ok(events) => json_api::json(StatusCode::OK, &consent_view(&app, &row, Some(events))),
+                Err(response) => response,
+            }
         }
         Ok(_) => json_api::not_found(NOT_FOUND),
         Err(e) => json_api::store_unavailable(&e),
@@ -254,18 +257,23 @@ async fn act(
     Path(id): Path<String>,
     action: CitizenAction,
 ) -> Response {
-    let me = match citizen(&app, &headers).await {
-        Ok(p) => p,
+    let acting = match crate::representation::acting(&app, &headers, true).await {
+        Ok(a) => a,
         Err(response) => return response,
     };
+    let me = acting.subject.clone();
     if !json_api::is_consent_id(&id) {
         return json_api::not_found(NOT_FOUND);
+    }
+    if let Err(response) = crate::representation::check_decision(&app, &acting, &id).await {
+        return response;
     }
     let now = Timestamp::now();
     let result = app.store.citizen_action(&id, &me, action, now).await;
     let row = match result {
         Ok(row) => {
-            tracing::info!(consent_id = %row.id, action = action.as_str(), "citizen answered a consent");
+            tracing::info!(consent_id = %row.id, action = action.as_str(), by = %acting.actor(), "citizen answered a consent");
+            crate::representation::record_actor(&app, &acting, &row.id, action.outcome().1).await;
             row
         }
         Err(ConsentError::NotFound) => return json_api::not_found(NOT_FOUND),
@@ -294,7 +302,11 @@ async fn act(
         Ok(events) => events,
         Err(e) => return json_api::store_unavailable(&e),
     };
-    json_api::json(StatusCode::OK, &consent_view(&app, &row, Some(&events)))
+    let events = match crate::representation::events_with_actors(&app, &row.id, &events).await {
+        Ok(events) => events,
+        Err(response) => return response,
+    };
+    json_api::json(StatusCode::OK, &consent_view(&app, &row, Some(events)))
 }
 
 fn capitalise(s: &str) -> String {
@@ -307,14 +319,18 @@ fn capitalise(s: &str) -> String {
 
 /// A consent as its citizen sees it (`portal::view`, which the portal's
 /// pages show too), with its receipt's URL and, when asked, its events.
-fn consent_view(app: &App, row: &ConsentRow, events: Option<&[ConsentEvent]>) -> CitizenConsent {
+fn consent_view(
+    app: &App,
+    row: &ConsentRow,
+    events: Option<Vec<crate::representation::EventView>>,
+) -> CitizenConsent {
     CitizenConsent {
         consent: view::consent(&app.policy, row),
         receipt_url: format!(
             "{}/citizen/v1/consents/{}/receipt",
             app.config.public_url, row.id
         ),
-        events: events.map(<[ConsentEvent]>::to_vec),
+        events,
     }
 }
 
@@ -403,7 +419,17 @@ async fn receipt(
         }
         .response();
     };
-    let claims = receipt_claims(&app, &row, &me, accepted.at, lang);
+    let mut claims = receipt_claims(&app, &row, &me, accepted.at, lang);
+    // Granted by a representative: the receipt names their role, not their number.
+    match app.store.event_actors(&row.id).await {
+        Ok(actors) => {
+            if let Some(rep) = crate::representation::receipt_representative(&actors, &events) {
+                claims["collectionMethod"] = json!("Given by a representative in Bru's consent service after logging in with ID-porten");
+                claims["representative"] = rep;
+            }
+        }
+        Err(e) => return json_api::store_unavailable(&e),
+    }
     let jws = match app.keys.assertion.sign_claims(&claims) {
         Ok(jws) => jws,
         Err(e) => {

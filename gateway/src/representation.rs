@@ -1,0 +1,516 @@
+//! Acting for someone else in the citizen API (SPEC 9.3): whom the
+//! logged-in citizen may represent, and on which basis, gathered from the
+//! registry of parental responsibility (`[registry]`, connectors'
+//! `registry_lookup`) and from the ID-porten token's `idporten:fullmakt`;
+//! what a representative may do is decided in `policy::represent`.
+//!
+//! - `GET /citizen/v1/represented` lists the persons I may act for, each
+//!   under an opaque `party` (a keyed pseudonym, never a person number).
+//! - Every citizen endpoint acts for that person when the request carries
+//!   `Bru-On-Behalf-Of: {party}`. A party that is not one of mine (another
+//!   family's, a made-up id, a person number) is refused with the same
+//!   answer, whether or not such a person exists: the header's value is
+//!   only ever compared with my own relations, never looked up.
+//! - The registry is asked again at least every [`CACHE_TTL`] for reading,
+//!   and always before a decision, so an ended relation (the child turned
+//!   18, responsibility moved) ends at the next decision and within seconds
+//!   for reading.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::response::Response;
+use consent_db::{ConsentEvent, EventActor, EventType};
+use http::{header, HeaderMap, StatusCode};
+use policy::represent::{self, Actor, Basis, Relation};
+use policy::PersonNumber;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::App;
+use crate::json_api;
+use crate::openapi::{StoreUnavailable, Unauthorized};
+use crate::problem::Failure;
+
+/// The name `[registry]` is checked and built under, as an upstream; no
+/// provider id can have it (`[a-z0-9-]+`).
+pub const REGISTRY: &str = "[registry]";
+/// The request header naming the party a citizen acts for.
+pub const ON_BEHALF_OF: &str = "bru-on-behalf-of";
+/// How long a registry answer serves for reading.
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Representatives whose relations are kept at once; more clear the cache.
+const CACHE_MAX: usize = 10_000;
+/// The RAR type of ID-porten's fullmakt (Digdir, `oidc_protocol_rar`).
+const FULLMAKT_TYPE: &str = "idporten:fullmakt";
+
+/// One person the citizen may act for.
+#[derive(Debug, Clone)]
+pub struct Represented {
+    pub person: PersonNumber,
+    pub name: String,
+    pub relation: Relation,
+    /// What the relation rests on, as evidence (no number): e.g.
+    /// `folkeregisteret:foreldreansvar`, `idporten:fullmakt helse velferd`.
+    pub source: String,
+    pub party: String,
+}
+
+impl Represented {
+    /// `read`, and `decide` when some consent dataset of the policy lets the
+    /// relation decide (each consent is checked again, dataset by dataset).
+    fn may(&self, policy: &policy::Policy) -> Vec<&'static str> {
+        let mut may = vec!["read"];
+        let decides = policy
+            .datasets
+            .values()
+            .filter(|d| d.basis == policy::LegalBasis::Consent)
+            .any(|d| represent::may_decide(&self.relation, &[d]).is_ok());
+        if decides {
+            may.push("decide");
+        }
+        may
+    }
+}
+
+/// The registry client and its cache, kept in `App`.
+pub struct Representation {
+    registry: Option<connectors::Upstream>,
+    cache: Mutex<HashMap<PersonNumber, (Instant, Arc<Vec<ParentRelation>>)>>,
+}
+
+/// A child the registry says I have parental responsibility for.
+#[derive(Debug, Clone)]
+struct ParentRelation {
+    child: PersonNumber,
+    name: String,
+    age: u8,
+}
+
+impl Representation {
+    pub fn new(registry: Option<connectors::Upstream>) -> Self {
+        Representation {
+            registry,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// My children under parental responsibility, from the registry
+    /// (`fresh`: asked now; else an answer up to [`CACHE_TTL`] old).
+    async fn children(
+        &self,
+        app: &App,
+        me: &PersonNumber,
+        fresh: bool,
+    ) -> Result<Arc<Vec<ParentRelation>>, connectors::RegistryError> {
+        let Some(registry) = &self.registry else {
+            return Ok(Arc::new(Vec::new()));
+        };
+        if !fresh {
+            let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((at, children)) = cache.get(me) {
+                if at.elapsed() < CACHE_TTL {
+                    return Ok(Arc::clone(children));
+                }
+            }
+        }
+        let mine = app
+            .connector
+            .registry_lookup(registry, &[me.expose()])
+            .await?;
+        let numbers: Vec<&str> = mine
+            .iter()
+            .flat_map(|p| p.children.iter().map(String::as_str))
+            .take(connectors::MAX_LOOKUP)
+            .collect();
+        let documents = app.connector.registry_lookup(registry, &numbers).await?;
+        let today = time::OffsetDateTime::now_utc().date();
+        let children: Vec<ParentRelation> = documents
+            .into_iter()
+            .filter(|c| c.responsible.iter().any(|r| r == me.expose()))
+            .filter_map(|c| {
+                let child = PersonNumber::parse(&c.number, app.config.allow_synthetic_ids).ok()?;
+                let born = time::Date::parse(
+                    c.born.as_deref()?,
+                    time::macros::format_description!("[year]-[month]-[day]"),
+                )
+                .ok()?;
+                Some(ParentRelation {
+                    child,
+                    name: c.name,
+                    age: represent::age_on(born, today),
+                })
+            })
+            .filter(|c| (Relation::Parent { age: c.age }).is_current())
+            .collect();
+        let children = Arc::new(children);
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(me.clone(), (Instant::now(), Arc::clone(&children)));
+        Ok(children)
+    }
+
+    /// Whether `guardian` is `person`'s verge in the registry (else a
+    /// fullmakt from ID-porten is a fullmakt).
+    async fn is_guardian(&self, app: &App, guardian: &PersonNumber, person: &PersonNumber) -> bool {
+        let Some(registry) = &self.registry else {
+            return false;
+        };
+        match app.connector.registry_lookup(registry, &[person.expose()]).await {
+            Ok(docs) => docs
+                .iter()
+                .any(|d| d.guardians.iter().any(|g| g == guardian.expose())),
+            Err(e) => {
+                tracing::warn!(error = %e, "the registry did not answer about a guardianship");
+                false
+            }
+        }
+    }
+}
+
+/// Everyone `me` (holding `token`) may act for now.
+pub async fn relations(
+    app: &App,
+    token: &crate::auth::CitizenToken,
+    fresh: bool,
+) -> Result<Vec<Represented>, Response> {
+    let me = &token.pid;
+    let mut out = Vec::new();
+    let children = app
+        .representation
+        .children(app, me, fresh)
+        .await
+        .map_err(|e| registry_unavailable(&e))?;
+    for c in children.iter() {
+        out.push(Represented {
+            party: app.keys.pseudonym.party_ref(&c.child),
+            person: c.child.clone(),
+            name: c.name.clone(),
+            relation: Relation::Parent { age: c.age },
+            source: "folkeregisteret:foreldreansvar".into(),
+        });
+    }
+    for f in fullmakter(token, app.config.allow_synthetic_ids) {
+        if out.iter().any(|r| r.person == f.authorizer) || &f.authorizer == me {
+            continue;
+        }
+        let basis = if app.representation.is_guardian(app, me, &f.authorizer).await {
+            Basis::Guardian
+        } else {
+            Basis::Fullmakt
+        };
+        out.push(Represented {
+            party: app.keys.pseudonym.party_ref(&f.authorizer),
+            source: format!("idporten:fullmakt {}", f.roles.join(" ")),
+            person: f.authorizer,
+            name: f.name,
+            relation: Relation::Fullmakt {
+                basis,
+                roles: f.roles,
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// One `idporten:fullmakt` of the token, per ID-porten's RAR data model
+/// (Digdir, `oidc_protocol_rar`: `authorizer {name, pid}`,
+/// `authorized_representative {name, pid}`, `permissions [{owner, role}]`).
+struct Fullmakt {
+    authorizer: PersonNumber,
+    name: String,
+    roles: Vec<String>,
+}
+
+fn fullmakter(token: &crate::auth::CitizenToken, allow_synthetic: bool) -> Vec<Fullmakt> {
+    let mut out = Vec::new();
+    for d in &token.authorization_details {
+        if d.get("type").and_then(Value::as_str) != Some(FULLMAKT_TYPE) {
+            continue;
+        }
+        // The fullmakt is the logged-in person's own: ID-porten names them.
+        let representative = d
+            .pointer("/authorized_representative/pid")
+            .and_then(Value::as_str);
+        if representative != Some(token.pid.expose()) {
+            continue;
+        }
+        let Some(authorizer) = d
+            .pointer("/authorizer/pid")
+            .and_then(Value::as_str)
+            .and_then(|p| PersonNumber::parse(p, allow_synthetic).ok())
+        else {
+            continue;
+        };
+        let name = d
+            .pointer("/authorizer/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        let roles: Vec<String> = d
+            .get("permissions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("role").and_then(Value::as_str))
+            .filter(|r| !r.is_empty() && r.len() <= 64)
+            .map(str::to_owned)
+            .collect();
+        if roles.is_empty() {
+            continue;
+        }
+        out.push(Fullmakt {
+            authorizer,
+            name,
+            roles,
+        });
+    }
+    out
+}
+
+/// Whom a citizen API call acts for, and who acts.
+#[derive(Debug, Clone)]
+pub struct Acting {
+    /// Whose consents and log the call reads or changes.
+    pub subject: PersonNumber,
+    /// `None` when I act for myself.
+    pub represented: Option<Represented>,
+}
+
+impl Acting {
+    pub fn actor(&self) -> Actor {
+        match &self.represented {
+            None => Actor::Myself,
+            Some(r) => Actor::Representative(r.relation.basis()),
+        }
+    }
+}
+
+/// Authenticates the citizen and resolves `Bru-On-Behalf-Of`. `decide`:
+/// the call changes a consent, so the registry is asked now.
+pub async fn acting(app: &App, headers: &HeaderMap, decide: bool) -> Result<Acting, Response> {
+    let token = match app.auth.citizen(headers.get(header::AUTHORIZATION)).await {
+        Ok(token) => token,
+        Err(e) => return Err(Failure::Auth(e).response(None)),
+    };
+    let Some(party) = headers.get(ON_BEHALF_OF) else {
+        return Ok(Acting {
+            subject: token.pid,
+            represented: None,
+        });
+    };
+    let party = party.to_str().unwrap_or_default().trim();
+    let found = relations(app, &token, decide)
+        .await?
+        .into_iter()
+        .find(|r| !party.is_empty() && r.party == party);
+    match found {
+        Some(r) => Ok(Acting {
+            subject: r.person.clone(),
+            represented: Some(r),
+        }),
+        None => Err(not_represented()),
+    }
+}
+
+/// The one answer to a party that is not mine, whatever it is.
+pub fn not_represented() -> Response {
+    json_api::problem(
+        StatusCode::FORBIDDEN,
+        "not_represented",
+        "You cannot act for this party",
+        "Bru-On-Behalf-Of names no one you may act for. GET /citizen/v1/represented lists whom you may represent.",
+    )
+    .response()
+}
+
+fn registry_unavailable(e: &connectors::RegistryError) -> Response {
+    tracing::error!(error = %e, "the registry of parental responsibility failed");
+    let mut response: Response = json_api::problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "registry_unavailable",
+        "The registry is unavailable",
+        "Bru could not ask the population registry whom you may act for. Try again shortly.",
+    )
+    .response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, http::HeaderValue::from_static("5"));
+    response
+}
+
+/// Before a representative accepts, rejects or revokes consent `id`: the
+/// consent's datasets must all let this relation decide
+/// (`policy::represent::may_decide`). `Ok(())` for the person themself.
+pub async fn check_decision(app: &App, acting: &Acting, id: &str) -> Result<(), Response> {
+    let Some(r) = &acting.represented else {
+        return Ok(());
+    };
+    let row = match app
+        .store
+        .get_consent_at(id, consent_db::Timestamp::now())
+        .await
+    {
+        Ok(Some(row)) => row,
+        // Not found: the action itself answers 404 as for anyone.
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(json_api::store_unavailable(&e)),
+    };
+    let refs: Vec<policy::DatasetRef> = row
+        .dataset_list()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|d| d.parse().ok())
+        .collect();
+    let datasets: Vec<&policy::Dataset> = refs
+        .iter()
+        .filter_map(|d| app.policy.dataset(&d.provider, &d.dataset))
+        .collect();
+    match represent::may_decide(&r.relation, &datasets) {
+        Ok(()) => Ok(()),
+        Err(refusal) => Err(json_api::problem(
+            StatusCode::FORBIDDEN,
+            "representation_not_allowed",
+            "You cannot decide this consent for the person you represent",
+            &format!("{}.", capitalise(&refusal.to_string())),
+        )
+        .response()),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// After a representative's action took effect: the event says who took it.
+pub async fn record_actor(app: &App, acting: &Acting, id: &str, event: EventType) {
+    let Some(r) = &acting.represented else {
+        return;
+    };
+    let by = r.relation.basis().as_str();
+    if let Err(e) = app.store.record_event_actor(id, event, by, &r.source).await {
+        tracing::error!(error = %e, consent_id = id, "the representative of a consent event was not recorded");
+    }
+}
+
+/// A consent event as the person (and their representative) sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventView {
+    #[serde(flatten)]
+    pub event: ConsentEvent,
+    /// Who took it: the person (`self`) or a representative on a basis.
+    #[schema(value_type = String, example = "parent")]
+    pub by: &'static str,
+    /// What a representative's relation rests on; absent for `self`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub basis: Option<String>,
+}
+
+/// The events of a consent with who took each.
+pub fn event_views(events: &[ConsentEvent], actors: &[EventActor]) -> Vec<EventView> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(seq, e)| {
+            let actor = actors.iter().find(|a| a.seq == seq as i64);
+            EventView {
+                event: e.clone(),
+                by: actor
+                    .and_then(|a| Actor::parse(&a.actor))
+                    .unwrap_or(Actor::Myself)
+                    .as_str(),
+                basis: actor.map(|a| a.basis.clone()),
+            }
+        })
+        .collect()
+}
+
+/// The members a consent receipt gets when a representative granted it:
+/// the representative's role, never their number.
+pub fn receipt_representative(actors: &[EventActor], events: &[ConsentEvent]) -> Option<Value> {
+    let seq = events.iter().position(|e| e.kind == EventType::Accepted)?;
+    let a = actors.iter().find(|a| a.seq == seq as i64)?;
+    Some(serde_json::json!({
+        "role": a.actor,
+        "basis": a.basis,
+    }))
+}
+
+/// A consent's events with who took each, or the store's failure.
+pub async fn events_with_actors(
+    app: &App,
+    id: &str,
+    events: &[ConsentEvent],
+) -> Result<Vec<EventView>, Response> {
+    match app.store.event_actors(id).await {
+        Ok(actors) => Ok(event_views(events, &actors)),
+        Err(e) => Err(json_api::store_unavailable(&e)),
+    }
+}
+
+// ---- GET /citizen/v1/represented -------------------------------------------
+
+/// One person I may act for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RepresentedView {
+    /// Opaque; send it as `Bru-On-Behalf-Of`.
+    pub party: String,
+    pub name: String,
+    /// `parent`, `guardian` or `fullmakt`.
+    #[schema(example = "parent")]
+    pub basis: &'static str,
+    /// `read`, and `decide` where the relation can decide (per dataset, see the policy).
+    pub may: Vec<&'static str>,
+}
+
+pub fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new().routes(routes!(represented))
+}
+
+/// The persons I may act for (SPEC 9.3).
+#[utoipa::path(
+    get,
+    path = "/citizen/v1/represented",
+    tag = "citizen",
+    operation_id = "listRepresented",
+    security(("idporten" = [])),
+    responses(
+        (status = 200, description = "Whom I may act for", body = Vec<RepresentedView>),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
+async fn represented(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let token = match app.auth.citizen(headers.get(header::AUTHORIZATION)).await {
+        Ok(token) => token,
+        Err(e) => return Failure::Auth(e).response(None),
+    };
+    let list = match relations(&app, &token, false).await {
+        Ok(list) => list,
+        Err(response) => return response,
+    };
+    let views: Vec<RepresentedView> = list
+        .iter()
+        .map(|r| RepresentedView {
+            party: r.party.clone(),
+            name: r.name.clone(),
+            basis: r.relation.basis().as_str(),
+            may: r.may(&app.policy),
+        })
+        .collect();
+    json_api::json(StatusCode::OK, &views)
+}
