@@ -204,12 +204,18 @@ impl Connector {
         }
         let body = serde_json::json!({ "foedselsEllerDNummer": numbers }).to_string();
         let base = upstream.base_url.to_string();
-        let uri: Uri = format!("{}/personer/bulkoppslag?{PARTS}", base.trim_end_matches('/'))
-            .parse()
-            .map_err(|_| UpstreamError::InvalidRequest("invalid registry url"))?;
+        let uri: Uri = format!(
+            "{}/personer/bulkoppslag?{PARTS}",
+            base.trim_end_matches('/')
+        )
+        .parse()
+        .map_err(|_| UpstreamError::InvalidRequest("invalid registry url"))?;
         let mut headers = HeaderMap::new();
         upstream.credentials.apply(&mut headers);
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         if let Credentials::OAuth2(oauth2) = &upstream.credentials {
             let token_client = self.client(upstream.connect_timeout, None);
@@ -228,11 +234,12 @@ impl Connector {
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
-        let response = match tokio::time::timeout(upstream.request_timeout, client.request(request)).await {
-            Err(_) => return Err(UpstreamError::Timeout(upstream.request_timeout).into()),
-            Ok(Err(e)) => return Err(UpstreamError::Connect(e.to_string()).into()),
-            Ok(Ok(r)) => r,
-        };
+        let response =
+            match tokio::time::timeout(upstream.request_timeout, client.request(request)).await {
+                Err(_) => return Err(UpstreamError::Timeout(upstream.request_timeout).into()),
+                Ok(Err(e)) => return Err(UpstreamError::Connect(e.to_string()).into()),
+                Ok(Ok(r)) => r,
+            };
         if response.status() != StatusCode::OK {
             return Err(RegistryError::Status(response.status()));
         }

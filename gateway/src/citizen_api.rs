@@ -178,7 +178,9 @@ async fn read(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<St
     {
         Ok(Some((row, events))) if view::visible_to(&row, &me) => {
             match crate::representation::events_with_actors(&app, &row.id, &events).await {
-                Ok(events) => json_api::json(StatusCode::OK, &consent_view(&app, &row, Some(events))),
+                Ok(events) => {
+                    json_api::json(StatusCode::OK, &consent_view(&app, &row, Some(events)))
+                }
                 Err(response) => response,
             }
         }

@@ -861,7 +861,10 @@ impl Config {
         let mut upstreams = BTreeMap::new();
         // `[registry]` is checked as an upstream is (SPEC 9.3), under a name no provider can have.
         let registry_name = crate::representation::REGISTRY.to_owned();
-        let all = raw.upstream.iter().chain(raw.registry.iter().map(|r| (&registry_name, r)));
+        let all = raw
+            .upstream
+            .iter()
+            .chain(raw.registry.iter().map(|r| (&registry_name, r)));
         for (name, spanned) in all {
             let at = spanned.span().start;
             let line = cx.line_of(at);

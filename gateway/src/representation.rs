@@ -163,7 +163,11 @@ impl Representation {
         let Some(registry) = &self.registry else {
             return false;
         };
-        match app.connector.registry_lookup(registry, &[person.expose()]).await {
+        match app
+            .connector
+            .registry_lookup(registry, &[person.expose()])
+            .await
+        {
             Ok(docs) => docs
                 .iter()
                 .any(|d| d.guardians.iter().any(|g| g == guardian.expose())),

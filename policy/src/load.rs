@@ -570,7 +570,11 @@ impl Validator<'_> {
         let mut fullmakt_roles = Vec::new();
         for role in &r.fullmakt_roles {
             let s = role.get_ref();
-            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if s.is_empty()
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 self.error(
                     role.span(),
                     format!(
@@ -579,7 +583,10 @@ impl Validator<'_> {
                     ),
                 );
             } else if fullmakt_roles.contains(s) {
-                self.error(role.span(), format!("dataset {id} names fullmakt role {s:?} twice"));
+                self.error(
+                    role.span(),
+                    format!("dataset {id} names fullmakt role {s:?} twice"),
+                );
             } else {
                 fullmakt_roles.push(s.clone());
             }

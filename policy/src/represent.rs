@@ -141,9 +141,7 @@ impl Relation {
 /// Why a representative may not decide a consent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RepresentationRefusal {
-    #[error(
-        "from the age of {age} the person decides on {dataset} themself; a parent cannot"
-    )]
+    #[error("from the age of {age} the person decides on {dataset} themself; a parent cannot")]
     OwnVoice { dataset: String, age: u8 },
     #[error("a guardian cannot decide on {dataset}")]
     NoGuardianship { dataset: String },
@@ -203,7 +201,9 @@ pub fn explain(d: &Dataset) -> Vec<String> {
         }
     )];
     if r.fullmakt_roles.is_empty() {
-        lines.push("no guardian or fullmakt holder may decide (no representation.fullmakt_roles)".into());
+        lines.push(
+            "no guardian or fullmakt holder may decide (no representation.fullmakt_roles)".into(),
+        );
     } else {
         lines.push(format!(
             "a fullmakt holder{} may decide with one of the roles {}",

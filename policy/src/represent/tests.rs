@@ -101,7 +101,11 @@ fn policy_errors_name_the_line() {
             .unwrap()
             + 1;
         assert_eq!(errors[0].line, line, "{bad}");
-        assert!(errors[0].to_string().contains(words), "{bad}: {}", errors[0]);
+        assert!(
+            errors[0].to_string().contains(words),
+            "{bad}: {}",
+            errors[0]
+        );
     }
 }
 
