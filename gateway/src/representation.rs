@@ -518,3 +518,38 @@ async fn represented(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
         .collect();
     json_api::json(StatusCode::OK, &views)
 }
+
+/// Documents `Bru-On-Behalf-Of` on every citizen endpoint that honours it
+/// (the OpenAPI document is built from the handlers, which do not name it).
+pub fn document_on_behalf_of(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let honours = path.starts_with("/citizen/v1/consents") || path == "/citizen/v1/transfers";
+        let Some(item) = item.as_object_mut().filter(|_| honours) else {
+            continue;
+        };
+        for op in item.values_mut().filter_map(Value::as_object_mut) {
+            let parameters = op
+                .entry("parameters")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Some(list) = parameters.as_array_mut() {
+                list.push(serde_json::json!({
+                    "name": "Bru-On-Behalf-Of",
+                    "in": "header",
+                    "required": false,
+                    "description": "Act for this party (a `party` from `GET /citizen/v1/represented`), SPEC 9.3.",
+                    "schema": { "type": "string" },
+                }));
+            }
+            if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
+                responses.entry("403").or_insert_with(|| serde_json::json!({
+                    "description": "`not_represented`: Bru-On-Behalf-Of names no one I may act for; \
+                        `representation_not_allowed`: a representative may not decide this consent",
+                    "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } },
+                }));
+            }
+        }
+    }
+}
