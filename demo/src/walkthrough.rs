@@ -90,9 +90,27 @@ Try it in a POSIX shell (needs curl and jq):
   curl -sS --cacert "$CA" "$B/data/nav/inntekt" -H "Authorization: Bearer $K429" \
     -H 'Bru-Purpose: omsorgsbolig-soknad' -H "Bru-Consent: $ID" -H 'Nav-Personident: {kari}'
 
+  # Kari is Emma's mother (Emma is 12): she approves a consent for Emma, acting
+  # for her with the opaque party from /citizen/v1/represented (no person number).
+  EMMAS=$(curl -sS --cacert "$CA" "$B/consent/v1/requests" -H "Authorization: Bearer $K429" \
+    -H 'Content-Type: application/json' -d '{{"subject":"{emma}",
+      "datasets":["nav/inntekt","helsenorge/hjemmetjeneste"],"purpose":"omsorgsbolig-soknad",
+      "valid_to":"'"$UNTIL"'"}}' | jq -r .id)
+  EMMA=$(curl -sS --cacert "$CA" "$B/citizen/v1/represented" -H "Authorization: Bearer $KARI" | jq -r '.[0].party')
+  curl -sS --cacert "$CA" -X POST "$B/citizen/v1/consents/$EMMAS/accept" \
+    -H "Authorization: Bearer $KARI" -H "Bru-On-Behalf-Of: $EMMA"
+
+  # Aisha is Per Hansen's guardian: she logs in with a fullmakt for him (demo ID-porten).
+  AISHA={aisha_token}
+  curl -sS --cacert "$CA" "$B/citizen/v1/represented" -H "Authorization: Bearer $AISHA"
+
 Every call above, allowed or refused, is in the transparency log: Kari sees
 them under {base}/innsyn after logging in.
 "#,
+        emma = "07831453839",
+        aisha_token = format!(
+            "$(curl -sS --cacert \"$CA\" \"$B/demo/idporten/token\" -d '{{\"pid\":\"24916214088\",\"fullmakt\":{{\"owner\":\"15895013789\",\"roles\":[\"helse\",\"velferd\"]}}}}' | jq -r .access_token)"
+        ),
         config = dir.join("bru.toml").display(),
         ca_shown = dir.join("ca.pem").display(),
     )
