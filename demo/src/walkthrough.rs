@@ -28,6 +28,10 @@ pub fn walkthrough(public_url: &str, ops_url: &str, dir: &Path) -> String {
     let kari_token = format!(
         "$(curl -sS --cacert \"$CA\" \"$B/demo/idporten/token\" -d '{{\"pid\":\"{kari}\"}}' | jq -r .access_token)"
     );
+    let (aisha, per) = ("24916214088", "15895013789");
+    let aisha_token = format!(
+        "$(curl -sS --cacert \"$CA\" \"$B/demo/idporten/token\" -d '{{\"pid\":\"{aisha}\",\"fullmakt\":{{\"owner\":\"{per}\",\"roles\":[\"helse\",\"velferd\"]}}}}' | jq -r .access_token)"
+    );
     format!(
         r#"Bru demo is running. Stop it with Ctrl-C; its state stays in {dir_shown}.
 
@@ -108,9 +112,6 @@ Every call above, allowed or refused, is in the transparency log: Kari sees
 them under {base}/innsyn after logging in.
 "#,
         emma = "07831453839",
-        aisha_token = format!(
-            "$(curl -sS --cacert \"$CA\" \"$B/demo/idporten/token\" -d '{{\"pid\":\"24916214088\",\"fullmakt\":{{\"owner\":\"15895013789\",\"roles\":[\"helse\",\"velferd\"]}}}}' | jq -r .access_token)"
-        ),
         config = dir.join("bru.toml").display(),
         ca_shown = dir.join("ca.pem").display(),
     )

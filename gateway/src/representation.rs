@@ -81,8 +81,11 @@ impl Represented {
 /// The registry client and its cache, kept in `App`.
 pub struct Representation {
     registry: Option<connectors::Upstream>,
-    cache: Mutex<HashMap<PersonNumber, (Instant, Arc<Vec<ParentRelation>>)>>,
+    cache: Mutex<HashMap<PersonNumber, Cached>>,
 }
+
+/// A representative's children as the registry said, and when.
+type Cached = (Instant, Arc<Vec<ParentRelation>>);
 
 /// A child the registry says I have parental responsibility for.
 #[derive(Debug, Clone)]
@@ -432,7 +435,7 @@ pub fn event_views(events: &[ConsentEvent], actors: &[EventActor]) -> Vec<EventV
         .map(|(seq, e)| {
             let actor = actors.iter().find(|a| a.seq == seq as i64);
             EventView {
-                event: e.clone(),
+                event: *e,
                 by: actor
                     .and_then(|a| Actor::parse(&a.actor))
                     .unwrap_or(Actor::Myself)
