@@ -49,7 +49,7 @@ pub struct App {
     /// and the call decided again on a fresh read. Refusals never come from it.
     consent_cache: ConsentCache,
     /// Who may act for whom: the registry client and its short cache (SPEC 9.3).
-    pub representation: crate::representation::Representation,
+    pub representation: Arc<crate::representation::Representation>,
 }
 
 /// Why a decision under consent was not recorded.
@@ -162,8 +162,12 @@ impl App {
                 .map_err(|e| format!("upstream {id}: {e}"))?;
             upstreams.insert(id.clone(), upstream);
         }
-        let representation =
-            crate::representation::Representation::new(upstreams.remove(&registry_name));
+        let representation = Arc::new(crate::representation::Representation::new(
+            upstreams.remove(&registry_name),
+            parts.connector.clone(),
+            parts.keys.pseudonym.clone(),
+            parts.config.allow_synthetic_ids,
+        ));
         let rate_limiter =
             crate::ratelimit::RateLimiter::new(parts.config.server.unauthenticated_rate_limit);
         Ok(App {

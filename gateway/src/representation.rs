@@ -78,9 +78,12 @@ impl Represented {
     }
 }
 
-/// The registry client and its cache, kept in `App`.
+/// The registry client and its cache, kept in `App` (and lent to the portal).
 pub struct Representation {
     registry: Option<connectors::Upstream>,
+    connector: connectors::Connector,
+    pseudonym: consent_db::Pseudonymiser,
+    allow_synthetic_ids: bool,
     cache: Mutex<HashMap<PersonNumber, Cached>>,
 }
 
@@ -96,9 +99,17 @@ struct ParentRelation {
 }
 
 impl Representation {
-    pub fn new(registry: Option<connectors::Upstream>) -> Self {
+    pub fn new(
+        registry: Option<connectors::Upstream>,
+        connector: connectors::Connector,
+        pseudonym: consent_db::Pseudonymiser,
+        allow_synthetic_ids: bool,
+    ) -> Self {
         Representation {
             registry,
+            connector,
+            pseudonym,
+            allow_synthetic_ids,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -107,7 +118,6 @@ impl Representation {
     /// (`fresh`: asked now; else an answer up to [`CACHE_TTL`] old).
     async fn children(
         &self,
-        app: &App,
         me: &PersonNumber,
         fresh: bool,
     ) -> Result<Arc<Vec<ParentRelation>>, connectors::RegistryError> {
@@ -122,7 +132,7 @@ impl Representation {
                 }
             }
         }
-        let mine = app
+        let mine = self
             .connector
             .registry_lookup(registry, &[me.expose()])
             .await?;
@@ -131,13 +141,13 @@ impl Representation {
             .flat_map(|p| p.children.iter().map(String::as_str))
             .take(connectors::MAX_LOOKUP)
             .collect();
-        let documents = app.connector.registry_lookup(registry, &numbers).await?;
+        let documents = self.connector.registry_lookup(registry, &numbers).await?;
         let today = time::OffsetDateTime::now_utc().date();
         let children: Vec<ParentRelation> = documents
             .into_iter()
             .filter(|c| c.responsible.iter().any(|r| r == me.expose()))
             .filter_map(|c| {
-                let child = PersonNumber::parse(&c.number, app.config.allow_synthetic_ids).ok()?;
+                let child = PersonNumber::parse(&c.number, self.allow_synthetic_ids).ok()?;
                 let born = time::Date::parse(
                     c.born.as_deref()?,
                     time::macros::format_description!("[year]-[month]-[day]"),
@@ -162,11 +172,11 @@ impl Representation {
 
     /// Whether `guardian` is `person`'s verge in the registry (else a
     /// fullmakt from ID-porten is a fullmakt).
-    async fn is_guardian(&self, app: &App, guardian: &PersonNumber, person: &PersonNumber) -> bool {
+    async fn is_guardian(&self, guardian: &PersonNumber, person: &PersonNumber) -> bool {
         let Some(registry) = &self.registry else {
             return false;
         };
-        match app
+        match self
             .connector
             .registry_lookup(registry, &[person.expose()])
             .await
@@ -192,7 +202,7 @@ pub async fn relations(
     let mut out = Vec::new();
     let children = app
         .representation
-        .children(app, me, fresh)
+        .children(me, fresh)
         .await
         .map_err(|e| registry_unavailable(&e))?;
     for c in children.iter() {
@@ -208,7 +218,7 @@ pub async fn relations(
         if out.iter().any(|r| r.person == f.authorizer) || &f.authorizer == me {
             continue;
         }
-        let basis = if app.representation.is_guardian(app, me, &f.authorizer).await {
+        let basis = if app.representation.is_guardian(me, &f.authorizer).await {
             Basis::Guardian
         } else {
             Basis::Fullmakt
@@ -554,5 +564,29 @@ pub fn document_on_behalf_of(doc: &mut Value) {
                 }));
             }
         }
+    }
+}
+
+/// The portal's "Representer noen andre": the children the registry names
+/// (the portal's session carries no ID-porten fullmakt).
+impl portal::represent::RepresentationSource for Representation {
+    fn represented<'a>(
+        &'a self,
+        me: &'a PersonNumber,
+        fresh: bool,
+    ) -> portal::represent::Found<'a> {
+        Box::pin(async move {
+            let children = self.children(me, fresh).await.map_err(|e| e.to_string())?;
+            Ok(children
+                .iter()
+                .map(|c| portal::represent::Represented {
+                    party: self.pseudonym.party_ref(&c.child),
+                    person: c.child.clone(),
+                    name: c.name.clone(),
+                    relation: Relation::Parent { age: c.age },
+                    source: "folkeregisteret:foreldreansvar".into(),
+                })
+                .collect())
+        })
     }
 }

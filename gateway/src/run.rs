@@ -230,6 +230,7 @@ fn portal_router(app: &App, demo: bool) -> anyhow::Result<Option<axum::Router>> 
         pseudonyms: app.keys.pseudonym.clone(),
         public_url: app.config.public_url.clone(),
         allow_synthetic_ids: app.config.allow_synthetic_ids,
+        representation: Some(app.representation.clone()),
     };
     let mut portal = portal::Portal::new(config, deps).map_err(|e| anyhow!("portal: {e}"))?;
     if demo {
