@@ -350,11 +350,17 @@ pub fn basis_label(lang: Lang, basis: policy::represent::Basis) -> &'static str 
 /// Who took a consent event, when it was not the person themself.
 fn actor_label(lang: Lang, actor: &str) -> Option<&'static str> {
     match actor {
-        "parent" => Some(lang.t("av en forelder", "by a parent")),
-        "guardian" => Some(lang.t("av vergen din", "by your guardian")),
+        "parent" => Some(lang.t(
+            "gjort av en forelder på dine vegne",
+            "done by a parent on your behalf",
+        )),
+        "guardian" => Some(lang.t(
+            "gjort av vergen din på dine vegne",
+            "done by your guardian on your behalf",
+        )),
         "fullmakt" => Some(lang.t(
-            "av en med fullmakt fra deg",
-            "by someone with your power of attorney",
+            "gjort av en med fullmakt fra deg",
+            "done by someone holding your power of attorney",
         )),
         _ => None,
     }
@@ -521,7 +527,7 @@ pub fn consent(
                     li {
                         (text::date_time(l, e.at.as_datetime())) ": " (event_label(l, e.kind))
                         @if let Some(by) = actors.iter().find(|a| a.seq == seq as i64).and_then(|a| actor_label(l, &a.actor)) {
-                            " " (by)
+                            " (" (by) ")"
                         }
                     }
                 }

@@ -24,7 +24,7 @@ use crate::session::{self, Session};
 use crate::{form_ok, html, language, require, see_other, LangQuery, Portal};
 
 /// The cookie holding the party the citizen acts for.
-pub const ACTING_COOKIE: &str = "bru_for";
+pub const ACTING_COOKIE: &str = "__Host-bru-for";
 
 /// One person the citizen may act for, as the gateway found them.
 #[derive(Debug, Clone)]
