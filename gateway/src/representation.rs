@@ -339,6 +339,18 @@ pub async fn acting(app: &App, headers: &HeaderMap, decide: bool) -> Result<Acti
     }
 }
 
+/// For an endpoint with its own authentication: the person a token-bearing
+/// request with `Bru-On-Behalf-Of` acts for (`None` without the header).
+pub async fn represented_subject(
+    app: &App,
+    headers: &HeaderMap,
+) -> Result<Option<PersonNumber>, Response> {
+    if headers.get(ON_BEHALF_OF).is_none() || headers.get(header::AUTHORIZATION).is_none() {
+        return Ok(None);
+    }
+    acting(app, headers, false).await.map(|a| Some(a.subject))
+}
+
 /// The one answer to a party that is not mine, whatever it is.
 pub fn not_represented() -> Response {
     json_api::problem(
@@ -539,7 +551,8 @@ pub fn document_on_behalf_of(doc: &mut Value) {
         return;
     };
     for (path, item) in paths.iter_mut() {
-        let honours = path.starts_with("/citizen/v1/consents") || path == "/citizen/v1/transfers";
+        let honours =
+            path.starts_with("/citizen/v1/consents") || path.starts_with("/citizen/v1/transfers");
         let Some(item) = item.as_object_mut().filter(|_| honours) else {
             continue;
         };

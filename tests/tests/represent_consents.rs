@@ -149,7 +149,30 @@ async fn kari_approves_for_emma_ola_sees_it_and_revokes_it() {
     // Emma's log, reached through the switcher, holds K429's calls.
     let emmas_log = get_for(&bru, &kari, Some(&party), "/citizen/v1/transfers").await;
     emmas_log.expect_status(200, "Emma's log for Kari");
-    assert!(emmas_log.json()["transfers"].as_array().unwrap().len() >= 2);
+    let emmas = emmas_log.json()["transfers"].as_array().unwrap().clone();
+    assert!(emmas.len() >= 2);
+    // And the proof of one of them (the checkpoint comes within a second).
+    let index = emmas[0]["index"].as_u64().unwrap();
+    let proof_path = format!("/citizen/v1/transfers/{index}/proof");
+    let mut proof = get_for(&bru, &kari, Some(&party), &proof_path).await;
+    for _ in 0..50 {
+        if proof.status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        proof = get_for(&bru, &kari, Some(&party), &proof_path).await;
+    }
+    proof.expect_status(200, "the proof of Emma's record, for Kari acting for her");
+    assert_eq!(proof.json()["index"], index);
+    // Without the header it is not Kari's.
+    let own = get_for(&bru, &kari, None, &proof_path).await;
+    assert_eq!(own.status, 404, "{}", own.text());
+    expect_refused(
+        &get_for(&bru, &kari, Some("p-AAAAAAAAAAAAAAAAAAAAAA"), &proof_path).await,
+        403,
+        "not_represented",
+        "a made-up party for a proof",
+    );
 }
 
 #[tokio::test]
