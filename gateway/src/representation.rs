@@ -214,7 +214,11 @@ pub async fn relations(
             source: "folkeregisteret:foreldreansvar".into(),
         });
     }
-    for f in fullmakter(token, app.config.allow_synthetic_ids) {
+    for f in fullmakter(
+        me,
+        &token.authorization_details,
+        app.config.allow_synthetic_ids,
+    ) {
         if out.iter().any(|r| r.person == f.authorizer) || &f.authorizer == me {
             continue;
         }
@@ -246,9 +250,9 @@ struct Fullmakt {
     roles: Vec<String>,
 }
 
-fn fullmakter(token: &crate::auth::CitizenToken, allow_synthetic: bool) -> Vec<Fullmakt> {
+fn fullmakter(pid: &PersonNumber, details: &[Value], allow_synthetic: bool) -> Vec<Fullmakt> {
     let mut out = Vec::new();
-    for d in &token.authorization_details {
+    for d in details {
         if d.get("type").and_then(Value::as_str) != Some(FULLMAKT_TYPE) {
             continue;
         }
@@ -256,7 +260,7 @@ fn fullmakter(token: &crate::auth::CitizenToken, allow_synthetic: bool) -> Vec<F
         let representative = d
             .pointer("/authorized_representative/pid")
             .and_then(Value::as_str);
-        if representative != Some(token.pid.expose()) {
+        if representative != Some(pid.expose()) {
             continue;
         }
         let Some(authorizer) = d
@@ -586,11 +590,12 @@ impl portal::represent::RepresentationSource for Representation {
     fn represented<'a>(
         &'a self,
         me: &'a PersonNumber,
+        details: &'a [Value],
         fresh: bool,
     ) -> portal::represent::Found<'a> {
         Box::pin(async move {
             let children = self.children(me, fresh).await.map_err(|e| e.to_string())?;
-            Ok(children
+            let mut out: Vec<portal::represent::Represented> = children
                 .iter()
                 .map(|c| portal::represent::Represented {
                     party: self.pseudonym.party_ref(&c.child),
@@ -599,7 +604,28 @@ impl portal::represent::RepresentationSource for Representation {
                     relation: Relation::Parent { age: c.age },
                     source: "folkeregisteret:foreldreansvar".into(),
                 })
-                .collect())
+                .collect();
+            for f in fullmakter(me, details, self.allow_synthetic_ids) {
+                if out.iter().any(|r| r.person == f.authorizer) || &f.authorizer == me {
+                    continue;
+                }
+                let basis = if self.is_guardian(me, &f.authorizer).await {
+                    Basis::Guardian
+                } else {
+                    Basis::Fullmakt
+                };
+                out.push(portal::represent::Represented {
+                    party: self.pseudonym.party_ref(&f.authorizer),
+                    source: format!("idporten:fullmakt {}", f.roles.join(" ")),
+                    person: f.authorizer,
+                    name: f.name,
+                    relation: Relation::Fullmakt {
+                        basis,
+                        roles: f.roles,
+                    },
+                });
+            }
+            Ok(out)
         })
     }
 }

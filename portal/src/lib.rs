@@ -89,6 +89,29 @@ pub struct Portal {
     sessions: Sessions,
     oidc: Option<oidc::OidcClient>,
     demo_persons: Vec<DemoPerson>,
+    demo_fullmakter: Vec<DemoFullmakt>,
+}
+
+/// A fullmakt the demo login offers: log in as `holder` for `owner`.
+#[derive(Clone)]
+pub struct DemoFullmakt {
+    pub holder: String,
+    pub holder_name: String,
+    pub owner: String,
+    pub owner_name: String,
+    pub roles: Vec<String>,
+}
+
+impl DemoFullmakt {
+    /// ID-porten's `idporten:fullmakt` for it (Digdir, oidc_protocol_rar).
+    fn authorization_details(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "idporten:fullmakt",
+            "authorizer": { "name": self.owner_name.to_uppercase(), "pid": self.owner },
+            "permissions": self.roles.iter().map(|r| serde_json::json!({ "owner": "vergemaal", "role": r })).collect::<Vec<_>>(),
+            "authorized_representative": { "name": self.holder_name.to_uppercase(), "pid": self.holder },
+        })
+    }
 }
 
 impl Portal {
@@ -112,12 +135,19 @@ impl Portal {
             sessions,
             oidc,
             demo_persons: Vec::new(),
+            demo_fullmakter: Vec::new(),
         })
     }
 
     /// Offers these persons at `/demo/idporten/login` (`bru demo` only).
     pub fn with_demo_login(mut self, persons: Vec<DemoPerson>) -> Portal {
         self.demo_persons = persons;
+        self
+    }
+
+    /// Also offers these fullmakt logins (ID-porten's "representer noen andre").
+    pub fn with_demo_fullmakter(mut self, fullmakter: Vec<DemoFullmakt>) -> Portal {
+        self.demo_fullmakter = fullmakter;
         self
     }
 
@@ -268,7 +298,7 @@ async fn require(
     match portal.sessions.lookup(headers, now()).await {
         Lookup::Unavailable => Err(store_failed(lang, path, &"the session store")),
         Lookup::Active(session) => match portal.citizen(&session) {
-            Some(pid) => match represent::acting(portal, headers, &pid, false).await {
+            Some(pid) => match represent::acting(portal, headers, &session, &pid, false).await {
                 Ok(None) => Ok((session, pid, None)),
                 Ok(Some(r)) => Ok((session, r.person.clone(), Some(r))),
                 Err(()) => Err(see_other("/representer", &[Some(represent::clear())])),
@@ -647,7 +677,7 @@ async fn answer(
     let acting = match acting {
         None => None,
         Some(_) => match portal.citizen(&session) {
-            Some(own) => match represent::acting(&portal, &headers, &own, true).await {
+            Some(own) => match represent::acting(&portal, &headers, &session, &own, true).await {
                 Ok(Some(r)) if r.person == me => Some(r),
                 _ => return see_other("/representer", &[Some(represent::clear())]),
             },
@@ -1009,6 +1039,7 @@ async fn callback(
         &citizen.pid,
         &citizen.acr,
         Some(id_token),
+        citizen.authorization_details,
         &login.next,
     )
     .await
@@ -1020,9 +1051,14 @@ async fn start_session(
     pid: &PersonNumber,
     acr: &str,
     id_token: Option<String>,
+    authorization_details: Vec<serde_json::Value>,
     next: &str,
 ) -> Response {
-    match portal.sessions.start(pid, acr, id_token, now()).await {
+    match portal
+        .sessions
+        .start_with(pid, acr, id_token, authorization_details, now())
+        .await
+    {
         Ok((_, sealed)) => {
             tracing::info!(acr, "a citizen logged in to the portal");
             see_other(
@@ -1143,7 +1179,12 @@ async fn demo_picker(
     };
     html(
         StatusCode::OK,
-        pages::demo_picker(&ctx, &portal.demo_persons, &state.state),
+        pages::demo_picker(
+            &ctx,
+            &portal.demo_persons,
+            &portal.demo_fullmakter,
+            &state.state,
+        ),
         &[
             session::set_cookie(session::LOGIN_COOKIE, &sealed),
             lang_cookie,
@@ -1172,6 +1213,29 @@ async fn demo_login(
     if !form_ok(&portal, &headers, &login.state, form.csrf.as_deref()) {
         return forbidden(lang, "/demo/idporten/login");
     }
+    // A demo fullmakt login: its holder, with ID-porten's RAR for it.
+    let fullmakt = form
+        .pid
+        .as_deref()
+        .and_then(|v| v.strip_prefix("fullmakt-"))
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| portal.demo_fullmakter.get(i));
+    if let Some(f) = fullmakt {
+        let Ok(pid) = PersonNumber::parse(&f.holder, true) else {
+            return see_other("/demo/idporten/login", &[]);
+        };
+        let details = vec![f.authorization_details()];
+        return start_session(
+            &portal,
+            lang,
+            &pid,
+            config::DEFAULT_ACR,
+            None,
+            details,
+            &login.next,
+        )
+        .await;
+    }
     // Only the demo persons: this is a picker, not a way to be anyone.
     let picked = form
         .pid
@@ -1180,7 +1244,16 @@ async fn demo_login(
         .and_then(|pid| PersonNumber::parse(pid, true).ok());
     match picked {
         Some(pid) => {
-            start_session(&portal, lang, &pid, config::DEFAULT_ACR, None, &login.next).await
+            start_session(
+                &portal,
+                lang,
+                &pid,
+                config::DEFAULT_ACR,
+                None,
+                Vec::new(),
+                &login.next,
+            )
+            .await
         }
         None => see_other("/demo/idporten/login", &[]),
     }

@@ -842,7 +842,12 @@ pub fn leaving(ctx: &Ctx<'_>, url: &str) -> Markup {
 // ---- demo login and errors -----------------------------------------------------------
 
 /// The demo ID-porten: pick one of the demo persons.
-pub fn demo_picker(ctx: &Ctx<'_>, persons: &[crate::DemoPerson], state: &str) -> Markup {
+pub fn demo_picker(
+    ctx: &Ctx<'_>,
+    persons: &[crate::DemoPerson],
+    fullmakter: &[crate::DemoFullmakt],
+    state: &str,
+) -> Markup {
     let l = ctx.lang;
     let title = l.t("Logg inn (demo av ID-porten)", "Log in (demo of ID-porten)");
     let body = html! {
@@ -859,6 +864,15 @@ pub fn demo_picker(ctx: &Ctx<'_>, persons: &[crate::DemoPerson], state: &str) ->
                     div.choice {
                         input type="radio" name="pid" id={ "person-" (i) } value=(p.pid) checked[i == 0];
                         label for={ "person-" (i) } { (p.name) }
+                    }
+                }
+                @for (i, f) in fullmakter.iter().enumerate() {
+                    div.choice {
+                        input type="radio" name="pid" id={ "fullmakt-" (i) } value={ "fullmakt-" (i) };
+                        label for={ "fullmakt-" (i) } {
+                            (f.holder_name) (l.t(", på vegne av ", ", on behalf of ")) (f.owner_name)
+                            " (" (l.t("fullmakt", "power of attorney")) ": " (f.roles.join(", ")) ")"
+                        }
                     }
                 }
             }

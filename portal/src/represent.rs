@@ -43,8 +43,14 @@ pub type Found<'a> = Pin<Box<dyn Future<Output = Result<Vec<Represented>, String
 
 /// Whom a citizen may act for (the gateway asks its registry).
 pub trait RepresentationSource: Send + Sync {
+    /// `details`: the login's `authorization_details` (ID-porten fullmakt).
     /// `fresh`: the answer is for a decision, so the source is asked now.
-    fn represented<'a>(&'a self, me: &'a PersonNumber, fresh: bool) -> Found<'a>;
+    fn represented<'a>(
+        &'a self,
+        me: &'a PersonNumber,
+        details: &'a [serde_json::Value],
+        fresh: bool,
+    ) -> Found<'a>;
 }
 
 /// Whom a page acts for, as the layout shows it.
@@ -60,6 +66,7 @@ pub struct Acting {
 pub async fn acting(
     portal: &Portal,
     headers: &HeaderMap,
+    session: &Session,
     me: &PersonNumber,
     fresh: bool,
 ) -> Result<Option<Represented>, ()> {
@@ -69,7 +76,10 @@ pub async fn acting(
     let Some(source) = &portal.deps.representation else {
         return Err(());
     };
-    match source.represented(me, fresh).await {
+    match source
+        .represented(me, &session.authorization_details, fresh)
+        .await
+    {
         Ok(list) => list
             .into_iter()
             .find(|r| r.party == party)
@@ -111,7 +121,10 @@ pub async fn switcher(
     let me = own(&session, &portal).unwrap_or(me);
     let list = match &portal.deps.representation {
         None => Vec::new(),
-        Some(source) => match source.represented(&me, false).await {
+        Some(source) => match source
+            .represented(&me, &session.authorization_details, false)
+            .await
+        {
             Ok(list) => list,
             Err(e) => return crate::store_failed(lang, path, &e),
         },
@@ -172,7 +185,10 @@ pub async fn switch(
         return see_other("/samtykke", &[Some(clear())]);
     }
     let mine = match &portal.deps.representation {
-        Some(source) => source.represented(&me, true).await.unwrap_or_default(),
+        Some(source) => source
+            .represented(&me, &session.authorization_details, true)
+            .await
+            .unwrap_or_default(),
         None => Vec::new(),
     };
     // Only a party of mine is ever written into the cookie.

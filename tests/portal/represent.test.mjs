@@ -17,6 +17,7 @@ import {
 } from './lib.mjs';
 
 const EMMA = '07831453839';
+const PER = '15895013789';
 
 async function checkPage(page, name) {
   const violations = await axe(page);
@@ -159,5 +160,39 @@ describe('acting for someone else in the portal', { concurrency: false }, () => 
     await page.goto(`${base}/representer?lang=nb`);
     assert.match(await page.textContent('main'), /Vi fant ingen du kan representere/);
     assert.equal(KARI.length, 11);
+  });
+
+  it('Aisha logs in with a fullmakt for Per and approves as his guardian', async () => {
+    const { page } = browser;
+    const token = await api('POST', '/demo/maskinporten/token', {
+      body: { org: K429, scope: 'nav:inntekt.read bru:consent' },
+    });
+    const created = await api('POST', '/consent/v1/requests', {
+      headers: { authorization: `Bearer ${token.json.access_token}` },
+      body: {
+        subject: PER,
+        datasets: ['nav/inntekt', 'helsenorge/hjemmetjeneste'],
+        purpose: 'omsorgsbolig-soknad',
+        valid_to: new Date(Date.now() + 30 * 86400_000).toISOString(),
+      },
+    });
+    assert.equal(created.status, 201, created.body);
+    const pers = created.json.id;
+    await page.goto(`${base}/samtykke`);
+    await page.getByRole('button', { name: 'Logg ut' }).click();
+    await page.goto(`${base}/demo/idporten/login`);
+    await page.getByLabel('Aisha Berg, på vegne av Per Hansen').check();
+    await checkPage(page, 'r09-demo-innlogging-fullmakt');
+    await page.getByRole('button', { name: 'Logg inn' }).click();
+    await page.waitForURL(`${base}/samtykke`);
+    await page.getByRole('link', { name: 'Representer noen andre' }).click();
+    await page.getByRole('button', { name: 'PER HANSEN (som verge)' }).click();
+    await page.waitForURL(`${base}/samtykke`);
+    assert.match(await page.textContent('.acting'), /PER HANSEN \(som verge\)/);
+    await page.goto(`${base}/samtykke/${pers}`);
+    await page.getByRole('button', { name: 'Ja, jeg samtykker' }).click();
+    await page.waitForURL(`${base}/samtykke/${pers}?utfort=accept`);
+    assert.match(await page.textContent('ol.history'), /Du sa ja \(gjort av vergen din på dine vegne\)/);
+    await checkPage(page, 'r10-godkjent-for-per');
   });
 });
