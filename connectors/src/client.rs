@@ -613,7 +613,11 @@ impl Connector {
     }
 
     /// The pooled client for this connect timeout and client identity.
-    fn client(&self, connect_timeout: Duration, identity: Option<&ClientIdentity>) -> HttpClient {
+    pub(crate) fn client(
+        &self,
+        connect_timeout: Duration,
+        identity: Option<&ClientIdentity>,
+    ) -> HttpClient {
         let key = ClientKey {
             identity: identity.map(ClientIdentity::id),
             connect_timeout,

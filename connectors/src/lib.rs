@@ -24,6 +24,7 @@ mod headers;
 mod minimise;
 mod mtls;
 mod oauth2;
+mod registry;
 mod resilience;
 mod rows;
 
@@ -43,5 +44,6 @@ pub use headers::{
 pub use minimise::{minimise, MinimiseError};
 pub use mtls::ClientIdentity;
 pub use oauth2::{GrantAlgorithm, GrantError, OAuth2Credentials, OAuth2Settings, GRANT_LIFETIME_S};
+pub use registry::{RegistryError, RegistryPerson, MAX_LOOKUP};
 pub use resilience::{BreakerState, Resilience, ResilienceConfig};
 pub use rows::{filter_rows, RowFilterError};

@@ -35,4 +35,15 @@ impl Pseudonymiser {
         let tag = hmac::sign(&self.key, person.expose().as_bytes());
         URL_SAFE_NO_PAD.encode(tag.as_ref())
     }
+
+    /// The opaque id a representative uses for the person they act for
+    /// (`Bru-On-Behalf-Of`, SPEC 9.3): a keyed pseudonym under its own
+    /// label, so it cannot be matched with a record's `subject_ref`.
+    pub fn party_ref(&self, person: &PersonNumber) -> String {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(b"bru-party\0");
+        ctx.update(person.expose().as_bytes());
+        let tag = ctx.sign();
+        format!("p-{}", URL_SAFE_NO_PAD.encode(&tag.as_ref()[..16]))
+    }
 }

@@ -81,11 +81,13 @@ mod append;
 mod consents;
 mod portal_sessions;
 mod records;
+mod representation;
 mod tree;
 
 pub use altinn::{AltinnConsentEnded, AltinnConsentState};
 pub(crate) use append::BatchCommit;
 pub use portal_sessions::PortalSession;
+pub use representation::EventActor;
 
 /// A cloneable handle over a connection pool.
 #[derive(Clone, Debug)]

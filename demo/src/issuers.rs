@@ -356,6 +356,36 @@ struct MaskinportenRequest {
 #[derive(Deserialize)]
 struct IdportenRequest {
     pid: String,
+    /// SPEC 9.4: log in on behalf of `owner` (ID-porten's fullmakt login).
+    #[serde(default)]
+    fullmakt: Option<FullmaktRequest>,
+}
+
+#[derive(Deserialize)]
+struct FullmaktRequest {
+    owner: String,
+    roles: Vec<String>,
+}
+
+/// The `authorization_details` ID-porten adds after a fullmakt login, per
+/// its RAR data model (Digdir, `oidc_protocol_rar`, "idporten:fullmakt"):
+/// `authorizer` the represented person, `authorized_representative` the
+/// logged-in one, `permissions` the roles (`owner` names the service area).
+fn fullmakt_details(pid: &str, owner: &str, roles: &[String]) -> Value {
+    let name = |p: &str| {
+        crate::world::demo_person(p)
+            .map(|p| p.name().to_uppercase())
+            .unwrap_or_default()
+    };
+    json!([{
+        "type": "idporten:fullmakt",
+        "authorizer": { "name": name(owner), "pid": owner },
+        "permissions": roles
+            .iter()
+            .map(|r| json!({ "owner": "vergemaal", "role": r }))
+            .collect::<Vec<_>>(),
+        "authorized_representative": { "name": name(pid), "pid": pid },
+    }])
 }
 
 async fn maskinporten_token(State(issuers): State<DemoIssuers>, body: Bytes) -> Response {
@@ -401,14 +431,24 @@ async fn maskinporten_token(State(issuers): State<DemoIssuers>, body: Bytes) -> 
 async fn idporten_token(State(issuers): State<DemoIssuers>, body: Bytes) -> Response {
     let req: IdportenRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(_) => return malformed("Send a JSON object {\"pid\": \"<fødselsnummer>\"}."),
+        Err(_) => return malformed("Send a JSON object {\"pid\": \"<fødselsnummer>\"}, optionally with \"fullmakt\": {\"owner\": \"<fødselsnummer>\", \"roles\": [\"helse\"]}."),
     };
     // The error names what is wrong, never the number itself.
     if let Err(e) = policy::PersonNumber::parse(&req.pid, true) {
         return malformed(&format!("pid: {e}."));
     }
     let ip = issuers.idporten();
-    token_response(ip.sign(&idporten_claims(ip.issuer(), &req.pid)))
+    let mut claims = idporten_claims(ip.issuer(), &req.pid);
+    if let Some(f) = &req.fullmakt {
+        if let Err(e) = policy::PersonNumber::parse(&f.owner, true) {
+            return malformed(&format!("fullmakt.owner: {e}."));
+        }
+        if f.roles.is_empty() || f.roles.iter().any(|r| r.is_empty() || r.len() > 64) {
+            return malformed("fullmakt.roles: one or more role codes, e.g. [\"helse\"].");
+        }
+        claims["authorization_details"] = fullmakt_details(&req.pid, &f.owner, &f.roles);
+    }
+    token_response(ip.sign(&claims))
 }
 
 async fn maskinporten_jwks(State(issuers): State<DemoIssuers>) -> Response {

@@ -24,6 +24,7 @@ mod issuers;
 mod pem;
 mod prepare;
 mod providers;
+pub mod registry;
 mod walkthrough;
 pub mod world;
 

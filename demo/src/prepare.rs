@@ -625,6 +625,12 @@ checkpoint_key_file = "keys/checkpoint.pem"
 {nav}
 {helsenorge}
 {k429}
+# The registry of parental responsibility and guardianship (SPEC 9.3): the
+# demo's Folkeregisteret-style lookup, served beside K429's provider.
+[registry]
+url = {registry}
+credentials = {{ kind = "none" }}
+
 # What GET /catalog/v1/datasets (DCAT-AP-NO) says beyond the policy.
 [catalog]
 publisher = "921429002"
@@ -666,5 +672,6 @@ session_key_file = "keys/portal-session.key"
         nav = upstream("nav", l.providers.nav),
         helsenorge = upstream("helsenorge", l.providers.helsenorge),
         k429 = upstream("k429", l.providers.k429),
+        registry = q(&format!("http://{}/folkeregisteret", l.providers.k429)),
     )
 }

@@ -88,7 +88,13 @@ pub fn provider_router(provider: DemoProvider) -> Router {
         DemoProvider::Helsenorge => get(helsenorge_hjemmetjeneste),
         DemoProvider::K429 => get(k429_sosialtjeneste),
     };
+    // K429 also serves the demo's registry of parental responsibility (registry.rs).
+    let registry = match provider {
+        DemoProvider::K429 => crate::registry::registry_router(),
+        _ => Router::new(),
+    };
     Router::new()
+        .merge(registry)
         .route(provider.path(), data)
         // Demo only: shows what arrived, headers unmasked (Bru-Assertion,
         // Bru-Consumer, … and the subject itself), so that users and tests can

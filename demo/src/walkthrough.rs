@@ -28,6 +28,10 @@ pub fn walkthrough(public_url: &str, ops_url: &str, dir: &Path) -> String {
     let kari_token = format!(
         "$(curl -sS --cacert \"$CA\" \"$B/demo/idporten/token\" -d '{{\"pid\":\"{kari}\"}}' | jq -r .access_token)"
     );
+    let (aisha, per) = ("24916214088", "15895013789");
+    let aisha_token = format!(
+        "$(curl -sS --cacert \"$CA\" \"$B/demo/idporten/token\" -d '{{\"pid\":\"{aisha}\",\"fullmakt\":{{\"owner\":\"{per}\",\"roles\":[\"helse\",\"velferd\"]}}}}' | jq -r .access_token)"
+    );
     format!(
         r#"Bru demo is running. Stop it with Ctrl-C; its state stays in {dir_shown}.
 
@@ -90,6 +94,20 @@ Try it in a POSIX shell (needs curl and jq):
   curl -sS --cacert "$CA" "$B/data/nav/inntekt" -H "Authorization: Bearer $K429" \
     -H 'Bru-Purpose: omsorgsbolig-soknad' -H "Bru-Consent: $ID" -H 'Nav-Personident: {kari}'
 
+  # Kari is Emma's mother (Emma is 12): she approves a consent for Emma, acting
+  # for her with the opaque party from /citizen/v1/represented (no person number).
+  EMMAS=$(curl -sS --cacert "$CA" "$B/consent/v1/requests" -H "Authorization: Bearer $K429" \
+    -H 'Content-Type: application/json' -d '{{"subject":"{emma}",
+      "datasets":["nav/inntekt","helsenorge/hjemmetjeneste"],"purpose":"omsorgsbolig-soknad",
+      "valid_to":"'"$UNTIL"'"}}' | jq -r .id)
+  EMMA=$(curl -sS --cacert "$CA" "$B/citizen/v1/represented" -H "Authorization: Bearer $KARI" | jq -r '.[0].party')
+  curl -sS --cacert "$CA" -X POST "$B/citizen/v1/consents/$EMMAS/accept" \
+    -H "Authorization: Bearer $KARI" -H "Bru-On-Behalf-Of: $EMMA"
+
+  # Aisha is Per Hansen's guardian: she logs in with a fullmakt for him (demo ID-porten).
+  AISHA={aisha_token}
+  curl -sS --cacert "$CA" "$B/citizen/v1/represented" -H "Authorization: Bearer $AISHA"
+
 {altinn_story}
 Every call above, allowed or refused, is in the transparency log: Kari sees
 them under {base}/innsyn after logging in.
@@ -99,6 +117,7 @@ them under {base}/innsyn after logging in.
             &uuid::Uuid::new_v4().to_string(),
             &uuid::Uuid::new_v4().to_string()
         ),
+        emma = "07831453839",
         config = dir.join("bru.toml").display(),
         ca_shown = dir.join("ca.pem").display(),
     )

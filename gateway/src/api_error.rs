@@ -41,6 +41,14 @@ pub enum ApiError {
     },
     /// 409 `consent_not_granted`: a receipt of a consent never granted.
     ConsentNotGranted { consent_status: String },
+    /// 403 `not_represented`: `Bru-On-Behalf-Of` names no one I may act for
+    /// (one answer whatever it held, so it tells nothing of who exists).
+    NotRepresented,
+    /// 403 `representation_not_allowed`: the dataset's policy does not let
+    /// this relation decide; the reason (from `policy::represent`) as detail.
+    RepresentationNotAllowed(String),
+    /// 503 `registry_unavailable`: the registry of parental responsibility failed.
+    RegistryUnavailable(Cause),
     /// 503 `store_unavailable`: the consent store failed; try again.
     StoreUnavailable(Cause),
     /// 503 `audit_unavailable`: the audit log could not be read.
@@ -91,11 +99,14 @@ impl ApiError {
             ApiError::Field(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::SupplierNotNamed => StatusCode::FORBIDDEN,
+            ApiError::SupplierNotNamed
+            | ApiError::NotRepresented
+            | ApiError::RepresentationNotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::InvalidTransition { .. } | ApiError::ConsentNotGranted { .. } => {
                 StatusCode::CONFLICT
             }
             ApiError::StoreUnavailable(_)
+            | ApiError::RegistryUnavailable(_)
             | ApiError::AuditUnreadable(_)
             | ApiError::SigningFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -114,6 +125,9 @@ impl ApiError {
             ApiError::SupplierNotNamed => "consumer_not_allowed",
             ApiError::InvalidTransition { .. } => "invalid_transition",
             ApiError::ConsentNotGranted { .. } => "consent_not_granted",
+            ApiError::NotRepresented => "not_represented",
+            ApiError::RepresentationNotAllowed(_) => "representation_not_allowed",
+            ApiError::RegistryUnavailable(_) => "registry_unavailable",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::AuditUnreadable(_) => "audit_unavailable",
             ApiError::SigningFailed(_) => "signing_failed",
@@ -126,6 +140,7 @@ impl ApiError {
     fn cause(&self) -> Option<&Cause> {
         match self {
             ApiError::StoreUnavailable(c)
+            | ApiError::RegistryUnavailable(c)
             | ApiError::AuditUnreadable(c)
             | ApiError::SigningFailed(c)
             | ApiError::Internal(c) => Some(c),
@@ -166,6 +181,18 @@ impl ApiError {
                     "A receipt is issued for a consent you have granted.",
                 )
             },
+            ApiError::NotRepresented => new(
+                "You cannot act for this party",
+                "Bru-On-Behalf-Of names no one you may act for. GET /citizen/v1/represented lists whom you may represent.",
+            ),
+            ApiError::RepresentationNotAllowed(reason) => new(
+                "You cannot decide this consent for the person you represent",
+                reason,
+            ),
+            ApiError::RegistryUnavailable(_) => new(
+                "The registry is unavailable",
+                "Bru could not ask the population registry whom you may act for. Try again shortly.",
+            ),
             ApiError::StoreUnavailable(_) => new(
                 "Bru's store is unavailable",
                 "Bru could not read or write its store. Try again shortly.",
@@ -299,6 +326,9 @@ mod tests {
             ApiError::NotFound("nothing"),
             ApiError::MethodNotAllowed,
             ApiError::SupplierNotNamed,
+            ApiError::NotRepresented,
+            ApiError::RepresentationNotAllowed("a parent decides health data until 16".into()),
+            ApiError::RegistryUnavailable(Box::new(std::io::Error::other("registry"))),
             ApiError::InvalidTransition {
                 consent_status: "revoked".into(),
                 detail: "A revoked consent cannot be revoked.".into(),

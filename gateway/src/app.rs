@@ -47,6 +47,8 @@ pub struct App {
     consent_cache: ConsentCache,
     /// Altinn's decision point and events feed (`altinn_pep.rs`).
     pub altinn: crate::altinn_pep::AltinnState,
+    /// Who may act for whom: the registry client and its short cache (SPEC 9.3).
+    pub representation: Arc<crate::representation::Representation>,
 }
 
 /// Why a decision under consent was not recorded.
@@ -107,7 +109,9 @@ impl App {
     pub fn new(parts: AppParts) -> Result<App, String> {
         crate::problem::set_public_url(&parts.config.public_url);
         let mut upstreams = HashMap::new();
-        for (id, up) in &parts.config.upstreams {
+        let registry_name = crate::representation::REGISTRY.to_owned();
+        let registry = parts.config.registry.iter().map(|r| (&registry_name, r));
+        for (id, up) in parts.config.upstreams.iter().chain(registry) {
             let credentials = match &up.credentials {
                 CredentialsConfig::None => connectors::Credentials::None,
                 CredentialsConfig::Bearer(secret) => connectors::Credentials::bearer(
@@ -157,6 +161,12 @@ impl App {
                 .map_err(|e| format!("upstream {id}: {e}"))?;
             upstreams.insert(id.clone(), upstream);
         }
+        let representation = Arc::new(crate::representation::Representation::new(
+            upstreams.remove(&registry_name),
+            parts.connector.clone(),
+            parts.keys.pseudonym.clone(),
+            parts.config.allow_synthetic_ids,
+        ));
         let rate_limiter =
             crate::ratelimit::RateLimiter::new(parts.config.server.unauthenticated_rate_limit);
         let altinn = crate::altinn_pep::AltinnState::new(&parts.config.altinn)?;
@@ -179,6 +189,7 @@ impl App {
             checkpoints: crate::transparency::CheckpointStatus::default(),
             consent_cache: ConsentCache::default(),
             altinn,
+            representation,
         })
     }
 

@@ -693,6 +693,8 @@ async fn citizen_proof(
     Path(index): Path<String>,
 ) -> Result<Response, ApiError> {
     let mut u = Use::new("/citizen/v1/transfers/{index}/proof", peer);
+    // `Bru-On-Behalf-Of` (SPEC 9.3): the proof of a record about the person acted for.
+    let represented = crate::representation::represented_subject(&app, &headers).await?;
     let result = async {
         // A front end sends an ID-porten token; the portal's own pages link
         // here, and the citizen's browser brings the portal session instead.
@@ -707,11 +709,13 @@ async fn citizen_proof(
         let pid = match pid {
             Some(pid) => pid,
             None => {
-                app.auth
+                let pid = app
+                    .auth
                     .citizen(headers.get(header::AUTHORIZATION))
                     .await
                     .map_err(Failure::Auth)?
-                    .pid
+                    .pid;
+                represented.clone().unwrap_or(pid)
             }
         };
         let me = app.keys.pseudonym.subject_ref(&pid);

@@ -67,6 +67,8 @@ pub struct MachineToken {
 #[derive(Debug, Clone)]
 pub struct CitizenToken {
     pub pid: policy::PersonNumber,
+    /// The token's RAR `authorization_details` (ID-porten: `idporten:fullmakt`), read by `representation.rs`.
+    pub authorization_details: Vec<serde_json::Value>,
 }
 
 /// Trusted issuers and their key caches.
@@ -168,6 +170,8 @@ struct OrgClaim {
 
 #[derive(Deserialize)]
 struct CitizenClaims {
+    #[serde(default)]
+    authorization_details: Vec<serde_json::Value>,
     pid: Option<String>,
     acr: Option<String>,
     iat: Option<i64>,
@@ -299,7 +303,10 @@ impl Authenticator {
             .ok_or(AuthError::InvalidToken("the pid claim is missing"))?;
         let pid = policy::PersonNumber::parse(&pid, self.allow_synthetic_ids)
             .map_err(|_| AuthError::InvalidToken("the pid claim is not a valid person number"))?;
-        Ok(CitizenToken { pid })
+        Ok(CitizenToken {
+            pid,
+            authorization_details: claims.authorization_details,
+        })
     }
 
     /// Checks the token's shape, picks its issuer, verifies the signature and

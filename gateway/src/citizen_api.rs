@@ -17,7 +17,7 @@ use std::sync::Arc;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use consent_db::{CitizenAction, ConsentError, ConsentEvent, ConsentRow, EventType, Timestamp};
+use consent_db::{CitizenAction, ConsentError, ConsentRow, EventType, Timestamp};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use policy::{FieldMask, PersonNumber};
 use portal::view;
@@ -45,6 +45,7 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(revoke))
         .routes(routes!(receipt))
         .routes(routes!(transfers))
+        .merge(crate::representation::routes())
 }
 
 /// A consent as its citizen sees it.
@@ -58,7 +59,7 @@ pub struct CitizenConsent {
     /// The consent's history, on a single consent only.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
-    pub events: Option<Vec<ConsentEvent>>,
+    pub events: Option<Vec<crate::representation::EventView>>,
 }
 
 /// The citizen's consents: granted, waiting for an answer, and the rest.
@@ -104,12 +105,11 @@ struct ConsentId {
     id: String,
 }
 
+/// The person the call is about: the citizen, or whom `Bru-On-Behalf-Of` names (representation.rs).
 async fn citizen(app: &App, headers: &HeaderMap) -> Result<PersonNumber, ApiError> {
-    Ok(app
-        .auth
-        .citizen(headers.get(header::AUTHORIZATION))
+    Ok(crate::representation::acting(app, headers, false)
         .await?
-        .pid)
+        .subject)
 }
 
 /// My consents.
@@ -171,10 +171,13 @@ async fn read(
         .get_consent_with_events(&id, Timestamp::now())
         .await?
     {
-        Some((row, events)) if view::visible_to(&row, &me) => Ok(json_api::json(
-            StatusCode::OK,
-            &consent_view(&app, &row, Some(&events)),
-        )),
+        Some((row, events)) if view::visible_to(&row, &me) => {
+            let events = crate::representation::events_with_actors(&app, &row.id, &events).await?;
+            Ok(json_api::json(
+                StatusCode::OK,
+                &consent_view(&app, &row, Some(events)),
+            ))
+        }
         _ => Err(NOT_FOUND),
     }
 }
@@ -261,15 +264,18 @@ async fn act(
     Path(id): Path<String>,
     action: CitizenAction,
 ) -> Result<Response, ApiError> {
-    let me = citizen(&app, &headers).await?;
+    let acting = crate::representation::acting(&app, &headers, true).await?;
+    let me = acting.subject.clone();
     if !json_api::is_consent_id(&id) {
         return Err(NOT_FOUND);
     }
+    crate::representation::check_decision(&app, &acting, &id).await?;
     let now = Timestamp::now();
     let result = app.store.citizen_action(&id, &me, action, now).await;
     let row = match result {
         Ok(row) => {
-            tracing::info!(consent_id = %row.id, action = action.as_str(), "citizen answered a consent");
+            tracing::info!(consent_id = %row.id, action = action.as_str(), by = %acting.actor(), "citizen answered a consent");
+            crate::representation::record_actor(&app, &acting, &row.id, action.outcome().1).await;
             row
         }
         Err(ConsentError::NotFound) => return Err(NOT_FOUND),
@@ -285,9 +291,10 @@ async fn act(
         Err(ConsentError::Store(e)) => return Err(ApiError::store(e)),
     };
     let events = app.store.consent_events(&row.id).await?;
+    let events = crate::representation::events_with_actors(&app, &row.id, &events).await?;
     Ok(json_api::json(
         StatusCode::OK,
-        &consent_view(&app, &row, Some(&events)),
+        &consent_view(&app, &row, Some(events)),
     ))
 }
 
@@ -301,14 +308,18 @@ fn capitalise(s: &str) -> String {
 
 /// A consent as its citizen sees it (`portal::view`, which the portal's
 /// pages show too), with its receipt's URL and, when asked, its events.
-fn consent_view(app: &App, row: &ConsentRow, events: Option<&[ConsentEvent]>) -> CitizenConsent {
+fn consent_view(
+    app: &App,
+    row: &ConsentRow,
+    events: Option<Vec<crate::representation::EventView>>,
+) -> CitizenConsent {
     CitizenConsent {
         consent: view::consent(&app.policy, row),
         receipt_url: format!(
             "{}/citizen/v1/consents/{}/receipt",
             app.config.public_url, row.id
         ),
-        events: events.map(<[ConsentEvent]>::to_vec),
+        events,
     }
 }
 
@@ -386,7 +397,15 @@ async fn receipt(
             consent_status: row.status.to_string(),
         });
     };
-    let claims = receipt_claims(&app, &row, &me, accepted.at, lang);
+    let mut claims = receipt_claims(&app, &row, &me, accepted.at, lang);
+    // Granted by a representative: the receipt names their role, not their number.
+    let actors = app.store.event_actors(&row.id).await?;
+    if let Some(rep) = crate::representation::receipt_representative(&actors, &events) {
+        claims["collectionMethod"] = json!(
+            "Given by a representative in Bru's consent service after logging in with ID-porten"
+        );
+        claims["representative"] = rep;
+    }
     let jws = app
         .keys
         .assertion

@@ -300,6 +300,12 @@ fn explain(
     for step in steps {
         println!("  {} {}", if step.passed { "✓" } else { "✗" }, step.rule);
     }
+    if ds.basis == policy::LegalBasis::Consent {
+        println!("representation (who may decide a consent for someone else):");
+        for line in policy::represent::explain(ds) {
+            println!("  · {line}");
+        }
+    }
     if ds.subject.is_some() {
         println!(
             "  (assumed: the request names a valid subject{})",

@@ -32,6 +32,8 @@ pub struct Config {
     pub keys: KeysConfig,
     pub issuers: Vec<IssuerConfig>,
     pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// `[registry]`: the registry of parental responsibility (SPEC 9.3), an upstream's keys.
+    pub registry: Option<UpstreamConfig>,
     pub catalog: CatalogConfig,
     /// `[portal]`: the citizen portal's login and sessions; no portal without it.
     pub portal: Option<portal::PortalConfig>,
@@ -229,6 +231,8 @@ struct RawConfig {
     issuer: Vec<Spanned<RawIssuer>>,
     #[serde(default)]
     upstream: BTreeMap<String, Spanned<RawUpstream>>,
+    #[serde(default)]
+    registry: Option<Spanned<RawUpstream>>,
     #[serde(default)]
     catalog: Option<Spanned<RawCatalog>>,
     #[serde(default)]
@@ -859,7 +863,13 @@ impl Config {
         }
 
         let mut upstreams = BTreeMap::new();
-        for (name, spanned) in &raw.upstream {
+        // `[registry]` is checked as an upstream is (SPEC 9.3), under a name no provider can have.
+        let registry_name = crate::representation::REGISTRY.to_owned();
+        let all = raw
+            .upstream
+            .iter()
+            .chain(raw.registry.iter().map(|r| (&registry_name, r)));
+        for (name, spanned) in all {
             let at = spanned.span().start;
             let line = cx.line_of(at);
             let r = spanned.get_ref();
@@ -1029,6 +1039,7 @@ impl Config {
             }
         }
 
+        let registry = upstreams.remove(crate::representation::REGISTRY);
         let catalog = match &raw.catalog {
             None => CatalogConfig {
                 default_themes: vec!["GOVE".to_owned()],
@@ -1122,6 +1133,7 @@ impl Config {
             },
             issuers,
             upstreams,
+            registry,
             catalog,
             portal,
             altinn,

@@ -24,6 +24,7 @@ mod problem;
 mod problem_pages;
 mod ratelimit;
 mod refusals;
+mod representation;
 mod routes;
 mod run;
 mod server;

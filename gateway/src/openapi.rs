@@ -71,6 +71,7 @@ static JSON: LazyLock<String> = LazyLock::new(|| {
         "/audit/v1/records",
         &crate::audit_api::RECORDS_PARAMS,
     );
+    crate::representation::document_on_behalf_of(&mut doc);
     doc.to_string()
 });
 

@@ -45,6 +45,9 @@ pub const PAGES: &[(&str, u16, &str, &str)] = &[
     ("subject_not_permitted", 403, "The token is a pid-restricted Maskinporten token (its pid claim names one person), and the call is about another person.", "Get a token for the person this call is about; a pid-restricted token serves one person only."),
     ("system_user_not_authorized", 403, "The token is an Altinn system user's, and Altinn's decision point does not permit that system user to use this dataset (its Altinn resource) for its organisation.", "Ask the organisation to grant the system user the dataset's resource in Altinn, or use a system user that has it."),
     ("altinn_unavailable", 503, "Altinn's decision point could not be asked about a system user's call; Bru never allows what it could not ask about.", "Try again shortly (Retry-After)."),
+    ("not_represented", 403, "Bru-On-Behalf-Of names no one the logged-in person may act for (a party from another family, an unknown id, or a person number).", "Use a party from GET /citizen/v1/represented; the answer is the same whatever the header held."),
+    ("representation_not_allowed", 403, "The logged-in person represents this person, but the dataset's policy does not let that relation decide this consent (a young person's own voice from the policy's age, or a fullmakt without the dataset's role).", "The represented person decides this consent themself, or a representative with the role the dataset's policy names."),
+    ("registry_unavailable", 503, "Bru could not ask the population registry whom the logged-in person may act for.", "Try again shortly (Retry-After)."),
     ("internal_error", 500, "Bru could not write its answer.", "Try again; if it persists, tell Bru's operators."),
 ];
 

@@ -232,6 +232,7 @@ fn portal_router(app: &App, demo: bool) -> anyhow::Result<Option<axum::Router>> 
         pseudonyms: app.keys.pseudonym.clone(),
         public_url: app.config.public_url.clone(),
         allow_synthetic_ids: app.config.allow_synthetic_ids,
+        representation: Some(app.representation.clone()),
     };
     let mut portal = portal::Portal::new(config, deps).map_err(|e| anyhow!("portal: {e}"))?;
     if demo {
@@ -242,7 +243,22 @@ fn portal_router(app: &App, demo: bool) -> anyhow::Result<Option<axum::Router>> 
                 name: p.name(),
             })
             .collect();
-        portal = portal.with_demo_login(persons);
+        // SPEC 9.4: Aisha Berg logs in as Per Hansen's guardian (health and welfare).
+        let name = |pid: &str| {
+            demo::world::demo_person(pid)
+                .map(|p| p.name())
+                .unwrap_or_default()
+        };
+        let (aisha, per) = ("24916214088", "15895013789");
+        portal = portal
+            .with_demo_login(persons)
+            .with_demo_fullmakter(vec![portal::DemoFullmakt {
+                holder: aisha.to_owned(),
+                holder_name: name(aisha),
+                owner: per.to_owned(),
+                owner_name: name(per),
+                roles: vec!["helse".to_owned(), "velferd".to_owned()],
+            }]);
     }
     let portal = Arc::new(portal);
     // Set once, here, before any request is served.

@@ -11,6 +11,7 @@ pub mod decide;
 pub mod id;
 pub mod load;
 pub mod model;
+pub mod represent;
 
 pub use api::{
     authorize_api, check_consent_request, supplier_refused, Api, ConsentRequest,

@@ -173,6 +173,23 @@ struct RawDataset {
     altinn_one_time: Option<Spanned<bool>>,
     #[serde(default)]
     purpose: Vec<RawDatasetPurpose>,
+    health: Option<bool>,
+    representation: Option<Spanned<RawRepresentation>>,
+}
+
+/// `[dataset.representation]` (SPEC 9.3).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRepresentation {
+    parent_until_age: Option<Spanned<i64>>,
+    #[serde(default)]
+    fullmakt_roles: Vec<Spanned<String>>,
+    #[serde(default = "yes")]
+    guardianship: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -462,6 +479,7 @@ impl Validator<'_> {
 
             let max_consent_days = self.max_consent_days(d.max_consent_days.as_ref(), &id);
             let altinn = self.altinn_resource(&d, &id, &basis);
+            let representation = self.representation(d.representation.as_ref(), &id);
 
             let dataset_purposes = self.dataset_purposes(&d.purpose, &id, purposes);
             if d.altinn_resource.is_none() {
@@ -509,6 +527,8 @@ impl Validator<'_> {
                         purposes: dataset_purposes,
                         max_consent_days,
                         altinn,
+                        health: d.health,
+                        representation,
                     },
                 );
             }
@@ -610,6 +630,66 @@ impl Validator<'_> {
             out.push((key.clone(), field.clone()));
         }
         out
+    }
+
+    fn representation(
+        &mut self,
+        raw: Option<&Spanned<RawRepresentation>>,
+        id: &DatasetRef,
+    ) -> crate::represent::Representation {
+        let Some(raw) = raw else {
+            return crate::represent::Representation {
+                guardianship: true,
+                ..Default::default()
+            };
+        };
+        let r = raw.get_ref();
+        let parent_until_age = match &r.parent_until_age {
+            None => None,
+            Some(age) => match u8::try_from(*age.get_ref()) {
+                Ok(a) if (1..=crate::represent::MAJORITY).contains(&a) => Some(a),
+                _ => {
+                    self.error(
+                        age.span(),
+                        format!(
+                            "dataset {id} has representation.parent_until_age = {}; \
+                             it must be between 1 and 18 (parental responsibility ends at 18)",
+                            age.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let mut fullmakt_roles = Vec::new();
+        for role in &r.fullmakt_roles {
+            let s = role.get_ref();
+            if s.is_empty()
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                self.error(
+                    role.span(),
+                    format!(
+                        "dataset {id} has representation.fullmakt_roles {s:?}; \
+                         a role is a code such as \"helse\" (letters, digits, - and _)"
+                    ),
+                );
+            } else if fullmakt_roles.contains(s) {
+                self.error(
+                    role.span(),
+                    format!("dataset {id} names fullmakt role {s:?} twice"),
+                );
+            } else {
+                fullmakt_roles.push(s.clone());
+            }
+        }
+        crate::represent::Representation {
+            parent_until_age,
+            fullmakt_roles,
+            guardianship: r.guardianship,
+        }
     }
 
     fn max_consent_days(&mut self, days: Option<&Spanned<i64>>, id: &DatasetRef) -> u32 {

@@ -258,6 +258,10 @@ pub struct Dataset {
     pub purposes: Vec<DatasetPurpose>,
     /// Longest validity a consent for this dataset may be given for.
     pub max_consent_days: u32,
+    /// Health data, as policy marks it (`health = true`); see [`Dataset::is_health`].
+    pub health: Option<bool>,
+    /// Who may decide for someone else (SPEC 9.3; `crate::represent`).
+    pub representation: crate::represent::Representation,
     /// The Altinn consent resource whose consent tokens are a basis for this
     /// dataset (SPEC 9.1), and whether it is a one-time consent.
     pub altinn: Option<AltinnResource>,

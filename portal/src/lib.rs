@@ -27,6 +27,7 @@ pub mod config;
 mod error;
 pub mod oidc;
 mod pages;
+pub mod represent;
 pub mod session;
 pub mod text;
 pub mod view;
@@ -71,6 +72,8 @@ pub struct PortalDeps {
     /// Bru's public URL (`https://bru.example`), as the browser sees it.
     pub public_url: String,
     pub allow_synthetic_ids: bool,
+    /// Whom a citizen may act for (SPEC 9.3); none: only for themself.
+    pub representation: Option<Arc<dyn represent::RepresentationSource>>,
 }
 
 /// One of the demo persons the demo login offers.
@@ -86,6 +89,29 @@ pub struct Portal {
     sessions: Sessions,
     oidc: Option<oidc::OidcClient>,
     demo_persons: Vec<DemoPerson>,
+    demo_fullmakter: Vec<DemoFullmakt>,
+}
+
+/// A fullmakt the demo login offers: log in as `holder` for `owner`.
+#[derive(Clone)]
+pub struct DemoFullmakt {
+    pub holder: String,
+    pub holder_name: String,
+    pub owner: String,
+    pub owner_name: String,
+    pub roles: Vec<String>,
+}
+
+impl DemoFullmakt {
+    /// ID-porten's `idporten:fullmakt` for it (Digdir, oidc_protocol_rar).
+    fn authorization_details(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "idporten:fullmakt",
+            "authorizer": { "name": self.owner_name.to_uppercase(), "pid": self.owner },
+            "permissions": self.roles.iter().map(|r| serde_json::json!({ "owner": "vergemaal", "role": r })).collect::<Vec<_>>(),
+            "authorized_representative": { "name": self.holder_name.to_uppercase(), "pid": self.holder },
+        })
+    }
 }
 
 impl Portal {
@@ -109,12 +135,19 @@ impl Portal {
             sessions,
             oidc,
             demo_persons: Vec::new(),
+            demo_fullmakter: Vec::new(),
         })
     }
 
     /// Offers these persons at `/demo/idporten/login` (`bru demo` only).
     pub fn with_demo_login(mut self, persons: Vec<DemoPerson>) -> Portal {
         self.demo_persons = persons;
+        self
+    }
+
+    /// Also offers these fullmakt logins (ID-porten's "representer noen andre").
+    pub fn with_demo_fullmakter(mut self, fullmakter: Vec<DemoFullmakt>) -> Portal {
+        self.demo_fullmakter = fullmakter;
         self
     }
 
@@ -136,6 +169,10 @@ impl Portal {
             .route("/samtykke/{id}", get(consent).post(answer))
             .route("/innsyn", get(transfers))
             .route("/innsyn/{index}/bevis", get(proof))
+            .route(
+                "/representer",
+                get(represent::switcher).post(represent::switch),
+            )
             .route("/logg-inn", get(login))
             .route(config::CALLBACK_PATH, get(callback))
             .route("/logg-ut", axum::routing::post(logout));
@@ -150,6 +187,14 @@ impl Portal {
     fn login_path(&self, next: &str) -> Option<String> {
         (self.oidc.is_some() || !self.demo_persons.is_empty())
             .then(|| format!("/logg-inn?neste={}", session::safe_next(next)))
+    }
+
+    /// The session of this request, if one is active.
+    async fn active_session(&self, headers: &HeaderMap) -> Option<Session> {
+        match self.sessions.lookup(headers, now()).await {
+            Lookup::Active(session) => Some(session),
+            _ => None,
+        }
     }
 
     /// The citizen behind a session (the number was checked at login).
@@ -187,7 +232,7 @@ fn now() -> i64 {
 // ---- request context ---------------------------------------------------------------
 
 #[derive(Deserialize, Default)]
-struct LangQuery {
+pub struct LangQuery {
     lang: Option<String>,
 }
 
@@ -238,18 +283,26 @@ fn see_other(location: &str, cookies: &[Option<HeaderValue>]) -> Response {
 }
 
 /// The logged-in citizen of a page that needs one, or the answer that sends
-/// the browser to log in (telling why, when the session timed out).
+/// the browser to log in (telling why, when the session timed out). The
+/// person returned is whom the page is about: the citizen, or the person
+/// they chose to act for ("Representer noen andre", `represent.rs`), who is
+/// then returned too. A choice no longer valid is cleared and the browser
+/// sent to the switcher.
 #[allow(clippy::result_large_err)]
 async fn require(
     portal: &Portal,
     headers: &HeaderMap,
     lang: Lang,
     path: &str,
-) -> Result<(Session, PersonNumber), Response> {
+) -> Result<(Session, PersonNumber, Option<represent::Represented>), Response> {
     match portal.sessions.lookup(headers, now()).await {
         Lookup::Unavailable => Err(store_failed(lang, path, &"the session store")),
         Lookup::Active(session) => match portal.citizen(&session) {
-            Some(pid) => Ok((session, pid)),
+            Some(pid) => match represent::acting(portal, headers, &session, &pid, false).await {
+                Ok(None) => Ok((session, pid, None)),
+                Ok(Some(r)) => Ok((session, r.person.clone(), Some(r))),
+                Err(()) => Err(see_other("/representer", &[Some(represent::clear())])),
+            },
             None => Err(see_other(
                 "/",
                 &[Some(session::clear_cookie(session::SESSION_COOKIE))],
@@ -261,6 +314,7 @@ async fn require(
                 path: "/",
                 nav: Nav::Home,
                 csrf: None,
+                acting: None,
             };
             let note = Notice::Info(
                 lang.t(
@@ -290,6 +344,7 @@ fn store_failed(lang: Lang, path: &str, e: &dyn std::fmt::Display) -> Response {
         path,
         nav: Nav::None,
         csrf: None,
+        acting: None,
     };
     let mut r = html(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -315,6 +370,7 @@ fn not_found(lang: Lang, session: &Session, path: &str) -> Response {
         path,
         nav: Nav::Consents,
         csrf: Some(&session.csrf),
+        acting: None,
     };
     html(
         StatusCode::NOT_FOUND,
@@ -388,6 +444,7 @@ async fn home(
         path: "/",
         nav: Nav::Home,
         csrf,
+        acting: None,
     };
     let login = portal.login_path("/samtykke");
     html(
@@ -405,7 +462,7 @@ async fn consents(
     let query = query.map(|q| q.0).unwrap_or_default();
     let (lang, lang_cookie) = language(&headers, &query);
     let path = "/samtykke";
-    let (session, me) = match require(&portal, &headers, lang, path).await {
+    let (session, me, acting) = match require(&portal, &headers, lang, path).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -429,6 +486,7 @@ async fn consents(
         path,
         nav: Nav::Consents,
         csrf: Some(&session.csrf),
+        acting: represent::shown(&acting),
     };
     html(
         StatusCode::OK,
@@ -466,7 +524,7 @@ async fn consent(
         return see_other("/samtykke", &[]);
     }
     let path = format!("/samtykke/{id}");
-    let (session, me) = match require(&portal, &headers, lang, &path).await {
+    let (session, me, acting) = match require(&portal, &headers, lang, &path).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -478,6 +536,11 @@ async fn consent(
     {
         Ok(Some((row, events))) if view::visible_to(&row, &me) => (row, events),
         Ok(_) => return not_found(lang, &session, &path),
+        Err(e) => return store_failed(lang, &path, &e),
+    };
+    // Who took each decision (a parent, a guardian), for the history.
+    let actors = match portal.deps.store.event_actors(&id).await {
+        Ok(actors) => actors,
         Err(e) => return store_failed(lang, &path, &e),
     };
     let done = query.utfort.as_deref();
@@ -503,6 +566,13 @@ async fn consent(
             )
             .to_owned(),
         )),
+        Some("ikke-tillatt") => Some(Notice::Error(
+            lang.t(
+                "Du kan ikke ta denne avgjørelsen for personen du representerer. Reglene for disse opplysningene lar personen selv bestemme, eller fullmakten din gjelder ikke dette.",
+                "You cannot make this decision for the person you represent. The rules for this information let the person decide themself, or your power of attorney does not cover it.",
+            )
+            .to_owned(),
+        )),
         Some("conflict") => Some(Notice::Error(
             lang.t(
                 "Dette samtykket kan ikke endres lenger. Se statusen under.",
@@ -523,10 +593,11 @@ async fn consent(
         path: &path,
         nav: Nav::Consents,
         csrf: Some(&session.csrf),
+        acting: represent::shown(&acting),
     };
     html(
         StatusCode::OK,
-        pages::consent(&ctx, &v, &events, note.as_ref(), return_link),
+        pages::consent(&ctx, &v, &events, &actors, note.as_ref(), return_link),
         &[lang_cookie],
     )
 }
@@ -556,6 +627,7 @@ fn forbidden(lang: Lang, path: &str) -> Response {
         path,
         nav: Nav::None,
         csrf: None,
+        acting: None,
     };
     html(
         StatusCode::FORBIDDEN,
@@ -584,7 +656,7 @@ async fn answer(
         return see_other("/samtykke", &[]);
     }
     let path = format!("/samtykke/{id}");
-    let (session, me) = match require(&portal, &headers, lang, &path).await {
+    let (session, me, acting) = match require(&portal, &headers, lang, &path).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -600,6 +672,23 @@ async fn answer(
         Some("revoke") => CitizenAction::Revoke,
         _ => return see_other(&path, &[]),
     };
+    // A representative's decision: the relation asked again now, then every
+    // dataset of the consent must let it decide (policy::represent).
+    let acting = match acting {
+        None => None,
+        Some(_) => match portal.citizen(&session) {
+            Some(own) => match represent::acting(&portal, &headers, &session, &own, true).await {
+                Ok(Some(r)) if r.person == me => Some(r),
+                _ => return see_other("/representer", &[Some(represent::clear())]),
+            },
+            None => return see_other("/", &[]),
+        },
+    };
+    if let Some(r) = &acting {
+        if !represent::may_decide(&portal, r, &id).await {
+            return see_other(&format!("{path}?utfort=ikke-tillatt"), &[]);
+        }
+    }
     let now = Timestamp::now();
     let outcome = match portal
         .deps
@@ -609,6 +698,9 @@ async fn answer(
     {
         Ok(row) => {
             tracing::info!(consent_id = %row.id, action = action.as_str(), "citizen answered a consent in the portal");
+            if let Some(r) = &acting {
+                represent::record_actor(&portal, r, &row.id, action.outcome().1).await;
+            }
             action.as_str()
         }
         // A second click on the same button: it already took effect.
@@ -643,7 +735,7 @@ async fn transfers(
         },
     );
     let path = "/innsyn";
-    let (session, me) = match require(&portal, &headers, lang, path).await {
+    let (session, me, acting) = match require(&portal, &headers, lang, path).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -705,6 +797,7 @@ async fn transfers(
         path,
         nav: Nav::Transfers,
         csrf: Some(&session.csrf),
+        acting: represent::shown(&acting),
     };
     let paging = pages::Paging {
         page,
@@ -738,7 +831,7 @@ async fn proof(
         return see_other("/innsyn", &[]);
     };
     let path = format!("/innsyn/{index}/bevis");
-    let (session, me) = match require(&portal, &headers, lang, &path).await {
+    let (session, me, acting) = match require(&portal, &headers, lang, &path).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -747,6 +840,7 @@ async fn proof(
         path: &path,
         nav: Nav::Transfers,
         csrf: Some(&session.csrf),
+        acting: represent::shown(&acting),
     };
     let store = &portal.deps.store;
     let me_ref = portal.deps.pseudonyms.subject_ref(&me);
@@ -825,6 +919,7 @@ fn login_failed(lang: Lang, status: StatusCode, why: &dyn std::fmt::Display) -> 
         path: "/",
         nav: Nav::None,
         csrf: None,
+        acting: None,
     };
     html(
         status,
@@ -944,6 +1039,7 @@ async fn callback(
         &citizen.pid,
         &citizen.acr,
         Some(id_token),
+        citizen.authorization_details,
         &login.next,
     )
     .await
@@ -955,9 +1051,14 @@ async fn start_session(
     pid: &PersonNumber,
     acr: &str,
     id_token: Option<String>,
+    authorization_details: Vec<serde_json::Value>,
     next: &str,
 ) -> Response {
-    match portal.sessions.start(pid, acr, id_token, now()).await {
+    match portal
+        .sessions
+        .start_with(pid, acr, id_token, authorization_details, now())
+        .await
+    {
         Ok((_, sealed)) => {
             tracing::info!(acr, "a citizen logged in to the portal");
             see_other(
@@ -1031,10 +1132,15 @@ async fn logout(
                 path: "/",
                 nav: Nav::None,
                 csrf: None,
+                acting: None,
             };
-            html(StatusCode::OK, pages::leaving(&ctx, &url), &[clear])
+            html(
+                StatusCode::OK,
+                pages::leaving(&ctx, &url),
+                &[clear, Some(represent::clear())],
+            )
         }
-        None => see_other("/?utlogget=1", &[clear]),
+        None => see_other("/?utlogget=1", &[clear, Some(represent::clear())]),
     }
 }
 
@@ -1069,10 +1175,16 @@ async fn demo_picker(
         path,
         nav: Nav::None,
         csrf: None,
+        acting: None,
     };
     html(
         StatusCode::OK,
-        pages::demo_picker(&ctx, &portal.demo_persons, &state.state),
+        pages::demo_picker(
+            &ctx,
+            &portal.demo_persons,
+            &portal.demo_fullmakter,
+            &state.state,
+        ),
         &[
             session::set_cookie(session::LOGIN_COOKIE, &sealed),
             lang_cookie,
@@ -1101,6 +1213,29 @@ async fn demo_login(
     if !form_ok(&portal, &headers, &login.state, form.csrf.as_deref()) {
         return forbidden(lang, "/demo/idporten/login");
     }
+    // A demo fullmakt login: its holder, with ID-porten's RAR for it.
+    let fullmakt = form
+        .pid
+        .as_deref()
+        .and_then(|v| v.strip_prefix("fullmakt-"))
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| portal.demo_fullmakter.get(i));
+    if let Some(f) = fullmakt {
+        let Ok(pid) = PersonNumber::parse(&f.holder, true) else {
+            return see_other("/demo/idporten/login", &[]);
+        };
+        let details = vec![f.authorization_details()];
+        return start_session(
+            &portal,
+            lang,
+            &pid,
+            config::DEFAULT_ACR,
+            None,
+            details,
+            &login.next,
+        )
+        .await;
+    }
     // Only the demo persons: this is a picker, not a way to be anyone.
     let picked = form
         .pid
@@ -1109,7 +1244,16 @@ async fn demo_login(
         .and_then(|pid| PersonNumber::parse(pid, true).ok());
     match picked {
         Some(pid) => {
-            start_session(&portal, lang, &pid, config::DEFAULT_ACR, None, &login.next).await
+            start_session(
+                &portal,
+                lang,
+                &pid,
+                config::DEFAULT_ACR,
+                None,
+                Vec::new(),
+                &login.next,
+            )
+            .await
         }
         None => see_other("/demo/idporten/login", &[]),
     }

@@ -102,6 +102,8 @@ impl Metadata {
 pub struct Citizen {
     pub pid: policy::PersonNumber,
     pub acr: String,
+    /// ID-porten's RAR (`idporten:fullmakt` after a fullmakt login), as sent.
+    pub authorization_details: Vec<serde_json::Value>,
 }
 
 /// `aud` is a string or an array of strings.
@@ -144,6 +146,9 @@ pub struct IdTokenClaims {
     pub acr: Option<String>,
     #[serde(default)]
     pub pid: Option<String>,
+    /// ID-porten puts `idporten:fullmakt` here too (oidc_auth_fullmakt).
+    #[serde(default)]
+    pub authorization_details: Vec<serde_json::Value>,
 }
 
 /// What the claims must say, beyond what the signature check covered.
@@ -206,7 +211,11 @@ pub fn check_claims(
     };
     let pid = policy::PersonNumber::parse(person, expected.allow_synthetic_ids)
         .map_err(|_| OidcError::InvalidIdToken("pid is not a valid person number"))?;
-    Ok(Citizen { pid, acr })
+    Ok(Citizen {
+        pid,
+        acr,
+        authorization_details: claims.authorization_details.clone(),
+    })
 }
 
 /// Only asymmetric algorithms: an HMAC "signature" could be made by anyone

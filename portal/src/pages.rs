@@ -17,6 +17,7 @@ pub enum Nav {
     Home,
     Consents,
     Transfers,
+    Represent,
     None,
 }
 
@@ -28,6 +29,8 @@ pub struct Ctx<'a> {
     pub nav: Nav,
     /// The session's CSRF token, when someone is logged in (for "log out").
     pub csrf: Option<&'a str>,
+    /// Whom the page acts for, when not the citizen themself (SPEC 9.3).
+    pub acting: Option<crate::represent::Acting>,
 }
 
 pub fn layout(ctx: &Ctx<'_>, title: &str, body: Markup) -> Markup {
@@ -70,6 +73,8 @@ fn layout_with(ctx: &Ctx<'_>, title: &str, refresh_to: Option<&str>, body: Marku
                                     (l.t("Mine samtykker", "My consents")) } }
                                 li { a href="/innsyn" aria-current=[(ctx.nav == Nav::Transfers).then_some("page")] {
                                     (l.t("Hvem har hentet opplysninger om meg", "Who has fetched my data")) } }
+                                li { a href="/representer" aria-current=[(ctx.nav == Nav::Represent).then_some("page")] {
+                                    (l.t("Representer noen andre", "Act for someone else")) } }
                                 li {
                                     form.inline method="post" action="/logg-ut" {
                                         input type="hidden" name="csrf" value=(ctx.csrf.unwrap_or_default());
@@ -81,7 +86,20 @@ fn layout_with(ctx: &Ctx<'_>, title: &str, refresh_to: Option<&str>, body: Marku
                     }
                 }
                 main #main tabindex="-1" {
-                    div.wrap { (body) }
+                    div.wrap {
+                        @if let Some(a) = &ctx.acting {
+                            // On every page, before anything else: whose data this is.
+                            div.acting role="region" aria-label=(l.t("Du representerer", "You are acting for")) {
+                                p {
+                                    (l.t("Du handler nå på vegne av ", "You are now acting for "))
+                                    strong { (a.name) }
+                                    " (" (basis_label(l, a.basis)) "). "
+                                    a href="/representer" { (l.t("Bytt person", "Change person")) }
+                                }
+                            }
+                        }
+                        (body)
+                    }
                 }
                 footer.site {
                     div.wrap {
@@ -320,6 +338,82 @@ pub fn consents(
     layout(ctx, title, body)
 }
 
+/// A representative's basis in plain words.
+pub fn basis_label(lang: Lang, basis: policy::represent::Basis) -> &'static str {
+    match basis {
+        policy::represent::Basis::Parent => lang.t("som forelder", "as a parent"),
+        policy::represent::Basis::Guardian => lang.t("som verge", "as a guardian"),
+        policy::represent::Basis::Fullmakt => lang.t("med fullmakt", "with power of attorney"),
+    }
+}
+
+/// Who took a consent event, when it was not the person themself.
+fn actor_label(lang: Lang, actor: &str) -> Option<&'static str> {
+    match actor {
+        "parent" => Some(lang.t(
+            "gjort av en forelder på dine vegne",
+            "done by a parent on your behalf",
+        )),
+        "guardian" => Some(lang.t(
+            "gjort av vergen din på dine vegne",
+            "done by your guardian on your behalf",
+        )),
+        "fullmakt" => Some(lang.t(
+            "gjort av en med fullmakt fra deg",
+            "done by someone holding your power of attorney",
+        )),
+        _ => None,
+    }
+}
+
+/// "Representer noen andre": myself, and everyone I may act for.
+pub fn switcher(
+    ctx: &Ctx<'_>,
+    list: &[crate::represent::Represented],
+    current: Option<&str>,
+) -> Markup {
+    let l = ctx.lang;
+    let title = l.t("Representer noen andre", "Act for someone else");
+    let csrf = ctx.csrf.unwrap_or_default();
+    let body = html! {
+        h1 { (title) }
+        p { (l.t(
+            "Du kan se og svare på samtykker for barn du har foreldreansvar for, og for personer du er verge for eller har fullmakt fra. Alt du gjør, blir loggført med at du gjorde det for dem.",
+            "You can see and answer consents for children you have parental responsibility for, and for people you are a guardian for or hold a power of attorney from. Everything you do is logged as done on their behalf."
+        )) }
+        ul.people {
+            li {
+                form method="post" action="/representer" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="party" value="";
+                    button.button.(if current.is_none() { "primary" } else { "" }) type="submit" aria-pressed=(if current.is_none() { "true" } else { "false" }) {
+                        (l.t("Meg selv", "Myself"))
+                    }
+                }
+            }
+            @for r in list {
+                li {
+                    form method="post" action="/representer" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="party" value=(r.party);
+                        @let chosen = current == Some(r.party.as_str());
+                        button.button.(if chosen { "primary" } else { "" }) type="submit" aria-pressed=(if chosen { "true" } else { "false" }) {
+                            (r.name) " (" (basis_label(l, r.relation.basis())) ")"
+                        }
+                    }
+                }
+            }
+        }
+        @if list.is_empty() {
+            p { (l.t(
+                "Vi fant ingen du kan representere.",
+                "We found no one you can act for."
+            )) }
+        }
+    };
+    layout(ctx, title, body)
+}
+
 fn event_label(lang: Lang, kind: EventType) -> &'static str {
     match kind {
         EventType::Created => lang.t("Forespørselen kom", "The request arrived"),
@@ -337,6 +431,7 @@ pub fn consent(
     ctx: &Ctx<'_>,
     v: &ConsentView,
     events: &[ConsentEvent],
+    actors: &[consent_db::EventActor],
     note: Option<&Notice>,
     return_link: Option<&str>,
 ) -> Markup {
@@ -428,8 +523,13 @@ pub fn consent(
         @if !events.is_empty() {
             h2 { (l.t("Historikk", "History")) }
             ol.history {
-                @for e in events {
-                    li { (text::date_time(l, e.at.as_datetime())) ": " (event_label(l, e.kind)) }
+                @for (seq, e) in events.iter().enumerate() {
+                    li {
+                        (text::date_time(l, e.at.as_datetime())) ": " (event_label(l, e.kind))
+                        @if let Some(by) = actors.iter().find(|a| a.seq == seq as i64).and_then(|a| actor_label(l, &a.actor)) {
+                            " (" (by) ")"
+                        }
+                    }
                 }
             }
         }
@@ -746,7 +846,12 @@ pub fn leaving(ctx: &Ctx<'_>, url: &str) -> Markup {
 // ---- demo login and errors -----------------------------------------------------------
 
 /// The demo ID-porten: pick one of the demo persons.
-pub fn demo_picker(ctx: &Ctx<'_>, persons: &[crate::DemoPerson], state: &str) -> Markup {
+pub fn demo_picker(
+    ctx: &Ctx<'_>,
+    persons: &[crate::DemoPerson],
+    fullmakter: &[crate::DemoFullmakt],
+    state: &str,
+) -> Markup {
     let l = ctx.lang;
     let title = l.t("Logg inn (demo av ID-porten)", "Log in (demo of ID-porten)");
     let body = html! {
@@ -763,6 +868,15 @@ pub fn demo_picker(ctx: &Ctx<'_>, persons: &[crate::DemoPerson], state: &str) ->
                     div.choice {
                         input type="radio" name="pid" id={ "person-" (i) } value=(p.pid) checked[i == 0];
                         label for={ "person-" (i) } { (p.name) }
+                    }
+                }
+                @for (i, f) in fullmakter.iter().enumerate() {
+                    div.choice {
+                        input type="radio" name="pid" id={ "fullmakt-" (i) } value={ "fullmakt-" (i) };
+                        label for={ "fullmakt-" (i) } {
+                            (f.holder_name) (l.t(", på vegne av ", ", on behalf of ")) (f.owner_name)
+                            " (" (l.t("fullmakt", "power of attorney")) ": " (f.roles.join(", ")) ")"
+                        }
                     }
                 }
             }

@@ -117,6 +117,9 @@ pub struct Session {
     /// Connect RP-Initiated Logout 1.0); none after a demo login.
     #[serde(default)]
     pub id_token: Option<String>,
+    /// The login's `authorization_details` (ID-porten fullmakt), sealed like the rest.
+    #[serde(default)]
+    pub authorization_details: Vec<serde_json::Value>,
     /// Unix seconds of the login: the absolute timeout counts from here.
     #[serde(skip)]
     pub login_at: i64,
@@ -231,11 +234,24 @@ impl Sessions {
         id_token: Option<String>,
         now: i64,
     ) -> Result<(Session, String), PortalError> {
+        self.start_with(pid, acr, id_token, Vec::new(), now).await
+    }
+
+    /// [`Sessions::start`], keeping the login's `authorization_details`.
+    pub async fn start_with(
+        &self,
+        pid: &policy::PersonNumber,
+        acr: &str,
+        id_token: Option<String>,
+        authorization_details: Vec<serde_json::Value>,
+        now: i64,
+    ) -> Result<(Session, String), PortalError> {
         let session = Session {
             pid: pid.expose().to_owned(),
             acr: acr.to_owned(),
             csrf: random_token()?,
             id_token,
+            authorization_details,
             login_at: now,
             seen_at: now,
         };

@@ -75,6 +75,7 @@ async fn world() -> World {
         pseudonyms: Pseudonymiser::new(&[3u8; 32]).unwrap(),
         public_url: "https://localhost:8443".to_owned(),
         allow_synthetic_ids: true,
+        representation: None,
     };
     let portal = Portal::new(&config, deps).unwrap().with_demo_login(vec![
         DemoPerson {
@@ -658,6 +659,7 @@ async fn without_demo_persons_there_is_no_picker() {
         pseudonyms: Pseudonymiser::new(&[3u8; 32]).unwrap(),
         public_url: "https://bru.example".into(),
         allow_synthetic_ids: false,
+        representation: None,
     };
     let router = Arc::new(Portal::new(&config, deps).unwrap()).router();
     let r = router

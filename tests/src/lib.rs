@@ -15,6 +15,7 @@ pub mod consent;
 pub mod jwt;
 pub mod pg_tls;
 pub mod pki;
+pub mod represent;
 pub mod servers;
 pub mod transparency;
 pub mod world;
