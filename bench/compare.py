@@ -568,10 +568,12 @@ class Bru(Target):
 
     kind = "https"
 
-    def __init__(self, world, name, consent=False, stage=None, audit=None):
+    def __init__(self, world, name, consent=False, stage=None, audit=None, binary=None):
         super().__init__(world)
         self.name, self.consent, self.stage, self.audit = name, consent, stage, audit
         self.consent_id = None
+        # `--baseline`: the same target on another build, measured in the same run.
+        self.binary = binary or world.bru_bin
 
     def start(self):
         w = self.world
@@ -587,7 +589,7 @@ class Bru(Target):
         with open(path, "w") as f:
             f.write(config)
         self.config_path = path
-        self.proc = w.procs.start(self.name, [w.bru_bin, "serve", "--config", path], SERVER_CPU,
+        self.proc = w.procs.start(self.name, [self.binary, "serve", "--config", path], SERVER_CPU,
                                   env=dict(os.environ, RUST_LOG="warn"), log_dir=w.work)
         wait_port(self.port, self.proc, 60)
         base = f"https://localhost:{self.port}"
@@ -811,6 +813,19 @@ LADDER = [
 ]
 
 
+BASELINE = "@base"
+
+
+def ladder_rows(args):
+    """The ladder, and with `--baseline` each rung's twin on the baseline build
+    right after it (same rung, same run, so the two are compared like with like)."""
+    for row in LADDER:
+        yield row
+        if args.baseline:
+            name, stage, audit, _ = row
+            yield (name + BASELINE, stage, audit, "the same on the baseline build")
+
+
 def report_ladder(rows, args):
     print("### Ablation ladder (statutory dataset, 1 KB)\n")
     print("Each rung is a configuration of the benchmark build (`--features bench`): `[bench] stage` for the first "
@@ -823,7 +838,7 @@ def report_ladder(rows, args):
             cpu = med([r["cpu_us_per_req"] for r in rows[("nginx", "1k", conns)]])
             print(f"| nginx (reference) | {fmt(nginx)} | – | {fmt(cpu, 1)} | – | 1.00 |")
         prev = None
-        for name, _, _, what in LADDER:
+        for name, _, _, what in ladder_rows(args):
             runs = rows.get((name, "1k", conns))
             if not runs:
                 continue
@@ -933,6 +948,8 @@ def main():
     ap.add_argument("--oha-conns", type=int, default=64)
     ap.add_argument("--no-rates", action="store_true")
     ap.add_argument("--ablation", action="store_true", help="the ablation ladder instead of the comparison")
+    ap.add_argument("--baseline", help="a second benchmark build of bru (e.g. the commit before): every Bru "
+                    "target is measured on both, interleaved in the same run; its rows end in @base")
     ap.add_argument("--memory", action="store_true", help="idle connections and a soak instead of the comparison")
     ap.add_argument("--soak", type=int, default=600, help="seconds of the soak (--memory)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
@@ -953,10 +970,20 @@ def main():
         for name, stage, audit, _ in LADDER:
             if name != "bru":
                 made[name] = Bru(world, name, stage=stage, audit=audit)
+            if args.baseline:
+                made[name + BASELINE] = Bru(world, name + BASELINE, stage=stage, audit=audit,
+                                            binary=args.baseline)
+        if args.baseline:
+            made["bru-consent" + BASELINE] = Bru(world, "bru-consent" + BASELINE, consent=True,
+                                                 binary=args.baseline)
         if args.memory:
             args.targets = ["nginx", "bru"]
         if args.ablation:
-            args.targets = ["nginx"] + [name for name, _, _, _ in LADDER]
+            args.targets = ["nginx"] + [name for name, _, _, _ in ladder_rows(args)]
+        elif args.baseline:
+            # Each Bru target followed by its twin on the baseline build.
+            args.targets = [n for t in args.targets
+                            for n in ([t, t + BASELINE] if t + BASELINE in made else [t])]
             args.payloads = ["1k"]
             args.no_rates = True
         targets = [made[n] for n in args.targets]
