@@ -1,4 +1,4 @@
-//! The command line: `bru demo | serve | check | explain | migrate | audit`.
+//! The command line: `bru demo | serve | check | explain | migrate | witness | audit`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -66,6 +66,24 @@ enum Command {
     Migrate {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// A C2SP tlog-witness another organisation runs: cosigns the
+    /// checkpoints of the logs given with `--log`, never a fork.
+    Witness {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Ed25519 PKCS#8 PEM key; created on the first start if missing.
+        #[arg(long)]
+        key: PathBuf,
+        /// A log's checkpoint verifier key (`origin+keyid+key`); repeatable.
+        #[arg(long = "log", required = true)]
+        logs: Vec<String>,
+        /// What the witness cosigned; `<key>.state` if left out.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// The witness's key name; derived from its key if left out.
+        #[arg(long)]
+        name: Option<String>,
     },
     /// The audit log.
     Audit {
@@ -142,6 +160,22 @@ pub fn main() -> ExitCode {
         Command::Serve { config } => {
             runtime().and_then(|rt| rt.block_on(crate::run::serve(&config)))
         }
+        Command::Witness {
+            listen,
+            key,
+            logs,
+            state,
+            name,
+        } => runtime().and_then(|rt| {
+            rt.block_on(witness::serve(witness::WitnessArgs {
+                listen,
+                key_file: key,
+                logs,
+                state_file: state,
+                name,
+            }))
+            .map_err(anyhow::Error::from)
+        }),
         Command::Migrate { config } => runtime().and_then(|rt| rt.block_on(migrate(&config))),
         Command::Audit {
             command: AuditCommand::Verify { config, key },
