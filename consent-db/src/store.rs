@@ -20,6 +20,7 @@ use crate::tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
 use policy::PersonNumber;
 
 mod portal_sessions;
+mod witness;
 pub use portal_sessions::PortalSession;
 
 /// How to connect. The defaults suit the gateway; tests shorten the timeouts.

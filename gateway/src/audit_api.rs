@@ -575,7 +575,8 @@ async fn checkpoint(
         let cp = cp.ok_or(Refusal::NotFound(
             "No checkpoint has been signed yet; try again in a second.",
         ))?;
-        Ok(text_ok(cp.note))
+        let note = crate::witnessing::with_cosignatures(&app, cp.note, cp.size).await;
+        Ok(text_ok(note))
     }
     .await;
     u.finish(&app, result).await

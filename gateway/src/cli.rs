@@ -103,6 +103,10 @@ enum AuditCommand {
         /// instead of the public half of the config's checkpoint key.
         #[arg(long)]
         key: Option<String>,
+        /// Also fail unless the newest checkpoint carries this many valid
+        /// cosignatures by the config's `[[witness]]`es.
+        #[arg(long)]
+        witnesses: Option<usize>,
     },
     /// Streams audit records for a SIEM.
     Export {
@@ -178,9 +182,16 @@ pub fn main() -> ExitCode {
         }),
         Command::Migrate { config } => runtime().and_then(|rt| rt.block_on(migrate(&config))),
         Command::Audit {
-            command: AuditCommand::Verify { config, key },
+            command:
+                AuditCommand::Verify {
+                    config,
+                    key,
+                    witnesses,
+                },
         } => {
-            return match runtime().and_then(|rt| rt.block_on(verify(&config, key.as_deref()))) {
+            return match runtime()
+                .and_then(|rt| rt.block_on(verify(&config, key.as_deref(), witnesses)))
+            {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("bru: {e:#}");
@@ -393,7 +404,11 @@ fn join(errors: &[crate::config::ConfigError]) -> String {
 
 /// `bru audit verify`: one summary line and exit 0, or the first bad index
 /// and why, and exit 1. A progress bar only on a terminal.
-async fn verify(config: &Path, key: Option<&str>) -> anyhow::Result<ExitCode> {
+async fn verify(
+    config: &Path,
+    key: Option<&str>,
+    witnesses: Option<usize>,
+) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
     let config = Config::load(config).map_err(|e| anyhow::anyhow!(join(&e)))?;
     let public_key = match key {
@@ -424,11 +439,25 @@ async fn verify(config: &Path, key: Option<&str>) -> anyhow::Result<ExitCode> {
     };
     let result = consent_db::verify(&store, &public_key, &mut |done| bar.set_position(done)).await;
     bar.finish_and_clear();
+    let witnessed = match (&result, witnesses) {
+        (Ok(_), Some(n)) => Some(crate::witnessing::check_cosigned(&store, &config.witnesses, n).await),
+        _ => None,
+    };
     store.close().await;
     match result {
         Ok(summary) => {
             println!("{summary}");
-            Ok(ExitCode::SUCCESS)
+            match witnessed {
+                Some(Err(e)) => {
+                    println!("NOT WITNESSED: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+                Some(Ok(line)) => {
+                    println!("{line}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => Ok(ExitCode::SUCCESS),
+            }
         }
         Err(consent_db::VerifyError::Tampered(t)) => {
             println!("TAMPERED: {t}");

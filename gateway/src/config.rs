@@ -35,6 +35,8 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// `[portal]`: the citizen portal's login and sessions; no portal without it.
     pub portal: Option<portal::PortalConfig>,
+    /// `[[witness]]`: who cosigns the checkpoints (SPEC section 11).
+    pub witnesses: Vec<witness::WitnessConfig>,
     /// `[bench] stage`: how much of the pipeline runs (benchmark builds only).
     #[cfg(feature = "bench")]
     pub bench_stage: crate::bench_stage::Stage,
@@ -234,6 +236,8 @@ struct RawConfig {
     /// Benchmark builds only; refused otherwise.
     #[serde(default)]
     bench: Option<Spanned<RawBench>>,
+    #[serde(default)]
+    witness: Vec<Spanned<witness::RawWitness>>,
 }
 
 #[derive(Deserialize)]
@@ -1047,6 +1051,14 @@ impl Config {
             }
         });
 
+        let mut witnesses = Vec::new();
+        for w in &raw.witness {
+            match witness::parse(w.get_ref()) {
+                Ok(w) => witnesses.push(w),
+                Err(e) => cx.error(w.span().start, e),
+            }
+        }
+
         if !cx.errors.is_empty() {
             return Err(cx.errors);
         }
@@ -1115,6 +1127,7 @@ impl Config {
             upstreams,
             catalog,
             portal,
+            witnesses,
             file: path.to_path_buf(),
         })
     }
@@ -1275,6 +1288,8 @@ fn parse_algorithm(name: &str) -> Option<jsonwebtoken::Algorithm> {
         _ => return None,
     })
 }
+
+pub mod witness;
 
 #[cfg(test)]
 mod tests;

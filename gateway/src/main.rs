@@ -28,6 +28,7 @@ mod routes;
 mod run;
 mod server;
 mod transparency;
+mod witnessing;
 
 use std::process::ExitCode;
 

@@ -244,6 +244,8 @@ pub struct Snapshot {
     pub checkpoint_age: Option<f64>,
     /// Checkpoints this process signed.
     pub checkpoints_signed: u64,
+    /// Each `[[witness]]`: failures and lag.
+    pub witnesses: Vec<crate::witnessing::WitnessReport>,
 }
 
 impl Snapshot {
@@ -261,6 +263,7 @@ impl Snapshot {
             jwks: app.auth.jwks_refreshes(),
             checkpoint_age: app.checkpoints.age(&app.store).await,
             checkpoints_signed: app.checkpoints.signed(),
+            witnesses: app.witnesses.reports(),
         }
     }
 }
@@ -345,6 +348,8 @@ impl Collector for Snapshot {
             MetricType::Counter,
         )?;
         ConstCounter::new(self.checkpoints_signed).encode(m)?;
+
+        crate::witnessing::encode_metrics(&self.witnesses, &mut encoder)?;
 
         let mut m = describe(
             &mut encoder,

@@ -127,7 +127,8 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 /// probe (at most once a second), and no audit append failed since.
 async fn readyz(State(app): State<Arc<App>>) -> Response {
     if app.readiness.store_writable(&app).await && app.audit_healthy() {
-        (StatusCode::OK, "ready\n").into_response()
+        let detail = app.witnesses.detail();
+        (StatusCode::OK, format!("ready\n{detail}")).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

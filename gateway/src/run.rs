@@ -176,6 +176,7 @@ async fn run(
         app.clone(),
         stop_rx.clone(),
     ));
+    let witnesses = crate::witnessing::spawn(&app, &stop_rx);
     let counted = tokio::spawn({
         let app = app.clone();
         let mut stop = stop_rx.clone();
@@ -213,6 +214,8 @@ async fn run(
     // Sign the last records too, so a clean stop leaves nothing unsigned.
     let _ = checkpointer.await;
     crate::transparency::final_checkpoint(&app).await;
+    futures_util::future::join_all(witnesses).await;
+    crate::witnessing::final_round(&app).await;
     let _ = ops_task.await;
     tracing::info!("stopped");
     Ok(())
