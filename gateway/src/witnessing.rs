@@ -322,3 +322,53 @@ pub async fn check_cosigned(
         ))
     }
 }
+
+/// `bru demo`: two witnesses of the demo's own beside Bru (SPEC section 11),
+/// each with its key and state under `DIR/witnesses/`, their verifier keys
+/// in `DIR/witnesses/*.vkey`, and `[[witness]]` blocks appended to the
+/// demo's `bru.toml` (which the demo rewrites at every start).
+pub async fn start_demo_witnesses(
+    dir: &std::path::Path,
+    config_file: &std::path::Path,
+    log_vkey: &str,
+) -> Result<(), String> {
+    use std::io::Write;
+    let home = dir.join("witnesses");
+    std::fs::create_dir_all(&home)
+        .map_err(|e| format!("cannot create {}: {e}", home.display()))?;
+    let mut blocks = String::new();
+    for n in 1..=2 {
+        let name = format!("witness-{n}.bru-demo.localhost");
+        let w = witness::Witness::open(
+            &home.join(format!("witness-{n}.key")),
+            &[log_vkey.to_owned()],
+            None,
+            Some(&name),
+        )
+        .map_err(|e| e.to_string())?;
+        let vkey = w.cosigner().verifier_key();
+        std::fs::write(home.join(format!("witness-{n}.vkey")), format!("{vkey}\n"))
+            .map_err(|e| format!("cannot write witness-{n}.vkey: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| format!("demo witness {n}: {e}"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("demo witness {n}: {e}"))?;
+        tokio::spawn(async move {
+            let router = witness::server::router(Arc::new(w));
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::warn!(error = %e, "a demo witness stopped");
+            }
+        });
+        blocks.push_str(&format!(
+            "\n# A witness of the demo's own (DIR/witnesses/witness-{n}.*).\n\
+             [[witness]]\nurl = \"http://{addr}\"\nkey = \"{vkey}\"\n"
+        ));
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(config_file)
+        .and_then(|mut f| f.write_all(blocks.as_bytes()))
+        .map_err(|e| format!("cannot add the witnesses to {}: {e}", config_file.display()))
+}
