@@ -440,7 +440,9 @@ async fn verify(
     let result = consent_db::verify(&store, &public_key, &mut |done| bar.set_position(done)).await;
     bar.finish_and_clear();
     let witnessed = match (&result, witnesses) {
-        (Ok(_), Some(n)) => Some(crate::witnessing::check_cosigned(&store, &config.witnesses, n).await),
+        (Ok(_), Some(n)) => {
+            Some(crate::witnessing::check_cosigned(&store, &config.witnesses, n).await)
+        }
         _ => None,
     };
     store.close().await;

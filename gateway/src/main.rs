@@ -27,6 +27,7 @@ mod refusals;
 mod routes;
 mod run;
 mod server;
+mod tiles;
 mod transparency;
 mod witnessing;
 

@@ -20,7 +20,8 @@ use crate::app::App;
 /// citizen portal's pages (when `[portal]` is configured).
 pub fn public(app: Arc<App>, demo: Option<Router>, portal: Option<Router>) -> Router {
     let (documented, _) = crate::openapi::api();
-    let router = documented.with_state(app);
+    // The log's public read path (C2SP tlog-tiles, `tiles.rs`): no auth.
+    let router = documented.merge(crate::tiles::routes()).with_state(app);
     let router = match demo {
         Some(demo) => router.merge(demo),
         None => router,

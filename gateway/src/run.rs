@@ -71,7 +71,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     {
         let (config, _) = crate::cli::load(&layout.config).map_err(|e| anyhow!(e.join("\n")))?;
         let key = crate::keys::checkpoint_public_key(&config.keys).map_err(|e| anyhow!(e))?;
-        let log = consent_db::note::verifier_key(&consent_db::note::origin_for(&config.public_url), &key);
+        let log =
+            consent_db::note::verifier_key(&consent_db::note::origin_for(&config.public_url), &key);
         crate::witnessing::start_demo_witnesses(&layout.dir, &layout.config, &log)
             .await
             .map_err(|e| anyhow!(e))?;

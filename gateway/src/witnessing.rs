@@ -171,7 +171,10 @@ pub async fn final_round(app: &App) {
             .iter()
             .map(|entry| witness_newest(app, entry)),
     );
-    if tokio::time::timeout(FINAL_ROUND_TIMEOUT, round).await.is_err() {
+    if tokio::time::timeout(FINAL_ROUND_TIMEOUT, round)
+        .await
+        .is_err()
+    {
         tracing::warn!("the last checkpoint went without some witnesses' cosignatures");
     }
 }
@@ -334,8 +337,7 @@ pub async fn start_demo_witnesses(
 ) -> Result<(), String> {
     use std::io::Write;
     let home = dir.join("witnesses");
-    std::fs::create_dir_all(&home)
-        .map_err(|e| format!("cannot create {}: {e}", home.display()))?;
+    std::fs::create_dir_all(&home).map_err(|e| format!("cannot create {}: {e}", home.display()))?;
     let mut blocks = String::new();
     for n in 1..=2 {
         let name = format!("witness-{n}.bru-demo.localhost");

@@ -29,7 +29,10 @@ async fn the_demo_runs_two_witnesses_and_its_log_verifies_with_both() {
     .map(|s| s.to_string())
     .collect();
     if let Some(base) = world::postgres_url() {
-        args.extend(["--store".to_owned(), world::fresh_postgres_database(&base).await]);
+        args.extend([
+            "--store".to_owned(),
+            world::fresh_postgres_database(&base).await,
+        ]);
     }
     let (child, public, ops, logs) = spawn_bru(&args, dir.path(), &[]).await;
     let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
@@ -71,7 +74,9 @@ async fn the_demo_runs_two_witnesses_and_its_log_verifies_with_both() {
     // Both witnesses cosign while Bru runs (metrics: no lag left).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let metrics = send(bru.ops_client.get(bru.ops_url("/metrics"))).await.text();
+        let metrics = send(bru.ops_client.get(bru.ops_url("/metrics")))
+            .await
+            .text();
         let lags: Vec<&str> = metrics
             .lines()
             .filter(|l| l.starts_with("bru_witness_lag{"))
@@ -103,8 +108,8 @@ async fn the_demo_runs_two_witnesses_and_its_log_verifies_with_both() {
     })
     .await
     .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("2 valid cosignatures"), "{text}");
 }

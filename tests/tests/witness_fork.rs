@@ -322,7 +322,10 @@ async fn two_witnesses_cosign_a_consistent_log_and_refuse_a_fork() {
         Some("text/x.tlog.size")
     );
     let known: u64 = stale.text().await.unwrap().trim().parse().unwrap();
-    assert!(known >= cosigned, "the restarted witness knows {known} ≥ {cosigned}");
+    assert!(
+        known >= cosigned,
+        "the restarted witness knows {known} ≥ {cosigned}"
+    );
 
     // The fork: the operator rolls the log back to half and writes another
     // history on top, larger than the one the witnesses saw.
@@ -333,13 +336,17 @@ async fn two_witnesses_cosign_a_consistent_log_and_refuse_a_fork() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let note = loop {
         let note = checkpoint(&bru, &token).await;
-        let metrics = send(bru.ops_client.get(bru.ops_url("/metrics"))).await.text();
+        let metrics = send(bru.ops_client.get(bru.ops_url("/metrics")))
+            .await
+            .text();
         let failing = metrics
             .lines()
             .filter(|l| l.starts_with("bru_witness_failures_total{") && !l.ends_with(" 0"))
             .count();
         // Both answered 422 to a proof from the size they cosigned.
-        let ready = send(bru.ops_client.get(bru.ops_url("/readyz"))).await.text();
+        let ready = send(bru.ops_client.get(bru.ops_url("/readyz")))
+            .await
+            .text();
         let refused = ready
             .matches("last error: the witness refused the consistency proof")
             .count();

@@ -105,7 +105,9 @@ impl Cosigner {
             .map(|b| format!("{b:02x}"))
             .collect();
         if id != expected {
-            return Err(CosignatureError::BadKey("the key id does not match the key"));
+            return Err(CosignatureError::BadKey(
+                "the key id does not match the key",
+            ));
         }
         Ok(cosigner)
     }
@@ -219,6 +221,9 @@ mod tests {
         m.extend_from_slice(&[0; 32]);
         let d = digest::digest(&digest::SHA256, &m);
         assert_eq!(c.key_id(), d.as_ref()[..4]);
-        assert!(Cosigner::parse_verifier_key("n+00000000+BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").is_err());
+        assert!(Cosigner::parse_verifier_key(
+            "n+00000000+BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        )
+        .is_err());
     }
 }

@@ -16,6 +16,6 @@ pub mod protocol;
 pub mod server;
 
 pub use client::{WitnessClient, WitnessError};
-pub use cosignature::{Cosigner, CosignatureError};
+pub use cosignature::{CosignatureError, Cosigner};
 pub use protocol::AddCheckpoint;
 pub use server::{serve, Witness, WitnessArgs};

@@ -33,7 +33,9 @@ fn decimal(text: &str) -> Result<u64, Malformed> {
         || !text.bytes().all(|b| b.is_ascii_digit())
         || (text.len() > 1 && text.starts_with('0'))
     {
-        return Err(Malformed("a size is an ASCII decimal without leading zeroes"));
+        return Err(Malformed(
+            "a size is an ASCII decimal without leading zeroes",
+        ));
     }
     text.parse().map_err(|_| Malformed("a size is too large"))
 }
@@ -112,7 +114,9 @@ CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\
         let req = AddCheckpoint::parse(body).expect("parse");
         assert_eq!(req.old_size, 20_852_014);
         assert_eq!(req.proof.len(), 4);
-        assert!(req.checkpoint.starts_with("example.com/behind-the-sofa\n20852163\n"));
+        assert!(req
+            .checkpoint
+            .starts_with("example.com/behind-the-sofa\n20852163\n"));
         assert_eq!(req.encode(), body);
         let (text, origin) = note_text(&req.checkpoint).expect("note");
         assert_eq!(origin, "example.com/behind-the-sofa");

@@ -216,7 +216,11 @@ impl Witness {
             if request.old_size == checkpoint.size {
                 if known_root != checkpoint.root {
                     // Same size, other root: a fork.
-                    tracing::warn!(origin, size = checkpoint.size, "a fork: same size, other root");
+                    tracing::warn!(
+                        origin,
+                        size = checkpoint.size,
+                        "a fork: same size, other root"
+                    );
                     return conflict();
                 }
             } else if merkle::verify_consistency(

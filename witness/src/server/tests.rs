@@ -23,7 +23,8 @@ impl Log {
     fn grow(&mut self, n: usize, tag: &str) {
         for i in 0..n {
             let at = self.leaves.len();
-            self.leaves.push(leaf_hash(format!("{tag}{at}-{i}").as_bytes()));
+            self.leaves
+                .push(leaf_hash(format!("{tag}{at}-{i}").as_bytes()));
         }
     }
     fn checkpoint(&self) -> String {
