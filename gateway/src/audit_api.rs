@@ -58,8 +58,8 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
 /// The query parameters of each endpoint: the handlers refuse any other
 /// (400), and the OpenAPI document lists exactly these (a unit test holds
 /// the two together).
-pub(crate) const RECORDS_PARAMS: [&str; 8] = [
-    "since", "until", "consumer", "dataset", "decision", "subject", "cursor", "limit",
+pub(crate) const RECORDS_PARAMS: [&str; 9] = [
+    "since", "until", "consumer", "dataset", "decision", "subject", "cursor", "limit", "kind",
 ];
 pub(crate) const INCLUSION_PARAMS: [&str; 2] = ["index", "size"];
 pub(crate) const CONSISTENCY_PARAMS: [&str; 2] = ["from", "to"];
@@ -97,6 +97,10 @@ struct RecordsQuery {
     /// At most this many records.
     #[param(minimum = 1, maximum = 1000, default = 100, nullable = false)]
     limit: Option<u32>,
+    /// Only records of this kind (`kind=decision` keeps the audit team's own
+    /// `audit_read` records out of the way).
+    #[param(value_type = Option<RecordKind>, nullable = false)]
+    kind: Option<String>,
 }
 
 #[derive(IntoParams)]
@@ -405,6 +409,7 @@ fn malformed(name: &'static str, what: &'static str) -> Refusal {
         }
         ("dataset", _) => "The query parameter `dataset` must be provider/dataset.",
         ("decision", _) => "The query parameter `decision` must be allow or deny.",
+        ("kind", _) => "The query parameter `kind` must be decision, outcome or audit_read.",
         ("cursor", _) => "The query parameter `cursor` must be a cursor from an earlier answer.",
         ("limit", _) => "The query parameter `limit` must be an integer from 1 to 1000.",
         ("index", "is required") => "The query parameter `index` is required.",
@@ -503,6 +508,10 @@ async fn search(
             d.parse::<Verdict>()
                 .map_err(|_| malformed("decision", ""))?,
         );
+    }
+    // witness (#20): the kind filter.
+    if let Some(k) = p.get("kind") {
+        filter.kind = Some(k.parse::<RecordKind>().map_err(|_| malformed("kind", ""))?);
     }
     if let Some(s) = p.get("subject") {
         let person = PersonNumber::parse(s, app.config.allow_synthetic_ids)
