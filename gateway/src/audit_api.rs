@@ -821,7 +821,8 @@ async fn citizen_proof(
             size: cp.size,
             hashes: b64(&hashes),
             record,
-            checkpoint: cp.note,
+            // witness (#20): with the witnesses' cosignatures.
+            checkpoint: crate::witnessing::with_cosignatures(&app, cp.note, cp.size).await,
             checkpoint_key: crate::transparency::verifier_key(&app),
             checkpoint_kid: app.keys.checkpoint_kid.clone(),
         }))

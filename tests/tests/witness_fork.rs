@@ -294,6 +294,33 @@ async fn two_witnesses_cosign_a_consistent_log_and_refuse_a_fork() {
     let first = wait_cosigned(&bru, &token, 4, &[&w1.vkey, &w2.vkey]).await;
     calls(&world, &bru, 6).await;
     let grown = wait_cosigned(&bru, &token, size_of(&first) + 6, &[&w1.vkey, &w2.vkey]).await;
+    // The citizen's proof carries the cosigned checkpoint too.
+    let found = get_json(
+        bru.get(&format!("/audit/v1/records?kind=decision&subject={KARI}"))
+            .bearer_auth(&token),
+        "Kari's records",
+    )
+    .await;
+    let index = found["records"][0]["index"].as_u64().unwrap();
+    let citizen = citizen_token(&world, KARI);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let proof = get_json(
+            bru.get(&format!("/citizen/v1/transfers/{index}/proof"))
+                .bearer_auth(&citizen),
+            "Kari's proof",
+        )
+        .await;
+        let note = proof["checkpoint"].as_str().unwrap();
+        if cosigned_by(note, &w1.vkey) && cosigned_by(note, &w2.vkey) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the citizen's proof never carried both cosignatures: {proof}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     bru.sigterm();
     bru.wait_exit(Duration::from_secs(60)).await;
     let (code, out) = verify_witnesses(&world.config_path, 2).await;
