@@ -83,6 +83,7 @@ mod portal_sessions;
 mod records;
 mod representation;
 mod tree;
+mod witness;
 
 pub use altinn::{AltinnConsentEnded, AltinnConsentState};
 pub(crate) use append::BatchCommit;

@@ -38,6 +38,8 @@ pub struct App {
     pub readiness: crate::transparency::Readiness,
     /// What the checkpointer did, for `/metrics`.
     pub checkpoints: crate::transparency::CheckpointStatus,
+    /// The `[[witness]]`es and how far each has cosigned (`witnessing.rs`).
+    pub witnesses: crate::witnessing::Witnesses,
     /// Granted consents as last read, so that a call under consent needs no
     /// read of the store. It can be stale without harm: the use a decision
     /// takes is counted in the decision record's own transaction, only if the
@@ -170,7 +172,9 @@ impl App {
         let rate_limiter =
             crate::ratelimit::RateLimiter::new(parts.config.server.unauthenticated_rate_limit);
         let altinn = crate::altinn_pep::AltinnState::new(&parts.config.altinn)?;
+        let witnesses = crate::witnessing::Witnesses::new(&parts.config.witnesses)?;
         Ok(App {
+            witnesses,
             config: parts.config,
             policy: parts.policy,
             auth: parts.auth,

@@ -58,8 +58,8 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
 /// The query parameters of each endpoint: the handlers refuse any other
 /// (400), and the OpenAPI document lists exactly these (a unit test holds
 /// the two together).
-pub(crate) const RECORDS_PARAMS: [&str; 8] = [
-    "since", "until", "consumer", "dataset", "decision", "subject", "cursor", "limit",
+pub(crate) const RECORDS_PARAMS: [&str; 9] = [
+    "since", "until", "consumer", "dataset", "decision", "subject", "cursor", "limit", "kind",
 ];
 pub(crate) const INCLUSION_PARAMS: [&str; 2] = ["index", "size"];
 pub(crate) const CONSISTENCY_PARAMS: [&str; 2] = ["from", "to"];
@@ -97,6 +97,10 @@ struct RecordsQuery {
     /// At most this many records.
     #[param(minimum = 1, maximum = 1000, default = 100, nullable = false)]
     limit: Option<u32>,
+    /// Only records of this kind (`kind=decision` keeps the audit team's own
+    /// `audit_read` records out of the way).
+    #[param(value_type = Option<RecordKind>, nullable = false)]
+    kind: Option<String>,
 }
 
 #[derive(IntoParams)]
@@ -341,6 +345,7 @@ fn malformed(name: &'static str, what: &'static str) -> ApiError {
         }
         ("dataset", _) => "The query parameter `dataset` must be provider/dataset.",
         ("decision", _) => "The query parameter `decision` must be allow or deny.",
+        ("kind", _) => "The query parameter `kind` must be decision, outcome or audit_read.",
         ("cursor", _) => "The query parameter `cursor` must be a cursor from an earlier answer.",
         ("limit", _) => "The query parameter `limit` must be an integer from 1 to 1000.",
         ("index", "is required") => "The query parameter `index` is required.",
@@ -440,6 +445,10 @@ async fn search(
                 .map_err(|_| malformed("decision", ""))?,
         );
     }
+    // witness (#20): the kind filter.
+    if let Some(k) = p.get("kind") {
+        filter.kind = Some(k.parse::<RecordKind>().map_err(|_| malformed("kind", ""))?);
+    }
     if let Some(s) = p.get("subject") {
         let person = PersonNumber::parse(s, app.config.allow_synthetic_ids)
             .map_err(|_| DenyCode::InvalidSubject)?;
@@ -511,7 +520,8 @@ async fn checkpoint(
         let cp = cp.ok_or(ApiError::NotFound(
             "No checkpoint has been signed yet; try again in a second.",
         ))?;
-        Ok(text_ok(cp.note))
+        let note = crate::witnessing::with_cosignatures(&app, cp.note, cp.size).await;
+        Ok(text_ok(note))
     }
     .await;
     u.finish(&app, result).await
@@ -751,7 +761,8 @@ async fn citizen_proof(
             size: cp.size,
             hashes: b64(&hashes),
             record,
-            checkpoint: cp.note,
+            // witness (#20): with the witnesses' cosignatures.
+            checkpoint: crate::witnessing::with_cosignatures(&app, cp.note, cp.size).await,
             checkpoint_key: crate::transparency::verifier_key(&app),
             checkpoint_kid: app.keys.checkpoint_kid.clone(),
         }))

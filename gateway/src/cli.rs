@@ -1,4 +1,4 @@
-//! The command line: `bru demo | serve | check | explain | migrate | audit`.
+//! The command line: `bru demo | serve | check | explain | migrate | witness | audit`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -67,6 +67,24 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// A C2SP tlog-witness another organisation runs: cosigns the
+    /// checkpoints of the logs given with `--log`, never a fork.
+    Witness {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Ed25519 PKCS#8 PEM key; created on the first start if missing.
+        #[arg(long)]
+        key: PathBuf,
+        /// A log's checkpoint verifier key (`origin+keyid+key`); repeatable.
+        #[arg(long = "log", required = true)]
+        logs: Vec<String>,
+        /// What the witness cosigned; `<key>.state` if left out.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// The witness's key name; derived from its key if left out.
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -85,6 +103,10 @@ enum AuditCommand {
         /// instead of the public half of the config's checkpoint key.
         #[arg(long)]
         key: Option<String>,
+        /// Also fail unless the newest checkpoint carries this many valid
+        /// cosignatures by the config's `[[witness]]`es.
+        #[arg(long)]
+        witnesses: Option<usize>,
     },
     /// Streams audit records for a SIEM.
     Export {
@@ -98,7 +120,30 @@ enum AuditCommand {
         until: Option<String>,
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
+        /// The same filters as `GET /audit/v1/records`.
+        #[command(flatten)]
+        filter: ExportFilter,
     },
+}
+
+/// `bru audit export` filters, as the audit API's (issue #20).
+#[derive(clap::Args, Default)]
+struct ExportFilter {
+    /// `0192:{orgnr}`.
+    #[arg(long)]
+    consumer: Option<String>,
+    /// `provider/dataset`.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// `allow` or `deny`.
+    #[arg(long)]
+    decision: Option<String>,
+    /// `decision`, `outcome` or `audit_read`.
+    #[arg(long)]
+    kind: Option<String>,
+    /// A person number; pseudonymised with the config's key before the search.
+    #[arg(long)]
+    subject: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -142,11 +187,34 @@ pub fn main() -> ExitCode {
         Command::Serve { config } => {
             runtime().and_then(|rt| rt.block_on(crate::run::serve(&config)))
         }
+        Command::Witness {
+            listen,
+            key,
+            logs,
+            state,
+            name,
+        } => runtime().and_then(|rt| {
+            rt.block_on(witness::serve(witness::WitnessArgs {
+                listen,
+                key_file: key,
+                logs,
+                state_file: state,
+                name,
+            }))
+            .map_err(anyhow::Error::from)
+        }),
         Command::Migrate { config } => runtime().and_then(|rt| rt.block_on(migrate(&config))),
         Command::Audit {
-            command: AuditCommand::Verify { config, key },
+            command:
+                AuditCommand::Verify {
+                    config,
+                    key,
+                    witnesses,
+                },
         } => {
-            return match runtime().and_then(|rt| rt.block_on(verify(&config, key.as_deref()))) {
+            return match runtime()
+                .and_then(|rt| rt.block_on(verify(&config, key.as_deref(), witnesses)))
+            {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("bru: {e:#}");
@@ -161,9 +229,16 @@ pub fn main() -> ExitCode {
                     since,
                     until,
                     format,
+                    filter,
                 },
         } => runtime().and_then(|rt| {
-            rt.block_on(export(&config, since.as_deref(), until.as_deref(), format))
+            rt.block_on(export(
+                &config,
+                since.as_deref(),
+                until.as_deref(),
+                format,
+                &filter,
+            ))
         }),
     };
     match result {
@@ -365,7 +440,11 @@ fn join(errors: &[crate::config::ConfigError]) -> String {
 
 /// `bru audit verify`: one summary line and exit 0, or the first bad index
 /// and why, and exit 1. A progress bar only on a terminal.
-async fn verify(config: &Path, key: Option<&str>) -> anyhow::Result<ExitCode> {
+async fn verify(
+    config: &Path,
+    key: Option<&str>,
+    witnesses: Option<usize>,
+) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
     let config = Config::load(config).map_err(|e| anyhow::anyhow!(join(&e)))?;
     let public_key = match key {
@@ -396,11 +475,27 @@ async fn verify(config: &Path, key: Option<&str>) -> anyhow::Result<ExitCode> {
     };
     let result = consent_db::verify(&store, &public_key, &mut |done| bar.set_position(done)).await;
     bar.finish_and_clear();
+    let witnessed = match (&result, witnesses) {
+        (Ok(_), Some(n)) => {
+            Some(crate::witnessing::check_cosigned(&store, &config.witnesses, n).await)
+        }
+        _ => None,
+    };
     store.close().await;
     match result {
         Ok(summary) => {
             println!("{summary}");
-            Ok(ExitCode::SUCCESS)
+            match witnessed {
+                Some(Err(e)) => {
+                    println!("NOT WITNESSED: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+                Some(Ok(line)) => {
+                    println!("{line}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => Ok(ExitCode::SUCCESS),
+            }
         }
         Err(consent_db::VerifyError::Tampered(t)) => {
             println!("TAMPERED: {t}");
@@ -416,9 +511,11 @@ async fn export(
     since: Option<&str>,
     until: Option<&str>,
     format: ExportFormat,
+    wanted: &ExportFilter,
 ) -> anyhow::Result<()> {
-    use std::io::Write;
+    use std::io::{IsTerminal, Write};
     let config = Config::load(config).map_err(|e| anyhow::anyhow!(join(&e)))?;
+    let base = export_filter(&config, wanted)?;
     let store = open_store(&config).await?;
     store.migrate().await.context("migrations failed")?;
     let parse = |s: &str| {
@@ -432,6 +529,20 @@ async fn export(
     if matches!(format, ExportFormat::Csv) {
         writeln!(out, "{}", CSV_COLUMNS.join(","))?;
     }
+    // Progress on a terminal only (stderr; stdout carries the records),
+    // by index through the whole log.
+    let bar = if std::io::stderr().is_terminal() {
+        let total = store.record_count().await.unwrap_or(0);
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} records ({per_sec}, {eta} left)",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let mut after = None;
     loop {
         let filter = consent_db::RecordFilter {
@@ -439,7 +550,7 @@ async fn export(
             until,
             after_index: after,
             limit: Some(1000),
-            ..Default::default()
+            ..base.clone()
         };
         let page = store
             .records(&filter)
@@ -447,6 +558,7 @@ async fn export(
             .context("cannot read records")?;
         let Some(last) = page.last() else { break };
         after = Some(last.index);
+        bar.set_position(last.index + 1);
         for record in &page {
             match format {
                 ExportFormat::Jsonl => writeln!(out, "{}", serde_json::to_string(record)?)?,
@@ -455,7 +567,55 @@ async fn export(
         }
     }
     out.flush()?;
+    bar.finish_and_clear();
     Ok(())
+}
+
+/// The export's filters as a store filter (checked as the API checks them).
+fn export_filter(
+    config: &Config,
+    wanted: &ExportFilter,
+) -> anyhow::Result<consent_db::RecordFilter> {
+    let mut filter = consent_db::RecordFilter::default();
+    if let Some(c) = &wanted.consumer {
+        filter.consumer = Some(
+            policy::OrgNumber::parse_iso6523(c)
+                .context("--consumer must be 0192:{orgnr}")?
+                .iso6523(),
+        );
+    }
+    if let Some(d) = &wanted.dataset {
+        let reference: policy::DatasetRef = d
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--dataset must be provider/dataset"))?;
+        filter.provider = Some(reference.provider.clone());
+        filter.dataset = Some(reference.to_string());
+    }
+    if let Some(d) = &wanted.decision {
+        filter.decision = Some(
+            d.parse()
+                .map_err(|_| anyhow::anyhow!("--decision must be allow or deny"))?,
+        );
+    }
+    if let Some(k) = &wanted.kind {
+        filter.kind = Some(
+            k.parse()
+                .map_err(|_| anyhow::anyhow!("--kind must be decision, outcome or audit_read"))?,
+        );
+    }
+    if let Some(s) = &wanted.subject {
+        let person = policy::PersonNumber::parse(s, config.allow_synthetic_ids)
+            .map_err(|_| anyhow::anyhow!("--subject is not a person number"))?;
+        let secret = config
+            .keys
+            .pseudonym_key
+            .read_bytes()
+            .map_err(|e| anyhow::anyhow!("keys: {e}"))?;
+        let pseudonym =
+            consent_db::Pseudonymiser::new(&secret).map_err(|e| anyhow::anyhow!("keys: {e}"))?;
+        filter.subject_ref = Some(pseudonym.subject_ref(&person));
+    }
+    Ok(filter)
 }
 
 const CSV_COLUMNS: [&str; 22] = [

@@ -37,6 +37,8 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// `[portal]`: the citizen portal's login and sessions; no portal without it.
     pub portal: Option<portal::PortalConfig>,
+    /// `[[witness]]`: who cosigns the checkpoints (SPEC section 11).
+    pub witnesses: Vec<witness::WitnessConfig>,
     /// `[bench] stage`: how much of the pipeline runs (benchmark builds only).
     #[cfg(feature = "bench")]
     pub bench_stage: crate::pipeline::Stage,
@@ -242,6 +244,7 @@ struct RawConfig {
     bench: Option<Spanned<RawBench>>,
     #[serde(default)]
     altinn: Option<Spanned<altinn_section::RawAltinn>>,
+    witness: Vec<Spanned<witness::RawWitness>>,
 }
 
 #[derive(Deserialize)]
@@ -1066,6 +1069,13 @@ impl Config {
             Some(a) => altinn_section::parse(&mut cx, a.span().start, a.get_ref()),
             None => altinn_section::AltinnConfig::default(),
         };
+        let mut witnesses = Vec::new();
+        for w in &raw.witness {
+            match witness::parse(w.get_ref()) {
+                Ok(w) => witnesses.push(w),
+                Err(e) => cx.error(w.span().start, e),
+            }
+        }
 
         if !cx.errors.is_empty() {
             return Err(cx.errors);
@@ -1137,6 +1147,7 @@ impl Config {
             catalog,
             portal,
             altinn,
+            witnesses,
             file: path.to_path_buf(),
         })
     }
@@ -1299,5 +1310,7 @@ fn parse_algorithm(name: &str) -> Option<jsonwebtoken::Algorithm> {
 }
 
 pub mod altinn_section;
+pub mod witness;
+
 #[cfg(test)]
 mod tests;

@@ -28,7 +28,9 @@ mod representation;
 mod routes;
 mod run;
 mod server;
+mod tiles;
 mod transparency;
+mod witnessing;
 
 use std::process::ExitCode;
 

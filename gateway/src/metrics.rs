@@ -246,6 +246,8 @@ pub struct Snapshot {
     pub checkpoints_signed: u64,
     /// Seconds since Altinn's consent events feed was last read to its end.
     pub altinn_events_lag: Option<i64>,
+    /// Each `[[witness]]`: failures and lag.
+    pub witnesses: Vec<crate::witnessing::WitnessReport>,
 }
 
 impl Snapshot {
@@ -264,6 +266,7 @@ impl Snapshot {
             checkpoint_age: app.checkpoints.age(&app.store).await,
             checkpoints_signed: app.checkpoints.signed(),
             altinn_events_lag: app.altinn.events_lag_seconds(),
+            witnesses: app.witnesses.reports(),
         }
     }
 }
@@ -348,6 +351,8 @@ impl Collector for Snapshot {
             MetricType::Counter,
         )?;
         ConstCounter::new(self.checkpoints_signed).encode(m)?;
+
+        crate::witnessing::encode_metrics(&self.witnesses, &mut encoder)?;
 
         let mut m = describe(
             &mut encoder,

@@ -20,7 +20,8 @@ use crate::app::App;
 /// citizen portal's pages (when `[portal]` is configured).
 pub fn public(app: Arc<App>, demo: Option<Router>, portal: Option<Router>) -> Router {
     let (documented, _) = crate::openapi::api();
-    let router = documented.with_state(app);
+    // The log's public read path (C2SP tlog-tiles, `tiles.rs`): no auth.
+    let router = documented.merge(crate::tiles::routes()).with_state(app);
     let router = match demo {
         Some(demo) => router.merge(demo),
         None => router,
@@ -122,10 +123,15 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 /// probe (at most once a second), and no audit append failed since.
 async fn readyz(State(app): State<Arc<App>>) -> Response {
     if app.readiness.store_writable(&app).await && app.audit_healthy() {
-        match app.altinn.readiness_detail() {
-            Some(detail) => (StatusCode::OK, format!("ready\n{detail}")).into_response(),
-            None => (StatusCode::OK, "ready\n").into_response(),
+        let mut body = String::from("ready\n");
+        if let Some(detail) = app.altinn.readiness_detail() {
+            body.push_str(&detail);
+            if !detail.ends_with('\n') {
+                body.push('\n');
+            }
         }
+        body.push_str(&app.witnesses.detail());
+        (StatusCode::OK, body).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -68,6 +68,15 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         ..demo::DemoOptions::default()
     };
     let layout = demo::prepare(&args.dir, &options).context("cannot prepare the demo directory")?;
+    {
+        let (config, _) = crate::cli::load(&layout.config).map_err(|e| anyhow!(e.join("\n")))?;
+        let key = crate::keys::checkpoint_public_key(&config.keys).map_err(|e| anyhow!(e))?;
+        let log =
+            consent_db::note::verifier_key(&consent_db::note::origin_for(&config.public_url), &key);
+        crate::witnessing::start_demo_witnesses(&layout.dir, &layout.config, &log)
+            .await
+            .map_err(|e| anyhow!(e))?;
+    }
     #[allow(unused_mut)]
     let (mut config, policy) =
         crate::cli::load(&layout.config).map_err(|e| anyhow!(e.join("\n")))?;
@@ -177,6 +186,7 @@ async fn run(
         stop_rx.clone(),
     ));
     let altinn_events = tokio::spawn(crate::altinn_pep::poll_events(app.clone()));
+    let witnesses = crate::witnessing::spawn(&app, &stop_rx);
     let counted = tokio::spawn({
         let app = app.clone();
         let mut stop = stop_rx.clone();
@@ -215,6 +225,8 @@ async fn run(
     // Sign the last records too, so a clean stop leaves nothing unsigned.
     let _ = checkpointer.await;
     crate::transparency::final_checkpoint(&app).await;
+    futures_util::future::join_all(witnesses).await;
+    crate::witnessing::final_round(&app).await;
     let _ = ops_task.await;
     tracing::info!("stopped");
     Ok(())

@@ -133,6 +133,12 @@ impl CheckpointStatus {
         self.newest_unix_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
+    /// Whether this replica signed checkpoints at its latest look (only it
+    /// asks the witnesses).
+    pub fn signs(&self) -> bool {
+        self.signer.load(Ordering::Relaxed)
+    }
+
     /// Checkpoints this process signed since start.
     pub fn signed(&self) -> u64 {
         self.signed.load(Ordering::Relaxed)

@@ -40,6 +40,7 @@ fn snapshot() -> Snapshot {
         ],
         checkpoint_age: Some(1.5),
         checkpoints_signed: 3,
+        witnesses: Vec::new(),
     }
 }
 
