@@ -244,6 +244,7 @@ struct RawConfig {
     bench: Option<Spanned<RawBench>>,
     #[serde(default)]
     altinn: Option<Spanned<altinn_section::RawAltinn>>,
+    #[serde(default)]
     witness: Vec<Spanned<witness::RawWitness>>,
 }
 
