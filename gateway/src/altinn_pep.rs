@@ -487,6 +487,12 @@ async fn poll_once(app: &App, base: &str) -> Result<(), String> {
             .apply_altinn_events(FEED, &ended, next, &now)
             .await
             .map_err(|e| e.to_string())?;
+        // A link elsewhere would take the feed token with it: not followed,
+        // and the feed counts as not read (readyz, lag metric), so an
+        // operator sees that revocations stopped arriving.
+        if next.is_none() && page.links.next.is_some() {
+            return Err("the feed's next link is on another origin; not followed".into());
+        }
         match next {
             Some(n) if !page.data.is_empty() => url = n.to_owned(),
             _ => return Ok(()),
