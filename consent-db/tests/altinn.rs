@@ -97,3 +97,42 @@ async fn ended_consents_and_the_cursor_move_together() {
         Some("https://a/next?c=2")
     );
 }
+
+/// A one-time Altinn consent's use is taken in its decision record's batch
+/// transaction (like Bru's own consents): of 20 parallel decisions under it,
+/// exactly one record is written, with the use; the rest are answered
+/// `ConsentNotUsable` and leave nothing. Without the use in the batch, the
+/// `altinn:` id would be looked up among Bru's consents and every record
+/// refused.
+#[tokio::test]
+async fn a_one_time_use_rides_in_its_decision_records_transaction() {
+    use consent_db::{AuditConfig, AuditError, AuditLog, NewRecord, RecordKind};
+    let (_dir, store) = store().await;
+    let log = AuditLog::start(store.clone(), AuditConfig::default()).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut r = NewRecord::new(
+                RecordKind::Decision,
+                format!("t-{i}"),
+                "GET",
+                "/data/nav/inntekt",
+            );
+            r.consent_id = Some(format!("altinn:{ID}"));
+            log.append_using_consent(r).await
+        }));
+    }
+    let (mut written, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => written += 1,
+            Err(AuditError::ConsentNotUsable) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((written, refused), (1, 19));
+    log.close().await.unwrap();
+    assert_eq!(store.record_count().await.unwrap(), 1);
+    assert!(store.altinn_consent_state(ID).await.unwrap().used);
+}

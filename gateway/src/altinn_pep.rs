@@ -204,47 +204,22 @@ pub fn is_altinn(consent_id: &str) -> bool {
     consent_id.starts_with(CONSENT_PREFIX)
 }
 
-/// For a call `policy::decide` allowed under a one-time Altinn consent:
-/// takes the one use for this transfer, before the decision record is
-/// written. `Some(fact)` when another transfer took it first (the fact, now
-/// used up, is decided again and refused `consent_exhausted`).
-///
-/// The use is taken before the record, not in its transaction: if the
-/// record then cannot be written, the call is refused 503 and the use is
-/// spent without a transfer (fail closed: the citizen's "once" is never
-/// exceeded; the consumer asks for a new consent). Never the other way round.
-pub async fn take_one_time_use(
-    app: &App,
-    dataset: &Dataset,
-    consent_id: Option<&str>,
-    fact: &ConsentFact,
-    transfer_id: &str,
-) -> Result<Option<ConsentFact>, Failure> {
-    let (Some(id), Some(resource)) = (consent_id, dataset.altinn.as_ref()) else {
-        return Ok(None);
-    };
-    let Some(uuid) = id.strip_prefix(CONSENT_PREFIX) else {
-        return Ok(None);
-    };
-    if !resource.one_time {
-        return Ok(None);
-    }
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let taken = app
-        .store
-        .use_altinn_consent_once(uuid, transfer_id, &now)
-        .await
-        .map_err(|_| Failure::AuditUnavailable)?;
-    if taken {
-        return Ok(None);
-    }
+/// Whether an allowed call under `consent_id` takes the one use of an
+/// Altinn one-time consent: then its decision record is written with the use
+/// in one transaction (`AuditLog::append_using_consent`), like Bru's own
+/// consents; a record whose use another transfer took is left out.
+pub fn one_time_use(dataset: &Dataset, consent_id: Option<&str>) -> bool {
+    consent_id.is_some_and(is_altinn) && dataset.altinn.as_ref().is_some_and(|r| r.one_time)
+}
+
+/// The fact once its one use is gone: decided again, it is refused
+/// `consent_exhausted`.
+pub fn used_up(fact: &ConsentFact) -> ConsentFact {
     let mut used = fact.clone();
     if let ConsentFact::Found(view) = &mut used {
         view.uses = view.max_uses.unwrap_or(1);
     }
-    Ok(Some(used))
+    used
 }
 
 /// The rows the citizen consented to, for the purpose's `metadata_filter`:
@@ -512,6 +487,12 @@ async fn poll_once(app: &App, base: &str) -> Result<(), String> {
             .apply_altinn_events(FEED, &ended, next, &now)
             .await
             .map_err(|e| e.to_string())?;
+        // A link elsewhere would take the feed token with it: not followed,
+        // and the feed counts as not read (readyz, lag metric), so an
+        // operator sees that revocations stopped arriving.
+        if next.is_none() && page.links.next.is_some() {
+            return Err("the feed's next link is on another origin; not followed".into());
+        }
         match next {
             Some(n) if !page.data.is_empty() => url = n.to_owned(),
             _ => return Ok(()),

@@ -424,19 +424,6 @@ async fn decide_and_record<'p>(
                 consent_id,
                 subject,
             } => {
-                // An Altinn one-time consent is used up before its record (SPEC 9.1).
-                if let Some(used) = crate::altinn_pep::take_one_time_use(
-                    app,
-                    dataset,
-                    consent_id.as_deref(),
-                    &facts.consent,
-                    &call.transfer_id,
-                )
-                .await?
-                {
-                    facts.consent = used;
-                    continue;
-                }
                 let grant = Grant {
                     mask,
                     basis,
@@ -451,8 +438,15 @@ async fn decide_and_record<'p>(
                 let mut record = call.record.clone();
                 record.decision = Some(Verdict::Allow);
                 record.consent_id = grant.consent_id.clone();
-                match record_decision(app, record, call.started).await {
+                // An Altinn one-time consent's use rides in the record's transaction (SPEC 9.1).
+                let altinn_once =
+                    crate::altinn_pep::one_time_use(dataset, grant.consent_id.as_deref());
+                match record_decision(app, record, call.started, altinn_once).await {
                     Ok(outcome) => return Ok((grant, outcome)),
+                    Err(ConsentRecordError::ConsentChanged) if altinn_once => {
+                        // Another transfer took the one use: decided again, exhausted.
+                        facts.consent = crate::altinn_pep::used_up(&facts.consent);
+                    }
                     Err(ConsentRecordError::ConsentChanged) => {
                         consent_cached = false;
                         if let Some(id) = &grant.consent_id {
@@ -481,15 +475,17 @@ async fn record_decision(
     app: &Arc<App>,
     record: NewRecord,
     started: Instant,
+    altinn_once: bool,
 ) -> Result<PendingOutcome, ConsentRecordError> {
     let mut outcome = PendingOutcome::for_decision(app, &record, started);
-    // Bru's own consents give a use in the record's transaction; an Altinn
-    // consent's one use was taken before (`altinn_pep::take_one_time_use`).
-    let bru_consent = record
-        .consent_id
-        .as_deref()
-        .is_some_and(|id| !crate::altinn_pep::is_altinn(id));
-    let written = if bru_consent {
+    // Bru's own consents, and Altinn one-time consents, give a use in the
+    // record's transaction; other Altinn consents have no count to keep.
+    let using_consent = altinn_once
+        || record
+            .consent_id
+            .as_deref()
+            .is_some_and(|id| !crate::altinn_pep::is_altinn(id));
+    let written = if using_consent {
         let written = app.record_using_consent(record.clone()).await;
         if written.is_ok() {
             app.metrics.observe_call(&record, started.elapsed());

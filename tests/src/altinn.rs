@@ -61,6 +61,8 @@ struct AltinnState {
     /// The continuation tokens the feed was asked with (`None`: from the start).
     feed_reads: Mutex<Vec<Option<String>>>,
     feed_unauthorised: AtomicUsize,
+    /// When set, `links.next` points at this origin instead of the feed's own.
+    next_origin: Mutex<Option<String>>,
 }
 
 /// A fake Altinn on 127.0.0.1 (plain HTTP).
@@ -123,6 +125,11 @@ impl FakeAltinn {
     /// The continuation tokens of every read of the feed.
     pub fn feed_reads(&self) -> Vec<Option<String>> {
         lock(&self.state.feed_reads).clone()
+    }
+
+    /// The feed's `next` links point at `origin` (`http://host:port`) from now on.
+    pub fn set_next_origin(&self, origin: &str) {
+        *lock(&self.state.next_origin) = Some(origin.to_owned());
     }
 
     pub fn feed_unauthorised(&self) -> usize {
@@ -195,8 +202,11 @@ async fn events(
         .get("host")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("127.0.0.1");
+    let origin = lock(&state.next_origin)
+        .clone()
+        .unwrap_or_else(|| format!("http://{host}"));
     Json(json!({
-        "links": { "next": format!("http://{host}{EVENTS_PATH}?continuationToken={}", b64u(next.to_string())) },
+        "links": { "next": format!("{origin}{EVENTS_PATH}?continuationToken={}", b64u(next.to_string())) },
         "data": page,
     }))
     .into_response()

@@ -3,8 +3,12 @@
 //! Written once for both backends (both take `$n` parameters, `ON CONFLICT`
 //! and `excluded`).
 
-use super::Store;
+use super::{Conn, Store};
 use crate::error::StoreError;
+use crate::record::Timestamp;
+
+/// How an Altinn consent's id is written in records (`altinn:{uuid}`).
+pub(crate) const CONSENT_PREFIX: &str = "altinn:";
 
 /// What the store knows of one Altinn consent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -111,4 +115,29 @@ impl Store {
         });
         Ok(())
     }
+}
+
+/// Takes the one use of a one-time Altinn consent inside the caller's
+/// transaction (the audit batch, under the sequencer): false, with nothing
+/// written, when another transfer (on any replica) took it first. One
+/// conditional insert on the primary key, committed with the decision
+/// record or not at all: a use never exists without its record, nor a
+/// record without its use.
+pub(super) async fn take_use(
+    conn: &mut Conn<'_>,
+    uuid: &str,
+    transfer_id: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let now = now.to_string();
+    let n = on_conn!(&mut *conn, c => {
+        sqlx::query(USE_ONCE)
+            .bind(uuid)
+            .bind(transfer_id)
+            .bind(&now)
+            .execute(&mut **c)
+            .await?
+            .rows_affected()
+    });
+    Ok(n == 1)
 }

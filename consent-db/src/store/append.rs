@@ -2,7 +2,7 @@
 //! counts the consent uses, inserts the records and grows the tree.
 
 use super::records::{insert_records, last_record};
-use super::{consents, tree, Store};
+use super::{altinn, consents, tree, Store};
 use crate::consent::EventTally;
 use crate::error::StoreError;
 use crate::merkle::Frontier;
@@ -95,11 +95,20 @@ impl Store {
         let mut refused = Vec::new();
         let mut tally = EventTally::default();
         for &i in consent_uses {
-            let id = all_records
-                .get(i)
+            let record = all_records.get(i);
+            let id = record
                 .and_then(|r| r.consent_id.as_deref())
                 .ok_or_else(|| StoreError::Db(format!("record {i} of the batch has no consent")))?;
-            if !consents::take_use(&mut conn, &mut tally, id, time).await? {
+            // An Altinn one-time consent's one use, like Bru's own: here,
+            // under the sequencer, in the record's transaction (SPEC 9.1).
+            let taken = match id.strip_prefix(altinn::CONSENT_PREFIX) {
+                Some(uuid) => {
+                    let transfer = record.map(|r| r.transfer_id.as_str()).unwrap_or_default();
+                    altinn::take_use(&mut conn, uuid, transfer, time).await?
+                }
+                None => consents::take_use(&mut conn, &mut tally, id, time).await?,
+            };
+            if !taken {
                 refused.push(i);
             }
         }

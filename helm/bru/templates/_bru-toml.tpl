@@ -107,4 +107,26 @@ default_themes = {{ . | toJson }}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- with $c.altinn }}
+
+[altinn]
+{{- with .eventsUrl }}
+events_url = {{ . | toJson }}
+{{- end }}
+{{- with .eventsTokenEnv }}
+events_token_env = {{ . | toJson }}
+{{- end }}
+{{- if hasKey . "pollIntervalSeconds" }}
+poll_interval_seconds = {{ int64 .pollIntervalSeconds }}
+{{- end }}
+{{- with .pdpUrl }}
+pdp_url = {{ . | toJson }}
+{{- end }}
+{{- if hasKey . "pdpCacheSeconds" }}
+pdp_cache_seconds = {{ int64 .pdpCacheSeconds }}
+{{- end }}
+{{- if hasKey . "pdpTimeoutMs" }}
+pdp_timeout_ms = {{ int64 .pdpTimeoutMs }}
+{{- end }}
+{{- end }}
 {{- end -}}
