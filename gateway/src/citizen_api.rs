@@ -43,6 +43,8 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(accept))
         .routes(routes!(reject))
         .routes(routes!(revoke))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
         .routes(routes!(receipt))
         .routes(routes!(transfers))
 }
@@ -251,6 +253,59 @@ async fn revoke(
     id: Path<String>,
 ) -> Result<Response, ApiError> {
     act(state, headers, id, CitizenAction::Revoke).await
+}
+
+// ---- pause and resume (SPEC 10) ------------------------------------------
+
+/// Pause a granted consent: from the next call on, at every replica, a call
+/// under it is 403 `consent_paused` until it is resumed. Repeating it
+/// answers 200 with the consent as it is.
+#[utoipa::path(
+    post,
+    path = "/citizen/v1/consents/{id}/pause",
+    tag = "citizen",
+    operation_id = "pauseConsent",
+    security(("idporten" = [])),
+    params(ConsentId),
+    responses(
+        (status = 200, description = "The consent, now paused", body = CitizenConsent),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
+async fn pause(
+    state: State<Arc<App>>,
+    headers: HeaderMap,
+    id: Path<String>,
+) -> Result<Response, ApiError> {
+    act(state, headers, id, CitizenAction::Pause).await
+}
+
+/// Resume a paused consent: it is granted again, with the uses and validity
+/// it had. Repeating it answers 200 with the consent as it is.
+#[utoipa::path(
+    post,
+    path = "/citizen/v1/consents/{id}/resume",
+    tag = "citizen",
+    operation_id = "resumeConsent",
+    security(("idporten" = [])),
+    params(ConsentId),
+    responses(
+        (status = 200, description = "The consent, granted again", body = CitizenConsent),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
+async fn resume(
+    state: State<Arc<App>>,
+    headers: HeaderMap,
+    id: Path<String>,
+) -> Result<Response, ApiError> {
+    act(state, headers, id, CitizenAction::Resume).await
 }
 
 /// One citizen action. Repeating one that already took effect (a second

@@ -288,6 +288,7 @@ impl Failure {
                 DenyCode::ConsentRequired => "This dataset needs the citizen's consent",
                 DenyCode::ConsentNotFound => "No such consent",
                 DenyCode::ConsentRevoked => "The consent has been revoked",
+                DenyCode::ConsentPaused => "The consent is paused",
                 DenyCode::ConsentExpired => "The consent has expired",
                 DenyCode::ConsentExhausted => "The consent has been used up",
                 DenyCode::ConsentMismatch => "The consent does not cover this call",
@@ -371,6 +372,9 @@ impl Failure {
                 }
                 DenyCode::ConsentRevoked => {
                     "The citizen revoked this consent. Ask for a new consent if the need remains.".into()
+                }
+                DenyCode::ConsentPaused => {
+                    "The citizen has paused this consent. It can be used again once the citizen resumes it.".into()
                 }
                 DenyCode::ConsentExpired => "This consent has expired. Ask the citizen for a new one.".into(),
                 DenyCode::ConsentExhausted => {
@@ -547,6 +551,7 @@ mod tests {
             DenyCode::ConsentRequired,
             DenyCode::ConsentNotFound,
             DenyCode::ConsentRevoked,
+            DenyCode::ConsentPaused,
             DenyCode::ConsentExpired,
             DenyCode::ConsentExhausted,
             DenyCode::ConsentMismatch,

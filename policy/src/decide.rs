@@ -43,6 +43,8 @@ pub enum SubjectFact {
 pub enum ConsentStatus {
     Pending,
     Granted,
+    /// Granted, then paused by the citizen (SPEC 10): no use until resumed.
+    Paused,
     Rejected,
     Revoked,
     Expired,
@@ -53,6 +55,7 @@ impl ConsentStatus {
     pub const ALL: &'static [ConsentStatus] = &[
         ConsentStatus::Pending,
         ConsentStatus::Granted,
+        ConsentStatus::Paused,
         ConsentStatus::Rejected,
         ConsentStatus::Revoked,
         ConsentStatus::Expired,
@@ -63,6 +66,7 @@ impl ConsentStatus {
         match self {
             ConsentStatus::Pending => "pending",
             ConsentStatus::Granted => "granted",
+            ConsentStatus::Paused => "paused",
             ConsentStatus::Rejected => "rejected",
             ConsentStatus::Revoked => "revoked",
             ConsentStatus::Expired => "expired",
@@ -140,6 +144,7 @@ pub enum DenyCode {
     ConsentRequired,
     ConsentNotFound,
     ConsentRevoked,
+    ConsentPaused,
     ConsentExpired,
     ConsentExhausted,
     ConsentMismatch,
@@ -159,6 +164,7 @@ impl DenyCode {
             DenyCode::ConsentRequired => "consent_required",
             DenyCode::ConsentNotFound => "consent_not_found",
             DenyCode::ConsentRevoked => "consent_revoked",
+            DenyCode::ConsentPaused => "consent_paused",
             DenyCode::ConsentExpired => "consent_expired",
             DenyCode::ConsentExhausted => "consent_exhausted",
             DenyCode::ConsentMismatch => "consent_mismatch",
@@ -524,6 +530,7 @@ fn consent<'f>(
             Some((DenyCode::ConsentRequired, "the citizen has not answered it"))
         }
         ConsentStatus::Rejected => Some((DenyCode::ConsentNotFound, "the citizen rejected it")),
+        ConsentStatus::Paused => Some((DenyCode::ConsentPaused, "the citizen has paused it")),
         ConsentStatus::Granted => None,
     };
     if let Some((code, why)) = refusal {

@@ -112,6 +112,8 @@ fn every_route_is_documented_and_every_documented_route_exists() {
         "/citizen/v1/consents/{id}/accept",
         "/citizen/v1/consents/{id}/reject",
         "/citizen/v1/consents/{id}/revoke",
+        "/citizen/v1/consents/{id}/pause",
+        "/citizen/v1/consents/{id}/resume",
         "/citizen/v1/consents/{id}/receipt",
         "/citizen/v1/transfers",
         "/citizen/v1/transfers/{index}/proof",
@@ -126,7 +128,7 @@ fn every_route_is_documented_and_every_documented_route_exists() {
     ] {
         assert!(documented.contains_key(path), "{path} is not documented");
     }
-    assert_eq!(documented.len(), 18, "{documented:?}");
+    assert_eq!(documented.len(), 20, "{documented:?}");
 }
 
 /// The extraction above really reads the router: a route added without
@@ -315,10 +317,12 @@ fn schemas_say_what_is_on_the_wire() {
     }
     assert_eq!(
         schemas["ConsentState"]["enum"],
-        serde_json::json!(["pending", "granted", "rejected", "revoked", "expired"])
+        serde_json::json!(["pending", "granted", "paused", "rejected", "revoked", "expired"])
     );
     assert_eq!(
         schemas["EventType"]["enum"],
-        serde_json::json!(["created", "accepted", "rejected", "revoked", "expired", "used"])
+        serde_json::json!([
+            "created", "accepted", "rejected", "revoked", "expired", "used", "paused", "resumed"
+        ])
     );
 }

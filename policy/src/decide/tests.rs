@@ -327,6 +327,11 @@ fn each_rule() {
     );
     check(
         k,
+        |c| c.consent().status = ConsentStatus::Paused,
+        Some(ConsentPaused),
+    );
+    check(
+        k,
         |c| c.consent().status = ConsentStatus::Pending,
         Some(ConsentRequired),
     );
@@ -636,6 +641,7 @@ prop_compose! {
         status in maybe(prop::sample::select(&[
             ConsentStatus::Pending,
             ConsentStatus::Granted,
+            ConsentStatus::Paused,
             ConsentStatus::Rejected,
             ConsentStatus::Revoked,
             ConsentStatus::Expired,
