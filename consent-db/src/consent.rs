@@ -53,6 +53,8 @@ pub struct ConsentRow {
     /// `None`: no limit.
     pub max_uses: Option<u32>,
     pub uses: u32,
+    /// At most so many uses per period (SPEC 10); `None`: no limit.
+    pub frequency: Option<Frequency>,
     pub redirect_url: Option<String>,
     pub message: Option<String>,
     pub created_at: Timestamp,
@@ -89,6 +91,7 @@ impl fmt::Debug for ConsentRow {
             .field("valid_to", &self.valid_to)
             .field("max_uses", &self.max_uses)
             .field("uses", &self.uses)
+            .field("frequency", &self.frequency)
             .field("redirect_url", &self.redirect_url)
             .field("message", &self.message)
             .field("created_at", &self.created_at)
@@ -335,6 +338,8 @@ pub struct NewConsent {
     pub valid_to: Timestamp,
     /// `None`: no limit. At least 1.
     pub max_uses: Option<u32>,
+    /// `None`: no limit. `max` at least 1.
+    pub frequency: Option<Frequency>,
     pub redirect_url: Option<String>,
     pub message: Option<String>,
 }
@@ -350,10 +355,49 @@ impl fmt::Debug for NewConsent {
             .field("purpose", &self.purpose)
             .field("valid_to", &self.valid_to)
             .field("max_uses", &self.max_uses)
+            .field("frequency", &self.frequency)
             .field("redirect_url", &self.redirect_url)
             .field("message", &self.message)
             .finish()
     }
+}
+
+names! {
+    /// The period of a frequency limit. Periods are rolling, ending at the
+    /// call: a day is 24 hours, a week 7 days, a month 30 days, so a use
+    /// frees exactly one period after it was made.
+    FrequencyPeriod, "frequency period" {
+        Day = "day",
+        Week = "week",
+        Month = "month",
+    }
+}
+
+impl FrequencyPeriod {
+    pub fn duration(&self) -> time::Duration {
+        match self {
+            FrequencyPeriod::Day => time::Duration::days(1),
+            FrequencyPeriod::Week => time::Duration::days(7),
+            FrequencyPeriod::Month => time::Duration::days(30),
+        }
+    }
+}
+
+/// A consent's frequency limit (India AA's fetch frequency): at most `max`
+/// uses per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Frequency {
+    pub max: u32,
+    pub per: FrequencyPeriod,
+}
+
+/// A frequency-limited consent's uses in the period that ends at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsesInPeriod {
+    pub used: u32,
+    /// The oldest of those uses.
+    pub oldest: Option<Timestamp>,
 }
 
 /// Why a citizen's action was not taken.

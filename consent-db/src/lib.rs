@@ -40,7 +40,7 @@ pub use config::{ClientCertificate, PgTls, StoreConfig};
 pub use consent::ConsentState;
 pub use consent::{
     next_state, CitizenAction, ConsentError, ConsentEvent, ConsentEventCounts, ConsentRow,
-    EventType, NewConsent, UseOutcome,
+    EventType, Frequency, FrequencyPeriod, NewConsent, UseOutcome, UsesInPeriod,
 };
 pub use error::{AuditError, StoreError};
 /// The one consent status, policy's (re-exported: the store hands it out).

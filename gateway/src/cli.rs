@@ -268,6 +268,7 @@ fn explain(
         valid_to: now + time::Duration::days(1),
         uses: 0,
         max_uses: None,
+        frequency: None,
     });
     let subject = if ds.subject.is_some() {
         policy::SubjectFact::Valid(subject)

@@ -416,7 +416,9 @@ async fn decide_and_record<'p>(
                     facts.consent = read_consent(app, id, facts.now).await?;
                 }
             }
-            Decision::Deny(code) => return Err(Failure::Denied(code)),
+            Decision::Deny(code) => {
+                return Err(crate::protect::denied(code, &facts.consent, facts.now))
+            }
             Decision::Allow {
                 basis,
                 legal_ref,

@@ -218,6 +218,11 @@ pub enum Failure {
     RateLimited {
         retry_after_s: u64,
     },
+    /// SPEC 10: the consent's uses in its period are spent; a use frees in
+    /// `retry_after_s` (429 with `Retry-After`).
+    ConsentFrequencyExceeded {
+        retry_after_s: u64,
+    },
     UpstreamError(String),
     UpstreamTimeout,
     AuditUnavailable,
@@ -242,6 +247,7 @@ impl Failure {
                 DenyCode::PurposeRequired | DenyCode::SubjectMissing | DenyCode::InvalidSubject => {
                     StatusCode::BAD_REQUEST
                 }
+                DenyCode::ConsentFrequencyExceeded => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::FORBIDDEN,
             },
             Failure::UnknownDataset => StatusCode::NOT_FOUND,
@@ -250,6 +256,7 @@ impl Failure {
             Failure::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Failure::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Failure::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Failure::ConsentFrequencyExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Failure::UpstreamError(_) => StatusCode::BAD_GATEWAY,
             Failure::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Failure::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -268,6 +275,7 @@ impl Failure {
             Failure::HeadersTooLarge => "headers_too_large",
             Failure::BodyTimeout => "body_timeout",
             Failure::RateLimited { .. } => "rate_limited",
+            Failure::ConsentFrequencyExceeded { .. } => "consent_frequency_exceeded",
             Failure::UpstreamError(_) => "upstream_error",
             Failure::UpstreamTimeout => "upstream_timeout",
             Failure::AuditUnavailable => "audit_unavailable",
@@ -291,6 +299,9 @@ impl Failure {
                 DenyCode::ConsentPaused => "The consent is paused",
                 DenyCode::ConsentExpired => "The consent has expired",
                 DenyCode::ConsentExhausted => "The consent has been used up",
+                DenyCode::ConsentFrequencyExceeded => {
+                    "The consent's uses for this period are spent"
+                }
                 DenyCode::ConsentMismatch => "The consent does not cover this call",
                 DenyCode::ConsentSubjectMismatch => "The consent is for another person",
             },
@@ -300,6 +311,9 @@ impl Failure {
             Failure::HeadersTooLarge => "The request headers are too large",
             Failure::BodyTimeout => "The request body stopped arriving",
             Failure::RateLimited { .. } => "Too many calls",
+            Failure::ConsentFrequencyExceeded { .. } => {
+                "The consent's uses for this period are spent"
+            }
             Failure::UpstreamError(_) => "The provider failed",
             Failure::UpstreamTimeout => "The provider did not answer in time",
             Failure::AuditUnavailable => "The transfer could not be recorded, so it was not made",
@@ -380,6 +394,9 @@ impl Failure {
                 DenyCode::ConsentExhausted => {
                     "This consent has been used as many times as it allows. Ask the citizen for a new one.".into()
                 }
+                DenyCode::ConsentFrequencyExceeded => {
+                    "The citizen allowed this consent only so many uses per period, and they are spent. Wait until a use frees.".into()
+                }
                 DenyCode::ConsentMismatch => {
                     "This consent was given for another organisation, dataset or purpose. Send the consent for this call's dataset and purpose.".into()
                 }
@@ -403,6 +420,7 @@ impl Failure {
             }
             Failure::UpstreamTimeout => "The provider did not answer in time. Try again later.".into(),
             Failure::RateLimited { retry_after_s } => format!("Too many calls. Try again in {retry_after_s} s."),
+            Failure::ConsentFrequencyExceeded { retry_after_s } => format!("The citizen allowed this consent only so many uses per period, and they are spent. A use frees in {retry_after_s} s."),
             Failure::AuditUnavailable => "Bru could not record the transfer, so it did not make it. Try again shortly.".into(),
             Failure::Altinn(r) => r.detail().into(),
         }
@@ -452,7 +470,8 @@ impl Failure {
                     HeaderValue::from_static("Bearer realm=\"bru\", error=\"insufficient_scope\""),
                 );
             }
-            Failure::RateLimited { retry_after_s } => {
+            Failure::RateLimited { retry_after_s }
+            | Failure::ConsentFrequencyExceeded { retry_after_s } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
             }
             Failure::AuditUnavailable
@@ -537,6 +556,9 @@ mod tests {
             Failure::RequestTooLarge,
             Failure::HeadersTooLarge,
             Failure::RateLimited { retry_after_s: 3 },
+            Failure::ConsentFrequencyExceeded {
+                retry_after_s: 3600,
+            },
             Failure::UpstreamError("connection refused".into()),
             Failure::UpstreamTimeout,
             Failure::AuditUnavailable,
@@ -554,6 +576,7 @@ mod tests {
             DenyCode::ConsentPaused,
             DenyCode::ConsentExpired,
             DenyCode::ConsentExhausted,
+            DenyCode::ConsentFrequencyExceeded,
             DenyCode::ConsentMismatch,
             DenyCode::ConsentSubjectMismatch,
         ] {

@@ -110,6 +110,21 @@ pub struct Consent {
     pub valid_to: OffsetDateTime,
     pub uses: u32,
     pub max_uses: Option<u32>,
+    /// The consent's frequency limit and its uses in the current period
+    /// (SPEC 10), read with the consent; `None`: no limit.
+    pub frequency: Option<FrequencyWindow>,
+}
+
+/// A frequency limit (`max` uses per period) and the uses already in the
+/// period that ends now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrequencyWindow {
+    pub max: u32,
+    /// Uses in the period up to now.
+    pub used: u32,
+    /// When the oldest of those leaves the period (frees a use); `None` when
+    /// there are none.
+    pub frees_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +162,8 @@ pub enum DenyCode {
     ConsentPaused,
     ConsentExpired,
     ConsentExhausted,
+    /// More uses in the period than the consent's frequency allows (429).
+    ConsentFrequencyExceeded,
     ConsentMismatch,
     ConsentSubjectMismatch,
 }
@@ -167,6 +184,7 @@ impl DenyCode {
             DenyCode::ConsentPaused => "consent_paused",
             DenyCode::ConsentExpired => "consent_expired",
             DenyCode::ConsentExhausted => "consent_exhausted",
+            DenyCode::ConsentFrequencyExceeded => "consent_frequency_exceeded",
             DenyCode::ConsentMismatch => "consent_mismatch",
             DenyCode::ConsentSubjectMismatch => "consent_subject_mismatch",
         }
@@ -544,6 +562,19 @@ fn consent<'f>(
         rule(t, c.uses < max, DenyCode::ConsentExhausted, || {
             format!("consent {cid} has uses left ({} of {max} used)", c.uses)
         })?;
+    }
+    if let Some(f) = &c.frequency {
+        rule(
+            t,
+            f.used < f.max,
+            DenyCode::ConsentFrequencyExceeded,
+            || {
+                format!(
+                    "consent {cid} has a use left in its period ({} of {} used)",
+                    f.used, f.max
+                )
+            },
+        )?;
     }
 
     // A granted consent always has a subject; one without is not trusted.

@@ -4,6 +4,13 @@
 --   granted -> paused | revoked | expired;  paused -> granted | revoked | expired;
 -- everything else of migration 0003 stays as it was.
 
+-- At most frequency_max uses per rolling period; both or neither; fixed
+-- like the rest of the terms.
+ALTER TABLE consents
+    ADD COLUMN frequency_max BIGINT CHECK (frequency_max IS NULL OR frequency_max >= 1),
+    ADD COLUMN frequency_per TEXT CHECK (frequency_per IS NULL OR frequency_per IN ('day', 'week', 'month')),
+    ADD CONSTRAINT consents_frequency_both CHECK ((frequency_max IS NULL) = (frequency_per IS NULL));
+
 ALTER TABLE consents DROP CONSTRAINT consents_status_check;
 ALTER TABLE consents ADD CONSTRAINT consents_status_check
     CHECK (status IN ('pending', 'granted', 'paused', 'rejected', 'revoked', 'expired'));
@@ -43,6 +50,8 @@ BEGIN
        OR NEW.purpose IS DISTINCT FROM OLD.purpose
        OR NEW.valid_to IS DISTINCT FROM OLD.valid_to
        OR NEW.max_uses IS DISTINCT FROM OLD.max_uses
+       OR NEW.frequency_max IS DISTINCT FROM OLD.frequency_max
+       OR NEW.frequency_per IS DISTINCT FROM OLD.frequency_per
        OR NEW.redirect_url IS DISTINCT FROM OLD.redirect_url
        OR NEW.message IS DISTINCT FROM OLD.message
        OR NEW.created_at IS DISTINCT FROM OLD.created_at

@@ -1,4 +1,5 @@
--- Citizen protections (SPEC 10): a granted consent may be paused by its
+-- Citizen protections (SPEC 10). A consent may carry a frequency limit,
+-- fixed like the rest of its terms. A granted consent may be paused by its
 -- citizen and resumed. `paused` joins the consent lifecycle of migration
 -- 0003, enforced by the database as well as by the store:
 --   pending -> granted | rejected | expired;
@@ -25,7 +26,11 @@ CREATE TABLE consents_new (
     redirect_url TEXT,
     message      TEXT,
     created_at   TEXT    NOT NULL,
-    updated_at   TEXT    NOT NULL
+    updated_at   TEXT    NOT NULL,
+    -- At most frequency_max uses per rolling period (SPEC 10); both or neither.
+    frequency_max INTEGER CHECK (frequency_max IS NULL OR frequency_max >= 1),
+    frequency_per TEXT    CHECK (frequency_per IS NULL OR frequency_per IN ('day', 'week', 'month')),
+    CHECK ((frequency_max IS NULL) = (frequency_per IS NULL))
 ) STRICT;
 
 INSERT INTO consents_new (id, requester, supplier, subject, datasets, purpose, status, valid_to,
@@ -93,6 +98,8 @@ WHEN NEW.id IS NOT OLD.id
   OR NEW.purpose IS NOT OLD.purpose
   OR NEW.valid_to IS NOT OLD.valid_to
   OR NEW.max_uses IS NOT OLD.max_uses
+  OR NEW.frequency_max IS NOT OLD.frequency_max
+  OR NEW.frequency_per IS NOT OLD.frequency_per
   OR NEW.redirect_url IS NOT OLD.redirect_url
   OR NEW.message IS NOT OLD.message
   OR NEW.created_at IS NOT OLD.created_at

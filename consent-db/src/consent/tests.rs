@@ -68,6 +68,7 @@ fn request(subject: Option<&str>, max_uses: Option<u32>) -> NewConsent {
         purpose: "omsorgsbolig-soknad".into(),
         valid_to: t(VALID_TO),
         max_uses,
+        frequency: None,
         redirect_url: Some("https://k429.example/soknad".into()),
         message: Some("Vi trenger inntekten din.".into()),
     }

@@ -315,6 +315,18 @@ fn schemas_say_what_is_on_the_wire() {
     ] {
         assert!(record.contains_key(member), "{member}");
     }
+    // SPEC 10: a request's frequency, and the same on the way out.
+    assert_eq!(
+        schemas["FrequencyPeriod"]["enum"],
+        serde_json::json!(["day", "week", "month"])
+    );
+    for name in ["FrequencyBody", "Frequency"] {
+        assert_eq!(
+            schemas[name]["properties"]["per"]["$ref"], "#/components/schemas/FrequencyPeriod",
+            "{name}: {}",
+            schemas[name]
+        );
+    }
     assert_eq!(
         schemas["ConsentState"]["enum"],
         serde_json::json!(["pending", "granted", "paused", "rejected", "revoked", "expired"])

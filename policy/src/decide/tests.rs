@@ -68,6 +68,7 @@ impl Call {
                 valid_to: NOW + Duration::days(30),
                 uses: 3,
                 max_uses: Some(10),
+                frequency: None,
             }),
             now: NOW,
         }
@@ -330,6 +331,19 @@ fn each_rule() {
         |c| c.consent().status = ConsentStatus::Paused,
         Some(ConsentPaused),
     );
+    let window = |used| {
+        Some(FrequencyWindow {
+            max: 2,
+            used,
+            frees_at: Some(NOW + Duration::hours(1)),
+        })
+    };
+    check(
+        k,
+        |c| c.consent().frequency = window(2),
+        Some(ConsentFrequencyExceeded),
+    );
+    check(k, |c| c.consent().frequency = window(1), None);
     check(
         k,
         |c| c.consent().status = ConsentStatus::Pending,
