@@ -78,6 +78,7 @@ macro_rules! on_conn {
 
 mod altinn;
 mod append;
+mod blocks;
 mod consents;
 mod portal_sessions;
 mod records;
@@ -85,6 +86,7 @@ mod tree;
 
 pub use altinn::{AltinnConsentEnded, AltinnConsentState};
 pub(crate) use append::BatchCommit;
+pub use blocks::Block;
 pub use portal_sessions::PortalSession;
 
 /// A cloneable handle over a connection pool.

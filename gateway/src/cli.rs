@@ -276,6 +276,7 @@ fn explain(
         policy::SubjectFact::NotApplicable
     };
     let facts = policy::Facts {
+        blocks: Vec::new(),
         purpose,
         subject,
         consent,

@@ -359,10 +359,12 @@ async fn prepare<'a>(
         },
     };
 
+    let blocks = crate::protect::blocks(app, dataset, &subject).await?;
     let mut facts = Facts {
         purpose,
         subject,
         consent,
+        blocks,
         now,
     };
     let (mut grant, outcome) = decide_and_record(

@@ -304,6 +304,7 @@ impl Failure {
                 }
                 DenyCode::ConsentMismatch => "The consent does not cover this call",
                 DenyCode::ConsentSubjectMismatch => "The consent is for another person",
+                DenyCode::BlockedBySubject => "The person has blocked this",
             },
             Failure::UnknownDataset => "No such dataset",
             Failure::MalformedRequest(_) => "Malformed request",
@@ -402,6 +403,9 @@ impl Failure {
                 }
                 DenyCode::ConsentSubjectMismatch => {
                     "This consent is for another person than the call's subject. Send the consent the subject gave.".into()
+                }
+                DenyCode::BlockedBySubject => {
+                    "The person this call is about has blocked your organisation or this dataset.".into()
                 }
             },
             Failure::UnknownDataset => "No dataset has this provider and name. The catalog at /catalog/v1/datasets lists the datasets.".into(),
@@ -579,6 +583,7 @@ mod tests {
             DenyCode::ConsentFrequencyExceeded,
             DenyCode::ConsentMismatch,
             DenyCode::ConsentSubjectMismatch,
+            DenyCode::BlockedBySubject,
         ] {
             failures.push(Failure::Denied(code));
         }

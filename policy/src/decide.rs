@@ -136,6 +136,13 @@ pub enum ConsentFact {
     Found(Consent),
 }
 
+/// What a person blocked (SPEC 10): an organisation, or a dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectBlock {
+    Consumer(OrgNumber),
+    Dataset(DatasetRef),
+}
+
 /// Everything a decision depends on besides the policy, the caller and the dataset.
 #[derive(Debug, Clone)]
 pub struct Facts<'a> {
@@ -143,6 +150,8 @@ pub struct Facts<'a> {
     pub purpose: Option<&'a str>,
     pub subject: SubjectFact,
     pub consent: ConsentFact,
+    /// The subject's blocks (SPEC 10); empty when the call is about no one.
+    pub blocks: Vec<SubjectBlock>,
     /// The time of the call (the decision itself reads no clock).
     pub now: OffsetDateTime,
 }
@@ -166,6 +175,8 @@ pub enum DenyCode {
     ConsentFrequencyExceeded,
     ConsentMismatch,
     ConsentSubjectMismatch,
+    /// The subject blocked the consumer or the dataset (SPEC 10).
+    BlockedBySubject,
 }
 
 impl DenyCode {
@@ -187,6 +198,7 @@ impl DenyCode {
             DenyCode::ConsentFrequencyExceeded => "consent_frequency_exceeded",
             DenyCode::ConsentMismatch => "consent_mismatch",
             DenyCode::ConsentSubjectMismatch => "consent_subject_mismatch",
+            DenyCode::BlockedBySubject => "blocked_by_subject",
         }
     }
 }
@@ -478,7 +490,22 @@ fn rules<'p>(
         LegalBasis::Consent => Some(consent(policy, caller, dataset, facts, subject, t)?),
     };
 
-    // 7. Allowed.
+    // 7. The subject's blocks (SPEC 10), on a dataset whose policy lets them
+    // apply (a person without blocks adds no step to `explain`).
+    if dataset.blockable && subject.is_some() && !facts.blocks.is_empty() {
+        let block = facts.blocks.iter().find(|b| match b {
+            SubjectBlock::Consumer(org) => *org == caller.consumer,
+            SubjectBlock::Dataset(d) => d == id,
+        });
+        rule(t, block.is_none(), DenyCode::BlockedBySubject, || {
+            format!(
+                "the subject has not blocked {} or {id}",
+                org_label(policy, &caller.consumer)
+            )
+        })?;
+    }
+
+    // 8. Allowed.
     Ok(Decision::Allow {
         basis: dataset.basis.clone(),
         legal_ref: dataset.legal_ref.as_deref(),

@@ -171,6 +171,10 @@ struct RawDataset {
     max_consent_days: Option<Spanned<i64>>,
     altinn_resource: Option<Spanned<String>>,
     altinn_one_time: Option<Spanned<bool>>,
+    /// SPEC 10: whether the subject's blocks apply (default: consent datasets).
+    blockable: Option<Spanned<bool>>,
+    /// SPEC 10: whether `Bru-Break-Glass` may pass a block (default false).
+    break_glass: Option<Spanned<bool>>,
     #[serde(default)]
     purpose: Vec<RawDatasetPurpose>,
 }
@@ -495,6 +499,10 @@ impl Validator<'_> {
             // Only a dataset without errors becomes part of the model; the
             // model's types cannot hold the broken parts anyway.
             if provider_ok && id_ok && self.errors.len() == errors_before {
+                let blockable = d
+                    .blockable
+                    .as_ref()
+                    .map_or(basis == LegalBasis::Consent, |b| *b.get_ref());
                 out.insert(
                     id.clone(),
                     Dataset {
@@ -509,6 +517,8 @@ impl Validator<'_> {
                         purposes: dataset_purposes,
                         max_consent_days,
                         altinn,
+                        blockable,
+                        break_glass: d.break_glass.as_ref().is_some_and(|b| *b.get_ref()),
                     },
                 );
             }

@@ -126,3 +126,17 @@ CREATE TRIGGER consent_events_no_update BEFORE UPDATE ON consent_events
 BEGIN
     SELECT RAISE(ABORT, 'consent events are append-only');
 END;
+
+-- A person's blocks (SPEC 10): of one consumer (`0192:N`) or one dataset
+-- (`provider/dataset`). Kept under the person's keyed pseudonym, as the
+-- audit records are: never the person number.
+CREATE TABLE subject_blocks (
+    id          TEXT PRIMARY KEY,
+    subject_ref TEXT NOT NULL,
+    consumer    TEXT,
+    dataset     TEXT,
+    created_at  TEXT NOT NULL,
+    CHECK ((consumer IS NULL) <> (dataset IS NULL))
+);
+
+CREATE INDEX subject_blocks_subject ON subject_blocks (subject_ref);

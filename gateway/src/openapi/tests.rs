@@ -114,6 +114,8 @@ fn every_route_is_documented_and_every_documented_route_exists() {
         "/citizen/v1/consents/{id}/revoke",
         "/citizen/v1/consents/{id}/pause",
         "/citizen/v1/consents/{id}/resume",
+        "/citizen/v1/blocks",
+        "/citizen/v1/blocks/{id}",
         "/citizen/v1/consents/{id}/receipt",
         "/citizen/v1/transfers",
         "/citizen/v1/transfers/{index}/proof",
@@ -128,7 +130,7 @@ fn every_route_is_documented_and_every_documented_route_exists() {
     ] {
         assert!(documented.contains_key(path), "{path} is not documented");
     }
-    assert_eq!(documented.len(), 20, "{documented:?}");
+    assert_eq!(documented.len(), 22, "{documented:?}");
 }
 
 /// The extraction above really reads the router: a route added without

@@ -45,6 +45,7 @@ struct Call {
     purpose: Option<&'static str>,
     subject: SubjectFact,
     consent: ConsentFact,
+    blocks: Vec<SubjectBlock>,
     now: OffsetDateTime,
 }
 
@@ -70,6 +71,7 @@ impl Call {
                 max_uses: Some(10),
                 frequency: None,
             }),
+            blocks: Vec::new(),
             now: NOW,
         }
     }
@@ -107,6 +109,7 @@ impl Call {
             purpose: self.purpose,
             subject: self.subject.clone(),
             consent: self.consent.clone(),
+            blocks: self.blocks.clone(),
             now: self.now,
         }
     }
@@ -344,6 +347,35 @@ fn each_rule() {
         Some(ConsentFrequencyExceeded),
     );
     check(k, |c| c.consent().frequency = window(1), None);
+
+    // 7. Blocks (SPEC 10): a consent dataset is blockable by default, by
+    // consumer or by dataset; another's block does not apply.
+    check(
+        k,
+        |c| c.blocks = vec![SubjectBlock::Consumer(org(K429))],
+        Some(BlockedBySubject),
+    );
+    check(
+        k,
+        |c| c.blocks = vec![SubjectBlock::Dataset(dref("nav/inntekt"))],
+        Some(BlockedBySubject),
+    );
+    check(
+        k,
+        |c| {
+            c.blocks = vec![
+                SubjectBlock::Consumer(org(NAV)),
+                SubjectBlock::Dataset(dref("helsenorge/hjemmetjeneste")),
+            ]
+        },
+        None,
+    );
+    // A statutory dataset is not blockable unless its policy says so.
+    check(
+        Call::nav_sosialtjeneste,
+        |c| c.blocks = vec![SubjectBlock::Consumer(org(NAV))],
+        None,
+    );
     check(
         k,
         |c| c.consent().status = ConsentStatus::Pending,
