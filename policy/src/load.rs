@@ -503,6 +503,15 @@ impl Validator<'_> {
                     .blockable
                     .as_ref()
                     .map_or(basis == LegalBasis::Consent, |b| *b.get_ref());
+                // Break-glass passes a block: without blocks it says nothing.
+                if let Some(b) = d.break_glass.as_ref().filter(|b| *b.get_ref()) {
+                    if !blockable {
+                        self.error(
+                            b.span(),
+                            format!("dataset {id} has break_glass but is not blockable"),
+                        );
+                    }
+                }
                 out.insert(
                     id.clone(),
                     Dataset {
@@ -1060,5 +1069,7 @@ fn is_fhir_resource_type(s: &str) -> bool {
 
 #[cfg(test)]
 mod altinn_tests;
+#[cfg(test)]
+mod protect_tests;
 #[cfg(test)]
 mod tests;
