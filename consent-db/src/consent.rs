@@ -2,17 +2,21 @@
 //!
 //! ```text
 //! create ──▶ pending ──accept──▶ granted ──revoke──▶ revoked
-//!               │                   │ └──use (uses + 1, up to max_uses)
+//!               │                 │ ▲ └──use (uses + 1, up to max_uses)
+//!               │           pause │ │ resume
+//!               │                 ▼ │
+//!               │                paused ──revoke──▶ revoked
 //!               ├──reject──▶ rejected
-//!               └──(valid_to passes)──▶ expired ◀──(valid_to passes)──┘
+//!               └──(valid_to passes)──▶ expired ◀──(valid_to passes)── granted, paused
 //! ```
 //!
 //! Every transition writes its event (`created`, `accepted`, `rejected`,
-//! `revoked`, `expired`, `used`) in the same transaction as the change, with
+//! `revoked`, `expired`, `used`, `paused`, `resumed`) in the same transaction as the change, with
 //! what it depends on locked first (SQLite's write lock, PostgreSQL's row
 //! lock; see `store/consents.rs`), so concurrent uses count exactly. Expiry is lazy: the first read or use after `valid_to` turns the
 //! consent into `expired` and writes the event (dated `valid_to`, when it
-//! happened). Migration 0003 makes the database refuse any other change.
+//! happened). Migrations 0003 and 0009 make the database refuse any other
+//! change.
 //!
 //! The subject's person number is kept in the row (the citizen must be
 //! shown their consents), and nowhere else: `Debug` redacts it.
@@ -49,6 +53,8 @@ pub struct ConsentRow {
     /// `None`: no limit.
     pub max_uses: Option<u32>,
     pub uses: u32,
+    /// At most so many uses per period (SPEC 10); `None`: no limit.
+    pub frequency: Option<Frequency>,
     pub redirect_url: Option<String>,
     pub message: Option<String>,
     pub created_at: Timestamp,
@@ -64,8 +70,10 @@ impl ConsentRow {
     /// Whether it is pending or granted and `valid_to` has passed: the next
     /// read or use records its expiry.
     pub(crate) fn is_due(&self, now: Timestamp) -> bool {
-        matches!(self.status, ConsentStatus::Pending | ConsentStatus::Granted)
-            && self.valid_to <= now
+        matches!(
+            self.status,
+            ConsentStatus::Pending | ConsentStatus::Granted | ConsentStatus::Paused
+        ) && self.valid_to <= now
     }
 }
 
@@ -83,6 +91,7 @@ impl fmt::Debug for ConsentRow {
             .field("valid_to", &self.valid_to)
             .field("max_uses", &self.max_uses)
             .field("uses", &self.uses)
+            .field("frequency", &self.frequency)
             .field("redirect_url", &self.redirect_url)
             .field("message", &self.message)
             .field("created_at", &self.created_at)
@@ -172,6 +181,8 @@ names! {
         Revoked = "revoked",
         Expired = "expired",
         Used = "used",
+        Paused = "paused",
+        Resumed = "resumed",
     }
 }
 
@@ -252,6 +263,9 @@ pub enum CitizenAction {
     Accept,
     Reject,
     Revoke,
+    /// Stop uses for a while (SPEC 10); the consent stays the citizen's to resume.
+    Pause,
+    Resume,
 }
 
 impl CitizenAction {
@@ -260,23 +274,32 @@ impl CitizenAction {
             CitizenAction::Accept => "accept",
             CitizenAction::Reject => "reject",
             CitizenAction::Revoke => "revoke",
+            CitizenAction::Pause => "pause",
+            CitizenAction::Resume => "resume",
         }
     }
 
-    /// `accepted`, `rejected`, `revoked`: for messages.
+    /// `accepted`, `rejected`, `revoked`, …: for messages.
     pub fn past_tense(&self) -> &'static str {
         match self {
             CitizenAction::Accept => "accepted",
             CitizenAction::Reject => "rejected",
             CitizenAction::Revoke => "revoked",
+            CitizenAction::Pause => "paused",
+            CitizenAction::Resume => "resumed",
         }
     }
 
-    /// The one state this action can start from.
-    pub fn from_state(&self) -> ConsentStatus {
+    /// Whether this action can be taken from `state`: a paused consent can
+    /// be revoked as well as resumed (revoking never waits for a resume).
+    pub fn starts_from(&self, state: ConsentStatus) -> bool {
         match self {
-            CitizenAction::Accept | CitizenAction::Reject => ConsentStatus::Pending,
-            CitizenAction::Revoke => ConsentStatus::Granted,
+            CitizenAction::Accept | CitizenAction::Reject => state == ConsentStatus::Pending,
+            CitizenAction::Revoke => {
+                matches!(state, ConsentStatus::Granted | ConsentStatus::Paused)
+            }
+            CitizenAction::Pause => state == ConsentStatus::Granted,
+            CitizenAction::Resume => state == ConsentStatus::Paused,
         }
     }
 
@@ -286,6 +309,8 @@ impl CitizenAction {
             CitizenAction::Accept => (ConsentStatus::Granted, EventType::Accepted),
             CitizenAction::Reject => (ConsentStatus::Rejected, EventType::Rejected),
             CitizenAction::Revoke => (ConsentStatus::Revoked, EventType::Revoked),
+            CitizenAction::Pause => (ConsentStatus::Paused, EventType::Paused),
+            CitizenAction::Resume => (ConsentStatus::Granted, EventType::Resumed),
         }
     }
 }
@@ -294,7 +319,7 @@ impl CitizenAction {
 /// or `None` when it may not be taken from there. Expiry and use are not
 /// citizen actions and have their own rules (see [`crate::Store::use_consent`]).
 pub fn next_state(state: ConsentStatus, action: CitizenAction) -> Option<ConsentStatus> {
-    (state == action.from_state()).then(|| action.outcome().0)
+    action.starts_from(state).then(|| action.outcome().0)
 }
 
 /// A request as the requester API hands it in.
@@ -313,6 +338,8 @@ pub struct NewConsent {
     pub valid_to: Timestamp,
     /// `None`: no limit. At least 1.
     pub max_uses: Option<u32>,
+    /// `None`: no limit. `max` at least 1.
+    pub frequency: Option<Frequency>,
     pub redirect_url: Option<String>,
     pub message: Option<String>,
 }
@@ -328,10 +355,49 @@ impl fmt::Debug for NewConsent {
             .field("purpose", &self.purpose)
             .field("valid_to", &self.valid_to)
             .field("max_uses", &self.max_uses)
+            .field("frequency", &self.frequency)
             .field("redirect_url", &self.redirect_url)
             .field("message", &self.message)
             .finish()
     }
+}
+
+names! {
+    /// The period of a frequency limit. Periods are rolling, ending at the
+    /// call: a day is 24 hours, a week 7 days, a month 30 days, so a use
+    /// frees exactly one period after it was made.
+    FrequencyPeriod, "frequency period" {
+        Day = "day",
+        Week = "week",
+        Month = "month",
+    }
+}
+
+impl FrequencyPeriod {
+    pub fn duration(&self) -> time::Duration {
+        match self {
+            FrequencyPeriod::Day => time::Duration::days(1),
+            FrequencyPeriod::Week => time::Duration::days(7),
+            FrequencyPeriod::Month => time::Duration::days(30),
+        }
+    }
+}
+
+/// A consent's frequency limit (India AA's fetch frequency): at most `max`
+/// uses per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Frequency {
+    pub max: u32,
+    pub per: FrequencyPeriod,
+}
+
+/// A frequency-limited consent's uses in the period that ends at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsesInPeriod {
+    pub used: u32,
+    /// The oldest of those uses.
+    pub oldest: Option<Timestamp>,
 }
 
 /// Why a citizen's action was not taken.

@@ -40,7 +40,7 @@ pub use config::{ClientCertificate, PgTls, StoreConfig};
 pub use consent::ConsentState;
 pub use consent::{
     next_state, CitizenAction, ConsentError, ConsentEvent, ConsentEventCounts, ConsentRow,
-    EventType, NewConsent, UseOutcome,
+    EventType, Frequency, FrequencyPeriod, NewConsent, UseOutcome, UsesInPeriod,
 };
 pub use error::{AuditError, StoreError};
 /// The one consent status, policy's (re-exported: the store hands it out).
@@ -51,6 +51,6 @@ pub use record::{
     AuditRecord, Basis, NewRecord, RecordFilter, RecordKind, Timestamp, TimestampError,
     UnknownName, Verdict,
 };
-pub use store::{AltinnConsentEnded, AltinnConsentState, EventActor, PortalSession, Store};
+pub use store::{AltinnConsentEnded, AltinnConsentState, Block, EventActor, PortalSession, Store};
 pub use tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
 pub use verify::{verify, Tampering, VerifyError, VerifySummary};

@@ -78,6 +78,7 @@ macro_rules! on_conn {
 
 mod altinn;
 mod append;
+mod blocks;
 mod consents;
 mod portal_sessions;
 mod records;
@@ -87,6 +88,7 @@ mod witness;
 
 pub use altinn::{AltinnConsentEnded, AltinnConsentState};
 pub(crate) use append::BatchCommit;
+pub use blocks::Block;
 pub use portal_sessions::PortalSession;
 pub use representation::EventActor;
 

@@ -195,6 +195,7 @@ pub async fn consent_fact(
             valid_to: consent.valid_to,
             uses: u32::from(state.used),
             max_uses: resource.one_time.then_some(1),
+            frequency: None,
         }),
     )))
 }

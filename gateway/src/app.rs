@@ -321,7 +321,17 @@ impl App {
             return Ok(ConsentFact::NotFound);
         };
         Ok(match consent_view(&row, self.config.allow_synthetic_ids) {
-            Some(view) => {
+            Some(mut view) => {
+                // SPEC 10: the uses in the consent's period, for the decision.
+                if let Some(f) = row.frequency {
+                    let at = consent_db::Timestamp::from_datetime(now);
+                    let period = self.store.consent_uses_in_period(id, f.per, at).await?;
+                    view.frequency = Some(policy::FrequencyWindow {
+                        max: f.max,
+                        used: period.used,
+                        frees_at: period.oldest.map(|t| t.as_datetime() + f.per.duration()),
+                    });
+                }
                 if view.status == ConsentStatus::Granted {
                     self.consent_cache.put(&view);
                 } else {
@@ -371,5 +381,6 @@ fn consent_view(row: &consent_db::ConsentRow, allow_synthetic: bool) -> Option<C
         valid_to: row.valid_to.as_datetime(),
         uses: row.uses,
         max_uses: row.max_uses,
+        frequency: None,
     })
 }

@@ -43,6 +43,10 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(accept))
         .routes(routes!(reject))
         .routes(routes!(revoke))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(list_blocks, create_block))
+        .routes(routes!(delete_block))
         .routes(routes!(receipt))
         .routes(routes!(transfers))
         .merge(crate::representation::routes())
@@ -254,6 +258,243 @@ async fn revoke(
     id: Path<String>,
 ) -> Result<Response, ApiError> {
     act(state, headers, id, CitizenAction::Revoke).await
+}
+
+// ---- pause and resume (SPEC 10) ------------------------------------------
+
+/// Pause a granted consent: from the next call on, at every replica, a call
+/// under it is 403 `consent_paused` until it is resumed. Repeating it
+/// answers 200 with the consent as it is.
+#[utoipa::path(
+    post,
+    path = "/citizen/v1/consents/{id}/pause",
+    tag = "citizen",
+    operation_id = "pauseConsent",
+    security(("idporten" = [])),
+    params(ConsentId),
+    responses(
+        (status = 200, description = "The consent, now paused", body = CitizenConsent),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
+async fn pause(
+    state: State<Arc<App>>,
+    headers: HeaderMap,
+    id: Path<String>,
+) -> Result<Response, ApiError> {
+    act(state, headers, id, CitizenAction::Pause).await
+}
+
+/// Resume a paused consent: it is granted again, with the uses and validity
+/// it had. Repeating it answers 200 with the consent as it is.
+#[utoipa::path(
+    post,
+    path = "/citizen/v1/consents/{id}/resume",
+    tag = "citizen",
+    operation_id = "resumeConsent",
+    security(("idporten" = [])),
+    params(ConsentId),
+    responses(
+        (status = 200, description = "The consent, granted again", body = CitizenConsent),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
+async fn resume(
+    state: State<Arc<App>>,
+    headers: HeaderMap,
+    id: Path<String>,
+) -> Result<Response, ApiError> {
+    act(state, headers, id, CitizenAction::Resume).await
+}
+
+// ---- blocks (SPEC 10) -----------------------------------------------------
+
+/// A block of mine: of one organisation or one dataset.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BlockView {
+    pub id: String,
+    /// `0192:{orgnr}` of the organisation blocked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub consumer: Option<String>,
+    /// `provider/dataset` of the dataset blocked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub dataset: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// What to block: exactly one of `consumer` and `dataset`.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[allow(dead_code)] // a schema only; read by `parse_block`
+struct BlockBody {
+    /// `0192:{orgnr}`: every call about me by this organisation.
+    #[schema(nullable = false)]
+    consumer: Option<String>,
+    /// `provider/dataset`: every call about me to this dataset.
+    #[schema(nullable = false)]
+    dataset: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct BlockCreated {
+    id: String,
+}
+
+/// My blocks, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+struct BlockList {
+    blocks: Vec<BlockView>,
+}
+
+/// Block an organisation or a dataset: from the next call on, a call about
+/// me that the block covers is 403 `blocked_by_subject` on every dataset
+/// whose policy lets blocks apply (`blockable`).
+#[utoipa::path(
+    post,
+    path = "/citizen/v1/blocks",
+    tag = "citizen",
+    operation_id = "createBlock",
+    security(("idporten" = [])),
+    request_body(content = BlockBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The block is in force", body = BlockCreated),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
+async fn create_block(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let me = citizen(&app, &headers).await?;
+    let (consumer, dataset) = parse_block(&app, &body)?;
+    let block = consent_db::Block {
+        id: uuid::Uuid::new_v4().to_string(),
+        consumer,
+        dataset,
+        created_at: String::new(),
+    };
+    let subject_ref = app.keys.pseudonym.subject_ref(&me);
+    app.store
+        .add_block(&subject_ref, &block, Timestamp::now())
+        .await?;
+    tracing::info!(block_id = %block.id, "citizen added a block");
+    Ok(json_api::json(
+        StatusCode::CREATED,
+        &BlockCreated { id: block.id },
+    ))
+}
+
+/// `{"consumer": "0192:N"}` or `{"dataset": "p/d"}`, naming an organisation
+/// or a dataset the policy knows.
+fn parse_block(app: &App, body: &[u8]) -> Result<(Option<String>, Option<String>), FieldError> {
+    let obj = json_api::json_object(body)?;
+    if let Some(extra) = obj.keys().find(|k| *k != "consumer" && *k != "dataset") {
+        return Err(FieldError::new(extra, "is not a member of a block"));
+    }
+    match (obj.get("consumer"), obj.get("dataset")) {
+        (Some(Value::String(c)), None) => {
+            let org = c
+                .strip_prefix("0192:")
+                .and_then(|n| policy::OrgNumber::parse(n).ok())
+                .ok_or_else(|| {
+                    FieldError::new("consumer", "must be 0192: and a valid organisation number")
+                })?;
+            Ok((Some(org.iso6523()), None))
+        }
+        (None, Some(Value::String(d))) => {
+            let id: policy::DatasetRef = d
+                .parse()
+                .map_err(|_| FieldError::new("dataset", "must be provider/dataset"))?;
+            if app.policy.dataset(&id.provider, &id.dataset).is_none() {
+                return Err(FieldError::new("dataset", "names no dataset"));
+            }
+            Ok((None, Some(id.to_string())))
+        }
+        (Some(_), Some(_)) => Err(FieldError::new(
+            "consumer",
+            "and dataset cannot both be given",
+        )),
+        (Some(_), None) => Err(FieldError::new("consumer", "must be a string")),
+        (None, Some(_)) => Err(FieldError::new("dataset", "must be a string")),
+        (None, None) => Err(FieldError::new("consumer", "or dataset is required")),
+    }
+}
+
+/// My blocks.
+#[utoipa::path(
+    get,
+    path = "/citizen/v1/blocks",
+    tag = "citizen",
+    operation_id = "listBlocks",
+    security(("idporten" = [])),
+    responses(
+        (status = 200, description = "My blocks, oldest first", body = BlockList),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
+async fn list_blocks(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let me = citizen(&app, &headers).await?;
+    let blocks = app
+        .store
+        .blocks(&app.keys.pseudonym.subject_ref(&me))
+        .await?
+        .into_iter()
+        .map(|b| BlockView {
+            id: b.id,
+            consumer: b.consumer,
+            dataset: b.dataset,
+            created_at: b.created_at,
+        })
+        .collect();
+    Ok(json_api::json(StatusCode::OK, &BlockList { blocks }))
+}
+
+/// Lift a block of mine, from the next call on.
+#[utoipa::path(
+    delete,
+    path = "/citizen/v1/blocks/{id}",
+    tag = "citizen",
+    operation_id = "deleteBlock",
+    security(("idporten" = [])),
+    params(("id" = String, Path, description = "The block's id")),
+    responses(
+        (status = 204, description = "The block is lifted"),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 503, response = StoreUnavailable),
+    )
+)]
+async fn delete_block(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let me = citizen(&app, &headers).await?;
+    if !json_api::is_consent_id(&id) {
+        return Err(NOT_FOUND);
+    }
+    let subject_ref = app.keys.pseudonym.subject_ref(&me);
+    if !app.store.delete_block(&subject_ref, &id).await? {
+        return Err(NOT_FOUND);
+    }
+    Ok(axum::response::IntoResponse::into_response(
+        StatusCode::NO_CONTENT,
+    ))
 }
 
 /// One citizen action. Repeating one that already took effect (a second

@@ -343,6 +343,7 @@ fn explain(
         valid_to: now + time::Duration::days(1),
         uses: 0,
         max_uses: None,
+        frequency: None,
     });
     let subject = if ds.subject.is_some() {
         policy::SubjectFact::Valid(subject)
@@ -350,6 +351,7 @@ fn explain(
         policy::SubjectFact::NotApplicable
     };
     let facts = policy::Facts {
+        blocks: Vec::new(),
         purpose,
         subject,
         consent,

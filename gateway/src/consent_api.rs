@@ -37,12 +37,13 @@ use crate::openapi::{
 use crate::problem::Failure;
 
 /// The members a request may have; any other is refused.
-const MEMBERS: [&str; 7] = [
+const MEMBERS: [&str; 8] = [
     "subject",
     "datasets",
     "purpose",
     "valid_to",
     "max_uses",
+    "frequency",
     "redirect_url",
     "message",
 ];
@@ -93,6 +94,10 @@ pub struct ConsentRequestBody {
     /// How many calls the consent allows; unlimited when left out.
     #[schema(minimum = 1, maximum = 4294967295_u64)]
     max_uses: Option<u64>,
+    /// At most `max` calls per rolling `per` (day: 24 h, week: 7 days,
+    /// month: 30 days); more are 429 `consent_frequency_exceeded`.
+    #[schema(nullable = false)]
+    frequency: Option<FrequencyBody>,
     /// Where the portal sends the citizen after answering: https (in the
     /// demo also http://localhost), no credentials.
     #[schema(format = "uri", max_length = 2048)]
@@ -132,6 +137,10 @@ pub struct ConsentRequestView {
     pub uses: i64,
     #[schema(required = true)]
     pub max_uses: Option<i64>,
+    /// The frequency limit, where the request set one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub frequency: Option<consent_db::Frequency>,
     /// `0192:{orgnr}`.
     pub requester: String,
     /// `0192:{orgnr}` of the vendor that made the request for the requester.
@@ -293,6 +302,10 @@ fn parse_request(
             }
         },
     };
+    let frequency = match optional(&obj, "frequency") {
+        None => None,
+        Some(v) => Some(frequency(v)?),
+    };
     let redirect_url = match optional(&obj, "redirect_url") {
         None => None,
         Some(Value::String(u)) => Some(check_redirect(app, u)?),
@@ -338,9 +351,44 @@ fn parse_request(
         purpose,
         valid_to: Timestamp::from_datetime(valid_to),
         max_uses,
+        frequency,
         redirect_url,
         message,
     })
+}
+
+/// The document's shape of a request's `frequency` (read by [`frequency`]).
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // a schema only
+struct FrequencyBody {
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
+    max: u64,
+    #[schema(value_type = consent_db::FrequencyPeriod)]
+    per: String,
+}
+
+/// `{"max": N, "per": "day"|"week"|"month"}` (SPEC 10), nothing else.
+fn frequency(v: &Value) -> Result<consent_db::Frequency, FieldError> {
+    const SHAPE: &str = r#"must be {"max": N, "per": "day", "week" or "month"} with N at least 1"#;
+    let Some(obj) = v.as_object() else {
+        return Err(FieldError::new("frequency", SHAPE));
+    };
+    if obj.len() != 2 {
+        return Err(FieldError::new("frequency", SHAPE));
+    }
+    let max = obj
+        .get("max")
+        .and_then(Value::as_u64)
+        .filter(|&n| n >= 1)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| FieldError::new("frequency", SHAPE))?;
+    let per = obj
+        .get("per")
+        .and_then(Value::as_str)
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| FieldError::new("frequency", SHAPE))?;
+    Ok(consent_db::Frequency { max, per })
 }
 
 /// A member that may be left out or be `null`.
@@ -542,6 +590,7 @@ fn request_view(
         valid_to: row.valid_to.to_string(),
         uses: row.uses.into(),
         max_uses: row.max_uses.map(i64::from),
+        frequency: row.frequency,
         requester: row.requester.clone(),
         supplier: row.supplier.clone(),
         redirect_url: row.redirect_url.clone(),

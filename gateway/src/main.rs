@@ -22,6 +22,7 @@ mod page_token;
 mod pipeline;
 mod problem;
 mod problem_pages;
+mod protect;
 mod ratelimit;
 mod refusals;
 mod representation;

@@ -359,10 +359,12 @@ async fn prepare<'a>(
         },
     };
 
+    let blocks = crate::protect::blocks(app, dataset, &subject).await?;
     let mut facts = Facts {
         purpose,
         subject,
         consent,
+        blocks,
         now,
     };
     let (mut grant, outcome) = decide_and_record(
@@ -416,7 +418,9 @@ async fn decide_and_record<'p>(
                     facts.consent = read_consent(app, id, facts.now).await?;
                 }
             }
-            Decision::Deny(code) => return Err(Failure::Denied(code)),
+            Decision::Deny(code) => {
+                return Err(crate::protect::denied(code, &facts.consent, facts.now))
+            }
             Decision::Allow {
                 basis,
                 legal_ref,

@@ -218,6 +218,11 @@ pub enum Failure {
     RateLimited {
         retry_after_s: u64,
     },
+    /// SPEC 10: the consent's uses in its period are spent; a use frees in
+    /// `retry_after_s` (429 with `Retry-After`).
+    ConsentFrequencyExceeded {
+        retry_after_s: u64,
+    },
     UpstreamError(String),
     UpstreamTimeout,
     AuditUnavailable,
@@ -242,6 +247,7 @@ impl Failure {
                 DenyCode::PurposeRequired | DenyCode::SubjectMissing | DenyCode::InvalidSubject => {
                     StatusCode::BAD_REQUEST
                 }
+                DenyCode::ConsentFrequencyExceeded => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::FORBIDDEN,
             },
             Failure::UnknownDataset => StatusCode::NOT_FOUND,
@@ -250,6 +256,7 @@ impl Failure {
             Failure::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Failure::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Failure::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Failure::ConsentFrequencyExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Failure::UpstreamError(_) => StatusCode::BAD_GATEWAY,
             Failure::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Failure::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -268,6 +275,7 @@ impl Failure {
             Failure::HeadersTooLarge => "headers_too_large",
             Failure::BodyTimeout => "body_timeout",
             Failure::RateLimited { .. } => "rate_limited",
+            Failure::ConsentFrequencyExceeded { .. } => "consent_frequency_exceeded",
             Failure::UpstreamError(_) => "upstream_error",
             Failure::UpstreamTimeout => "upstream_timeout",
             Failure::AuditUnavailable => "audit_unavailable",
@@ -288,10 +296,15 @@ impl Failure {
                 DenyCode::ConsentRequired => "This dataset needs the citizen's consent",
                 DenyCode::ConsentNotFound => "No such consent",
                 DenyCode::ConsentRevoked => "The consent has been revoked",
+                DenyCode::ConsentPaused => "The consent is paused",
                 DenyCode::ConsentExpired => "The consent has expired",
                 DenyCode::ConsentExhausted => "The consent has been used up",
+                DenyCode::ConsentFrequencyExceeded => {
+                    "The consent's uses for this period are spent"
+                }
                 DenyCode::ConsentMismatch => "The consent does not cover this call",
                 DenyCode::ConsentSubjectMismatch => "The consent is for another person",
+                DenyCode::BlockedBySubject => "The person has blocked this",
             },
             Failure::UnknownDataset => "No such dataset",
             Failure::MalformedRequest(_) => "Malformed request",
@@ -299,6 +312,9 @@ impl Failure {
             Failure::HeadersTooLarge => "The request headers are too large",
             Failure::BodyTimeout => "The request body stopped arriving",
             Failure::RateLimited { .. } => "Too many calls",
+            Failure::ConsentFrequencyExceeded { .. } => {
+                "The consent's uses for this period are spent"
+            }
             Failure::UpstreamError(_) => "The provider failed",
             Failure::UpstreamTimeout => "The provider did not answer in time",
             Failure::AuditUnavailable => "The transfer could not be recorded, so it was not made",
@@ -372,15 +388,24 @@ impl Failure {
                 DenyCode::ConsentRevoked => {
                     "The citizen revoked this consent. Ask for a new consent if the need remains.".into()
                 }
+                DenyCode::ConsentPaused => {
+                    "The citizen has paused this consent. It can be used again once the citizen resumes it.".into()
+                }
                 DenyCode::ConsentExpired => "This consent has expired. Ask the citizen for a new one.".into(),
                 DenyCode::ConsentExhausted => {
                     "This consent has been used as many times as it allows. Ask the citizen for a new one.".into()
+                }
+                DenyCode::ConsentFrequencyExceeded => {
+                    "The citizen allowed this consent only so many uses per period, and they are spent. Wait until a use frees.".into()
                 }
                 DenyCode::ConsentMismatch => {
                     "This consent was given for another organisation, dataset or purpose. Send the consent for this call's dataset and purpose.".into()
                 }
                 DenyCode::ConsentSubjectMismatch => {
                     "This consent is for another person than the call's subject. Send the consent the subject gave.".into()
+                }
+                DenyCode::BlockedBySubject => {
+                    "The person this call is about has blocked your organisation or this dataset.".into()
                 }
             },
             Failure::UnknownDataset => "No dataset has this provider and name. The catalog at /catalog/v1/datasets lists the datasets.".into(),
@@ -399,6 +424,7 @@ impl Failure {
             }
             Failure::UpstreamTimeout => "The provider did not answer in time. Try again later.".into(),
             Failure::RateLimited { retry_after_s } => format!("Too many calls. Try again in {retry_after_s} s."),
+            Failure::ConsentFrequencyExceeded { retry_after_s } => format!("The citizen allowed this consent only so many uses per period, and they are spent. A use frees in {retry_after_s} s."),
             Failure::AuditUnavailable => "Bru could not record the transfer, so it did not make it. Try again shortly.".into(),
             Failure::Altinn(r) => r.detail().into(),
         }
@@ -448,7 +474,8 @@ impl Failure {
                     HeaderValue::from_static("Bearer realm=\"bru\", error=\"insufficient_scope\""),
                 );
             }
-            Failure::RateLimited { retry_after_s } => {
+            Failure::RateLimited { retry_after_s }
+            | Failure::ConsentFrequencyExceeded { retry_after_s } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
             }
             Failure::AuditUnavailable
@@ -533,6 +560,9 @@ mod tests {
             Failure::RequestTooLarge,
             Failure::HeadersTooLarge,
             Failure::RateLimited { retry_after_s: 3 },
+            Failure::ConsentFrequencyExceeded {
+                retry_after_s: 3600,
+            },
             Failure::UpstreamError("connection refused".into()),
             Failure::UpstreamTimeout,
             Failure::AuditUnavailable,
@@ -547,10 +577,13 @@ mod tests {
             DenyCode::ConsentRequired,
             DenyCode::ConsentNotFound,
             DenyCode::ConsentRevoked,
+            DenyCode::ConsentPaused,
             DenyCode::ConsentExpired,
             DenyCode::ConsentExhausted,
+            DenyCode::ConsentFrequencyExceeded,
             DenyCode::ConsentMismatch,
             DenyCode::ConsentSubjectMismatch,
+            DenyCode::BlockedBySubject,
         ] {
             failures.push(Failure::Denied(code));
         }

@@ -43,6 +43,8 @@ pub enum SubjectFact {
 pub enum ConsentStatus {
     Pending,
     Granted,
+    /// Granted, then paused by the citizen (SPEC 10): no use until resumed.
+    Paused,
     Rejected,
     Revoked,
     Expired,
@@ -53,6 +55,7 @@ impl ConsentStatus {
     pub const ALL: &'static [ConsentStatus] = &[
         ConsentStatus::Pending,
         ConsentStatus::Granted,
+        ConsentStatus::Paused,
         ConsentStatus::Rejected,
         ConsentStatus::Revoked,
         ConsentStatus::Expired,
@@ -63,6 +66,7 @@ impl ConsentStatus {
         match self {
             ConsentStatus::Pending => "pending",
             ConsentStatus::Granted => "granted",
+            ConsentStatus::Paused => "paused",
             ConsentStatus::Rejected => "rejected",
             ConsentStatus::Revoked => "revoked",
             ConsentStatus::Expired => "expired",
@@ -106,6 +110,21 @@ pub struct Consent {
     pub valid_to: OffsetDateTime,
     pub uses: u32,
     pub max_uses: Option<u32>,
+    /// The consent's frequency limit and its uses in the current period
+    /// (SPEC 10), read with the consent; `None`: no limit.
+    pub frequency: Option<FrequencyWindow>,
+}
+
+/// A frequency limit (`max` uses per period) and the uses already in the
+/// period that ends now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrequencyWindow {
+    pub max: u32,
+    /// Uses in the period up to now.
+    pub used: u32,
+    /// When the oldest of those leaves the period (frees a use); `None` when
+    /// there are none.
+    pub frees_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +136,13 @@ pub enum ConsentFact {
     Found(Consent),
 }
 
+/// What a person blocked (SPEC 10): an organisation, or a dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectBlock {
+    Consumer(OrgNumber),
+    Dataset(DatasetRef),
+}
+
 /// Everything a decision depends on besides the policy, the caller and the dataset.
 #[derive(Debug, Clone)]
 pub struct Facts<'a> {
@@ -124,6 +150,8 @@ pub struct Facts<'a> {
     pub purpose: Option<&'a str>,
     pub subject: SubjectFact,
     pub consent: ConsentFact,
+    /// The subject's blocks (SPEC 10); empty when the call is about no one.
+    pub blocks: Vec<SubjectBlock>,
     /// The time of the call (the decision itself reads no clock).
     pub now: OffsetDateTime,
 }
@@ -140,10 +168,15 @@ pub enum DenyCode {
     ConsentRequired,
     ConsentNotFound,
     ConsentRevoked,
+    ConsentPaused,
     ConsentExpired,
     ConsentExhausted,
+    /// More uses in the period than the consent's frequency allows (429).
+    ConsentFrequencyExceeded,
     ConsentMismatch,
     ConsentSubjectMismatch,
+    /// The subject blocked the consumer or the dataset (SPEC 10).
+    BlockedBySubject,
 }
 
 impl DenyCode {
@@ -159,10 +192,13 @@ impl DenyCode {
             DenyCode::ConsentRequired => "consent_required",
             DenyCode::ConsentNotFound => "consent_not_found",
             DenyCode::ConsentRevoked => "consent_revoked",
+            DenyCode::ConsentPaused => "consent_paused",
             DenyCode::ConsentExpired => "consent_expired",
             DenyCode::ConsentExhausted => "consent_exhausted",
+            DenyCode::ConsentFrequencyExceeded => "consent_frequency_exceeded",
             DenyCode::ConsentMismatch => "consent_mismatch",
             DenyCode::ConsentSubjectMismatch => "consent_subject_mismatch",
+            DenyCode::BlockedBySubject => "blocked_by_subject",
         }
     }
 }
@@ -454,7 +490,22 @@ fn rules<'p>(
         LegalBasis::Consent => Some(consent(policy, caller, dataset, facts, subject, t)?),
     };
 
-    // 7. Allowed.
+    // 7. The subject's blocks (SPEC 10), on a dataset whose policy lets them
+    // apply (a person without blocks adds no step to `explain`).
+    if dataset.blockable && subject.is_some() && !facts.blocks.is_empty() {
+        let block = facts.blocks.iter().find(|b| match b {
+            SubjectBlock::Consumer(org) => *org == caller.consumer,
+            SubjectBlock::Dataset(d) => d == id,
+        });
+        rule(t, block.is_none(), DenyCode::BlockedBySubject, || {
+            format!(
+                "the subject has not blocked {} or {id}",
+                org_label(policy, &caller.consumer)
+            )
+        })?;
+    }
+
+    // 8. Allowed.
     Ok(Decision::Allow {
         basis: dataset.basis.clone(),
         legal_ref: dataset.legal_ref.as_deref(),
@@ -524,6 +575,7 @@ fn consent<'f>(
             Some((DenyCode::ConsentRequired, "the citizen has not answered it"))
         }
         ConsentStatus::Rejected => Some((DenyCode::ConsentNotFound, "the citizen rejected it")),
+        ConsentStatus::Paused => Some((DenyCode::ConsentPaused, "the citizen has paused it")),
         ConsentStatus::Granted => None,
     };
     if let Some((code, why)) = refusal {
@@ -537,6 +589,19 @@ fn consent<'f>(
         rule(t, c.uses < max, DenyCode::ConsentExhausted, || {
             format!("consent {cid} has uses left ({} of {max} used)", c.uses)
         })?;
+    }
+    if let Some(f) = &c.frequency {
+        rule(
+            t,
+            f.used < f.max,
+            DenyCode::ConsentFrequencyExceeded,
+            || {
+                format!(
+                    "consent {cid} has a use left in its period ({} of {} used)",
+                    f.used, f.max
+                )
+            },
+        )?;
     }
 
     // A granted consent always has a subject; one without is not trusted.

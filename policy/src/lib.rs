@@ -19,7 +19,7 @@ pub use api::{
 };
 pub use decide::{
     allowed_purposes, decide, explain, Caller, Consent, ConsentFact, ConsentStatus, Decision,
-    DenyCode, Facts, Step, SubjectFact, UnknownConsentStatus,
+    DenyCode, Facts, FrequencyWindow, Step, SubjectBlock, SubjectFact, UnknownConsentStatus,
 };
 pub use id::{IdError, OrgNumber, PersonNumber};
 pub use load::{load_policy, parse_policy, PolicyError};

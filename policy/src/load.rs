@@ -171,6 +171,10 @@ struct RawDataset {
     max_consent_days: Option<Spanned<i64>>,
     altinn_resource: Option<Spanned<String>>,
     altinn_one_time: Option<Spanned<bool>>,
+    /// SPEC 10: whether the subject's blocks apply (default: consent datasets).
+    blockable: Option<Spanned<bool>>,
+    /// SPEC 10: whether `Bru-Break-Glass` may pass a block (default false).
+    break_glass: Option<Spanned<bool>>,
     #[serde(default)]
     purpose: Vec<RawDatasetPurpose>,
     health: Option<bool>,
@@ -513,6 +517,19 @@ impl Validator<'_> {
             // Only a dataset without errors becomes part of the model; the
             // model's types cannot hold the broken parts anyway.
             if provider_ok && id_ok && self.errors.len() == errors_before {
+                let blockable = d
+                    .blockable
+                    .as_ref()
+                    .map_or(basis == LegalBasis::Consent, |b| *b.get_ref());
+                // Break-glass passes a block: without blocks it says nothing.
+                if let Some(b) = d.break_glass.as_ref().filter(|b| *b.get_ref()) {
+                    if !blockable {
+                        self.error(
+                            b.span(),
+                            format!("dataset {id} has break_glass but is not blockable"),
+                        );
+                    }
+                }
                 out.insert(
                     id.clone(),
                     Dataset {
@@ -529,6 +546,8 @@ impl Validator<'_> {
                         altinn,
                         health: d.health,
                         representation,
+                        blockable,
+                        break_glass: d.break_glass.as_ref().is_some_and(|b| *b.get_ref()),
                     },
                 );
             }
@@ -1130,5 +1149,7 @@ fn is_fhir_resource_type(s: &str) -> bool {
 
 #[cfg(test)]
 mod altinn_tests;
+#[cfg(test)]
+mod protect_tests;
 #[cfg(test)]
 mod tests;

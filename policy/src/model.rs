@@ -265,6 +265,12 @@ pub struct Dataset {
     /// The Altinn consent resource whose consent tokens are a basis for this
     /// dataset (SPEC 9.1), and whether it is a one-time consent.
     pub altinn: Option<AltinnResource>,
+    /// SPEC 10: a call about a person who blocked its consumer or this
+    /// dataset is refused (`blocked_by_subject`). Default: true for consent
+    /// datasets, false for statutory ones (only where their law allows).
+    pub blockable: bool,
+    /// SPEC 10: a caller may pass a block with `Bru-Break-Glass: <reason>`.
+    pub break_glass: bool,
 }
 
 /// `altinn_resource` and `altinn_one_time` of a consent dataset.

@@ -176,6 +176,7 @@ fn status_label(lang: Lang, status: &str) -> &'static str {
     match status {
         "pending" => lang.t("Venter på svaret ditt", "Waiting for your answer"),
         "granted" => lang.t("Aktivt", "Active"),
+        "paused" => lang.t("Satt på pause", "Paused"),
         "rejected" => lang.t("Du sa nei", "You said no"),
         "revoked" => lang.t("Trukket tilbake", "Withdrawn"),
         "expired" => lang.t("Utløpt", "Expired"),
@@ -422,6 +423,8 @@ fn event_label(lang: Lang, kind: EventType) -> &'static str {
         EventType::Revoked => lang.t("Du trakk tilbake samtykket", "You withdrew the consent"),
         EventType::Expired => lang.t("Samtykket utløp", "The consent expired"),
         EventType::Used => lang.t("Opplysninger ble hentet", "Information was fetched"),
+        EventType::Paused => lang.t("Du satte samtykket på pause", "You paused the consent"),
+        EventType::Resumed => lang.t("Du tok samtykket i bruk igjen", "You resumed the consent"),
     }
 }
 

@@ -191,6 +191,7 @@ impl World {
             purpose: "omsorgsbolig-soknad".into(),
             valid_to: Timestamp::parse("2026-12-23T12:00:00Z").unwrap(),
             max_uses: Some(10),
+            frequency: None,
             redirect_url: None,
             message: Some("Hei Kari".into()),
         };

@@ -216,7 +216,8 @@ pub fn group(rows: &[ConsentRow]) -> Grouped<'_> {
     let mut g = Grouped::default();
     for row in rows {
         match row.status {
-            ConsentStatus::Granted => g.active.push(row),
+            // A paused consent is still the citizen's to resume or revoke.
+            ConsentStatus::Granted | ConsentStatus::Paused => g.active.push(row),
             ConsentStatus::Pending => g.pending.push(row),
             _ => g.past.push(row),
         }

@@ -181,7 +181,7 @@ async fn metrics_follow_calls_consents_checkpoints_and_jwks() {
     // configured issuers have their JWKS series.
     let fresh = Scrape::take(&bru).await;
     for kind in [
-        "created", "accepted", "rejected", "revoked", "expired", "used",
+        "created", "accepted", "rejected", "revoked", "expired", "used", "paused", "resumed",
     ] {
         assert_eq!(
             fresh.get("bru_consent_events_total", &[("type", kind)]),
@@ -255,6 +255,8 @@ async fn metrics_follow_calls_consents_checkpoints_and_jwks() {
         ("revoked", 1.0),
         ("expired", 0.0),
         ("used", 2.0),
+        ("paused", 0.0),
+        ("resumed", 0.0),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

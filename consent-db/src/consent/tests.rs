@@ -68,6 +68,7 @@ fn request(subject: Option<&str>, max_uses: Option<u32>) -> NewConsent {
         purpose: "omsorgsbolig-soknad".into(),
         valid_to: t(VALID_TO),
         max_uses,
+        frequency: None,
         redirect_url: Some("https://k429.example/soknad".into()),
         message: Some("Vi trenger inntekten din.".into()),
     }
@@ -138,6 +139,20 @@ fn the_state_machine_allows_exactly_these_transitions() {
         (Expired, Accept, None),
         (Expired, Reject, None),
         (Expired, Revoke, None),
+        (Granted, Pause, Some(Paused)),
+        (Paused, Resume, Some(Granted)),
+        (Paused, Revoke, Some(Revoked)),
+        (Paused, Pause, None),
+        (Paused, Accept, None),
+        (Paused, Reject, None),
+        (Pending, Pause, None),
+        (Pending, Resume, None),
+        (Granted, Resume, None),
+        (Rejected, Pause, None),
+        (Revoked, Pause, None),
+        (Revoked, Resume, None),
+        (Expired, Pause, None),
+        (Expired, Resume, None),
     ];
     for (state, action, expected) in cases {
         assert_eq!(next_state(state, action), expected, "{state} + {action:?}");
@@ -725,7 +740,7 @@ async fn the_store_counts_every_committed_event_by_type() {
             .iter()
             .map(|(kind, _)| kind.as_str())
             .collect::<Vec<_>>(),
-        ["created", "accepted", "rejected", "revoked", "expired", "used"],
+        ["created", "accepted", "rejected", "revoked", "expired", "used", "paused", "resumed"],
         "every type is listed, zeros included"
     );
 

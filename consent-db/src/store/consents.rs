@@ -9,7 +9,7 @@
 use super::{Conn, Store};
 use crate::consent::{
     next_state, CitizenAction, ConsentError, ConsentEvent, ConsentRow, EventTally, EventType,
-    NewConsent, UseOutcome,
+    Frequency, FrequencyPeriod, NewConsent, UseOutcome, UsesInPeriod,
 };
 use crate::error::StoreError;
 use crate::record::Timestamp;
@@ -20,7 +20,8 @@ macro_rules! select_consents {
     ($($rest:literal)*) => {
         concat!(
             "SELECT id, requester, supplier, subject, datasets, purpose, status, \
-             valid_to, max_uses, uses, redirect_url, message, created_at, updated_at \
+             valid_to, max_uses, uses, frequency_max, frequency_per, redirect_url, message, \
+             created_at, updated_at \
              FROM consents ",
             $($rest),*
         )
@@ -41,6 +42,8 @@ struct Row {
     valid_to: String,
     max_uses: Option<i64>,
     uses: i64,
+    frequency_max: Option<i64>,
+    frequency_per: Option<String>,
     redirect_url: Option<String>,
     message: Option<String>,
     created_at: String,
@@ -76,6 +79,14 @@ impl TryFrom<Row> for ConsentRow {
                 .transpose()
                 .map_err(|e| bad("max_uses", &e))?,
             uses: u32::try_from(r.uses).map_err(|e| bad("uses", &e))?,
+            frequency: match (r.frequency_max, r.frequency_per) {
+                (None, None) => None,
+                (Some(max), Some(per)) => Some(Frequency {
+                    max: u32::try_from(max).map_err(|e| bad("frequency_max", &e))?,
+                    per: per.parse().map_err(|e| bad("frequency_per", &e))?,
+                }),
+                _ => return Err(bad("frequency", &"max and per go together")),
+            },
             redirect_url: r.redirect_url,
             message: r.message,
             created_at: time("created_at", &r.created_at)?,
@@ -102,7 +113,8 @@ impl Store {
     ) -> Result<ConsentRow, StoreError> {
         const SQL: &str = "INSERT INTO consents (id, requester, supplier, subject, datasets, \
              purpose, status, valid_to, max_uses, uses, redirect_url, message, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, 0, $9, $10, $11, $11)";
+             updated_at, frequency_max, frequency_per) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, 0, $9, $10, $11, $11, $12, $13)";
         let datasets: Vec<String> = new.datasets.iter().map(ToString::to_string).collect();
         let datasets = serde_json::to_string(&datasets)
             .map_err(|e| StoreError::Db(format!("datasets: {e}")))?;
@@ -124,6 +136,8 @@ impl Store {
                     .bind(&new.redirect_url)
                     .bind(&new.message)
                     .bind(now.to_string())
+                    .bind(new.frequency.map(|f| i64::from(f.max)))
+                    .bind(new.frequency.map(|f| f.per.as_str()))
                     .execute(&mut **c)
                     .await?;
             });
@@ -367,6 +381,21 @@ impl Store {
             .await
     }
 
+    /// The uses of consent `id` in the period of `per` that ends at `now`
+    /// (for the decision; the use itself is counted under the lock by
+    /// [`take_use`]).
+    pub async fn consent_uses_in_period(
+        &self,
+        id: &str,
+        per: FrequencyPeriod,
+        now: Timestamp,
+    ) -> Result<UsesInPeriod, StoreError> {
+        on_pool!(self, pool => {
+            let mut conn = pool.acquire().await?;
+            uses_in_period(&mut Conn::from(&mut *conn), id, per, now).await
+        })
+    }
+
     /// Counts one use, atomically: only if the consent is granted, `now` is
     /// before `valid_to` and uses are left; with its `used` event.
     pub async fn use_consent(&self, id: &str, now: Timestamp) -> Result<UseOutcome, StoreError> {
@@ -395,17 +424,34 @@ impl Store {
 }
 
 /// Counts one use inside the caller's transaction (the audit batch), with its
-/// `used` event: only if the consent is granted, unexpired and has uses left.
-/// False, with nothing written, when it cannot give one. The condition and
-/// the increment are one statement: under SQLite's write lock, and on
-/// PostgreSQL, which re-checks the WHERE on the row's latest version after
-/// waiting for its lock, so no two uses (on any replicas) both get the last.
+/// `used` event: only if the consent is granted, unexpired, has uses left
+/// and, with a frequency limit, a use left in its period. False, with
+/// nothing written, when it cannot give one. The condition and the increment
+/// are one statement: under SQLite's write lock, and on PostgreSQL, which
+/// re-checks the WHERE on the row's latest version after waiting for its
+/// lock, so no two uses (on any replicas) both get the last. A frequency is
+/// counted from the `used` events after the row is locked (a statement that
+/// starts after the lock sees every use committed before it), so uses in a
+/// period count exactly across replicas too.
 pub(super) async fn take_use(
     conn: &mut Conn<'_>,
     tally: &mut EventTally,
     id: &str,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
+    const FREQUENCY: &str = "SELECT frequency_max, frequency_per FROM consents WHERE id = $1";
+    let sql = format!("{FREQUENCY}{}", conn.lock_row());
+    let limit: Option<(Option<i64>, Option<String>)> =
+        on_conn!(&mut *conn, c => sqlx::query_as(&sql).bind(id).fetch_optional(&mut **c).await?);
+    if let Some((Some(max), Some(per))) = limit {
+        let per: FrequencyPeriod = per
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("consent {id}: frequency_per: {e}")))?;
+        let in_period = uses_in_period(conn, id, per, now).await?;
+        if i64::from(in_period.used) >= max {
+            return Ok(false);
+        }
+    }
     const SQL: &str = "UPDATE consents SET uses = uses + 1, updated_at = $1 \
          WHERE id = $2 AND status = 'granted' AND valid_to > $1 \
          AND (max_uses IS NULL OR uses < max_uses)";
@@ -423,6 +469,33 @@ pub(super) async fn take_use(
     }
     add_event(conn, tally, id, EventType::Used, now).await?;
     Ok(true)
+}
+
+/// The `used` events of consent `id` after `now` minus one period.
+async fn uses_in_period(
+    conn: &mut Conn<'_>,
+    id: &str,
+    per: FrequencyPeriod,
+    now: Timestamp,
+) -> Result<UsesInPeriod, StoreError> {
+    const SQL: &str = "SELECT COUNT(*), MIN(at) FROM consent_events \
+         WHERE consent_id = $1 AND type = 'used' AND at > $2";
+    let since = Timestamp::from_datetime(now.as_datetime() - per.duration());
+    let (used, oldest): (i64, Option<String>) = on_conn!(conn, c => {
+        sqlx::query_as(SQL)
+            .bind(id)
+            .bind(since.to_string())
+            .fetch_one(&mut **c)
+            .await?
+    });
+    let bad = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("consent {id}: uses: {e}"));
+    Ok(UsesInPeriod {
+        used: u32::try_from(used).map_err(|e| bad(&e))?,
+        oldest: oldest
+            .map(|t| Timestamp::parse(&t))
+            .transpose()
+            .map_err(|e| bad(&e))?,
+    })
 }
 
 /// The consent by id; with `lock`, its row locked until the transaction ends

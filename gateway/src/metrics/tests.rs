@@ -93,6 +93,8 @@ fn the_snapshot_is_encoded_under_stable_names() {
             r#"bru_consent_events_total{type="revoked"} 0"#,
             r#"bru_consent_events_total{type="expired"} 0"#,
             r#"bru_consent_events_total{type="used"} 0"#,
+            r#"bru_consent_events_total{type="paused"} 0"#,
+            r#"bru_consent_events_total{type="resumed"} 0"#,
         ],
     );
     check(
@@ -142,7 +144,7 @@ fn what_is_not_known_yet_is_left_out_not_zero() {
         samples(&text, "bru_audit_records_total"),
         ["bru_audit_records_total 0"]
     );
-    assert_eq!(samples(&text, "bru_consent_events_total").len(), 6);
+    assert_eq!(samples(&text, "bru_consent_events_total").len(), 8);
     assert!(samples(&text, "bru_jwks_refreshes_total").is_empty());
     assert!(text.ends_with("# EOF\n"));
 }

@@ -112,6 +112,10 @@ fn every_route_is_documented_and_every_documented_route_exists() {
         "/citizen/v1/consents/{id}/accept",
         "/citizen/v1/consents/{id}/reject",
         "/citizen/v1/consents/{id}/revoke",
+        "/citizen/v1/consents/{id}/pause",
+        "/citizen/v1/consents/{id}/resume",
+        "/citizen/v1/blocks",
+        "/citizen/v1/blocks/{id}",
         "/citizen/v1/consents/{id}/receipt",
         "/citizen/v1/transfers",
         "/citizen/v1/transfers/{index}/proof",
@@ -127,7 +131,7 @@ fn every_route_is_documented_and_every_documented_route_exists() {
     ] {
         assert!(documented.contains_key(path), "{path} is not documented");
     }
-    assert_eq!(documented.len(), 19, "{documented:?}");
+    assert_eq!(documented.len(), 23, "{documented:?}");
 }
 
 /// The extraction above really reads the router: a route added without
@@ -314,12 +318,26 @@ fn schemas_say_what_is_on_the_wire() {
     ] {
         assert!(record.contains_key(member), "{member}");
     }
+    // SPEC 10: a request's frequency, and the same on the way out.
+    assert_eq!(
+        schemas["FrequencyPeriod"]["enum"],
+        serde_json::json!(["day", "week", "month"])
+    );
+    for name in ["FrequencyBody", "Frequency"] {
+        assert_eq!(
+            schemas[name]["properties"]["per"]["$ref"], "#/components/schemas/FrequencyPeriod",
+            "{name}: {}",
+            schemas[name]
+        );
+    }
     assert_eq!(
         schemas["ConsentState"]["enum"],
-        serde_json::json!(["pending", "granted", "rejected", "revoked", "expired"])
+        serde_json::json!(["pending", "granted", "paused", "rejected", "revoked", "expired"])
     );
     assert_eq!(
         schemas["EventType"]["enum"],
-        serde_json::json!(["created", "accepted", "rejected", "revoked", "expired", "used"])
+        serde_json::json!([
+            "created", "accepted", "rejected", "revoked", "expired", "used", "paused", "resumed"
+        ])
     );
 }

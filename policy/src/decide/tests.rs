@@ -45,6 +45,7 @@ struct Call {
     purpose: Option<&'static str>,
     subject: SubjectFact,
     consent: ConsentFact,
+    blocks: Vec<SubjectBlock>,
     now: OffsetDateTime,
 }
 
@@ -68,7 +69,9 @@ impl Call {
                 valid_to: NOW + Duration::days(30),
                 uses: 3,
                 max_uses: Some(10),
+                frequency: None,
             }),
+            blocks: Vec::new(),
             now: NOW,
         }
     }
@@ -106,6 +109,7 @@ impl Call {
             purpose: self.purpose,
             subject: self.subject.clone(),
             consent: self.consent.clone(),
+            blocks: self.blocks.clone(),
             now: self.now,
         }
     }
@@ -324,6 +328,53 @@ fn each_rule() {
         k,
         |c| c.consent().status = ConsentStatus::Expired,
         Some(ConsentExpired),
+    );
+    check(
+        k,
+        |c| c.consent().status = ConsentStatus::Paused,
+        Some(ConsentPaused),
+    );
+    let window = |used| {
+        Some(FrequencyWindow {
+            max: 2,
+            used,
+            frees_at: Some(NOW + Duration::hours(1)),
+        })
+    };
+    check(
+        k,
+        |c| c.consent().frequency = window(2),
+        Some(ConsentFrequencyExceeded),
+    );
+    check(k, |c| c.consent().frequency = window(1), None);
+
+    // 7. Blocks (SPEC 10): a consent dataset is blockable by default, by
+    // consumer or by dataset; another's block does not apply.
+    check(
+        k,
+        |c| c.blocks = vec![SubjectBlock::Consumer(org(K429))],
+        Some(BlockedBySubject),
+    );
+    check(
+        k,
+        |c| c.blocks = vec![SubjectBlock::Dataset(dref("nav/inntekt"))],
+        Some(BlockedBySubject),
+    );
+    check(
+        k,
+        |c| {
+            c.blocks = vec![
+                SubjectBlock::Consumer(org(NAV)),
+                SubjectBlock::Dataset(dref("helsenorge/hjemmetjeneste")),
+            ]
+        },
+        None,
+    );
+    // A statutory dataset is not blockable unless its policy says so.
+    check(
+        Call::nav_sosialtjeneste,
+        |c| c.blocks = vec![SubjectBlock::Consumer(org(NAV))],
+        None,
     );
     check(
         k,
@@ -636,6 +687,7 @@ prop_compose! {
         status in maybe(prop::sample::select(&[
             ConsentStatus::Pending,
             ConsentStatus::Granted,
+            ConsentStatus::Paused,
             ConsentStatus::Rejected,
             ConsentStatus::Revoked,
             ConsentStatus::Expired,
