@@ -29,17 +29,23 @@ pub async fn blocks(
             tracing::error!(error = %crate::api_error::Chain(&e), "blocks could not be read; the call is refused");
             Failure::AuditUnavailable
         })?;
-    Ok(stored
+    // A stored block that does not read as one is a fault, not "no block":
+    // the call is refused (fails closed), its cause in the log.
+    stored
         .into_iter()
-        .filter_map(|b| match (b.consumer, b.dataset) {
+        .map(|b| match (b.consumer, b.dataset) {
             (Some(c), _) => c
                 .strip_prefix("0192:")
                 .and_then(|n| policy::OrgNumber::parse(n).ok())
                 .map(SubjectBlock::Consumer),
             (None, Some(d)) => d.parse().ok().map(SubjectBlock::Dataset),
             (None, None) => None,
-        })
-        .collect())
+        }
+        .ok_or_else(|| {
+            tracing::error!("a stored block names neither a known consumer nor a dataset; the call is refused");
+            Failure::AuditUnavailable
+        }))
+        .collect()
 }
 
 /// The failure of a refused call. A spent frequency is 429 with the seconds

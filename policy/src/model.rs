@@ -261,7 +261,7 @@ pub struct Dataset {
     /// Health data, as policy marks it (`health = true`); see [`Dataset::is_health`].
     pub health: Option<bool>,
     /// Who may decide for someone else (SPEC 9.3; `crate::represent`).
-    pub representation: crate::represent::Representation,
+    pub representation: Representation,
     /// The Altinn consent resource whose consent tokens are a basis for this
     /// dataset (SPEC 9.1), and whether it is a one-time consent.
     pub altinn: Option<AltinnResource>,
@@ -337,4 +337,16 @@ impl Policy {
     pub fn organisation_name(&self, org: &OrgNumber) -> Option<&str> {
         self.organisations.get(org).map(|o| o.name.as_str())
     }
+}
+
+/// A dataset's representation rules, as its policy states them (all
+/// optional; `Dataset::parent_until_age` resolves the default (`represent.rs`)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Representation {
+    /// Below this age a parent may decide; `None`: 16 for health data, 18 otherwise.
+    pub parent_until_age: Option<u8>,
+    /// The `idporten:fullmakt` roles with which a guardian or fullmakt holder may decide.
+    pub fullmakt_roles: Vec<String>,
+    /// Whether a guardian (verge) may decide at all (within `fullmakt_roles`).
+    pub guardianship: bool,
 }

@@ -18,6 +18,7 @@
 
 use std::fmt;
 
+pub use crate::model::Representation;
 use crate::model::{Dataset, FieldMask};
 
 /// On which basis a representative acts.
@@ -69,18 +70,6 @@ impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// A dataset's representation rules, as its policy states them (all
-/// optional; [`Representation::parent_until_age`] resolves the default).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Representation {
-    /// Below this age a parent may decide; `None`: 16 for health data, 18 otherwise.
-    pub parent_until_age: Option<u8>,
-    /// The `idporten:fullmakt` roles with which a guardian or fullmakt holder may decide.
-    pub fullmakt_roles: Vec<String>,
-    /// Whether a guardian (verge) may decide at all (within `fullmakt_roles`).
-    pub guardianship: bool,
 }
 
 /// Majority in Norway (vergemålsloven § 2): parental responsibility ends.
