@@ -456,6 +456,23 @@ class World:
                 break
             time.sleep(0.1)
         self.procs.stop(demo)
+        # `--baseline`: the other build prepares a demo directory of its own
+        # (its policy and config are in its own format), then serves with this
+        # one's certificate, so both answer the same CA.
+        self.base_demo_dir = None
+        if args.baseline:
+            self.base_demo_dir = f"{work}/demo-base"
+            base = self.procs.start("demo-base", [args.baseline, "demo", "--dir", self.base_demo_dir, "--listen",
+                                                  f"127.0.0.1:{free_port()}", "--ops-listen",
+                                                  f"127.0.0.1:{free_port()}"],
+                                    LOADGEN_CPU, env=dict(os.environ, RUST_LOG="warn"), log_dir=work)
+            for _ in range(600):
+                if "listening" in open(f"{work}/demo-base.log").read() or base.poll() is not None:
+                    break
+                time.sleep(0.1)
+            self.procs.stop(base)
+            for name in ("ca.pem", "tls/cert.pem", "tls/key.pem"):
+                shutil.copyfile(f"{self.demo_dir}/{name}", f"{self.base_demo_dir}/{name}")
         self.ca = f"{self.demo_dir}/ca.pem"
         self.issuers = {}
         for kind in ("maskinporten", "idporten"):
@@ -583,9 +600,10 @@ class Bru(Target):
         if fs_type(store_dir) == "tmpfs":
             raise SystemExit(f"{store_dir} is on tmpfs: a record there is not durable")
         self.store_dir = store_dir
-        config = bru_config(w.demo_dir, self.port, self.ops_port, w.upstream_port,
+        demo_dir = w.demo_dir if self.binary == w.bru_bin else w.base_demo_dir
+        config = bru_config(demo_dir, self.port, self.ops_port, w.upstream_port,
                             f"sqlite://{store_dir}/bru.db", self.stage, self.audit)
-        path = f"{w.demo_dir}/bench-{self.name}.toml"
+        path = f"{demo_dir}/bench-{self.name}.toml"
         with open(path, "w") as f:
             f.write(config)
         self.config_path = path
