@@ -352,7 +352,26 @@ impl Collector for Snapshot {
         )?;
         ConstCounter::new(self.checkpoints_signed).encode(m)?;
 
-        crate::witnessing::encode_metrics(&self.witnesses, &mut encoder)?;
+        let mut m = describe(
+            &mut encoder,
+            "witness_failures",
+            "add-checkpoint calls to a witness that gave no cosignature, by witness name.",
+            MetricType::Counter,
+        )?;
+        for w in &self.witnesses {
+            ConstCounter::new(w.failures)
+                .encode(m.encode_family(&[("witness", w.name.as_str())])?)?;
+        }
+        let mut m = describe(
+            &mut encoder,
+            "witness_lag",
+            "Records the newest checkpoint holds beyond the newest one a witness cosigned.",
+            MetricType::Gauge,
+        )?;
+        for w in &self.witnesses {
+            ConstGauge::new(i64::try_from(w.lag).unwrap_or(i64::MAX))
+                .encode(m.encode_family(&[("witness", w.name.as_str())])?)?;
+        }
 
         let mut m = describe(
             &mut encoder,

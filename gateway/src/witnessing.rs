@@ -251,37 +251,6 @@ fn fail(entry: &Entry, error: String) {
     }
 }
 
-/// `bru_witness_failures_total{witness}` and `bru_witness_lag{witness}`.
-pub fn encode_metrics(
-    reports: &[WitnessReport],
-    encoder: &mut prometheus_client::encoding::DescriptorEncoder,
-) -> Result<(), std::fmt::Error> {
-    use prometheus_client::encoding::EncodeMetric;
-    use prometheus_client::metrics::counter::ConstCounter;
-    use prometheus_client::metrics::gauge::ConstGauge;
-    use prometheus_client::metrics::MetricType;
-    let mut m = encoder.encode_descriptor(
-        "witness_failures",
-        "add-checkpoint calls to a witness that gave no cosignature, by witness name.",
-        None,
-        MetricType::Counter,
-    )?;
-    for r in reports {
-        ConstCounter::new(r.failures).encode(m.encode_family(&[("witness", r.name.as_str())])?)?;
-    }
-    let mut m = encoder.encode_descriptor(
-        "witness_lag",
-        "Records the newest checkpoint holds beyond the newest one a witness cosigned.",
-        None,
-        MetricType::Gauge,
-    )?;
-    for r in reports {
-        ConstGauge::new(i64::try_from(r.lag).unwrap_or(i64::MAX))
-            .encode(m.encode_family(&[("witness", r.name.as_str())])?)?;
-    }
-    Ok(())
-}
-
 /// For `bru audit verify --witnesses N`: the newest checkpoint must carry at
 /// least `n` valid cosignatures by distinct configured witnesses.
 pub async fn check_cosigned(
