@@ -295,6 +295,10 @@ def bru_config(demo_dir, port, ops_port, upstream_port, store, stage, audit=None
     text = text.replace('policy = "policy.toml"', 'policy = "bench-policy.toml"')
     # `bru serve` has no demo login; the portal is not what is measured.
     text = re.sub(r'(?ms)^\[portal\].*?(?=^\[|\Z)', '', text)
+    # Nor the demo's Altinn and registry, which `bru demo` serves and a benchmark does not start.
+    text = re.sub(r'(?ms)^\[(altinn|registry)\].*?(?=^\[|\Z)', '', text)
+    # The bench tokens name the bench audience (the demo's names the demo's listener).
+    text = re.sub(r'(?m)^audience = ".*"$', f'audience = "{BENCH_AUDIENCE}"', text)
     # The demo world limits consumers to a realistic rate; a benchmark measures the gateway.
     with open(os.path.join(demo_dir, "policy.toml")) as f:
         policy = f.read()
@@ -501,7 +505,7 @@ class World:
 
     def machine_token(self, org, scope):
         return self.mint("maskinporten", {
-            "client_id": f"bench-client-{org}", "scope": scope,
+            "client_id": f"bench-client-{org}", "scope": scope, "aud": BENCH_AUDIENCE,
             "consumer": {"authority": "iso6523-actorid-upis", "ID": f"0192:{org}"}})
 
     def close(self):
@@ -832,6 +836,8 @@ LADDER = [
 
 
 BASELINE = "@base"
+# The audience every bench Bru accepts and every bench Maskinporten token names.
+BENCH_AUDIENCE = "https://bench.invalid/bru"
 
 
 def ladder_rows(args):
