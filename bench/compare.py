@@ -1004,12 +1004,12 @@ def main():
             args.targets = ["nginx", "bru"]
         if args.ablation:
             args.targets = ["nginx"] + [name for name, _, _, _ in ladder_rows(args)]
+            args.payloads = ["1k"]
+            args.no_rates = True
         elif args.baseline:
             # Each Bru target followed by its twin on the baseline build.
             args.targets = [n for t in args.targets
                             for n in ([t, t + BASELINE] if t + BASELINE in made else [t])]
-            args.payloads = ["1k"]
-            args.no_rates = True
         targets = [made[n] for n in args.targets]
         if shared_bru not in targets:
             targets.append(shared_bru)  # its store directory hosts the fsync probe
