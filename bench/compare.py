@@ -861,7 +861,8 @@ def report_ladder(rows, args):
         if nginx:
             cpu = med([r["cpu_us_per_req"] for r in rows[("nginx", "1k", conns)]])
             print(f"| nginx (reference) | {fmt(nginx)} | – | {fmt(cpu, 1)} | – | 1.00 |")
-        prev = None
+        # The step is against the rung below on the same build.
+        prev = {}
         for name, _, _, what in ladder_rows(args):
             runs = rows.get((name, "1k", conns))
             if not runs:
@@ -869,8 +870,10 @@ def report_ladder(rows, args):
             rps = med([r["rps"] for r in runs])
             lo, hi = spread([r["rps"] for r in runs])
             cpu = med([r["cpu_us_per_req"] for r in runs])
-            step = cpu - prev if prev is not None and cpu is not None else None
-            prev = cpu
+            build = name.endswith(BASELINE)
+            before = prev.get(build)
+            step = cpu - before if before is not None and cpu is not None else None
+            prev[build] = cpu
             print(f"| {name}: {what} | {fmt(rps)} | {fmt(lo)}–{fmt(hi)} | {fmt(cpu, 1)} | "
                   f"{fmt(step, 1) if step is not None else '–'} | {fmt(rps / nginx if nginx else None, 2)} |")
         print()
