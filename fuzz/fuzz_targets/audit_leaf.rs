@@ -47,6 +47,7 @@ struct Input {
     bytes: Option<u64>,
     duration_ms: Option<u64>,
     count: Option<u64>,
+    system_user: Option<String>,
     /// Leave the integers as they are (mostly beyond 2^53) instead of
     /// shifting them into the range the log holds.
     huge: bool,
@@ -121,6 +122,7 @@ fuzz_target!(|data: &[u8]| {
         bytes: input.bytes.map(int),
         duration_ms: input.duration_ms.map(int),
         count: input.count.map(int),
+        system_user: input.system_user,
     };
 
     let representable = record.index <= MAX_SAFE_INTEGER
