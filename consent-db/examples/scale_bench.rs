@@ -635,6 +635,8 @@ async fn seed(url: &str, consents: u64, records: u64, subjects: u64) -> Result<(
                 duration_ms: None,
                 count: None,
                 system_user: None,
+                break_glass: None,
+                disclosure_delay_days: None,
             };
             let mut batch = vec![rec];
             if !deny && i + 1 < records {

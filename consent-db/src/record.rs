@@ -256,6 +256,12 @@ pub struct NewRecord {
     pub count: Option<u64>,
     /// The Altinn system user the call was made as (SPEC 9.2), if any.
     pub system_user: Option<String>,
+    /// The reason a caller gave in `Bru-Break-Glass` to pass a citizen's
+    /// block (SPEC 10), if the call passed one.
+    pub break_glass: Option<String>,
+    /// The consumer rule's `disclosure_delay_days` (SPEC 10): the citizen's
+    /// views show this record only from `time` + this many days.
+    pub disclosure_delay_days: Option<u32>,
 }
 
 impl NewRecord {
@@ -288,6 +294,8 @@ impl NewRecord {
             duration_ms: None,
             count: None,
             system_user: None,
+            break_glass: None,
+            disclosure_delay_days: None,
         }
     }
 }
@@ -330,6 +338,15 @@ pub struct AuditRecord {
     /// as; absent (null) for every other record, whose leaf bytes stay as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_user: Option<String>,
+    /// SPEC 10, added like `count`: the reason given in `Bru-Break-Glass`
+    /// when the call passed a citizen's block; absent on every other record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<String>,
+    /// SPEC 10, added like `count`: the consumer rule's disclosure delay in
+    /// days; the citizen's views leave the record out until `time` + this.
+    /// Absent where there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disclosure_delay_days: Option<u32>,
 }
 
 impl AuditRecord {
@@ -358,6 +375,8 @@ impl AuditRecord {
             duration_ms: r.duration_ms,
             count: r.count,
             system_user: r.system_user,
+            break_glass: r.break_glass,
+            disclosure_delay_days: r.disclosure_delay_days,
         }
     }
 

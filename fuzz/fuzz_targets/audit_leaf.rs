@@ -48,6 +48,8 @@ struct Input {
     duration_ms: Option<u64>,
     count: Option<u64>,
     system_user: Option<String>,
+    break_glass: Option<String>,
+    disclosure_delay_days: Option<u32>,
     /// Leave the integers as they are (mostly beyond 2^53) instead of
     /// shifting them into the range the log holds.
     huge: bool,
@@ -123,6 +125,8 @@ fuzz_target!(|data: &[u8]| {
         duration_ms: input.duration_ms.map(int),
         count: input.count.map(int),
         system_user: input.system_user,
+        break_glass: input.break_glass,
+        disclosure_delay_days: input.disclosure_delay_days,
     };
 
     let representable = record.index <= MAX_SAFE_INTEGER

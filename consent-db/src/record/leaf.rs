@@ -30,6 +30,8 @@ pub(crate) struct LeafFields<'a> {
     pub duration_ms: Option<u64>,
     pub count: Option<u64>,
     pub system_user: Option<&'a str>,
+    pub break_glass: Option<&'a str>,
+    pub disclosure_delay_days: Option<u32>,
 }
 
 impl AuditRecord {
@@ -58,6 +60,8 @@ impl AuditRecord {
             duration_ms: self.duration_ms,
             count: self.count,
             system_user: self.system_user.as_deref(),
+            break_glass: self.break_glass.as_deref(),
+            disclosure_delay_days: self.disclosure_delay_days,
         }
     }
 }
@@ -89,6 +93,8 @@ impl NewRecord {
             duration_ms: self.duration_ms,
             count: self.count,
             system_user: self.system_user.as_deref(),
+            break_glass: self.break_glass.as_deref(),
+            disclosure_delay_days: self.disclosure_delay_days,
         }
     }
 }
@@ -115,47 +121,46 @@ impl LeafFields<'_> {
     /// The canonical JSON: members in code-unit order of their (ASCII) names.
     pub(crate) fn to_bytes(&self) -> Result<Vec<u8>, CanonicalError> {
         let time = self.time.to_string();
-        // `count` is present only where it applies (a counted record), so
-        // every other record keeps the leaf bytes it always had.
-        let count = self.count.map(|n| ("count", V::Int(n)));
-        let members: [(&str, V<'_>); 21] = [
-            ("basis", self.basis.map(|b| b.as_str()).into()),
-            ("bytes", self.bytes.into()),
-            ("client_id", self.client_id.into()),
-            ("code", self.code.into()),
-            ("consent_id", self.consent_id.into()),
-            ("consumer", self.consumer.into()),
-            ("dataset", self.dataset.into()),
-            ("decision", self.decision.map(|d| d.as_str()).into()),
-            ("duration_ms", self.duration_ms.into()),
-            ("index", V::Int(self.index)),
-            ("kind", V::Str(self.kind.as_str())),
-            ("legal_ref", self.legal_ref.into()),
-            ("method", V::Str(self.method)),
-            ("path", V::Str(self.path)),
-            ("provider", self.provider.into()),
-            ("purpose", self.purpose.into()),
-            ("status", self.status.map(u64::from).into()),
-            ("subject_ref", self.subject_ref.into()),
-            ("supplier", self.supplier.into()),
-            ("time", V::Str(&time)),
-            ("transfer_id", V::Str(self.transfer_id)),
+        // `count`, `system_user`, `break_glass` and `disclosure_delay_days`
+        // are present only where they apply (a counted record, a system
+        // user's call, a break-glass call, a delayed one), so every other
+        // record keeps the leaf bytes it always had. Members in name order.
+        fn opt<'v>(name: &'static str, v: Option<V<'v>>) -> Option<(&'static str, V<'v>)> {
+            v.map(|v| (name, v))
+        }
+        let members = [
+            Some(("basis", self.basis.map(|b| b.as_str()).into())),
+            opt("break_glass", self.break_glass.map(V::Str)),
+            Some(("bytes", self.bytes.into())),
+            Some(("client_id", self.client_id.into())),
+            Some(("code", self.code.into())),
+            Some(("consent_id", self.consent_id.into())),
+            Some(("consumer", self.consumer.into())),
+            opt("count", self.count.map(V::Int)),
+            Some(("dataset", self.dataset.into())),
+            Some(("decision", self.decision.map(|d| d.as_str()).into())),
+            opt(
+                "disclosure_delay_days",
+                self.disclosure_delay_days.map(|d| V::Int(u64::from(d))),
+            ),
+            Some(("duration_ms", self.duration_ms.into())),
+            Some(("index", V::Int(self.index))),
+            Some(("kind", V::Str(self.kind.as_str()))),
+            Some(("legal_ref", self.legal_ref.into())),
+            Some(("method", V::Str(self.method))),
+            Some(("path", V::Str(self.path))),
+            Some(("provider", self.provider.into())),
+            Some(("purpose", self.purpose.into())),
+            Some(("status", self.status.map(u64::from).into())),
+            Some(("subject_ref", self.subject_ref.into())),
+            Some(("supplier", self.supplier.into())),
+            opt("system_user", self.system_user.map(V::Str)),
+            Some(("time", V::Str(&time))),
+            Some(("transfer_id", V::Str(self.transfer_id))),
         ];
-        // "count" sorts between "consumer" and "dataset"; "system_user",
-        // likewise only where set, between "supplier" and "time".
-        let system_user = self.system_user.map(|s| ("system_user", V::Str(s)));
-        let (head, rest) = members.split_at(6);
-        let (middle, tail) = rest.split_at(13);
         let mut out = Vec::with_capacity(512);
         out.push(b'{');
-        for (i, (name, value)) in head
-            .iter()
-            .chain(count.iter())
-            .chain(middle)
-            .chain(system_user.iter())
-            .chain(tail)
-            .enumerate()
-        {
+        for (i, (name, value)) in members.iter().flatten().enumerate() {
             if i > 0 {
                 out.push(b',');
             }

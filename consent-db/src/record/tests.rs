@@ -109,12 +109,17 @@ fn leaf_samples() -> Vec<AuditRecord> {
     let mut system_user = NewRecord::new(RecordKind::Decision, "t-s", "GET", "/data/nav/inntekt");
     system_user.decision = Some(Verdict::Allow);
     system_user.system_user = Some("f950ddae-06c3-4b57-b940-702417a90df0".into());
+    let mut glass = NewRecord::new(RecordKind::Decision, "t-g", "GET", "/data/helsenorge/x");
+    glass.decision = Some(Verdict::Allow);
+    glass.break_glass = Some("Akutt: pasienten svarer ikke \"på\" døra".into());
+    glass.disclosure_delay_days = Some(30);
     vec![
         AuditRecord::from_new(0, time, NewRecord::new(RecordKind::AuditRead, "", "", "")),
         AuditRecord::from_new(u32::MAX.into(), time, full),
         AuditRecord::from_new(9, time, counted),
         sample(),
         AuditRecord::from_new(10, time, system_user),
+        AuditRecord::from_new(11, time, glass),
     ]
 }
 
@@ -160,6 +165,8 @@ fn leaf_bytes_are_the_rfc8785_form_of_the_api_json() {
             duration_ms: record.duration_ms,
             count: record.count,
             system_user: record.system_user.clone(),
+            break_glass: record.break_glass.clone(),
+            disclosure_delay_days: record.disclosure_delay_days,
         };
         assert_eq!(
             new.leaf_fields(record.index, record.time)
@@ -252,6 +259,23 @@ fn system_user_is_a_member_only_of_system_users_records() {
         leaf.contains(
             r#""supplier":null,"system_user":"f950ddae-06c3-4b57-b940-702417a90df0","time""#
         ),
+        "{leaf}"
+    );
+}
+
+#[test]
+fn break_glass_and_delay_are_members_only_where_set() {
+    // SPEC 10: added like `count`, so every other record's leaf is as before.
+    let plain = serde_json::to_string(&sample()).unwrap();
+    assert!(!plain.contains("break_glass") && !plain.contains("disclosure_delay_days"));
+    let record = &leaf_samples()[5];
+    let leaf = String::from_utf8(record.leaf_bytes().unwrap()).unwrap();
+    assert!(
+        leaf.starts_with(r#"{"basis":null,"break_glass":"Akutt: "#),
+        "{leaf}"
+    );
+    assert!(
+        leaf.contains(r#""decision":"allow","disclosure_delay_days":30,"duration_ms":null"#),
         "{leaf}"
     );
 }

@@ -13,9 +13,18 @@ use crate::record::{AuditRecord, NewRecord, RecordFilter, Timestamp};
 pub(super) const RECORD_COLUMNS: &str =
     "idx, time, transfer_id, kind, consumer, supplier, client_id, \
      provider, dataset, method, path, purpose, basis, legal_ref, consent_id, subject_ref, \
-     decision, code, status, bytes, duration_ms, count, system_user";
+     decision, code, status, bytes, duration_ms, count, system_user, break_glass, \
+     disclosure_delay_days";
 
-/// Rows per multi-row INSERT: 256 × 23 parameters stays far below SQLite's
+/// The columns an insert writes: the record's, and `disclose_at` (derived:
+/// `time` + `disclosure_delay_days`, for the citizen's views to compare with
+/// now; not part of the record or its leaf).
+const INSERT_COLUMNS: &str = "idx, time, transfer_id, kind, consumer, supplier, client_id, \
+     provider, dataset, method, path, purpose, basis, legal_ref, consent_id, subject_ref, \
+     decision, code, status, bytes, duration_ms, count, system_user, break_glass, \
+     disclosure_delay_days, disclose_at";
+
+/// Rows per multi-row INSERT: 256 × 26 parameters stays far below SQLite's
 /// limit of 32766 and PostgreSQL's 65535.
 const MAX_ROWS_LOG2: u32 = 8;
 
@@ -28,7 +37,7 @@ const MAX_ROWS_LOG2: u32 = 8;
 fn insert_sql(conn: &Conn<'_>, rows_log2: u32) -> &'static str {
     static SQL: OnceLock<[Vec<String>; 2]> = OnceLock::new();
     let texts = |numbered: bool| -> Vec<String> {
-        let columns = RECORD_COLUMNS.split(',').count();
+        let columns = INSERT_COLUMNS.split(',').count();
         (0..=MAX_ROWS_LOG2)
             .map(|k| {
                 let rows: Vec<String> = (0..1usize << k)
@@ -43,7 +52,7 @@ fn insert_sql(conn: &Conn<'_>, rows_log2: u32) -> &'static str {
                     })
                     .collect();
                 format!(
-                    "INSERT INTO audit_records ({RECORD_COLUMNS}) VALUES {}",
+                    "INSERT INTO audit_records ({INSERT_COLUMNS}) VALUES {}",
                     rows.join(", ")
                 )
             })
@@ -74,6 +83,7 @@ pub(super) async fn insert_records(
 ) -> Result<(), StoreError> {
     let mut rest = records;
     let mut index = first_index;
+    let at = Timestamp::parse(time).map_err(|e| StoreError::Db(format!("record time: {e}")))?;
     while !rest.is_empty() {
         // The largest power of two that fits, capped at 2^MAX_ROWS_LOG2.
         let k = rest.len().ilog2().min(MAX_ROWS_LOG2);
@@ -105,7 +115,10 @@ pub(super) async fn insert_records(
                     .bind(r.bytes.map(to_i64).transpose()?)
                     .bind(r.duration_ms.map(to_i64).transpose()?)
                     .bind(r.count.map(to_i64).transpose()?)
-                    .bind(r.system_user.as_deref());
+                    .bind(r.system_user.as_deref())
+                    .bind(r.break_glass.as_deref())
+                    .bind(r.disclosure_delay_days.map(i64::from))
+                    .bind(disclose_at(&at, r.disclosure_delay_days));
                 index += 1;
             }
             query.execute(&mut **c).await?;
@@ -236,6 +249,8 @@ pub(super) struct RecordRow {
     duration_ms: Option<i64>,
     count: Option<i64>,
     system_user: Option<String>,
+    break_glass: Option<String>,
+    disclosure_delay_days: Option<i64>,
 }
 
 impl TryFrom<RecordRow> for AuditRecord {
@@ -281,8 +296,26 @@ impl TryFrom<RecordRow> for AuditRecord {
             duration_ms: num(r.duration_ms).map_err(|n| bad("duration_ms", &n))?,
             count: num(r.count).map_err(|n| bad("count", &n))?,
             system_user: r.system_user,
+            break_glass: r.break_glass,
+            disclosure_delay_days: num(r.disclosure_delay_days)
+                .map_err(|n| bad("disclosure_delay_days", &n))?,
         })
     }
+}
+
+/// When a delayed record becomes visible to its citizen: `time` + `days`,
+/// spelt as `time` is so the two compare as text; `None` without a delay.
+fn disclose_at(time: &Timestamp, days: Option<u32>) -> Option<String> {
+    let days = days?;
+    let at = time
+        .as_datetime()
+        .checked_add(time::Duration::days(i64::from(days)))
+        // Past year 9999: never disclosed is the safe reading of the rule.
+        .map_or_else(
+            || "9999-12-31T23:59:59.999Z".to_owned(),
+            |t| Timestamp::from_datetime(t).to_string(),
+        );
+    Some(at)
 }
 
 fn to_i64(n: u64) -> Result<i64, StoreError> {

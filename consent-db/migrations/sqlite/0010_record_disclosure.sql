@@ -1,0 +1,7 @@
+-- SPEC 10: break-glass and delayed disclosure on the records.
+-- `break_glass` and `disclosure_delay_days` are record fields (in the leaf
+-- only where set); `disclose_at` is derived (time + the delay) so the
+-- citizen's views can leave a delayed record out with one comparison.
+ALTER TABLE audit_records ADD COLUMN break_glass TEXT;
+ALTER TABLE audit_records ADD COLUMN disclosure_delay_days INTEGER;
+ALTER TABLE audit_records ADD COLUMN disclose_at TEXT;
