@@ -80,6 +80,7 @@ mod altinn;
 mod append;
 mod blocks;
 mod consents;
+mod followers;
 mod portal_sessions;
 mod records;
 mod representation;

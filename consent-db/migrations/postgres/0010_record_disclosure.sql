@@ -5,3 +5,11 @@
 ALTER TABLE audit_records ADD COLUMN break_glass TEXT;
 ALTER TABLE audit_records ADD COLUMN disclosure_delay_days INTEGER;
 ALTER TABLE audit_records ADD COLUMN disclose_at TEXT;
+
+-- Followers of the log (consent-db/src/store/followers.rs): how far each
+-- piece of derived work (notifications, snooping findings) has read.
+CREATE TABLE log_followers (
+    name TEXT PRIMARY KEY,
+    position BIGINT NOT NULL,
+    updated_at TEXT NOT NULL
+);

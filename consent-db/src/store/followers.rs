@@ -1,0 +1,111 @@
+//! Followers of the log (migration 0010): work derived from the records
+//! after they are written (notifications, snooping findings), each with its
+//! position persisted. A follower reads the records after its position,
+//! writes what it derives and advances its position in one transaction, so a
+//! crash repeats no work and loses none; the row lock makes replicas that
+//! run the same follower take turns instead of doing the work twice.
+
+use super::{Conn, Store};
+use crate::error::StoreError;
+use crate::record::Timestamp;
+
+const POSITION: &str = "SELECT position FROM log_followers WHERE name = $1";
+#[cfg_attr(not(test), allow(dead_code))]
+const ENSURE: &str = "INSERT INTO log_followers (name, position, updated_at) \
+     VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING";
+#[cfg_attr(not(test), allow(dead_code))]
+const SET: &str = "UPDATE log_followers SET position = $2, updated_at = $3 WHERE name = $1";
+
+impl Store {
+    /// How many records the follower `name` has done (the index of the next
+    /// record it reads); 0 for a follower that never ran.
+    pub async fn follower_position(&self, name: &str) -> Result<u64, StoreError> {
+        let position: Option<i64> = on_pool!(self, pool => {
+            sqlx::query_scalar(POSITION).bind(name).fetch_optional(pool).await?
+        });
+        to_position(position.unwrap_or(0))
+    }
+}
+
+// Used by the followers that derive notifications and snooping findings.
+#[cfg_attr(not(test), allow(dead_code))]
+/// Inside a follower's write transaction: its position, with its row locked
+/// until the transaction ends (created at 0 on first use).
+pub(crate) async fn lock_follower(conn: &mut Conn<'_>, name: &str) -> Result<u64, StoreError> {
+    let now = Timestamp::now().to_string();
+    let lock = format!("{POSITION}{}", conn.lock_row());
+    let position: i64 = on_conn!(conn, c => {
+        sqlx::query(ENSURE).bind(name).bind(&now).execute(&mut **c).await?;
+        sqlx::query_scalar(&lock).bind(name).fetch_one(&mut **c).await?
+    });
+    to_position(position)
+}
+
+#[cfg_attr(not(test), allow(dead_code))]
+/// Inside the same transaction as [`lock_follower`]: the follower has done
+/// every record below `position`.
+pub(crate) async fn advance_follower(
+    conn: &mut Conn<'_>,
+    name: &str,
+    position: u64,
+) -> Result<(), StoreError> {
+    let now = Timestamp::now().to_string();
+    let position = i64::try_from(position)
+        .map_err(|_| StoreError::Db(format!("follower position {position} is too large")))?;
+    on_conn!(conn, c => {
+        sqlx::query(SET).bind(name).bind(position).bind(&now).execute(&mut **c).await?;
+    });
+    Ok(())
+}
+
+fn to_position(n: i64) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("follower position {n}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::store::{Store, StoreConfig};
+
+    #[tokio::test]
+    async fn a_position_is_kept_per_follower_and_only_with_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = match std::env::var("BRU_TEST_STORE").as_deref() {
+            Ok("postgres") => crate::test_support::fresh_postgres_database().await,
+            _ => format!("sqlite://{}", dir.path().join("bru.db").display()),
+        };
+        let store = Store::open_with(&url, &StoreConfig::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        assert_eq!(store.follower_position("notify").await.unwrap(), 0);
+
+        let mut tx = store.begin_write().await.unwrap();
+        assert_eq!(
+            super::lock_follower(&mut tx.conn(), "notify")
+                .await
+                .unwrap(),
+            0
+        );
+        super::advance_follower(&mut tx.conn(), "notify", 7)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.follower_position("notify").await.unwrap(), 7);
+        assert_eq!(store.follower_position("snoop").await.unwrap(), 0);
+
+        // Dropped without commit: the position stays where it was.
+        let mut tx = store.begin_write().await.unwrap();
+        assert_eq!(
+            super::lock_follower(&mut tx.conn(), "notify")
+                .await
+                .unwrap(),
+            7
+        );
+        super::advance_follower(&mut tx.conn(), "notify", 9)
+            .await
+            .unwrap();
+        drop(tx);
+        assert_eq!(store.follower_position("notify").await.unwrap(), 7);
+    }
+}
