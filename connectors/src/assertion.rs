@@ -59,7 +59,9 @@ pub enum AssertionError {
         what: &'static str,
         expected: &'static str,
     },
-    #[error("the HS256 assertion secret is {len} bytes; at least {MIN_HS256_SECRET_BYTES} are required")]
+    #[error(
+        "the HS256 assertion secret is {len} bytes; at least {MIN_HS256_SECRET_BYTES} are required"
+    )]
     ShortSecret { len: usize },
     #[error("the claims cannot be serialised: {0}")]
     Claims(#[from] serde_json::Error),
@@ -110,6 +112,8 @@ fn header_b64(alg: AssertionAlgorithm, kid: Option<&str>) -> String {
 }
 
 /// `header.payload.signature`, each base64url without padding (RFC 7515).
+/// (A thread-local buffer for the claims instead of `to_vec`'s Vec measured
+/// no different, 1.15 against 1.15 µs for HS256: bench/README.md.)
 fn compact<T: Serialize, S: AsRef<[u8]>>(
     header_b64: &str,
     claims: &T,
@@ -117,7 +121,7 @@ fn compact<T: Serialize, S: AsRef<[u8]>>(
 ) -> Result<String, AssertionError> {
     let payload = serde_json::to_vec(claims)?;
     // 4/3 for base64, plus up to 86 characters for a 64-byte signature.
-    let mut jws = String::with_capacity(header_b64.len() + payload.len() * 4 / 3 + 100);
+    let mut jws = String::with_capacity(header_b64.len() + payload.len().div_ceil(3) * 4 + 90);
     jws.push_str(header_b64);
     jws.push('.');
     URL_SAFE_NO_PAD.encode_string(&payload, &mut jws);
@@ -127,7 +131,10 @@ fn compact<T: Serialize, S: AsRef<[u8]>>(
     Ok(jws)
 }
 
-fn pkcs8_der(pem: &[u8], what: &'static str) -> Result<PrivatePkcs8KeyDer<'static>, AssertionError> {
+fn pkcs8_der(
+    pem: &[u8],
+    what: &'static str,
+) -> Result<PrivatePkcs8KeyDer<'static>, AssertionError> {
     PrivatePkcs8KeyDer::from_pem_slice(pem).map_err(|_| AssertionError::NotPkcs8 { what })
 }
 
@@ -205,12 +212,13 @@ impl Ed25519Key {
     pub fn from_pem(pem: &[u8]) -> Result<Self, AssertionError> {
         const WHAT: &str = "Ed25519 assertion key";
         let der = pkcs8_der(pem, WHAT)?;
-        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der()).map_err(
-            |_| AssertionError::WrongKey {
-                what: WHAT,
-                expected: "an Ed25519 key",
-            },
-        )?;
+        let pair =
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der()).map_err(|_| {
+                AssertionError::WrongKey {
+                    what: WHAT,
+                    expected: "an Ed25519 key",
+                }
+            })?;
         let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
         let kid = thumbprint_okp(&x);
         Ok(Ed25519Key {

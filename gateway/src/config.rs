@@ -822,13 +822,11 @@ impl Config {
             k.assertion_key_file.as_ref(),
             k.assertion_key_env.as_ref(),
         );
-        let assertion_ed25519_key = match (
-            &k.assertion_ed25519_key_file,
-            &k.assertion_ed25519_key_env,
-        ) {
-            (None, None) => None,
-            (file, env) => cx.secret(0, "assertion_ed25519_key", file.as_ref(), env.as_ref()),
-        };
+        let assertion_ed25519_key =
+            match (&k.assertion_ed25519_key_file, &k.assertion_ed25519_key_env) {
+                (None, None) => None,
+                (file, env) => cx.secret(0, "assertion_ed25519_key", file.as_ref(), env.as_ref()),
+            };
         let checkpoint_key = cx.secret(
             0,
             "checkpoint_key",

@@ -58,7 +58,7 @@ impl Keys {
                 // as a checkpoint (and both would share one kid).
                 if key.public_key() == checkpoint.public_key().as_ref() {
                     return Err(
-                        "the Ed25519 assertion key must not be the checkpoint key".to_owned(),
+                        "the Ed25519 assertion key must not be the checkpoint key".to_owned()
                     );
                 }
                 Some(Arc::new(key))
@@ -98,8 +98,10 @@ impl Keys {
         if let Some(k) = &eddsa {
             published.push(k.public_jwk());
         }
-        published.push(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": checkpoint_x,
-            "kid": checkpoint_kid, "use": "sig", "alg": "EdDSA"}));
+        published.push(
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": checkpoint_x,
+            "kid": checkpoint_kid, "use": "sig", "alg": "EdDSA"}),
+        );
         let jwks = serde_json::json!({ "keys": published });
         Ok(Keys {
             assertion,

@@ -29,11 +29,14 @@ async fn world_with(settings: &str) -> (TestWorld, Vec<u8>) {
     aws_lc_rs::rand::fill(&mut secret).unwrap();
     std::fs::write(world.dir.path().join(SECRET_FILE), &secret).unwrap();
     edit_config(&world, |text| {
-        with_k429(&text.replacen(
-            "assertion_key_file = \"keys/assertion.pem\"\n",
-            &format!("assertion_key_file = \"keys/assertion.pem\"\n{ED25519_KEY_LINE}"),
-            1,
-        ), settings)
+        with_k429(
+            &text.replacen(
+                "assertion_key_file = \"keys/assertion.pem\"\n",
+                &format!("assertion_key_file = \"keys/assertion.pem\"\n{ED25519_KEY_LINE}"),
+                1,
+            ),
+            settings,
+        )
     });
     (world, secret)
 }
@@ -111,15 +114,35 @@ fn check_claims(claims: &Value, tid: &str) {
     assert_eq!(claims["purpose"], PURPOSE_SOSIAL, "{claims}");
     assert_eq!(claims["basis"], "statutory", "{claims}");
     assert_eq!(claims["subject"], KARI, "{claims}");
-    let (iat, exp) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
     assert_eq!(exp - iat, 60, "{claims}");
-    let mut names: Vec<&str> = claims.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut names: Vec<&str> = claims
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     names.sort_unstable();
     assert_eq!(
         names,
         [
-            "aud", "basis", "consent_id", "consumer", "dataset", "exp", "iat", "iss", "jti",
-            "legal_ref", "purpose", "subject", "supplier", "transfer_id"
+            "aud",
+            "basis",
+            "consent_id",
+            "consumer",
+            "dataset",
+            "exp",
+            "iat",
+            "iss",
+            "jti",
+            "legal_ref",
+            "purpose",
+            "subject",
+            "supplier",
+            "transfer_id"
         ],
         "the same claim names for every algorithm"
     );
@@ -144,7 +167,10 @@ fn check_jwks_is_public_only(jwks: &Value, secret: &[u8]) {
     for encoded in [
         URL_SAFE_NO_PAD.encode(secret),
         STANDARD.encode(secret),
-        secret.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        secret
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
     ] {
         assert!(!text.contains(&encoded), "the HS256 secret is in the JWKS");
     }
@@ -224,7 +250,10 @@ async fn hs256_verifies_with_the_shared_secret_only() {
     // took the JWK's bytes for one).
     for k in jwks["keys"].as_array().unwrap() {
         for material in ["x", "y"] {
-            if let Some(bytes) = k[material].as_str().and_then(|s| URL_SAFE_NO_PAD.decode(s).ok()) {
+            if let Some(bytes) = k[material]
+                .as_str()
+                .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
+            {
                 assert!(jsonwebtoken::decode::<Value>(
                     &assertion,
                     &DecodingKey::from_secret(&bytes),
@@ -290,12 +319,18 @@ async fn bru_check_refuses_bad_assertion_settings() {
             "is not \"es256\", \"eddsa\" or \"hs256\"",
         ),
         (
-            with_k429(&good, "assertion = \"HS256\"\nassertion_secret_file = \"keys/exact.secret\""),
+            with_k429(
+                &good,
+                "assertion = \"HS256\"\nassertion_secret_file = \"keys/exact.secret\"",
+            ),
             "the JWS name instead of the config's".into(),
             "is not \"es256\"",
         ),
         (
-            with_k429(&good, &format!("assertion = \"es256\"\nassertion_secret_file = \"{SECRET_FILE}\"")),
+            with_k429(
+                &good,
+                &format!("assertion = \"es256\"\nassertion_secret_file = \"{SECRET_FILE}\""),
+            ),
             "a secret for a public-key algorithm".into(),
             "only for assertion = \"hs256\"",
         ),
@@ -329,7 +364,11 @@ async fn bru_check_refuses_bad_assertion_settings() {
     }
 
     // A secret of exactly 32 bytes is enough.
-    std::fs::write(&world.config_path, with_k429(&good, &hs("keys/exact.secret"))).unwrap();
+    std::fs::write(
+        &world.config_path,
+        with_k429(&good, &hs("keys/exact.secret")),
+    )
+    .unwrap();
     let (ok, out) = bru_check(&world);
     assert!(ok, "a 32-byte secret is refused: {out}");
     std::fs::write(&world.config_path, good).unwrap();
@@ -368,14 +407,19 @@ async fn bru_serve_refuses_keys_that_would_do_two_jobs() {
     // The Ed25519 assertion key may not be the checkpoint key.
     let (world, _) = world_with("assertion = \"eddsa\"").await;
     let keys = world.dir.path().join("keys");
-    std::fs::copy(keys.join("checkpoint.pem"), keys.join("assertion-ed25519.pem")).unwrap();
+    std::fs::copy(
+        keys.join("checkpoint.pem"),
+        keys.join("assertion-ed25519.pem"),
+    )
+    .unwrap();
     let exit = serve_exit(&world, Duration::from_secs(60));
     let (ok, out) = exit.expect("bru serve started with the checkpoint key as assertion key");
     assert!(!ok, "{out}");
     assert!(out.contains("must not be the checkpoint key"), "{out}");
 
     // An HS256 secret (held by the provider) may not be the pseudonym key.
-    let (world, _) = world_with("assertion = \"hs256\"\nassertion_secret_file = \"keys/pseudonym.key\"").await;
+    let (world, _) =
+        world_with("assertion = \"hs256\"\nassertion_secret_file = \"keys/pseudonym.key\"").await;
     let exit = serve_exit(&world, Duration::from_secs(60));
     let (ok, out) = exit.expect("bru serve started with the pseudonym key shared with a provider");
     assert!(!ok, "{out}");

@@ -44,7 +44,9 @@ fn es256() -> Es256Key {
 }
 
 fn ed25519() -> Ed25519Key {
-    let pem = KeyPair::generate_for(&PKCS_ED25519).unwrap().serialize_pem();
+    let pem = KeyPair::generate_for(&PKCS_ED25519)
+        .unwrap()
+        .serialize_pem();
     Ed25519Key::from_pem(pem.as_bytes()).unwrap()
 }
 
@@ -116,14 +118,18 @@ fn a_tampered_assertion_does_not_verify() {
         "{header}.{}.{sig}",
         URL_SAFE_NO_PAD.encode(forged_claims.to_string())
     );
-    assert!(decode::<serde_json::Value>(&forged, &jwk_key(jwk), &validation(Algorithm::EdDSA))
-        .is_err());
+    assert!(
+        decode::<serde_json::Value>(&forged, &jwk_key(jwk), &validation(Algorithm::EdDSA)).is_err()
+    );
 }
 
 #[test]
 fn a_short_hs256_secret_is_refused() {
     let err = Hs256Key::new(&SECRET[..31]).unwrap_err();
-    assert!(matches!(err, AssertionError::ShortSecret { len: 31 }), "{err}");
+    assert!(
+        matches!(err, AssertionError::ShortSecret { len: 31 }),
+        "{err}"
+    );
     assert!(err.to_string().contains("at least 32"), "{err}");
 }
 
@@ -132,7 +138,9 @@ fn keys_of_the_wrong_type_are_refused() {
     let p256 = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
         .unwrap()
         .serialize_pem();
-    let ed = KeyPair::generate_for(&PKCS_ED25519).unwrap().serialize_pem();
+    let ed = KeyPair::generate_for(&PKCS_ED25519)
+        .unwrap()
+        .serialize_pem();
     assert!(Ed25519Key::from_pem(p256.as_bytes()).is_err());
     assert!(Es256Key::from_pem(ed.as_bytes()).is_err());
     assert!(matches!(
