@@ -94,14 +94,16 @@ impl Keys {
             provider_assertion.insert(provider.clone(), key);
         }
 
-        let mut published = vec![assertion.key.public_jwk()];
+        // The checkpoint key stays the first OKP key (docs/audit-log.md), as
+        // it was before there could be two.
+        let mut published = vec![
+            assertion.key.public_jwk(),
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": checkpoint_x,
+                "kid": checkpoint_kid, "use": "sig", "alg": "EdDSA"}),
+        ];
         if let Some(k) = &eddsa {
             published.push(k.public_jwk());
         }
-        published.push(
-            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": checkpoint_x,
-            "kid": checkpoint_kid, "use": "sig", "alg": "EdDSA"}),
-        );
         let jwks = serde_json::json!({ "keys": published });
         Ok(Keys {
             assertion,

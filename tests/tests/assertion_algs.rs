@@ -205,6 +205,25 @@ async fn eddsa_verifies_with_the_ed25519_key_in_the_jwks() {
     assert_eq!(okp.len(), 2, "{jwks}");
     assert_ne!(okp[0]["kid"], okp[1]["kid"], "{jwks}");
     assert_ne!(okp[0]["x"], okp[1]["x"], "{jwks}");
+    // The checkpoint key stays the first OKP key, as verifiers written
+    // before there were two expect; the assertion names the second.
+    let kid = jsonwebtoken::decode_header(&assertion)
+        .unwrap()
+        .kid
+        .unwrap();
+    assert_eq!(okp[1]["kid"], kid.as_str(), "{jwks}");
+    let checkpoint = send(bru.get("/audit/v1/checkpoint/key")).await;
+    checkpoint.expect_status(200, "GET /audit/v1/checkpoint/key");
+    let vkey = checkpoint.text();
+    let raw = STANDARD
+        .decode(vkey.trim().rsplit('+').next().unwrap())
+        .unwrap();
+    assert_eq!(raw[0], 1, "{vkey}");
+    assert_eq!(
+        URL_SAFE_NO_PAD.encode(&raw[1..]),
+        okp[0]["x"].as_str().unwrap(),
+        "the first OKP key is the checkpoint key ({vkey})"
+    );
     // The ES256 key would not verify it: the kid pins the key, and the key its alg.
     let es = keys.iter().find(|k| k["kty"] == "EC").unwrap();
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(es.clone()).unwrap();
