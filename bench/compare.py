@@ -276,9 +276,11 @@ def https_json(url, ca, data=None, headers=None, method=None):
         return json.loads(r.read() or b"null")
 
 
-def bru_config(demo_dir, port, ops_port, upstream_port, store, stage, audit=None):
+def bru_config(demo_dir, port, ops_port, upstream_port, store, stage, audit=None, assertion=None):
     """The demo's config for `bru serve`: same keys and issuers, its own
-    listener and store, every provider on the static upstream."""
+    listener and store, every provider on the static upstream; with
+    `assertion` ("eddsa" | "hs256"), every provider's Bru-Assertion signed so
+    (SPEC 12; hs256 with a fresh 32-byte secret per provider)."""
     with open(os.path.join(demo_dir, "bru.toml")) as f:
         text = f.read()
     text = re.sub(r'(?m)^public_url = .*$', f'public_url = "https://localhost:{port}"', text)
@@ -309,6 +311,17 @@ def bru_config(demo_dir, port, ops_port, upstream_port, store, stage, audit=None
         text = re.sub(r'(?m)^issuer = ".*/demo/%s"$' % kind, f'issuer = "https://bench.invalid/{kind}"', text)
         text = re.sub(r'(?m)^jwks_url = ".*/demo/%s/jwks"$' % kind,
                       f'jwks_url = "http://127.0.0.1:{upstream_port}/jwks/{kind}.json"', text)
+    if assertion and assertion != "es256":
+        def with_assertion(m):
+            line = f'{m.group(0)}\nassertion = "{assertion}"'
+            if assertion == "hs256":
+                secret = f"bench-{m.group(1)}-assertion.key"
+                fd = os.open(os.path.join(demo_dir, secret), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(os.urandom(32))
+                line += f'\nassertion_secret_file = "{secret}"'
+            return line
+        text = re.sub(r'(?m)^\[upstream\.([A-Za-z0-9_-]+)\]$', with_assertion, text)
     if stage:
         text += f'\n[bench]\nstage = "{stage}"\n'
     return text
@@ -589,9 +602,11 @@ class Bru(Target):
 
     kind = "https"
 
-    def __init__(self, world, name, consent=False, stage=None, audit=None, binary=None):
+    def __init__(self, world, name, consent=False, stage=None, audit=None, binary=None, assertion=None):
         super().__init__(world)
         self.name, self.consent, self.stage, self.audit = name, consent, stage, audit
+        # SPEC 12: "eddsa" | "hs256" for every provider; None keeps the default (ES256).
+        self.assertion = assertion
         self.consent_id = None
         # `--baseline`: the same target on another build, measured in the same run.
         self.binary = binary or world.bru_bin
@@ -606,7 +621,7 @@ class Bru(Target):
         self.store_dir = store_dir
         demo_dir = w.demo_dir if self.binary == w.bru_bin else w.base_demo_dir
         config = bru_config(demo_dir, self.port, self.ops_port, w.upstream_port,
-                            f"sqlite://{store_dir}/bru.db", self.stage, self.audit)
+                            f"sqlite://{store_dir}/bru.db", self.stage, self.audit, self.assertion)
         path = f"{demo_dir}/bench-{self.name}.toml"
         with open(path, "w") as f:
             f.write(config)
@@ -836,6 +851,8 @@ LADDER = [
 
 
 BASELINE = "@base"
+# `--assertion` and the bru-eddsa / bru-hs256 targets: the JWS alg of each (SPEC 12).
+JWS_ALG = {"es256": "ES256", "eddsa": "EdDSA", "hs256": "HS256"}
 # The audience every bench Bru accepts and every bench Maskinporten token names.
 BENCH_AUDIENCE = "https://bench.invalid/bru"
 
@@ -843,10 +860,9 @@ BENCH_AUDIENCE = "https://bench.invalid/bru"
 def ladder_rows(args):
     """The ladder, and with `--baseline` each rung's twin on the baseline build
     right after it (same rung, same run, so the two are compared like with like)."""
-    for row in LADDER:
-        yield row
+    for name, stage, audit, what in LADDER:
+        yield (name, stage, audit, what.replace("(ES256)", f"({JWS_ALG[args.assertion]})"))
         if args.baseline:
-            name, stage, audit, _ = row
             yield (name + BASELINE, stage, audit, "the same on the baseline build")
 
 
@@ -979,6 +995,9 @@ def main():
                     "target is measured on both, interleaved in the same run; its rows end in @base")
     ap.add_argument("--memory", action="store_true", help="idle connections and a soak instead of the comparison")
     ap.add_argument("--soak", type=int, default=600, help="seconds of the soak (--memory)")
+    ap.add_argument("--assertion", choices=sorted(JWS_ALG), default="es256",
+                    help="how the current build's Bru targets sign Bru-Assertion (the ladder's too); the "
+                         "baseline build keeps its default. bru-eddsa and bru-hs256 are targets of their own")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     ap.add_argument("--profile", help="perf record this target's first run (kept in the work dir)")
     args = ap.parse_args()
@@ -991,12 +1010,16 @@ def main():
     world = World(args, work)
     try:
         made = {"direct": Direct(world), "nginx": Nginx(world), "haproxy": Haproxy(world)}
-        shared_bru = Bru(world, "bru")
+        alg = None if args.assertion == "es256" else args.assertion
+        shared_bru = Bru(world, "bru", assertion=alg)
         made["bru"] = shared_bru
-        made["bru-consent"] = Bru(world, "bru-consent", consent=True)
+        made["bru-consent"] = Bru(world, "bru-consent", consent=True, assertion=alg)
+        for other in ("eddsa", "hs256"):
+            made[f"bru-{other}"] = Bru(world, f"bru-{other}", assertion=other)
+            made[f"bru-consent-{other}"] = Bru(world, f"bru-consent-{other}", consent=True, assertion=other)
         for name, stage, audit, _ in LADDER:
             if name != "bru":
-                made[name] = Bru(world, name, stage=stage, audit=audit)
+                made[name] = Bru(world, name, stage=stage, audit=audit, assertion=alg)
             if args.baseline:
                 made[name + BASELINE] = Bru(world, name + BASELINE, stage=stage, audit=audit,
                                             binary=args.baseline)

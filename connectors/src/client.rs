@@ -565,12 +565,23 @@ impl Connector {
         resilience.record_call();
         let mut body = BodySource::new(body);
         let may_replay = body.replayable() && is_idempotent(&method);
+        // With no retry possible (the default, `retries = 0`) the one attempt
+        // takes the head as it is instead of a clone of it: about 0.23 µs a
+        // call, a quarter of building the head (connectors/examples/forward_head_bench.rs).
+        let may_retry = may_replay && resilience.config().retries > 0;
+        let (mut uri, mut headers) = (uri, headers);
         let mut retry = 0;
         loop {
             let mut request = Request::new(body.next());
             *request.method_mut() = method.clone();
-            *request.uri_mut() = uri.clone();
-            *request.headers_mut() = headers.clone();
+            if may_retry {
+                *request.uri_mut() = uri.clone();
+                *request.headers_mut() = headers.clone();
+            } else {
+                // The loop runs once: `again` below needs `may_retry`.
+                *request.uri_mut() = std::mem::take(&mut uri);
+                *request.headers_mut() = std::mem::take(&mut headers);
+            }
             let pending = client.request(request);
             let result = match tokio::time::timeout(upstream.request_timeout, pending).await {
                 Err(_elapsed) => Err(UpstreamError::Timeout(upstream.request_timeout)),
@@ -598,7 +609,7 @@ impl Connector {
             if error.is_provider_failure() {
                 ticket.failure();
             }
-            let again = may_replay
+            let again = may_retry
                 && error.is_retryable()
                 && retry < resilience.config().retries
                 && !ticket.is_trial()

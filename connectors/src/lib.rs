@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod assertion;
 mod body;
 mod client;
 mod credentials;

@@ -410,3 +410,48 @@ async fn concurrency_limit_holds_until_the_body_ends() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(s.requests.load(Ordering::SeqCst), 2);
 }
+
+/// A retried attempt sends the same head as the first (the head is cloned
+/// only when a retry is possible; a call without retries moves it).
+#[tokio::test]
+async fn a_retried_attempt_sends_the_same_head() {
+    install_crypto();
+    let heads = Arc::new(std::sync::Mutex::new(Vec::<(String, Vec<String>)>::new()));
+    let seen = heads.clone();
+    let handler: Handler = Arc::new(move |req: Request<Incoming>| {
+        let mut names: Vec<String> = req
+            .headers()
+            .iter()
+            .filter(|(n, _)| n.as_str().starts_with("bru-"))
+            .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap_or("?")))
+            .collect();
+        names.sort();
+        let first = {
+            let mut heads = seen.lock().unwrap();
+            heads.push((req.uri().to_string(), names));
+            heads.len() == 1
+        };
+        Box::pin(async move {
+            if first {
+                std::future::pending::<()>().await;
+            }
+            json_ok()
+        })
+    });
+    let provider = start(handler).await;
+    let up = resilient(&format!("http://{}", provider.addr), retries(1));
+    let (result, report) = connector()
+        .forward_reported(&up, get("/2024", Some("x=1")))
+        .await;
+    assert_eq!(result.unwrap().status(), StatusCode::OK);
+    assert_eq!(labels(&report.attempts), ["timeout", "ok"]);
+    let heads = heads.lock().unwrap();
+    assert_eq!(heads.len(), 2);
+    assert_eq!(heads[0].0, "/inntekt/2024?x=1");
+    assert!(
+        heads[0].1.iter().any(|h| h.starts_with("bru-assertion: ")),
+        "{:?}",
+        heads[0]
+    );
+    assert_eq!(heads[0], heads[1], "the retry sent another head");
+}

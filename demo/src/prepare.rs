@@ -92,6 +92,9 @@ pub struct DemoLayout {
     /// `DIR/keys/portal-session.key`: seals the citizen portal's session cookies.
     pub portal_session_key: PathBuf,
     pub assertion_key: PathBuf,
+    /// `DIR/keys/assertion-ed25519.pem`: signs `Bru-Assertion` for providers
+    /// with `assertion = "eddsa"` (SPEC 12); published in the JWKS.
+    pub assertion_ed25519_key: PathBuf,
     pub checkpoint_key: PathBuf,
     /// `DIR/keys/store-url`, written only when the store is not SQLite (a
     /// PostgreSQL URL holds a password, so it does not go into `bru.toml`).
@@ -145,6 +148,7 @@ pub fn prepare(dir: &Path, opts: &DemoOptions) -> Result<DemoLayout, DemoError> 
         pseudonym_key: dir.join("keys").join("pseudonym.key"),
         portal_session_key: dir.join("keys").join("portal-session.key"),
         assertion_key: dir.join("keys").join("assertion.pem"),
+        assertion_ed25519_key: dir.join("keys").join("assertion-ed25519.pem"),
         checkpoint_key: dir.join("keys").join("checkpoint.pem"),
         store_url_file: None,
         listen: opts.listen,
@@ -164,6 +168,7 @@ pub fn prepare(dir: &Path, opts: &DemoOptions) -> Result<DemoLayout, DemoError> 
         random_bytes(32)
     })?;
     ensure(&layout.assertion_key, Secrecy::Private, p256_pem)?;
+    ensure(&layout.assertion_ed25519_key, Secrecy::Private, ed25519_pem)?;
     // The demo feed takes any bearer token; Bru needs one to send.
     ensure(
         &dir.join("keys").join("altinn-events.token"),
@@ -614,6 +619,8 @@ tls_key = "tls/key.pem"
 [keys]
 pseudonym_key_file = "keys/pseudonym.key"
 assertion_key_file = "keys/assertion.pem"
+# For providers with assertion = "eddsa" (none in the demo; published anyway).
+assertion_ed25519_key_file = "keys/assertion-ed25519.pem"
 checkpoint_key_file = "keys/checkpoint.pem"
 
 # The demo issuers are served by this gateway under /demo/, in demo mode only

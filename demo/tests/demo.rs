@@ -53,6 +53,7 @@ fn generated_files(l: &DemoLayout) -> Vec<&Path> {
         &l.idporten_key,
         &l.pseudonym_key,
         &l.assertion_key,
+        &l.assertion_ed25519_key,
         &l.checkpoint_key,
         &l.policy,
     ]
@@ -87,6 +88,7 @@ fn private_keys_are_owner_only() {
         &l.idporten_key,
         &l.pseudonym_key,
         &l.assertion_key,
+        &l.assertion_ed25519_key,
         &l.checkpoint_key,
     ] {
         let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
@@ -129,6 +131,10 @@ fn generated_config_has_the_demo_world() {
     let keys = &config["keys"];
     assert_eq!(s(&keys["pseudonym_key_file"]), "keys/pseudonym.key");
     assert_eq!(s(&keys["assertion_key_file"]), "keys/assertion.pem");
+    assert_eq!(
+        s(&keys["assertion_ed25519_key_file"]),
+        "keys/assertion-ed25519.pem"
+    );
     assert_eq!(s(&keys["checkpoint_key_file"]), "keys/checkpoint.pem");
 
     let issuers = config["issuer"].as_array().unwrap();
@@ -331,6 +337,8 @@ fn keys_have_the_promised_types() {
     assert_eq!(read(&l.pseudonym_key).len(), 32);
     EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8(&l.assertion_key)).unwrap();
     Ed25519KeyPair::from_pkcs8(&pkcs8(&l.checkpoint_key)).unwrap();
+    Ed25519KeyPair::from_pkcs8(&pkcs8(&l.assertion_ed25519_key)).unwrap();
+    assert_ne!(read(&l.assertion_ed25519_key), read(&l.checkpoint_key));
     for path in [&l.maskinporten_key, &l.idporten_key] {
         let rsa = aws_lc_rs::rsa::KeyPair::from_pkcs8(&pkcs8(path)).unwrap();
         assert_eq!(rsa.public_modulus_len(), 256, "RSA 2048");

@@ -93,7 +93,37 @@ pub struct StoreConfig {
 pub struct KeysConfig {
     pub pseudonym_key: Secret,
     pub assertion_key: Secret,
+    /// `assertion_ed25519_key_file`: the PKCS#8 Ed25519 key for providers
+    /// with `assertion = "eddsa"`; required only when one has it.
+    pub assertion_ed25519_key: Option<Secret>,
     pub checkpoint_key: Secret,
+}
+
+/// How Bru signs a provider's `Bru-Assertion` (SPEC section 12).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AssertionConfig {
+    #[default]
+    Es256,
+    EdDsa,
+    /// The secret shared with this provider only, read once when the config
+    /// is loaded (so `bru check` sees its length).
+    Hs256(SharedSecret),
+}
+
+/// The bytes of a secret shared with one provider; `Debug` shows none of them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedSecret(Vec<u8>);
+
+impl SharedSecret {
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SharedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedSecret({} bytes)", self.0.len())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -133,6 +163,8 @@ pub struct UpstreamConfig {
     pub request_timeout: Duration,
     pub max_response_bytes: u64,
     pub credentials: CredentialsConfig,
+    /// `assertion`: how this provider's `Bru-Assertion` is signed.
+    pub assertion: AssertionConfig,
     /// Concurrency limit, retries and circuit breaker.
     pub resilience: connectors::ResilienceConfig,
     pub line: usize,
@@ -456,6 +488,8 @@ struct RawKeys {
     pseudonym_key_env: Option<String>,
     assertion_key_file: Option<String>,
     assertion_key_env: Option<String>,
+    assertion_ed25519_key_file: Option<String>,
+    assertion_ed25519_key_env: Option<String>,
     checkpoint_key_file: Option<String>,
     checkpoint_key_env: Option<String>,
 }
@@ -501,6 +535,10 @@ struct RawUpstream {
     max_response_bytes: u64,
     #[serde(default)]
     credentials: RawCredentials,
+    /// "es256" (the default) | "eddsa" | "hs256" (SPEC section 12).
+    assertion: Option<String>,
+    assertion_secret_file: Option<String>,
+    assertion_secret_env: Option<String>,
     #[serde(default)]
     max_concurrency: usize,
     #[serde(default)]
@@ -784,6 +822,11 @@ impl Config {
             k.assertion_key_file.as_ref(),
             k.assertion_key_env.as_ref(),
         );
+        let assertion_ed25519_key =
+            match (&k.assertion_ed25519_key_file, &k.assertion_ed25519_key_env) {
+                (None, None) => None,
+                (file, env) => cx.secret(0, "assertion_ed25519_key", file.as_ref(), env.as_ref()),
+            };
         let checkpoint_key = cx.secret(
             0,
             "checkpoint_key",
@@ -867,6 +910,7 @@ impl Config {
         }
 
         let mut upstreams = BTreeMap::new();
+        let mut hs256_secrets: Vec<(String, SharedSecret)> = Vec::new();
         // `[registry]` is checked as an upstream is (SPEC 9.3), under a name no provider can have.
         let registry_name = crate::representation::REGISTRY.to_owned();
         let all = raw
@@ -1005,6 +1049,16 @@ impl Config {
                     }
                 }
             };
+            let assertion = parse_assertion(&mut cx, at, name, r);
+            if let Some(AssertionConfig::Hs256(secret)) = &assertion {
+                if let Some(other) = hs256_secrets.iter().find(|(_, s)| s == secret) {
+                    cx.error(at, format!("upstream {name}: its HS256 assertion secret is also upstream {}'s; a secret is shared with one provider only", other.0));
+                }
+                hs256_secrets.push((name.clone(), secret.clone()));
+            }
+            if assertion == Some(AssertionConfig::EdDsa) && assertion_ed25519_key.is_none() {
+                cx.error(at, format!("upstream {name}: assertion = \"eddsa\" needs [keys] assertion_ed25519_key_file (or assertion_ed25519_key_env)"));
+            }
             if r.request_timeout_ms == 0 || r.connect_timeout_ms == 0 {
                 cx.error(at, format!("upstream {name}: timeouts must be positive"));
             }
@@ -1020,7 +1074,7 @@ impl Config {
             if r.breaker_failures > 0 && r.breaker_open_ms == 0 {
                 cx.error(at, format!("upstream {name}: breaker_open_ms must be positive when breaker_failures is set"));
             }
-            if let (Some(url), Some(credentials)) = (url, credentials) {
+            if let (Some(url), Some(credentials), Some(assertion)) = (url, credentials, assertion) {
                 upstreams.insert(
                     name.clone(),
                     UpstreamConfig {
@@ -1029,6 +1083,7 @@ impl Config {
                         request_timeout: Duration::from_millis(r.request_timeout_ms),
                         max_response_bytes: r.max_response_bytes,
                         credentials,
+                        assertion,
                         resilience: connectors::ResilienceConfig {
                             max_concurrency: r.max_concurrency,
                             retries: r.retries,
@@ -1140,6 +1195,7 @@ impl Config {
             keys: KeysConfig {
                 pseudonym_key,
                 assertion_key,
+                assertion_ed25519_key,
                 checkpoint_key,
             },
             issuers,
@@ -1204,6 +1260,86 @@ impl Config {
             }
         }
         errors
+    }
+}
+
+/// `assertion`, `assertion_secret_file` / `_env` of an `[upstream.X]`;
+/// `None` after an error. The HS256 secret is read here, once, so that
+/// `bru check` refuses a short one; its bytes are never in a message.
+fn parse_assertion(
+    cx: &mut Ctx<'_>,
+    at: usize,
+    name: &str,
+    r: &RawUpstream,
+) -> Option<AssertionConfig> {
+    use connectors::assertion::{AssertionAlgorithm, MIN_HS256_SECRET_BYTES};
+    let has_secret = r.assertion_secret_file.is_some() || r.assertion_secret_env.is_some();
+    if name == crate::representation::REGISTRY {
+        if r.assertion.is_some() || has_secret {
+            cx.error(at, "registry: Bru sends no Bru-Assertion to the registry; remove assertion and assertion_secret_*");
+        }
+        return Some(AssertionConfig::Es256);
+    }
+    let algorithm = match r.assertion.as_deref() {
+        None => AssertionAlgorithm::Es256,
+        Some(value) => match AssertionAlgorithm::parse(value) {
+            Some(a) => a,
+            None => {
+                cx.error(
+                    at,
+                    format!("upstream {name}: assertion {value:?} is not \"es256\", \"eddsa\" or \"hs256\""),
+                );
+                return None;
+            }
+        },
+    };
+    match algorithm {
+        AssertionAlgorithm::Es256 | AssertionAlgorithm::EdDsa => {
+            if has_secret {
+                cx.error(
+                    at,
+                    format!("upstream {name}: assertion_secret_file / assertion_secret_env are only for assertion = \"hs256\""),
+                );
+                return None;
+            }
+            Some(if algorithm == AssertionAlgorithm::EdDsa {
+                AssertionConfig::EdDsa
+            } else {
+                AssertionConfig::Es256
+            })
+        }
+        AssertionAlgorithm::Hs256 => {
+            if !has_secret {
+                cx.error(
+                    at,
+                    format!("upstream {name}: assertion = \"hs256\" needs assertion_secret_file (or assertion_secret_env): the secret shared with this provider"),
+                );
+                return None;
+            }
+            let secret = cx.secret(
+                at,
+                "assertion_secret",
+                r.assertion_secret_file.as_ref(),
+                r.assertion_secret_env.as_ref(),
+            )?;
+            match secret.read_bytes() {
+                Err(e) => {
+                    cx.error(at, format!("upstream {name}: assertion secret: {e}"));
+                    None
+                }
+                Ok(bytes) if bytes.len() < MIN_HS256_SECRET_BYTES => {
+                    cx.error(
+                        at,
+                        format!(
+                            "upstream {name}: the HS256 assertion secret is {} bytes; at least {MIN_HS256_SECRET_BYTES} random bytes are required",
+                            bytes.len()
+                        ),
+                    );
+                    None
+                }
+                Ok(bytes) => Some(AssertionConfig::Hs256(SharedSecret(bytes))),
+            }
+        }
     }
 }
 

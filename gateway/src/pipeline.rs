@@ -881,10 +881,12 @@ fn assertion(
         consent_id: grant.consent_id.as_deref(),
         subject: grant.subject.as_ref().map(|s| s.expose()),
     };
-    app.keys.assertion.sign(&claims).map_err(|e| {
-        tracing::error!(error = %e, "cannot sign the assertion");
-        Failure::UpstreamError("Bru could not sign its assertion".into())
-    })
+    app.keys
+        .sign_assertion(&dataset.id.provider, &claims)
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot sign the assertion");
+            Failure::UpstreamError("Bru could not sign its assertion".into())
+        })
 }
 
 /// The one place an allowed call's outcome is completed: a failure is

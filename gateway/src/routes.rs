@@ -56,7 +56,9 @@ struct Jwks {
 }
 
 /// Bru's public keys: the assertion key (ES256; `Bru-Assertion`, consent
-/// receipts) and the checkpoint key (Ed25519, `kty` OKP).
+/// receipts), the Ed25519 assertion key when configured (`alg` EdDSA, for
+/// providers with `assertion = "eddsa"`) and the checkpoint key (Ed25519,
+/// `kty` OKP). Never an HS256 secret: that is shared with one provider only.
 #[utoipa::path(
     get,
     path = "/.well-known/jwks.json",

@@ -116,7 +116,7 @@ async fn run(
     listeners: Listeners,
     demo: Option<DemoRuntime>,
 ) -> anyhow::Result<()> {
-    let keys = Keys::load(&config.keys, &config.public_url).map_err(|e| anyhow!("keys: {e}"))?;
+    let keys = Keys::load(&config).map_err(|e| anyhow!("keys: {e}"))?;
     let tls = crate::server::tls_config(&config.server.tls_cert, &config.server.tls_key)
         .map_err(|e| anyhow!(e))?;
     let store_url = config
