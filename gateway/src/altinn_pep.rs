@@ -145,9 +145,9 @@ pub async fn with_altinn2_token(
         // No Altinn 2 keys configured: Bru cannot tell whether Altinn signed it.
         return Err(Failure::Auth(AuthError::UntrustedIssuer));
     };
-    let token = token.to_str().map_err(|_| {
-        Failure::MalformedRequest("the AltinnSamtykke header is not a token")
-    })?;
+    let token = token
+        .to_str()
+        .map_err(|_| Failure::MalformedRequest("the AltinnSamtykke header is not a token"))?;
     let claims = verifier
         .accompanying_claims(token.trim())
         .await

@@ -169,11 +169,9 @@ async fn an_altinn_2_consent_token_beside_the_maskinporten_token_is_a_consent_ba
 
     // A service the consent does not grant is not a basis for that dataset;
     // without the Altinn 2 token the dataset needs a consent as always.
-    call(&bru, "inntekt-a2", &mp, &[], KARI).await.expect_problem(
-        403,
-        "consent_required",
-        "no consent",
-    );
+    call(&bru, "inntekt-a2", &mp, &[], KARI)
+        .await
+        .expect_problem(403, "consent_required", "no consent");
 }
 
 #[tokio::test]
@@ -183,15 +181,30 @@ async fn each_rule_of_an_altinn_2_consent_is_refused_with_its_code() {
     let mp = world.mp_token(K429, SCOPE_INNTEKT);
     let cases = [
         // CoveredBy is another organisation than the token's consumer.
-        (claims(&uuid(), KARI, NAV, &[SERVICE_INNTEKT], 86_400), "consent_mismatch"),
+        (
+            claims(&uuid(), KARI, NAV, &[SERVICE_INNTEKT], 86_400),
+            "consent_mismatch",
+        ),
         // OfferedBy is another person than the call's subject.
-        (claims(&uuid(), OLA, K429, &[SERVICE_INNTEKT], 86_400), "consent_subject_mismatch"),
+        (
+            claims(&uuid(), OLA, K429, &[SERVICE_INNTEKT], 86_400),
+            "consent_subject_mismatch",
+        ),
         // ValidToDate has passed (the token itself is fresh).
-        (claims(&uuid(), KARI, K429, &[SERVICE_INNTEKT], -60), "consent_expired"),
+        (
+            claims(&uuid(), KARI, K429, &[SERVICE_INNTEKT], -60),
+            "consent_expired",
+        ),
         // The dataset's service is not among Services.
-        (claims(&uuid(), KARI, K429, &["4630_2"], 86_400), "consent_not_found"),
+        (
+            claims(&uuid(), KARI, K429, &["4630_2"], 86_400),
+            "consent_not_found",
+        ),
         // An organisation gave it: no person consented.
-        (claims(&uuid(), K429, K429, &[SERVICE_INNTEKT], 86_400), "consent_subject_mismatch"),
+        (
+            claims(&uuid(), K429, K429, &[SERVICE_INNTEKT], 86_400),
+            "consent_subject_mismatch",
+        ),
     ];
     for (claims, code) in cases {
         let reply = call(&bru, "inntekt-a2", &mp, &[&sign(&key, &claims)], KARI).await;
@@ -304,7 +317,10 @@ async fn without_altinn_2_keys_an_altinn_2_token_is_not_trusted() {
     let key = altinn2_key();
     let (world, _altinn, bru) = world(None).await;
     let mp = world.mp_token(K429, SCOPE_INNTEKT);
-    let token = sign(&key, &claims(&uuid(), KARI, K429, &[SERVICE_INNTEKT], 86_400));
+    let token = sign(
+        &key,
+        &claims(&uuid(), KARI, K429, &[SERVICE_INNTEKT], 86_400),
+    );
     call(&bru, "inntekt-a2", &mp, &[&token], KARI)
         .await
         .expect_problem(401, "untrusted_issuer", "no altinn2_jwks_url");
