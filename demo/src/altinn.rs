@@ -189,15 +189,15 @@ impl DemoAltinn {
     }
 
     /// After a change: saved, or a 500 that says the change may not last.
-    fn saved(&self, data: &Data) -> Result<(), Response> {
+    fn saved(&self, data: &Data) -> Result<(), Box<Response>> {
         self.save(data).map_err(|e| {
             tracing::error!(error = %e, "the demo Altinn could not save its state");
-            problem(
+            Box::new(problem(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
                 "The demo Altinn could not save",
                 "The change was made but not saved; it is lost when the demo stops.",
-            )
+            ))
         })
     }
 
@@ -395,39 +395,39 @@ fn enterprise(
     altinn: &DemoAltinn,
     headers: &HeaderMap,
     scope: &str,
-) -> Result<Enterprise, Response> {
+) -> Result<Enterprise, Box<Response>> {
     let Some(token) = bearer(headers) else {
-        return Err(problem(
+        return Err(Box::new(problem(
             StatusCode::UNAUTHORIZED,
             "missing_token",
             "A Maskinporten token is required",
             &format!("Send the requester's Maskinporten token with scope {scope} (POST /demo/maskinporten/token)."),
-        ));
+        )));
     };
     let Some(claims) = altinn.inner.maskinporten.verify(token) else {
-        return Err(problem(
+        return Err(Box::new(problem(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             "The access token was not accepted",
             "The token is not a valid, unexpired token of the demo Maskinporten.",
-        ));
+        )));
     };
     let scopes = claims["scope"].as_str().unwrap_or_default();
     if !scopes.split(' ').any(|s| s == scope) {
-        return Err(problem(
+        return Err(Box::new(problem(
             StatusCode::FORBIDDEN,
             "insufficient_scope",
             "The token lacks the scope",
             &format!("This API needs the scope {scope}."),
-        ));
+        )));
     }
     let Some(consumer) = org_of(&claims["consumer"]) else {
-        return Err(problem(
+        return Err(Box::new(problem(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             "The access token was not accepted",
             "The token names no consumer organisation.",
-        ));
+        )));
     };
     Ok(Enterprise {
         consumer,
@@ -445,7 +445,7 @@ async fn create_request(
 ) -> Response {
     let requester = match enterprise(&altinn, &headers, SCOPE_REQUEST) {
         Ok(r) => r,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return bad("Send Altinn's consent request: {\"id\", \"from\", \"to\", \"validTo\", \"consentRights\"}.");
@@ -512,7 +512,7 @@ async fn create_request(
             },
         );
         if let Err(refusal) = altinn.saved(&data) {
-            return refusal;
+            return *refusal;
         }
     }
     let handled_by = requester
@@ -602,7 +602,7 @@ async fn citizen_action(
         changed: now,
     });
     if let Err(refusal) = altinn.saved(&data) {
-        return refusal;
+        return *refusal;
     }
     answer(StatusCode::OK, &json!({"id": id, "status": event}))
 }
@@ -706,7 +706,7 @@ async fn create_system_user(State(altinn): State<DemoAltinn>, body: Bytes) -> Re
         },
     );
     if let Err(refusal) = altinn.saved(&data) {
-        return refusal;
+        return *refusal;
     }
     answer(StatusCode::CREATED, &json!({ "id": id }))
 }
@@ -717,7 +717,7 @@ async fn delete_system_user(State(altinn): State<DemoAltinn>, Path(id): Path<Str
     match data.system_users.remove(&id.to_ascii_lowercase()) {
         Some(_) => match altinn.saved(&data) {
             Ok(()) => StatusCode::NO_CONTENT.into_response(),
-            Err(refusal) => refusal,
+            Err(refusal) => *refusal,
         },
         None => answer(
             StatusCode::NOT_FOUND,
@@ -741,7 +741,7 @@ async fn altinn2_token(
 ) -> Response {
     let caller = match enterprise(&altinn, &headers, SCOPE_TOKENS) {
         Ok(c) => c,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let Some(code) = q.get("authcode").map(|c| c.to_ascii_lowercase()) else {
         return bad("authcode: the consent request's id.");
