@@ -1,14 +1,25 @@
-//! The demo's Altinn (SPEC 9.4), in Altinn's own formats, in memory: consent
-//! requests (Altinn's enterprise consent request), the citizen's accept,
-//! reject and revoke, the enterprise consent events feed (without Altinn's
-//! 5-minute delay), the XACML JSON decision point, and system users. The demo
-//! Maskinporten uses it to put `authorization_details` into tokens.
+//! The demo's Altinn (SPEC 9.4), in Altinn's own formats: consent requests
+//! (Altinn's enterprise consent request, with the requester's Maskinporten
+//! token), the citizen's accept, reject and revoke, the enterprise consent
+//! events feed (without Altinn's 5-minute delay), the XACML JSON decision
+//! point, system users, and Altinn 2's consent tokens (signed with the demo
+//! Altinn's own key, its JWK set published). The demo Maskinporten uses it to
+//! put `authorization_details` into tokens.
+//!
+//! Its state (requests, their states, the events feed, system users) lives in
+//! `DIR/demo-altinn.json`, rewritten after every change, so a restarted
+//! `bru demo` keeps it and Bru's feed cursor (an index into the events) stays
+//! valid.
 //!
 //! Formats: Altinn/altinn-studio-docs `…/system-vendor/consent/request`
 //! (request and response), `…/system-vendor/consent/events` (the feed),
-//! `…/resource-owner/system-user` (the PDP); the `altinn` crate reads them.
+//! `…/resource-owner/system-user` (the PDP); Altinn/docs
+//! `…/samtykke/datakilde/bruk-av-token` (Altinn 2's token) and
+//! `…/samtykke/datakonsument/hente-token` (fetching it); the `altinn` crate
+//! reads them.
 
 use std::collections::BTreeMap;
+use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -17,11 +28,13 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::issuers::DemoIssuers;
+use crate::issuer_key::IssuerKey;
+use crate::DemoError;
 
 /// Omsorgsapp AS's system in the demo, and its system user at K429 for both
 /// consent datasets' resources.
@@ -32,8 +45,19 @@ pub const RESOURCE_HJEMMETJENESTE: &str = "helsenorge-hjemmetjeneste";
 const K429: &str = "921429002";
 /// Events per page of the feed, as Altinn's.
 const PAGE: usize = 100;
+/// The demo Altinn's state in the demo's directory.
+const STATE_FILE: &str = "demo-altinn.json";
+/// The scope Altinn's enterprise consent request API requires
+/// (altinn-studio-docs `…/system-vendor/consent/request`, "Prerequisites").
+const SCOPE_REQUEST: &str = "altinn:consentrequests.write";
+/// The scope for fetching an Altinn 2 consent token with a Maskinporten token
+/// (DSOP's integration guide for the Altinn 2 consent solution).
+const SCOPE_TOKENS: &str = "altinn:consenttokens";
+/// Altinn 2 consent tokens live 30 s (Altinn/docs `…/datakonsument/hente-token`).
+const ALTINN2_TOKEN_LIFETIME_S: i64 = 30;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 enum Status {
     Pending,
     Accepted,
@@ -41,40 +65,45 @@ enum Status {
     Revoked,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct ConsentRequest {
     from_pid: String,
     to: String,
+    #[serde(with = "time::serde::rfc3339")]
     valid_to: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
     consented: Option<OffsetDateTime>,
     rights: Value,
     status: Status,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct SystemUser {
     system_id: String,
     org: String,
     rights: Vec<String>,
 }
 
-#[derive(Debug, Default)]
+/// One event of the feed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Event {
+    consent_request_id: String,
+    event_type: String,
+    #[serde(with = "time::serde::rfc3339")]
+    changed: OffsetDateTime,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Data {
     requests: BTreeMap<String, ConsentRequest>,
-    /// (consentRequestId, eventType, changedDate), oldest first.
-    events: Vec<(String, &'static str, OffsetDateTime)>,
+    /// Oldest first; the feed's continuation token is an index into it.
+    events: Vec<Event>,
     system_users: BTreeMap<String, SystemUser>,
 }
 
-/// The demo Altinn's state; cheap to clone.
-#[derive(Debug, Clone)]
-pub struct DemoAltinn {
-    data: Arc<Mutex<Data>>,
-}
-
-impl Default for DemoAltinn {
-    /// With Omsorgsapp's system user at K429 (SPEC 9.4's demo relations).
-    fn default() -> Self {
+impl Data {
+    /// A new demo Altinn: Omsorgsapp's system user at K429 (SPEC 9.4's demo relations).
+    fn new() -> Data {
         let mut data = Data::default();
         data.system_users.insert(
             OMSORGSAPP_SYSTEM_USER.to_owned(),
@@ -84,15 +113,99 @@ impl Default for DemoAltinn {
                 rights: vec![RESOURCE_INNTEKT.into(), RESOURCE_HJEMMETJENESTE.into()],
             },
         );
-        DemoAltinn {
-            data: Arc::new(Mutex::new(data)),
-        }
+        data
     }
 }
 
+/// The demo Altinn; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DemoAltinn {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    data: Mutex<Data>,
+    /// `DIR/demo-altinn.json`.
+    file: PathBuf,
+    /// Signs Altinn 2 consent tokens; its JWK set at `/demo/altinn/api/metadata/jwk`.
+    signing: IssuerKey,
+    /// Verify the requester's and the citizen's tokens.
+    maskinporten: IssuerKey,
+    idporten: IssuerKey,
+}
+
+/// The `iss` of the demo Altinn's Altinn 2 consent tokens, under Bru's public
+/// URL (real ones say `altinn.no`; the demo's `bru.toml` names this one).
+pub fn altinn2_issuer(public_url: &str) -> String {
+    format!("{public_url}/demo/altinn")
+}
+
 impl DemoAltinn {
+    /// The demo Altinn of the demo in `dir`: its state from
+    /// `DIR/demo-altinn.json` when a previous run left one, else a new one
+    /// (written at once).
+    pub fn load(
+        dir: &FsPath,
+        signing: IssuerKey,
+        maskinporten: IssuerKey,
+        idporten: IssuerKey,
+    ) -> Result<DemoAltinn, DemoError> {
+        let file = dir.join(STATE_FILE);
+        let data = match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice::<Data>(&bytes).map_err(|e| DemoError::State {
+                path: file.clone(),
+                why: format!("not the demo Altinn's state ({e}); move it away to start afresh"),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Data::new(),
+            Err(e) => return Err(DemoError::io(&file)(e)),
+        };
+        let altinn = DemoAltinn {
+            inner: Arc::new(Inner {
+                data: Mutex::new(data),
+                file,
+                signing,
+                maskinporten,
+                idporten,
+            }),
+        };
+        altinn.save(&altinn.lock())?;
+        Ok(altinn)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Data> {
-        self.data.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the state, whole and atomically, while the caller holds the lock
+    /// (so writes land in the order of the changes). Owner-only: it holds
+    /// person numbers.
+    fn save(&self, data: &Data) -> Result<(), DemoError> {
+        let bytes = serde_json::to_vec_pretty(data).map_err(|e| DemoError::State {
+            path: self.inner.file.clone(),
+            why: e.to_string(),
+        })?;
+        write_private(&self.inner.file, &bytes)
+    }
+
+    /// After a change: saved, or a 500 that says the change may not last.
+    fn saved(&self, data: &Data) -> Result<(), Box<Response>> {
+        self.save(data).map_err(|e| {
+            tracing::error!(error = %e, "the demo Altinn could not save its state");
+            Box::new(problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "The demo Altinn could not save",
+                "The change was made but not saved; it is lost when the demo stops.",
+            ))
+        })
+    }
+
+    /// Bru's public URL, under which the demo Altinn is served (the demo
+    /// Maskinporten's `iss` is `{public_url}/demo/maskinporten`).
+    fn public_url(&self) -> &str {
+        let mp = self.inner.maskinporten.issuer();
+        mp.strip_suffix("/demo/maskinporten").unwrap_or(mp)
     }
 
     /// What the demo Maskinporten adds to a token for `org` (the client's
@@ -165,9 +278,26 @@ impl DemoAltinn {
     }
 }
 
-/// The demo Altinn's routes under `/demo/altinn/` (state: the issuers, whose
-/// keys verify the citizen and whose Maskinporten reads the consents).
-pub fn router() -> Router<DemoIssuers> {
+/// Writes `bytes` to `path` through a temporary file and a rename, readable
+/// by the owner only: a crash leaves the old state or the new, never half.
+fn write_private(path: &FsPath, bytes: &[u8]) -> Result<(), DemoError> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp).map_err(DemoError::io(&tmp))?;
+    file.write_all(bytes).map_err(DemoError::io(&tmp))?;
+    file.sync_all().map_err(DemoError::io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(DemoError::io(path))
+}
+
+/// The demo Altinn's routes under `/demo/altinn/`.
+pub fn router(altinn: DemoAltinn) -> Router {
     Router::new()
         .route("/demo/altinn/consentrequests", post(create_request))
         .route("/demo/altinn/consentrequests/events", get(events))
@@ -178,6 +308,9 @@ pub fn router() -> Router<DemoIssuers> {
         .route("/demo/altinn/authorize", post(authorize))
         .route("/demo/altinn/systemusers", post(create_system_user))
         .route("/demo/altinn/systemusers/{id}", delete(delete_system_user))
+        .route("/demo/altinn/api/authorization/token", get(altinn2_token))
+        .route("/demo/altinn/api/metadata/jwk", get(altinn2_jwks))
+        .with_state(altinn)
 }
 
 fn answer(status: StatusCode, v: &Value) -> Response {
@@ -189,20 +322,42 @@ fn answer(status: StatusCode, v: &Value) -> Response {
         .into_response()
 }
 
-fn bad(detail: &str) -> Response {
+/// RFC 9457 problem details, shaped like the gateway's own.
+fn problem(status: StatusCode, code: &str, title: &str, detail: &str) -> Response {
     let body = json!({
-        "type": "/problems/malformed_request",
-        "title": "Malformed request",
-        "status": 400,
+        "type": format!("/problems/{code}"),
+        "title": title,
+        "status": status.as_u16(),
         "detail": detail,
-        "code": "malformed_request",
+        "code": code,
     });
-    (
-        StatusCode::BAD_REQUEST,
+    let mut response = (
+        status,
         [(header::CONTENT_TYPE, "application/problem+json")],
         format!("{body}\n"),
     )
-        .into_response()
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        let error = if code == "missing_token" {
+            "Bearer error=\"invalid_request\""
+        } else {
+            "Bearer error=\"invalid_token\""
+        };
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static(error),
+        );
+    }
+    response
+}
+
+fn bad(detail: &str) -> Response {
+    problem(
+        StatusCode::BAD_REQUEST,
+        "malformed_request",
+        "Malformed request",
+        detail,
+    )
 }
 
 fn org_of(v: &Value) -> Option<String> {
@@ -216,8 +371,82 @@ fn org_of(v: &Value) -> Option<String> {
         .map(|o| o.as_str().to_owned())
 }
 
-/// `POST /demo/altinn/consentrequests`, as Altinn's enterprise consent request.
-async fn create_request(State(issuers): State<DemoIssuers>, body: Bytes) -> Response {
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The organisation a Maskinporten token speaks for, and its vendor.
+struct Enterprise {
+    consumer: String,
+    supplier: Option<String>,
+}
+
+/// The caller's demo Maskinporten token, verified like any other (its
+/// signature, `iss`, `exp`), with `scope` among its scopes. With Maskinporten
+/// delegation a vendor's token names the customer as `consumer` and itself as
+/// `supplier` (Altinn's "consent on behalf of others": `consumer_org` in the
+/// vendor's grant): the consumer is whom the call is for.
+fn enterprise(
+    altinn: &DemoAltinn,
+    headers: &HeaderMap,
+    scope: &str,
+) -> Result<Enterprise, Box<Response>> {
+    let Some(token) = bearer(headers) else {
+        return Err(Box::new(problem(
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+            "A Maskinporten token is required",
+            &format!("Send the requester's Maskinporten token with scope {scope} (POST /demo/maskinporten/token)."),
+        )));
+    };
+    let Some(claims) = altinn.inner.maskinporten.verify(token) else {
+        return Err(Box::new(problem(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "The access token was not accepted",
+            "The token is not a valid, unexpired token of the demo Maskinporten.",
+        )));
+    };
+    let scopes = claims["scope"].as_str().unwrap_or_default();
+    if !scopes.split(' ').any(|s| s == scope) {
+        return Err(Box::new(problem(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "The token lacks the scope",
+            &format!("This API needs the scope {scope}."),
+        )));
+    }
+    let Some(consumer) = org_of(&claims["consumer"]) else {
+        return Err(Box::new(problem(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "The access token was not accepted",
+            "The token names no consumer organisation.",
+        )));
+    };
+    Ok(Enterprise {
+        consumer,
+        supplier: org_of(&claims["supplier"]),
+    })
+}
+
+/// `POST /demo/altinn/consentrequests`, as Altinn's enterprise consent
+/// request: the requester's Maskinporten token (scope
+/// `altinn:consentrequests.write`), and `to` is the token's consumer.
+async fn create_request(
+    State(altinn): State<DemoAltinn>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let requester = match enterprise(&altinn, &headers, SCOPE_REQUEST) {
+        Ok(r) => r,
+        Err(refusal) => return *refusal,
+    };
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return bad("Send Altinn's consent request: {\"id\", \"from\", \"to\", \"validTo\", \"consentRights\"}.");
     };
@@ -235,6 +464,14 @@ async fn create_request(State(issuers): State<DemoIssuers>, body: Bytes) -> Resp
     let Some(to) = org_of(&v["to"]) else {
         return bad("to: urn:altinn:organization:identifier-no:<orgnr>.");
     };
+    if to != requester.consumer {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "consumer_not_allowed",
+            "Not your consent to ask for",
+            "to must be the organisation the Maskinporten token is for (its consumer); a vendor asks with a token delegated by that organisation.",
+        );
+    }
     let valid_to = match v["validTo"]
         .as_str()
         .map(|s| OffsetDateTime::parse(s, &Rfc3339))
@@ -256,7 +493,6 @@ async fn create_request(State(issuers): State<DemoIssuers>, body: Bytes) -> Resp
     }
     let now = OffsetDateTime::now_utc();
     {
-        let altinn = issuers.altinn();
         let mut data = altinn.lock();
         if data.requests.contains_key(&id) {
             return answer(
@@ -275,13 +511,14 @@ async fn create_request(State(issuers): State<DemoIssuers>, body: Bytes) -> Resp
                 status: Status::Pending,
             },
         );
+        if let Err(refusal) = altinn.saved(&data) {
+            return *refusal;
+        }
     }
-    let public = issuers
-        .maskinporten()
-        .issuer()
-        .strip_suffix("/demo/maskinporten")
-        .unwrap_or_default()
-        .to_owned();
+    let handled_by = requester
+        .supplier
+        .as_ref()
+        .map(|s| format!("urn:altinn:organization:identifier-no:{s}"));
     answer(
         StatusCode::CREATED,
         &json!({
@@ -289,7 +526,7 @@ async fn create_request(State(issuers): State<DemoIssuers>, body: Bytes) -> Resp
             "from": v["from"],
             "to": format!("urn:altinn:organization:identifier-no:{to}"),
             "requiredDelegator": null,
-            "handledBy": null,
+            "handledBy": handled_by,
             "validTo": v["validTo"],
             "consentRights": rights,
             "requestMessage": v.get("requestMessage"),
@@ -302,42 +539,27 @@ async fn create_request(State(issuers): State<DemoIssuers>, body: Bytes) -> Resp
             }],
             "redirectUrl": v.get("redirectUrl"),
             // Where the citizen answers: here, with the demo ID-porten token.
-            "viewUri": format!("{public}/demo/altinn/consentrequests/{id}/accept"),
+            "viewUri": format!("{}/demo/altinn/consentrequests/{id}/accept", altinn.public_url()),
         }),
     )
-}
-
-/// The citizen's `pid` from a demo ID-porten token, verified.
-fn citizen(issuers: &DemoIssuers, headers: &HeaderMap) -> Option<String> {
-    let token = headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?;
-    let ip = issuers.idporten();
-    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(ip.jwks()["keys"][0].clone()).ok()?;
-    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-    validation.set_issuer(&[ip.issuer()]);
-    validation.validate_aud = false;
-    let data = jsonwebtoken::decode::<Value>(token, &key, &validation).ok()?;
-    data.claims["pid"].as_str().map(str::to_owned)
 }
 
 /// `POST /demo/altinn/consentrequests/{id}/accept|reject|revoke` with the
 /// citizen's demo ID-porten token (the citizen the request is `from`).
 async fn citizen_action(
-    State(issuers): State<DemoIssuers>,
+    State(altinn): State<DemoAltinn>,
     Path((id, action)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(pid) = citizen(&issuers, &headers) else {
+    let Some(pid) = bearer(&headers)
+        .and_then(|t| altinn.inner.idporten.verify(t))
+        .and_then(|c| c["pid"].as_str().map(str::to_owned))
+    else {
         return answer(
             StatusCode::UNAUTHORIZED,
             &json!({"detail": "Send the citizen's demo ID-porten token (POST /demo/idporten/token)."}),
         );
     };
-    let altinn = issuers.altinn();
     let mut data = altinn.lock();
     let id = id.to_ascii_lowercase();
     let Some(request) = data.requests.get_mut(&id) else {
@@ -374,14 +596,21 @@ async fn citizen_action(
     if next == Status::Accepted {
         request.consented = Some(now);
     }
-    data.events.push((id.clone(), event, now));
+    data.events.push(Event {
+        consent_request_id: id.clone(),
+        event_type: event.to_owned(),
+        changed: now,
+    });
+    if let Err(refusal) = altinn.saved(&data) {
+        return *refusal;
+    }
     answer(StatusCode::OK, &json!({"id": id, "status": event}))
 }
 
 /// `GET /demo/altinn/consentrequests/events`: Altinn's feed, oldest first,
 /// pages of 100, `links.next` with a `continuationToken`; no 5-minute delay.
 async fn events(
-    State(issuers): State<DemoIssuers>,
+    State(altinn): State<DemoAltinn>,
     headers: HeaderMap,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
@@ -399,32 +628,25 @@ async fn events(
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let altinn = issuers.altinn();
     let data = altinn.lock();
     let page: Vec<Value> = data
         .events
         .iter()
         .skip(from)
         .take(PAGE)
-        .map(|(id, kind, at)| {
+        .map(|e| {
             json!({
-                "consentRequestId": id,
-                "eventType": kind,
-                "changedDate": at.format(&Rfc3339).unwrap_or_default(),
+                "consentRequestId": e.consent_request_id,
+                "eventType": e.event_type,
+                "changedDate": e.changed.format(&Rfc3339).unwrap_or_default(),
             })
         })
         .collect();
     let next = from + page.len();
-    let base = issuers
-        .maskinporten()
-        .issuer()
-        .strip_suffix("/demo/maskinporten")
-        .unwrap_or_default()
-        .to_owned();
     answer(
         StatusCode::OK,
         &json!({
-            "links": { "next": format!("{base}/demo/altinn/consentrequests/events?continuationToken={}", b64.encode(next.to_string())) },
+            "links": { "next": format!("{}/demo/altinn/consentrequests/events?continuationToken={}", altinn.public_url(), b64.encode(next.to_string())) },
             "data": page,
         }),
     )
@@ -432,7 +654,7 @@ async fn events(
 
 /// `POST /demo/altinn/authorize`: the decision point, XACML JSON. Permit when
 /// the system user exists, belongs to the party and holds the resource.
-async fn authorize(State(issuers): State<DemoIssuers>, body: Bytes) -> Response {
+async fn authorize(State(altinn): State<DemoAltinn>, body: Bytes) -> Response {
     let request = match serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| altinn::xacml::AuthorizeRequest::from_json(&v).ok())
@@ -440,7 +662,6 @@ async fn authorize(State(issuers): State<DemoIssuers>, body: Bytes) -> Response 
         Some(r) => r,
         None => return bad("Send an XACML JSON request (AccessSubject, Action, Resource)."),
     };
-    let altinn = issuers.altinn();
     let permit = altinn
         .lock()
         .system_users
@@ -455,7 +676,7 @@ async fn authorize(State(issuers): State<DemoIssuers>, body: Bytes) -> Response 
 }
 
 /// `POST /demo/altinn/systemusers` `{"system_id", "systemuser_org", "rights": ["<resource>"]}` → `{"id"}`.
-async fn create_system_user(State(issuers): State<DemoIssuers>, body: Bytes) -> Response {
+async fn create_system_user(State(altinn): State<DemoAltinn>, body: Bytes) -> Response {
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return bad("Send {\"system_id\", \"systemuser_org\", \"rights\": [\"<resource>\"]}.");
     };
@@ -475,7 +696,8 @@ async fn create_system_user(State(issuers): State<DemoIssuers>, body: Bytes) -> 
         })
         .unwrap_or_default();
     let id = uuid::Uuid::new_v4().to_string();
-    issuers.altinn().lock().system_users.insert(
+    let mut data = altinn.lock();
+    data.system_users.insert(
         id.clone(),
         SystemUser {
             system_id: system_id.to_owned(),
@@ -483,24 +705,138 @@ async fn create_system_user(State(issuers): State<DemoIssuers>, body: Bytes) -> 
             rights,
         },
     );
+    if let Err(refusal) = altinn.saved(&data) {
+        return *refusal;
+    }
     answer(StatusCode::CREATED, &json!({ "id": id }))
 }
 
 /// `DELETE /demo/altinn/systemusers/{id}`: the organisation deletes its system user.
-async fn delete_system_user(
-    State(issuers): State<DemoIssuers>,
-    Path(id): Path<String>,
-) -> Response {
-    match issuers
-        .altinn()
-        .lock()
-        .system_users
-        .remove(&id.to_ascii_lowercase())
-    {
-        Some(_) => StatusCode::NO_CONTENT.into_response(),
+async fn delete_system_user(State(altinn): State<DemoAltinn>, Path(id): Path<String>) -> Response {
+    let mut data = altinn.lock();
+    match data.system_users.remove(&id.to_ascii_lowercase()) {
+        Some(_) => match altinn.saved(&data) {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(refusal) => *refusal,
+        },
         None => answer(
             StatusCode::NOT_FOUND,
             &json!({"detail": "no such system user"}),
         ),
     }
+}
+
+/// `GET /demo/altinn/api/authorization/token?authcode={id}`: an Altinn 2
+/// consent token for an accepted consent, as Altinn 2 hands it out (Altinn/docs
+/// `…/datakonsument/hente-token`: the authorization code in, the signed JWT
+/// out as text; 403 when the caller may not have it). The caller authenticates
+/// with a Maskinporten token (scope `altinn:consenttokens`) for the
+/// organisation the consent was given to (or its vendor, delegated; then
+/// `HandledBy`). Altinn 2 tokens carry Altinn 2 services, so only consents
+/// to migrated resources (`{org}_{serviceCode}_{serviceEditionCode}`) have one.
+async fn altinn2_token(
+    State(altinn): State<DemoAltinn>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let caller = match enterprise(&altinn, &headers, SCOPE_TOKENS) {
+        Ok(c) => c,
+        Err(refusal) => return *refusal,
+    };
+    let Some(code) = q.get("authcode").map(|c| c.to_ascii_lowercase()) else {
+        return bad("authcode: the consent request's id.");
+    };
+    let not_yours = || {
+        problem(
+            StatusCode::FORBIDDEN,
+            "consent_not_found",
+            "No such consent",
+            "The authorization code is unknown, not accepted, expired, or not given to the token's organisation.",
+        )
+    };
+    let claims = {
+        let data = altinn.lock();
+        let Some(r) = data.requests.get(&code) else {
+            return not_yours();
+        };
+        let now = OffsetDateTime::now_utc();
+        if r.status != Status::Accepted || r.to != caller.consumer || r.valid_to <= now {
+            return not_yours();
+        }
+        let Some(services) = altinn2_services(&r.rights) else {
+            return bad("This consent's resources are Altinn 3 resources; an Altinn 2 token carries Altinn 2 services, so only consents to migrated resources ({org}_{serviceCode}_{serviceEditionCode}) have one.");
+        };
+        let now = now.unix_timestamp();
+        let mut claims = json!({
+            "Services": services,
+            "AuthorizationCode": code,
+            "OfferedBy": r.from_pid,
+            "CoveredBy": r.to,
+            "DelegatedDate": r.consented.map(|t| t.unix_timestamp()),
+            "ValidToDate": r.valid_to.unix_timestamp(),
+            "iss": altinn.inner.signing.issuer(),
+            "exp": now + ALTINN2_TOKEN_LIFETIME_S,
+            "nbf": now,
+        });
+        if let Some(vendor) = &caller.supplier {
+            claims["HandledBy"] = json!(vendor);
+        }
+        claims
+    };
+    match altinn.inner.signing.sign_with_x5t(&claims) {
+        Ok(token) => (
+            [
+                (header::CONTENT_TYPE, "text/plain"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            token,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "the demo Altinn could not sign a token");
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "The demo Altinn failed",
+                "The demo Altinn could not sign the token.",
+            )
+        }
+    }
+}
+
+/// A consent's rights as Altinn 2 `Services`: `{code}_{edition}` for each
+/// migrated resource, and `{code}_{edition}_{key}={value}` for its metadata
+/// (Altinn/docs, "Informasjon om token"). `None` when a resource is not a
+/// migrated one.
+fn altinn2_services(rights: &Value) -> Option<Vec<String>> {
+    let mut services = Vec::new();
+    for right in rights.as_array()? {
+        for resource in right["resource"].as_array()? {
+            let id = resource["value"].as_str()?;
+            if !altinn::consent::is_migrated_resource(id) {
+                return None;
+            }
+            let (_, service) = id.split_once('_')?;
+            services.push(service.to_owned());
+            let metadata = right
+                .get("metadata")
+                .or_else(|| right.get("metaData"))
+                .and_then(Value::as_object);
+            for (k, v) in metadata.into_iter().flatten() {
+                let v = v
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string());
+                services.push(format!("{service}_{k}={v}"));
+            }
+        }
+    }
+    (!services.is_empty()).then_some(services)
+}
+
+/// `GET /demo/altinn/api/metadata/jwk`: the demo Altinn's signing key as a JWK
+/// set, where Altinn publishes its own (Altinn/docs, "JSON Web Keys og
+/// well-known endepunkter"); Bru reads it as `[altinn] altinn2_jwks_url`.
+async fn altinn2_jwks(State(altinn): State<DemoAltinn>) -> Response {
+    answer(StatusCode::OK, &altinn.inner.signing.jwks())
 }

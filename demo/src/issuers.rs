@@ -9,7 +9,6 @@
 //! Tokens carry the claims the real issuers put in theirs (SPEC section 7),
 //! so the gateway verifies them with the same code path as production tokens.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -18,12 +17,14 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::EncodingKey;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use crate::altinn::DemoAltinn;
+use crate::issuer_key::sign_with;
+pub use crate::issuer_key::IssuerKey;
 use crate::{DemoError, DemoLayout};
 
 /// Lifetime of demo tokens: one hour, so that a newcomer reading between the
@@ -44,70 +45,6 @@ pub fn bru_audience(maskinporten_issuer: &str) -> &str {
 /// The assurance level of demo citizen tokens: what the citizen API requires.
 pub const IDPORTEN_ACR: &str = "idporten-loa-substantial";
 
-/// One issuer's signing key, with what its JWKS publishes and its `iss`.
-#[derive(Clone)]
-pub struct IssuerKey {
-    key: EncodingKey,
-    kid: String,
-    jwk: Jwk,
-    issuer: String,
-}
-
-impl std::fmt::Debug for IssuerKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuerKey")
-            .field("kid", &self.kid)
-            .field("issuer", &self.issuer)
-            .finish_non_exhaustive()
-    }
-}
-
-impl IssuerKey {
-    /// An RS256 issuer from its PKCS#8 (or PKCS#1) RSA private key in PEM.
-    pub fn from_pem(key_pem: &str, issuer: impl Into<String>) -> Result<Self, DemoError> {
-        let key = EncodingKey::from_rsa_pem(key_pem.as_bytes())?;
-        let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256)?;
-        // The kid is the key's RFC 7638 thumbprint: stable across restarts, and
-        // a new key (a deleted key file) gets a new kid, which makes the
-        // gateway refresh its JWKS cache instead of failing on a stale key.
-        let kid = jwk.thumbprint(ThumbprintHash::SHA256);
-        jwk.common.key_id = Some(kid.clone());
-        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-        Ok(IssuerKey {
-            key,
-            kid,
-            jwk,
-            issuer: issuer.into(),
-        })
-    }
-
-    fn from_file(path: &Path, issuer: &str) -> Result<Self, DemoError> {
-        let pem = std::fs::read_to_string(path).map_err(DemoError::io(path))?;
-        IssuerKey::from_pem(&pem, issuer).map_err(|e| DemoError::Key {
-            path: path.to_path_buf(),
-            why: e.to_string(),
-        })
-    }
-
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
-
-    /// The `iss` of this issuer's tokens.
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
-    /// The JWK set with this issuer's one public key.
-    pub fn jwks(&self) -> Value {
-        json!({ "keys": [self.jwk] })
-    }
-
-    fn sign(&self, claims: &Value) -> Result<String, DemoError> {
-        sign_with(&self.key, &self.kid, claims)
-    }
-}
-
 /// The two demo issuers; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct DemoIssuers {
@@ -119,27 +56,36 @@ struct Issuers {
     maskinporten: IssuerKey,
     idporten: IssuerKey,
     /// The demo Altinn: consents and system users the tokens carry.
-    altinn: crate::altinn::DemoAltinn,
+    altinn: DemoAltinn,
 }
 
 impl DemoIssuers {
-    pub fn new(maskinporten: IssuerKey, idporten: IssuerKey) -> Self {
+    pub fn new(maskinporten: IssuerKey, idporten: IssuerKey, altinn: DemoAltinn) -> Self {
         DemoIssuers {
             inner: Arc::new(Issuers {
                 maskinporten,
                 idporten,
-                altinn: crate::altinn::DemoAltinn::default(),
+                altinn,
             }),
         }
     }
 
-    /// Loads both keys from the files `prepare` wrote, with the issuer names it
-    /// wrote into `bru.toml`.
+    /// Loads the keys from the files `prepare` wrote, with the issuer names it
+    /// wrote into `bru.toml`, and the demo Altinn's state from `DIR`.
     pub fn load(layout: &DemoLayout) -> Result<Self, DemoError> {
-        Ok(DemoIssuers::new(
-            IssuerKey::from_file(&layout.maskinporten_key, &layout.maskinporten_issuer)?,
-            IssuerKey::from_file(&layout.idporten_key, &layout.idporten_issuer)?,
-        ))
+        let maskinporten =
+            IssuerKey::from_file(&layout.maskinporten_key, &layout.maskinporten_issuer)?;
+        let idporten = IssuerKey::from_file(&layout.idporten_key, &layout.idporten_issuer)?;
+        let altinn = DemoAltinn::load(
+            &layout.dir,
+            IssuerKey::from_file(
+                &layout.altinn_key,
+                &crate::altinn::altinn2_issuer(&layout.public_url),
+            )?,
+            maskinporten.clone(),
+            idporten.clone(),
+        )?;
+        Ok(DemoIssuers::new(maskinporten, idporten, altinn))
     }
 
     pub fn maskinporten(&self) -> &IssuerKey {
@@ -150,7 +96,7 @@ impl DemoIssuers {
         &self.inner.idporten
     }
 
-    pub fn altinn(&self) -> &crate::altinn::DemoAltinn {
+    pub fn altinn(&self) -> &DemoAltinn {
         &self.inner.altinn
     }
 
@@ -266,18 +212,12 @@ fn normalise_scope(scope: &str) -> String {
     scope.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn sign_with(key: &EncodingKey, kid: &str, claims: &Value) -> Result<String, DemoError> {
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(kid.to_owned());
-    Ok(jsonwebtoken::encode(&header, claims, key)?)
-}
-
 // ---- helpers for tests and test clients -----------------------------------------
 
 /// The kid the demo JWKS gives the RSA key in `key_pem` (its RFC 7638
 /// SHA-256 thumbprint), for clients minting their own tokens.
 pub fn key_id(key_pem: &str) -> Result<String, DemoError> {
-    Ok(IssuerKey::from_pem(key_pem, "")?.kid)
+    Ok(IssuerKey::from_pem(key_pem, "")?.kid().to_owned())
 }
 
 /// Signs `claims` as an RS256 JWT with header `kid`: for tests that need
@@ -327,8 +267,8 @@ pub fn issuers_router(issuers: DemoIssuers) -> Router {
         .route("/demo/maskinporten/jwks", get(maskinporten_jwks))
         .route("/demo/idporten/token", post(idporten_token))
         .route("/demo/idporten/jwks", get(idporten_jwks))
-        .merge(crate::altinn::router())
-        .with_state(issuers)
+        .with_state(issuers.clone())
+        .merge(crate::altinn::router(issuers.altinn().clone()))
 }
 
 #[derive(Deserialize)]

@@ -20,6 +20,7 @@
 //! with which status, never whom it was about.
 
 pub mod altinn;
+mod issuer_key;
 mod issuers;
 mod pem;
 mod prepare;
@@ -72,6 +73,9 @@ pub enum DemoError {
     },
     #[error("a demo provider stopped: {0}")]
     Serve(std::io::Error),
+    /// The demo Altinn's saved state could not be read or written.
+    #[error("{}: {why}", path.display())]
+    State { path: PathBuf, why: String },
     #[error("cannot sign a demo token: {0}")]
     Token(#[from] jsonwebtoken::errors::Error),
 }

@@ -88,6 +88,9 @@ pub struct DemoLayout {
     pub maskinporten_key: PathBuf,
     /// `DIR/demo-idporten-key.pem`: RSA key of the demo ID-porten.
     pub idporten_key: PathBuf,
+    /// `DIR/demo-altinn-key.pem`: RSA key the demo Altinn signs Altinn 2
+    /// consent tokens with (its JWK set at `/demo/altinn/api/metadata/jwk`).
+    pub altinn_key: PathBuf,
     pub pseudonym_key: PathBuf,
     /// `DIR/keys/portal-session.key`: seals the citizen portal's session cookies.
     pub portal_session_key: PathBuf,
@@ -145,6 +148,7 @@ pub fn prepare(dir: &Path, opts: &DemoOptions) -> Result<DemoLayout, DemoError> 
         tls_key: dir.join("tls").join("key.pem"),
         maskinporten_key: dir.join("demo-maskinporten-key.pem"),
         idporten_key: dir.join("demo-idporten-key.pem"),
+        altinn_key: dir.join("demo-altinn-key.pem"),
         pseudonym_key: dir.join("keys").join("pseudonym.key"),
         portal_session_key: dir.join("keys").join("portal-session.key"),
         assertion_key: dir.join("keys").join("assertion.pem"),
@@ -163,6 +167,7 @@ pub fn prepare(dir: &Path, opts: &DemoOptions) -> Result<DemoLayout, DemoError> 
     ensure_pki(&layout)?;
     ensure(&layout.maskinporten_key, Secrecy::Private, rsa_2048_pem)?;
     ensure(&layout.idporten_key, Secrecy::Private, rsa_2048_pem)?;
+    ensure(&layout.altinn_key, Secrecy::Private, rsa_2048_pem)?;
     ensure(&layout.pseudonym_key, Secrecy::Private, || random_bytes(32))?;
     ensure(&layout.portal_session_key, Secrecy::Private, || {
         random_bytes(32)
@@ -646,7 +651,8 @@ themes = {{ "nav/inntekt" = ["SOCI", "ECON"], "helsenorge/hjemmetjeneste" = ["HE
 
 # The demo's Altinn (SPEC 9.4), served by this gateway under /demo/altinn/:
 # its consent events feed (no 5-minute delay here) and its decision point for
-# system users. Any bearer token reads the demo feed.
+# system users. Any bearer token reads the demo feed. Altinn 2 consent tokens
+# (header AltinnSamtykke) are verified against the demo Altinn's own key.
 [altinn]
 events_url = {altinn_events}
 events_token_file = "keys/altinn-events.token"
@@ -654,6 +660,8 @@ poll_interval_seconds = 2
 pdp_url = {altinn_pdp}
 pdp_cache_seconds = 10
 ca_file = "ca.pem"
+altinn2_jwks_url = {altinn2_jwks}
+altinn2_issuer = {altinn2_issuer}
 
 # The citizen portal (/, /samtykke, /innsyn). With no issuer here, logging in
 # is the demo ID-porten's person picker (`bru demo` only; `bru serve` needs an
@@ -667,6 +675,8 @@ session_key_file = "keys/portal-session.key"
             l.public_url
         )),
         altinn_pdp = q(&format!("{}/demo/altinn/authorize", l.public_url)),
+        altinn2_jwks = q(&format!("{}/demo/altinn/api/metadata/jwk", l.public_url)),
+        altinn2_issuer = q(&crate::altinn::altinn2_issuer(&l.public_url)),
         listen = q(&l.listen.to_string()),
         ops_listen = q(&l.ops_listen.to_string()),
         maskinporten = issuer(

@@ -129,7 +129,7 @@ them under {base}/innsyn after logging in.
 pub fn altinn_story(kari: &str, a1: &str, a2: &str) -> String {
     let request = |id: &str, year: &str| {
         format!(
-            "curl -sS --cacert \"$CA\" \"$B/demo/altinn/consentrequests\" -d '{{\"id\":\"{id}\",\n    \"from\":\"urn:altinn:person:identifier-no:{kari}\",\"to\":\"urn:altinn:organization:identifier-no:{k429}\",\n    \"validTo\":\"'\"$UNTIL\"'\",\"consentRights\":[{{\"action\":[\"consent\"],\n    \"resource\":[{{\"type\":\"urn:altinn:resource\",\"value\":\"{resource}\"}}],\"metadata\":{{\"inntektsaar\":\"{year}\"}}}}]}}'",
+            "curl -sS --cacert \"$CA\" \"$B/demo/altinn/consentrequests\" -H \"Authorization: Bearer $K429R\" -d '{{\"id\":\"{id}\",\n    \"from\":\"urn:altinn:person:identifier-no:{kari}\",\"to\":\"urn:altinn:organization:identifier-no:{k429}\",\n    \"validTo\":\"'\"$UNTIL\"'\",\"consentRights\":[{{\"action\":[\"consent\"],\n    \"resource\":[{{\"type\":\"urn:altinn:resource\",\"value\":\"{resource}\"}}],\"metadata\":{{\"inntektsaar\":\"{year}\"}}}}]}}'",
             k429 = K429.org,
             resource = crate::altinn::RESOURCE_INNTEKT,
         )
@@ -145,7 +145,8 @@ pub fn altinn_story(kari: &str, a1: &str, a2: &str) -> String {
     format!(
         r#"
   # The same through Altinn. K429 asks Kari in the demo Altinn (Altinn's consent
-  # request format), for her 2024 income; Kari approves there.
+  # request format, with its Maskinporten token), for her 2024 income; Kari approves there.
+  K429R={tr}
   {req1}
   curl -sS --cacert "$CA" -X POST "$B/demo/altinn/consentrequests/{a1}/accept" -H "Authorization: Bearer $KARI"
 
@@ -173,6 +174,10 @@ pub fn altinn_story(kari: &str, a1: &str, a2: &str) -> String {
   sleep 11
   {inc2}
 "#,
+        tr = token(&format!(
+            "{{\"org\":\"{}\",\"scope\":\"altinn:consentrequests.write\"}}",
+            K429.org
+        )),
         req1 = request(a1, "2024"),
         req2 = request(a2, "2024"),
         t1 = token(&format!(

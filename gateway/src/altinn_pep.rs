@@ -73,6 +73,100 @@ impl TokenGrants {
     pub fn pid(&self) -> Option<&PersonNumber> {
         self.0.as_ref()?.pid.as_ref()
     }
+
+    /// These grants with `consent` as the token's consent: an Altinn 2
+    /// consent token that came beside the Maskinporten token.
+    fn with_consent(&self, consent: AltinnConsent) -> TokenGrants {
+        let (system_user, pid) = match &self.0 {
+            Some(g) => (g.grants.system_user.clone(), g.pid.clone()),
+            None => (None, None),
+        };
+        TokenGrants(Some(Arc::new(GrantsInner {
+            grants: Grants {
+                consent: Some(consent),
+                system_user,
+            },
+            pid,
+        })))
+    }
+}
+
+/// The header an Altinn 2 consent token travels in, beside the caller's
+/// Maskinporten token. Altinn leaves the transport to the data source and the
+/// consumer ("Formatet … må avtales mellom datakilde og datakonsument",
+/// Altinn/docs `…/samtykke/datakonsument/hente-token`); Skatteetaten, the
+/// largest Altinn 2 consent source, takes `AltinnSamtykke: <samtykketoken>`
+/// and requires a Maskinporten token as well (Skatteetaten/api-dokumentasjon
+/// `docs/om/samtykke.md`, step 7). Bru does the same.
+pub const ALTINN2_HEADER: &str = "altinnsamtykke";
+
+/// Takes the `AltinnSamtykke` header out of the request, so that it never
+/// reaches the provider (it is a bearer credential and names the person).
+/// Given twice, which one counts would depend on the reader: refused.
+pub fn take_altinn2_token(
+    headers: &mut http::HeaderMap,
+) -> Result<Option<http::HeaderValue>, Failure> {
+    if headers.get_all(ALTINN2_HEADER).iter().nth(1).is_some() {
+        return Err(Failure::MalformedRequest(
+            "the AltinnSamtykke header is given more than once",
+        ));
+    }
+    Ok(headers.remove(ALTINN2_HEADER))
+}
+
+/// The grants the call stands on: the Maskinporten token's, and, when an
+/// Altinn 2 consent token came in `AltinnSamtykke` for a dataset that names
+/// an Altinn resource and the call names no `Bru-Consent`, that consent,
+/// verified against Altinn 2's keys (`[altinn] altinn2_jwks_url`). It then
+/// meets the same rules as a Maskinporten consent (`consent_fact`): CoveredBy
+/// is the consumer, OfferedBy the subject, ValidToDate ahead, the service
+/// granted (an Altinn 2 service `{code}_{edition}` grants the migrated
+/// resource `{org}_{code}_{edition}`), not revoked, one use if one-time.
+pub async fn with_altinn2_token(
+    app: &App,
+    grants: &TokenGrants,
+    token: Option<http::HeaderValue>,
+    dataset: &Dataset,
+    names_bru_consent: bool,
+) -> Result<TokenGrants, Failure> {
+    let Some(token) = token else {
+        return Ok(grants.clone());
+    };
+    if names_bru_consent || dataset.altinn.is_none() || dataset.basis != LegalBasis::Consent {
+        // Not what this call stands on; removed all the same.
+        return Ok(grants.clone());
+    }
+    if grants.consent().is_some() {
+        return Err(Failure::MalformedRequest(
+            "the call carries two Altinn consents: one in the token's authorization_details and one in AltinnSamtykke",
+        ));
+    }
+    let Some(verifier) = &app.altinn.altinn2 else {
+        // No Altinn 2 keys configured: Bru cannot tell whether Altinn signed it.
+        return Err(Failure::Auth(AuthError::UntrustedIssuer));
+    };
+    let token = token
+        .to_str()
+        .map_err(|_| Failure::MalformedRequest("the AltinnSamtykke header is not a token"))?;
+    let claims = verifier
+        .accompanying_claims(token.trim())
+        .await
+        .map_err(|e| {
+            tracing::debug!(error = %e, "AltinnSamtykke token refused");
+            Failure::Auth(match e {
+                AuthError::InvalidToken(_) | AuthError::MissingToken => AuthError::InvalidToken(
+                    "the AltinnSamtykke token does not verify against Altinn 2's keys",
+                ),
+                other => other,
+            })
+        })?;
+    let consent = AltinnConsent::from_altinn2_claims(&claims).map_err(|e| {
+        tracing::debug!(error = %e, "AltinnSamtykke token is not as Altinn 2 writes it");
+        Failure::Auth(AuthError::InvalidToken(
+            "the AltinnSamtykke token is not an Altinn 2 consent token as Altinn documents it",
+        ))
+    })?;
+    Ok(grants.with_consent(consent))
 }
 
 /// The refusals of SPEC 9.2 (section 13's codes), and the decision point
@@ -266,13 +360,20 @@ pub struct AltinnState {
     feed_caught_up_at: AtomicI64,
     /// Consecutive failed polls.
     feed_failures: AtomicU64,
+    /// Verifies Altinn 2 consent tokens against Altinn 2's keys; `None`
+    /// without `altinn2_jwks_url`.
+    altinn2: Option<crate::auth::Authenticator>,
 }
+
+/// Altinn 2 consent tokens live 30 s (Altinn/docs `…/datakonsument/hente-token`):
+/// a small leeway for clocks, not a second lifetime.
+const ALTINN2_LEEWAY: Duration = Duration::from_secs(10);
 
 /// Enough for every system user of a large vendor; beyond it the cache starts over.
 const PDP_CACHE_CAPACITY: usize = 10_000;
 
 impl AltinnState {
-    pub fn new(config: &AltinnConfig) -> Result<AltinnState, String> {
+    pub fn new(config: &AltinnConfig, allow_synthetic_ids: bool) -> Result<AltinnState, String> {
         let http = if config.pdp_url.is_some() || config.events_url.is_some() {
             let mut builder = reqwest::Client::builder()
                 .connect_timeout(config.pdp_timeout)
@@ -293,7 +394,28 @@ impl AltinnState {
         } else {
             None
         };
+        let altinn2 = match &config.altinn2_jwks_url {
+            None => None,
+            Some(url) => Some(crate::auth::Authenticator::new(
+                &[crate::config::IssuerConfig {
+                    name: "altinn2".into(),
+                    kind: crate::config::IssuerKind::Maskinporten,
+                    issuer: config.altinn2_issuer.clone(),
+                    jwks_url: url.clone(),
+                    // Altinn/docs: `"alg": "RS256"`; no `aud` (the example validates none).
+                    algorithms: vec![jsonwebtoken::Algorithm::RS256],
+                    audience: None,
+                    leeway: ALTINN2_LEEWAY,
+                    max_token_bytes: 8192,
+                    jwks_refresh_min_interval: Duration::from_secs(10),
+                    ca_file: config.ca_file.clone(),
+                    line: 0,
+                }],
+                allow_synthetic_ids,
+            )?),
+        };
         Ok(AltinnState {
+            altinn2,
             config: config.clone(),
             http,
             cache: Mutex::new(HashMap::new()),

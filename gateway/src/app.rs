@@ -171,7 +171,10 @@ impl App {
         ));
         let rate_limiter =
             crate::ratelimit::RateLimiter::new(parts.config.server.unauthenticated_rate_limit);
-        let altinn = crate::altinn_pep::AltinnState::new(&parts.config.altinn)?;
+        let altinn = crate::altinn_pep::AltinnState::new(
+            &parts.config.altinn,
+            parts.config.allow_synthetic_ids,
+        )?;
         let witnesses = crate::witnessing::Witnesses::new(&parts.config.witnesses)?;
         Ok(App {
             witnesses,

@@ -309,6 +309,15 @@ impl Authenticator {
         })
     }
 
+    /// Verifies a token of one of this authenticator's (Maskinporten-kind)
+    /// issuers that travels beside the caller's own, and returns its claims:
+    /// an Altinn 2 consent token (`altinn_pep.rs`), with every check above.
+    pub async fn accompanying_claims(&self, token: &str) -> Result<serde_json::Value, AuthError> {
+        let (_, payload) = self.verify(token, IssuerKind::Maskinporten).await?;
+        serde_json::from_slice(&payload)
+            .map_err(|_| AuthError::InvalidToken("the claims are malformed"))
+    }
+
     /// Checks the token's shape, picks its issuer, verifies the signature and
     /// the time claims; returns the payload bytes (already checked for
     /// duplicate keys).

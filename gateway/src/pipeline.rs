@@ -282,6 +282,8 @@ async fn prepare<'a>(
     if let Some(SubjectLocation::Header(name)) = &dataset.subject {
         guard_subject_header(&mut parts.headers, name)?;
     }
+    // An Altinn 2 consent token (`AltinnSamtykke`) never reaches the provider.
+    let altinn2_token = crate::altinn_pep::take_altinn2_token(&mut parts.headers)?;
     let purpose = header_str(&parts.headers, "bru-purpose")?;
     call.record.purpose = purpose.map(str::to_owned);
     let consent_id = header_str(&parts.headers, "bru-consent")?;
@@ -339,9 +341,18 @@ async fn prepare<'a>(
     let now = time::OffsetDateTime::now_utc();
     // A granted consent may come from the cache; anything else is read.
     let mut consent_cached = false;
-    // Without Bru-Consent, an Altinn consent in the token may be the basis (SPEC 9.1).
+    // Without Bru-Consent, an Altinn consent in the token (or, from Altinn 2,
+    // beside it) may be the basis (SPEC 9.1).
+    let grants = crate::altinn_pep::with_altinn2_token(
+        app,
+        &token.altinn,
+        altinn2_token,
+        dataset,
+        consent_id.is_some(),
+    )
+    .await?;
     let altinn_consent = match consent_id {
-        None => crate::altinn_pep::consent_fact(app, &token.altinn, dataset, purpose).await?,
+        None => crate::altinn_pep::consent_fact(app, &grants, dataset, purpose).await?,
         Some(_) => None,
     };
     if let Some((id, _)) = &altinn_consent {
@@ -379,7 +390,7 @@ async fn prepare<'a>(
     )
     .await?;
     grant.row_filter =
-        crate::altinn_pep::row_filter(&token.altinn, dataset, purpose, grant.consent_id.as_deref());
+        crate::altinn_pep::row_filter(&grants, dataset, purpose, grant.consent_id.as_deref());
     let allowed = Allowed {
         caller: Some(caller),
         dataset,

@@ -19,6 +19,8 @@ pub(super) struct RawAltinn {
     pdp_cache_seconds: Option<u64>,
     pdp_timeout_ms: Option<u64>,
     ca_file: Option<String>,
+    altinn2_jwks_url: Option<String>,
+    altinn2_issuer: Option<String>,
 }
 
 /// The `[altinn]` section; all off without it.
@@ -39,6 +41,12 @@ pub struct AltinnConfig {
     pub pdp_timeout: Duration,
     /// A CA to trust for both (besides the system's roots).
     pub ca_file: Option<PathBuf>,
+    /// Altinn 2's consent-token signing keys as a JWK set (Altinn/docs
+    /// `…/samtykke/datakilde/bruk-av-token`: "JSON Web Keys og well-known
+    /// endepunkter"); without it an `AltinnSamtykke` token is refused.
+    pub altinn2_jwks_url: Option<String>,
+    /// The `iss` of Altinn 2 consent tokens (`altinn.no`, as Altinn's example).
+    pub altinn2_issuer: String,
 }
 
 impl Default for AltinnConfig {
@@ -51,9 +59,14 @@ impl Default for AltinnConfig {
             pdp_cache: Duration::from_secs(DEFAULT_PDP_CACHE_S),
             pdp_timeout: Duration::from_millis(DEFAULT_PDP_TIMEOUT_MS),
             ca_file: None,
+            altinn2_jwks_url: None,
+            altinn2_issuer: DEFAULT_ALTINN2_ISSUER.to_owned(),
         }
     }
 }
+
+/// The `iss` of Altinn 2's consent tokens (Altinn/docs, "Informasjon om token": `"iss": "altinn.no"`).
+const DEFAULT_ALTINN2_ISSUER: &str = "altinn.no";
 
 const DEFAULT_POLL_S: u64 = 10;
 const DEFAULT_PDP_CACHE_S: u64 = 10;
@@ -76,6 +89,26 @@ pub(super) fn parse(cx: &mut Ctx<'_>, at: usize, raw: &RawAltinn) -> AltinnConfi
     };
     let events_url = url(cx, "events_url", &raw.events_url);
     let pdp_url = url(cx, "pdp_url", &raw.pdp_url);
+    let altinn2_jwks_url = url(cx, "altinn2_jwks_url", &raw.altinn2_jwks_url);
+    let altinn2_issuer = match raw.altinn2_issuer.as_deref() {
+        None => DEFAULT_ALTINN2_ISSUER.to_owned(),
+        Some(i) if !i.trim().is_empty() && i.len() <= 256 && i.trim() == i => {
+            if altinn2_jwks_url.is_none() {
+                cx.error(
+                    at,
+                    "altinn.altinn2_issuer is set but altinn.altinn2_jwks_url is not (where are its keys?)",
+                );
+            }
+            i.to_owned()
+        }
+        Some(_) => {
+            cx.error(
+                at,
+                "altinn.altinn2_issuer must be the iss of Altinn 2's consent tokens, e.g. \"altinn.no\"",
+            );
+            DEFAULT_ALTINN2_ISSUER.to_owned()
+        }
+    };
     let events_token = match (&raw.events_token_file, &raw.events_token_env) {
         (None, None) => None,
         (f, e) => cx.secret(at, "altinn.events_token", f.as_ref(), e.as_ref()),
@@ -127,6 +160,8 @@ pub(super) fn parse(cx: &mut Ctx<'_>, at: usize, raw: &RawAltinn) -> AltinnConfi
         pdp_cache: Duration::from_secs(pdp_cache),
         pdp_timeout: Duration::from_millis(pdp_timeout),
         ca_file: raw.ca_file.as_ref().map(|f| cx.path(f)),
+        altinn2_jwks_url,
+        altinn2_issuer,
     }
 }
 
@@ -185,6 +220,13 @@ jwks_url = "https://mp.example/jwks"
         assert_eq!(c.altinn.poll_interval, Duration::from_secs(30));
         assert_eq!(c.altinn.pdp_cache, Duration::from_secs(5));
         assert!(c.altinn.events_token.is_some());
+        assert_eq!(c.altinn.altinn2_jwks_url, None);
+        assert_eq!(c.altinn.altinn2_issuer, "altinn.no");
+        let c = parse("altinn2_jwks_url = \"https://www.altinn.no/api/metadata/jwk\"\n").unwrap();
+        assert_eq!(
+            c.altinn.altinn2_jwks_url.as_deref(),
+            Some("https://www.altinn.no/api/metadata/jwk")
+        );
     }
 
     #[test]
@@ -206,6 +248,18 @@ jwks_url = "https://mp.example/jwks"
                 "not both",
             ),
             ("pdp = \"x\"\n", "unknown field"),
+            (
+                "altinn2_jwks_url = \"altinn.no/jwk\"\n",
+                "altinn.altinn2_jwks_url is not an http(s) URL",
+            ),
+            (
+                "altinn2_issuer = \"altinn.no\"\n",
+                "altinn2_jwks_url is not",
+            ),
+            (
+                "altinn2_jwks_url = \"https://a/jwk\"\naltinn2_issuer = \" \"\n",
+                "altinn.altinn2_issuer must be",
+            ),
         ] {
             let errors = parse(text).unwrap_err();
             assert!(
