@@ -246,9 +246,16 @@ bru.toml names these paths.
 
 {{- define "bru.sectionVolumes" -}}
 {{- $c := .Values.config -}}
+{{- $seen := dict -}}
 {{- range $name, $u := $c.upstreams }}
 {{- if eq ($u.assertion | default "es256") "hs256" }}
 {{- $s := required (printf "config.upstreams.%s.assertionSecret is required with assertion hs256" $name) $u.assertionSecret }}
+{{- /* One secret per provider: with a shared one, either could forge assertions to the other. */}}
+{{- $ref := printf "%s/%s" $s.secretName ($s.key | default "assertion.key") }}
+{{- with get $seen $ref }}
+{{- fail (printf "config.upstreams.%s and %s share the HS256 assertion secret %s; each provider needs its own" . $name $ref) }}
+{{- end }}
+{{- $_ := set $seen $ref $name }}
 - name: {{ include "bru.assertionVolume" $name }}
   secret:
     secretName: {{ required (printf "config.upstreams.%s.assertionSecret.secretName is required" $name) $s.secretName }}
