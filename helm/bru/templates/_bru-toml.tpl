@@ -37,6 +37,12 @@ body_read_timeout_ms = {{ int64 $c.server.bodyReadTimeoutMs }}
 http2_idle_timeout_ms = {{ int64 $c.server.http2IdleTimeoutMs }}
 max_connections_per_address = {{ int64 $c.server.maxConnectionsPerAddress }}
 shutdown_grace_ms = {{ int64 $c.server.shutdownGraceMs }}
+{{- if hasKey $c.server "maxHeaders" }}
+max_headers = {{ int64 $c.server.maxHeaders }}
+{{- end }}
+{{- if $c.server.hstsIncludeSubdomains }}
+hsts_include_subdomains = true
+{{- end }}
 
 [store]
 url_file = {{ printf "%s/database/url" $secrets | toJson }}
