@@ -181,9 +181,151 @@ Argument: dict "name" <upstream id> "c" <credentials values> "root" $
 {{- printf "%s/upstreams/%s" (include "bru.secretsDir" .root) .name -}}
 {{- end -}}
 
+{{/* The registry's credentials ([registry], SPEC 9.3): its own directory, whatever the upstreams are called. */}}
+{{- define "bru.registryDir" -}}
+{{- printf "%s/registry" (include "bru.secretsDir" .) -}}
+{{- end -}}
+
+{{/*
+An upstream's HS256 assertion secret (assertion = "hs256", SPEC 12): one
+file, mounted from assertionSecret.secretName, never in the ConfigMap.
+Argument: dict "name" <upstream id> "root" $
+*/}}
+{{- define "bru.assertionSecretFile" -}}
+{{- printf "%s/assertion/%s/secret.key" (include "bru.secretsDir" .root) .name -}}
+{{- end -}}
+{{- define "bru.assertionVolume" -}}
+{{- printf "assertion-%s" . | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+The secret and CA volumes of the optional sections ([registry], [altinn],
+[portal]) and the upstreams' HS256 secrets: the mounts, then the volumes.
+bru.toml names these paths.
+*/}}
+{{- define "bru.sectionMounts" -}}
+{{- $secrets := include "bru.secretsDir" . -}}
+{{- $c := .Values.config -}}
+{{- range $name, $u := $c.upstreams }}
+{{- if eq ($u.assertion | default "es256") "hs256" }}
+- name: {{ include "bru.assertionVolume" $name }}
+  mountPath: {{ printf "%s/assertion/%s" $secrets $name }}
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- with $c.registry }}
+{{- if include "bru.credentialsItems" (dict "name" "registry" "c" .credentials) }}
+- name: registry
+  mountPath: {{ include "bru.registryDir" $ }}
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- with $c.altinn }}
+{{- if .eventsTokenSecret }}
+- name: altinn
+  mountPath: {{ $secrets }}/altinn
+  readOnly: true
+{{- end }}
+{{- if .caConfigMap }}
+- name: altinn-ca
+  mountPath: /etc/bru-altinn-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- with $c.portal }}
+- name: portal
+  mountPath: {{ $secrets }}/portal
+  readOnly: true
+{{- if .caConfigMap }}
+- name: portal-ca
+  mountPath: /etc/bru-portal-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "bru.sectionVolumes" -}}
+{{- $c := .Values.config -}}
+{{- $seen := dict -}}
+{{- range $name, $u := $c.upstreams }}
+{{- if eq ($u.assertion | default "es256") "hs256" }}
+{{- $s := required (printf "config.upstreams.%s.assertionSecret is required with assertion hs256" $name) $u.assertionSecret }}
+{{- /* One secret per provider: with a shared one, either could forge assertions to the other. */}}
+{{- $ref := printf "%s/%s" $s.secretName ($s.key | default "assertion.key") }}
+{{- with get $seen $ref }}
+{{- fail (printf "config.upstreams.%s and %s share the HS256 assertion secret %s; each provider needs its own" . $name $ref) }}
+{{- end }}
+{{- $_ := set $seen $ref $name }}
+- name: {{ include "bru.assertionVolume" $name }}
+  secret:
+    secretName: {{ required (printf "config.upstreams.%s.assertionSecret.secretName is required" $name) $s.secretName }}
+    defaultMode: 0400
+    items:
+      - key: {{ $s.key | default "assertion.key" }}
+        path: secret.key
+{{- end }}
+{{- end }}
+{{- with $c.registry }}
+{{- $items := include "bru.credentialsItems" (dict "name" "registry" "c" .credentials) }}
+{{- if $items }}
+- name: registry
+  secret:
+    secretName: {{ required "config.registry.credentials.secretName is required" .credentials.secretName }}
+    defaultMode: 0400
+    items:
+      {{- $items | nindent 6 }}
+{{- end }}
+{{- end }}
+{{- with $c.altinn }}
+{{- with .eventsTokenSecret }}
+- name: altinn
+  secret:
+    secretName: {{ required "config.altinn.eventsTokenSecret.secretName is required" .secretName }}
+    defaultMode: 0400
+    items:
+      - key: {{ .key | default "token" }}
+        path: events-token
+{{- end }}
+{{- with .caConfigMap }}
+- name: altinn-ca
+  configMap:
+    name: {{ .name }}
+    defaultMode: 0444
+    items:
+      - key: {{ .key | default "ca.crt" }}
+        path: ca.crt
+{{- end }}
+{{- end }}
+{{- with $c.portal }}
+- name: portal
+  projected:
+    defaultMode: 0400
+    sources:
+      - secret:
+          name: {{ required "config.portal.clientSecret.secretName is required" .clientSecret.secretName }}
+          items:
+            - key: {{ .clientSecret.key | default "client-secret" }}
+              path: client-secret
+      - secret:
+          name: {{ required "config.portal.sessionKey.secretName is required" .sessionKey.secretName }}
+          items:
+            - key: {{ .sessionKey.key | default "session.key" }}
+              path: session.key
+{{- with .caConfigMap }}
+- name: portal-ca
+  configMap:
+    name: {{ .name }}
+    defaultMode: 0444
+    items:
+      - key: {{ .key | default "ca.crt" }}
+        path: ca.crt
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{- define "bru.credentialsToml" -}}
 {{- $c := .c | default dict -}}
-{{- $dir := include "bru.upstreamDir" . -}}
+{{- $dir := .dir | default (include "bru.upstreamDir" .) -}}
 {{- $kind := $c.kind | default "none" -}}
 {{- if eq $kind "none" -}}
 { kind = "none" }
