@@ -1,14 +1,16 @@
 //! The public read path (SPEC section 11) read by a THIRD-PARTY C2SP client:
 //! Cloudflare's `tlog_tiles` and `signed_note` crates (crates.io, from the
 //! azul project; ports of Go's golang.org/x/mod/sumdb/tlog and sumdb/note,
-//! the code C2SP tlog-tiles and signed-note were written from). Bru's own
-//! code and tests/read_tiles.py play no part in the checks: the crates parse
-//! and verify the signed checkpoint with Bru's verifier key, decide which
-//! tiles they need, check every tile they fetch against the checkpoint's root
-//! (`TileHashReader`), build inclusion and consistency proofs from the tiles
-//! and verify them. The test only fetches what the crates ask for over HTTPS
-//! (without credentials) and supplies a record's leaf bytes from the audit
-//! API (its RFC 8785 form, which the crate hashes as RFC 6962 leaf).
+//! the code whose formats C2SP tlog-tiles and signed-note grew out of).
+//! Bru's code and tests/read_tiles.py play no part in the checks: the crates
+//! parse and verify the signed checkpoint with Bru's verifier key, decide
+//! which tiles they need and check them against the checkpoint's root
+//! (`TileHashReader`), recompute the root from every leaf hash (`tree_hash`;
+//! `TileHashReader` 0.2.0 alone misses a changed full tile, see below), build
+//! inclusion and consistency proofs from the tiles and verify them. The test
+//! fetches what the crates ask for over HTTPS without credentials, and
+//! supplies a record's leaf bytes: the audit API's record in RFC 8785 form
+//! ([`jcs`]), which the crate hashes as an RFC 6962 leaf.
 //!
 //! One adaptation: `tlog_tiles` 0.2 names tiles as Go's sumdb does,
 //! `tile/H/L/N[.p/W]`; C2SP tlog-tiles fixes the height H at 8 and leaves it
@@ -358,7 +360,7 @@ async fn a_third_party_tlog_tiles_client_verifies_the_public_tiles() {
     // A tile changed on its way, full or partial, is caught. The partial
     // tile and the level-1 tile hash to the root, so `TileHashReader` refuses
     // them itself. A full level-0 tile it should check against its level-1
-    // parent, but tlog_tiles 0.2.0 (like the Go code it ports) skips that
+    // parent, but tlog_tiles 0.2.0 (the same loop as the Go code) skips that
     // check for the first non-root tiles when two of the root's subtrees
     // share a tile (here 256..272 and 272..280): it hands out the changed
     // hashes, and what catches them is the root recomputed from the leaves
