@@ -25,6 +25,7 @@
 
 pub mod config;
 mod error;
+pub mod export;
 pub mod oidc;
 mod pages;
 pub mod represent;
