@@ -23,7 +23,7 @@ use crate::pages::{self, Ctx, Nav, Notice};
 use crate::text::{self, Lang};
 use crate::view::{self, ConsentView, TransferView};
 use crate::{
-    form_ok, forbidden, html as page, is_consent_id, language, not_found, require, see_other,
+    forbidden, form_ok, html as page, is_consent_id, language, not_found, require, see_other,
     store_failed, LangQuery, Portal,
 };
 
@@ -82,11 +82,8 @@ pub fn done_notice(lang: Lang, done: &str) -> Option<Notice> {
             .to_owned(),
         )),
         "resume" => Some(Notice::Info(
-            lang.t(
-                "Samtykket er i bruk igjen.",
-                "The consent is in use again.",
-            )
-            .to_owned(),
+            lang.t("Samtykket er i bruk igjen.", "The consent is in use again.")
+                .to_owned(),
         )),
         _ => None,
     }
@@ -124,13 +121,22 @@ async fn confirm(
     if !is_consent_id(&id) {
         return see_other("/samtykke", &[]);
     }
-    let segment = if action == "pause" { "pause" } else { "gjenoppta" };
+    let segment = if action == "pause" {
+        "pause"
+    } else {
+        "gjenoppta"
+    };
     let path = format!("/samtykke/{id}/{segment}");
     let (session, me, acting) = match require(&portal, &headers, lang, &path).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let row = match portal.deps.store.get_consent_at(&id, Timestamp::now()).await {
+    let row = match portal
+        .deps
+        .store
+        .get_consent_at(&id, Timestamp::now())
+        .await
+    {
         Ok(Some(row)) if row.is_subject(&me) => row,
         Ok(_) => return not_found(lang, &session, &path),
         Err(e) => return store_failed(lang, &path, &e),
@@ -245,7 +251,11 @@ fn datasets(portal: &Portal, lang: Lang) -> Vec<Choice> {
                 .unwrap_or_else(|| d.id.provider.clone());
             Choice {
                 value: format!("dataset:{}", d.id),
-                label: format!("{} {} {provider}", d.title.pick_lang(lang), lang.t("fra", "from")),
+                label: format!(
+                    "{} {} {provider}",
+                    d.title.pick_lang(lang),
+                    lang.t("fra", "from")
+                ),
             }
         })
         .collect()
@@ -297,7 +307,8 @@ pub async fn blocks(
             .to_owned(),
         )),
         Some("fjernet") => Some(Notice::Info(
-            l.t("Sperringen er fjernet.", "The block is removed.").to_owned(),
+            l.t("Sperringen er fjernet.", "The block is removed.")
+                .to_owned(),
         )),
         Some("ugyldig") => Some(Notice::Error(
             l.t(
@@ -392,7 +403,11 @@ pub async fn blocks(
             }
         }
     };
-    page(StatusCode::OK, pages::layout(&ctx, title, body), &[lang_cookie])
+    page(
+        StatusCode::OK,
+        pages::layout(&ctx, title, body),
+        &[lang_cookie],
+    )
 }
 
 fn notice(n: Option<&Notice>) -> Markup {
@@ -431,7 +446,12 @@ async fn acting_now(
             .ok_or_else(|| see_other("/", &[]))?;
         match crate::represent::acting(portal, headers, &session, &own, true).await {
             Ok(Some(r)) if r.person == me => {}
-            _ => return Err(see_other("/representer", &[Some(crate::represent::clear())])),
+            _ => {
+                return Err(see_other(
+                    "/representer",
+                    &[Some(crate::represent::clear())],
+                ))
+            }
         }
     }
     Ok(me)
@@ -668,11 +688,8 @@ pub async fn transfers(
         for r in &got.records {
             let t = view::transfer(&portal.deps.policy, r, &own);
             if let Some(o) = &t.organisation {
-                orgs.entry(o.org.clone()).or_insert_with(|| {
-                    o.name
-                        .clone()
-                        .unwrap_or_else(|| text::org_number(&o.org))
-                });
+                orgs.entry(o.org.clone())
+                    .or_insert_with(|| o.name.clone().unwrap_or_else(|| text::org_number(&o.org)));
             }
             if let Some(d) = &t.dataset {
                 sets.entry(d.id.clone()).or_insert_with(|| {

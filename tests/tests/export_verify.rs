@@ -55,7 +55,10 @@ fn make_venv() -> Option<PathBuf> {
         .arg(&venv)
         .status()
         .expect("python3 -m venv");
-    assert!(status.success(), "python3 -m venv failed (Debian: python3-venv)");
+    assert!(
+        status.success(),
+        "python3 -m venv failed (Debian: python3-venv)"
+    );
     let status = Command::new(venv.join("bin/pip"))
         .args(["install", "-q", CRYPTOGRAPHY])
         .status()
@@ -206,7 +209,10 @@ async fn the_export_holds_everything_about_me_and_verifies_independently() {
         .any(|t| t["record"]["decision"] == "deny" && t["record"]["code"] == "consent_required"));
     // The log's key as Bru publishes it.
     let key = send(bru.get("/audit/v1/checkpoint/key")).await;
-    assert_eq!(key.text().trim(), doc["verifier_keys"]["log"].as_str().unwrap());
+    assert_eq!(
+        key.text().trim(),
+        doc["verifier_keys"]["log"].as_str().unwrap()
+    );
 
     // The export is an audit_read record about me.
     let audit = send(
@@ -246,10 +252,14 @@ async fn the_export_holds_everything_about_me_and_verifies_independently() {
     changed["code"] = Value::Null;
     tampered["transfers"][1]["record"] = changed;
     // Even with a leaf hash that fits the changed record, the proof fails.
-    tampered["transfers"][1]["leaf_hash"] = leaf_hash_b64(&tampered["transfers"][1]["record"]).into();
+    tampered["transfers"][1]["leaf_hash"] =
+        leaf_hash_b64(&tampered["transfers"][1]["record"]).into();
     let (code, out) = verify(&python, &tampered, &[]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("does not lead to the checkpoint's root"), "{out}");
+    assert!(
+        out.contains("does not lead to the checkpoint's root"),
+        "{out}"
+    );
 
     let mut tampered = doc.clone();
     let note = doc["checkpoint"].as_str().unwrap();
@@ -291,15 +301,17 @@ fn flip_signature(note: &str) -> String {
     let b64 = base64::engine::general_purpose::STANDARD;
     let origin = note.lines().next().unwrap();
     note.lines()
-        .map(|line| match line.strip_prefix(&format!("\u{2014} {origin} ")) {
-            Some(sig) => {
-                let mut blob = b64.decode(sig).unwrap();
-                let last = blob.len() - 1;
-                blob[last] ^= 1;
-                format!("\u{2014} {origin} {}", b64.encode(blob))
-            }
-            None => line.to_owned(),
-        })
+        .map(
+            |line| match line.strip_prefix(&format!("\u{2014} {origin} ")) {
+                Some(sig) => {
+                    let mut blob = b64.decode(sig).unwrap();
+                    let last = blob.len() - 1;
+                    blob[last] ^= 1;
+                    format!("\u{2014} {origin} {}", b64.encode(blob))
+                }
+                None => line.to_owned(),
+            },
+        )
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
@@ -393,7 +405,10 @@ async fn a_long_history_is_streamed_across_pages_and_verifies() {
         .map(|t| t["leaf_index"].as_u64().unwrap())
         .collect();
     assert_eq!(indexes.len(), 450);
-    assert!(indexes.windows(2).all(|w| w[0] < w[1]), "oldest first, once each");
+    assert!(
+        indexes.windows(2).all(|w| w[0] < w[1]),
+        "oldest first, once each"
+    );
     let Some(python) = python() else { return };
     let (code, out) = verify(&python, &doc, &[]);
     assert_eq!(code, 0, "{out}");
