@@ -11,6 +11,7 @@ mod audit_api;
 mod auth;
 mod catalog;
 mod citizen_api;
+mod citizen_export;
 mod cli;
 mod config;
 mod consent_api;

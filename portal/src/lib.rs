@@ -25,8 +25,10 @@
 
 pub mod config;
 mod error;
+pub mod export;
 pub mod oidc;
 mod pages;
+mod protect;
 pub mod represent;
 pub mod session;
 pub mod text;
@@ -57,11 +59,6 @@ const CSS: &str = include_str!("../static/portal.css");
 /// No script at all; styles and forms only from Bru itself.
 const CSP: &str = "default-src 'self'; script-src 'none'; object-src 'none'; img-src 'self'; \
                    frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
-/// The access log shows this many decisions to a page.
-const TRANSFERS_PER_PAGE: usize = 20;
-const TRANSFER_PAGE: u32 = 500;
-/// A citizen with more records than this is shown the newest of these.
-const MAX_TRANSFERS_READ: usize = 20_000;
 
 /// What the portal needs from the running gateway.
 pub struct PortalDeps {
@@ -167,7 +164,14 @@ impl Portal {
             .route("/static/portal.css", get(css))
             .route("/samtykke", get(consents))
             .route("/samtykke/{id}", get(consent).post(answer))
-            .route("/innsyn", get(transfers))
+            .route("/samtykke/{id}/pause", get(protect::confirm_pause))
+            .route("/samtykke/{id}/gjenoppta", get(protect::confirm_resume))
+            .route("/sperringer", get(protect::blocks).post(protect::add_block))
+            .route(
+                "/sperringer/{id}/fjern",
+                axum::routing::post(protect::remove_block),
+            )
+            .route("/innsyn", get(protect::transfers))
             .route("/innsyn/{index}/bevis", get(proof))
             .route(
                 "/representer",
@@ -573,6 +577,7 @@ async fn consent(
             )
             .to_owned(),
         )),
+        Some(done @ ("pause" | "resume")) => protect::done_notice(lang, done),
         Some("conflict") => Some(Notice::Error(
             lang.t(
                 "Dette samtykket kan ikke endres lenger. Se statusen under.",
@@ -670,6 +675,8 @@ async fn answer(
         Some("accept") => CitizenAction::Accept,
         Some("reject") => CitizenAction::Reject,
         Some("revoke") => CitizenAction::Revoke,
+        Some("pause") => CitizenAction::Pause,
+        Some("resume") => CitizenAction::Resume,
         _ => return see_other(&path, &[]),
     };
     // A representative's decision: the relation asked again now, then every
@@ -712,104 +719,6 @@ async fn answer(
         Err(ConsentError::Store(e)) => return store_failed(lang, &path, &e),
     };
     see_other(&format!("{path}?utfort={outcome}"), &[])
-}
-
-#[derive(Deserialize, Default)]
-struct TransfersQuery {
-    lang: Option<String>,
-    /// The page, 1 (the newest) and up.
-    side: Option<String>,
-}
-
-/// The access log, newest first, [`TRANSFERS_PER_PAGE`] to a page.
-async fn transfers(
-    State(portal): State<Arc<Portal>>,
-    headers: HeaderMap,
-    query: Result<Query<TransfersQuery>, QueryRejection>,
-) -> Response {
-    let query = query.map(|q| q.0).unwrap_or_default();
-    let (lang, lang_cookie) = language(
-        &headers,
-        &LangQuery {
-            lang: query.lang.clone(),
-        },
-    );
-    let path = "/innsyn";
-    let (session, me, acting) = match require(&portal, &headers, lang, path).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let max_page = MAX_TRANSFERS_READ / TRANSFERS_PER_PAGE;
-    let page = query
-        .side
-        .as_deref()
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(1)
-        .clamp(1, max_page);
-    let subject_ref = portal.deps.pseudonyms.subject_ref(&me);
-    // The store reads oldest first: keep the newest `page` pages while
-    // reading; the oldest of them are this page, once all are counted.
-    let keep = page * TRANSFERS_PER_PAGE;
-    let mut newest: std::collections::VecDeque<consent_db::AuditRecord> = Default::default();
-    let (mut after, mut total, mut truncated) = (None, 0usize, false);
-    loop {
-        let read = match view::transfers(
-            &portal.deps.store,
-            subject_ref.clone(),
-            after,
-            TRANSFER_PAGE,
-        )
-        .await
-        {
-            Ok(p) => p,
-            Err(e) => return store_failed(lang, path, &e),
-        };
-        total += read.records.len();
-        for r in read.records {
-            if newest.len() == keep {
-                newest.pop_front();
-            }
-            newest.push_back(r);
-        }
-        match read.next {
-            Some(next) if total < MAX_TRANSFERS_READ => after = Some(next),
-            Some(_) => {
-                truncated = true;
-                break;
-            }
-            None => break,
-        }
-    }
-    let own = match view::own_consent_ids(&portal.deps.store, &me).await {
-        Ok(own) => own,
-        Err(e) => return store_failed(lang, path, &e),
-    };
-    let first = (page - 1) * TRANSFERS_PER_PAGE;
-    let items: Vec<view::TransferView> = newest
-        .iter()
-        .rev()
-        .skip(first)
-        .take(TRANSFERS_PER_PAGE)
-        .map(|r| view::transfer(&portal.deps.policy, r, &own))
-        .collect();
-    let ctx = Ctx {
-        lang,
-        path,
-        nav: Nav::Transfers,
-        csrf: Some(&session.csrf),
-        acting: represent::shown(&acting),
-    };
-    let paging = pages::Paging {
-        page,
-        per_page: TRANSFERS_PER_PAGE,
-        total,
-        truncated,
-    };
-    html(
-        StatusCode::OK,
-        pages::transfers(&ctx, &items, &paging),
-        &[lang_cookie],
-    )
 }
 
 /// A readable page about one record's inclusion proof: what it proves,
@@ -882,7 +791,13 @@ async fn proof(
                     consent_db::merkle::verify_inclusion(index, cp.size, &leaf, &hashes, &cp.root)
                         .is_ok()
                 });
+            // Who cosigned this checkpoint (SPEC 11): the witnesses' key names.
+            let cosigners = match store.cosignatures(cp.size).await {
+                Ok(lines) => protect::cosigner_names(&lines),
+                Err(e) => return store_failed(lang, &path, &e),
+            };
             Some(pages::ProofFacts {
+                cosigners,
                 size: cp.size,
                 time: cp.time,
                 origin: cp.note.lines().next().unwrap_or_default().to_owned(),

@@ -18,6 +18,7 @@ pub enum Nav {
     Consents,
     Transfers,
     Represent,
+    Blocks,
     None,
 }
 
@@ -73,6 +74,8 @@ fn layout_with(ctx: &Ctx<'_>, title: &str, refresh_to: Option<&str>, body: Marku
                                     (l.t("Mine samtykker", "My consents")) } }
                                 li { a href="/innsyn" aria-current=[(ctx.nav == Nav::Transfers).then_some("page")] {
                                     (l.t("Hvem har hentet opplysninger om meg", "Who has fetched my data")) } }
+                                li { a href="/sperringer" aria-current=[(ctx.nav == Nav::Blocks).then_some("page")] {
+                                    (l.t("Sperringer", "Blocks")) } }
                                 li { a href="/representer" aria-current=[(ctx.nav == Nav::Represent).then_some("page")] {
                                     (l.t("Representer noen andre", "Act for someone else")) } }
                                 li {
@@ -480,6 +483,7 @@ pub fn consent(
                 div.buttons { (action("revoke", l.t("Trekk tilbake samtykket", "Withdraw the consent"), "danger")) }
             }
         }
+        (crate::protect::pause_section(ctx, v))
         @if let Some(url) = return_link {
             p.actions { a.button href=(url) { (l.t("Gå tilbake til ", "Go back to ")) (org_name(&v.requester)) } }
         }
@@ -554,12 +558,6 @@ pub struct Paging {
     pub truncated: bool,
 }
 
-impl Paging {
-    fn pages(&self) -> usize {
-        self.total.div_ceil(self.per_page).max(1)
-    }
-}
-
 /// "Viser 1–20 av 57" / "Showing 1–20 of 57".
 pub fn count_text(lang: Lang, p: &Paging, shown: usize) -> String {
     let from = (p.page - 1) * p.per_page + 1;
@@ -567,43 +565,6 @@ pub fn count_text(lang: Lang, p: &Paging, shown: usize) -> String {
     match lang {
         Lang::Nb => format!("Viser {from}–{to} av {}", p.total),
         Lang::En => format!("Showing {from}–{to} of {}", p.total),
-    }
-}
-
-fn pagination(l: Lang, p: &Paging) -> Markup {
-    let pages = p.pages();
-    let href = |n: usize| format!("/innsyn?side={n}");
-    html! {
-        @if pages > 1 {
-            nav.pagination aria-label=(l.t("Sider", "Pages")) {
-                ul {
-                    @if p.page > 1 {
-                        li { a href=(href(p.page - 1)) rel="prev" { (l.t("Nyere", "Newer")) } }
-                    }
-                    @for n in 1..=pages {
-                        // All pages near this one, and the first and the last.
-                        @if n == 1 || n == pages || n.abs_diff(p.page) <= 2 {
-                            li {
-                                @if n == p.page {
-                                    a href=(href(n)) aria-current="page" {
-                                        span.visually-hidden { (l.t("Side ", "Page ")) } (n)
-                                    }
-                                } @else {
-                                    a href=(href(n)) {
-                                        span.visually-hidden { (l.t("Side ", "Page ")) } (n)
-                                    }
-                                }
-                            }
-                        } @else if n.abs_diff(p.page) == 3 {
-                            li aria-hidden="true" { "…" }
-                        }
-                    }
-                    @if p.page < pages {
-                        li { a href=(href(p.page + 1)) rel="next" { (l.t("Eldre", "Older")) } }
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -633,7 +594,7 @@ fn basis(l: Lang, t: &TransferView) -> Markup {
 }
 
 /// One transfer's facts, as a description list.
-fn transfer_details(l: Lang, t: &TransferView) -> Markup {
+pub(crate) fn transfer_details(l: Lang, t: &TransferView) -> Markup {
     html! {
         dl.details {
             dt { (l.t("Hvem", "Who")) }
@@ -680,48 +641,6 @@ fn transfer_details(l: Lang, t: &TransferView) -> Markup {
     }
 }
 
-pub fn transfers(ctx: &Ctx<'_>, items: &[TransferView], paging: &Paging) -> Markup {
-    let l = ctx.lang;
-    let title = l.t(
-        "Hvem har hentet opplysninger om meg",
-        "Who has fetched my data",
-    );
-    let body = html! {
-        h1 { (title) }
-        p.lead { (l.t(
-            "Her ser du hver gang noen har bedt om opplysninger om deg gjennom Bru, også når Bru sa nei. Den nyeste står først.",
-            "Here you see every time someone has asked for information about you through Bru, also when Bru said no. The newest comes first."
-        )) }
-        @if items.is_empty() {
-            p.empty { (l.t("Ingen har hentet opplysninger om deg gjennom Bru.", "Nobody has fetched information about you through Bru.")) }
-        } @else {
-            p.count role="status" { (count_text(l, paging, items.len())) }
-            @if paging.truncated {
-                p.hint { (l.t("Listen teller og viser bare de nyeste hendelsene.", "The list counts and shows only the newest events.")) }
-            }
-            ol.cards.transfers {
-                @for t in items {
-                    li.card {
-                        h2.h3 {
-                            (text::date_time(l, t.time.as_datetime()))
-                            @if let Some(o) = &t.organisation { ": " (org_name(o)) }
-                        }
-                        (transfer_details(l, t))
-                        p.proof {
-                            a href={ "/innsyn/" (t.index) "/bevis" } {
-                                (l.t("Bevis for at dette er loggført", "Proof that this is logged"))
-                                span.visually-hidden { " (" (l.t("hendelse nr. ", "event no. ")) (t.index) ")" }
-                            }
-                        }
-                    }
-                }
-            }
-            (pagination(l, paging))
-        }
-    };
-    layout(ctx, title, body)
-}
-
 /// Recomputes the root from a downloaded proof (RFC 8785 for the record's
 /// strings, integers and nulls is sorted keys without spaces; RFC 9162
 /// 2.1.3.2 for the path) and compares it with the checkpoint's third line.
@@ -752,6 +671,8 @@ pub struct ProofFacts {
     pub hashes: usize,
     /// Whether Bru's own check of the proof holds.
     pub holds: bool,
+    /// The witnesses that cosigned the checkpoint (their key names).
+    pub cosigners: Vec<String>,
 }
 
 /// One record's inclusion proof, explained: what is proven, against which
@@ -801,6 +722,7 @@ pub fn proof(
                     dt { (l.t("Hasher i beviset", "Hashes in the proof")) }
                     dd { (f.hashes) }
                 }
+                (crate::protect::proof_explained(l, t, f))
                 h2 { (l.t("Slik kontrollerer du det selv", "How to check it yourself")) }
                 p { (l.t(
                     "Du trenger ikke stole på Bru. Last ned beviset. Det inneholder hendelsen, beviset og sjekkpunktet. Sjekkpunktet er en signert merknad (C2SP signed note) med Bru sin offentlige nøkkel, og beviset er et inklusjonsbevis etter RFC 9162: hashen av hendelsen, kombinert med hashene i beviset, skal gi rothashen i sjekkpunktet.",

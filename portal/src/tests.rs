@@ -728,3 +728,5 @@ async fn a_timed_out_session_is_explained_and_cleared() {
         .await;
     assert!(r.body.contains("<h1>Mine samtykker</h1>"));
 }
+
+mod protect;
