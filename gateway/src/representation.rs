@@ -390,14 +390,14 @@ fn capitalise(s: &str) -> String {
     }
 }
 
-/// After a representative's action took effect: the event says who took it.
-pub async fn record_actor(app: &App, acting: &Acting, id: &str, event: EventType) {
-    let Some(r) = &acting.represented else {
-        return;
-    };
-    let by = r.relation.basis().as_str();
-    if let Err(e) = app.store.record_event_actor(id, event, by, &r.source).await {
-        tracing::error!(error = %e, consent_id = id, "the representative of a consent event was not recorded");
+impl Acting {
+    /// Who takes a consent action, for the store to write with its event
+    /// (`None`: the person themself).
+    pub fn action_actor(&self) -> Option<consent_db::ActionActor<'_>> {
+        self.represented.as_ref().map(|r| consent_db::ActionActor {
+            actor: r.relation.basis().as_str(),
+            basis: &r.source,
+        })
     }
 }
 

@@ -693,14 +693,11 @@ async fn answer(
     let outcome = match portal
         .deps
         .store
-        .citizen_action(&id, &me, action, now)
+        .citizen_action_by(&id, &me, action, now, acting.as_ref().map(represent::action_actor))
         .await
     {
         Ok(row) => {
             tracing::info!(consent_id = %row.id, action = action.as_str(), "citizen answered a consent in the portal");
-            if let Some(r) = &acting {
-                represent::record_actor(&portal, r, &row.id, action.outcome().1).await;
-            }
             action.as_str()
         }
         // A second click on the same button: it already took effect.

@@ -223,20 +223,10 @@ pub async fn may_decide(portal: &Portal, r: &Represented, id: &str) -> bool {
     policy::represent::may_decide(&r.relation, &datasets).is_ok()
 }
 
-/// After a representative's action: the event says who took it.
-pub async fn record_actor(
-    portal: &Portal,
-    r: &Represented,
-    id: &str,
-    event: consent_db::EventType,
-) {
-    let by = r.relation.basis().as_str();
-    if let Err(e) = portal
-        .deps
-        .store
-        .record_event_actor(id, event, by, &r.source)
-        .await
-    {
-        tracing::error!(error = %e, consent_id = id, "the representative of a consent event was not recorded");
+/// Who takes a consent action, for the store to write with its event.
+pub fn action_actor(r: &Represented) -> consent_db::ActionActor<'_> {
+    consent_db::ActionActor {
+        actor: r.relation.basis().as_str(),
+        basis: &r.source,
     }
 }
