@@ -50,6 +50,10 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(receipt))
         .routes(routes!(transfers))
         .merge(crate::representation::routes())
+        // A refused Bru-On-Behalf-Of is recorded under its route (SPEC 9.3).
+        .route_layer(axum::middleware::from_fn(
+            crate::representation::remember_route,
+        ))
 }
 
 /// A consent as its citizen sees it.

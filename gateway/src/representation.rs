@@ -317,19 +317,38 @@ impl Acting {
     }
 }
 
-/// Authenticates the citizen and resolves `Bru-On-Behalf-Of`. `decide`:
-/// the call changes a consent, so the registry is asked now.
-pub async fn acting(app: &App, headers: &HeaderMap, decide: bool) -> Result<Acting, ApiError> {
-    let token = app.auth.citizen(headers.get(header::AUTHORIZATION)).await?;
+/// A refused `Bru-On-Behalf-Of`, before it is answered.
+pub struct Refusal {
+    /// The pseudonym of the citizen who sent it (`None`: no valid token).
+    pub sender_ref: Option<String>,
+    pub error: ApiError,
+}
+
+/// Authenticates the citizen and resolves `Bru-On-Behalf-Of`, recording
+/// nothing (see [`acting`]).
+async fn resolve(app: &App, headers: &HeaderMap, decide: bool) -> Result<Acting, Refusal> {
+    let token = app
+        .auth
+        .citizen(headers.get(header::AUTHORIZATION))
+        .await
+        .map_err(|e| Refusal {
+            sender_ref: None,
+            error: e.into(),
+        })?;
     let Some(party) = headers.get(ON_BEHALF_OF) else {
         return Ok(Acting {
             subject: token.pid,
             represented: None,
         });
     };
+    let sender_ref = Some(app.keys.pseudonym.subject_ref(&token.pid));
     let party = party.to_str().unwrap_or_default().trim();
     let found = relations(app, &token, decide)
-        .await?
+        .await
+        .map_err(|error| Refusal {
+            sender_ref: sender_ref.clone(),
+            error,
+        })?
         .into_iter()
         .find(|r| !party.is_empty() && r.party == party);
     match found {
@@ -337,20 +356,102 @@ pub async fn acting(app: &App, headers: &HeaderMap, decide: bool) -> Result<Acti
             subject: r.person.clone(),
             represented: Some(r),
         }),
-        None => Err(ApiError::NotRepresented),
+        None => Err(Refusal {
+            sender_ref,
+            error: ApiError::NotRepresented,
+        }),
     }
 }
 
-/// For an endpoint with its own authentication: the person a token-bearing
-/// request with `Bru-On-Behalf-Of` acts for (`None` without the header).
+/// Authenticates the citizen and resolves `Bru-On-Behalf-Of`. `decide`:
+/// the call changes a consent, so the registry is asked now.
+///
+/// A refused party is something the security team must see: it is an
+/// `audit_read` record (`deny`, `not_represented`) about the citizen who
+/// sent it, at the route's template, and never with the header's value
+/// (it may be someone's person number). What cannot be recorded is not
+/// answered (503 `audit_unavailable`), as in the audit API.
+pub async fn acting(app: &App, headers: &HeaderMap, decide: bool) -> Result<Acting, ApiError> {
+    match resolve(app, headers, decide).await {
+        Ok(acting) => Ok(acting),
+        Err(
+            refusal @ Refusal {
+                sender_ref: Some(_),
+                error: ApiError::NotRepresented,
+            },
+        ) => Err(record_refusal(app, refusal, None).await),
+        Err(refusal) => Err(refusal.error),
+    }
+}
+
+/// Writes the `audit_read` record of a refusal after the citizen's token
+/// was verified, about its sender, under `route` (else the route the citizen
+/// API's layer remembered); the refusal carries its transfer id. A refusal
+/// without a sender is answered unrecorded here (the caller counts it).
+pub async fn record_refusal(app: &App, refusal: Refusal, route: Option<&str>) -> ApiError {
+    let Refusal {
+        sender_ref: Some(sender_ref),
+        error,
+    } = refusal
+    else {
+        return refusal.error;
+    };
+    let (method, remembered) = ROUTE
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| (http::Method::GET, CITIZEN_API.to_owned()));
+    let route = route.map_or(remembered, str::to_owned);
+    let transfer_id = uuid::Uuid::now_v7().to_string();
+    let mut record = consent_db::NewRecord::new(
+        consent_db::RecordKind::AuditRead,
+        transfer_id.clone(),
+        method.as_str(),
+        route,
+    );
+    record.subject_ref = Some(sender_ref);
+    record.decision = Some(consent_db::Verdict::Deny);
+    record.code = Some(error.code().to_owned());
+    record.status = Some(error.status().as_u16());
+    if app.record(record).await.is_err() {
+        return ApiError::Failure(crate::problem::Failure::AuditUnavailable).recorded(&transfer_id);
+    }
+    error.recorded(&transfer_id)
+}
+
+/// The route a refusal is recorded under when no template is known.
+const CITIZEN_API: &str = "/citizen/v1";
+
+tokio::task_local! {
+    /// The method and route template (never the concrete path: a path
+    /// segment may hold anything) of the citizen request being answered.
+    static ROUTE: (http::Method, String);
+}
+
+/// A route layer of the citizen API: the request's route template, for the
+/// record of a refused `Bru-On-Behalf-Of`.
+pub async fn remember_route(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| CITIZEN_API.to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    ROUTE.scope((method, route), next.run(request)).await
+}
+
+/// For an endpoint with its own authentication and its own `audit_read`
+/// record (the proof): the person a token-bearing request with
+/// `Bru-On-Behalf-Of` acts for (`None` without the header). A refusal names
+/// its sender's pseudonym, for that endpoint's record.
 pub async fn represented_subject(
     app: &App,
     headers: &HeaderMap,
-) -> Result<Option<PersonNumber>, ApiError> {
+) -> Result<Option<PersonNumber>, Refusal> {
     if headers.get(ON_BEHALF_OF).is_none() || headers.get(header::AUTHORIZATION).is_none() {
         return Ok(None);
     }
-    acting(app, headers, false).await.map(|a| Some(a.subject))
+    resolve(app, headers, false).await.map(|a| Some(a.subject))
 }
 
 /// Before a representative accepts, rejects or revokes consent `id`: the

@@ -693,7 +693,13 @@ async fn answer(
     let outcome = match portal
         .deps
         .store
-        .citizen_action_by(&id, &me, action, now, acting.as_ref().map(represent::action_actor))
+        .citizen_action_by(
+            &id,
+            &me,
+            action,
+            now,
+            acting.as_ref().map(represent::action_actor),
+        )
         .await
     {
         Ok(row) => {

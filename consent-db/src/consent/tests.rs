@@ -864,9 +864,15 @@ async fn a_representatives_action_commits_with_its_actor() {
         }]
     );
     // The person's own action afterwards has no actor row.
-    s.citizen_action_by(&row.id, &person(KARI), CitizenAction::Revoke, t(LATER), None)
-        .await
-        .unwrap();
+    s.citizen_action_by(
+        &row.id,
+        &person(KARI),
+        CitizenAction::Revoke,
+        t(LATER),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(s.event_actors(&row.id).await.unwrap().len(), 1);
 }
 
