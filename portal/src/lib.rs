@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+mod acting;
 pub mod config;
 mod error;
 pub mod oidc;

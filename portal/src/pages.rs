@@ -30,7 +30,7 @@ pub struct Ctx<'a> {
     /// The session's CSRF token, when someone is logged in (for "log out").
     pub csrf: Option<&'a str>,
     /// Whom the page acts for, when not the citizen themself (SPEC 9.3).
-    pub acting: Option<crate::represent::Acting>,
+    pub acting: Option<crate::acting::Acting>,
 }
 
 pub fn layout(ctx: &Ctx<'_>, title: &str, body: Markup) -> Markup {
@@ -370,7 +370,7 @@ fn actor_label(lang: Lang, actor: &str) -> Option<&'static str> {
 /// "Representer noen andre": myself, and everyone I may act for.
 pub fn switcher(
     ctx: &Ctx<'_>,
-    list: &[crate::represent::Represented],
+    list: &[crate::acting::Represented],
     current: Option<&str>,
 ) -> Markup {
     let l = ctx.lang;
