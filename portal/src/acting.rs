@@ -31,4 +31,3 @@ pub fn shown(acting: &Option<Represented>) -> Option<Acting> {
         basis: r.relation.basis(),
     })
 }
-

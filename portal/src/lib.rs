@@ -339,13 +339,23 @@ async fn require(
 }
 
 fn store_failed(lang: Lang, path: &str, e: &dyn std::fmt::Display) -> Response {
+    store_failed_for(lang, path, e, None)
+}
+
+/// [`store_failed`] on a page acting for someone: the banner says whom.
+fn store_failed_for(
+    lang: Lang,
+    path: &str,
+    e: &dyn std::fmt::Display,
+    acting: Option<represent::Acting>,
+) -> Response {
     tracing::error!(error = %e, "the portal could not read or write the store");
     let ctx = Ctx {
         lang,
         path,
         nav: Nav::None,
         csrf: None,
-        acting: None,
+        acting,
     };
     let mut r = html(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -365,13 +375,18 @@ fn store_failed(lang: Lang, path: &str, e: &dyn std::fmt::Display) -> Response {
     r
 }
 
-fn not_found(lang: Lang, session: &Session, path: &str) -> Response {
+fn not_found(
+    lang: Lang,
+    session: &Session,
+    path: &str,
+    acting: Option<represent::Acting>,
+) -> Response {
     let ctx = Ctx {
         lang,
         path,
         nav: Nav::Consents,
         csrf: Some(&session.csrf),
-        acting: None,
+        acting,
     };
     html(
         StatusCode::NOT_FOUND,
@@ -536,37 +551,23 @@ async fn consent(
         .await
     {
         Ok(Some((row, events))) if view::visible_to(&row, &me) => (row, events),
-        Ok(_) => return not_found(lang, &session, &path),
-        Err(e) => return store_failed(lang, &path, &e),
+        Ok(_) => return not_found(lang, &session, &path, represent::shown(&acting)),
+        Err(e) => return store_failed_for(lang, &path, &e, represent::shown(&acting)),
     };
     // Who took each decision (a parent, a guardian), for the history.
     let actors = match portal.deps.store.event_actors(&id).await {
         Ok(actors) => actors,
-        Err(e) => return store_failed(lang, &path, &e),
+        Err(e) => return store_failed_for(lang, &path, &e, represent::shown(&acting)),
     };
     let done = query.utfort.as_deref();
     let note = match done {
-        Some("accept") => Some(Notice::Info(
-            lang.t(
-                "Takk. Du har gitt samtykke.",
-                "Thank you. You have given your consent.",
-            )
-            .to_owned(),
-        )),
-        Some("reject") => Some(Notice::Info(
-            lang.t(
-                "Du har sagt nei. Ingen kan hente opplysningene med denne forespørselen.",
-                "You have said no. Nobody can fetch the information with this request.",
-            )
-            .to_owned(),
-        )),
-        Some("revoke") => Some(Notice::Info(
-            lang.t(
-                "Samtykket er trukket tilbake. Ingen kan bruke det lenger.",
-                "The consent is withdrawn. Nobody can use it any more.",
-            )
-            .to_owned(),
-        )),
+        // Whom the answer was for, when acting for someone (pages.rs).
+        Some(done @ ("accept" | "reject" | "revoke")) => pages::answered(
+            lang,
+            done,
+            acting.as_ref().map(|r| r.name.as_str()),
+        )
+        .map(Notice::Info),
         Some("ikke-tillatt") => Some(Notice::Error(
             lang.t(
                 "Du kan ikke ta denne avgjørelsen for personen du representerer. Reglene for disse opplysningene lar personen selv bestemme, eller fullmakten din gjelder ikke dette.",
@@ -712,8 +713,12 @@ async fn answer(
             action.as_str()
         }
         Err(ConsentError::InvalidTransition { .. }) => "conflict",
-        Err(ConsentError::NotFound) => return not_found(lang, &session, &path),
-        Err(ConsentError::Store(e)) => return store_failed(lang, &path, &e),
+        Err(ConsentError::NotFound) => {
+            return not_found(lang, &session, &path, represent::shown(&acting))
+        }
+        Err(ConsentError::Store(e)) => {
+            return store_failed_for(lang, &path, &e, represent::shown(&acting))
+        }
     };
     see_other(&format!("{path}?utfort={outcome}"), &[])
 }
