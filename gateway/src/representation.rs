@@ -11,10 +11,10 @@
 //!   family's, a made-up id, a person number) is refused with the same
 //!   answer, whether or not such a person exists: the header's value is
 //!   only ever compared with my own relations, never looked up.
-//! - The registry is asked again at least every [`CACHE_TTL`] for reading,
-//!   and always before a decision, so an ended relation (the child turned
-//!   18, responsibility moved) ends at the next decision and within seconds
-//!   for reading.
+//! - Every call that acts for someone asks the registry now, reading or
+//!   deciding, so an ended relation (the child turned 18, responsibility
+//!   moved) ends at the next call (SPEC 9.3); only the list of whom I may
+//!   represent is served from an answer up to [`CACHE_TTL`] old.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -326,7 +326,7 @@ pub struct Refusal {
 
 /// Authenticates the citizen and resolves `Bru-On-Behalf-Of`, recording
 /// nothing (see [`acting`]).
-async fn resolve(app: &App, headers: &HeaderMap, decide: bool) -> Result<Acting, Refusal> {
+async fn resolve(app: &App, headers: &HeaderMap) -> Result<Acting, Refusal> {
     let token = app
         .auth
         .citizen(headers.get(header::AUTHORIZATION))
@@ -343,7 +343,8 @@ async fn resolve(app: &App, headers: &HeaderMap, decide: bool) -> Result<Acting,
     };
     let sender_ref = Some(app.keys.pseudonym.subject_ref(&token.pid));
     let party = party.to_str().unwrap_or_default().trim();
-    let found = relations(app, &token, decide)
+    // Asked now, reading too: an ended relation ends at the next call.
+    let found = relations(app, &token, true)
         .await
         .map_err(|error| Refusal {
             sender_ref: sender_ref.clone(),
@@ -363,16 +364,17 @@ async fn resolve(app: &App, headers: &HeaderMap, decide: bool) -> Result<Acting,
     }
 }
 
-/// Authenticates the citizen and resolves `Bru-On-Behalf-Of`. `decide`:
-/// the call changes a consent, so the registry is asked now.
+/// Authenticates the citizen and resolves `Bru-On-Behalf-Of`, asking the
+/// registry now (`_decide`, whether the call changes a consent, no longer
+/// matters: reading for someone ends with the relation too).
 ///
 /// A refused party is something the security team must see: it is an
 /// `audit_read` record (`deny`, `not_represented`) about the citizen who
 /// sent it, at the route's template, and never with the header's value
 /// (it may be someone's person number). What cannot be recorded is not
 /// answered (503 `audit_unavailable`), as in the audit API.
-pub async fn acting(app: &App, headers: &HeaderMap, decide: bool) -> Result<Acting, ApiError> {
-    match resolve(app, headers, decide).await {
+pub async fn acting(app: &App, headers: &HeaderMap, _decide: bool) -> Result<Acting, ApiError> {
+    match resolve(app, headers).await {
         Ok(acting) => Ok(acting),
         Err(
             refusal @ Refusal {
@@ -451,7 +453,7 @@ pub async fn represented_subject(
     if headers.get(ON_BEHALF_OF).is_none() || headers.get(header::AUTHORIZATION).is_none() {
         return Ok(None);
     }
-    resolve(app, headers, false).await.map(|a| Some(a.subject))
+    resolve(app, headers).await.map(|a| Some(a.subject))
 }
 
 /// Before a representative accepts, rejects or revokes consent `id`: the

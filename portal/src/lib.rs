@@ -299,7 +299,7 @@ async fn require(
     match portal.sessions.lookup(headers, now()).await {
         Lookup::Unavailable => Err(store_failed(lang, path, &"the session store")),
         Lookup::Active(session) => match portal.citizen(&session) {
-            Some(pid) => match represent::acting(portal, headers, &session, &pid, false).await {
+            Some(pid) => match represent::acting(portal, headers, &session, &pid, true).await {
                 Ok(None) => Ok((session, pid, None)),
                 Ok(Some(r)) => Ok((session, r.person.clone(), Some(r))),
                 Err(()) => Err(see_other("/representer", &[Some(represent::clear())])),

@@ -152,3 +152,39 @@ async fn a_party_without_a_valid_token_is_401() {
     let (_, jsonl) = rw.export().await;
     assert!(!jsonl.contains(PER));
 }
+
+/// SPEC 9.3: an ended relation ends at the next call, reading too (not
+/// after the registry cache's few seconds).
+#[tokio::test]
+async fn an_ended_relation_ends_at_the_next_read() {
+    let rw = RepresentWorld::new().await;
+    let bru = rw.start().await;
+    let kari = rw.citizen_token(KARI);
+    let party = party_of(&bru, &kari, "Emma Nordmann").await;
+    get_for(&bru, &kari, Some(&party), "/citizen/v1/consents")
+        .await
+        .expect_status(200, "Kari reads Emma's consents");
+    get_for(&bru, &kari, Some(&party), "/citizen/v1/transfers")
+        .await
+        .expect_status(200, "Kari reads Emma's log");
+
+    // Responsibility moves to Ola alone: Kari's very next read is refused.
+    rw.registry.end_karis_responsibility(birth_years_ago(12));
+    for path in ["/citizen/v1/consents", "/citizen/v1/transfers"] {
+        expect_refused(
+            &get_for(&bru, &kari, Some(&party), path).await,
+            403,
+            "not_represented",
+            &format!("Kari reads {path} after her responsibility ended"),
+        );
+    }
+    // Ola still reads.
+    get_for(
+        &bru,
+        &rw.citizen_token(OLA),
+        Some(&party),
+        "/citizen/v1/consents",
+    )
+    .await
+    .expect_status(200, "Ola reads Emma's consents");
+}
