@@ -635,7 +635,8 @@ pub fn document_on_behalf_of(doc: &mut Value) {
             }
             if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
                 responses.entry("403").or_insert_with(|| serde_json::json!({
-                    "description": "`not_represented`: Bru-On-Behalf-Of names no one I may act for; \
+                    "description": "`not_represented`: Bru-On-Behalf-Of names no one I may act for \
+                        (recorded as an `audit_read` record; its id in `transfer_id`); \
                         `representation_not_allowed`: a representative may not decide this consent",
                     "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } },
                 }));
