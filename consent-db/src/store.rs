@@ -91,7 +91,7 @@ pub use altinn::{AltinnConsentEnded, AltinnConsentState};
 pub(crate) use append::BatchCommit;
 pub use blocks::Block;
 pub use portal_sessions::PortalSession;
-pub use representation::EventActor;
+pub use representation::{ActionActor, EventActor};
 
 /// A cloneable handle over a connection pool.
 #[derive(Clone, Debug)]

@@ -703,8 +703,17 @@ async fn citizen_proof(
     Path(index): Path<String>,
 ) -> Result<Response, ApiError> {
     let mut u = Use::new("/citizen/v1/transfers/{index}/proof", peer);
-    // `Bru-On-Behalf-Of` (SPEC 9.3): the proof of a record about the person acted for.
-    let represented = crate::representation::represented_subject(&app, &headers).await?;
+    // `Bru-On-Behalf-Of` (SPEC 9.3): the proof of a record about the person
+    // acted for. Refused after the token was verified: recorded now, as the
+    // sender's (not counted as a tokenless refusal).
+    let represented = match crate::representation::represented_subject(&app, &headers).await {
+        Ok(represented) => represented,
+        Err(refusal) if refusal.sender_ref.is_some() => {
+            let route = "/citizen/v1/transfers/{index}/proof";
+            return Err(crate::representation::record_refusal(&app, refusal, Some(route)).await);
+        }
+        Err(refusal) => return u.finish(&app, Err(refusal.error)).await,
+    };
     let result = async {
         // A front end sends an ID-porten token; the portal's own pages link
         // here, and the citizen's browser brings the portal session instead.

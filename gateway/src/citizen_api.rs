@@ -50,6 +50,10 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(receipt))
         .routes(routes!(transfers))
         .merge(crate::representation::routes())
+        // A refused Bru-On-Behalf-Of is recorded under its route (SPEC 9.3).
+        .route_layer(axum::middleware::from_fn(
+            crate::representation::remember_route,
+        ))
 }
 
 /// A consent as its citizen sees it.
@@ -512,11 +516,13 @@ async fn act(
     }
     crate::representation::check_decision(&app, &acting, &id).await?;
     let now = Timestamp::now();
-    let result = app.store.citizen_action(&id, &me, action, now).await;
+    let result = app
+        .store
+        .citizen_action_by(&id, &me, action, now, acting.action_actor())
+        .await;
     let row = match result {
         Ok(row) => {
             tracing::info!(consent_id = %row.id, action = action.as_str(), by = %acting.actor(), "citizen answered a consent");
-            crate::representation::record_actor(&app, &acting, &row.id, action.outcome().1).await;
             row
         }
         Err(ConsentError::NotFound) => return Err(NOT_FOUND),

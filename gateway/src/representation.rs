@@ -11,10 +11,10 @@
 //!   family's, a made-up id, a person number) is refused with the same
 //!   answer, whether or not such a person exists: the header's value is
 //!   only ever compared with my own relations, never looked up.
-//! - The registry is asked again at least every [`CACHE_TTL`] for reading,
-//!   and always before a decision, so an ended relation (the child turned
-//!   18, responsibility moved) ends at the next decision and within seconds
-//!   for reading.
+//! - Every call that acts for someone asks the registry now, reading or
+//!   deciding, so an ended relation (the child turned 18, responsibility
+//!   moved) ends at the next call (SPEC 9.3); only the list of whom I may
+//!   represent is served from an answer up to [`CACHE_TTL`] old.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -317,19 +317,39 @@ impl Acting {
     }
 }
 
-/// Authenticates the citizen and resolves `Bru-On-Behalf-Of`. `decide`:
-/// the call changes a consent, so the registry is asked now.
-pub async fn acting(app: &App, headers: &HeaderMap, decide: bool) -> Result<Acting, ApiError> {
-    let token = app.auth.citizen(headers.get(header::AUTHORIZATION)).await?;
+/// A refused `Bru-On-Behalf-Of`, before it is answered.
+pub struct Refusal {
+    /// The pseudonym of the citizen who sent it (`None`: no valid token).
+    pub sender_ref: Option<String>,
+    pub error: ApiError,
+}
+
+/// Authenticates the citizen and resolves `Bru-On-Behalf-Of`, recording
+/// nothing (see [`acting`]).
+async fn resolve(app: &App, headers: &HeaderMap) -> Result<Acting, Refusal> {
+    let token = app
+        .auth
+        .citizen(headers.get(header::AUTHORIZATION))
+        .await
+        .map_err(|e| Refusal {
+            sender_ref: None,
+            error: e.into(),
+        })?;
     let Some(party) = headers.get(ON_BEHALF_OF) else {
         return Ok(Acting {
             subject: token.pid,
             represented: None,
         });
     };
+    let sender_ref = Some(app.keys.pseudonym.subject_ref(&token.pid));
     let party = party.to_str().unwrap_or_default().trim();
-    let found = relations(app, &token, decide)
-        .await?
+    // Asked now, reading too: an ended relation ends at the next call.
+    let found = relations(app, &token, true)
+        .await
+        .map_err(|error| Refusal {
+            sender_ref: sender_ref.clone(),
+            error,
+        })?
         .into_iter()
         .find(|r| !party.is_empty() && r.party == party);
     match found {
@@ -337,20 +357,103 @@ pub async fn acting(app: &App, headers: &HeaderMap, decide: bool) -> Result<Acti
             subject: r.person.clone(),
             represented: Some(r),
         }),
-        None => Err(ApiError::NotRepresented),
+        None => Err(Refusal {
+            sender_ref,
+            error: ApiError::NotRepresented,
+        }),
     }
 }
 
-/// For an endpoint with its own authentication: the person a token-bearing
-/// request with `Bru-On-Behalf-Of` acts for (`None` without the header).
+/// Authenticates the citizen and resolves `Bru-On-Behalf-Of`, asking the
+/// registry now (`_decide`, whether the call changes a consent, no longer
+/// matters: reading for someone ends with the relation too).
+///
+/// A refused party is something the security team must see: it is an
+/// `audit_read` record (`deny`, `not_represented`) about the citizen who
+/// sent it, at the route's template, and never with the header's value
+/// (it may be someone's person number). What cannot be recorded is not
+/// answered (503 `audit_unavailable`), as in the audit API.
+pub async fn acting(app: &App, headers: &HeaderMap, _decide: bool) -> Result<Acting, ApiError> {
+    match resolve(app, headers).await {
+        Ok(acting) => Ok(acting),
+        Err(
+            refusal @ Refusal {
+                sender_ref: Some(_),
+                error: ApiError::NotRepresented,
+            },
+        ) => Err(record_refusal(app, refusal, None).await),
+        Err(refusal) => Err(refusal.error),
+    }
+}
+
+/// Writes the `audit_read` record of a refusal after the citizen's token
+/// was verified, about its sender, under `route` (else the route the citizen
+/// API's layer remembered); the refusal carries its transfer id. A refusal
+/// without a sender is answered unrecorded here (the caller counts it).
+pub async fn record_refusal(app: &App, refusal: Refusal, route: Option<&str>) -> ApiError {
+    let Refusal {
+        sender_ref: Some(sender_ref),
+        error,
+    } = refusal
+    else {
+        return refusal.error;
+    };
+    let (method, remembered) = ROUTE
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| (http::Method::GET, CITIZEN_API.to_owned()));
+    let route = route.map_or(remembered, str::to_owned);
+    let transfer_id = uuid::Uuid::now_v7().to_string();
+    let mut record = consent_db::NewRecord::new(
+        consent_db::RecordKind::AuditRead,
+        transfer_id.clone(),
+        method.as_str(),
+        route,
+    );
+    record.subject_ref = Some(sender_ref);
+    record.decision = Some(consent_db::Verdict::Deny);
+    record.code = Some(error.code().to_owned());
+    record.status = Some(error.status().as_u16());
+    if app.record(record).await.is_err() {
+        return ApiError::Failure(crate::problem::Failure::AuditUnavailable).recorded(&transfer_id);
+    }
+    error.recorded(&transfer_id)
+}
+
+/// The route a refusal is recorded under when no template is known.
+const CITIZEN_API: &str = "/citizen/v1";
+
+tokio::task_local! {
+    /// The method and route template (never the concrete path: a path
+    /// segment may hold anything) of the citizen request being answered.
+    static ROUTE: (http::Method, String);
+}
+
+/// A route layer of the citizen API: the request's route template, for the
+/// record of a refused `Bru-On-Behalf-Of`.
+pub async fn remember_route(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| CITIZEN_API.to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    ROUTE.scope((method, route), next.run(request)).await
+}
+
+/// For an endpoint with its own authentication and its own `audit_read`
+/// record (the proof): the person a token-bearing request with
+/// `Bru-On-Behalf-Of` acts for (`None` without the header). A refusal names
+/// its sender's pseudonym, for that endpoint's record.
 pub async fn represented_subject(
     app: &App,
     headers: &HeaderMap,
-) -> Result<Option<PersonNumber>, ApiError> {
+) -> Result<Option<PersonNumber>, Refusal> {
     if headers.get(ON_BEHALF_OF).is_none() || headers.get(header::AUTHORIZATION).is_none() {
         return Ok(None);
     }
-    acting(app, headers, false).await.map(|a| Some(a.subject))
+    resolve(app, headers).await.map(|a| Some(a.subject))
 }
 
 /// Before a representative accepts, rejects or revokes consent `id`: the
@@ -390,14 +493,14 @@ fn capitalise(s: &str) -> String {
     }
 }
 
-/// After a representative's action took effect: the event says who took it.
-pub async fn record_actor(app: &App, acting: &Acting, id: &str, event: EventType) {
-    let Some(r) = &acting.represented else {
-        return;
-    };
-    let by = r.relation.basis().as_str();
-    if let Err(e) = app.store.record_event_actor(id, event, by, &r.source).await {
-        tracing::error!(error = %e, consent_id = id, "the representative of a consent event was not recorded");
+impl Acting {
+    /// Who takes a consent action, for the store to write with its event
+    /// (`None`: the person themself).
+    pub fn action_actor(&self) -> Option<consent_db::ActionActor<'_>> {
+        self.represented.as_ref().map(|r| consent_db::ActionActor {
+            actor: r.relation.basis().as_str(),
+            basis: &r.source,
+        })
     }
 }
 
@@ -532,7 +635,8 @@ pub fn document_on_behalf_of(doc: &mut Value) {
             }
             if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
                 responses.entry("403").or_insert_with(|| serde_json::json!({
-                    "description": "`not_represented`: Bru-On-Behalf-Of names no one I may act for; \
+                    "description": "`not_represented`: Bru-On-Behalf-Of names no one I may act for \
+                        (recorded as an `audit_read` record; its id in `transfer_id`); \
                         `representation_not_allowed`: a representative may not decide this consent",
                     "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } },
                 }));

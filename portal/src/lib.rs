@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+mod acting;
 pub mod config;
 mod error;
 pub mod export;
@@ -302,7 +303,7 @@ async fn require(
     match portal.sessions.lookup(headers, now()).await {
         Lookup::Unavailable => Err(store_failed(lang, path, &"the session store")),
         Lookup::Active(session) => match portal.citizen(&session) {
-            Some(pid) => match represent::acting(portal, headers, &session, &pid, false).await {
+            Some(pid) => match represent::acting(portal, headers, &session, &pid, true).await {
                 Ok(None) => Ok((session, pid, None)),
                 Ok(Some(r)) => Ok((session, r.person.clone(), Some(r))),
                 Err(()) => Err(see_other("/representer", &[Some(represent::clear())])),
@@ -342,13 +343,23 @@ async fn require(
 }
 
 fn store_failed(lang: Lang, path: &str, e: &dyn std::fmt::Display) -> Response {
+    store_failed_for(lang, path, e, None)
+}
+
+/// [`store_failed`] on a page acting for someone: the banner says whom.
+fn store_failed_for(
+    lang: Lang,
+    path: &str,
+    e: &dyn std::fmt::Display,
+    acting: Option<represent::Acting>,
+) -> Response {
     tracing::error!(error = %e, "the portal could not read or write the store");
     let ctx = Ctx {
         lang,
         path,
         nav: Nav::None,
         csrf: None,
-        acting: None,
+        acting,
     };
     let mut r = html(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -368,13 +379,18 @@ fn store_failed(lang: Lang, path: &str, e: &dyn std::fmt::Display) -> Response {
     r
 }
 
-fn not_found(lang: Lang, session: &Session, path: &str) -> Response {
+fn not_found(
+    lang: Lang,
+    session: &Session,
+    path: &str,
+    acting: Option<represent::Acting>,
+) -> Response {
     let ctx = Ctx {
         lang,
         path,
         nav: Nav::Consents,
         csrf: Some(&session.csrf),
-        acting: None,
+        acting,
     };
     html(
         StatusCode::NOT_FOUND,
@@ -539,37 +555,23 @@ async fn consent(
         .await
     {
         Ok(Some((row, events))) if view::visible_to(&row, &me) => (row, events),
-        Ok(_) => return not_found(lang, &session, &path),
-        Err(e) => return store_failed(lang, &path, &e),
+        Ok(_) => return not_found(lang, &session, &path, represent::shown(&acting)),
+        Err(e) => return store_failed_for(lang, &path, &e, represent::shown(&acting)),
     };
     // Who took each decision (a parent, a guardian), for the history.
     let actors = match portal.deps.store.event_actors(&id).await {
         Ok(actors) => actors,
-        Err(e) => return store_failed(lang, &path, &e),
+        Err(e) => return store_failed_for(lang, &path, &e, represent::shown(&acting)),
     };
     let done = query.utfort.as_deref();
     let note = match done {
-        Some("accept") => Some(Notice::Info(
-            lang.t(
-                "Takk. Du har gitt samtykke.",
-                "Thank you. You have given your consent.",
-            )
-            .to_owned(),
-        )),
-        Some("reject") => Some(Notice::Info(
-            lang.t(
-                "Du har sagt nei. Ingen kan hente opplysningene med denne forespørselen.",
-                "You have said no. Nobody can fetch the information with this request.",
-            )
-            .to_owned(),
-        )),
-        Some("revoke") => Some(Notice::Info(
-            lang.t(
-                "Samtykket er trukket tilbake. Ingen kan bruke det lenger.",
-                "The consent is withdrawn. Nobody can use it any more.",
-            )
-            .to_owned(),
-        )),
+        // Whom the answer was for, when acting for someone (pages.rs).
+        Some(done @ ("accept" | "reject" | "revoke")) => pages::answered(
+            lang,
+            done,
+            acting.as_ref().map(|r| r.name.as_str()),
+        )
+        .map(Notice::Info),
         Some("ikke-tillatt") => Some(Notice::Error(
             lang.t(
                 "Du kan ikke ta denne avgjørelsen for personen du representerer. Reglene for disse opplysningene lar personen selv bestemme, eller fullmakten din gjelder ikke dette.",
@@ -700,14 +702,17 @@ async fn answer(
     let outcome = match portal
         .deps
         .store
-        .citizen_action(&id, &me, action, now)
+        .citizen_action_by(
+            &id,
+            &me,
+            action,
+            now,
+            acting.as_ref().map(represent::action_actor),
+        )
         .await
     {
         Ok(row) => {
             tracing::info!(consent_id = %row.id, action = action.as_str(), "citizen answered a consent in the portal");
-            if let Some(r) = &acting {
-                represent::record_actor(&portal, r, &row.id, action.outcome().1).await;
-            }
             action.as_str()
         }
         // A second click on the same button: it already took effect.
@@ -715,8 +720,12 @@ async fn answer(
             action.as_str()
         }
         Err(ConsentError::InvalidTransition { .. }) => "conflict",
-        Err(ConsentError::NotFound) => return not_found(lang, &session, &path),
-        Err(ConsentError::Store(e)) => return store_failed(lang, &path, &e),
+        Err(ConsentError::NotFound) => {
+            return not_found(lang, &session, &path, represent::shown(&acting))
+        }
+        Err(ConsentError::Store(e)) => {
+            return store_failed_for(lang, &path, &e, represent::shown(&acting))
+        }
     };
     see_other(&format!("{path}?utfort={outcome}"), &[])
 }

@@ -31,7 +31,7 @@ pub struct Ctx<'a> {
     /// The session's CSRF token, when someone is logged in (for "log out").
     pub csrf: Option<&'a str>,
     /// Whom the page acts for, when not the citizen themself (SPEC 9.3).
-    pub acting: Option<crate::represent::Acting>,
+    pub acting: Option<crate::acting::Acting>,
 }
 
 pub fn layout(ctx: &Ctx<'_>, title: &str, body: Markup) -> Markup {
@@ -373,7 +373,7 @@ fn actor_label(lang: Lang, actor: &str) -> Option<&'static str> {
 /// "Representer noen andre": myself, and everyone I may act for.
 pub fn switcher(
     ctx: &Ctx<'_>,
-    list: &[crate::represent::Represented],
+    list: &[crate::acting::Represented],
     current: Option<&str>,
 ) -> Markup {
     let l = ctx.lang;
@@ -431,6 +431,62 @@ fn event_label(lang: Lang, kind: EventType) -> &'static str {
     }
 }
 
+/// The confirmation after an answer (`accept`, `reject`, `revoke`), naming
+/// whom it was for when a representative gave it.
+pub fn answered(lang: Lang, done: &str, for_whom: Option<&str>) -> Option<String> {
+    let l = lang;
+    Some(match (done, for_whom) {
+        ("accept", None) => l
+            .t(
+                "Takk. Du har gitt samtykke.",
+                "Thank you. You have given your consent.",
+            )
+            .to_owned(),
+        ("accept", Some(name)) => format!(
+            "{}{name}.",
+            l.t(
+                "Takk. Du har gitt samtykke på vegne av ",
+                "Thank you. You have given consent on behalf of "
+            )
+        ),
+        ("reject", None) => l
+            .t(
+                "Du har sagt nei. Ingen kan hente opplysningene med denne forespørselen.",
+                "You have said no. Nobody can fetch the information with this request.",
+            )
+            .to_owned(),
+        ("reject", Some(name)) => format!(
+            "{}{name}{}",
+            l.t(
+                "Du har sagt nei på vegne av ",
+                "You have said no on behalf of "
+            ),
+            l.t(
+                ". Ingen kan hente opplysningene med denne forespørselen.",
+                ". Nobody can fetch the information with this request."
+            )
+        ),
+        ("revoke", None) => l
+            .t(
+                "Samtykket er trukket tilbake. Ingen kan bruke det lenger.",
+                "The consent is withdrawn. Nobody can use it any more.",
+            )
+            .to_owned(),
+        ("revoke", Some(name)) => format!(
+            "{}{name}{}",
+            l.t(
+                "Du har trukket tilbake samtykket på vegne av ",
+                "You have withdrawn the consent on behalf of "
+            ),
+            l.t(
+                ". Ingen kan bruke det lenger.",
+                ". Nobody can use it any more."
+            )
+        ),
+        _ => return None,
+    })
+}
+
 /// One consent: who, which data from whom, what for, until when, how often;
 /// and the one button (or two) that answers it.
 pub fn consent(
@@ -447,7 +503,7 @@ pub fn consent(
         _ => l.t("Samtykke", "Consent"),
     };
     let csrf = ctx.csrf.unwrap_or_default();
-    let action = |name: &'static str, label: &'static str, class: &'static str| {
+    let action = |name: &'static str, label: String, class: &'static str| {
         html! {
             form method="post" action={ "/samtykke/" (v.id) } {
                 input type="hidden" name="csrf" value=(csrf);
@@ -456,6 +512,15 @@ pub fn consent(
             }
         }
     };
+    // Acting for someone, every button says for whom (SPEC 9.3).
+    let for_whom = ctx.acting.as_ref().map(|a| a.name.as_str());
+    let label =
+        |own: (&'static str, &'static str), theirs: (&'static str, &'static str)| -> String {
+            match for_whom {
+                None => l.t(own.0, own.1).to_owned(),
+                Some(name) => format!("{}{name}", l.t(theirs.0, theirs.1)),
+            }
+        };
     let body = html! {
         h1 { (title) }
         (notice(note))
@@ -466,12 +531,20 @@ pub fn consent(
         }
         @if v.status == "pending" {
             div.answer {
-                h2 { (l.t("Ditt svar", "Your answer")) }
-                p { (l.t("Du bestemmer selv. Sier du nei, kan du fortsatt søke, men du må da gi opplysningene selv.",
-                         "It is up to you. If you say no, you can still apply, but you will then have to provide the information yourself.")) }
+                h2 { (label(("Ditt svar", "Your answer"), ("Ditt svar på vegne av ", "Your answer on behalf of "))) }
+                @if let Some(name) = for_whom {
+                    p { (l.t("Du svarer for ", "You answer for ")) strong { (name) } (l.t(
+                        ". Svaret ditt gjelder opplysninger om dem, og det blir loggført at du ga det.",
+                        ". Your answer is about their information, and it is logged that you gave it.")) }
+                } @else {
+                    p { (l.t("Du bestemmer selv. Sier du nei, kan du fortsatt søke, men du må da gi opplysningene selv.",
+                             "It is up to you. If you say no, you can still apply, but you will then have to provide the information yourself.")) }
+                }
                 div.buttons {
-                    (action("accept", l.t("Ja, jeg samtykker", "Yes, I consent"), "primary"))
-                    (action("reject", l.t("Nei, jeg samtykker ikke", "No, I do not consent"), "secondary"))
+                    (action("accept", label(("Ja, jeg samtykker", "Yes, I consent"),
+                        ("Ja, jeg samtykker på vegne av ", "Yes, I consent on behalf of ")), "primary"))
+                    (action("reject", label(("Nei, jeg samtykker ikke", "No, I do not consent"),
+                        ("Nei, jeg samtykker ikke på vegne av ", "No, I do not consent on behalf of ")), "secondary"))
                 }
             }
         }
@@ -480,7 +553,8 @@ pub fn consent(
                 h2 { (l.t("Trekk tilbake", "Withdraw")) }
                 p { (l.t("Du kan trekke tilbake samtykket når du vil. Da kan ingen hente opplysningene med dette samtykket lenger.",
                          "You can withdraw the consent whenever you like. Then nobody can fetch the information with this consent any more.")) }
-                div.buttons { (action("revoke", l.t("Trekk tilbake samtykket", "Withdraw the consent"), "danger")) }
+                div.buttons { (action("revoke", label(("Trekk tilbake samtykket", "Withdraw the consent"),
+                    ("Trekk tilbake samtykket på vegne av ", "Withdraw the consent on behalf of ")), "danger")) }
             }
         }
         (crate::protect::pause_section(ctx, v))

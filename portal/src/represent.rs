@@ -15,28 +15,16 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::Form;
 use http::{HeaderMap, StatusCode};
-use policy::represent::{Basis, Relation};
 use policy::PersonNumber;
 use serde::Deserialize;
 
+pub use crate::acting::{shown, Acting, Represented};
 use crate::pages::{self, Ctx, Nav};
 use crate::session::{self, Session};
 use crate::{form_ok, html, language, require, see_other, LangQuery, Portal};
 
 /// The cookie holding the party the citizen acts for.
 pub const ACTING_COOKIE: &str = "__Host-bru-for";
-
-/// One person the citizen may act for, as the gateway found them.
-#[derive(Debug, Clone)]
-pub struct Represented {
-    /// Opaque (a keyed pseudonym), never a person number.
-    pub party: String,
-    pub person: PersonNumber,
-    pub name: String,
-    pub relation: Relation,
-    /// What the relation rests on, for the consent's events (no number).
-    pub source: String,
-}
 
 /// The boxed future a [`RepresentationSource`] answers with.
 pub type Found<'a> = Pin<Box<dyn Future<Output = Result<Vec<Represented>, String>> + Send + 'a>>;
@@ -51,13 +39,6 @@ pub trait RepresentationSource: Send + Sync {
         details: &'a [serde_json::Value],
         fresh: bool,
     ) -> Found<'a>;
-}
-
-/// Whom a page acts for, as the layout shows it.
-#[derive(Debug, Clone)]
-pub struct Acting {
-    pub name: String,
-    pub basis: Basis,
 }
 
 /// The person a request acts for, from the cookie, if it names one of mine.
@@ -90,14 +71,6 @@ pub async fn acting(
             Err(())
         }
     }
-}
-
-/// What the layout shows of whom a page acts for.
-pub fn shown(acting: &Option<Represented>) -> Option<Acting> {
-    acting.as_ref().map(|r| Acting {
-        name: r.name.clone(),
-        basis: r.relation.basis(),
-    })
 }
 
 /// The `Set-Cookie` that ends acting for someone else.
@@ -223,20 +196,10 @@ pub async fn may_decide(portal: &Portal, r: &Represented, id: &str) -> bool {
     policy::represent::may_decide(&r.relation, &datasets).is_ok()
 }
 
-/// After a representative's action: the event says who took it.
-pub async fn record_actor(
-    portal: &Portal,
-    r: &Represented,
-    id: &str,
-    event: consent_db::EventType,
-) {
-    let by = r.relation.basis().as_str();
-    if let Err(e) = portal
-        .deps
-        .store
-        .record_event_actor(id, event, by, &r.source)
-        .await
-    {
-        tracing::error!(error = %e, consent_id = id, "the representative of a consent event was not recorded");
+/// Who takes a consent action, for the store to write with its event.
+pub fn action_actor(r: &Represented) -> consent_db::ActionActor<'_> {
+    consent_db::ActionActor {
+        actor: r.relation.basis().as_str(),
+        basis: &r.source,
     }
 }

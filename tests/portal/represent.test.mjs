@@ -3,7 +3,9 @@
 // Kari has parental responsibility), approves K429's request for Emma's
 // income, sees on every page whom she acts for (bokmål and English), goes
 // back to herself; a forged choice acts for no one; Emma then sees that a
-// parent approved for her.
+// parent approved for her; Ola, her other parent, sees it and withdraws it.
+// Acting for someone, every button and confirmation names them, and the
+// banner is on the error pages too.
 //
 // axe-core (WCAG 2.1 A and AA) on every page, at 320 px and at 200 % zoom.
 
@@ -106,6 +108,28 @@ describe('acting for someone else in the portal', { concurrency: false }, () => 
       );
       await checkPage(page, name);
     }
+    // The answer's buttons say for whom, in both languages.
+    await page.goto(`${base}/samtykke/${consentId}`);
+    for (const name of ['Ja, jeg samtykker på vegne av Emma Nordmann', 'Nei, jeg samtykker ikke på vegne av Emma Nordmann']) {
+      assert.equal(await page.getByRole('button', { name, exact: true }).count(), 1, name);
+    }
+    assert.equal(await page.getByRole('button', { name: 'Ja, jeg samtykker', exact: true }).count(), 0);
+    assert.match(await page.textContent('.answer h2'), /Ditt svar på vegne av Emma Nordmann/);
+    await page.goto(`${base}/samtykke/${consentId}?lang=en`);
+    for (const name of ['Yes, I consent on behalf of Emma Nordmann', 'No, I do not consent on behalf of Emma Nordmann']) {
+      assert.equal(await page.getByRole('button', { name, exact: true }).count(), 1, name);
+    }
+    await checkPage(page, 'r04b-request-for-emma-en');
+    // A consent that is not there: the error page still says whom she acts for.
+    for (const [lang, banner, name] of [
+      ['nb', 'Du handler nå på vegne av Emma Nordmann (som forelder). Bytt person', 'r04c-ikke-funnet-for-emma'],
+      ['en', 'You are now acting for Emma Nordmann (as a parent). Change person', 'r04d-not-found-for-emma-en'],
+    ]) {
+      const missing = await page.goto(`${base}/samtykke/00000000-0000-4000-8000-000000000000?lang=${lang}`);
+      assert.equal(missing.status(), 404);
+      assert.equal((await page.textContent('.acting')).trim(), banner, `404 in ${lang}`);
+      await checkPage(page, name);
+    }
     await page.goto(`${base}/samtykke?lang=en`);
     assert.equal(
       (await page.textContent('.acting')).trim(),
@@ -121,10 +145,17 @@ describe('acting for someone else in the portal', { concurrency: false }, () => 
   it('she approves Emma\'s request; the history says a parent did', async () => {
     const { page } = browser;
     await page.goto(`${base}/samtykke/${consentId}`);
-    await page.getByRole('button', { name: 'Ja, jeg samtykker' }).click();
+    await page.getByRole('button', { name: 'Ja, jeg samtykker på vegne av Emma Nordmann', exact: true }).click();
     await page.waitForURL(`${base}/samtykke/${consentId}?utfort=accept`);
+    assert.equal((await page.textContent('.notice')).trim(), 'Takk. Du har gitt samtykke på vegne av Emma Nordmann.');
     assert.match(await page.textContent('ol.history'), /Du sa ja \(gjort av en forelder på dine vegne\)/);
+    assert.equal(await page.getByRole('button', { name: 'Trekk tilbake samtykket på vegne av Emma Nordmann', exact: true }).count(), 1);
     await checkPage(page, 'r07-godkjent-for-emma');
+    await page.goto(`${base}/samtykke/${consentId}?utfort=accept&lang=en`);
+    assert.equal((await page.textContent('.notice')).trim(), 'Thank you. You have given consent on behalf of Emma Nordmann.');
+    assert.equal(await page.getByRole('button', { name: 'Withdraw the consent on behalf of Emma Nordmann', exact: true }).count(), 1);
+    await checkPage(page, 'r07b-granted-for-emma-en');
+    await page.goto(`${base}/samtykke?lang=nb`);
     // Kari's own consents hold nothing of Emma's.
     await page.goto(`${base}/representer`);
     await page.getByRole('button', { name: 'Meg selv' }).click();
@@ -162,6 +193,29 @@ describe('acting for someone else in the portal', { concurrency: false }, () => 
     assert.equal(KARI.length, 11);
   });
 
+  it('Ola, her other parent, sees it and withdraws it for her', async () => {
+    const { page } = browser;
+    await page.goto(`${base}/samtykke`);
+    await page.getByRole('button', { name: 'Logg ut' }).click();
+    await page.goto(`${base}/demo/idporten/login`);
+    await page.getByLabel('Ola Nordmann').check();
+    await page.getByRole('button', { name: 'Logg inn' }).click();
+    await page.waitForURL(`${base}/samtykke`);
+    await page.getByRole('link', { name: 'Representer noen andre' }).click();
+    await page.getByRole('button', { name: 'Emma Nordmann (som forelder)' }).click();
+    await page.waitForURL(`${base}/samtykke`);
+    assert.equal(await page.locator(`a[href="/samtykke/${consentId}"]`).count(), 1, 'Ola sees the consent Kari gave');
+    await page.goto(`${base}/samtykke/${consentId}`);
+    await page.getByRole('button', { name: 'Trekk tilbake samtykket på vegne av Emma Nordmann', exact: true }).click();
+    await page.waitForURL(`${base}/samtykke/${consentId}?utfort=revoke`);
+    assert.equal(
+      (await page.textContent('.notice')).trim(),
+      'Du har trukket tilbake samtykket på vegne av Emma Nordmann. Ingen kan bruke det lenger.',
+    );
+    assert.match(await page.textContent('ol.history'), /\(gjort av en forelder på dine vegne\)[\s\S]*\(gjort av en forelder på dine vegne\)/);
+    await checkPage(page, 'r08b-trukket-for-emma');
+  });
+
   it('Aisha logs in with a fullmakt for Per and approves as his guardian', async () => {
     const { page } = browser;
     const token = await api('POST', '/demo/maskinporten/token', {
@@ -190,7 +244,7 @@ describe('acting for someone else in the portal', { concurrency: false }, () => 
     await page.waitForURL(`${base}/samtykke`);
     assert.match(await page.textContent('.acting'), /PER HANSEN \(som verge\)/);
     await page.goto(`${base}/samtykke/${pers}`);
-    await page.getByRole('button', { name: 'Ja, jeg samtykker' }).click();
+    await page.getByRole('button', { name: 'Ja, jeg samtykker på vegne av PER HANSEN', exact: true }).click();
     await page.waitForURL(`${base}/samtykke/${pers}?utfort=accept`);
     assert.match(await page.textContent('ol.history'), /Du sa ja \(gjort av vergen din på dine vegne\)/);
     await checkPage(page, 'r10-godkjent-for-per');

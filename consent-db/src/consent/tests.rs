@@ -831,3 +831,74 @@ async fn an_event_that_does_not_commit_is_not_counted() {
     assert_eq!(s.consent_event_counts(), before);
     assert_eq!(counted(s), [("created", 1), ("accepted", 1)]);
 }
+
+/// SPEC 9.3: a representative's decision and who took it commit together.
+#[tokio::test]
+async fn a_representatives_action_commits_with_its_actor() {
+    let f = fixture().await;
+    let s = &f.store;
+    let row = create(s, Some(KARI), None).await;
+    let parent = crate::ActionActor {
+        actor: "parent",
+        basis: "folkeregisteret:foreldreansvar",
+    };
+    let accepted = s
+        .citizen_action_by(
+            &row.id,
+            &person(KARI),
+            CitizenAction::Accept,
+            t(LATER),
+            Some(parent),
+        )
+        .await
+        .unwrap();
+    assert_eq!(accepted.status, ConsentStatus::Granted);
+    assert_eq!(event_types(s, &row.id).await, ["created", "accepted"]);
+    let actors = s.event_actors(&row.id).await.unwrap();
+    assert_eq!(
+        actors,
+        [crate::EventActor {
+            seq: 1,
+            actor: "parent".into(),
+            basis: "folkeregisteret:foreldreansvar".into(),
+        }]
+    );
+    // The person's own action afterwards has no actor row.
+    s.citizen_action_by(
+        &row.id,
+        &person(KARI),
+        CitizenAction::Revoke,
+        t(LATER),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.event_actors(&row.id).await.unwrap().len(), 1);
+}
+
+/// When the actor cannot be written (here: an actor the table refuses), the
+/// action is not taken either: no state change, no event, no row.
+#[tokio::test]
+async fn an_action_whose_actor_cannot_be_written_is_not_taken() {
+    let f = fixture().await;
+    let s = &f.store;
+    let row = create(s, Some(KARI), None).await;
+    let refused = crate::ActionActor {
+        actor: "neighbour",
+        basis: "none",
+    };
+    let result = s
+        .citizen_action_by(
+            &row.id,
+            &person(KARI),
+            CitizenAction::Accept,
+            t(LATER),
+            Some(refused),
+        )
+        .await;
+    assert!(matches!(result, Err(ConsentError::Store(_))), "{result:?}");
+    let now = s.get_consent_at(&row.id, t(LATER)).await.unwrap().unwrap();
+    assert_eq!(now.status, ConsentStatus::Pending);
+    assert_eq!(event_types(s, &row.id).await, ["created"]);
+    assert!(s.event_actors(&row.id).await.unwrap().is_empty());
+}

@@ -6,6 +6,7 @@
 //! process or replica). A use is one conditional `UPDATE`: parallel uses
 //! count exactly.
 
+use super::representation::{add_event_actor, ActionActor};
 use super::{Conn, Store};
 use crate::consent::{
     next_state, CitizenAction, ConsentError, ConsentEvent, ConsentRow, EventTally, EventType,
@@ -296,6 +297,20 @@ impl Store {
         action: CitizenAction,
         now: Timestamp,
     ) -> Result<ConsentRow, ConsentError> {
+        self.citizen_action_by(id, citizen, action, now, None).await
+    }
+
+    /// [`Store::citizen_action`] taken for `citizen` by a representative
+    /// (`by`, SPEC 9.3; `None`: the person themself): the event and who took
+    /// it commit in one transaction, or neither does.
+    pub async fn citizen_action_by(
+        &self,
+        id: &str,
+        citizen: &PersonNumber,
+        action: CitizenAction,
+        now: Timestamp,
+        by: Option<ActionActor<'_>>,
+    ) -> Result<ConsentRow, ConsentError> {
         // The citizen who answers a request made without a subject becomes it.
         const SQL: &str = "UPDATE consents SET status = $1, subject = COALESCE(subject, $2), \
              updated_at = $3 WHERE id = $4 AND status = $5";
@@ -341,6 +356,9 @@ impl Store {
                 );
             }
             add_event(&mut conn, &mut tally, id, event, now).await?;
+            if let Some(by) = by {
+                add_event_actor(&mut conn, id, event, by).await?;
+            }
             let row = select(&mut conn, id, false)
                 .await?
                 .ok_or(ConsentError::NotFound)?;
