@@ -23,8 +23,8 @@ use crate::pages::{self, Ctx, Nav, Notice};
 use crate::text::{self, Lang};
 use crate::view::{self, ConsentView, TransferView};
 use crate::{
-    forbidden, form_ok, html as page, is_consent_id, language, not_found, require, see_other,
-    store_failed, LangQuery, Portal,
+    forbidden, form_ok, html as page, is_consent_id, language, not_found, represent, require,
+    see_other, store_failed, store_failed_for, LangQuery, Portal,
 };
 
 /// The access log shows this many decisions to a page.
@@ -138,8 +138,8 @@ async fn confirm(
         .await
     {
         Ok(Some(row)) if row.is_subject(&me) => row,
-        Ok(_) => return not_found(lang, &session, &path),
-        Err(e) => return store_failed(lang, &path, &e),
+        Ok(_) => return not_found(lang, &session, &path, represent::shown(&acting)),
+        Err(e) => return store_failed_for(lang, &path, &e, represent::shown(&acting)),
     };
     let v = view::consent(&portal.deps.policy, &row);
     // Only a granted consent pauses, only a paused one resumes.
