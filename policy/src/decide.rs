@@ -152,10 +152,10 @@ pub struct Facts<'a> {
     pub consent: ConsentFact,
     /// The subject's blocks (SPEC 10); empty when the call is about no one.
     pub blocks: Vec<SubjectBlock>,
-    /// The caller sent `Bru-Break-Glass` with a valid reason (SPEC 10): on a
-    /// dataset whose policy has `break_glass`, it passes a block, and
-    /// nothing else (rule 7 is the last rule).
-    pub break_glass: bool,
+    /// The reason the caller gave in `Bru-Break-Glass`, checked and
+    /// scrubbed (SPEC 10): on a dataset whose policy has `break_glass`, it
+    /// passes a block, and nothing else (rule 7 is the last rule).
+    pub break_glass: Option<&'a str>,
     /// The time of the call (the decision itself reads no clock).
     pub now: OffsetDateTime,
 }
@@ -509,7 +509,7 @@ fn rules<'p>(
             SubjectBlock::Consumer(org) => *org == caller.consumer,
             SubjectBlock::Dataset(d) => d == id,
         });
-        if block.is_some() && dataset.break_glass && facts.break_glass {
+        if block.is_some() && dataset.break_glass && facts.break_glass.is_some() {
             t.step(true, || {
                 format!(
                     "the subject has blocked {} or {id}, and the call passes the block \

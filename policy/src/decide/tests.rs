@@ -47,7 +47,7 @@ struct Call {
     subject: SubjectFact,
     consent: ConsentFact,
     blocks: Vec<SubjectBlock>,
-    break_glass: bool,
+    break_glass: Option<&'static str>,
     now: OffsetDateTime,
 }
 
@@ -74,7 +74,7 @@ impl Call {
                 frequency: None,
             }),
             blocks: Vec::new(),
-            break_glass: false,
+            break_glass: None,
             now: NOW,
         }
     }
@@ -819,7 +819,7 @@ fn break_glass_passes_a_block_and_nothing_else() {
     let hjemme = || Call {
         scopes: vec!["helsenorge:hjemmetjeneste.read"],
         dataset: "helsenorge/hjemmetjeneste",
-        break_glass: true,
+        break_glass: Some("Akutt: pasienten svarer ikke"),
         ..Call::k429_inntekt()
     };
     let blocked = |c: &mut Call| c.blocks = vec![SubjectBlock::Consumer(org(K429))];
@@ -850,7 +850,7 @@ fn break_glass_passes_a_block_and_nothing_else() {
         hjemme,
         |c| {
             blocked(c);
-            c.break_glass = false;
+            c.break_glass = None;
         },
         Some(BlockedBySubject),
     );
@@ -859,7 +859,7 @@ fn break_glass_passes_a_block_and_nothing_else() {
         Call::k429_inntekt,
         |c| {
             blocked(c);
-            c.break_glass = true;
+            c.break_glass = Some("Akutt");
         },
         Some(BlockedBySubject),
     );
