@@ -187,3 +187,16 @@ pub fn explain(
     );
     lines
 }
+
+/// Counts a break-glass call whose decision record is written, in
+/// `bru_break_glass_total{consumer, dataset}`: organisation and dataset,
+/// never the person or the reason.
+pub fn count_break_glass(app: &App, caller: &policy::Caller, dataset: &Dataset) {
+    app.metrics
+        .observe_break_glass(&caller.consumer.iso6523(), &dataset.id.to_string());
+    tracing::warn!(
+        consumer = %caller.consumer.iso6523(),
+        dataset = %dataset.id,
+        "a call passed a person's block with Bru-Break-Glass"
+    );
+}
