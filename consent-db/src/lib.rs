@@ -51,6 +51,9 @@ pub use record::{
     AuditRecord, Basis, NewRecord, RecordFilter, RecordKind, Timestamp, TimestampError,
     UnknownName, Verdict,
 };
-pub use store::{disclosure_now, test_skew_days, TEST_SKEW_VAR, AltinnConsentEnded, AltinnConsentState, Block, EventActor, PortalSession, Store};
+pub use store::{
+    disclosure_now, test_skew_days, AltinnConsentEnded, AltinnConsentState, Block, EventActor,
+    PortalSession, Store, TEST_SKEW_VAR,
+};
 pub use tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
 pub use verify::{verify, Tampering, VerifyError, VerifySummary};

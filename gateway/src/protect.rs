@@ -126,9 +126,7 @@ pub fn break_glass_reason(
         SubjectFact::Valid(p) => Some(p.expose()),
         _ => None,
     };
-    Ok(Some(
-        consent_db::scrub_text(reason, number).into_owned(),
-    ))
+    Ok(Some(consent_db::scrub_text(reason, number).into_owned()))
 }
 
 /// A character a reader of the reason would not see as written: controls
@@ -174,17 +172,14 @@ pub fn explain(
         ),
     }];
     let rule = policy.consumer(consumer);
-    lines.push(
-        match rule.and_then(|r| r.disclosure_delay_days) {
-            Some(days) => format!(
-                "delayed disclosure: the person's access log shows calls by {consumer} only \
+    lines.push(match rule.and_then(|r| r.disclosure_delay_days) {
+        Some(days) => format!(
+            "delayed disclosure: the person's access log shows calls by {consumer} only \
                  {days} days after their time (disclosure_delay_days = {days}); the audit API \
                  shows them at once"
-            ),
-            None => "the person's access log shows calls at once (no disclosure_delay_days)"
-                .to_owned(),
-        },
-    );
+        ),
+        None => "the person's access log shows calls at once (no disclosure_delay_days)".to_owned(),
+    });
     lines
 }
 

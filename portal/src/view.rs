@@ -3,8 +3,8 @@
 //! gateway's citizen JSON API (`/citizen/v1/…`) serialises them.
 
 use consent_db::{
-    AuditRecord, Basis, ConsentRow, ConsentStatus, RecordKind, Store, StoreError,
-    Timestamp, Verdict,
+    AuditRecord, Basis, ConsentRow, ConsentStatus, RecordKind, Store, StoreError, Timestamp,
+    Verdict,
 };
 use policy::{DatasetRef, OrgNumber, PersonNumber, Policy, Text};
 use serde::Serialize;

@@ -166,13 +166,19 @@ async fn a_delayed_transfer_reaches_the_citizen_only_after_its_delay() {
 
     // The audit API shows both at once, the police's with its delay.
     let police_record = audited(&cw, &bru, &police).await;
-    assert_eq!(police_record["disclosure_delay_days"], 30, "{police_record}");
+    assert_eq!(
+        police_record["disclosure_delay_days"], 30,
+        "{police_record}"
+    );
     let nav_record = audited(&cw, &bru, &nav).await;
     assert!(nav_record.get("disclosure_delay_days").is_none());
     let police_index = police_record["index"].as_u64().unwrap();
     let police_time = police_record["time"].as_str().unwrap().to_owned();
     // Its outcome record carries the delay too.
-    assert_eq!(cw.record(&police, "outcome").await["disclosure_delay_days"], 30);
+    assert_eq!(
+        cw.record(&police, "outcome").await["disclosure_delay_days"],
+        30
+    );
 
     // Kari sees NAV's transfer, not the police's; the police's proof is 404
     // although the checkpoint that proves NAV's (a later record) covers it.
@@ -184,7 +190,10 @@ async fn a_delayed_transfer_reaches_the_citizen_only_after_its_delay() {
     assert_eq!(proof_status(&cw, &bru, nav_index).await.0, 200);
     let (status, body) = proof_status(&cw, &bru, police_index).await;
     assert_eq!(status, 404, "{body}");
-    assert!(body.contains("no transfer record with this index"), "{body}");
+    assert!(
+        body.contains("no transfer record with this index"),
+        "{body}"
+    );
 
     // 29 days on: still hidden.
     restart(&mut cw, &mut bru, "29").await;

@@ -127,7 +127,10 @@ async fn break_glass_passes_a_block_and_is_recorded_with_its_scrubbed_reason() {
         assert_eq!(record["break_glass"], expected, "{kind}: {record}");
     }
     let (_, raw) = cw.export().await;
-    assert!(!raw.contains(KARI) && !raw.contains(OLA), "a number in the log");
+    assert!(
+        !raw.contains(KARI) && !raw.contains(OLA),
+        "a number in the log"
+    );
     assert_eq!(break_glass_count(&bru).await.as_deref(), Some("1"));
     // The header never reaches the provider.
     assert!(
@@ -170,9 +173,16 @@ async fn break_glass_passes_nothing_but_a_block() {
     let reason = Some(&b"Akutt: pasienten svarer ikke"[..]);
 
     // Not consent: an unknown consent, another person's, a revoked one.
-    glass(&bru, &k429, &hjemme(KARI), "no-such-consent", PURPOSE_OMSORG, reason)
-        .await
-        .expect_problem(403, "consent_not_found", "an unknown consent");
+    glass(
+        &bru,
+        &k429,
+        &hjemme(KARI),
+        "no-such-consent",
+        PURPOSE_OMSORG,
+        reason,
+    )
+    .await
+    .expect_problem(403, "consent_not_found", "an unknown consent");
     let ola = granted(&cw, &bru, OLA, None).await;
     glass(&bru, &k429, &hjemme(KARI), &ola, PURPOSE_OMSORG, reason)
         .await
@@ -183,9 +193,16 @@ async fn break_glass_passes_nothing_but_a_block() {
         .expect_problem(403, "purpose_not_allowed", "another purpose");
     // Not scope or consumer.
     let no_scope = cw.mp_token(K429, SCOPE_INNTEKT);
-    glass(&bru, &no_scope, &hjemme(KARI), &kari, PURPOSE_OMSORG, reason)
-        .await
-        .expect_problem(403, "insufficient_scope", "no home-care scope");
+    glass(
+        &bru,
+        &no_scope,
+        &hjemme(KARI),
+        &kari,
+        PURPOSE_OMSORG,
+        reason,
+    )
+    .await
+    .expect_problem(403, "insufficient_scope", "no home-care scope");
     let nav = cw.mp_token(NAV, SCOPE_HJEMME);
     glass(&bru, &nav, &hjemme(KARI), &kari, PURPOSE_OMSORG, reason)
         .await

@@ -102,12 +102,16 @@ async fn the_demo_has_break_glass_on_home_care_and_a_delayed_police_district() {
     let valid_to = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    let created = send(bru.post("/consent/v1/requests").bearer_auth(&k429).json(&json!({
-        "subject": KARI,
-        "datasets": ["nav/inntekt", "helsenorge/hjemmetjeneste"],
-        "purpose": PURPOSE_OMSORG,
-        "valid_to": valid_to,
-    })))
+    let created = send(
+        bru.post("/consent/v1/requests")
+            .bearer_auth(&k429)
+            .json(&json!({
+                "subject": KARI,
+                "datasets": ["nav/inntekt", "helsenorge/hjemmetjeneste"],
+                "purpose": PURPOSE_OMSORG,
+                "valid_to": valid_to,
+            })),
+    )
     .await;
     created.expect_status(201, "consent request");
     let id = created.json()["id"].as_str().unwrap().to_owned();
@@ -124,9 +128,11 @@ async fn the_demo_has_break_glass_on_home_care_and_a_delayed_police_district() {
     )
     .await
     .expect_status(201, "Kari blocks K429");
-    home_care(&bru, &k429, &id, None)
-        .await
-        .expect_problem(403, "blocked_by_subject", "the block holds");
+    home_care(&bru, &k429, &id, None).await.expect_problem(
+        403,
+        "blocked_by_subject",
+        "the block holds",
+    );
 
     // Break-glass passes it, recorded with the reason.
     let reason = "Akutt: Kari svarer ikke på døra, hjemmesykepleien går inn";
@@ -158,7 +164,11 @@ async fn the_demo_has_break_glass_on_home_care_and_a_delayed_police_district() {
             .header("Nav-Personident", KARI),
     )
     .await
-    .expect_problem(403, "purpose_not_allowed", "the police for social assistance");
+    .expect_problem(
+        403,
+        "purpose_not_allowed",
+        "the police for social assistance",
+    );
     let nav = token(&bru, NAV, "k429:sosialtjeneste.read").await;
     send(
         bru.get("/data/k429/sosialtjeneste")
@@ -170,7 +180,11 @@ async fn the_demo_has_break_glass_on_home_care_and_a_delayed_police_district() {
     .expect_problem(403, "purpose_not_allowed", "NAV for an investigation");
 
     // Kari's access log: the break-glass call, not the police's.
-    let log = send(bru.get("/citizen/v1/transfers?limit=500").bearer_auth(&kari)).await;
+    let log = send(
+        bru.get("/citizen/v1/transfers?limit=500")
+            .bearer_auth(&kari),
+    )
+    .await;
     log.expect_status(200, "Kari's access log");
     let ids: Vec<String> = log.json()["transfers"]
         .as_array()

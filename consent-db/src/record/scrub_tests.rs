@@ -180,8 +180,15 @@ fn a_record_loses_its_query_and_keeps_what_needs_no_scrubbing() {
 /// it never reaches the leaf, and it is bounded like every caller's text.
 #[test]
 fn a_break_glass_reason_is_scrubbed_and_bounded() {
-    let mut r = NewRecord::new(RecordKind::Decision, "t", "GET", "/data/helsenorge/hjemmetjeneste");
-    r.break_glass = Some(format!("Akutt: naboen {OLA} ringte, 128845 13829 svarer ikke på døra"));
+    let mut r = NewRecord::new(
+        RecordKind::Decision,
+        "t",
+        "GET",
+        "/data/helsenorge/hjemmetjeneste",
+    );
+    r.break_glass = Some(format!(
+        "Akutt: naboen {OLA} ringte, 128845 13829 svarer ikke på døra"
+    ));
     r.scrub();
     assert_eq!(
         r.break_glass.as_deref(),

@@ -34,10 +34,9 @@ pub fn disclosure_now() -> Timestamp {
     let now = time::OffsetDateTime::now_utc();
     match test_skew_days() {
         0 => Timestamp::from_datetime(now),
-        days => Timestamp::from_datetime(
-            now.checked_add(time::Duration::days(days))
-                .unwrap_or(now),
-        ),
+        days => {
+            Timestamp::from_datetime(now.checked_add(time::Duration::days(days)).unwrap_or(now))
+        }
     }
 }
 

@@ -869,8 +869,14 @@ fn break_glass_passes_a_block_and_nothing_else() {
             (|c: &mut Call| c.consent = ConsentFact::NotGiven) as fn(&mut Call),
             ConsentRequired,
         ),
-        (|c| c.consent().status = ConsentStatus::Revoked, ConsentRevoked),
-        (|c| c.consent().status = ConsentStatus::Paused, ConsentPaused),
+        (
+            |c| c.consent().status = ConsentStatus::Revoked,
+            ConsentRevoked,
+        ),
+        (
+            |c| c.consent().status = ConsentStatus::Paused,
+            ConsentPaused,
+        ),
         (|c| c.scopes = vec!["nav:inntekt.read"], InsufficientScope),
         (|c| c.purpose = Some("annet"), PurposeNotAllowed),
         (|c| c.consumer = NAV, ConsumerNotAllowed),

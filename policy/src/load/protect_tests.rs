@@ -95,8 +95,11 @@ fn disclosure_delay_days_is_read_from_the_consumer_rule() {
 #[test]
 fn disclosure_delay_days_must_be_one_to_ten_years_of_days() {
     for days in ["0", "-1", "3651", "4294967296"] {
-        let errors = parse_policy("p", &consumer_rule(&format!("disclosure_delay_days = {days}")))
-            .unwrap_err();
+        let errors = parse_policy(
+            "p",
+            &consumer_rule(&format!("disclosure_delay_days = {days}")),
+        )
+        .unwrap_err();
         let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(shown.len(), 1, "{shown:?}");
         assert!(
