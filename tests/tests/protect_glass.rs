@@ -290,3 +290,35 @@ async fn a_break_glass_header_bru_cannot_honour_is_refused() {
     .await
     .expect_status(200, "a reason of 256 bytes");
 }
+
+/// `bru explain` says whether a dataset allows break-glass, and names a
+/// consumer's delayed disclosure.
+#[tokio::test]
+async fn bru_explain_names_break_glass_and_the_delay() {
+    let cw = glass_world().await;
+    let explain = |consumer: &str, dataset: &str| {
+        let out = std::process::Command::new(bru_bin())
+            .args([
+                "explain",
+                "--consumer",
+                &format!("0192:{consumer}"),
+                "--dataset",
+                dataset,
+                "--purpose",
+                PURPOSE_OMSORG,
+                "--config",
+            ])
+            .arg(&cw.config_path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = explain(K429, "helsenorge/hjemmetjeneste");
+    assert!(
+        out.contains("allows break-glass") && out.contains("Bru-Break-Glass"),
+        "{out}"
+    );
+    assert!(out.contains("no disclosure_delay_days"), "{out}");
+    let out = explain(K429, "nav/inntekt");
+    assert!(out.contains("break-glass is not allowed"), "{out}");
+}
