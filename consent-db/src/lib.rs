@@ -46,13 +46,14 @@ pub use error::{AuditError, StoreError};
 /// The one consent status, policy's (re-exported: the store hands it out).
 pub use policy::ConsentStatus;
 pub use pseudonym::Pseudonymiser;
-pub use record::scrub::{scrub_path, scrub_text};
+pub use record::scrub::{scrub_path, scrub_text, MAX_REASON_BYTES};
 pub use record::{
     AuditRecord, Basis, NewRecord, RecordFilter, RecordKind, Timestamp, TimestampError,
     UnknownName, Verdict,
 };
 pub use store::{
-    ActionActor, AltinnConsentEnded, AltinnConsentState, Block, EventActor, PortalSession, Store,
+    disclosure_now, test_skew_days, ActionActor, AltinnConsentEnded, AltinnConsentState, Block,
+    EventActor, PortalSession, Store, TEST_SKEW_VAR,
 };
 pub use tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
 pub use verify::{verify, Tampering, VerifyError, VerifySummary};

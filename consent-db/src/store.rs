@@ -80,6 +80,7 @@ mod altinn;
 mod append;
 mod blocks;
 mod consents;
+mod disclosure;
 mod followers;
 mod portal_sessions;
 mod records;
@@ -90,6 +91,7 @@ mod witness;
 pub use altinn::{AltinnConsentEnded, AltinnConsentState};
 pub(crate) use append::BatchCommit;
 pub use blocks::Block;
+pub use disclosure::{disclosure_now, test_skew_days, TEST_SKEW_VAR};
 pub use portal_sessions::PortalSession;
 pub use representation::{ActionActor, EventActor};
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::world::{K429, NAV, SNOOP};
+use crate::world::{K429, NAV, POLICE, SNOOP};
 
 /// The banner `bru demo` prints once it listens: the URLs and a copy-paste
 /// walkthrough (curl, and jq for the token lines) against the demo world.
@@ -20,6 +20,8 @@ pub fn walkthrough(public_url: &str, ops_url: &str, dir: &Path) -> String {
         )
     };
     let nav_token = token(NAV.org, "k429:sosialtjeneste.read");
+    let police_token = token(POLICE.org, "k429:sosialtjeneste.read");
+    let audit_token = token(K429.org, "bru:audit");
     let snoop_token = token(SNOOP.org, "k429:sosialtjeneste.read");
     let k429_token = token(
         K429.org,
@@ -85,6 +87,30 @@ Try it in a POSIX shell (needs curl and jq):
   # K429 follows its request: status, uses, events.
   curl -sS --cacert "$CA" "$B/consent/v1/requests/$ID" -H "Authorization: Bearer $K429"
 
+  # Kari blocks K429 (SPEC 10): its next home-care call is 403 blocked_by_subject ...
+  BLOCK=$(curl -sS --cacert "$CA" "$B/citizen/v1/blocks" -H "Authorization: Bearer $KARI" \
+    -H 'Content-Type: application/json' -d '{{"consumer":"0192:{k429_org}"}}' | jq -r .id)
+  curl -sS --cacert "$CA" "$B/data/helsenorge/hjemmetjeneste?patient={kari}" \
+    -H "Authorization: Bearer $K429" -H 'Bru-Purpose: omsorgsbolig-soknad' -H "Bru-Consent: $ID"
+  # ... but home care allows break-glass: in an emergency the nurse gives a reason,
+  # the call passes the block (and nothing else), is recorded with the reason,
+  # counted in bru_break_glass_total, and Kari is told.
+  curl -sS --cacert "$CA" "$B/data/helsenorge/hjemmetjeneste?patient={kari}" \
+    -H "Authorization: Bearer $K429" -H 'Bru-Purpose: omsorgsbolig-soknad' -H "Bru-Consent: $ID" \
+    -H 'Bru-Break-Glass: Akutt: Kari svarer ikke på døra, hjemmesykepleien går inn'
+  curl -sS --cacert "$CA" -X DELETE "$B/citizen/v1/blocks/$BLOCK" -H "Authorization: Bearer $KARI"
+
+  # Politiet (demo) reads Kari's social-service case for an investigation: recorded
+  # at once and in the audit log, but Kari's access log shows it only 30 days later
+  # (disclosure_delay_days = 30), with its original time.
+  POLICE={police_token}
+  curl -sS --cacert "$CA" "$B/data/k429/sosialtjeneste" -H "Authorization: Bearer $POLICE" \
+    -H 'Bru-Purpose: etterforskning' -H 'Nav-Personident: {kari}'
+  curl -sS --cacert "$CA" "$B/citizen/v1/transfers" -H "Authorization: Bearer $KARI" \
+    | jq '[.transfers[].organisation.name]'
+  AUDIT={audit_token}
+  curl -sS --cacert "$CA" "$B/audit/v1/records?consumer=0192:{police_org}" -H "Authorization: Bearer $AUDIT"
+
   # Kari sees every transfer about her, and a signed receipt (JWS) for her consent.
   curl -sS --cacert "$CA" "$B/citizen/v1/transfers" -H "Authorization: Bearer $KARI"
   curl -sS --cacert "$CA" "$B/citizen/v1/consents/$ID/receipt" -H "Authorization: Bearer $KARI"
@@ -118,6 +144,8 @@ them under {base}/innsyn after logging in.
             &uuid::Uuid::new_v4().to_string()
         ),
         emma = "07831453839",
+        k429_org = K429.org,
+        police_org = POLICE.org,
         config = dir.join("bru.toml").display(),
         ca_shown = dir.join("ca.pem").display(),
     )

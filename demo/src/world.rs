@@ -124,8 +124,16 @@ pub const SNOOP: DemoOrganisation = DemoOrganisation {
     name: "Snoop AS",
 };
 
-/// The organisations of SPEC section 8.
-pub const DEMO_ORGANISATIONS: [DemoOrganisation; 5] = [K429, NAV, HELSENORGE, OMSORGSAPP, SNOOP];
+/// A police district (SPEC 10): reads K429's social-service case for an
+/// investigation; the citizen sees it 30 days later (delayed disclosure).
+pub const POLICE: DemoOrganisation = DemoOrganisation {
+    org: "974760002",
+    name: "Politiet (demo)",
+};
+
+/// The organisations of SPEC sections 8 and 10.
+pub const DEMO_ORGANISATIONS: [DemoOrganisation; 6] =
+    [K429, NAV, HELSENORGE, OMSORGSAPP, SNOOP, POLICE];
 
 // ---- NAV: income ------------------------------------------------------------
 

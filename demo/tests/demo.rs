@@ -844,6 +844,11 @@ fn walkthrough_names_the_urls_and_its_commands_parse_in_sh() {
         "/citizen/v1/transfers",
         "/citizen/v1/consents/$ID/revoke",
         "consent_revoked",
+        // SPEC 10: a break-glass story and a police story.
+        "/citizen/v1/blocks",
+        "Bru-Break-Glass: Akutt",
+        "Bru-Purpose: etterforskning",
+        "974760002",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }

@@ -744,13 +744,13 @@ async fn citizen_proof(
         }
         let index: u64 = index.parse().map_err(|_| ApiError::NotFound(NOT_YOURS))?;
         u.record.path = format!("/citizen/v1/transfers/{index}/proof");
+        // Mine and disclosed (SPEC 10: a delayed transfer is absent until
+        // its time), or 404 as if it did not exist.
         let record = app
             .store
-            .record_at(index)
+            .citizen_record(index, &me)
             .await
-            .map_err(ApiError::audit_log)?;
-        let record = record
-            .filter(|r| r.subject_ref.as_deref() == Some(me.as_str()))
+            .map_err(ApiError::audit_log)?
             .ok_or(ApiError::NotFound(NOT_YOURS))?;
         let cp = app
             .store

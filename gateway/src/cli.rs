@@ -352,6 +352,7 @@ fn explain(
     };
     let facts = policy::Facts {
         blocks: Vec::new(),
+        break_glass: None,
         purpose,
         subject,
         consent,
@@ -376,6 +377,10 @@ fn explain(
     }
     for step in steps {
         println!("  {} {}", if step.passed { "✓" } else { "✗" }, step.rule);
+    }
+    println!("citizen protections (SPEC 10):");
+    for line in crate::protect::explain(&policy, &caller.consumer, ds) {
+        println!("  · {line}");
     }
     if ds.basis == policy::LegalBasis::Consent {
         println!("representation (who may decide a consent for someone else):");

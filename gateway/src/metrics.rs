@@ -39,6 +39,13 @@ pub struct OutcomeLabels {
     pub code: String,
 }
 
+/// SPEC 10: who passed a person's block, on which dataset (no person, no reason).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BreakGlassLabels {
+    pub consumer: String,
+    pub dataset: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DatasetLabels {
     pub dataset: String,
@@ -64,6 +71,7 @@ pub struct Metrics {
     pub open_connections: Gauge,
     /// Connections closed at accept: their address was at its cap.
     pub connections_refused: Counter,
+    break_glass: Family<BreakGlassLabels, Counter>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -136,8 +144,15 @@ impl Metrics {
             "Connections closed at accept because their client address had max_connections_per_address open",
             connections_refused.clone(),
         );
+        let break_glass = Family::<BreakGlassLabels, Counter>::default();
+        registry.register(
+            "break_glass",
+            "Calls that passed a person's block with Bru-Break-Glass (SPEC 10), by consumer and dataset",
+            break_glass.clone(),
+        );
         Metrics {
             registry,
+            break_glass,
             calls,
             outcomes,
             call_duration,
@@ -164,6 +179,16 @@ impl Metrics {
         };
         self.calls.get_or_create(&labels).inc();
         self.call_duration.observe(took.as_secs_f64());
+    }
+
+    /// One call that passed a block with `Bru-Break-Glass`, recorded.
+    pub fn observe_break_glass(&self, consumer: &str, dataset: &str) {
+        self.break_glass
+            .get_or_create(&BreakGlassLabels {
+                consumer: consumer.to_owned(),
+                dataset: dataset.to_owned(),
+            })
+            .inc();
     }
 
     pub fn observe_outcome(&self, record: &NewRecord) {

@@ -261,6 +261,8 @@ async fn prepare<'a>(
         LegalBasis::Statutory => Basis::Statutory,
     });
     call.record.legal_ref = dataset.legal_ref.clone();
+    // SPEC 10: every record of this consumer's call reaches the citizen late.
+    call.record.disclosure_delay_days = crate::protect::disclosure_delay(app, &caller);
     // Over its rate, a consumer is refused before anything else is looked up.
     if let Some(limit) = app
         .policy
@@ -370,12 +372,14 @@ async fn prepare<'a>(
         },
     };
 
+    let break_glass = crate::protect::break_glass_reason(&parts.headers, dataset, &subject)?;
     let blocks = crate::protect::blocks(app, dataset, &subject).await?;
     let mut facts = Facts {
         purpose,
         subject,
         consent,
         blocks,
+        break_glass: break_glass.as_deref(),
         now,
     };
     let (mut grant, outcome) = decide_and_record(
@@ -438,6 +442,7 @@ async fn decide_and_record<'p>(
                 mask,
                 consent_id,
                 subject,
+                break_glass,
             } => {
                 let grant = Grant {
                     mask,
@@ -453,11 +458,18 @@ async fn decide_and_record<'p>(
                 let mut record = call.record.clone();
                 record.decision = Some(Verdict::Allow);
                 record.consent_id = grant.consent_id.clone();
+                record.break_glass = crate::protect::passed_block(break_glass, facts.break_glass);
                 // An Altinn one-time consent's use rides in the record's transaction (SPEC 9.1).
                 let altinn_once =
                     crate::altinn_pep::one_time_use(dataset, grant.consent_id.as_deref());
+                let glass = record.break_glass.is_some();
                 match record_decision(app, record, call.started, altinn_once).await {
-                    Ok(outcome) => return Ok((grant, outcome)),
+                    Ok(outcome) => {
+                        if glass {
+                            crate::protect::count_break_glass(app, caller, dataset);
+                        }
+                        return Ok((grant, outcome));
+                    }
                     Err(ConsentRecordError::ConsentChanged) if altinn_once => {
                         // Another transfer took the one use: decided again, exhausted.
                         facts.consent = crate::altinn_pep::used_up(&facts.consent);

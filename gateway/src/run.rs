@@ -117,6 +117,14 @@ async fn run(
     demo: Option<DemoRuntime>,
 ) -> anyhow::Result<()> {
     let keys = Keys::load(&config).map_err(|e| anyhow!("keys: {e}"))?;
+    if consent_db::test_skew_days() != 0 {
+        // Debug builds only: a test moved the clock of delayed disclosure.
+        tracing::warn!(
+            days = consent_db::test_skew_days(),
+            var = consent_db::TEST_SKEW_VAR,
+            "the citizen's views hold delayed disclosure against a moved clock (a test build)"
+        );
+    }
     let tls = crate::server::tls_config(&config.server.tls_cert, &config.server.tls_key)
         .map_err(|e| anyhow!(e))?;
     let store_url = config

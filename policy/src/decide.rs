@@ -152,6 +152,10 @@ pub struct Facts<'a> {
     pub consent: ConsentFact,
     /// The subject's blocks (SPEC 10); empty when the call is about no one.
     pub blocks: Vec<SubjectBlock>,
+    /// The reason the caller gave in `Bru-Break-Glass`, checked and
+    /// scrubbed (SPEC 10): on a dataset whose policy has `break_glass`, it
+    /// passes a block, and nothing else (rule 7 is the last rule).
+    pub break_glass: Option<&'a str>,
     /// The time of the call (the decision itself reads no clock).
     pub now: OffsetDateTime,
 }
@@ -213,6 +217,9 @@ pub enum Decision<'p> {
         /// The consent the call is made under, for consent-based datasets.
         consent_id: Option<String>,
         subject: Option<PersonNumber>,
+        /// The call passed a block of the subject's with `Bru-Break-Glass`
+        /// (SPEC 10): its records carry the reason, and the citizen is told.
+        break_glass: bool,
     },
     Deny(DenyCode),
 }
@@ -237,7 +244,11 @@ static NO_MASK: FieldMask = FieldMask::None;
 /// 4. the dataset, and the consumer rule, allow the purpose;
 /// 5. the subject is present and valid where the dataset carries one;
 /// 6. for consent-based datasets, the consent is the caller's, for this dataset,
-///    purpose and subject, granted, unexpired and not used up.
+///    purpose and subject, granted, unexpired and not used up;
+/// 7. the subject has not blocked the consumer or the dataset, where the
+///    dataset is blockable; on a `break_glass` dataset a call with
+///    `Bru-Break-Glass` passes a block (and only a block: every rule before
+///    this one has already held).
 ///
 /// Allocates only for what an `Allow` owns (consent id and subject).
 pub fn decide<'p>(
@@ -492,17 +503,30 @@ fn rules<'p>(
 
     // 7. The subject's blocks (SPEC 10), on a dataset whose policy lets them
     // apply (a person without blocks adds no step to `explain`).
+    let mut break_glass = false;
     if dataset.blockable && subject.is_some() && !facts.blocks.is_empty() {
         let block = facts.blocks.iter().find(|b| match b {
             SubjectBlock::Consumer(org) => *org == caller.consumer,
             SubjectBlock::Dataset(d) => d == id,
         });
-        rule(t, block.is_none(), DenyCode::BlockedBySubject, || {
-            format!(
-                "the subject has not blocked {} or {id}",
-                org_label(policy, &caller.consumer)
-            )
-        })?;
+        if block.is_some() && dataset.break_glass && facts.break_glass.is_some() {
+            t.step(true, || {
+                format!(
+                    "the subject has blocked {} or {id}, and the call passes the block \
+                     with Bru-Break-Glass ({id} allows break-glass; the reason is recorded \
+                     and the subject told)",
+                    org_label(policy, &caller.consumer)
+                )
+            });
+            break_glass = true;
+        } else {
+            rule(t, block.is_none(), DenyCode::BlockedBySubject, || {
+                format!(
+                    "the subject has not blocked {} or {id}",
+                    org_label(policy, &caller.consumer)
+                )
+            })?;
+        }
     }
 
     // 8. Allowed.
@@ -512,6 +536,7 @@ fn rules<'p>(
         mask,
         consent_id: consent_id.map(str::to_owned),
         subject: subject.cloned(),
+        break_glass,
     })
 }
 

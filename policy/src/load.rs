@@ -217,6 +217,8 @@ struct RawConsumer {
     #[serde(default)]
     audit_suppliers: Vec<Spanned<String>>,
     rate_limit: Option<Spanned<RawRateLimit>>,
+    /// SPEC 10: the citizen's views show this rule's calls only after N days.
+    disclosure_delay_days: Option<Spanned<i64>>,
     #[serde(default)]
     dataset: Vec<RawConsumerDataset>,
 }
@@ -241,6 +243,10 @@ struct RawConsumerDataset {
 
 const DEFAULT_MAX_CONSENT_DAYS: u32 = 365;
 const MAX_CONSENT_DAYS_LIMIT: u32 = 3650;
+/// The longest delayed disclosure a consumer rule may ask for: ten years
+/// (an investigation the law keeps hidden longer is not a delay but a
+/// secret, which policy cannot express).
+const MAX_DISCLOSURE_DELAY_DAYS: u32 = 3650;
 /// Scopes of Bru's own APIs; a dataset using one would mix up two kinds of rights.
 const RESERVED_SCOPES: [&str; 2] = ["bru:consent", "bru:audit"];
 
@@ -931,6 +937,23 @@ impl Validator<'_> {
                 }
             });
 
+            let disclosure_delay_days = c.disclosure_delay_days.as_ref().and_then(|d| {
+                let days = *d.get_ref();
+                let days_ok = u32::try_from(days)
+                    .ok()
+                    .filter(|n| (1..=MAX_DISCLOSURE_DELAY_DAYS).contains(n));
+                if days_ok.is_none() {
+                    self.error(
+                        d.span(),
+                        format!(
+                            "consumer {name} has disclosure_delay_days = {days}; it must be \
+                             1 to {MAX_DISCLOSURE_DELAY_DAYS} (leave it out for no delay)"
+                        ),
+                    );
+                }
+                days_ok
+            });
+
             let mut rule_datasets: Vec<ConsumerDataset> = Vec::new();
             for d in &c.dataset {
                 if let Some(cd) = self.consumer_dataset(d, name, datasets) {
@@ -954,6 +977,7 @@ impl Validator<'_> {
                     audit_reader: c.audit_reader,
                     audit_suppliers,
                     rate_limit,
+                    disclosure_delay_days,
                 });
             }
         }

@@ -312,6 +312,10 @@ pub struct ConsumerRule {
     pub audit_suppliers: Vec<OrgNumber>,
     /// Per dataset; `None` means no limit from policy.
     pub rate_limit: Option<RateLimit>,
+    /// SPEC 10 delayed disclosure: the rule's calls (allowed or refused) are
+    /// recorded at once, but the citizen's views leave them out until this
+    /// many days after their time (police, child welfare). `None`: no delay.
+    pub disclosure_delay_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

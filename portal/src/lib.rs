@@ -762,8 +762,9 @@ async fn proof(
     };
     let store = &portal.deps.store;
     let me_ref = portal.deps.pseudonyms.subject_ref(&me);
-    let record = match store.record_at(index).await {
-        Ok(r) => r.filter(|r| r.subject_ref.as_deref() == Some(me_ref.as_str())),
+    // Mine and disclosed (SPEC 10), or as if it did not exist.
+    let record = match store.citizen_record(index, &me_ref).await {
+        Ok(r) => r,
         Err(e) => return store_failed(lang, &path, &e),
     };
     let Some(record) = record else {

@@ -3,8 +3,8 @@
 //! gateway's citizen JSON API (`/citizen/v1/…`) serialises them.
 
 use consent_db::{
-    AuditRecord, Basis, ConsentRow, ConsentStatus, RecordFilter, RecordKind, Store, StoreError,
-    Timestamp, Verdict,
+    AuditRecord, Basis, ConsentRow, ConsentStatus, RecordKind, Store, StoreError, Timestamp,
+    Verdict,
 };
 use policy::{DatasetRef, OrgNumber, PersonNumber, Policy, Text};
 use serde::Serialize;
@@ -355,22 +355,25 @@ pub struct TransferPage {
 }
 
 /// The decision records whose `subject_ref` is this citizen's pseudonym,
-/// after the cursor, at most `limit`.
+/// after the cursor, at most `limit`, as `Store::citizen_records` shows them
+/// (delayed disclosure left out until its time).
 pub async fn transfers(
     store: &Store,
     subject_ref: String,
     after: Option<u64>,
     limit: u32,
 ) -> Result<TransferPage, StoreError> {
-    let filter = RecordFilter {
-        subject_ref: Some(subject_ref),
-        kind: Some(RecordKind::Decision),
-        after_index: after,
-        // One more than asked tells whether there is a next page.
-        limit: Some(limit.saturating_add(1)),
-        ..RecordFilter::default()
-    };
-    let mut records = store.records(&filter).await?;
+    // The citizen's view: a record of delayed disclosure (SPEC 10) only once
+    // its delay has passed. One more than asked tells whether there is a
+    // next page.
+    let mut records = store
+        .citizen_records(
+            &subject_ref,
+            Some(RecordKind::Decision),
+            after,
+            limit.saturating_add(1),
+        )
+        .await?;
     let more = records.len() > limit as usize;
     records.truncate(limit as usize);
     let next = if more {

@@ -34,6 +34,10 @@ pub const MAX_PATH_BYTES: usize = 512;
 /// keeps: purpose ids and client ids are short names, consent ids are
 /// UUIDs (36); 128 bytes keeps any real one whole and bounds the rest.
 pub const MAX_TEXT_BYTES: usize = 128;
+/// The longest break-glass reason (SPEC 10) a record keeps: a sentence or
+/// two; the gateway refuses a longer one, so a cut one means a caller other
+/// than the gateway wrote it.
+pub const MAX_REASON_BYTES: usize = 256;
 /// The longest `method`: the longest registered method
 /// (`VERSION-CONTROL`) has 15 characters.
 pub const MAX_METHOD_BYTES: usize = 32;
@@ -43,7 +47,7 @@ const CUT: &str = "…";
 
 impl NewRecord {
     /// Scrubs and bounds every member a caller's words reach (`path`,
-    /// `method`, `purpose`, `client_id`, `consent_id`); the rest is Bru's own
+    /// `method`, `purpose`, `client_id`, `consent_id`, `break_glass`); the rest is Bru's own
     /// (organisation numbers, codes, ids, pseudonyms) or the operator's
     /// (`legal_ref`). Idempotent.
     pub fn scrub(&mut self) {
@@ -64,6 +68,11 @@ impl NewRecord {
             .flatten()
         {
             scrub_member(text, MAX_TEXT_BYTES);
+        }
+        // A break-glass reason is the caller's free text about a person in
+        // an emergency: the likeliest member to hold someone's number.
+        if let Some(reason) = &mut self.break_glass {
+            scrub_member(reason, MAX_REASON_BYTES);
         }
         // Bru's own consent ids (UUIDs) are kept as they are: a use of the
         // consent is taken by this id, and a random UUID that happens to hold

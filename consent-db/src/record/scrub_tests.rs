@@ -175,3 +175,31 @@ fn a_record_loses_its_query_and_keeps_what_needs_no_scrubbing() {
     encoded.scrub();
     assert_eq!(encoded.path, "/data/k429/sak/{person}");
 }
+
+/// SPEC 10: a break-glass reason is free text about a person; a number in
+/// it never reaches the leaf, and it is bounded like every caller's text.
+#[test]
+fn a_break_glass_reason_is_scrubbed_and_bounded() {
+    let mut r = NewRecord::new(
+        RecordKind::Decision,
+        "t",
+        "GET",
+        "/data/helsenorge/hjemmetjeneste",
+    );
+    r.break_glass = Some(format!(
+        "Akutt: naboen {OLA} ringte, 128845 13829 svarer ikke på døra"
+    ));
+    r.scrub();
+    assert_eq!(
+        r.break_glass.as_deref(),
+        Some("Akutt: naboen {person} ringte, {person} svarer ikke på døra")
+    );
+    r.break_glass = Some(format!("{KARI} {}", "å".repeat(400)));
+    r.scrub();
+    let reason = r.break_glass.clone().unwrap();
+    assert!(reason.starts_with("{person} åå"), "{reason}");
+    assert!(reason.len() <= MAX_REASON_BYTES, "{}", reason.len());
+    let once = r.clone();
+    r.scrub();
+    assert_eq!(r, once);
+}

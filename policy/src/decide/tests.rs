@@ -19,6 +19,7 @@ const K429: &str = "921429002";
 const NAV: &str = "983440002";
 const OMSORGSAPP: &str = "999000428";
 const SNOOP: &str = "971000007";
+const POLICE: &str = "974760002";
 const KARI: &str = "12884513829";
 const OLA: &str = "03839113713";
 const NOW: OffsetDateTime = datetime!(2025-06-01 12:00 UTC);
@@ -46,6 +47,7 @@ struct Call {
     subject: SubjectFact,
     consent: ConsentFact,
     blocks: Vec<SubjectBlock>,
+    break_glass: Option<&'static str>,
     now: OffsetDateTime,
 }
 
@@ -72,6 +74,7 @@ impl Call {
                 frequency: None,
             }),
             blocks: Vec::new(),
+            break_glass: None,
             now: NOW,
         }
     }
@@ -110,6 +113,7 @@ impl Call {
             subject: self.subject.clone(),
             consent: self.consent.clone(),
             blocks: self.blocks.clone(),
+            break_glass: self.break_glass,
             now: self.now,
         }
     }
@@ -158,6 +162,7 @@ fn consent_call_allowed() {
             mask: &FieldMask::JsonFields(vec!["aar".into(), "sum".into()]),
             consent_id: Some("c-1".into()),
             subject: Some(person(KARI)),
+            break_glass: false,
         }
     );
     // The same consent covers helsenorge, with its own mask.
@@ -180,6 +185,7 @@ fn statutory_call_allowed_and_ignores_consent() {
         mask: &FieldMask::None,
         consent_id: None,
         subject: Some(person(KARI)),
+        break_glass: false,
     };
     for consent in [
         ConsentFact::NotGiven,
@@ -600,14 +606,19 @@ fn subject_locations_read_well() {
 
 // --- Properties ---------------------------------------------------------------
 
-const ORGS: [&str; 5] = [K429, NAV, OMSORGSAPP, SNOOP, "916542003"];
+const ORGS: [&str; 6] = [K429, NAV, OMSORGSAPP, SNOOP, "916542003", POLICE];
 const PERSONS: [&str; 3] = [KARI, OLA, "24916214088"];
 const DATASETS: [&str; 3] = [
     "nav/inntekt",
     "helsenorge/hjemmetjeneste",
     "k429/sosialtjeneste",
 ];
-const PURPOSES: [&str; 3] = ["omsorgsbolig-soknad", "sosialhjelp-saksbehandling", "annet"];
+const PURPOSES: [&str; 4] = [
+    "omsorgsbolig-soknad",
+    "sosialhjelp-saksbehandling",
+    "etterforskning",
+    "annet",
+];
 const SCOPES: [&str; 6] = [
     "nav:inntekt.read",
     "helsenorge:hjemmetjeneste.read",
@@ -744,15 +755,16 @@ fn demo_allows(call: &Call) -> bool {
     };
     let statutory = call.dataset == "k429/sosialtjeneste";
     let consumer_ok = if statutory {
-        call.consumer == NAV && call.supplier.is_none()
+        matches!(call.consumer, NAV | POLICE) && call.supplier.is_none()
     } else {
         call.consumer == K429 && matches!(call.supplier, None | Some(OMSORGSAPP))
     };
+    // NAV reads the case for social assistance, the police for an investigation.
     let purpose_ok = call.purpose
-        == Some(if statutory {
-            "sosialhjelp-saksbehandling"
-        } else {
-            "omsorgsbolig-soknad"
+        == Some(match (statutory, call.consumer) {
+            (true, POLICE) => "etterforskning",
+            (true, _) => "sosialhjelp-saksbehandling",
+            (false, _) => "omsorgsbolig-soknad",
         });
     let SubjectFact::Valid(subject) = &call.subject else {
         return false;
@@ -796,5 +808,88 @@ proptest! {
         let dataset = POLICY.dataset(provider, dataset).unwrap();
         let decision = decide(&empty, &call.caller(), dataset, &call.facts());
         prop_assert!(matches!(decision, Decision::Deny(_)));
+    }
+}
+
+/// SPEC 10 break-glass: on a dataset whose policy allows it (the demo's
+/// `helsenorge/hjemmetjeneste`), `Bru-Break-Glass` passes the subject's
+/// block and nothing else; elsewhere it passes nothing.
+#[test]
+fn break_glass_passes_a_block_and_nothing_else() {
+    let hjemme = || Call {
+        scopes: vec!["helsenorge:hjemmetjeneste.read"],
+        dataset: "helsenorge/hjemmetjeneste",
+        break_glass: Some("Akutt: pasienten svarer ikke"),
+        ..Call::k429_inntekt()
+    };
+    let blocked = |c: &mut Call| c.blocks = vec![SubjectBlock::Consumer(org(K429))];
+    // A block passed: allowed, and the decision says so.
+    let mut call = hjemme();
+    blocked(&mut call);
+    let Decision::Allow { break_glass, .. } = call.decide_in(&POLICY) else {
+        panic!("break-glass did not pass the block");
+    };
+    assert!(break_glass);
+    let (_, steps) = explain(
+        &POLICY,
+        &call.caller(),
+        POLICY.dataset("helsenorge", "hjemmetjeneste").unwrap(),
+        &call.facts(),
+    );
+    assert!(
+        steps.last().unwrap().rule.contains("Bru-Break-Glass"),
+        "{steps:#?}"
+    );
+    // Without a block there is nothing to pass: an ordinary allowed call.
+    let Decision::Allow { break_glass, .. } = hjemme().decide_in(&POLICY) else {
+        panic!("denied");
+    };
+    assert!(!break_glass);
+    // Without the header, the block holds.
+    check(
+        hjemme,
+        |c| {
+            blocked(c);
+            c.break_glass = None;
+        },
+        Some(BlockedBySubject),
+    );
+    // On a dataset without break_glass (nav/inntekt), the block holds.
+    check(
+        Call::k429_inntekt,
+        |c| {
+            blocked(c);
+            c.break_glass = Some("Akutt");
+        },
+        Some(BlockedBySubject),
+    );
+    // It never passes consent, scope, purpose or consumer.
+    for (edit, code) in [
+        (
+            (|c: &mut Call| c.consent = ConsentFact::NotGiven) as fn(&mut Call),
+            ConsentRequired,
+        ),
+        (
+            |c| c.consent().status = ConsentStatus::Revoked,
+            ConsentRevoked,
+        ),
+        (
+            |c| c.consent().status = ConsentStatus::Paused,
+            ConsentPaused,
+        ),
+        (|c| c.scopes = vec!["nav:inntekt.read"], InsufficientScope),
+        (|c| c.purpose = Some("annet"), PurposeNotAllowed),
+        (|c| c.consumer = NAV, ConsumerNotAllowed),
+        (|c| c.subject = SubjectFact::Missing, SubjectMissing),
+    ] {
+        check(
+            hjemme,
+            |c| {
+                blocked(c);
+                edit(c);
+            },
+            Some(code),
+        );
+        check(hjemme, edit, Some(code));
     }
 }

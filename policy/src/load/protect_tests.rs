@@ -73,3 +73,40 @@ fn break_glass_needs_a_blockable_dataset() {
         );
     }
 }
+
+fn consumer_rule(extra: &str) -> String {
+    format!(
+        "{}\n[[consumer]]\norg = \"983440002\"\n{extra}\n  [[consumer.dataset]]\n  id = \"nav/inntekt\"\n",
+        dataset("statutory", "")
+    )
+}
+
+#[test]
+fn disclosure_delay_days_is_read_from_the_consumer_rule() {
+    let delay = |extra: &str| {
+        let policy = parse_policy("p", &consumer_rule(extra)).unwrap();
+        policy.consumers[0].disclosure_delay_days
+    };
+    assert_eq!(delay(""), None);
+    assert_eq!(delay("disclosure_delay_days = 30"), Some(30));
+    assert_eq!(delay("disclosure_delay_days = 3650"), Some(3650));
+}
+
+#[test]
+fn disclosure_delay_days_must_be_one_to_ten_years_of_days() {
+    for days in ["0", "-1", "3651", "4294967296"] {
+        let errors = parse_policy(
+            "p",
+            &consumer_rule(&format!("disclosure_delay_days = {days}")),
+        )
+        .unwrap_err();
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert!(
+            shown[0].contains(&format!(
+                "consumer 983440002 has disclosure_delay_days = {days}; it must be 1 to 3650"
+            )),
+            "{shown:?}"
+        );
+    }
+}

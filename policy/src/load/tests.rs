@@ -452,14 +452,18 @@ fn empty_policy_loads() {
 fn demo_policy_loads() {
     let policy = parse_policy("demo/world/policy.toml", DEMO).unwrap();
     let org = |s| OrgNumber::parse(s).unwrap();
-    assert_eq!(policy.organisations.len(), 5);
+    assert_eq!(policy.organisations.len(), 6);
     assert_eq!(
         policy.organisation_name(&org("971000007")),
         Some("Snoop AS")
     );
     assert_eq!(
         policy.purposes.keys().collect::<Vec<_>>(),
-        ["omsorgsbolig-soknad", "sosialhjelp-saksbehandling"]
+        [
+            "etterforskning",
+            "omsorgsbolig-soknad",
+            "sosialhjelp-saksbehandling"
+        ]
     );
     assert_eq!(policy.providers["helsenorge"].org, org("916542003"));
 
@@ -483,6 +487,8 @@ fn demo_policy_loads() {
         hjemme.purpose("omsorgsbolig-soknad").unwrap().mask,
         FieldMask::FhirResourceTypes(vec!["CarePlan".into()])
     );
+    // SPEC 10: home care allows break-glass.
+    assert!(hjemme.blockable && hjemme.break_glass);
     let sosial = policy.dataset("k429", "sosialtjeneste").unwrap();
     assert_eq!(sosial.basis, LegalBasis::Statutory);
     assert!(sosial.legal_ref.is_some());
@@ -515,6 +521,12 @@ fn demo_policy_loads() {
         nav.datasets[0].dataset,
         DatasetRef::new("k429", "sosialtjeneste")
     );
+    assert_eq!(nav.disclosure_delay_days, None);
+    // SPEC 10: the police district's calls reach the citizen 30 days later.
+    let police = policy.consumer(&org("974760002")).unwrap();
+    assert_eq!(police.disclosure_delay_days, Some(30));
+    assert_eq!(police.datasets[0].purposes, ["etterforskning"]);
+    assert!(!sosial.blockable && !sosial.break_glass);
     assert_eq!(policy.consumer(&org("971000007")), None);
     assert_eq!(policy.consumer(&org("999000428")), None);
 }
