@@ -51,6 +51,9 @@ pub use record::{
     AuditRecord, Basis, NewRecord, RecordFilter, RecordKind, Timestamp, TimestampError,
     UnknownName, Verdict,
 };
-pub use store::{AltinnConsentEnded, AltinnConsentState, Block, EventActor, PortalSession, Store};
+pub use store::{
+    AltinnConsentEnded, AltinnConsentState, Block, EventActor, InboxCursor, Notification,
+    NotificationKind, NotificationSettings, OutboxCounts, PortalSession, Store, TransferNotices,
+};
 pub use tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
 pub use verify::{verify, Tampering, VerifyError, VerifySummary};

@@ -81,6 +81,7 @@ mod append;
 mod blocks;
 mod consents;
 mod followers;
+mod notifications;
 mod portal_sessions;
 mod records;
 mod representation;
@@ -90,6 +91,10 @@ mod witness;
 pub use altinn::{AltinnConsentEnded, AltinnConsentState};
 pub(crate) use append::BatchCommit;
 pub use blocks::Block;
+pub use notifications::{
+    InboxCursor, Notification, NotificationKind, NotificationSettings, OutboxCounts,
+    TransferNotices,
+};
 pub use portal_sessions::PortalSession;
 pub use representation::EventActor;
 
