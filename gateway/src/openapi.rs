@@ -102,6 +102,7 @@ pub fn api() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .merge(crate::routes::documented())
         .merge(crate::consent_api::routes())
         .merge(crate::citizen_api::routes())
+        .merge(crate::notify::routes())
         .merge(crate::audit_api::routes())
         .merge(crate::catalog::routes())
         .split_for_parts()

@@ -27,6 +27,7 @@ pub mod config;
 mod error;
 pub mod oidc;
 mod pages;
+pub mod notify;
 pub mod represent;
 pub mod session;
 pub mod text;
