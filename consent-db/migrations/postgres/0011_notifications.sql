@@ -47,3 +47,9 @@ CREATE TABLE notification_settings (
 INSERT INTO log_followers (name, position, updated_at)
 SELECT 'notify', COUNT(*), '1970-01-01T00:00:00.000Z' FROM audit_records WHERE true
 ON CONFLICT (name) DO NOTHING;
+
+-- 0010 made `disclosure_delay_days` INTEGER (int4), which the store reads as
+-- int8 (as SQLite's INTEGER is): a delayed record could not be read back on
+-- PostgreSQL (found by the notify follower's test). BIGINT, as every other
+-- count column of audit_records.
+ALTER TABLE audit_records ALTER COLUMN disclosure_delay_days TYPE BIGINT;
