@@ -38,7 +38,7 @@ const FOLLOW_BATCH: u32 = 500;
 /// Consents about to expire are looked for this often.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// "About to expire" (SPEC 10).
-pub const EXPIRING_WITHIN: time::Duration = time::Duration::days(7);
+pub use portal::notify::EXPIRING_WITHIN;
 /// Notifications claimed at once (sent concurrently).
 const CLAIM_BATCH: u32 = 20;
 /// The first retry's wait; each further one doubles.

@@ -28,6 +28,7 @@ mod error;
 pub mod oidc;
 mod pages;
 pub mod notify;
+mod notify_pages;
 pub mod represent;
 pub mod session;
 pub mod text;
@@ -170,6 +171,11 @@ impl Portal {
             .route("/samtykke/{id}", get(consent).post(answer))
             .route("/innsyn", get(transfers))
             .route("/innsyn/{index}/bevis", get(proof))
+            .route("/varsler", get(notify_pages::inbox))
+            .route(
+                "/varsler/innstillinger",
+                get(notify_pages::settings).post(notify_pages::save_settings),
+            )
             .route(
                 "/representer",
                 get(represent::switcher).post(represent::switch),

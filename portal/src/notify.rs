@@ -13,6 +13,9 @@ use serde::Serialize;
 use crate::text::{self, Lang};
 use crate::view::{self, DatasetView, OrgView, TextView};
 
+/// "About to expire" (SPEC 10): a granted consent that ends within this.
+pub const EXPIRING_WITHIN: time::Duration = time::Duration::days(7);
+
 /// One notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -153,5 +156,45 @@ pub fn sentence(
                 (Lang::En, _) => format!("The consent for {who} to fetch {what} changed."),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use consent_db::Timestamp;
+
+    fn break_glass() -> Notification {
+        Notification {
+            id: "transfer-7".into(),
+            kind: NotificationKind::BreakGlass,
+            subject_ref: Some("ref".into()),
+            consent_id: None,
+            consent_subject: None,
+            event: None,
+            record_index: Some(7),
+            consumer: Some("0192:921429002".into()),
+            datasets: vec!["helsenorge/hjemmetjeneste".into()],
+            decision: Some(Verdict::Allow),
+            code: None,
+            reason: Some("bevisstløs i leiligheten".into()),
+            at: Timestamp::parse("2026-12-04T10:00:00.000Z").unwrap(),
+            visible_at: Timestamp::parse("2026-12-04T10:00:00.000Z").unwrap(),
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn a_break_glass_call_is_told_with_its_reason_in_both_languages() {
+        let policy = policy::parse_policy("policy.toml", "").unwrap();
+        let v = notification(&policy, &break_glass());
+        assert_eq!(v.kind, "break_glass");
+        assert_eq!(v.reason.as_deref(), Some("bevisstløs i leiligheten"));
+        assert!(v.text.nb.contains("nødtilgang"), "{}", v.text.nb);
+        assert!(v.text.nb.contains("«bevisstløs i leiligheten»"), "{}", v.text.nb);
+        assert!(v.text.en.contains("emergency access"), "{}", v.text.en);
+        // An organisation the policy does not name is shown by its number.
+        assert!(v.text.en.contains("921 429 002"), "{}", v.text.en);
     }
 }

@@ -18,6 +18,7 @@ pub enum Nav {
     Consents,
     Transfers,
     Represent,
+    Notifications,
     None,
 }
 
@@ -73,6 +74,8 @@ fn layout_with(ctx: &Ctx<'_>, title: &str, refresh_to: Option<&str>, body: Marku
                                     (l.t("Mine samtykker", "My consents")) } }
                                 li { a href="/innsyn" aria-current=[(ctx.nav == Nav::Transfers).then_some("page")] {
                                     (l.t("Hvem har hentet opplysninger om meg", "Who has fetched my data")) } }
+                                li { a href="/varsler" aria-current=[(ctx.nav == Nav::Notifications).then_some("page")] {
+                                    (l.t("Varsler", "Notifications")) } }
                                 li { a href="/representer" aria-current=[(ctx.nav == Nav::Represent).then_some("page")] {
                                     (l.t("Representer noen andre", "Act for someone else")) } }
                                 li {
