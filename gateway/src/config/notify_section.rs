@@ -94,3 +94,74 @@ pub(super) fn parse(cx: &mut Ctx<'_>, at: usize, raw: &RawNotify) -> NotifyConfi
         ca_file: raw.ca_file.as_ref().map(|f| cx.path(f)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::path::Path;
+
+    use super::super::Config;
+
+    const BASE: &str = r#"
+policy = "policy.toml"
+public_url = "https://localhost:8443"
+
+[server]
+listen = "127.0.0.1:8443"
+ops_listen = "127.0.0.1:9090"
+tls_cert = "tls/cert.pem"
+tls_key = "tls/key.pem"
+
+[store]
+url = "sqlite://bru.db"
+
+[keys]
+pseudonym_key_file = "keys/pseudonym.key"
+assertion_key_file = "keys/assertion.pem"
+checkpoint_key_env = "BRU_CHECKPOINT_KEY"
+
+[[issuer]]
+name = "mp"
+kind = "maskinporten"
+issuer = "https://mp.example/"
+jwks_url = "https://mp.example/jwks"
+"#;
+
+    fn parse(extra: &str) -> Result<Config, Vec<super::super::ConfigError>> {
+        Config::parse(Path::new("/etc/bru/bru.toml"), &format!("{BASE}{extra}"))
+    }
+
+    #[test]
+    fn without_the_section_nothing_is_sent() {
+        let c = parse("").unwrap();
+        assert!(c.notify.webhook_url.is_none());
+        assert_eq!(c.notify.timeout.as_millis(), 5000);
+    }
+
+    #[test]
+    fn the_section_is_read_and_checked() {
+        let c = parse(
+            "\n[notify]\nwebhook_url = \"https://varsel.example/bru\"\nauth_token_env = \"T\"\n\
+             timeout_ms = 800\nmax_backoff_ms = 60000\nca_file = \"ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.notify.webhook_url.as_deref(), Some("https://varsel.example/bru"));
+        assert_eq!(c.notify.timeout.as_millis(), 800);
+        assert_eq!(c.notify.max_backoff.as_secs(), 60);
+        assert_eq!(c.notify.ca_file.unwrap(), Path::new("/etc/bru/ca.pem"));
+        for (bad, needle) in [
+            ("webhook_url = \"ftp://x\"", "not an http(s) URL"),
+            ("webhook_url = \"https://u:p@x.example/\"", "must not carry credentials"),
+            ("timeout_ms = 0", "timeout_ms = 0"),
+            ("max_backoff_ms = 1", "max_backoff_ms = 1"),
+            ("auth_token_file = \"a\"\nauth_token_env = \"b\"", "notify.auth_token"),
+            ("retries = 3", "unknown field"),
+        ] {
+            let errors = parse(&format!("\n[notify]\n{bad}\n")).unwrap_err();
+            assert!(
+                errors.iter().any(|e| e.message.contains(needle)),
+                "{bad}: {errors:?}"
+            );
+        }
+    }
+}
