@@ -77,10 +77,7 @@ pub struct InboxQuery {
 }
 
 /// The person the call is about, and their pseudonym.
-async fn me(
-    app: &App,
-    headers: &HeaderMap,
-) -> Result<(policy::PersonNumber, String), ApiError> {
+async fn me(app: &App, headers: &HeaderMap) -> Result<(policy::PersonNumber, String), ApiError> {
     let subject = crate::representation::acting(app, headers, false)
         .await?
         .subject;
@@ -126,9 +123,10 @@ async fn inbox(
     }
     let cursor = match query.cursor.as_deref() {
         None | Some("") => None,
-        Some(c) => {
-            Some(InboxCursor::decode(c).ok_or_else(|| FieldError::new("cursor", "is not one Bru gave"))?)
-        }
+        Some(c) => Some(
+            InboxCursor::decode(c)
+                .ok_or_else(|| FieldError::new("cursor", "is not one Bru gave"))?,
+        ),
     };
     let page = page(&app, &subject, &subject_ref, cursor.as_ref(), limit).await?;
     Ok(json_api::json(StatusCode::OK, &page))
@@ -151,7 +149,14 @@ pub async fn page(
     let settings = app.store.notification_settings(subject_ref).await?;
     let mut rows = app
         .store
-        .inbox(subject_ref, subject, settings, now, cursor, limit.saturating_add(1))
+        .inbox(
+            subject_ref,
+            subject,
+            settings,
+            now,
+            cursor,
+            limit.saturating_add(1),
+        )
         .await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
@@ -198,7 +203,10 @@ async fn get_settings(
 ) -> Result<Response, ApiError> {
     let (_, subject_ref) = me(&app, &headers).await?;
     let settings = app.store.notification_settings(&subject_ref).await?;
-    Ok(json_api::json(StatusCode::OK, &SettingsView::from(settings)))
+    Ok(json_api::json(
+        StatusCode::OK,
+        &SettingsView::from(settings),
+    ))
 }
 
 /// Choose what I am notified of. A break-glass call is always notified.
@@ -231,7 +239,10 @@ async fn put_settings(
         .set_notification_settings(&subject_ref, settings, Timestamp::now())
         .await?;
     tracing::info!("citizen changed notification settings");
-    Ok(json_api::json(StatusCode::OK, &SettingsView::from(settings)))
+    Ok(json_api::json(
+        StatusCode::OK,
+        &SettingsView::from(settings),
+    ))
 }
 
 /// Both members, nothing else.

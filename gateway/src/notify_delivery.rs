@@ -82,7 +82,10 @@ impl Deliverer {
                 let token = config
                     .auth_token
                     .as_ref()
-                    .map(|s| s.read_string().map_err(|e| format!("notify.auth_token: {e}")))
+                    .map(|s| {
+                        s.read_string()
+                            .map_err(|e| format!("notify.auth_token: {e}"))
+                    })
                     .transpose()?;
                 Some(Target {
                     http: builder
@@ -214,9 +217,16 @@ async fn deliver_one(app: &App, target: &Target, n: &Notification) {
         Sent::Delivered => {
             app.notify.delivered.fetch_add(1, Ordering::Relaxed);
             app.notify.set_error(None);
-            app.store.notification_done(&n.id, owner, false, now).await.map(drop)
+            app.store
+                .notification_done(&n.id, owner, false, now)
+                .await
+                .map(drop)
         }
-        Sent::Skipped => app.store.notification_done(&n.id, owner, true, now).await.map(drop),
+        Sent::Skipped => app
+            .store
+            .notification_done(&n.id, owner, true, now)
+            .await
+            .map(drop),
         Sent::Failed(error) => {
             tracing::warn!(notification = %n.id, attempts = n.attempts + 1, %error, "notification not delivered; retried");
             app.notify.set_error(Some(error.clone()));
@@ -225,7 +235,9 @@ async fn deliver_one(app: &App, target: &Target, n: &Notification) {
                 .as_datetime()
                 .checked_add(time::Duration::try_from(wait).unwrap_or(time::Duration::MINUTE))
                 .map_or(now, Timestamp::from_datetime);
-            app.store.notification_failed(&n.id, owner, retry_at, error).await
+            app.store
+                .notification_failed(&n.id, owner, retry_at, error)
+                .await
         }
     };
     if let Err(e) = result {

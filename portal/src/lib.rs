@@ -25,10 +25,10 @@
 
 pub mod config;
 mod error;
-pub mod oidc;
-mod pages;
 pub mod notify;
 mod notify_pages;
+pub mod oidc;
+mod pages;
 pub mod represent;
 pub mod session;
 pub mod text;

@@ -77,7 +77,9 @@ fn org_name(lang: Lang, org: Option<&OrgView>) -> String {
             lang.t("organisasjonen", "the organisation"),
             text::org_number(&o.org)
         ),
-        None => lang.t("en ukjent organisasjon", "an unknown organisation").to_owned(),
+        None => lang
+            .t("en ukjent organisasjon", "an unknown organisation")
+            .to_owned(),
     }
 }
 
@@ -192,7 +194,11 @@ mod tests {
         assert_eq!(v.kind, "break_glass");
         assert_eq!(v.reason.as_deref(), Some("bevisstløs i leiligheten"));
         assert!(v.text.nb.contains("nødtilgang"), "{}", v.text.nb);
-        assert!(v.text.nb.contains("«bevisstløs i leiligheten»"), "{}", v.text.nb);
+        assert!(
+            v.text.nb.contains("«bevisstløs i leiligheten»"),
+            "{}",
+            v.text.nb
+        );
         assert!(v.text.en.contains("emergency access"), "{}", v.text.en);
         // An organisation the policy does not name is shown by its number.
         assert!(v.text.en.contains("921 429 002"), "{}", v.text.en);

@@ -55,7 +55,14 @@ pub async fn inbox(
             .await?;
         let settings = store.notification_settings(&subject_ref).await?;
         store
-            .inbox(&subject_ref, &me, settings, now, cursor.as_ref(), PER_PAGE + 1)
+            .inbox(
+                &subject_ref,
+                &me,
+                settings,
+                now,
+                cursor.as_ref(),
+                PER_PAGE + 1,
+            )
             .await
     };
     let mut rows = match read.await {
@@ -93,7 +100,12 @@ pub async fn inbox(
     )
 }
 
-pub fn inbox_page(ctx: &Ctx<'_>, items: &[NotificationView], later: bool, older: Option<&str>) -> Markup {
+pub fn inbox_page(
+    ctx: &Ctx<'_>,
+    items: &[NotificationView],
+    later: bool,
+    older: Option<&str>,
+) -> Markup {
     let l = ctx.lang;
     let title = l.t("Varsler", "Notifications");
     let body = html! {
@@ -233,7 +245,10 @@ pub async fn save_settings(
 
 pub fn settings_page(ctx: &Ctx<'_>, current: NotificationSettings, saved: bool) -> Markup {
     let l = ctx.lang;
-    let title = l.t("Hva vil du bli varslet om?", "What do you want to be notified about?");
+    let title = l.t(
+        "Hva vil du bli varslet om?",
+        "What do you want to be notified about?",
+    );
     let choice = |name: &str, value: &str, id: &str, checked: bool, label: &str| {
         html! {
             div.choice {
@@ -308,11 +323,21 @@ mod tests {
             consent_events: false,
         };
         let nb = settings_page(&ctx(Lang::Nb), s, true).into_string();
-        assert!(nb.contains(r#"id="transfers-denied" value="denied" checked"#), "{nb}");
-        assert!(nb.contains(r#"id="consent-events-no" value="nei" checked"#), "{nb}");
+        assert!(
+            nb.contains(r#"id="transfers-denied" value="denied" checked"#),
+            "{nb}"
+        );
+        assert!(
+            nb.contains(r#"id="consent-events-no" value="nei" checked"#),
+            "{nb}"
+        );
         assert!(nb.contains("Valgene dine er lagret."));
-        let en = settings_page(&ctx(Lang::En), NotificationSettings::default(), false).into_string();
-        assert!(en.contains(r#"id="transfers-all" value="all" checked"#), "{en}");
+        let en =
+            settings_page(&ctx(Lang::En), NotificationSettings::default(), false).into_string();
+        assert!(
+            en.contains(r#"id="transfers-all" value="all" checked"#),
+            "{en}"
+        );
         assert!(en.contains("Only when Bru said no"));
         assert!(!en.contains("saved"));
     }

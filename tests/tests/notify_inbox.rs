@@ -62,7 +62,12 @@ fn kinds(page: &Value) -> Vec<String> {
 }
 
 /// The inbox once `pred` holds (the follower of the log runs in the background).
-async fn inbox_until(cw: &ConsentWorld, bru: &Bru, pid: &str, pred: impl Fn(&Value) -> bool) -> Value {
+async fn inbox_until(
+    cw: &ConsentWorld,
+    bru: &Bru,
+    pid: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
     for _ in 0..200 {
         let page = inbox(cw, bru, pid, "").await;
         if pred(&page) {
@@ -70,7 +75,10 @@ async fn inbox_until(cw: &ConsentWorld, bru: &Bru, pid: &str, pred: impl Fn(&Val
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the inbox never got there: {}", inbox(cw, bru, pid, "").await);
+    panic!(
+        "the inbox never got there: {}",
+        inbox(cw, bru, pid, "").await
+    );
 }
 
 #[tokio::test]
@@ -82,9 +90,18 @@ async fn settings_are_kept_per_person_and_checked() {
         json!({"transfers": "all", "consent_events": true}),
         "the defaults"
     );
-    let put = put_settings(&cw, &bru, KARI, r#"{"transfers": "denied", "consent_events": false}"#).await;
+    let put = put_settings(
+        &cw,
+        &bru,
+        KARI,
+        r#"{"transfers": "denied", "consent_events": false}"#,
+    )
+    .await;
     put.expect_status(200, "PUT settings");
-    assert_eq!(put.json(), json!({"transfers": "denied", "consent_events": false}));
+    assert_eq!(
+        put.json(),
+        json!({"transfers": "denied", "consent_events": false})
+    );
     assert_eq!(
         settings(&cw, &bru, KARI).await,
         json!({"transfers": "denied", "consent_events": false})
@@ -135,15 +152,25 @@ async fn the_inbox_shows_requests_transfers_and_expiring_consents_as_settings_ch
     assert!(text.contains("venter på svar fra deg"), "{text}");
     // What K429 wrote in its request never reaches the notification.
     assert!(!page.to_string().contains("fylle ut søknaden"), "{page}");
-    assert!(first["text"]["en"].as_str().unwrap().contains("waiting for your answer"));
-    assert_eq!(inbox(&cw, &bru, OLA, "").await["notifications"], json!([]), "not Ola's");
+    assert!(first["text"]["en"]
+        .as_str()
+        .unwrap()
+        .contains("waiting for your answer"));
+    assert_eq!(
+        inbox(&cw, &bru, OLA, "").await["notifications"],
+        json!([]),
+        "not Ola's"
+    );
 
     // A granted consent valid for a day: about to expire. Then a transfer under it.
     let kari = granted(&cw, &bru, KARI, None).await;
     inntekt(&bru, &cw.k429_token(), Some(&kari), KARI, PURPOSE_OMSORG)
         .await
         .expect_status(200, "a transfer about Kari");
-    let page = inbox_until(&cw, &bru, KARI, |p| kinds(p).contains(&"transfer".to_owned())).await;
+    let page = inbox_until(&cw, &bru, KARI, |p| {
+        kinds(p).contains(&"transfer".to_owned())
+    })
+    .await;
     let k = kinds(&page);
     assert!(k.contains(&"consent_expiring".to_owned()), "{page}");
     let transfer = page["notifications"]
@@ -154,7 +181,10 @@ async fn the_inbox_shows_requests_transfers_and_expiring_consents_as_settings_ch
         .unwrap();
     assert_eq!(transfer["decision"], "allow");
     assert_eq!(transfer["datasets"][0]["id"], "nav/inntekt");
-    assert!(transfer["text"]["en"].as_str().unwrap().contains("fetched"), "{transfer}");
+    assert!(
+        transfer["text"]["en"].as_str().unwrap().contains("fetched"),
+        "{transfer}"
+    );
     // Newest first.
     let times: Vec<&str> = page["notifications"]
         .as_array()
@@ -183,17 +213,28 @@ async fn the_inbox_shows_requests_transfers_and_expiring_consents_as_settings_ch
     assert_eq!(seen.len(), all, "{seen:?}");
     seen.dedup();
     assert_eq!(seen.len(), all);
-    send(bru.get("/citizen/v1/notifications?limit=0").bearer_auth(cw.citizen_token(KARI)))
-        .await
-        .expect_status(400, "limit 0");
-    send(bru.get("/citizen/v1/notifications?cursor=nonsense").bearer_auth(cw.citizen_token(KARI)))
-        .await
-        .expect_status(400, "a cursor Bru never gave");
+    send(
+        bru.get("/citizen/v1/notifications?limit=0")
+            .bearer_auth(cw.citizen_token(KARI)),
+    )
+    .await
+    .expect_status(400, "limit 0");
+    send(
+        bru.get("/citizen/v1/notifications?cursor=nonsense")
+            .bearer_auth(cw.citizen_token(KARI)),
+    )
+    .await
+    .expect_status(400, "a cursor Bru never gave");
 
     // Only refused transfers, no consent events: nothing of the above is left.
-    put_settings(&cw, &bru, KARI, r#"{"transfers": "denied", "consent_events": false}"#)
-        .await
-        .expect_status(200, "PUT settings");
+    put_settings(
+        &cw,
+        &bru,
+        KARI,
+        r#"{"transfers": "denied", "consent_events": false}"#,
+    )
+    .await
+    .expect_status(200, "PUT settings");
     assert_eq!(inbox(&cw, &bru, KARI, "").await["notifications"], json!([]));
     // A refused call about Kari (under the consent she has just revoked) is shown.
     citizen_action(&cw, &bru, KARI, &kari, "revoke")
@@ -204,8 +245,13 @@ async fn the_inbox_shows_requests_transfers_and_expiring_consents_as_settings_ch
     let page = inbox_until(&cw, &bru, KARI, |p| !kinds(p).is_empty()).await;
     assert_eq!(kinds(&page), ["transfer"], "{page}");
     assert_eq!(page["notifications"][0]["decision"], "deny");
-    put_settings(&cw, &bru, KARI, r#"{"transfers": "all", "consent_events": true}"#)
-        .await
-        .expect_status(200, "PUT settings");
+    put_settings(
+        &cw,
+        &bru,
+        KARI,
+        r#"{"transfers": "all", "consent_events": true}"#,
+    )
+    .await
+    .expect_status(200, "PUT settings");
     assert!(kinds(&inbox(&cw, &bru, KARI, "").await).len() > all);
 }

@@ -87,7 +87,11 @@ impl Receiver {
     }
 }
 
-async fn hook(State(seen): State<Arc<Mutex<Seen>>>, headers: HeaderMap, body: String) -> StatusCode {
+async fn hook(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
     let mode = {
         let mut s = seen.lock().unwrap();
         s.attempts += 1;
@@ -176,7 +180,9 @@ async fn wait_delivered(receiver: &Receiver, want: &BTreeSet<String>, bru: &Bru)
 }
 
 async fn metric(bru: &Bru, name: &str) -> Option<f64> {
-    let text = send(bru.ops_client.get(bru.ops_url("/metrics"))).await.text();
+    let text = send(bru.ops_client.get(bru.ops_url("/metrics")))
+        .await
+        .text();
     text.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
@@ -194,8 +200,14 @@ fn check_events(receiver: &Receiver) {
         assert_eq!(auth.as_deref(), Some(&*format!("Bearer {TOKEN}")));
         assert_eq!(event["specversion"], "1.0", "{event}");
         assert_eq!(event["datacontenttype"], "application/json");
-        assert!(event["source"].as_str().unwrap().ends_with("/citizen/v1/notifications"));
-        assert!(event["type"].as_str().unwrap().starts_with("no.bru."), "{event}");
+        assert!(event["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("/citizen/v1/notifications"));
+        assert!(
+            event["type"].as_str().unwrap().starts_with("no.bru."),
+            "{event}"
+        );
         assert!(event["time"].as_str().unwrap().ends_with('Z'));
         assert!(!event["data"]["party"].as_str().unwrap().is_empty());
         assert!(event["data"]["text"]["nb"].is_string());
@@ -212,7 +224,11 @@ async fn a_receiver_that_was_down_gets_everything_when_it_is_back() {
     let want = activity(&cw, &bru).await;
     // Tried and refused: failing, queued, and Bru stays ready with the detail.
     for _ in 0..300 {
-        if metric(&bru, "bru_notifications_failing").await.unwrap_or(0.0) > 0.0 {
+        if metric(&bru, "bru_notifications_failing")
+            .await
+            .unwrap_or(0.0)
+            > 0.0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -221,7 +237,11 @@ async fn a_receiver_that_was_down_gets_everything_when_it_is_back() {
     assert!(metric(&bru, "bru_notifications_queued").await.unwrap() >= want.len() as f64);
     let ready = send(bru.ops_client.get(bru.ops_url("/readyz"))).await;
     ready.expect_status(200, "/readyz while the receiver is down");
-    assert!(ready.text().contains("notifications: failing (HTTP 503)"), "{}", ready.text());
+    assert!(
+        ready.text().contains("notifications: failing (HTTP 503)"),
+        "{}",
+        ready.text()
+    );
     assert!(receiver.delivered_ids().is_empty());
 
     receiver.set(Mode::Up);
@@ -235,10 +255,20 @@ async fn a_receiver_that_was_down_gets_everything_when_it_is_back() {
         .iter()
         .map(|(e, _, _)| e["type"].as_str().unwrap().to_owned())
         .collect();
-    for t in ["no.bru.transfer", "no.bru.consent.created", "no.bru.consent.accepted", "no.bru.consent.expiring"] {
+    for t in [
+        "no.bru.transfer",
+        "no.bru.consent.created",
+        "no.bru.consent.accepted",
+        "no.bru.consent.expiring",
+    ] {
         assert!(types.contains(t), "{t} in {types:?}");
     }
-    assert!(metric(&bru, "bru_notifications_delivered_total").await.unwrap() >= want.len() as f64);
+    assert!(
+        metric(&bru, "bru_notifications_delivered_total")
+            .await
+            .unwrap()
+            >= want.len() as f64
+    );
     for _ in 0..100 {
         if metric(&bru, "bru_notifications_queued").await == Some(0.0) {
             break;

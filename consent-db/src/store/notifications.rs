@@ -222,7 +222,8 @@ fn checked_all(rows: Vec<Row>) -> Result<Vec<Notification>, StoreError> {
 }
 
 /// Every column of a notification, with its consent's subject, before `WHERE`.
-const SELECT: &str = "SELECT n.id, n.kind, n.subject_ref, n.consent_id, c.subject AS consent_subject, \
+const SELECT: &str =
+    "SELECT n.id, n.kind, n.subject_ref, n.consent_id, c.subject AS consent_subject, \
      n.event, n.record_index, n.consumer, n.datasets, n.decision, n.code, n.reason, n.at, \
      n.visible_at, n.attempts \
      FROM notifications n LEFT JOIN consents c ON c.id = n.consent_id ";
@@ -535,7 +536,8 @@ impl Store {
     /// How many notifications wait to be sent at `now`, and how many of
     /// them failed their last attempt.
     pub async fn outbox_counts(&self, now: Timestamp) -> Result<OutboxCounts, StoreError> {
-        const SQL: &str = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0) \
+        const SQL: &str =
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0) \
              FROM notifications WHERE delivery = 'pending' AND visible_at <= $1";
         let (queued, failing): (i64, i64) = on_pool!(self, pool => {
             sqlx::query_as(SQL).bind(now.to_string()).fetch_one(pool).await?
@@ -558,7 +560,8 @@ pub(crate) async fn queue_consent_event(
     at: Timestamp,
 ) -> Result<(), StoreError> {
     // The id names the event (the consent and the event's seq, just written).
-    const SQL: &str = "INSERT INTO notifications (id, kind, consent_id, event, consumer, datasets, \
+    const SQL: &str =
+        "INSERT INTO notifications (id, kind, consent_id, event, consumer, datasets, \
          at, visible_at, next_attempt_at) \
          SELECT 'consent-' || c.id || '-' || CAST((SELECT MAX(seq) FROM consent_events e \
          WHERE e.consent_id = c.id) AS TEXT), 'consent_event', c.id, $1, c.requester, \

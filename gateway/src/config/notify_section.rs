@@ -74,11 +74,20 @@ pub(super) fn parse(cx: &mut Ctx<'_>, at: usize, raw: &RawNotify) -> NotifyConfi
         None => default,
         Some(v) if (lo..=hi).contains(&v) => v,
         Some(v) => {
-            cx.error(at, format!("notify.{what} = {v}; it must be between {lo} and {hi}"));
+            cx.error(
+                at,
+                format!("notify.{what} = {v}; it must be between {lo} and {hi}"),
+            );
             default
         }
     };
-    let timeout = ranged("timeout_ms", raw.timeout_ms, DEFAULT_TIMEOUT_MS, 100, 60_000);
+    let timeout = ranged(
+        "timeout_ms",
+        raw.timeout_ms,
+        DEFAULT_TIMEOUT_MS,
+        100,
+        60_000,
+    );
     let max_backoff = ranged(
         "max_backoff_ms",
         raw.max_backoff_ms,
@@ -145,16 +154,25 @@ jwks_url = "https://mp.example/jwks"
              timeout_ms = 800\nmax_backoff_ms = 60000\nca_file = \"ca.pem\"\n",
         )
         .unwrap();
-        assert_eq!(c.notify.webhook_url.as_deref(), Some("https://varsel.example/bru"));
+        assert_eq!(
+            c.notify.webhook_url.as_deref(),
+            Some("https://varsel.example/bru")
+        );
         assert_eq!(c.notify.timeout.as_millis(), 800);
         assert_eq!(c.notify.max_backoff.as_secs(), 60);
         assert_eq!(c.notify.ca_file.unwrap(), Path::new("/etc/bru/ca.pem"));
         for (bad, needle) in [
             ("webhook_url = \"ftp://x\"", "not an http(s) URL"),
-            ("webhook_url = \"https://u:p@x.example/\"", "must not carry credentials"),
+            (
+                "webhook_url = \"https://u:p@x.example/\"",
+                "must not carry credentials",
+            ),
             ("timeout_ms = 0", "timeout_ms = 0"),
             ("max_backoff_ms = 1", "max_backoff_ms = 1"),
-            ("auth_token_file = \"a\"\nauth_token_env = \"b\"", "notify.auth_token"),
+            (
+                "auth_token_file = \"a\"\nauth_token_env = \"b\"",
+                "notify.auth_token",
+            ),
             ("retries = 3", "unknown field"),
         ] {
             let errors = parse(&format!("\n[notify]\n{bad}\n")).unwrap_err();

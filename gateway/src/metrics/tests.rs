@@ -90,7 +90,10 @@ fn the_snapshot_is_encoded_under_stable_names() {
         &["bru_checkpoints_signed_total 3"],
     );
     check("bru_notifications_queued", &["bru_notifications_queued 4"]);
-    check("bru_notifications_failing", &["bru_notifications_failing 2"]);
+    check(
+        "bru_notifications_failing",
+        &["bru_notifications_failing 2"],
+    );
     check(
         "bru_notifications_delivered_total",
         &["bru_notifications_delivered_total 9"],

@@ -22,7 +22,12 @@ async fn store(dir: &tempfile::TempDir) -> Store {
 }
 
 fn decision(n: usize, subject_ref: &str) -> NewRecord {
-    let mut r = NewRecord::new(RecordKind::Decision, format!("t-{n}"), "GET", "/data/nav/inntekt");
+    let mut r = NewRecord::new(
+        RecordKind::Decision,
+        format!("t-{n}"),
+        "GET",
+        "/data/nav/inntekt",
+    );
     r.consumer = Some("0192:921429002".into());
     r.provider = Some("nav".into());
     r.dataset = Some("nav/inntekt".into());
@@ -48,7 +53,12 @@ async fn a_delayed_transfer_is_neither_shown_nor_sent_before_its_time() {
     let s = NotificationSettings::default();
     let inbox = |at| {
         let (store, kari) = (store.clone(), kari.clone());
-        async move { store.inbox("ref-kari", &kari, s, at, None, 10).await.unwrap() }
+        async move {
+            store
+                .inbox("ref-kari", &kari, s, at, None, 10)
+                .await
+                .unwrap()
+        }
     };
     assert!(inbox(in_29_days).await.is_empty());
     assert!(store
@@ -90,13 +100,24 @@ async fn a_break_glass_call_is_notified_whatever_the_settings_with_its_reason() 
         transfers: TransferNotices::None,
         consent_events: false,
     };
-    let later = Timestamp::from_datetime(Timestamp::now().as_datetime() + time::Duration::minutes(1));
-    let shown = store.inbox("ref-kari", &kari, off, later, None, 10).await.unwrap();
+    let later =
+        Timestamp::from_datetime(Timestamp::now().as_datetime() + time::Duration::minutes(1));
+    let shown = store
+        .inbox("ref-kari", &kari, off, later, None, 10)
+        .await
+        .unwrap();
     assert_eq!(shown.len(), 1, "{shown:?}");
     assert_eq!(shown[0].kind, NotificationKind::BreakGlass);
     assert_eq!(shown[0].reason.as_deref(), Some("bevisstløs pasient"));
     let all = store
-        .inbox("ref-kari", &kari, NotificationSettings::default(), later, None, 10)
+        .inbox(
+            "ref-kari",
+            &kari,
+            NotificationSettings::default(),
+            later,
+            None,
+            10,
+        )
         .await
         .unwrap();
     // The outcome record is no second notification of the same call.
@@ -115,14 +136,41 @@ async fn a_claimed_notification_is_left_to_its_owner_until_the_lease_runs_out() 
     let now = Timestamp::from_datetime(Timestamp::now().as_datetime() + time::Duration::seconds(1));
     let lease = Timestamp::from_datetime(now.as_datetime() + time::Duration::seconds(30));
     let after = Timestamp::from_datetime(lease.as_datetime() + time::Duration::seconds(1));
-    assert_eq!(store.claim_notifications("a", now, lease, 10).await.unwrap().len(), 1);
-    assert!(store.claim_notifications("b", now, lease, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .claim_notifications("a", now, lease, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .claim_notifications("b", now, lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(store.outbox_counts(now).await.unwrap().queued, 1);
     // "a" died: "b" takes the row after the lease, and "a" can no longer finish it.
-    assert_eq!(store.claim_notifications("b", after, after, 10).await.unwrap().len(), 1);
-    assert!(!store.notification_done("transfer-0", "a", false, after).await.unwrap());
-    assert!(store.notification_done("transfer-0", "b", false, after).await.unwrap());
-    assert_eq!(store.outbox_counts(after).await.unwrap(), OutboxCounts::default());
+    assert_eq!(
+        store
+            .claim_notifications("b", after, after, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(!store
+        .notification_done("transfer-0", "a", false, after)
+        .await
+        .unwrap());
+    assert!(store
+        .notification_done("transfer-0", "b", false, after)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.outbox_counts(after).await.unwrap(),
+        OutboxCounts::default()
+    );
 }
 
 #[tokio::test]
@@ -144,12 +192,18 @@ async fn a_consent_event_has_its_notification_in_its_own_transaction() {
         redirect_url: None,
         message: None,
     };
-    let mine = store.create_consent(&new(Some(kari.clone())), now).await.unwrap();
+    let mine = store
+        .create_consent(&new(Some(kari.clone())), now)
+        .await
+        .unwrap();
     // A request without a subject reaches nobody yet.
     store.create_consent(&new(None), now).await.unwrap();
     let later = Timestamp::from_datetime(now.as_datetime() + time::Duration::seconds(1));
     let s = NotificationSettings::default();
-    let shown = store.inbox("ref-kari", &kari, s, later, None, 10).await.unwrap();
+    let shown = store
+        .inbox("ref-kari", &kari, s, later, None, 10)
+        .await
+        .unwrap();
     assert_eq!(shown.len(), 1, "{shown:?}");
     assert_eq!(shown[0].id, format!("consent-{}-0", mine.id));
     assert_eq!(shown[0].event.as_deref(), Some("created"));
@@ -160,19 +214,50 @@ async fn a_consent_event_has_its_notification_in_its_own_transaction() {
         .unwrap();
     // Granted and due within 7 days: one expiry notice, once.
     let week = time::Duration::days(7);
-    assert_eq!(store.queue_expiring_consents(later, week, Some(&kari)).await.unwrap(), 1);
-    assert_eq!(store.queue_expiring_consents(later, week, None).await.unwrap(), 0);
-    let shown = store.inbox("ref-kari", &kari, s, later, None, 10).await.unwrap();
+    assert_eq!(
+        store
+            .queue_expiring_consents(later, week, Some(&kari))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .queue_expiring_consents(later, week, None)
+            .await
+            .unwrap(),
+        0
+    );
+    let shown = store
+        .inbox("ref-kari", &kari, s, later, None, 10)
+        .await
+        .unwrap();
     let ids: Vec<_> = shown.iter().map(|n| n.id.clone()).collect();
     assert_eq!(ids.len(), 3, "{ids:?}");
     assert!(ids.contains(&format!("consent-{}-1", mine.id)));
     assert!(ids.contains(&format!("expiring-{}", mine.id)));
-    let quiet = NotificationSettings { transfers: TransferNotices::All, consent_events: false };
-    assert!(store.inbox("ref-kari", &kari, quiet, later, None, 10).await.unwrap().is_empty());
+    let quiet = NotificationSettings {
+        transfers: TransferNotices::All,
+        consent_events: false,
+    };
+    assert!(store
+        .inbox("ref-kari", &kari, quiet, later, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
     // Paged, newest first.
-    let first = store.inbox("ref-kari", &kari, s, later, None, 2).await.unwrap();
-    let cursor = InboxCursor { at: first[1].at.to_string(), id: first[1].id.clone() };
-    let rest = store.inbox("ref-kari", &kari, s, later, Some(&cursor), 2).await.unwrap();
+    let first = store
+        .inbox("ref-kari", &kari, s, later, None, 2)
+        .await
+        .unwrap();
+    let cursor = InboxCursor {
+        at: first[1].at.to_string(),
+        id: first[1].id.clone(),
+    };
+    let rest = store
+        .inbox("ref-kari", &kari, s, later, Some(&cursor), 2)
+        .await
+        .unwrap();
     assert_eq!(rest.len(), 1);
     assert!(!first.iter().any(|n| n.id == rest[0].id));
 }
