@@ -271,11 +271,15 @@ impl Snapshot {
             checkpoints_signed: app.checkpoints.signed(),
             altinn_events_lag: app.altinn.events_lag_seconds(),
             witnesses: app.witnesses.reports(),
-            notifications: app
-                .store
-                .outbox_counts(consent_db::Timestamp::now())
-                .await
-                .ok(),
+            // Without a webhook nothing is sent, so nothing is "queued".
+            notifications: match app.notify.enabled() {
+                true => app
+                    .store
+                    .outbox_counts(consent_db::Timestamp::now())
+                    .await
+                    .ok(),
+                false => None,
+            },
             notifications_delivered: app.notify.delivered(),
         }
     }

@@ -106,6 +106,11 @@ impl Deliverer {
         })
     }
 
+    /// Whether `[notify] webhook_url` is set.
+    pub fn enabled(&self) -> bool {
+        self.target.is_some()
+    }
+
     /// Notifications this process delivered.
     pub fn delivered(&self) -> u64 {
         self.delivered.load(Ordering::Relaxed)
