@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use bru_tests::consent::*;
+use bru_tests::represent::*;
 use bru_tests::*;
 use serde_json::{json, Value};
 
@@ -118,13 +119,9 @@ async fn settings_are_kept_per_person_and_checked() {
         r#"{"transfers": "all", "consent_events": true, "email": "x"}"#,
         "[]",
     ] {
-        put_settings(&cw, &bru, KARI, bad)
-            .await
-            .expect_status(400, bad)
-            .json()["code"]
-            .as_str()
-            .map(|c| assert_eq!(c, "malformed_request"))
-            .unwrap();
+        let refused = put_settings(&cw, &bru, KARI, bad).await;
+        refused.expect_status(400, bad);
+        assert_eq!(refused.json()["code"], "malformed_request", "{bad}");
     }
     // Unchanged by the refused ones.
     assert_eq!(
@@ -254,4 +251,61 @@ async fn the_inbox_shows_requests_transfers_and_expiring_consents_as_settings_ch
     .await
     .expect_status(200, "PUT settings");
     assert!(kinds(&inbox(&cw, &bru, KARI, "").await).len() > all);
+}
+
+#[tokio::test]
+async fn a_parent_reads_and_sets_a_childs_settings_and_inbox_on_their_behalf() {
+    let rw = RepresentWorld::new().await;
+    let bru = rw.start().await;
+    let kari = rw.citizen_token(KARI);
+    let emma = party_of(&bru, &kari, "Emma Nordmann").await;
+    let waiting = create(&rw, &bru, &request_body(Some(EMMA), None)).await;
+    // Emma's inbox, through Kari: the request waiting for Emma.
+    let page = get_for(&bru, &kari, Some(&emma), "/citizen/v1/notifications").await;
+    page.expect_status(200, "Emma's inbox for Kari");
+    assert_eq!(
+        page.json()["notifications"][0]["consent_id"],
+        waiting.as_str()
+    );
+    assert!(!page.text().contains(EMMA));
+    // Kari's own inbox does not have it.
+    let own = get_for(&bru, &kari, None, "/citizen/v1/notifications").await;
+    assert_eq!(own.json()["notifications"], json!([]));
+    // Kari sets Emma's settings; Emma's own view shows them, Kari's are untouched.
+    send(
+        bru.client
+            .put(bru.url("/citizen/v1/notifications/settings"))
+            .bearer_auth(&kari)
+            .header("Bru-On-Behalf-Of", &emma)
+            .json(&json!({"transfers": "none", "consent_events": true})),
+    )
+    .await
+    .expect_status(200, "PUT for Emma");
+    let emmas = send(
+        bru.get("/citizen/v1/notifications/settings")
+            .bearer_auth(rw.citizen_token(EMMA)),
+    )
+    .await;
+    assert_eq!(
+        emmas.json(),
+        json!({"transfers": "none", "consent_events": true})
+    );
+    assert_eq!(
+        settings(&rw, &bru, KARI).await,
+        json!({"transfers": "all", "consent_events": true})
+    );
+    // Nobody Kari may act for: refused, as on the other citizen endpoints.
+    let refused = get_for(
+        &bru,
+        &kari,
+        Some("p-AAAAAAAAAAAAAAAAAAAAAA"),
+        "/citizen/v1/notifications/settings",
+    )
+    .await;
+    expect_refused(
+        &refused,
+        403,
+        "not_represented",
+        "a party Kari cannot act for",
+    );
 }
