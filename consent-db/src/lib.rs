@@ -53,7 +53,8 @@ pub use record::{
 };
 pub use store::{
     disclosure_now, test_skew_days, ActionActor, AltinnConsentEnded, AltinnConsentState, Block,
-    EventActor, PortalSession, Store, TEST_SKEW_VAR,
+    EventActor, InboxCursor, Notification, NotificationKind, NotificationSettings, OutboxCounts,
+    PortalSession, Store, TransferNotices, TEST_SKEW_VAR,
 };
 pub use tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
 pub use verify::{verify, Tampering, VerifyError, VerifySummary};

@@ -82,6 +82,7 @@ mod blocks;
 mod consents;
 mod disclosure;
 mod followers;
+mod notifications;
 mod portal_sessions;
 mod records;
 mod representation;
@@ -92,6 +93,10 @@ pub use altinn::{AltinnConsentEnded, AltinnConsentState};
 pub(crate) use append::BatchCommit;
 pub use blocks::Block;
 pub use disclosure::{disclosure_now, test_skew_days, TEST_SKEW_VAR};
+pub use notifications::{
+    InboxCursor, Notification, NotificationKind, NotificationSettings, OutboxCounts,
+    TransferNotices,
+};
 pub use portal_sessions::PortalSession;
 pub use representation::{ActionActor, EventActor};
 

@@ -51,6 +51,8 @@ pub struct App {
     pub altinn: crate::altinn_pep::AltinnState,
     /// Who may act for whom: the registry client and its short cache (SPEC 9.3).
     pub representation: Arc<crate::representation::Representation>,
+    /// Notification delivery: its client and what it last did (`notify_delivery.rs`).
+    pub notify: crate::notify_delivery::Deliverer,
 }
 
 /// Why a decision under consent was not recorded.
@@ -176,7 +178,9 @@ impl App {
             parts.config.allow_synthetic_ids,
         )?;
         let witnesses = crate::witnessing::Witnesses::new(&parts.config.witnesses)?;
+        let notify = crate::notify_delivery::Deliverer::new(&parts.config.notify)?;
         Ok(App {
+            notify,
             witnesses,
             config: parts.config,
             policy: parts.policy,

@@ -44,6 +44,8 @@ pub struct Config {
     pub bench_stage: crate::pipeline::Stage,
     /// `[altinn]`: Altinn's consent events feed and decision point (SPEC 9).
     pub altinn: altinn_section::AltinnConfig,
+    /// `[notify]`: the operator's notification service (SPEC 10).
+    pub notify: notify_section::NotifyConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +280,8 @@ struct RawConfig {
     altinn: Option<Spanned<altinn_section::RawAltinn>>,
     #[serde(default)]
     witness: Vec<Spanned<witness::RawWitness>>,
+    #[serde(default)]
+    notify: Option<Spanned<notify_section::RawNotify>>,
 }
 
 #[derive(Deserialize)]
@@ -1125,6 +1129,10 @@ impl Config {
             Some(a) => altinn_section::parse(&mut cx, a.span().start, a.get_ref()),
             None => altinn_section::AltinnConfig::default(),
         };
+        let notify = match &raw.notify {
+            Some(n) => notify_section::parse(&mut cx, n.span().start, n.get_ref()),
+            None => notify_section::NotifyConfig::default(),
+        };
         let mut witnesses = Vec::new();
         for w in &raw.witness {
             match witness::parse(w.get_ref()) {
@@ -1204,6 +1212,7 @@ impl Config {
             catalog,
             portal,
             altinn,
+            notify,
             witnesses,
             file: path.to_path_buf(),
         })
@@ -1447,6 +1456,7 @@ fn parse_algorithm(name: &str) -> Option<jsonwebtoken::Algorithm> {
 }
 
 pub mod altinn_section;
+pub mod notify_section;
 pub mod witness;
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ mod consent_api;
 mod json_api;
 mod keys;
 mod metrics;
+mod notify;
+mod notify_delivery;
 mod openapi;
 mod page_token;
 mod pipeline;

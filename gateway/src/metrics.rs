@@ -273,6 +273,10 @@ pub struct Snapshot {
     pub altinn_events_lag: Option<i64>,
     /// Each `[[witness]]`: failures and lag.
     pub witnesses: Vec<crate::witnessing::WitnessReport>,
+    /// The notification outbox (SPEC 10): waiting and failing rows (one store
+    /// query; `None` when it failed), and what this process delivered.
+    pub notifications: Option<consent_db::OutboxCounts>,
+    pub notifications_delivered: u64,
 }
 
 impl Snapshot {
@@ -292,6 +296,16 @@ impl Snapshot {
             checkpoints_signed: app.checkpoints.signed(),
             altinn_events_lag: app.altinn.events_lag_seconds(),
             witnesses: app.witnesses.reports(),
+            // Without a webhook nothing is sent, so nothing is "queued".
+            notifications: match app.notify.enabled() {
+                true => app
+                    .store
+                    .outbox_counts(consent_db::Timestamp::now())
+                    .await
+                    .ok(),
+                false => None,
+            },
+            notifications_delivered: app.notify.delivered(),
         }
     }
 }
@@ -397,6 +411,30 @@ impl Collector for Snapshot {
             ConstGauge::new(i64::try_from(w.lag).unwrap_or(i64::MAX))
                 .encode(m.encode_family(&[("witness", w.name.as_str())])?)?;
         }
+
+        if let Some(outbox) = self.notifications {
+            let m = describe(
+                &mut encoder,
+                "notifications_queued",
+                "Notifications in the outbox waiting to be delivered (visible now).",
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::try_from(outbox.queued).unwrap_or(i64::MAX)).encode(m)?;
+            let m = describe(
+                &mut encoder,
+                "notifications_failing",
+                "Queued notifications whose last delivery attempt failed.",
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::try_from(outbox.failing).unwrap_or(i64::MAX)).encode(m)?;
+        }
+        let m = describe(
+            &mut encoder,
+            "notifications_delivered",
+            "Notifications this process delivered to the notification service (2xx).",
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(self.notifications_delivered).encode(m)?;
 
         let mut m = describe(
             &mut encoder,

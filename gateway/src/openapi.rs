@@ -103,6 +103,7 @@ pub fn api() -> (Router<Arc<App>>, utoipa::openapi::OpenApi) {
         .merge(crate::consent_api::routes())
         .merge(crate::citizen_api::routes())
         .merge(crate::citizen_export::routes())
+        .merge(crate::notify::routes())
         .merge(crate::audit_api::routes())
         .merge(crate::catalog::routes())
         .split_for_parts()

@@ -133,6 +133,8 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
             }
         }
         body.push_str(&app.witnesses.detail());
+        // A failing notification service does not make Bru unready: the outbox keeps it all.
+        body.push_str(&app.notify.detail().unwrap_or_default());
         (StatusCode::OK, body).into_response()
     } else {
         (

@@ -195,6 +195,7 @@ async fn run(
     ));
     let altinn_events = tokio::spawn(crate::altinn_pep::poll_events(app.clone()));
     let witnesses = crate::witnessing::spawn(&app, &stop_rx);
+    let notifications = tokio::spawn(crate::notify_delivery::run(app.clone(), stop_rx.clone()));
     let counted = tokio::spawn({
         let app = app.clone();
         let mut stop = stop_rx.clone();
@@ -229,6 +230,7 @@ async fn run(
     let _ = public_task.await;
     altinn_events.abort();
     let _ = counted.await;
+    let _ = notifications.await;
     app.drain_records().await;
     // Sign the last records too, so a clean stop leaves nothing unsigned.
     let _ = checkpointer.await;

@@ -27,6 +27,8 @@ mod acting;
 pub mod config;
 mod error;
 pub mod export;
+pub mod notify;
+mod notify_pages;
 pub mod oidc;
 mod pages;
 mod protect;
@@ -174,6 +176,11 @@ impl Portal {
             )
             .route("/innsyn", get(protect::transfers))
             .route("/innsyn/{index}/bevis", get(proof))
+            .route("/varsler", get(notify_pages::inbox))
+            .route(
+                "/varsler/innstillinger",
+                get(notify_pages::settings).post(notify_pages::save_settings),
+            )
             .route(
                 "/representer",
                 get(represent::switcher).post(represent::switch),

@@ -19,6 +19,7 @@ pub enum Nav {
     Transfers,
     Represent,
     Blocks,
+    Notifications,
     None,
 }
 
@@ -76,6 +77,8 @@ fn layout_with(ctx: &Ctx<'_>, title: &str, refresh_to: Option<&str>, body: Marku
                                     (l.t("Hvem har hentet opplysninger om meg", "Who has fetched my data")) } }
                                 li { a href="/sperringer" aria-current=[(ctx.nav == Nav::Blocks).then_some("page")] {
                                     (l.t("Sperringer", "Blocks")) } }
+                                li { a href="/varsler" aria-current=[(ctx.nav == Nav::Notifications).then_some("page")] {
+                                    (l.t("Varsler", "Notifications")) } }
                                 li { a href="/representer" aria-current=[(ctx.nav == Nav::Represent).then_some("page")] {
                                     (l.t("Representer noen andre", "Act for someone else")) } }
                                 li {

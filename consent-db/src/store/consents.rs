@@ -569,6 +569,8 @@ async fn add_event(
             .execute(&mut **c)
             .await?;
     });
+    // Its notification commits with it (SPEC 10: a durable outbox).
+    super::notifications::queue_consent_event(conn, id, kind, at).await?;
     tally.push(kind);
     Ok(())
 }

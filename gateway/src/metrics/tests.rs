@@ -41,6 +41,11 @@ fn snapshot() -> Snapshot {
         checkpoint_age: Some(1.5),
         checkpoints_signed: 3,
         witnesses: Vec::new(),
+        notifications: Some(consent_db::OutboxCounts {
+            queued: 4,
+            failing: 2,
+        }),
+        notifications_delivered: 9,
     }
 }
 
@@ -83,6 +88,15 @@ fn the_snapshot_is_encoded_under_stable_names() {
     check(
         "bru_checkpoints_signed_total",
         &["bru_checkpoints_signed_total 3"],
+    );
+    check("bru_notifications_queued", &["bru_notifications_queued 4"]);
+    check(
+        "bru_notifications_failing",
+        &["bru_notifications_failing 2"],
+    );
+    check(
+        "bru_notifications_delivered_total",
+        &["bru_notifications_delivered_total 9"],
     );
     check(
         "bru_consent_events_total",

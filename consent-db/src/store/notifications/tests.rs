@@ -1,0 +1,263 @@
+#![allow(clippy::unwrap_used)]
+//! Store-level checks with a clock the test chooses: a delayed transfer, a
+//! break-glass call, the lease between replicas, a consent event's row.
+
+use super::*;
+use crate::record::NewRecord;
+use crate::store::StoreConfig;
+use crate::{AuditConfig, AuditLog};
+
+const KARI: &str = "12884513829";
+
+async fn store(dir: &tempfile::TempDir) -> Store {
+    let url = match std::env::var("BRU_TEST_STORE").as_deref() {
+        Ok("postgres") => crate::test_support::fresh_postgres_database().await,
+        _ => format!("sqlite://{}", dir.path().join("bru.db").display()),
+    };
+    let store = Store::open_with(&url, &StoreConfig::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+fn decision(n: usize, subject_ref: &str) -> NewRecord {
+    let mut r = NewRecord::new(
+        RecordKind::Decision,
+        format!("t-{n}"),
+        "GET",
+        "/data/nav/inntekt",
+    );
+    r.consumer = Some("0192:921429002".into());
+    r.provider = Some("nav".into());
+    r.dataset = Some("nav/inntekt".into());
+    r.subject_ref = Some(subject_ref.into());
+    r.decision = Some(Verdict::Allow);
+    r
+}
+
+#[tokio::test]
+async fn a_delayed_transfer_is_neither_shown_nor_sent_before_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let log = AuditLog::start(store.clone(), AuditConfig::default()).unwrap();
+    let mut delayed = decision(0, "ref-kari");
+    delayed.disclosure_delay_days = Some(30);
+    log.append(delayed).await.unwrap();
+    assert_eq!(store.follow_log_for_notifications(100).await.unwrap(), 1);
+    assert_eq!(store.follower_position(FOLLOWER).await.unwrap(), 1);
+    let kari = PersonNumber::parse(KARI, true).unwrap();
+    let now = Timestamp::now();
+    let in_29_days = Timestamp::from_datetime(now.as_datetime() + time::Duration::days(29));
+    let in_31_days = Timestamp::from_datetime(now.as_datetime() + time::Duration::days(31));
+    let s = NotificationSettings::default();
+    let inbox = |at| {
+        let (store, kari) = (store.clone(), kari.clone());
+        async move {
+            store
+                .inbox("ref-kari", &kari, s, at, None, 10)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(inbox(in_29_days).await.is_empty());
+    assert!(store
+        .claim_notifications("a", in_29_days, in_31_days, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let shown = inbox(in_31_days).await;
+    assert_eq!(shown.len(), 1);
+    // Shown with its original time.
+    assert!(shown[0].at <= Timestamp::now());
+    assert!(shown[0].visible_at > in_29_days);
+    let claimed = store
+        .claim_notifications("a", in_31_days, in_31_days, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, "transfer-0");
+}
+
+#[tokio::test]
+async fn a_break_glass_call_is_notified_whatever_the_settings_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let log = AuditLog::start(store.clone(), AuditConfig::default()).unwrap();
+    let mut glass = decision(0, "ref-kari");
+    glass.break_glass = Some("bevisstløs pasient".into());
+    log.append(glass).await.unwrap();
+    log.append(decision(1, "ref-kari")).await.unwrap();
+    let mut outcome = decision(2, "ref-kari");
+    outcome.kind = RecordKind::Outcome;
+    outcome.decision = None;
+    log.append(outcome).await.unwrap();
+    assert_eq!(store.follow_log_for_notifications(100).await.unwrap(), 3);
+    // Nothing more to read: the position moved past all three.
+    assert_eq!(store.follow_log_for_notifications(100).await.unwrap(), 0);
+    let kari = PersonNumber::parse(KARI, true).unwrap();
+    let off = NotificationSettings {
+        transfers: TransferNotices::None,
+        consent_events: false,
+    };
+    let later =
+        Timestamp::from_datetime(Timestamp::now().as_datetime() + time::Duration::minutes(1));
+    let shown = store
+        .inbox("ref-kari", &kari, off, later, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!(shown[0].kind, NotificationKind::BreakGlass);
+    assert_eq!(shown[0].reason.as_deref(), Some("bevisstløs pasient"));
+    let all = store
+        .inbox(
+            "ref-kari",
+            &kari,
+            NotificationSettings::default(),
+            later,
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    // The outcome record is no second notification of the same call.
+    assert_eq!(all.len(), 2);
+    assert!(off.wants(NotificationKind::BreakGlass, Some(Verdict::Allow)));
+    assert!(!off.wants(NotificationKind::Transfer, Some(Verdict::Deny)));
+}
+
+#[tokio::test]
+async fn a_claimed_notification_is_left_to_its_owner_until_the_lease_runs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let log = AuditLog::start(store.clone(), AuditConfig::default()).unwrap();
+    log.append(decision(0, "ref-kari")).await.unwrap();
+    store.follow_log_for_notifications(100).await.unwrap();
+    let now = Timestamp::from_datetime(Timestamp::now().as_datetime() + time::Duration::seconds(1));
+    let lease = Timestamp::from_datetime(now.as_datetime() + time::Duration::seconds(30));
+    let after = Timestamp::from_datetime(lease.as_datetime() + time::Duration::seconds(1));
+    assert_eq!(
+        store
+            .claim_notifications("a", now, lease, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .claim_notifications("b", now, lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.outbox_counts(now).await.unwrap().queued, 1);
+    // "a" died: "b" takes the row after the lease, and "a" can no longer finish it.
+    assert_eq!(
+        store
+            .claim_notifications("b", after, after, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(!store
+        .notification_done("transfer-0", "a", false, after)
+        .await
+        .unwrap());
+    assert!(store
+        .notification_done("transfer-0", "b", false, after)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.outbox_counts(after).await.unwrap(),
+        OutboxCounts::default()
+    );
+}
+
+#[tokio::test]
+async fn a_consent_event_has_its_notification_in_its_own_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let kari = PersonNumber::parse(KARI, true).unwrap();
+    let now = Timestamp::now();
+    let new = |subject: Option<PersonNumber>| crate::NewConsent {
+        id: format!("{:032x}", now.unix_millis() + i128::from(subject.is_some())),
+        requester: "0192:921429002".into(),
+        supplier: None,
+        subject,
+        datasets: vec!["nav/inntekt".parse().unwrap()],
+        purpose: "p".into(),
+        valid_to: Timestamp::from_datetime(now.as_datetime() + time::Duration::days(3)),
+        max_uses: None,
+        frequency: None,
+        redirect_url: None,
+        message: None,
+    };
+    let mine = store
+        .create_consent(&new(Some(kari.clone())), now)
+        .await
+        .unwrap();
+    // A request without a subject reaches nobody yet.
+    store.create_consent(&new(None), now).await.unwrap();
+    let later = Timestamp::from_datetime(now.as_datetime() + time::Duration::seconds(1));
+    let s = NotificationSettings::default();
+    let shown = store
+        .inbox("ref-kari", &kari, s, later, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!(shown[0].id, format!("consent-{}-0", mine.id));
+    assert_eq!(shown[0].event.as_deref(), Some("created"));
+    assert_eq!(shown[0].consent_subject.as_ref(), Some(&kari));
+    store
+        .citizen_action(&mine.id, &kari, crate::CitizenAction::Accept, later)
+        .await
+        .unwrap();
+    // Granted and due within 7 days: one expiry notice, once.
+    let week = time::Duration::days(7);
+    assert_eq!(
+        store
+            .queue_expiring_consents(later, week, Some(&kari))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .queue_expiring_consents(later, week, None)
+            .await
+            .unwrap(),
+        0
+    );
+    let shown = store
+        .inbox("ref-kari", &kari, s, later, None, 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = shown.iter().map(|n| n.id.clone()).collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert!(ids.contains(&format!("consent-{}-1", mine.id)));
+    assert!(ids.contains(&format!("expiring-{}", mine.id)));
+    let quiet = NotificationSettings {
+        transfers: TransferNotices::All,
+        consent_events: false,
+    };
+    assert!(store
+        .inbox("ref-kari", &kari, quiet, later, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Paged, newest first.
+    let first = store
+        .inbox("ref-kari", &kari, s, later, None, 2)
+        .await
+        .unwrap();
+    let cursor = InboxCursor {
+        at: first[1].at.to_string(),
+        id: first[1].id.clone(),
+    };
+    let rest = store
+        .inbox("ref-kari", &kari, s, later, Some(&cursor), 2)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(!first.iter().any(|n| n.id == rest[0].id));
+}
