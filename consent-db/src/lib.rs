@@ -51,6 +51,9 @@ pub use record::{
     AuditRecord, Basis, NewRecord, RecordFilter, RecordKind, Timestamp, TimestampError,
     UnknownName, Verdict,
 };
-pub use store::{AltinnConsentEnded, AltinnConsentState, Block, EventActor, PortalSession, Store};
+pub use store::{
+    AltinnConsentEnded, AltinnConsentState, Block, EventActor, FindingFilter, PortalSession,
+    SnoopStep, Store, StoredFinding, SNOOP_FOLLOWER,
+};
 pub use tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
 pub use verify::{verify, Tampering, VerifyError, VerifySummary};

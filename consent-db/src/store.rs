@@ -84,6 +84,7 @@ mod followers;
 mod portal_sessions;
 mod records;
 mod representation;
+mod snoop;
 mod tree;
 mod witness;
 
@@ -92,6 +93,7 @@ pub(crate) use append::BatchCommit;
 pub use blocks::Block;
 pub use portal_sessions::PortalSession;
 pub use representation::EventActor;
+pub use snoop::{FindingFilter, SnoopStep, StoredFinding, SNOOP_FOLLOWER};
 
 /// A cloneable handle over a connection pool.
 #[derive(Clone, Debug)]

@@ -351,7 +351,7 @@ pub fn oslo(t: OffsetDateTime) -> OffsetDateTime {
 }
 
 fn last_sunday(year: i32, month: Month) -> Option<Date> {
-    let last = Date::from_calendar_date(year, month, time::util::days_in_year_month(year, month))
+    let last = Date::from_calendar_date(year, month, month.length(year))
         .ok()?;
     let back = last.weekday().number_days_from_sunday();
     last.checked_sub(time::Duration::days(i64::from(back)))
