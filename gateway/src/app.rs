@@ -51,6 +51,8 @@ pub struct App {
     pub altinn: crate::altinn_pep::AltinnState,
     /// Who may act for whom: the registry client and its short cache (SPEC 9.3).
     pub representation: Arc<crate::representation::Representation>,
+    /// Wakes the snoop follower when a record was appended (`snoop.rs`).
+    pub snoop_wake: tokio::sync::Notify,
 }
 
 /// Why a decision under consent was not recorded.
@@ -194,6 +196,7 @@ impl App {
             consent_cache: ConsentCache::default(),
             altinn,
             representation,
+            snoop_wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -237,6 +240,7 @@ impl App {
         match result {
             Ok(Ok(_)) => {
                 self.audit_healthy.store(true, Ordering::Relaxed);
+                self.snoop_wake.notify_one();
                 Ok(())
             }
             Ok(Err(consent_db::AuditError::ConsentNotUsable)) => {

@@ -31,6 +31,7 @@ mod run;
 mod server;
 mod tiles;
 mod transparency;
+mod snoop;
 mod witnessing;
 
 use std::process::ExitCode;

@@ -45,6 +45,12 @@ pub struct DatasetLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    /// A snooping rule of policy's `[snooping]`.
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AttemptLabels {
     pub provider: String,
     /// `ok`, `http_5xx`, `connect_error`, `timeout`, `tls_error`, …, or for a
@@ -64,6 +70,8 @@ pub struct Metrics {
     pub open_connections: Gauge,
     /// Connections closed at accept: their address was at its cap.
     pub connections_refused: Counter,
+    /// snoop (#20): findings of the snooping rules, by rule.
+    audit_alerts: Family<RuleLabels, Counter>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -136,8 +144,21 @@ impl Metrics {
             "Connections closed at accept because their client address had max_connections_per_address open",
             connections_refused.clone(),
         );
+        let audit_alerts = Family::<RuleLabels, Counter>::default();
+        registry.register(
+            "audit_alerts",
+            "Snooping findings by rule (GET /audit/v1/alerts), found by this process",
+            audit_alerts.clone(),
+        );
+        // Every rule from 0, so increase() sees the first finding.
+        for rule in policy::snoop::Rule::ALL {
+            drop(audit_alerts.get_or_create(&RuleLabels {
+                rule: rule.as_str().to_owned(),
+            }));
+        }
         Metrics {
             registry,
+            audit_alerts,
             calls,
             outcomes,
             call_duration,
@@ -148,6 +169,15 @@ impl Metrics {
             open_connections,
             connections_refused,
         }
+    }
+
+    /// One snooping finding of `rule`.
+    pub fn observe_alert(&self, rule: &str) {
+        self.audit_alerts
+            .get_or_create(&RuleLabels {
+                rule: rule.to_owned(),
+            })
+            .inc();
     }
 
     pub fn observe_call(&self, record: &NewRecord, took: Duration) {
