@@ -5,7 +5,7 @@
 //! one transaction. Each step reads one page of records, so the cost per
 //! record is a few indexed statements, never a scan of the log.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use policy::snoop::{self, ConsumerHour, Rule, Seen, SnoopRules};
 use serde::Serialize;
@@ -21,6 +21,8 @@ pub const SNOOP_FOLLOWER: &str = "snoop";
 /// At most this many records behind one finding of `subjects_per_hour`
 /// (its first record per subject in the hour).
 const MAX_FINDING_RECORDS: i64 = 1000;
+/// At most this many records per step.
+const MAX_PAGE: u32 = 256;
 
 /// A finding as stored and as `GET /audit/v1/alerts` returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,7 +73,10 @@ pub struct FindingFilter {
 impl Store {
     /// One step of the snoop follower: up to `page` records after its
     /// position, evaluated and committed with their findings and its new
-    /// position. Replicas take turns on the follower's row lock.
+    /// position. Replicas take turns on the follower's row lock. A page
+    /// costs a handful of statements whatever its size: the subjects already
+    /// seen and the consumers' state are read for the whole page at once,
+    /// and the new subjects written at once.
     pub async fn snoop_step(&self, rules: &SnoopRules, page: u32) -> Result<SnoopStep, StoreError> {
         let mut tx = self.begin_write().await?;
         let mut conn = tx.conn();
@@ -82,7 +87,11 @@ impl Store {
         let from = i64::try_from(position)
             .map_err(|_| StoreError::Corrupt(format!("follower position {position}")))?;
         let rows: Vec<RecordRow> = on_conn!(&mut conn, c => {
-            sqlx::query_as(&sql).bind(from).bind(i64::from(page.max(1))).fetch_all(&mut **c).await?
+            sqlx::query_as(&sql)
+                .bind(from)
+                .bind(i64::from(page.clamp(1, MAX_PAGE)))
+                .fetch_all(&mut **c)
+                .await?
         });
         if rows.is_empty() {
             return Ok(SnoopStep {
@@ -95,45 +104,46 @@ impl Store {
             .into_iter()
             .map(AuditRecord::try_from)
             .collect::<Result<_, _>>()?;
+        let seen: Vec<Seen<'_>> = records.iter().map(seen).collect();
+
+        // What subjects_per_hour needs for the whole page, read at once.
+        let counted: Vec<Option<SubjectKey>> = seen
+            .iter()
+            .map(|s| {
+                snoop::counts_subject(rules, s).map(|(consumer, subject)| SubjectKey {
+                    consumer: consumer.to_owned(),
+                    hour: snoop::hour_of(s.time),
+                    subject: subject.to_owned(),
+                })
+            })
+            .collect();
+        let keys: Vec<&SubjectKey> = counted.iter().flatten().collect();
+        let mut known = known_subjects(&mut conn, &keys).await?;
+        let mut states = load_consumers(&mut conn, &keys).await?;
+        let mut pending: Vec<(SubjectKey, u64, String)> = Vec::new();
+
         let found_at = Timestamp::now();
-        let mut states: HashMap<String, ConsumerHour> = HashMap::new();
         let mut step = SnoopStep::default();
-        let mut next = position;
-        for r in &records {
-            next = r.index + 1;
-            let seen = Seen {
-                index: r.index,
-                time: r.time.as_datetime(),
-                transfer_id: &r.transfer_id,
-                data_decision: r.kind == RecordKind::Decision,
-                allowed: r.decision == Some(Verdict::Allow),
-                consumer: r.consumer.as_deref(),
-                dataset: r.dataset.as_deref(),
-                subject_ref: r.subject_ref.as_deref(),
-                code: r.code.as_deref(),
-                break_glass: r.break_glass.is_some(),
-            };
-            let findings = match snoop::counts_subject(rules, &seen) {
-                Some((consumer, subject)) => {
-                    let hour = snoop::hour_of(seen.time);
-                    let new_subject =
-                        insert_subject(&mut conn, consumer, hour, subject, r).await?;
-                    let state = match states.get_mut(consumer) {
-                        Some(s) => s,
-                        None => {
-                            let s = load_consumer(&mut conn, consumer)
-                                .await?
-                                .unwrap_or_else(|| ConsumerHour::new(hour));
-                            states.entry(consumer.to_owned()).or_insert(s)
-                        }
-                    };
-                    snoop::evaluate(rules, &seen, Some((state, new_subject)))
+        for ((r, seen), key) in records.iter().zip(&seen).zip(counted) {
+            let findings = match key {
+                Some(key) => {
+                    let new_subject = known.insert(key.clone());
+                    let state = states
+                        .entry(key.consumer.clone())
+                        .or_insert_with(|| ConsumerHour::new(key.hour));
+                    if new_subject {
+                        pending.push((key, r.index, r.transfer_id.clone()));
+                    }
+                    snoop::evaluate(rules, seen, Some((state, new_subject)))
                 }
-                None => snoop::evaluate(rules, &seen, None),
+                None => snoop::evaluate(rules, seen, None),
             };
             for f in findings {
                 let (indexes, transfer_ids) = match (&f.consumer, f.consumer_hour) {
                     (Some(consumer), Some(hour)) => {
+                        // The hour's subjects so far, this page's too.
+                        insert_subjects(&mut conn, &pending).await?;
+                        pending.clear();
                         hour_records(&mut conn, consumer, hour).await?
                     }
                     _ => (vec![r.index], vec![r.transfer_id.clone()]),
@@ -154,9 +164,11 @@ impl Store {
                 step.findings.push(finding.rule);
             }
         }
+        insert_subjects(&mut conn, &pending).await?;
         for (consumer, state) in &states {
             save_consumer(&mut conn, consumer, state).await?;
         }
+        let next = records.last().map_or(position, |r| r.index + 1);
         advance_follower(&mut conn, SNOOP_FOLLOWER, next).await?;
         drop(conn);
         tx.commit().await?;
@@ -203,48 +215,132 @@ fn seq(index: u64, rule: Rule) -> Result<i64, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("record index {index}")))
 }
 
-/// Notes `subject` in `consumer`'s `hour`; true when it is new there.
-async fn insert_subject(
-    conn: &mut Conn<'_>,
-    consumer: &str,
-    hour: i64,
-    subject: &str,
-    r: &AuditRecord,
-) -> Result<bool, StoreError> {
-    const SQL: &str = "INSERT INTO snoop_subject_hours \
-         (consumer, hour, subject_ref, first_index, transfer_id) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (consumer, hour, subject_ref) DO NOTHING";
-    let index = i64::try_from(r.index)
-        .map_err(|_| StoreError::Corrupt(format!("record index {}", r.index)))?;
-    let n = on_conn!(conn, c => {
-        sqlx::query(SQL)
-            .bind(consumer)
-            .bind(hour)
-            .bind(subject)
-            .bind(index)
-            .bind(&r.transfer_id)
-            .execute(&mut **c)
-            .await?
-            .rows_affected()
-    });
-    Ok(n == 1)
+/// What the rules see of a record.
+fn seen(r: &AuditRecord) -> Seen<'_> {
+    Seen {
+        index: r.index,
+        time: r.time.as_datetime(),
+        transfer_id: &r.transfer_id,
+        data_decision: r.kind == RecordKind::Decision,
+        allowed: r.decision == Some(Verdict::Allow),
+        consumer: r.consumer.as_deref(),
+        dataset: r.dataset.as_deref(),
+        subject_ref: r.subject_ref.as_deref(),
+        code: r.code.as_deref(),
+        break_glass: r.break_glass.is_some(),
+    }
 }
 
-async fn load_consumer(
+/// A subject in one consumer's hour.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SubjectKey {
+    consumer: String,
+    hour: i64,
+    subject: String,
+}
+
+/// Of `keys`, those already in `snoop_subject_hours`: one statement per
+/// 256 keys (768 parameters, far below either database's limit).
+async fn known_subjects(
     conn: &mut Conn<'_>,
-    consumer: &str,
-) -> Result<Option<ConsumerHour>, StoreError> {
-    const SQL: &str =
-        "SELECT hour, subjects, baseline, alerted FROM snoop_consumers WHERE consumer = $1";
-    let row: Option<(i64, i64, f64, i64)> = on_conn!(conn, c => {
-        sqlx::query_as(SQL).bind(consumer).fetch_optional(&mut **c).await?
+    keys: &[&SubjectKey],
+) -> Result<HashSet<SubjectKey>, StoreError> {
+    let mut known = HashSet::new();
+    for chunk in keys.chunks(MAX_PAGE as usize) {
+        let rows: Vec<(String, i64, String)> = on_conn!(&mut *conn, c => {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT consumer, hour, subject_ref FROM snoop_subject_hours \
+                 WHERE (consumer, hour, subject_ref) IN (VALUES ",
+            );
+            let mut values = q.separated(", ");
+            for k in chunk {
+                values.push("(");
+                values.push_bind_unseparated(k.consumer.clone());
+                values.push_unseparated(", ");
+                values.push_bind_unseparated(k.hour);
+                values.push_unseparated(", ");
+                values.push_bind_unseparated(k.subject.clone());
+                values.push_unseparated(")");
+            }
+            q.push(")");
+            q.build_query_as().fetch_all(&mut **c).await?
+        });
+        known.extend(
+            rows.into_iter()
+                .map(|(consumer, hour, subject)| SubjectKey {
+                    consumer,
+                    hour,
+                    subject,
+                }),
+        );
+    }
+    Ok(known)
+}
+
+/// The state of the consumers among `keys`, in one statement.
+async fn load_consumers(
+    conn: &mut Conn<'_>,
+    keys: &[&SubjectKey],
+) -> Result<HashMap<String, ConsumerHour>, StoreError> {
+    let consumers: BTreeSet<&str> = keys.iter().map(|k| k.consumer.as_str()).collect();
+    if consumers.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, i64, i64, f64, i64)> = on_conn!(conn, c => {
+        let mut q = sqlx::QueryBuilder::new(
+            "SELECT consumer, hour, subjects, baseline, alerted FROM snoop_consumers WHERE consumer IN (",
+        );
+        let mut values = q.separated(", ");
+        for consumer in &consumers {
+            values.push_bind(consumer.to_string());
+        }
+        q.push(")");
+        q.build_query_as().fetch_all(&mut **c).await?
     });
-    Ok(row.map(|(hour, subjects, baseline, alerted)| ConsumerHour {
-        hour,
-        subjects: u32::try_from(subjects).unwrap_or(u32::MAX),
-        baseline,
-        alerted: alerted != 0,
-    }))
+    Ok(rows
+        .into_iter()
+        .map(|(consumer, hour, subjects, baseline, alerted)| {
+            let state = ConsumerHour {
+                hour,
+                subjects: u32::try_from(subjects).unwrap_or(u32::MAX),
+                baseline,
+                alerted: alerted != 0,
+            };
+            (consumer, state)
+        })
+        .collect())
+}
+
+/// Writes the subjects new in their consumer's hour, with the record that
+/// first read each; one statement per 100 rows.
+async fn insert_subjects(
+    conn: &mut Conn<'_>,
+    rows: &[(SubjectKey, u64, String)],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(100) {
+        let mut indexes = Vec::with_capacity(chunk.len());
+        for (_, index, _) in chunk {
+            indexes.push(
+                i64::try_from(*index)
+                    .map_err(|_| StoreError::Corrupt(format!("record index {index}")))?,
+            );
+        }
+        on_conn!(&mut *conn, c => {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO snoop_subject_hours (consumer, hour, subject_ref, first_index, transfer_id) ",
+            );
+            q.push_values(chunk.iter().zip(&indexes), |mut b, ((key, _, transfer), index)| {
+                b.push_bind(key.consumer.clone())
+                    .push_bind(key.hour)
+                    .push_bind(key.subject.clone())
+                    .push_bind(*index)
+                    .push_bind(transfer.clone());
+            });
+            q.push(" ON CONFLICT (consumer, hour, subject_ref) DO NOTHING");
+            q.build().execute(&mut **c).await?;
+        });
+    }
+    Ok(())
 }
 
 /// Keeps `state`, and forgets the subjects of the consumer's earlier hours.
