@@ -273,6 +273,27 @@ async fn the_normal_demo_story_triggers_no_snooping_rule() {
     }
     bru.sigterm();
     bru.wait_exit(Duration::from_secs(30)).await;
+
+    // `bru check` names a bad [snooping] with its line.
+    let bad = DEMO_POLICY.replace("start_hour = 7\nend_hour = 17", "start_hour = 17\nend_hour = 7");
+    std::fs::write(dir.path().join("policy.toml"), &bad).unwrap();
+    let out = Command::new(bru_bin())
+        .args(["check", "--config"])
+        .arg(dir.path().join("bru.toml"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let line = bad
+        .lines()
+        .position(|l| l == "end_hour = 7")
+        .unwrap()
+        + 1;
+    assert!(
+        text.contains(&format!("policy.toml:{line}: [[snooping.off_hours]] end_hour 7 must come after start_hour 17")),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
