@@ -45,10 +45,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     );
                     r.consumer = Some(format!("0192:9{:08}", n % 50));
                     r.provider = Some("k429".into());
-                    r.dataset = Some(if n % 10 == 0 { "k429/sosialtjeneste" } else { "nav/inntekt" }.into());
+                    r.dataset = Some(
+                        if n % 10 == 0 {
+                            "k429/sosialtjeneste"
+                        } else {
+                            "nav/inntekt"
+                        }
+                        .into(),
+                    );
                     r.purpose = Some("sosialhjelp-saksbehandling".into());
                     r.subject_ref = Some(format!("pseudonym-{:06}", (n * 7919) % 5000));
-                    r.decision = Some(if n % 20 == 0 { Verdict::Deny } else { Verdict::Allow });
+                    r.decision = Some(if n % 20 == 0 {
+                        Verdict::Deny
+                    } else {
+                        Verdict::Allow
+                    });
                     r.break_glass = (n % 1000 == 0).then(|| "akutt".to_owned());
                     log.append(r).await?;
                     n += appenders;
@@ -92,7 +103,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{records} records, SQLite, 64 appenders, follower pages of {PAGE}");
     println!("| step | µs/record | ratio to appending |");
     println!("| --- | ---: | ---: |");
-    println!("| append (group commit + Merkle tree) | {:.1} | 1.00 |", per(append));
+    println!(
+        "| append (group commit + Merkle tree) | {:.1} | 1.00 |",
+        per(append)
+    );
     println!(
         "| snoop follower, every rule on ({findings} findings) | {:.1} | {:.2} |",
         per(evaluate),
@@ -106,7 +120,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn follow(store: &Store, rules: &SnoopRules) -> Result<(f64, usize), Box<dyn std::error::Error>> {
+async fn follow(
+    store: &Store,
+    rules: &SnoopRules,
+) -> Result<(f64, usize), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let mut findings = 0;
     loop {
@@ -122,7 +139,9 @@ async fn follow(store: &Store, rules: &SnoopRules) -> Result<(f64, usize), Box<d
 /// Puts the copy's follower back at the start of the log.
 async fn reset(db: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await?;
-    sqlx::query("UPDATE log_followers SET position = 0").execute(&pool).await?;
+    sqlx::query("UPDATE log_followers SET position = 0")
+        .execute(&pool)
+        .await?;
     pool.close().await;
     Ok(())
 }

@@ -260,7 +260,9 @@ pub fn main() -> ExitCode {
                     since,
                     rule,
                 },
-        } => runtime().and_then(|rt| rt.block_on(alerts(&config, since.as_deref(), rule.as_deref()))),
+        } => {
+            runtime().and_then(|rt| rt.block_on(alerts(&config, since.as_deref(), rule.as_deref())))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -29,9 +29,9 @@ mod representation;
 mod routes;
 mod run;
 mod server;
+mod snoop;
 mod tiles;
 mod transparency;
-mod snoop;
 mod witnessing;
 
 use std::process::ExitCode;

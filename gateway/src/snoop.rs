@@ -45,7 +45,10 @@ pub async fn catch_up(app: &App) {
             Ok(step) => {
                 for rule in &step.findings {
                     app.metrics.observe_alert(rule);
-                    tracing::warn!(rule = rule.as_str(), "snooping finding (GET /audit/v1/alerts)");
+                    tracing::warn!(
+                        rule = rule.as_str(),
+                        "snooping finding (GET /audit/v1/alerts)"
+                    );
                 }
                 if step.records < u64::from(PAGE) {
                     return;

@@ -294,9 +294,10 @@ impl Validator<'_> {
         let (providers, provider_ids) = self.providers(raw.provider, &organisations);
         let (datasets, known) = self.datasets(raw.dataset, &provider_ids, &purposes);
         let consumers = self.consumers(raw.consumer, &organisations, &known);
-        let snooping = crate::snoop::rules(raw.snooping, &|d| known.contains_key(d), &mut |span, m| {
-            self.error(span, m)
-        });
+        let snooping =
+            crate::snoop::rules(raw.snooping, &|d| known.contains_key(d), &mut |span, m| {
+                self.error(span, m)
+            });
         Policy {
             organisations,
             purposes,

@@ -336,7 +336,10 @@ fn hour_start(hour: i64) -> String {
 /// EU rule Norway has followed since 1996).
 pub fn oslo(t: OffsetDateTime) -> OffsetDateTime {
     let year = t.year();
-    let summer = match (last_sunday(year, Month::March), last_sunday(year, Month::October)) {
+    let summer = match (
+        last_sunday(year, Month::March),
+        last_sunday(year, Month::October),
+    ) {
         (Some(start), Some(end)) => {
             let at_one = |d: Date| d.with_hms(1, 0, 0).map(|p| p.assume_utc());
             match (at_one(start), at_one(end)) {
@@ -351,8 +354,7 @@ pub fn oslo(t: OffsetDateTime) -> OffsetDateTime {
 }
 
 fn last_sunday(year: i32, month: Month) -> Option<Date> {
-    let last = Date::from_calendar_date(year, month, month.length(year))
-        .ok()?;
+    let last = Date::from_calendar_date(year, month, month.length(year)).ok()?;
     let back = last.weekday().number_days_from_sunday();
     last.checked_sub(time::Duration::days(i64::from(back)))
 }
@@ -428,20 +430,23 @@ pub(crate) fn rules(
             };
             let mut count = |v: Option<Spanned<i64>>, name: &str, default: u32, max: i64| match v {
                 None => default,
-                Some(n) => match u32::try_from(*n.get_ref()) {
-                    Ok(n) if n >= 1 && i64::from(n) <= max => n,
-                    _ => {
-                        error(
+                Some(n) => {
+                    match u32::try_from(*n.get_ref()) {
+                        Ok(n) if n >= 1 && i64::from(n) <= max => n,
+                        _ => {
+                            error(
                             n.span(),
                             format!("[snooping.subjects_per_hour] {name} must be between 1 and {max}"),
                         );
-                        default
+                            default
+                        }
                     }
-                },
+                }
             };
             let min_subjects = count(s.min_subjects, "min_subjects", d.min_subjects, 10_000_000);
             // Ten years of hours.
-            let baseline_hours = count(s.baseline_hours, "baseline_hours", d.baseline_hours, 87_600);
+            let baseline_hours =
+                count(s.baseline_hours, "baseline_hours", d.baseline_hours, 87_600);
             let _ = span;
             s.enabled.then_some(SubjectsPerHour {
                 factor,
@@ -460,12 +465,17 @@ pub(crate) fn rules(
             Ok(d) => {
                 error(
                     o.dataset.span(),
-                    format!("[[snooping.off_hours]] names dataset {d}, which no [[dataset]] defines"),
+                    format!(
+                        "[[snooping.off_hours]] names dataset {d}, which no [[dataset]] defines"
+                    ),
                 );
                 None
             }
             Err(e) => {
-                error(o.dataset.span(), format!("[[snooping.off_hours]] dataset: {e}"));
+                error(
+                    o.dataset.span(),
+                    format!("[[snooping.off_hours]] dataset: {e}"),
+                );
                 None
             }
         };
@@ -517,7 +527,10 @@ pub(crate) fn rules(
                         }
                         None => error(
                             list.span(),
-                            format!("[[snooping.off_hours]] day \"{d}\" is not one of {}", DAYS.join(", ")),
+                            format!(
+                                "[[snooping.off_hours]] day \"{d}\" is not one of {}",
+                                DAYS.join(", ")
+                            ),
                         ),
                     }
                 }

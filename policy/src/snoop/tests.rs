@@ -78,9 +78,18 @@ fn the_section_is_read_and_checked_with_lines() {
     let errors = parse_policy("p.toml", &bad).unwrap_err();
     let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     let all = text.join("\n");
-    assert!(all.contains("factor must be a number of at least 1"), "{all}");
-    assert!(all.contains("names dataset k429/nope, which no [[dataset]] defines"), "{all}");
-    assert!(all.contains("end_hour 6 must come after start_hour 18"), "{all}");
+    assert!(
+        all.contains("factor must be a number of at least 1"),
+        "{all}"
+    );
+    assert!(
+        all.contains("names dataset k429/nope, which no [[dataset]] defines"),
+        "{all}"
+    );
+    assert!(
+        all.contains("end_hour 6 must come after start_hour 18"),
+        "{all}"
+    );
     assert!(all.contains("day \"someday\""), "{all}");
     assert!(errors.iter().all(|e| e.line > 27), "{all}");
 }
@@ -108,7 +117,11 @@ fn many_new_subjects_in_one_hour_alert_once_above_the_floor_and_the_baseline() {
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].rule, Rule::SubjectsPerHour);
     assert_eq!(f[0].consumer_hour, Some(hour_of(t)));
-    assert!(f[0].summary.contains("5 distinct subjects"), "{}", f[0].summary);
+    assert!(
+        f[0].summary.contains("5 distinct subjects"),
+        "{}",
+        f[0].summary
+    );
     // Once per consumer-hour.
     assert!(evaluate(&rules, &seen(t, "s"), Some((&mut state, true))).is_empty());
 
@@ -118,13 +131,20 @@ fn many_new_subjects_in_one_hour_alert_once_above_the_floor_and_the_baseline() {
         assert!(evaluate(&rules, &seen(t2, "s"), Some((&mut state, true))).is_empty());
     }
     assert!((state.baseline - 3.0).abs() < 1e-9, "{}", state.baseline);
-    assert_eq!(evaluate(&rules, &seen(t2, "s"), Some((&mut state, true))).len(), 1);
+    assert_eq!(
+        evaluate(&rules, &seen(t2, "s"), Some((&mut state, true))).len(),
+        1
+    );
 
     // Silent hours lower the usual count: two hours later it has halved twice more.
     let t3 = datetime!(2026-12-01 14:00 UTC);
     let _ = evaluate(&rules, &seen(t3, "s"), Some((&mut state, true)));
     let after_11 = 3.0 * 0.5 + 10.0 * 0.5;
-    assert!((state.baseline - after_11 * 0.25).abs() < 1e-9, "{}", state.baseline);
+    assert!(
+        (state.baseline - after_11 * 0.25).abs() < 1e-9,
+        "{}",
+        state.baseline
+    );
 }
 
 #[test]
@@ -155,7 +175,10 @@ fn off_hours_follow_oslo_time_with_summer_time() {
     assert_eq!(f[0].rule, Rule::OffHours);
     assert!(f[0].summary.contains("17:00"), "{}", f[0].summary);
     // Saturday noon.
-    assert_eq!(evaluate(&rules, &seen(datetime!(2026-12-05 11:00 UTC), "s"), None).len(), 1);
+    assert_eq!(
+        evaluate(&rules, &seen(datetime!(2026-12-05 11:00 UTC), "s"), None).len(),
+        1
+    );
     // A refused call read nothing.
     let mut denied = seen(datetime!(2026-12-05 11:00 UTC), "s");
     denied.allowed = false;
@@ -176,14 +199,20 @@ fn break_glass_and_refused_representation_alert_each_time() {
     let mut glass = seen(t, "s");
     glass.break_glass = true;
     let f = evaluate(&rules, &glass, None);
-    assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [Rule::BreakGlass]);
+    assert_eq!(
+        f.iter().map(|f| f.rule).collect::<Vec<_>>(),
+        [Rule::BreakGlass]
+    );
     let mut probe = seen(t, "s");
     probe.data_decision = false;
     probe.allowed = false;
     probe.consumer = None;
     probe.code = Some("not_represented");
     let f = evaluate(&rules, &probe, None);
-    assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [Rule::Representation]);
+    assert_eq!(
+        f.iter().map(|f| f.rule).collect::<Vec<_>>(),
+        [Rule::Representation]
+    );
     // Off: nothing.
     let off = SnoopRules {
         break_glass: false,
