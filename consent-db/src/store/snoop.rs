@@ -170,7 +170,6 @@ impl Store {
         }
         let next = records.last().map_or(position, |r| r.index + 1);
         advance_follower(&mut conn, SNOOP_FOLLOWER, next).await?;
-        drop(conn);
         tx.commit().await?;
         step.records = next - position;
         step.position = next;
