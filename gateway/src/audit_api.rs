@@ -790,7 +790,7 @@ struct AlertsQuery {
     #[param(format = DateTime, nullable = false)]
     since: Option<String>,
     /// Only findings of this rule.
-    #[param(value_type = Option<AlertRule>, nullable = false)]
+    #[param(value_type = Option<AlertRule>, inline, nullable = false)]
     rule: Option<String>,
     /// `next_cursor` of the page before.
     #[param(minimum = 0, maximum = 9223372036854775807_i64, nullable = false)]
