@@ -400,6 +400,11 @@ fn explain(
     for step in steps {
         println!("  {} {}", if step.passed { "✓" } else { "✗" }, step.rule);
     }
+    // snoop (#20): what the security team is pointed at.
+    println!("snooping (findings at GET /audit/v1/alerts):");
+    for line in policy::snoop::explain(&policy.snooping, &ds.id, &caller.consumer) {
+        println!("  · {line}");
+    }
     if ds.basis == policy::LegalBasis::Consent {
         println!("representation (who may decide a consent for someone else):");
         for line in policy::represent::explain(ds) {

@@ -297,6 +297,52 @@ pub fn evaluate(
     findings
 }
 
+/// For `bru explain`: the rules that would look at `consumer`'s calls to
+/// `dataset`, one line each.
+pub fn explain(rules: &SnoopRules, dataset: &DatasetRef, consumer: &OrgNumber) -> Vec<String> {
+    let mut lines = Vec::new();
+    match &rules.subjects_per_hour {
+        Some(r) => lines.push(format!(
+            "subjects_per_hour: a finding when {} reads at least {} distinct people in an hour and more than {}× its usual hourly count (over about {} hours)",
+            consumer.iso6523(),
+            r.min_subjects,
+            r.factor,
+            r.baseline_hours
+        )),
+        None => lines.push("subjects_per_hour: off".to_owned()),
+    }
+    let marked = rules.off_hours.iter().find(|o| {
+        &o.dataset == dataset && (o.consumers.is_empty() || o.consumers.contains(consumer))
+    });
+    match marked {
+        Some(o) => {
+            let days: Vec<&str> = o
+                .days
+                .iter()
+                .filter_map(|d| DAYS.get(usize::from(*d).saturating_sub(1)).copied())
+                .collect();
+            lines.push(format!(
+                "off_hours: a finding for each allowed call outside {:02}-{:02} on {} (Europe/Oslo)",
+                o.start_hour,
+                o.end_hour,
+                if days.is_empty() { "no day".to_owned() } else { days.join(", ") }
+            ));
+        }
+        None => lines.push(format!(
+            "off_hours: {dataset} is not marked for this consumer"
+        )),
+    }
+    lines.push(format!(
+        "break_glass: {}",
+        if rules.break_glass {
+            "a finding for each call that passes a block"
+        } else {
+            "off"
+        }
+    ));
+    lines
+}
+
 /// Moves `state` to `hour`: the hour it counted joins the usual count, and
 /// every silent hour between counts as 0.
 fn roll(state: &mut ConsumerHour, hour: i64, baseline_hours: u32) {

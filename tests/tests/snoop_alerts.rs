@@ -292,6 +292,29 @@ async fn the_normal_demo_story_triggers_no_snooping_rule() {
     bru.sigterm();
     bru.wait_exit(Duration::from_secs(30)).await;
 
+    // `bru explain` says which rules look at NAV's reads of the marked dataset.
+    let out = Command::new(bru_bin())
+        .args(["explain", "--config"])
+        .arg(dir.path().join("bru.toml"))
+        .args([
+            "--consumer",
+            &format!("0192:{NAV}"),
+            "--dataset",
+            "k429/sosialtjeneste",
+            "--purpose",
+            PURPOSE_SOSIAL,
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("off_hours: a finding for each allowed call outside 00-24 on mon, tue, wed, thu, fri, sat, sun (Europe/Oslo)"),
+        "{text}"
+    );
+    assert!(text.contains("at least 20 distinct people"), "{text}");
+
     // `bru check` names a bad [snooping] with its line.
     let bad = DEMO_POLICY.replace(
         "start_hour = 7\nend_hour = 17",

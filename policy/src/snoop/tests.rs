@@ -222,3 +222,25 @@ fn break_glass_and_refused_representation_alert_each_time() {
     assert!(evaluate(&off, &glass, None).is_empty());
     assert!(evaluate(&off, &probe, None).is_empty());
 }
+
+#[test]
+fn explain_names_the_rules_that_look_at_a_consumer_s_calls() {
+    let text = format!(
+        "{BASE}\n[[snooping.off_hours]]\ndataset = \"k429/sak\"\nconsumers = [\"983440002\"]\n"
+    );
+    let p = parse_policy("p.toml", &text).unwrap();
+    let nav = crate::id::OrgNumber::parse("983440002").unwrap();
+    let k429 = crate::id::OrgNumber::parse("921429002").unwrap();
+    let dataset: DatasetRef = "k429/sak".parse().unwrap();
+    let lines = explain(&p.snooping, &dataset, &nav).join("\n");
+    assert!(lines.contains("at least 100 distinct people"), "{lines}");
+    assert!(
+        lines.contains("outside 07-17 on mon, tue, wed, thu, fri"),
+        "{lines}"
+    );
+    let lines = explain(&p.snooping, &dataset, &k429).join("\n");
+    assert!(
+        lines.contains("k429/sak is not marked for this consumer"),
+        "{lines}"
+    );
+}
