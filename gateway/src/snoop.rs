@@ -40,6 +40,18 @@ pub fn spawn(app: &Arc<App>, stop: &watch::Receiver<bool>) -> JoinHandle<()> {
 
 /// Evaluates every record after the follower's position.
 pub async fn catch_up(app: &App) {
+    // Two reads instead of a write transaction when there is nothing new
+    // (SQLite's write lock is the appender's too).
+    if let (Ok(records), Ok(done)) = (
+        app.store.record_count().await,
+        app.store
+            .follower_position(consent_db::SNOOP_FOLLOWER)
+            .await,
+    ) {
+        if done >= records {
+            return;
+        }
+    }
     loop {
         match app.store.snoop_step(&app.policy.snooping, PAGE).await {
             Ok(step) => {
