@@ -53,8 +53,9 @@ pub use record::{
 };
 pub use store::{
     disclosure_now, test_skew_days, ActionActor, AltinnConsentEnded, AltinnConsentState, Block,
-    EventActor, InboxCursor, Notification, NotificationKind, NotificationSettings, OutboxCounts,
-    PortalSession, Store, TransferNotices, TEST_SKEW_VAR,
+    EventActor, FindingFilter, InboxCursor, Notification, NotificationKind, NotificationSettings,
+    OutboxCounts, PortalSession, SnoopStep, Store, StoredFinding, TransferNotices, SNOOP_FOLLOWER,
+    TEST_SKEW_VAR,
 };
 pub use tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
 pub use verify::{verify, Tampering, VerifyError, VerifySummary};

@@ -86,6 +86,7 @@ mod notifications;
 mod portal_sessions;
 mod records;
 mod representation;
+mod snoop;
 mod tree;
 mod witness;
 
@@ -99,6 +100,7 @@ pub use notifications::{
 };
 pub use portal_sessions::PortalSession;
 pub use representation::{ActionActor, EventActor};
+pub use snoop::{FindingFilter, SnoopStep, StoredFinding, SNOOP_FOLLOWER};
 
 /// A cloneable handle over a connection pool.
 #[derive(Clone, Debug)]

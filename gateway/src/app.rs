@@ -53,6 +53,8 @@ pub struct App {
     pub representation: Arc<crate::representation::Representation>,
     /// Notification delivery: its client and what it last did (`notify_delivery.rs`).
     pub notify: crate::notify_delivery::Deliverer,
+    /// Wakes the snoop follower when a record was appended (`snoop.rs`).
+    pub snoop_wake: tokio::sync::Notify,
 }
 
 /// Why a decision under consent was not recorded.
@@ -201,6 +203,7 @@ impl App {
             consent_cache: ConsentCache::default(),
             altinn,
             representation,
+            snoop_wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -244,6 +247,7 @@ impl App {
         match result {
             Ok(Ok(_)) => {
                 self.audit_healthy.store(true, Ordering::Relaxed);
+                self.snoop_wake.notify_one();
                 Ok(())
             }
             Ok(Err(consent_db::AuditError::ConsentNotUsable)) => {

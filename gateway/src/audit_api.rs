@@ -53,6 +53,7 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(inclusion))
         .routes(routes!(consistency))
         .routes(routes!(citizen_proof))
+        .routes(routes!(alerts))
 }
 
 /// The query parameters of each endpoint: the handlers refuse any other
@@ -63,6 +64,7 @@ pub(crate) const RECORDS_PARAMS: [&str; 9] = [
 ];
 pub(crate) const INCLUSION_PARAMS: [&str; 2] = ["index", "size"];
 pub(crate) const CONSISTENCY_PARAMS: [&str; 2] = ["from", "to"];
+pub(crate) const ALERTS_PARAMS: [&str; 4] = ["since", "rule", "cursor", "limit"];
 
 /// `GET /audit/v1/records`: every filter set narrows the result.
 #[derive(IntoParams)]
@@ -346,6 +348,9 @@ fn malformed(name: &'static str, what: &'static str) -> ApiError {
         ("dataset", _) => "The query parameter `dataset` must be provider/dataset.",
         ("decision", _) => "The query parameter `decision` must be allow or deny.",
         ("kind", _) => "The query parameter `kind` must be decision, outcome or audit_read.",
+        ("rule", _) => {
+            "The query parameter `rule` must be subjects_per_hour, off_hours, break_glass or representation."
+        }
         ("cursor", _) => "The query parameter `cursor` must be a cursor from an earlier answer.",
         ("limit", _) => "The query parameter `limit` must be an integer from 1 to 1000.",
         ("index", "is required") => "The query parameter `index` is required.",
@@ -774,6 +779,117 @@ async fn citizen_proof(
             checkpoint: crate::witnessing::with_cosignatures(&app, cp.note, cp.size).await,
             checkpoint_key: crate::transparency::verifier_key(&app),
             checkpoint_kid: app.keys.checkpoint_kid.clone(),
+        }))
+    }
+    .await;
+    u.finish(&app, result).await
+}
+
+// ---- GET /audit/v1/alerts (SPEC 11) ---------------------------------------
+
+/// `GET /audit/v1/alerts`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // parameters only; the handler reads the raw query
+struct AlertsQuery {
+    /// Findings about records committed at or after this time (RFC 3339).
+    #[param(format = DateTime, nullable = false)]
+    since: Option<String>,
+    /// Only findings of this rule.
+    #[param(value_type = Option<AlertRule>, inline, nullable = false)]
+    rule: Option<String>,
+    /// `next_cursor` of the page before.
+    #[param(minimum = 0, maximum = 9223372036854775807_i64, nullable = false)]
+    cursor: Option<u64>,
+    /// At most this many findings.
+    #[param(minimum = 1, maximum = 1000, default = 100, nullable = false)]
+    limit: Option<u32>,
+}
+
+/// The snooping rules of policy's `[snooping]`.
+#[derive(ToSchema)]
+#[schema(as = AlertRule)]
+#[allow(dead_code)] // the schema only
+#[serde(rename_all = "snake_case")]
+enum AlertRule {
+    SubjectsPerHour,
+    OffHours,
+    BreakGlass,
+    Representation,
+}
+
+/// One page of snooping findings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertPage {
+    /// Oldest first (by the record that triggered each).
+    pub alerts: Vec<consent_db::StoredFinding>,
+    /// The `cursor` of the next page; null on the last.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// Snooping findings (SPEC 11): what the rules of `[snooping]` found in the
+/// log, each with the records behind it. The read is itself recorded.
+#[utoipa::path(
+    get,
+    path = "/audit/v1/alerts",
+    tag = "audit",
+    operation_id = "listAuditAlerts",
+    security(("maskinporten_audit" = [])),
+    params(AlertsQuery),
+    responses(
+        (status = 200, description = "One page of findings", body = AlertPage,
+            headers(("Bru-Transfer-Id" = String, description = "The id of this use's `audit_read` record"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = AuditUnavailable),
+    )
+)]
+async fn alerts(
+    State(app): State<Arc<App>>,
+    peer: Option<Extension<PeerAddr>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut u = Use::new("/audit/v1/alerts", peer);
+    let result = async {
+        u.authorize(&app, &headers).await?;
+        let p = Params::parse(query.as_deref(), &ALERTS_PARAMS)?;
+        let mut filter = consent_db::FindingFilter {
+            since: p
+                .get("since")
+                .map(|v| consent_db::Timestamp::parse(v).map_err(|_| malformed("since", "")))
+                .transpose()?,
+            ..Default::default()
+        };
+        if let Some(r) = p.get("rule") {
+            let rule = policy::snoop::Rule::parse(r).ok_or_else(|| malformed("rule", ""))?;
+            filter.rule = Some(rule.as_str().to_owned());
+        }
+        filter.after_seq = p
+            .number("cursor")?
+            .map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let limit = match p.number("limit")? {
+            None => DEFAULT_LIMIT,
+            Some(n) if (1..=u64::from(MAX_LIMIT)).contains(&n) => n as u32,
+            Some(_) => return Err(malformed("limit", "")),
+        };
+        filter.limit = Some(limit + 1);
+        let mut found = app
+            .store
+            .snoop_findings(&filter)
+            .await
+            .map_err(ApiError::audit_log)?;
+        let next_cursor = if found.len() > limit as usize {
+            found.truncate(limit as usize);
+            found.last().map(|f| f.seq.to_string())
+        } else {
+            None
+        };
+        Ok(json_ok(&AlertPage {
+            alerts: found,
+            next_cursor,
         }))
     }
     .await;

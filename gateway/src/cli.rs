@@ -124,6 +124,19 @@ enum AuditCommand {
         #[command(flatten)]
         filter: ExportFilter,
     },
+    /// Snooping findings (SPEC 11) as JSON lines, oldest first, after
+    /// evaluating the policy's `[snooping]` rules on any records no
+    /// follower has read yet.
+    Alerts {
+        #[arg(long)]
+        config: PathBuf,
+        /// RFC 3339 time; findings about records at or after it.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this rule: subjects_per_hour, off_hours, break_glass or representation.
+        #[arg(long)]
+        rule: Option<String>,
+    },
 }
 
 /// `bru audit export` filters, as the audit API's (issue #20).
@@ -240,6 +253,16 @@ pub fn main() -> ExitCode {
                 &filter,
             ))
         }),
+        Command::Audit {
+            command:
+                AuditCommand::Alerts {
+                    config,
+                    since,
+                    rule,
+                },
+        } => {
+            runtime().and_then(|rt| rt.block_on(alerts(&config, since.as_deref(), rule.as_deref())))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -382,6 +405,11 @@ fn explain(
     for line in crate::protect::explain(&policy, &caller.consumer, ds) {
         println!("  · {line}");
     }
+    // snoop (#20): what the security team is pointed at.
+    println!("snooping (findings at GET /audit/v1/alerts):");
+    for line in policy::snoop::explain(&policy.snooping, &ds.id, &caller.consumer) {
+        println!("  · {line}");
+    }
     if ds.basis == policy::LegalBasis::Consent {
         println!("representation (who may decide a consent for someone else):");
         for line in policy::represent::explain(ds) {
@@ -510,6 +538,60 @@ async fn verify(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `bru audit alerts`: catches the snoop follower up (as the gateway's
+/// does, in pages), then prints the findings as JSON lines.
+async fn alerts(config: &Path, since: Option<&str>, rule: Option<&str>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let (config, policy) = load(config).map_err(|e| anyhow::anyhow!(e.join("\n")))?;
+    let since = since
+        .map(|s| {
+            consent_db::Timestamp::parse(s)
+                .map_err(|e| anyhow::anyhow!("{s:?} is not an RFC 3339 time: {e}"))
+        })
+        .transpose()?;
+    let rule = rule
+        .map(|r| {
+            policy::snoop::Rule::parse(r).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--rule must be subjects_per_hour, off_hours, break_glass or representation"
+                )
+            })
+        })
+        .transpose()?;
+    let store = open_store(&config).await?;
+    store.migrate().await.context("migrations failed")?;
+    loop {
+        let step = store
+            .snoop_step(&policy.snooping, crate::snoop::PAGE)
+            .await
+            .context("cannot evaluate the snooping rules")?;
+        if step.records < u64::from(crate::snoop::PAGE) {
+            break;
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut after = None;
+    loop {
+        let page = store
+            .snoop_findings(&consent_db::FindingFilter {
+                since,
+                rule: rule.map(|r| r.as_str().to_owned()),
+                after_seq: after,
+                limit: Some(1000),
+            })
+            .await
+            .context("cannot read findings")?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.seq);
+        for finding in &page {
+            writeln!(out, "{}", serde_json::to_string(finding)?)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// Pages through the log by index, so memory stays flat however long it is.

@@ -32,6 +32,7 @@ mod representation;
 mod routes;
 mod run;
 mod server;
+mod snoop;
 mod tiles;
 mod transparency;
 mod witnessing;

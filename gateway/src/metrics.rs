@@ -52,6 +52,12 @@ pub struct DatasetLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    /// A snooping rule of policy's `[snooping]`.
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AttemptLabels {
     pub provider: String,
     /// `ok`, `http_5xx`, `connect_error`, `timeout`, `tls_error`, …, or for a
@@ -72,6 +78,8 @@ pub struct Metrics {
     /// Connections closed at accept: their address was at its cap.
     pub connections_refused: Counter,
     break_glass: Family<BreakGlassLabels, Counter>,
+    /// snoop (#20): findings of the snooping rules, by rule.
+    audit_alerts: Family<RuleLabels, Counter>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -150,9 +158,22 @@ impl Metrics {
             "Calls that passed a person's block with Bru-Break-Glass (SPEC 10), by consumer and dataset",
             break_glass.clone(),
         );
+        let audit_alerts = Family::<RuleLabels, Counter>::default();
+        registry.register(
+            "audit_alerts",
+            "Snooping findings by rule (GET /audit/v1/alerts), found by this process",
+            audit_alerts.clone(),
+        );
+        // Every rule from 0, so increase() sees the first finding.
+        for rule in policy::snoop::Rule::ALL {
+            drop(audit_alerts.get_or_create(&RuleLabels {
+                rule: rule.as_str().to_owned(),
+            }));
+        }
         Metrics {
             registry,
             break_glass,
+            audit_alerts,
             calls,
             outcomes,
             call_duration,
@@ -163,6 +184,15 @@ impl Metrics {
             open_connections,
             connections_refused,
         }
+    }
+
+    /// One snooping finding of `rule`.
+    pub fn observe_alert(&self, rule: &str) {
+        self.audit_alerts
+            .get_or_create(&RuleLabels {
+                rule: rule.to_owned(),
+            })
+            .inc();
     }
 
     pub fn observe_call(&self, record: &NewRecord, took: Duration) {

@@ -196,6 +196,7 @@ async fn run(
     let altinn_events = tokio::spawn(crate::altinn_pep::poll_events(app.clone()));
     let witnesses = crate::witnessing::spawn(&app, &stop_rx);
     let notifications = tokio::spawn(crate::notify_delivery::run(app.clone(), stop_rx.clone()));
+    let snoop = crate::snoop::spawn(&app, &stop_rx);
     let counted = tokio::spawn({
         let app = app.clone();
         let mut stop = stop_rx.clone();
@@ -237,6 +238,7 @@ async fn run(
     crate::transparency::final_checkpoint(&app).await;
     futures_util::future::join_all(witnesses).await;
     crate::witnessing::final_round(&app).await;
+    let _ = snoop.await;
     let _ = ops_task.await;
     tracing::info!("stopped");
     Ok(())

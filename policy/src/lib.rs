@@ -12,6 +12,7 @@ pub mod id;
 pub mod load;
 pub mod model;
 pub mod represent;
+pub mod snoop;
 
 pub use api::{
     authorize_api, check_consent_request, supplier_refused, Api, ConsentRequest,

@@ -102,6 +102,8 @@ struct RawPolicy {
     dataset: Vec<RawDataset>,
     #[serde(default)]
     consumer: Vec<RawConsumer>,
+    /// SPEC 11 (`crate::snoop`).
+    snooping: Option<crate::snoop::RawSnooping>,
 }
 
 #[derive(Deserialize)]
@@ -298,12 +300,17 @@ impl Validator<'_> {
         let (providers, provider_ids) = self.providers(raw.provider, &organisations);
         let (datasets, known) = self.datasets(raw.dataset, &provider_ids, &purposes);
         let consumers = self.consumers(raw.consumer, &organisations, &known);
+        let snooping =
+            crate::snoop::rules(raw.snooping, &|d| known.contains_key(d), &mut |span, m| {
+                self.error(span, m)
+            });
         Policy {
             organisations,
             purposes,
             providers,
             datasets,
             consumers,
+            snooping,
         }
     }
 

@@ -18,6 +18,9 @@ pub struct Policy {
     /// Keyed by `DatasetRef` (provider id, dataset id).
     pub datasets: BTreeMap<DatasetRef, Dataset>,
     pub consumers: Vec<ConsumerRule>,
+    /// `[snooping]`: the rules that point the security team at lookups
+    /// that look wrong (SPEC 11; `crate::snoop`).
+    pub snooping: crate::snoop::SnoopRules,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -128,13 +128,14 @@ fn every_route_is_documented_and_every_documented_route_exists() {
         "/audit/v1/checkpoint/key",
         "/audit/v1/proof/inclusion",
         "/audit/v1/proof/consistency",
+        "/audit/v1/alerts",
         "/catalog/v1/datasets",
         "/.well-known/jwks.json",
         "/openapi.json",
     ] {
         assert!(documented.contains_key(path), "{path} is not documented");
     }
-    assert_eq!(documented.len(), 26, "{documented:?}");
+    assert_eq!(documented.len(), 27, "{documented:?}");
 }
 
 /// The extraction above really reads the router: a route added without
@@ -237,6 +238,7 @@ fn audit_query_parameters_are_the_documented_ones() {
             &crate::audit_api::CONSISTENCY_PARAMS[..],
         ),
         ("/audit/v1/checkpoint", &[][..]),
+        ("/audit/v1/alerts", &crate::audit_api::ALERTS_PARAMS[..]),
     ] {
         let documented: BTreeSet<&str> = doc["paths"][path]["get"]["parameters"]
             .as_array()

@@ -802,6 +802,7 @@ proptest! {
             providers: Default::default(),
             datasets: Default::default(),
             consumers: Vec::new(),
+            snooping: Default::default(),
         };
         let (provider, dataset) = call.dataset.split_once('/').unwrap();
         // The dataset has to come from somewhere; the rules are what is empty.
