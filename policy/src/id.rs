@@ -165,3 +165,44 @@ fn mod11(digits: &[u32], weights: &[u32]) -> Option<u32> {
 
 #[cfg(test)]
 mod tests;
+
+/// `provider/dataset`, e.g. `nav/inntekt`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DatasetRef {
+    pub provider: String,
+    pub dataset: String,
+}
+
+impl DatasetRef {
+    pub fn new(provider: impl Into<String>, dataset: impl Into<String>) -> Self {
+        DatasetRef {
+            provider: provider.into(),
+            dataset: dataset.into(),
+        }
+    }
+}
+
+/// `provider/dataset` had no `/`, or an empty side.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a dataset is written provider/dataset, e.g. nav/inntekt")]
+pub struct DatasetRefError;
+
+impl std::str::FromStr for DatasetRef {
+    type Err = DatasetRefError;
+
+    /// Parses `provider/dataset`; the policy decides whether it names anything.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('/') {
+            Some((p, d)) if !p.is_empty() && !d.is_empty() && !d.contains('/') => {
+                Ok(DatasetRef::new(p, d))
+            }
+            _ => Err(DatasetRefError),
+        }
+    }
+}
+
+impl std::fmt::Display for DatasetRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.provider, self.dataset)
+    }
+}

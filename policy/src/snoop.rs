@@ -21,8 +21,7 @@ use serde::Deserialize;
 use time::{Date, Month, OffsetDateTime};
 use toml::Spanned;
 
-use crate::id::OrgNumber;
-use crate::model::DatasetRef;
+use crate::id::{DatasetRef, OrgNumber};
 
 /// The rules of `[snooping]`; [`SnoopRules::default`] is what a policy
 /// without the section gets.

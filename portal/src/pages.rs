@@ -560,7 +560,7 @@ pub fn consent(
                     ("Trekk tilbake samtykket på vegne av ", "Withdraw the consent on behalf of ")), "danger")) }
             }
         }
-        (crate::protect::pause_section(ctx, v))
+        (pause_section(ctx, v))
         @if let Some(url) = return_link {
             p.actions { a.button href=(url) { (l.t("Gå tilbake til ", "Go back to ")) (org_name(&v.requester)) } }
         }
@@ -799,7 +799,7 @@ pub fn proof(
                     dt { (l.t("Hasher i beviset", "Hashes in the proof")) }
                     dd { (f.hashes) }
                 }
-                (crate::protect::proof_explained(l, t, f))
+                (proof_explained(l, t, f))
                 h2 { (l.t("Slik kontrollerer du det selv", "How to check it yourself")) }
                 p { (l.t(
                     "Du trenger ikke stole på Bru. Last ned beviset. Det inneholder hendelsen, beviset og sjekkpunktet. Sjekkpunktet er en signert merknad (C2SP signed note) med Bru sin offentlige nøkkel, og beviset er et inklusjonsbevis etter RFC 9162: hashen av hendelsen, kombinert med hashene i beviset, skal gi rothashen i sjekkpunktet.",
@@ -899,4 +899,72 @@ pub fn error(ctx: &Ctx<'_>, title: &str, message: &str, retry: Option<&str>) -> 
         }
     };
     layout(ctx, title, body)
+}
+
+/// The buttons on a consent's page: pause a granted consent, resume a paused
+/// one. Each leads to a confirmation page first.
+pub fn pause_section(ctx: &Ctx<'_>, v: &ConsentView) -> Markup {
+    let l = ctx.lang;
+    html! {
+        @if v.status == "granted" {
+            div.answer {
+                h2 { (l.t("Sett på pause", "Pause")) }
+                p { (l.t(
+                    "Vil du stoppe bruken en stund uten å trekke tilbake samtykket? Sett det på pause. Da kan ingen hente opplysningene før du tar det i bruk igjen.",
+                    "Do you want to stop the use for a while without withdrawing the consent? Pause it. Then nobody can fetch the information until you resume it."
+                )) }
+                p.actions { a.button href={ "/samtykke/" (v.id) "/pause" } { (l.t("Sett samtykket på pause", "Pause the consent")) } }
+            }
+        }
+        @if v.status == "paused" {
+            div.answer {
+                h2 { (l.t("Samtykket er satt på pause", "The consent is paused")) }
+                p { (l.t(
+                    "Ingen kan hente opplysningene med dette samtykket nå. Du kan ta det i bruk igjen, eller trekke det tilbake for godt.",
+                    "Nobody can fetch the information with this consent now. You can resume it, or withdraw it for good."
+                )) }
+                p.actions {
+                    a.button.primary href={ "/samtykke/" (v.id) "/gjenoppta" } { (l.t("Ta samtykket i bruk igjen", "Resume the consent")) }
+                }
+                form method="post" action={ "/samtykke/" (v.id) } {
+                    input type="hidden" name="csrf" value=(ctx.csrf.unwrap_or_default());
+                    input type="hidden" name="action" value="revoke";
+                    button.button.danger type="submit" { (l.t("Trekk tilbake samtykket", "Withdraw the consent")) }
+                }
+            }
+        }
+    }
+}
+
+/// What was proven, in three plain sentences: the entry, the signed state at
+/// a time, and who cosigned it.
+pub fn proof_explained(l: Lang, t: &TransferView, f: &ProofFacts) -> Markup {
+    let signed = text::date_time(l, f.time.as_datetime());
+    html! {
+        h2 { (l.t("Kort fortalt", "In short")) }
+        ul.plain.proven {
+            li { (match l {
+                Lang::Nb => format!("Denne hendelsen er oppføring nummer {} i Bru sin logg.", t.index),
+                Lang::En => format!("This event is entry number {} of Bru's log.", t.index),
+            }) }
+            li { (match l {
+                Lang::Nb => format!("Loggen slik den så ut {signed}, med {} oppføringer, er signert av Bru, og den inneholder denne hendelsen uendret.", f.size),
+                Lang::En => format!("The log as it was at {signed}, with {} entries, is signed by Bru, and it holds this event unchanged.", f.size),
+            }) }
+            @if f.cosigners.is_empty() {
+                li { (l.t(
+                    "Ingen uavhengige vitner har medsignert dette sjekkpunktet.",
+                    "No independent witnesses have cosigned this checkpoint."
+                )) }
+            } @else {
+                li {
+                    (l.t(
+                        "Uavhengige vitner har kontrollert at loggen bare har vokst, ikke blitt endret, og medsignert den: ",
+                        "Independent witnesses have checked that the log has only grown, not changed, and cosigned it: "
+                    ))
+                    (f.cosigners.join(", ")) "."
+                }
+            }
+        }
+    }
 }

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use crate::pages::{self, Ctx, Nav, Notice};
 use crate::text::{self, Lang};
-use crate::view::{self, ConsentView, TransferView};
+use crate::view::{self, TransferView};
 use crate::{
     forbidden, form_ok, html as page, is_consent_id, language, not_found, represent, require,
     see_other, store_failed, store_failed_for, LangQuery, Portal,
@@ -35,41 +35,6 @@ const READ_PAGE: u32 = 500;
 const MAX_READ: usize = 20_000;
 
 // ---- pause and resume ----------------------------------------------------------------
-
-/// The buttons on a consent's page: pause a granted consent, resume a paused
-/// one. Each leads to a confirmation page first.
-pub fn pause_section(ctx: &Ctx<'_>, v: &ConsentView) -> Markup {
-    let l = ctx.lang;
-    html! {
-        @if v.status == "granted" {
-            div.answer {
-                h2 { (l.t("Sett på pause", "Pause")) }
-                p { (l.t(
-                    "Vil du stoppe bruken en stund uten å trekke tilbake samtykket? Sett det på pause. Da kan ingen hente opplysningene før du tar det i bruk igjen.",
-                    "Do you want to stop the use for a while without withdrawing the consent? Pause it. Then nobody can fetch the information until you resume it."
-                )) }
-                p.actions { a.button href={ "/samtykke/" (v.id) "/pause" } { (l.t("Sett samtykket på pause", "Pause the consent")) } }
-            }
-        }
-        @if v.status == "paused" {
-            div.answer {
-                h2 { (l.t("Samtykket er satt på pause", "The consent is paused")) }
-                p { (l.t(
-                    "Ingen kan hente opplysningene med dette samtykket nå. Du kan ta det i bruk igjen, eller trekke det tilbake for godt.",
-                    "Nobody can fetch the information with this consent now. You can resume it, or withdraw it for good."
-                )) }
-                p.actions {
-                    a.button.primary href={ "/samtykke/" (v.id) "/gjenoppta" } { (l.t("Ta samtykket i bruk igjen", "Resume the consent")) }
-                }
-                form method="post" action={ "/samtykke/" (v.id) } {
-                    input type="hidden" name="csrf" value=(ctx.csrf.unwrap_or_default());
-                    input type="hidden" name="action" value="revoke";
-                    button.button.danger type="submit" { (l.t("Trekk tilbake samtykket", "Withdraw the consent")) }
-                }
-            }
-        }
-    }
-}
 
 /// The notice after a pause or a resume.
 pub fn done_notice(lang: Lang, done: &str) -> Option<Notice> {
@@ -914,37 +879,4 @@ pub fn cosigner_names(lines: &[(String, String)]) -> Vec<String> {
         }
     }
     out
-}
-
-/// What was proven, in three plain sentences: the entry, the signed state at
-/// a time, and who cosigned it.
-pub fn proof_explained(l: Lang, t: &TransferView, f: &pages::ProofFacts) -> Markup {
-    let signed = text::date_time(l, f.time.as_datetime());
-    html! {
-        h2 { (l.t("Kort fortalt", "In short")) }
-        ul.plain.proven {
-            li { (match l {
-                Lang::Nb => format!("Denne hendelsen er oppføring nummer {} i Bru sin logg.", t.index),
-                Lang::En => format!("This event is entry number {} of Bru's log.", t.index),
-            }) }
-            li { (match l {
-                Lang::Nb => format!("Loggen slik den så ut {signed}, med {} oppføringer, er signert av Bru, og den inneholder denne hendelsen uendret.", f.size),
-                Lang::En => format!("The log as it was at {signed}, with {} entries, is signed by Bru, and it holds this event unchanged.", f.size),
-            }) }
-            @if f.cosigners.is_empty() {
-                li { (l.t(
-                    "Ingen uavhengige vitner har medsignert dette sjekkpunktet.",
-                    "No independent witnesses have cosigned this checkpoint."
-                )) }
-            } @else {
-                li {
-                    (l.t(
-                        "Uavhengige vitner har kontrollert at loggen bare har vokst, ikke blitt endret, og medsignert den: ",
-                        "Independent witnesses have checked that the log has only grown, not changed, and cosigned it: "
-                    ))
-                    (f.cosigners.join(", ")) "."
-                }
-            }
-        }
-    }
 }
