@@ -320,9 +320,29 @@ impl Params {
             .transpose()
     }
 
+    /// `limit`: 1 to `MAX_LIMIT`, `DEFAULT_LIMIT` when absent.
+    fn limit(&self) -> Result<u32, ApiError> {
+        match self.number("limit")? {
+            None => Ok(DEFAULT_LIMIT),
+            Some(n) if (1..=u64::from(MAX_LIMIT)).contains(&n) => Ok(n as u32),
+            Some(_) => Err(malformed("limit", "")),
+        }
+    }
+
     fn required(&self, name: &'static str) -> Result<u64, ApiError> {
         self.number(name)?
             .ok_or_else(|| malformed(name, "is required"))
+    }
+}
+
+/// A page read with one more item than `limit` (which says whether there is
+/// a next page): cut to `limit`, and the next page's cursor, if any.
+fn next_page<T>(found: &mut Vec<T>, limit: u32, cursor: impl Fn(&T) -> String) -> Option<String> {
+    if found.len() > limit as usize {
+        found.truncate(limit as usize);
+        found.last().map(cursor)
+    } else {
+        None
     }
 }
 
@@ -463,11 +483,7 @@ async fn search(
         filter.subject_ref = Some(subject_ref);
     }
     filter.after_index = p.number("cursor")?;
-    let limit = match p.number("limit")? {
-        None => DEFAULT_LIMIT,
-        Some(n) if (1..=u64::from(MAX_LIMIT)).contains(&n) => n as u32,
-        Some(_) => return Err(malformed("limit", "")),
-    };
+    let limit = p.limit()?;
     // One more than asked says whether there is a next page.
     filter.limit = Some(limit + 1);
     let mut found = app
@@ -475,12 +491,7 @@ async fn search(
         .records(&filter)
         .await
         .map_err(ApiError::audit_log)?;
-    let next_cursor = if found.len() > limit as usize {
-        found.truncate(limit as usize);
-        found.last().map(|r| r.index.to_string())
-    } else {
-        None
-    };
+    let next_cursor = next_page(&mut found, limit, |r| r.index.to_string());
     Ok(json_ok(&RecordPage {
         records: found,
         next_cursor,
@@ -870,23 +881,14 @@ async fn alerts(
         filter.after_seq = p
             .number("cursor")?
             .map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-        let limit = match p.number("limit")? {
-            None => DEFAULT_LIMIT,
-            Some(n) if (1..=u64::from(MAX_LIMIT)).contains(&n) => n as u32,
-            Some(_) => return Err(malformed("limit", "")),
-        };
+        let limit = p.limit()?;
         filter.limit = Some(limit + 1);
         let mut found = app
             .store
             .snoop_findings(&filter)
             .await
             .map_err(ApiError::audit_log)?;
-        let next_cursor = if found.len() > limit as usize {
-            found.truncate(limit as usize);
-            found.last().map(|f| f.seq.to_string())
-        } else {
-            None
-        };
+        let next_cursor = next_page(&mut found, limit, |f| f.seq.to_string());
         Ok(json_ok(&AlertPage {
             alerts: found,
             next_cursor,
