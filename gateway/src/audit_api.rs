@@ -320,6 +320,16 @@ impl Params {
             .transpose()
     }
 
+    /// An RFC 3339 time. Given but empty (`since=`) is malformed, not absent:
+    /// the OpenAPI document says `date-time`, and "" is not one.
+    fn time(&self, name: &'static str) -> Result<Option<consent_db::Timestamp>, ApiError> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| consent_db::Timestamp::parse(v).map_err(|_| malformed(name, "")))
+            .transpose()
+    }
+
     /// `limit`: 1 to `MAX_LIMIT`, `DEFAULT_LIMIT` when absent.
     fn limit(&self) -> Result<u32, ApiError> {
         match self.number("limit")? {
@@ -442,14 +452,9 @@ async fn search(
 ) -> Result<Response, ApiError> {
     u.authorize(app, headers).await?;
     let p = Params::parse(query, &RECORDS_PARAMS)?;
-    let time = |name: &'static str| {
-        p.get(name)
-            .map(|v| consent_db::Timestamp::parse(v).map_err(|_| malformed(name, "")))
-            .transpose()
-    };
     let mut filter = RecordFilter {
-        since: time("since")?,
-        until: time("until")?,
+        since: p.time("since")?,
+        until: p.time("until")?,
         ..RecordFilter::default()
     };
     if let Some(c) = p.get("consumer") {
@@ -868,10 +873,7 @@ async fn alerts(
         u.authorize(&app, &headers).await?;
         let p = Params::parse(query.as_deref(), &ALERTS_PARAMS)?;
         let mut filter = consent_db::FindingFilter {
-            since: p
-                .get("since")
-                .map(|v| consent_db::Timestamp::parse(v).map_err(|_| malformed("since", "")))
-                .transpose()?,
+            since: p.time("since")?,
             ..Default::default()
         };
         if let Some(r) = p.get("rule") {
