@@ -320,13 +320,11 @@ impl Params {
             .transpose()
     }
 
-    /// An RFC 3339 time. Given but empty (`since=`) is malformed, not absent:
-    /// the OpenAPI document says `date-time`, and "" is not one.
+    /// An RFC 3339 time; empty (`since=`) is no filter, as the document
+    /// says (`allowEmptyValue`, openapi.rs).
     fn time(&self, name: &'static str) -> Result<Option<consent_db::Timestamp>, ApiError> {
-        self.0
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| consent_db::Timestamp::parse(v).map_err(|_| malformed(name, "")))
+        self.get(name)
+            .map(|v| consent_db::Timestamp::parse(v).map_err(|_| malformed(name, "")))
             .transpose()
     }
 

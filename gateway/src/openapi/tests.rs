@@ -257,11 +257,10 @@ fn audit_query_parameters_are_the_documented_ones() {
     }
     // An empty filter is no filter (found by schemathesis: `until=` was
     // answered 200 while the document said it must be a date-time).
-    for p in doc["paths"]["/audit/v1/records"]["get"]["parameters"]
-        .as_array()
-        .unwrap()
-    {
-        assert_eq!(p["allowEmptyValue"], true, "{p}");
+    for path in ["/audit/v1/records", "/audit/v1/alerts"] {
+        for p in doc["paths"][path]["get"]["parameters"].as_array().unwrap() {
+            assert_eq!(p["allowEmptyValue"], true, "{path}: {p}");
+        }
     }
     for p in doc["paths"]["/audit/v1/proof/inclusion"]["get"]["parameters"]
         .as_array()
