@@ -2,7 +2,7 @@
 //! row per consent event taken by a representative, with the basis. An
 //! event without a row was the person's own (`by` = `self`).
 
-use super::{Backend, Conn, Store};
+use super::{Conn, Store};
 use crate::consent::EventType;
 use crate::error::StoreError;
 
@@ -35,22 +35,6 @@ const INSERT: &str = "INSERT INTO consent_event_actors (consent_id, seq, actor, 
      AND seq = (SELECT MAX(seq) FROM consent_events WHERE consent_id = $1)";
 const SELECT: &str =
     "SELECT seq, actor, basis FROM consent_event_actors WHERE consent_id = $1 ORDER BY seq";
-
-/// See `store/portal_sessions.rs`: the statement once, expanded per backend.
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match &$store.backend {
-            Backend::Sqlite(db) => {
-                let $pool = &db.pool;
-                $body
-            }
-            Backend::Postgres(db) => {
-                let $pool = &db.pool;
-                $body
-            }
-        }
-    };
-}
 
 impl Store {
     /// The representatives' parts in consent `id`'s events, by `seq`.

@@ -3,7 +3,7 @@
 //! Only the replica that signs checkpoints asks witnesses; every replica
 //! serves what is stored here beside the checkpoint.
 
-use super::{Backend, Store};
+use super::Store;
 use crate::error::StoreError;
 
 // SQLite and PostgreSQL both take `$n` parameters; one text serves both.
@@ -12,23 +12,6 @@ const INSERT: &str = "INSERT INTO witness_cosignatures (witness, size, line, cos
 const FOR_SIZE: &str =
     "SELECT witness, line FROM witness_cosignatures WHERE size = $1 ORDER BY witness";
 const NEWEST: &str = "SELECT MAX(size) FROM witness_cosignatures WHERE witness = $1";
-
-/// As in store/portal_sessions.rs: the statement written once, expanded
-/// once per backend.
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match &$store.backend {
-            Backend::Sqlite(db) => {
-                let $pool = &db.pool;
-                $body
-            }
-            Backend::Postgres(db) => {
-                let $pool = &db.pool;
-                $body
-            }
-        }
-    };
-}
 
 fn to_i64(size: u64) -> Result<i64, StoreError> {
     i64::try_from(size).map_err(|_| StoreError::Db("a tree size beyond 2^63".into()))
