@@ -261,14 +261,12 @@ async fn prepare<'a>(
         LegalBasis::Statutory => Basis::Statutory,
     });
     call.record.legal_ref = dataset.legal_ref.clone();
+    // The consumer's rule, looked up once for the two things it says here.
+    let consumer_rule = app.policy.consumer(&caller.consumer);
     // SPEC 10: every record of this consumer's call reaches the citizen late.
-    call.record.disclosure_delay_days = crate::protect::disclosure_delay(app, &caller);
+    call.record.disclosure_delay_days = consumer_rule.and_then(|rule| rule.disclosure_delay_days);
     // Over its rate, a consumer is refused before anything else is looked up.
-    if let Some(limit) = app
-        .policy
-        .consumer(&caller.consumer)
-        .and_then(|rule| rule.rate_limit)
-    {
+    if let Some(limit) = consumer_rule.and_then(|rule| rule.rate_limit) {
         app.rate_limiter
             .consumer_call(
                 caller.consumer.as_str(),

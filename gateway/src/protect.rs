@@ -144,14 +144,6 @@ pub fn passed_block(passed: bool, reason: Option<&str>) -> Option<String> {
     reason.filter(|_| passed).map(str::to_owned)
 }
 
-/// The consumer rule's delayed disclosure (SPEC 10), for every record of
-/// the caller's call: allowed or refused, decision and outcome.
-pub fn disclosure_delay(app: &App, caller: &policy::Caller) -> Option<u32> {
-    app.policy
-        .consumer(&caller.consumer)
-        .and_then(|rule| rule.disclosure_delay_days)
-}
-
 /// `bru explain`'s lines about SPEC 10 for `consumer` on `dataset`.
 pub fn explain(
     policy: &policy::Policy,
