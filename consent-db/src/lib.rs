@@ -34,7 +34,9 @@ mod verify;
 #[cfg(test)]
 mod test_support;
 
-pub use audit::{AuditConfig, AuditLog, AuditReceipt, AuditStats, BatchSizes, BATCH_SIZE_BOUNDS};
+pub use audit::{
+    AuditConfig, AuditLog, AuditReceipt, AuditStats, BatchSizes, LaterError, BATCH_SIZE_BOUNDS,
+};
 pub use config::{ClientCertificate, PgTls, StoreConfig};
 #[cfg(feature = "openapi")]
 pub use consent::ConsentState;

@@ -284,9 +284,21 @@ impl App {
         if self.config.store.audit_noop {
             return;
         }
+        // Queued without waiting for its commit: it rides in the next batch
+        // a decision record waits for (AuditConfig::later_linger). A full
+        // queue is back-pressure: a task waits for room, and shutdown waits
+        // for that task.
+        let record = match self.audit.append_later(record) {
+            Ok(()) => return,
+            Err(consent_db::LaterError::Full(record)) => *record,
+            Err(consent_db::LaterError::Closed) => {
+                self.audit_failed("outcome record not written: the audit log is closed");
+                return;
+            }
+        };
         let app = Arc::clone(self);
         self.background.spawn(async move {
-            if let Err(e) = app.audit.append(record).await {
+            if let Err(e) = app.audit.append_later_when_room(record).await {
                 app.audit_failed(&format!(
                     "outcome record not written: {}",
                     crate::api_error::Chain(&e)

@@ -217,6 +217,11 @@ impl Use {
             return Err(ApiError::SupplierNotNamed);
         }
         policy::authorize_api(&app.policy, &caller, Api::Audit)?;
+        // Every call answered before this read is in what it reads: outcome
+        // records queued without waiting for a commit (`append_later`) are
+        // written first. With nothing queued this is one message to the
+        // writer; a store that fails it fails the read below as well.
+        let _ = app.audit.flush().await;
         Ok(())
     }
 

@@ -389,6 +389,13 @@ impl Collector for Snapshot {
         ConstCounter::new(a.records).encode(m)?;
         let m = describe(
             &mut encoder,
+            "audit_later_failures",
+            "Records nobody waited for (outcome records, counted refusals) lost with an audit batch that did not commit.",
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(a.failed_later_records).encode(m)?;
+        let m = describe(
+            &mut encoder,
             "audit_queue_depth",
             "Audit records waiting for the writer.",
             MetricType::Gauge,
