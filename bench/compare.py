@@ -20,6 +20,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import tempfile
 import time
 import urllib.request
@@ -443,6 +444,35 @@ def metric_sum(ops_port, name, label_filter=None):
     return total
 
 
+def metric_value(ops_port, name):
+    """The metric's sum, or None when the process does not export it (an
+    older build)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ops_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    found = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+             if line.startswith(name) and line[len(name)] in " {"]
+    return sum(found) if found else None
+
+
+class LagSampler(threading.Thread):
+    """Samples the indexer's lag (records the derived audit index is behind
+    the log) while the load runs: its maximum is the lag under saturation."""
+
+    def __init__(self, ops_port):
+        super().__init__(daemon=True)
+        self.ops_port, self.stop_at, self.samples = ops_port, threading.Event(), []
+
+    def run(self):
+        while not self.stop_at.is_set():
+            v = metric_value(self.ops_port, "bru_audit_index_lag_records")
+            if v is not None:
+                self.samples.append(v)
+            self.stop_at.wait(0.2)
+
+
 # ---- the run ----------------------------------------------------------------
 
 class World:
@@ -695,12 +725,21 @@ def measure(world, target, fn):
                                  "-p", str(target.proc.pid), "--", "sleep", str(max(1, world.args.duration - 1))],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         log(f"  profiling {target.name} into {out}")
+    lag = LagSampler(target.ops_port) if isinstance(target, Bru) else None
+    if lag:
+        lag.start()
     result = fn()
     cpu1, up_cpu1 = cpu_seconds(pids), cpu_seconds(up_pids)
+    if lag:
+        lag.stop_at.set()
+        lag.join()
+        result["index_lag_max"] = max(lag.samples) if lag.samples else None
     if perf:
         perf.wait()
     # Calls in flight when the load generator stopped still finish.
     time.sleep(0.5)
+    if lag:
+        result["index_lag_end"] = metric_value(target.ops_port, "bru_audit_index_lag_records")
     result["cpu_s"] = cpu1 - cpu0
     result["upstream_cpu_s"] = up_cpu1 - up_cpu0
     # stub_status counts its own request
@@ -812,6 +851,26 @@ def report_saturation(rows, args, fsync_ms):
                       f"{fmt(med([r['cpu_us_per_req'] for r in runs]), 1)} | {fmt(up_cpu, 1)} | "
                       f"{fmt(fs, 3)} | {fmt(wb)} | {fmt(rss, 1)} | {fmt(xn, 2)} | {fmt(xd, 2)} |")
     print()
+    lag_rows = []
+    for payload in args.payloads:
+        for conns in args.conns:
+            for name in args.targets:
+                runs = [r for r in rows.get((name, payload, conns), []) if r.get("index_lag_max") is not None]
+                if runs:
+                    rps = med([r["rps"] for r in runs])
+                    worst = max(r["index_lag_max"] for r in runs)
+                    lag_rows.append(f"| {name} | {payload} | {conns} | {fmt(med([r['index_lag_max'] for r in runs]))} "
+                                    f"| {fmt(worst)} | {fmt(worst / rps * 2000 if rps else None, 1)} "
+                                    f"| {fmt(med([r.get('index_lag_end') for r in runs]))} |")
+    if lag_rows:
+        print("Indexer lag under saturation (`bru_audit_index_lag_records`, sampled every 0.2 s during each run; "
+              "the time is the worst lag ÷ the records a second, two records a call; 'after' is 0.5 s after "
+              "the load stopped):\n")
+        print("| target | payload | conns | max lag, records (median of runs) | worst run | worst lag ≈ ms "
+              "| lag 0.5 s after |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        print("\n".join(lag_rows))
+        print()
     for conns in args.conns:
         bound = conns / (fsync_ms / 1000)
         print(f"- fsync bound at {conns} connections: {conns} in flight ÷ {fsync_ms:.3f} ms = {bound:,.0f} req/s")
@@ -822,20 +881,24 @@ def report_rates(rows, rates, args):
     print("### Latency at a fixed rate (oha, --latency-correction)\n")
     print(f"1 KB payload, {args.oha_conns} connections, {args.oha_duration} s per run, {args.repeats} runs; "
           "median of each percentile (max over runs in brackets).\n")
-    print("| target | rate | p50 ms | p99 ms | p99.9 ms | p99 added over direct ms | CPU µs/req |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| target | rate | p50 ms | p99 ms | p99.9 ms | p50 added over direct ms | p99 added over direct ms "
+          "| CPU µs/req |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for share, rate in rates.items():
         direct_p99 = med([r["p99"] for r in rows.get(("direct", share), [])])
+        direct_p50 = med([r["p50"] for r in rows.get(("direct", share), [])])
         for name in args.targets:
             runs = rows.get((name, share))
             if not runs:
                 continue
             p99 = med([r["p99"] for r in runs])
             added = p99 - direct_p99 if direct_p99 is not None else None
-            print(f"| {name} | {share} % of nginx ({rate:,}/s) | {fmt(med([r['p50'] for r in runs]), 2)} | "
+            p50 = med([r["p50"] for r in runs])
+            added50 = p50 - direct_p50 if direct_p50 is not None else None
+            print(f"| {name} | {share} % of nginx ({rate:,}/s) | {fmt(p50, 2)} | "
                   f"{fmt(p99, 2)} [{fmt(max(r['p99'] for r in runs), 2)}] | "
                   f"{fmt(med([r['p999'] for r in runs]), 2)} [{fmt(max(r['p999'] for r in runs), 2)}] | "
-                  f"{fmt(added, 2)} | {fmt(med([r['cpu_us_per_req'] for r in runs]), 1)} |")
+                  f"{fmt(added50, 2)} | {fmt(added, 2)} | {fmt(med([r['cpu_us_per_req'] for r in runs]), 1)} |")
     print()
 
 
