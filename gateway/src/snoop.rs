@@ -12,9 +12,9 @@ use tokio::task::JoinHandle;
 
 use crate::app::App;
 
-/// Records per transaction: short enough that the follower holds SQLite's
-/// write lock for a few milliseconds at a time.
-pub const PAGE: u32 = 256;
+/// Log indexes per transaction (outcome records in the window are not read):
+/// the follower holds SQLite's write lock for a few milliseconds at a time.
+pub const PAGE: u32 = 2048;
 /// For records other replicas append (this process wakes on its own).
 const POLL: Duration = Duration::from_secs(1);
 /// At most one round this often, so a busy log is read in pages, not per record.
