@@ -196,6 +196,7 @@ impl AuditLog {
             tokio::runtime::Handle::try_current().map_err(|e| AuditError::Start(e.to_string()))?;
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
+        runtime.spawn(checkpoint_loop(store.clone(), tx.downgrade()));
         runtime.spawn(write_loop(store, config, rx, counters.clone()));
         Ok(AuditLog { tx, counters })
     }
@@ -337,6 +338,29 @@ fn prepare(mut record: NewRecord) -> NewRecord {
     // with a person number in it, or unbounded.
     record.scrub();
     record
+}
+
+/// How often the WAL is checkpointed beside the appender. At 5,000 calls
+/// a second and about 16 KB of WAL a call (bench/README.md) that is about
+/// 20 MB, the size SQLite's own 1,000-page trigger reaches every 13 ms.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Checkpoints the WAL off the appender's path (SQLite; nothing on
+/// PostgreSQL) until the log's writer is gone.
+async fn checkpoint_loop(store: Store, log: mpsc::WeakSender<Msg>) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match log.upgrade() {
+            Some(tx) if !tx.is_closed() => {}
+            _ => return,
+        }
+        if let Err(e) = store.checkpoint_wal().await {
+            // A busy database only postpones it; the next tick tries again.
+            tracing::debug!(error = %e, "WAL checkpoint did not run");
+        }
+    }
 }
 
 async fn write_loop(

@@ -330,6 +330,17 @@ impl Store {
         }
     }
 
+    /// SQLite: copies the WAL into the database file as far as readers
+    /// allow, without waiting for a lock (the appender's own commits never
+    /// checkpoint; the audit log runs this beside them). PostgreSQL: nothing
+    /// to do (the server checkpoints).
+    pub(crate) async fn checkpoint_wal(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.checkpoint().await.map(|_| ()),
+            Backend::Postgres(_) => Ok(()),
+        }
+    }
+
     /// Begin a write (see the module's list of differences).
     pub(crate) async fn begin_write(&self) -> Result<Tx<'static>, StoreError> {
         Ok(match &self.backend {

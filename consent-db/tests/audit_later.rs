@@ -164,3 +164,41 @@ async fn a_full_queue_gives_the_record_back_and_it_is_written_when_there_is_room
     log.flush().await.unwrap();
     assert_eq!(store.record_count().await.unwrap(), 3);
 }
+
+/// The appender's commits never checkpoint the WAL (that would stall the
+/// decisions of the next batch); the log's checkpoint task copies it into
+/// the database file beside them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_checkpointed_beside_the_appender() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = support::test_url(dir.path());
+    if url.starts_with("postgres") {
+        eprintln!("skipped on PostgreSQL: the server checkpoints");
+        return;
+    }
+    let store = store(&dir).await;
+    let db = dir.path().join("bru.db");
+    let wal = dir.path().join("bru.db-wal");
+    let before = std::fs::metadata(&db).unwrap().len();
+    let log = AuditLog::start(store.clone(), AuditConfig::default()).unwrap();
+    for chunk in 0..20 {
+        let appends: Vec<_> = (0..100)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    log.append(record(RecordKind::Decision, chunk * 100 + i))
+                        .await
+                })
+            })
+            .collect();
+        for a in appends {
+            a.await.unwrap().unwrap();
+        }
+    }
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+    eventually("the records to reach the database file", async || {
+        std::fs::metadata(&db).unwrap().len() > before
+    })
+    .await;
+    log.close().await.unwrap();
+}
