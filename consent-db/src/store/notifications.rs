@@ -148,8 +148,6 @@ pub struct Notification {
     pub decision: Option<Verdict>,
     /// A refusal's problem code.
     pub code: Option<String>,
-    /// A break-glass call's reason (scrubbed before the record was written).
-    pub reason: Option<String>,
     /// When it happened (a delayed transfer: its original time).
     pub at: Timestamp,
     /// Neither shown nor sent before this.
@@ -170,7 +168,6 @@ struct Row {
     datasets: Option<String>,
     decision: Option<String>,
     code: Option<String>,
-    reason: Option<String>,
     at: String,
     visible_at: String,
     attempts: i32,
@@ -208,7 +205,6 @@ impl TryFrom<Row> for Notification {
                 .transpose()
                 .map_err(|_| bad("decision"))?,
             code: r.code,
-            reason: r.reason,
             at: time("at", &r.at)?,
             visible_at: time("visible_at", &r.visible_at)?,
             attempts: u32::try_from(r.attempts).map_err(|_| bad("attempts"))?,
@@ -224,7 +220,7 @@ fn checked_all(rows: Vec<Row>) -> Result<Vec<Notification>, StoreError> {
 /// Every column of a notification, with its consent's subject, before `WHERE`.
 const SELECT: &str =
     "SELECT n.id, n.kind, n.subject_ref, n.consent_id, c.subject AS consent_subject, \
-     n.event, n.record_index, n.consumer, n.datasets, n.decision, n.code, n.reason, n.at, \
+     n.event, n.record_index, n.consumer, n.datasets, n.decision, n.code, n.at, \
      n.visible_at, n.attempts \
      FROM notifications n LEFT JOIN consents c ON c.id = n.consent_id ";
 
@@ -583,11 +579,14 @@ pub(crate) async fn queue_consent_event(
 
 /// A decision record about a person becomes a transfer notification (a
 /// break-glass one when the call passed a block), visible when the record
-/// is disclosed to its citizen.
+/// is disclosed to its citizen. A break-glass call's reason is the caller's
+/// own text: it stays in the audit record (for the security team) and is
+/// never copied here, so no citizen sees it (the `reason` column of 0011
+/// stays empty; 0016 emptied it).
 async fn queue_transfer(conn: &mut Conn<'_>, r: &AuditRecord) -> Result<(), StoreError> {
     const SQL: &str = "INSERT INTO notifications (id, kind, subject_ref, record_index, consumer, \
-         datasets, decision, code, reason, at, visible_at, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT (id) DO NOTHING";
+         datasets, decision, code, at, visible_at, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT (id) DO NOTHING";
     if r.kind != RecordKind::Decision {
         return Ok(());
     }
@@ -618,7 +617,6 @@ async fn queue_transfer(conn: &mut Conn<'_>, r: &AuditRecord) -> Result<(), Stor
             .bind(&datasets)
             .bind(r.decision.map(|d| d.as_str()))
             .bind(&r.code)
-            .bind(&r.break_glass)
             .bind(r.time.to_string())
             .bind(visible_at(r))
             .execute(&mut **c)
