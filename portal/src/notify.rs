@@ -220,7 +220,11 @@ mod tests {
             "{}",
             v.text.nb
         );
-        assert!(v.text.en.contains("4 December 2026 at 11:00"), "{}", v.text.en);
+        assert!(
+            v.text.en.contains("4 December 2026 at 11:00"),
+            "{}",
+            v.text.en
+        );
         assert!(v.text.nb.contains("blir kontrollert"), "{}", v.text.nb);
         assert!(v.text.en.contains("will be reviewed"), "{}", v.text.en);
         // An organisation the policy does not name is shown by its number.

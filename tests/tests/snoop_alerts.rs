@@ -582,7 +582,10 @@ async fn a_break_glass_read_in_the_demo_is_a_finding() {
         "{notice}"
     );
     assert!(
-        notice["text"]["nb"].as_str().unwrap().contains("nødtilgang"),
+        notice["text"]["nb"]
+            .as_str()
+            .unwrap()
+            .contains("nødtilgang"),
         "{notice}"
     );
     assert!(!notice.to_string().contains(KARI), "{notice}");
