@@ -3,8 +3,12 @@
 //! inbox page and the event sent to the operator's notification service say
 //! the same thing. Only what Bru vouches for: organisation names and dataset
 //! titles from the policy, the event and the time; never text a caller
-//! wrote, except a break-glass call's reason, which the citizen is owed and
-//! which was scrubbed before its record was written.
+//! wrote. A break-glass call's reason is such text: it stays in the audit
+//! record for the security team (`/audit/v1/records`), and the citizen is
+//! told in Bru's words that emergency access was used, by whom, to what,
+//! when, and that it is logged (and reviewed, where the policy's snooping
+//! rule for break-glass is on), as hospitals' access logs do (the
+//! "beslutningsmal" is shown, never the free text).
 
 use consent_db::{Notification, NotificationKind, Verdict};
 use policy::Policy;
@@ -35,8 +39,6 @@ pub struct NotificationView {
     pub event: Option<String>,
     /// A consent notification's consent.
     pub consent_id: Option<String>,
-    /// A break-glass call's reason, as the caller gave it (scrubbed).
-    pub reason: Option<String>,
     /// What happened, in Bru's words.
     pub text: TextView,
 }
@@ -49,9 +51,12 @@ pub fn notification(policy: &Policy, n: &Notification) -> NotificationView {
         .iter()
         .map(|d| view::dataset(policy, d))
         .collect();
+    // A break-glass call is reviewed where the policy's snooping rule for
+    // it is on (the default): each one is a finding for the security team.
+    let reviewed = policy.snooping.break_glass;
     let text = TextView {
-        nb: sentence(Lang::Nb, n, organisation.as_ref(), &datasets),
-        en: sentence(Lang::En, n, organisation.as_ref(), &datasets),
+        nb: sentence(Lang::Nb, n, organisation.as_ref(), &datasets, reviewed),
+        en: sentence(Lang::En, n, organisation.as_ref(), &datasets, reviewed),
     };
     NotificationView {
         id: n.id.clone(),
@@ -62,7 +67,6 @@ pub fn notification(policy: &Policy, n: &Notification) -> NotificationView {
         decision: n.decision,
         event: n.event.clone(),
         consent_id: n.consent_id.clone(),
-        reason: n.reason.clone(),
         text,
     }
 }
@@ -98,12 +102,14 @@ fn dataset_names(lang: Lang, datasets: &[DatasetView]) -> String {
     }
 }
 
-/// What happened, in one or two short sentences.
+/// What happened, in one or two short sentences (a break-glass call: a few
+/// more, all Bru's; `reviewed`: the policy has security review it).
 pub fn sentence(
     lang: Lang,
     n: &Notification,
     org: Option<&OrgView>,
     datasets: &[DatasetView],
+    reviewed: bool,
 ) -> String {
     let who = org_name(lang, org);
     let what = dataset_names(lang, datasets);
@@ -119,13 +125,27 @@ pub fn sentence(
             },
         },
         NotificationKind::BreakGlass => {
-            let reason = n.reason.as_deref().unwrap_or_default();
+            let when = text::date_time(lang, n.at.as_datetime());
             match lang {
                 Lang::Nb => format!(
-                    "{who} brukte nødtilgang og hentet {what} om deg, selv om du har sperret det. Begrunnelse: «{reason}»."
+                    "{who} brukte nødtilgang og hentet {what} om deg den {when}, selv om du har sperret det. \
+                     Nødtilgang kan bare brukes i en nødsituasjon, på opplysninger der reglene tillater det. {} \
+                     Du kan be {who} om en forklaring.",
+                    if reviewed {
+                        "Bruken er logget og blir kontrollert."
+                    } else {
+                        "Bruken er logget."
+                    }
                 ),
                 Lang::En => format!(
-                    "{who} used emergency access and fetched {what} about you, although you have blocked it. Reason given: “{reason}”."
+                    "{who} used emergency access (break-glass) and fetched {what} about you on {when}, although you have blocked it. \
+                     Emergency access may only be used in an emergency, for information where the rules allow it. {} \
+                     You can ask {who} for an explanation.",
+                    if reviewed {
+                        "This use is logged and will be reviewed."
+                    } else {
+                        "This use is logged."
+                    }
                 ),
             }
         }
@@ -180,7 +200,6 @@ mod tests {
             datasets: vec!["helsenorge/hjemmetjeneste".into()],
             decision: Some(Verdict::Allow),
             code: None,
-            reason: Some("bevisstløs i leiligheten".into()),
             at: Timestamp::parse("2026-12-04T10:00:00.000Z").unwrap(),
             visible_at: Timestamp::parse("2026-12-04T10:00:00.000Z").unwrap(),
             attempts: 0,
@@ -188,19 +207,54 @@ mod tests {
     }
 
     #[test]
-    fn a_break_glass_call_is_told_with_its_reason_in_both_languages() {
+    fn a_break_glass_call_is_told_in_bru_s_words_in_both_languages() {
         let policy = policy::parse_policy("policy.toml", "").unwrap();
         let v = notification(&policy, &break_glass());
         assert_eq!(v.kind, "break_glass");
-        assert_eq!(v.reason.as_deref(), Some("bevisstløs i leiligheten"));
         assert!(v.text.nb.contains("nødtilgang"), "{}", v.text.nb);
+        assert!(v.text.en.contains("emergency access"), "{}", v.text.en);
+        // When, in Norwegian time, and that it is reviewed (the policy's
+        // snooping rule for break-glass is on by default).
         assert!(
-            v.text.nb.contains("«bevisstløs i leiligheten»"),
+            v.text.nb.contains("4. desember 2026 kl. 11.00"),
             "{}",
             v.text.nb
         );
-        assert!(v.text.en.contains("emergency access"), "{}", v.text.en);
+        assert!(
+            v.text.en.contains("4 December 2026 at 11:00"),
+            "{}",
+            v.text.en
+        );
+        assert!(v.text.nb.contains("blir kontrollert"), "{}", v.text.nb);
+        assert!(v.text.en.contains("will be reviewed"), "{}", v.text.en);
         // An organisation the policy does not name is shown by its number.
         assert!(v.text.en.contains("921 429 002"), "{}", v.text.en);
+    }
+
+    #[test]
+    fn a_break_glass_notice_never_holds_the_caller_s_reason() {
+        let policy = policy::parse_policy("policy.toml", "").unwrap();
+        // The reason is in the audit record only; nothing the notice is
+        // built from carries it, and the view serialises no such member.
+        let v = notification(&policy, &break_glass());
+        let json = serde_json::to_value(&v).unwrap();
+        assert!(json.get("reason").is_none(), "{json}");
+        for lang in [&v.text.nb, &v.text.en] {
+            assert!(
+                !lang.contains('«') && !lang.contains('“'),
+                "quotes a caller: {lang}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_the_snooping_rule_the_notice_does_not_promise_a_review() {
+        let policy =
+            policy::parse_policy("policy.toml", "[snooping]\nbreak_glass = false\n").unwrap();
+        assert!(!policy.snooping.break_glass);
+        let v = notification(&policy, &break_glass());
+        assert!(v.text.nb.contains("Bruken er logget."), "{}", v.text.nb);
+        assert!(!v.text.nb.contains("kontrollert"), "{}", v.text.nb);
+        assert!(!v.text.en.contains("reviewed"), "{}", v.text.en);
     }
 }

@@ -303,8 +303,8 @@ pub async fn blocks(
             "You can block an organisation or a kind of information. Then Bru says no when someone asks for information about you that the block covers."
         )) }
         p { (l.t(
-            "Noen opplysninger kan loven kreve at blir delt likevel. Helsepersonell kan i en nødsituasjon gå forbi en sperring når reglene tillater det. De må da oppgi en grunn, og du får beskjed med en gang.",
-            "The law may require some information to be shared all the same. In an emergency, health personnel may pass a block where the rules allow it. They must then give a reason, and you are told at once."
+            "Noen opplysninger kan loven kreve at blir delt likevel. Helsepersonell kan i en nødsituasjon gå forbi en sperring når reglene tillater det. De må da oppgi en grunn, som blir logget for kontroll, og du får beskjed med en gang.",
+            "The law may require some information to be shared all the same. In an emergency, health personnel may pass a block where the rules allow it. They must then give a reason, which is logged for review, and you are told at once."
         )) }
         h2 { (l.t("Dine sperringer", "Your blocks")) }
         @if list.is_empty() {

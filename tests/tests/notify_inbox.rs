@@ -4,10 +4,10 @@
 //! newest first, in pages, as my settings choose, in Bru's words and never
 //! with a person number. Both stores.
 //!
-//! A break-glass call cannot be made through this build's pipeline yet (its
-//! `Bru-Break-Glass` handling is another change); its notification is
-//! tested at the store level (consent-db store::notifications::tests) and
-//! its wording in portal::notify's unit tests.
+//! A break-glass call's notice (in Bru's words, never the caller's reason)
+//! is tested end to end in trust_break_glass_wording.rs and snoop_alerts.rs,
+//! at the store level (consent-db store::notifications::tests) and its
+//! wording in portal::notify's unit tests.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;

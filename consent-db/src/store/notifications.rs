@@ -148,8 +148,6 @@ pub struct Notification {
     pub decision: Option<Verdict>,
     /// A refusal's problem code.
     pub code: Option<String>,
-    /// A break-glass call's reason (scrubbed before the record was written).
-    pub reason: Option<String>,
     /// When it happened (a delayed transfer: its original time).
     pub at: Timestamp,
     /// Neither shown nor sent before this.
@@ -170,7 +168,6 @@ struct Row {
     datasets: Option<String>,
     decision: Option<String>,
     code: Option<String>,
-    reason: Option<String>,
     at: String,
     visible_at: String,
     attempts: i32,
@@ -208,7 +205,6 @@ impl TryFrom<Row> for Notification {
                 .transpose()
                 .map_err(|_| bad("decision"))?,
             code: r.code,
-            reason: r.reason,
             at: time("at", &r.at)?,
             visible_at: time("visible_at", &r.visible_at)?,
             attempts: u32::try_from(r.attempts).map_err(|_| bad("attempts"))?,
@@ -224,7 +220,7 @@ fn checked_all(rows: Vec<Row>) -> Result<Vec<Notification>, StoreError> {
 /// Every column of a notification, with its consent's subject, before `WHERE`.
 const SELECT: &str =
     "SELECT n.id, n.kind, n.subject_ref, n.consent_id, c.subject AS consent_subject, \
-     n.event, n.record_index, n.consumer, n.datasets, n.decision, n.code, n.reason, n.at, \
+     n.event, n.record_index, n.consumer, n.datasets, n.decision, n.code, n.at, \
      n.visible_at, n.attempts \
      FROM notifications n LEFT JOIN consents c ON c.id = n.consent_id ";
 
@@ -595,14 +591,18 @@ pub(crate) async fn queue_consent_event(
 /// A decision record about a person becomes a transfer notification (a
 /// break-glass one when the call passed a block), visible when the record
 /// is disclosed to its citizen.
+///
 /// The notifications of the decision records in `[$1, $2)`, as the inbox
 /// and the webhook read them: `transfer-{index}` (stable, so replays and
 /// replicas dedupe), the dataset as `["provider/dataset"]` (names are
 /// policy identifiers; `"` and `\\` escaped all the same), shown from the
-/// record's `disclose_at` (SPEC 10) or its time. Plain SQL both databases
-/// take.
+/// record's `disclose_at` (SPEC 10) or its time. A break-glass call's
+/// reason is the caller's own text: it stays in the audit record (for the
+/// security team) and is never copied here, so no citizen sees it (the
+/// `reason` column of 0011 stays empty; 0016 emptied it). Plain SQL both
+/// databases take.
 const QUEUE_TRANSFERS: &str = "INSERT INTO notifications (id, kind, subject_ref, record_index, \
-     consumer, datasets, decision, code, reason, at, visible_at, next_attempt_at) \
+     consumer, datasets, decision, code, at, visible_at, next_attempt_at) \
      SELECT 'transfer-' || idx, \
        CASE WHEN break_glass IS NULL THEN 'transfer' ELSE 'break_glass' END, \
        subject_ref, idx, consumer, \
@@ -611,7 +611,7 @@ const QUEUE_TRANSFERS: &str = "INSERT INTO notifications (id, kind, subject_ref,
               THEN '[\"' || REPLACE(REPLACE(provider, '\\', '\\\\'), '\"', '\\\"') || '/' \
                    || REPLACE(REPLACE(dataset, '\\', '\\\\'), '\"', '\\\"') || '\"]' \
             ELSE '[]' END, \
-       decision, code, break_glass, time, COALESCE(disclose_at, time), COALESCE(disclose_at, time) \
+       decision, code, time, COALESCE(disclose_at, time), COALESCE(disclose_at, time) \
      FROM audit_records \
      WHERE idx >= $1 AND idx < $2 AND kind = 'decision' AND subject_ref IS NOT NULL \
      ORDER BY idx \

@@ -80,7 +80,7 @@ async fn a_delayed_transfer_is_neither_shown_nor_sent_before_its_time() {
 }
 
 #[tokio::test]
-async fn a_break_glass_call_is_notified_whatever_the_settings_with_its_reason() {
+async fn a_break_glass_call_is_notified_whatever_the_settings_without_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
     let log = AuditLog::start(store.clone(), AuditConfig::default()).unwrap();
@@ -108,7 +108,20 @@ async fn a_break_glass_call_is_notified_whatever_the_settings_with_its_reason() 
         .unwrap();
     assert_eq!(shown.len(), 1, "{shown:?}");
     assert_eq!(shown[0].kind, NotificationKind::BreakGlass);
-    assert_eq!(shown[0].reason.as_deref(), Some("bevisstløs pasient"));
+    // The reason is the caller's text: it stays in the audit record and is
+    // never part of what the citizen's notification holds.
+    assert!(
+        !format!("{shown:?}").contains("bevisstløs"),
+        "the caller's reason in a notification: {shown:?}"
+    );
+    let record = store
+        .records(&RecordFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.index == 0)
+        .unwrap();
+    assert_eq!(record.break_glass.as_deref(), Some("bevisstløs pasient"));
     let all = store
         .inbox(
             "ref-kari",
@@ -260,4 +273,29 @@ async fn a_consent_event_has_its_notification_in_its_own_transaction() {
         .unwrap();
     assert_eq!(rest.len(), 1);
     assert!(!first.iter().any(|n| n.id == rest[0].id));
+}
+
+/// Migration 0016: a reason copied into a notification before the fix (the
+/// caller's text, which no citizen may be shown) is emptied; the row stays.
+#[tokio::test]
+async fn migration_0016_empties_reasons_copied_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    const OLD: &str = "INSERT INTO notifications (id, kind, subject_ref, reason, at, visible_at, \
+         next_attempt_at) VALUES ('transfer-9', 'break_glass', 'ref-kari', 'bevisstløs pasient', \
+         '2026-12-01T10:00:00.000Z', '2026-12-01T10:00:00.000Z', '2026-12-01T10:00:00.000Z')";
+    const READ: &str = "SELECT reason FROM notifications WHERE id = 'transfer-9'";
+    on_pool!(store, pool => {
+        sqlx::query(OLD).execute(pool).await.unwrap();
+        // As if the store was migrated before 0016 existed.
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 16")
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    store.migrate().await.unwrap();
+    let reason: Option<String> = on_pool!(store, pool => {
+        sqlx::query_scalar(READ).fetch_one(pool).await.unwrap()
+    });
+    assert_eq!(reason, None);
 }
