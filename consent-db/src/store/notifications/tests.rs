@@ -3,7 +3,7 @@
 //! break-glass call, the lease between replicas, a consent event's row.
 
 use super::*;
-use crate::record::{NewRecord, RecordKind};
+use crate::record::{NewRecord, RecordFilter, RecordKind};
 use crate::store::StoreConfig;
 use crate::{AuditConfig, AuditLog};
 
