@@ -190,6 +190,11 @@ impl PgStore {
     }
 }
 
+/// See `Conn::json_rows`.
+pub(crate) fn json_rows(select: &str, names: &str) -> String {
+    format!("SELECT COALESCE(json_agg(json_build_array({names})), '[]')::text FROM ({select}) AS w")
+}
+
 /// Take the sequencer: one batch at a time across replicas; the lock is
 /// released by the commit. The last index and the tree's right edge are read
 /// after it, since another replica may have appended meanwhile.

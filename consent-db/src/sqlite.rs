@@ -163,6 +163,11 @@ impl SqliteStore {
 
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
+/// See `Conn::json_rows`.
+pub(crate) fn json_rows(select: &str, names: &str) -> String {
+    format!("SELECT COALESCE(json_group_array(json_array({names})), '[]') FROM ({select}) AS w")
+}
+
 /// The connection a batch of records is appended on.
 pub(crate) enum Appender<'a> {
     Own(MutexGuard<'a, Option<SqliteConnection>>),

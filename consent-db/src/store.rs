@@ -181,6 +181,17 @@ impl Conn<'_> {
         matches!(self, Conn::Postgres(_))
     }
 
+    /// One JSON text of the rows `select` gives: an array of arrays of the
+    /// columns `names` (as `select` names them), for a follower that reads a
+    /// window of the log as one row (SQLite `json_group_array`, PostgreSQL
+    /// `json_agg`; the order of rows is the caller's to restore).
+    pub(crate) fn json_rows(&self, select: &str, names: &str) -> String {
+        match self {
+            Conn::Sqlite(_) => sqlite::json_rows(select, names),
+            Conn::Postgres(_) => postgres::json_rows(select, names),
+        }
+    }
+
     /// Insert a batch of nodes in one statement.
     pub(crate) async fn insert_nodes(
         &mut self,
