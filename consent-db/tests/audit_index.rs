@@ -75,10 +75,7 @@ async fn a_filtered_query_sees_the_records_just_appended() {
     assert_eq!(store.index_position().await.unwrap(), 0);
     assert!(indexed(&url).await.is_empty());
 
-    let found = store
-        .records(&by_consumer("0192:983440002"))
-        .await
-        .unwrap();
+    let found = store.records(&by_consumer("0192:983440002")).await.unwrap();
     let indexes: Vec<u64> = found.iter().map(|r| r.index).collect();
     assert_eq!(indexes, [1, 3, 5, 7, 9]);
     assert_eq!(store.index_position().await.unwrap(), 10);
@@ -137,10 +134,7 @@ async fn the_index_position_survives_a_crash_between_append_and_index() {
     assert_eq!(store.index_position().await.unwrap(), 9);
     // No gap, no duplicate (the primary key would refuse one).
     assert_eq!(indexed(&url).await, (0..9).collect::<Vec<i64>>());
-    let all = store
-        .records(&by_consumer("0192:921429002"))
-        .await
-        .unwrap();
+    let all = store.records(&by_consumer("0192:921429002")).await.unwrap();
     let indexes: Vec<u64> = all.iter().map(|r| r.index).collect();
     assert_eq!(indexes, [0, 2, 4, 6, 8]);
 }
