@@ -190,3 +190,34 @@ async fn the_migration_indexes_the_records_written_before_it() {
     assert_eq!(store.index_step(100).await.unwrap(), 2);
     assert_eq!(indexed(&url).await, (0..9).collect::<Vec<i64>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_catching_up_at_once_take_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = test_url(dir.path());
+    let writer = open(&url).await;
+    // Two more handles on the same database, as two replicas would have.
+    let a = open(&url).await;
+    let b = open(&url).await;
+    let appending = tokio::spawn({
+        let writer = writer.clone();
+        async move { append(&writer, 0..60).await }
+    });
+    let step = |s: Store| async move {
+        let mut copied = 0;
+        for _ in 0..40 {
+            copied += s.index_step(4).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        copied
+    };
+    let (ca, cb) = tokio::join!(tokio::spawn(step(a.clone())), tokio::spawn(step(b.clone())));
+    appending.await.unwrap();
+    let mut copied = ca.unwrap() + cb.unwrap();
+    copied += a.index_step(1000).await.unwrap();
+    // Every record copied once: no step repeated another's rows (the
+    // primary key would have refused them) and none was skipped.
+    assert_eq!(copied, 60);
+    assert_eq!(b.index_position().await.unwrap(), 60);
+    assert_eq!(indexed(&url).await, (0..60).collect::<Vec<i64>>());
+}
