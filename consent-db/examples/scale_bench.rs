@@ -15,7 +15,9 @@
 //! Seeding: the leaf hash of every record is `AuditRecord::leaf_hash` of the
 //! very struct whose fields go into the COPY row, and the tree nodes are the
 //! ones `merkle::Frontier::push` completes, so `bru audit verify` checks them
-//! like any log. Secondary indexes and keys are dropped for the load and
+//! like any log. `audit_index` (migration 0015) is filled from the records
+//! and the indexer's position set to their count, as the indexer would
+//! leave it. Secondary indexes and keys are dropped for the load and
 //! re-created from their own definitions (`pg_get_indexdef`,
 //! `pg_get_constraintdef`); row triggers are off for the COPY sessions
 //! (`session_replication_role = replica`): the rows are written in their
@@ -419,7 +421,8 @@ async fn copy_task(
 
 // ---- seed ------------------------------------------------------------------
 
-const TABLES: &str = "'audit_records','consents','consent_events','tree_nodes','tree_heads'";
+const TABLES: &str =
+    "'audit_records','audit_index','consents','consent_events','tree_nodes','tree_heads'";
 
 async fn seed(url: &str, consents: u64, records: u64, subjects: u64) -> Result<(), Error> {
     let started = Instant::now();
@@ -432,10 +435,13 @@ async fn seed(url: &str, consents: u64, records: u64, subjects: u64) -> Result<(
     let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
 
     let mut conn = PgConnection::connect(url).await?;
-    // Keys and indexes: dropped for the load, re-created from their own definitions.
+    // Keys and indexes: dropped for the load, re-created from their own
+    // definitions; also the foreign keys of other tables that point into
+    // these (consent_event_actors → consent_events, migration 0008).
     let constraints: Vec<(String, String, String, String)> = sqlx::query(&format!(
         "SELECT conrelid::regclass::text, conname, contype::text, pg_get_constraintdef(oid) \
-         FROM pg_constraint WHERE contype IN ('p', 'f') AND conrelid::regclass::text IN ({TABLES})"
+         FROM pg_constraint WHERE contype IN ('p', 'f') AND (conrelid::regclass::text IN ({TABLES}) \
+         OR (contype = 'f' AND confrelid::regclass::text IN ({TABLES})))"
     ))
     .fetch_all(&mut conn)
     .await?
@@ -726,6 +732,28 @@ async fn seed(url: &str, consents: u64, records: u64, subjects: u64) -> Result<(
         t.elapsed().as_secs_f64()
     );
 
+    // The derived index (migration 0015), as the indexer would have written
+    // it: every record, and the indexer's position at the log's end, so the
+    // audit API's and the citizen's queries run on it without catching up.
+    let t = Instant::now();
+    sqlx::query(
+        "INSERT INTO audit_index (idx, time, transfer_id, kind, consumer, provider, dataset, \
+         subject_ref, decision, disclose_at) SELECT idx, time, transfer_id, kind, consumer, \
+         provider, dataset, subject_ref, decision, disclose_at FROM audit_records",
+    )
+    .execute(&mut conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO log_followers (name, position, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+    )
+    .bind(consent_db::INDEX_FOLLOWER)
+    .bind(i64::try_from(records)?)
+    .bind(Timestamp::now().to_string())
+    .execute(&mut conn)
+    .await?;
+    eprintln!("seed: audit_index in {:.0} s", t.elapsed().as_secs_f64());
+
     // Keys, then indexes, then foreign keys, as the migrations define them.
     let t = Instant::now();
     sqlx::query("SET maintenance_work_mem = '1GB'")
@@ -759,6 +787,7 @@ async fn seed(url: &str, consents: u64, records: u64, subjects: u64) -> Result<(
         "consents",
         "consent_events",
         "audit_records",
+        "audit_index",
         "tree_nodes",
         "tree_heads",
     ] {

@@ -56,8 +56,8 @@ pub use record::{
 pub use store::{
     disclosure_now, test_skew_days, ActionActor, AltinnConsentEnded, AltinnConsentState, Block,
     EventActor, FindingFilter, InboxCursor, Notification, NotificationKind, NotificationSettings,
-    OutboxCounts, PortalSession, SnoopStep, Store, StoredFinding, TransferNotices, SNOOP_FOLLOWER,
-    TEST_SKEW_VAR,
+    OutboxCounts, PortalSession, SnoopStep, Store, StoredFinding, TransferNotices, INDEX_FOLLOWER,
+    INDEX_STEP, SNOOP_FOLLOWER, TEST_SKEW_VAR,
 };
 pub use tlog::{ProofQueryError, StoredCheckpoint, TreeHead};
 pub use verify::{verify, Tampering, VerifyError, VerifySummary};

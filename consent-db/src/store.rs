@@ -82,6 +82,7 @@ mod blocks;
 mod consents;
 mod disclosure;
 mod followers;
+mod indexer;
 mod notifications;
 mod portal_sessions;
 mod records;
@@ -94,6 +95,7 @@ pub use altinn::{AltinnConsentEnded, AltinnConsentState};
 pub(crate) use append::BatchCommit;
 pub use blocks::Block;
 pub use disclosure::{disclosure_now, test_skew_days, TEST_SKEW_VAR};
+pub use indexer::{INDEX_FOLLOWER, INDEX_STEP};
 pub use notifications::{
     InboxCursor, Notification, NotificationKind, NotificationSettings, OutboxCounts,
     TransferNotices,

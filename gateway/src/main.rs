@@ -15,6 +15,7 @@ mod citizen_export;
 mod cli;
 mod config;
 mod consent_api;
+mod indexer;
 mod json_api;
 mod keys;
 mod metrics;

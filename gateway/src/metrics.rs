@@ -291,6 +291,9 @@ pub struct Snapshot {
     pub audit: AuditStats,
     /// Seconds since the writer last committed a batch, if it has.
     pub audit_last_commit_age: Option<f64>,
+    /// Records the log holds beyond the derived index's position (two
+    /// primary-key reads; `None` when they failed).
+    pub audit_index_lag: Option<u64>,
     /// Consent events committed through this process, by type.
     pub consent_events: ConsentEventCounts,
     /// JWKS fetches per configured issuer.
@@ -320,6 +323,7 @@ impl Snapshot {
                 .last_commit_unix_ms
                 .map(|t| now_ms.saturating_sub(t).max(0) as f64 / 1000.0),
             audit,
+            audit_index_lag: crate::indexer::lag(&app.store).await.ok(),
             consent_events: app.store.consent_event_counts(),
             jwks: app.auth.jwks_refreshes(),
             checkpoint_age: app.checkpoints.age(&app.store).await,
@@ -401,6 +405,15 @@ impl Collector for Snapshot {
             MetricType::Gauge,
         )?;
         ConstGauge::new(i64::try_from(a.queued).unwrap_or(i64::MAX)).encode(m)?;
+        if let Some(lag) = self.audit_index_lag {
+            let m = describe(
+                &mut encoder,
+                "audit_index_lag_records",
+                "Records in the audit log not yet in its derived index (the indexer's lag).",
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::try_from(lag).unwrap_or(i64::MAX)).encode(m)?;
+        }
         if let Some(age) = self.audit_last_commit_age {
             let m = describe(
                 &mut encoder,

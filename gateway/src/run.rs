@@ -197,6 +197,7 @@ async fn run(
     let witnesses = crate::witnessing::spawn(&app, &stop_rx);
     let notifications = tokio::spawn(crate::notify_delivery::run(app.clone(), stop_rx.clone()));
     let snoop = crate::snoop::spawn(&app, &stop_rx);
+    let indexer = crate::indexer::spawn(&app, &stop_rx);
     let counted = tokio::spawn({
         let app = app.clone();
         let mut stop = stop_rx.clone();
@@ -239,6 +240,7 @@ async fn run(
     futures_util::future::join_all(witnesses).await;
     crate::witnessing::final_round(&app).await;
     let _ = snoop.await;
+    let _ = indexer.await;
     let _ = ops_task.await;
     tracing::info!("stopped");
     Ok(())

@@ -14,7 +14,7 @@
 //! only (tests), the clock moved by `BRU_TEST_DISCLOSURE_SKEW_DAYS` so a
 //! black-box test can see a delay pass. A release build never reads it.
 
-use super::records::{RecordRow, RECORD_COLUMNS};
+use super::records::{indexed_columns, RecordRow, INDEXED_FROM, RECORD_COLUMNS};
 use super::Store;
 use crate::error::StoreError;
 use crate::record::{AuditRecord, RecordKind, Timestamp};
@@ -23,6 +23,8 @@ use crate::record::{AuditRecord, RecordKind, Timestamp};
 /// spelt as `time` is (fixed width, UTC, milliseconds), so text compares as
 /// time does on both backends.
 const DISCLOSED: &str = "(disclose_at IS NULL OR disclose_at <= $2)";
+/// [`DISCLOSED`] on the derived index (`audit_index i`, migration 0015).
+const INDEX_DISCLOSED: &str = "(i.disclose_at IS NULL OR i.disclose_at <= $2)";
 
 /// The environment variable a debug build reads once: days to add to the
 /// clock for delayed disclosure only (tokens, consents and records keep the
@@ -86,9 +88,13 @@ impl Store {
         limit: u32,
         now: Timestamp,
     ) -> Result<Vec<AuditRecord>, StoreError> {
+        // On the derived index, caught up first: the citizen sees the
+        // records of calls that returned before this read.
+        self.index_for_read().await?;
         let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM audit_records WHERE subject_ref = $1 AND {DISCLOSED} \
-             AND ($3 IS NULL OR kind = $3) AND idx > $4 ORDER BY idx LIMIT $5"
+            "SELECT {}{INDEXED_FROM} WHERE i.subject_ref = $1 AND {INDEX_DISCLOSED} \
+             AND ($3 IS NULL OR i.kind = $3) AND i.idx > $4 ORDER BY i.idx LIMIT $5",
+            indexed_columns()
         );
         // No cursor: every index is above -1.
         let after = after.map_or(-1, |a| i64::try_from(a).unwrap_or(i64::MAX));

@@ -16,6 +16,23 @@ pub(super) const RECORD_COLUMNS: &str =
      decision, code, status, bytes, duration_ms, count, system_user, break_glass, \
      disclosure_delay_days";
 
+/// A query on the derived index: `audit_index` (alias `i`, filtered and
+/// ordered on) joined to the records it indexes (alias `r`, read) by the
+/// primary key. Select [`indexed_columns`] with it.
+pub(super) const INDEXED_FROM: &str = " FROM audit_index i JOIN audit_records r ON r.idx = i.idx";
+
+/// [`RECORD_COLUMNS`] qualified with `r.`, for [`INDEXED_FROM`].
+pub(super) fn indexed_columns() -> &'static str {
+    static COLUMNS: OnceLock<String> = OnceLock::new();
+    COLUMNS.get_or_init(|| {
+        RECORD_COLUMNS
+            .split(',')
+            .map(|c| format!("r.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
 /// The columns an insert writes: the record's, and `disclose_at` (derived:
 /// `time` + `disclosure_delay_days`, for the citizen's views to compare with
 /// now; not part of the record or its leaf).
@@ -129,56 +146,75 @@ pub(super) async fn insert_records(
 }
 
 impl Store {
-    /// Records matching `filter`, in index order.
+    /// Records matching `filter`, in index order. A filter on any column
+    /// but the index reads `audit_index` (migration 0015), caught up to the
+    /// log's end first so the caller sees its own writes; the cursor alone
+    /// (the followers) reads `audit_records` by its primary key.
     pub async fn records(&self, filter: &RecordFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let indexed = filter.since.is_some()
+            || filter.until.is_some()
+            || filter.consumer.is_some()
+            || filter.provider.is_some()
+            || filter.dataset.is_some()
+            || filter.kind.is_some()
+            || filter.decision.is_some()
+            || filter.subject_ref.is_some();
+        if indexed {
+            self.index_for_read().await?;
+        }
         let rows: Vec<RecordRow> = on_pool!(self, pool => {
             let mut q = QueryBuilder::new("SELECT ");
-            q.push(RECORD_COLUMNS).push(" FROM audit_records WHERE 1 = 1");
+            match indexed {
+                true => q.push(indexed_columns()).push(INDEXED_FROM),
+                false => q.push(RECORD_COLUMNS).push(" FROM audit_records r"),
+            };
+            q.push(" WHERE 1 = 1");
             // Time never goes backwards along the log (it is taken under the
             // sequencer's lock), so a time window is also an index range: the
             // first record at or after each bound, found on the time index,
             // bounds `idx`. Without this the planner may walk the primary key
             // from 0 filtering on time (seconds at 15M records; bench/README.md).
-            const FIRST_AT: &str = "COALESCE((SELECT idx FROM audit_records WHERE time >= ";
+            const FIRST_AT: &str = "COALESCE((SELECT idx FROM audit_index WHERE time >= ";
             const FIRST_AT_END: &str = " ORDER BY time, idx LIMIT 1), 9223372036854775807)";
             if let Some(t) = filter.since {
-                q.push(" AND time >= ").push_bind(t.to_string());
-                q.push(" AND idx >= ")
+                q.push(" AND i.time >= ").push_bind(t.to_string());
+                q.push(" AND i.idx >= ")
                     .push(FIRST_AT)
                     .push_bind(t.to_string())
                     .push(FIRST_AT_END);
             }
             if let Some(t) = filter.until {
-                q.push(" AND time < ").push_bind(t.to_string());
-                q.push(" AND idx < ")
+                q.push(" AND i.time < ").push_bind(t.to_string());
+                q.push(" AND i.idx < ")
                     .push(FIRST_AT)
                     .push_bind(t.to_string())
                     .push(FIRST_AT_END);
             }
             if let Some(c) = &filter.consumer {
-                q.push(" AND consumer = ").push_bind(c.clone());
+                q.push(" AND i.consumer = ").push_bind(c.clone());
             }
             if let Some(p) = &filter.provider {
-                q.push(" AND provider = ").push_bind(p.clone());
+                q.push(" AND i.provider = ").push_bind(p.clone());
             }
             if let Some(d) = &filter.dataset {
-                q.push(" AND dataset = ").push_bind(d.clone());
+                q.push(" AND i.dataset = ").push_bind(d.clone());
             }
             if let Some(k) = filter.kind {
-                q.push(" AND kind = ").push_bind(k.as_str());
+                q.push(" AND i.kind = ").push_bind(k.as_str());
             }
             if let Some(v) = filter.decision {
-                q.push(" AND decision = ").push_bind(v.as_str());
+                q.push(" AND i.decision = ").push_bind(v.as_str());
             }
             if let Some(s) = &filter.subject_ref {
-                q.push(" AND subject_ref = ").push_bind(s.clone());
+                q.push(" AND i.subject_ref = ").push_bind(s.clone());
             }
+            let key = if indexed { "i.idx" } else { "r.idx" };
             if let Some(after) = filter.after_index {
                 // Past i64::MAX there is nothing; saturate rather than fail.
-                q.push(" AND idx > ")
+                q.push(format_args!(" AND {key} > "))
                     .push_bind(i64::try_from(after).unwrap_or(i64::MAX));
             }
-            q.push(" ORDER BY idx");
+            q.push(format_args!(" ORDER BY {key}"));
             if let Some(limit) = filter.limit {
                 q.push(" LIMIT ").push_bind(i64::from(limit));
             }
@@ -201,8 +237,10 @@ impl Store {
         &self,
         transfer_id: &str,
     ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.index_for_read().await?;
         let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM audit_records WHERE transfer_id = $1 ORDER BY idx"
+            "SELECT {}{INDEXED_FROM} WHERE i.transfer_id = $1 ORDER BY i.idx",
+            indexed_columns()
         );
         let rows: Vec<RecordRow> = on_pool!(self, pool => {
             sqlx::query_as(&sql).bind(transfer_id).fetch_all(pool).await?

@@ -25,6 +25,7 @@ fn snapshot() -> Snapshot {
         altinn_events_lag: None,
         audit,
         audit_last_commit_age: Some(0.25),
+        audit_index_lag: Some(12),
         consent_events: ConsentEventCounts::default(),
         jwks: vec![
             JwksRefreshes {
@@ -61,6 +62,10 @@ fn the_snapshot_is_encoded_under_stable_names() {
     check("bru_audit_batches_total", &["bru_audit_batches_total 4"]);
     check("bru_audit_records_total", &["bru_audit_records_total 5007"]);
     check("bru_audit_queue_depth", &["bru_audit_queue_depth 7"]);
+    check(
+        "bru_audit_index_lag_records",
+        &["bru_audit_index_lag_records 12"],
+    );
     check(
         "bru_audit_last_commit_age_seconds",
         &["bru_audit_last_commit_age_seconds 0.25"],
@@ -124,6 +129,7 @@ fn the_snapshot_is_encoded_under_stable_names() {
         ("bru_audit_batch_size", "histogram"),
         ("bru_audit_batches", "counter"),
         ("bru_audit_queue_depth", "gauge"),
+        ("bru_audit_index_lag_records", "gauge"),
         ("bru_checkpoint_age_seconds", "gauge"),
         ("bru_consent_events", "counter"),
         ("bru_jwks_refreshes", "counter"),
