@@ -93,7 +93,7 @@ async fn fetch_nodes(
                     .push_bind_unseparated(level)
                     .push_unseparated(")");
             }
-            q.push("))");
+            q.push(") AS k)");
             q.build_query_as().fetch_all(&mut **c).await?
         });
         for (size, level, hash) in rows {
