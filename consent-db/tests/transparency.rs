@@ -501,11 +501,7 @@ async fn a_truncated_tail_below_a_checkpoint_is_found() {
     // The attacker removes the records and the tree state, but cannot
     // unsign the checkpoint at 40 that others may hold.
     exec(&mut db, "DELETE FROM audit_records WHERE idx >= 33").await;
-    exec(
-        &mut db,
-        "DELETE FROM tree_nodes WHERE size > 33",
-    )
-    .await;
+    exec(&mut db, "DELETE FROM tree_nodes WHERE size > 33").await;
     exec(&mut db, "DELETE FROM tree_heads WHERE size > 33").await;
     expect_tampered(&fx, &store, Some(33), &["truncated", "checkpoint"]).await;
 }

@@ -254,8 +254,15 @@ async fn a_store_keyed_by_level_and_index_upgrades_with_the_same_root_and_proofs
     assert_eq!(stored, expected);
     let head = store.tree_head().await.unwrap();
     assert_eq!((head.size, head.root), (RECORDS as u64, root));
-    assert_eq!(store.root_at(100).await.unwrap(), merkle::root_of(&leaves[..100]));
-    assert_proofs(&leaves, &root, &inclusion_proofs(&store, RECORDS as u64).await);
+    assert_eq!(
+        store.root_at(100).await.unwrap(),
+        merkle::root_of(&leaves[..100])
+    );
+    assert_proofs(
+        &leaves,
+        &root,
+        &inclusion_proofs(&store, RECORDS as u64).await,
+    );
     let consistency = store.consistency_proof(100, RECORDS as u64).await.unwrap();
     merkle::verify_consistency(
         100,
@@ -272,7 +279,10 @@ async fn a_store_keyed_by_level_and_index_upgrades_with_the_same_root_and_proofs
         .map(|(_, h)| *h)
         .collect();
     assert_eq!(
-        store.subtree_hashes(1, 0, level_1.len() as u64).await.unwrap(),
+        store
+            .subtree_hashes(1, 0, level_1.len() as u64)
+            .await
+            .unwrap(),
         level_1
     );
 
@@ -286,7 +296,11 @@ async fn a_store_keyed_by_level_and_index_upgrades_with_the_same_root_and_proofs
     assert_eq!(leaves.len(), RECORDS + 20);
     let head = store.tree_head().await.unwrap();
     assert_eq!(head.root, merkle::root_of(&leaves));
-    assert_proofs(&leaves, &head.root, &inclusion_proofs(&store, head.size).await);
+    assert_proofs(
+        &leaves,
+        &head.root,
+        &inclusion_proofs(&store, head.size).await,
+    );
 
     // Still append-only.
     let refused = match &mut raw {

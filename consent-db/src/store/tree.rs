@@ -581,14 +581,15 @@ mod tests {
             });
             let steps: Vec<&str> = plan.iter().map(|(_, _, _, s)| s.as_str()).collect();
             assert!(
-                steps
-                    .iter()
-                    .any(|s| s.starts_with("SEARCH n USING PRIMARY KEY (size=? AND level=?)")
-                        || s.starts_with("SEARCH tree_nodes USING PRIMARY KEY")),
+                steps.iter().any(|s| s
+                    .starts_with("SEARCH n USING PRIMARY KEY (size=? AND level=?)")
+                    || s.starts_with("SEARCH tree_nodes USING PRIMARY KEY")),
                 "{sql}: {steps:?}"
             );
             assert!(
-                !steps.iter().any(|s| s.starts_with("SCAN tree_nodes") || s.starts_with("SCAN n")),
+                !steps
+                    .iter()
+                    .any(|s| s.starts_with("SCAN tree_nodes") || s.starts_with("SCAN n")),
                 "{sql}: {steps:?}"
             );
         }
