@@ -556,7 +556,7 @@ async fn seed(url: &str, consents: u64, records: u64, subjects: u64) -> Result<(
     ));
     let n_task = tokio::spawn(copy_task(
         url.to_owned(),
-        "COPY tree_nodes (level, idx, hash) FROM STDIN",
+        "COPY tree_nodes (size, level, hash) FROM STDIN",
         nrx,
     ));
     let h_task = tokio::spawn(copy_task(
@@ -689,8 +689,8 @@ async fn seed(url: &str, consents: u64, records: u64, subjects: u64) -> Result<(
                     row(
                         &mut ns.buf,
                         &[
+                            &|o| num(o, Some(id.end() as i64)),
                             &|o| num(o, Some(i64::from(id.level))),
-                            &|o| num(o, Some(id.index as i64)),
                             &|o| bytea(o, h),
                         ],
                     );

@@ -207,26 +207,28 @@ pub(crate) async fn take_sequencer(conn: &mut PgConnection) -> Result<(), StoreE
 }
 
 /// Insert a batch of nodes in one statement (three arrays the server
-/// unnests), so a batch's nodes cost one round trip.
+/// unnests), so a batch's nodes cost one round trip. The key is the tree
+/// size at which a node completes (migration 0014), so the batch's index
+/// entries are contiguous.
 pub(crate) async fn insert_nodes(
     conn: &mut PgConnection,
     nodes: &[(NodeId, Hash)],
 ) -> Result<(), StoreError> {
-    const SQL: &str = "INSERT INTO tree_nodes (level, idx, hash) \
+    const SQL: &str = "INSERT INTO tree_nodes (size, level, hash) \
          SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[])";
-    let levels: Vec<i64> = nodes.iter().map(|(id, _)| i64::from(id.level)).collect();
-    let indexes = nodes
+    let sizes = nodes
         .iter()
         .map(|(id, _)| {
-            i64::try_from(id.index).map_err(|_| {
-                StoreError::Db(format!("node index {} is too large to store", id.index))
+            i64::try_from(id.end()).map_err(|_| {
+                StoreError::Db(format!("node size {} is too large to store", id.end()))
             })
         })
         .collect::<Result<Vec<i64>, _>>()?;
+    let levels: Vec<i64> = nodes.iter().map(|(id, _)| i64::from(id.level)).collect();
     let hashes: Vec<Vec<u8>> = nodes.iter().map(|(_, h)| h.to_vec()).collect();
     sqlx::query(SQL)
+        .bind(sizes)
         .bind(levels)
-        .bind(indexes)
         .bind(hashes)
         .execute(conn)
         .await?;

@@ -203,14 +203,16 @@ impl Appender<'_> {
     }
 }
 
-/// Insert a batch of nodes in one statement: their (level, index) pairs as a
+/// Insert a batch of nodes in one statement: their (size, level) keys as a
 /// JSON array and their hashes as one blob that SQLite cuts up, so a batch's
-/// nodes cost one round trip to SQLite's worker thread.
+/// nodes cost one round trip to SQLite's worker thread. The key is the tree
+/// size at which a node completes (migration 0014), so the batch's rows are
+/// contiguous in the table.
 pub(crate) async fn insert_nodes(
     conn: &mut SqliteConnection,
     nodes: &[(NodeId, Hash)],
 ) -> Result<(), StoreError> {
-    const SQL: &str = "INSERT INTO tree_nodes (level, idx, hash) \
+    const SQL: &str = "INSERT INTO tree_nodes (size, level, hash) \
          SELECT value ->> 0, value ->> 1, substr($2, key * 32 + 1, 32) FROM json_each($1)";
     let mut ids = String::with_capacity(nodes.len() * 16 + 2);
     let mut hashes = Vec::with_capacity(nodes.len() * 32);
@@ -219,8 +221,8 @@ pub(crate) async fn insert_nodes(
         if i > 0 {
             ids.push(',');
         }
-        // Indexes stay below 2^53 (a record index is a JSON safe integer).
-        ids.push_str(&format!("[{},{}]", id.level, id.index));
+        // Sizes stay below 2^53 (a record index is a JSON safe integer).
+        ids.push_str(&format!("[{},{}]", id.end(), id.level));
         hashes.extend_from_slice(hash);
     }
     ids.push(']');

@@ -501,11 +501,7 @@ async fn a_truncated_tail_below_a_checkpoint_is_found() {
     // The attacker removes the records and the tree state, but cannot
     // unsign the checkpoint at 40 that others may hold.
     exec(&mut db, "DELETE FROM audit_records WHERE idx >= 33").await;
-    exec(
-        &mut db,
-        "DELETE FROM tree_nodes WHERE ((idx + 1) << level) > 33",
-    )
-    .await;
+    exec(&mut db, "DELETE FROM tree_nodes WHERE size > 33").await;
     exec(&mut db, "DELETE FROM tree_heads WHERE size > 33").await;
     expect_tampered(&fx, &store, Some(33), &["truncated", "checkpoint"]).await;
 }
@@ -568,9 +564,9 @@ async fn a_change_with_the_tree_state_rewritten_to_match_is_caught_by_the_checkp
         f.push(*leaf, |id, h| nodes.push((id, *h)));
     }
     for (id, h) in nodes {
-        sqlx::query("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO tree_nodes (size, level, hash) VALUES (?, ?, ?)")
+            .bind(id.end() as i64)
             .bind(i64::from(id.level))
-            .bind(id.index as i64)
             .bind(h.to_vec())
             .execute(&mut db)
             .await
@@ -596,7 +592,7 @@ async fn an_altered_interior_node_is_found() {
     let mut db = fx.attacker().await;
     exec(
         &mut db,
-        "UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 3",
+        "UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 2 AND size = 16",
     )
     .await;
     expect_tampered(&fx, &store, Some(12), &["tree node (level 2, index 3)"]).await;

@@ -5,7 +5,8 @@
 //!
 //! Tile `N` at level `L` holds the hashes of the perfect subtrees at tree
 //! level `8·L` with indexes `256·N … 256·N + 255`: each is stored once in
-//! `tree_nodes` when it completes, so a tile is one range read. Only what
+//! `tree_nodes` when it completes, so a tile is one read (point lookups on
+//! the nodes' (size, level) key, or one range at level 0). Only what
 //! the newest checkpoint covers is served, so a tile never shows a tree
 //! nobody signed.
 

@@ -652,7 +652,7 @@ async fn bru_audit_verify_finds_every_kind_of_tampering() {
             "truncated",
             "n = db.execute('SELECT MAX(size) FROM checkpoints').fetchone()[0] - 3\n\
              db.execute('DELETE FROM audit_records WHERE idx >= ?', (n,))\n\
-             db.execute('DELETE FROM tree_nodes WHERE ((idx + 1) << level) > ?', (n,))\n\
+             db.execute('DELETE FROM tree_nodes WHERE size > ?', (n,))\n\
              db.execute('DELETE FROM tree_heads WHERE size > ?', (n,))",
             &[&format!("first bad index {}:", records - 3), "truncated", "checkpoint"],
         ),

@@ -223,7 +223,7 @@ async fn roll_back(world: &TestWorld, keep: u64) -> u64 {
                 .unwrap();
             for sql in [
                 "DELETE FROM audit_records WHERE idx >= $1",
-                "DELETE FROM tree_nodes WHERE ((idx + 1) << level) > $1",
+                "DELETE FROM tree_nodes WHERE size > $1",
                 "DELETE FROM tree_heads WHERE size > $1",
                 "DELETE FROM checkpoints WHERE size > $1",
                 "DELETE FROM witness_cosignatures",
@@ -249,7 +249,7 @@ async fn roll_back(world: &TestWorld, keep: u64) -> u64 {
                 .unwrap();
             for sql in [
                 "DELETE FROM audit_records WHERE idx >= $1",
-                "DELETE FROM tree_nodes WHERE ((idx + 1) << level::int) > $1",
+                "DELETE FROM tree_nodes WHERE size > $1",
                 "DELETE FROM tree_heads WHERE size > $1",
                 "DELETE FROM checkpoints WHERE size > $1",
                 "DELETE FROM witness_cosignatures WHERE size >= 0 OR $1 < 0",

@@ -57,36 +57,21 @@ impl Store {
     }
 }
 
-// The hash tiles of C2SP tlog-tiles read the stored perfect subtrees
-// (tree_nodes, migration 0002) of one level in index order.
-const NODES: &str =
-    "SELECT hash FROM tree_nodes WHERE level = $1 AND idx >= $2 AND idx < $3 ORDER BY idx";
-
 impl Store {
     /// The hashes of the perfect subtrees at `level` with indexes
-    /// `first..first + count` that exist (a tile: at most 256).
+    /// `first..first + count` that exist (a tile: at most 256), read as the
+    /// tree's own proofs are (store/tree.rs, `nodes_in_range`).
     pub async fn subtree_hashes(
         &self,
         level: u8,
         first: u64,
         count: u64,
     ) -> Result<Vec<crate::merkle::Hash>, StoreError> {
-        let first_i = to_i64(first)?;
-        let end = to_i64(first.saturating_add(count))?;
-        let level = i64::from(level);
-        let rows: Vec<Vec<u8>> = on_pool!(self, pool => {
-            sqlx::query_scalar(NODES)
-                .bind(level)
-                .bind(first_i)
-                .bind(end)
-                .fetch_all(pool)
-                .await?
-        });
-        rows.into_iter()
-            .map(|h| {
-                h.try_into()
-                    .map_err(|_| StoreError::Corrupt("a tree node is not 32 bytes".into()))
-            })
-            .collect()
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let last = first.saturating_add(count - 1);
+        let nodes = self.nodes_in_range(level, first, last).await?;
+        Ok(nodes.into_iter().map(|(_, hash)| hash).collect())
     }
 }
