@@ -11,7 +11,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection, Transaction, TransactionManager};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard};
 
 use crate::config::StoreConfig;
 use crate::error::StoreError;
@@ -29,7 +29,22 @@ pub(crate) struct SqliteStore {
     /// hands its connections out in turn, so each batch read its b-tree
     /// pages back from the file (about two `pread`s per call).
     writer: Option<Arc<Writer>>,
+    /// This process's writers take turns here, first come first served,
+    /// before `BEGIN IMMEDIATE`. Without it they meet at SQLite's write lock,
+    /// whose busy handler sleeps 1, 2, 5, 10 … 100 ms between tries: under
+    /// load the audit appender, back at the lock within a millisecond of
+    /// each commit, won nearly every time, and the indexer and the other
+    /// followers of the log fell tens of thousands of records behind (#21).
+    /// Other processes on the same file still meet at the lock itself.
+    gate: Arc<Mutex<()>>,
+    busy_timeout: std::time::Duration,
 }
+
+/// A turn at [`SqliteStore::gate`], held until the transaction ends; `None`
+/// when the turn did not come within `busy_timeout` (then SQLite's own lock
+/// decides, as before: a nested write in one task fails after the timeout
+/// instead of waiting for itself forever).
+pub(crate) type Turn = Option<OwnedMutexGuard<()>>;
 
 #[derive(Debug)]
 struct Writer {
@@ -77,6 +92,8 @@ impl SqliteStore {
         let pool = pool.connect_with(options.clone()).await?;
         Ok(SqliteStore {
             pool,
+            gate: Arc::new(Mutex::new(())),
+            busy_timeout: config.busy_timeout,
             writer: (!in_memory).then(|| {
                 Arc::new(Writer {
                     conn: Default::default(),
@@ -103,15 +120,25 @@ impl SqliteStore {
     /// now, so what the transaction reads cannot change under it (another
     /// connection, process or replica on the same file); a held lock shows
     /// up here, after busy_timeout.
-    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with(BEGIN_WRITE).await?)
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<(Transaction<'static, Sqlite>, Turn), StoreError> {
+        let turn = self.turn().await;
+        Ok((self.pool.begin_with(BEGIN_WRITE).await?, turn))
+    }
+
+    /// This process's turn to write (see [`SqliteStore::gate`]).
+    pub(crate) async fn turn(&self) -> Turn {
+        tokio::time::timeout(self.busy_timeout, Arc::clone(&self.gate).lock_owned())
+            .await
+            .ok()
     }
 
     /// The audit appender's connection: the writer's own, or a pooled one
     /// for an in-memory database.
     pub(crate) async fn appender(&self) -> Result<Appender<'_>, StoreError> {
         let Some(writer) = &self.writer else {
-            return Ok(Appender::Pooled(self.pool.acquire().await?));
+            return Ok(Appender::Pooled(self.pool.acquire().await?, self));
         };
         let mut slot = writer.conn.lock().await;
         // A batch dropped mid-transaction (its timeout) leaves the connection
@@ -125,7 +152,7 @@ impl SqliteStore {
             let options = writer.options.clone().pragma("wal_autocheckpoint", "0");
             *slot = Some(options.connect().await?);
         }
-        Ok(Appender::Own(slot))
+        Ok(Appender::Own(slot, self))
     }
 
     /// Copies the WAL into the database file as far as readers allow,
@@ -148,6 +175,7 @@ impl SqliteStore {
     /// it fails (see [`Appender::discard`]).
     pub(crate) async fn heartbeat(&self, sql: &str, at: String) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
+        let _turn = self.turn().await;
         let result = async {
             let mut tx = conn.begin_with(BEGIN_WRITE).await?;
             sqlx::query(sql).bind(at).execute(&mut *tx).await?;
@@ -170,23 +198,29 @@ pub(crate) fn json_rows(select: &str, names: &str) -> String {
 
 /// The connection a batch of records is appended on.
 pub(crate) enum Appender<'a> {
-    Own(MutexGuard<'a, Option<SqliteConnection>>),
-    Pooled(PoolConnection<Sqlite>),
+    Own(MutexGuard<'a, Option<SqliteConnection>>, &'a SqliteStore),
+    Pooled(PoolConnection<Sqlite>, &'a SqliteStore),
 }
 
 impl Appender<'_> {
     pub(crate) fn conn(&mut self) -> Result<&mut SqliteConnection, StoreError> {
         match self {
-            Appender::Own(slot) => slot
+            Appender::Own(slot, _) => slot
                 .as_mut()
                 .ok_or_else(|| StoreError::Db("the appender's connection is gone".into())),
-            Appender::Pooled(conn) => Ok(conn),
+            Appender::Pooled(conn, _) => Ok(conn),
         }
     }
 
     /// Begin the batch's write transaction (see [`SqliteStore::begin_write`]).
-    pub(crate) async fn begin_write(&mut self) -> Result<Transaction<'_, Sqlite>, StoreError> {
-        Ok(self.conn()?.begin_with(BEGIN_WRITE).await?)
+    pub(crate) async fn begin_write(
+        &mut self,
+    ) -> Result<(Transaction<'_, Sqlite>, Turn), StoreError> {
+        let store = match self {
+            Appender::Own(_, store) | Appender::Pooled(_, store) => *store,
+        };
+        let turn = store.turn().await;
+        Ok((self.conn()?.begin_with(BEGIN_WRITE).await?, turn))
     }
 
     /// Closes the connection of a failed write transaction instead of using
@@ -197,8 +231,8 @@ impl Appender<'_> {
     /// once the disk has room again.
     pub(crate) fn discard(&mut self) {
         match self {
-            Appender::Own(slot) => **slot = None,
-            Appender::Pooled(conn) => conn.close_on_drop(),
+            Appender::Own(slot, _) => **slot = None,
+            Appender::Pooled(conn, _) => conn.close_on_drop(),
         }
     }
 }

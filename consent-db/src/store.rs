@@ -131,21 +131,23 @@ pub(crate) enum Conn<'c> {
 
 /// A transaction on either backend.
 pub(crate) enum Tx<'c> {
-    Sqlite(Transaction<'c, Sqlite>),
+    /// With this process's turn to write, released after the transaction
+    /// (fields drop in order: the transaction's rollback is queued first).
+    Sqlite(Transaction<'c, Sqlite>, sqlite::Turn),
     Postgres(Transaction<'c, Postgres>),
 }
 
 impl Tx<'_> {
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
-            Tx::Sqlite(tx) => Conn::Sqlite(tx),
+            Tx::Sqlite(tx, _) => Conn::Sqlite(tx),
             Tx::Postgres(tx) => Conn::Postgres(tx),
         }
     }
 
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         match self {
-            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Sqlite(tx, _turn) => tx.commit().await?,
             Tx::Postgres(tx) => tx.commit().await?,
         }
         Ok(())
@@ -219,7 +221,10 @@ impl Appender<'_> {
     /// Begin the batch's write transaction.
     pub(crate) async fn begin_write(&mut self) -> Result<Tx<'_>, StoreError> {
         Ok(match self {
-            Appender::Sqlite(a) => Tx::Sqlite(a.begin_write().await?),
+            Appender::Sqlite(a) => {
+                let (tx, turn) = a.begin_write().await?;
+                Tx::Sqlite(tx, turn)
+            }
             Appender::Postgres(c) => Tx::Postgres(sqlx::Connection::begin(&mut **c).await?),
         })
     }
@@ -357,7 +362,10 @@ impl Store {
     /// Begin a write (see the module's list of differences).
     pub(crate) async fn begin_write(&self) -> Result<Tx<'static>, StoreError> {
         Ok(match &self.backend {
-            Backend::Sqlite(s) => Tx::Sqlite(s.begin_write().await?),
+            Backend::Sqlite(s) => {
+                let (tx, turn) = s.begin_write().await?;
+                Tx::Sqlite(tx, turn)
+            }
             Backend::Postgres(s) => Tx::Postgres(s.begin_write().await?),
         })
     }
@@ -397,9 +405,10 @@ impl Store {
     }
 }
 
+/// A read transaction: no turn to write needed.
 impl<'c> From<Transaction<'c, Sqlite>> for Tx<'c> {
     fn from(tx: Transaction<'c, Sqlite>) -> Self {
-        Tx::Sqlite(tx)
+        Tx::Sqlite(tx, None)
     }
 }
 

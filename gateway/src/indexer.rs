@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::App;
 
-/// Records per step (`consent_db::INDEX_STEP`, 2,000): a step holds SQLite's
+/// Records per step (`consent_db::INDEX_STEP`, 500): a step holds SQLite's
 /// write lock, which the audit writer shares, for a few milliseconds.
 const STEP: u32 = consent_db::INDEX_STEP;
 /// Between rounds while the index is at the log's end, or a step copied less

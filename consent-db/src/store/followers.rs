@@ -108,4 +108,30 @@ mod tests {
         drop(tx);
         assert_eq!(store.follower_position("notify").await.unwrap(), 7);
     }
+
+    /// Writers of one process take turns (sqlite.rs `gate`); a write begun
+    /// while the same task holds one still ends, refused after the busy
+    /// timeout as before the turns, instead of waiting for itself forever.
+    #[tokio::test]
+    async fn a_nested_write_is_refused_after_the_busy_timeout_not_stuck() {
+        if std::env::var("BRU_TEST_STORE").as_deref() == Ok("postgres") {
+            return; // PostgreSQL's writers do not take turns in the process
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("bru.db").display());
+        let config = StoreConfig {
+            busy_timeout: std::time::Duration::from_millis(200),
+            ..StoreConfig::default()
+        };
+        let store = Store::open_with(&url, &config).await.unwrap();
+        store.migrate().await.unwrap();
+        let held = store.begin_write().await.unwrap();
+        let nested = tokio::time::timeout(std::time::Duration::from_secs(30), store.begin_write())
+            .await
+            .expect("a nested write must not wait for itself");
+        assert!(nested.is_err(), "the database is locked by the held write");
+        drop(held);
+        // Once the held write is gone, writes take their turn again.
+        store.begin_write().await.unwrap().commit().await.unwrap();
+    }
 }

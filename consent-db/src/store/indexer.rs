@@ -19,9 +19,11 @@ use crate::error::StoreError;
 /// The follower's name in `log_followers`.
 pub const INDEX_FOLLOWER: &str = "indexer";
 
-/// Records per step when a reader catches the index up: a step holds
-/// SQLite's write lock (the appender's too) for a few milliseconds.
-pub const INDEX_STEP: u32 = 2000;
+/// Records per step: a step holds SQLite's write lock, and this process's
+/// turn to write (the appender waits behind it), for a millisecond or two;
+/// steps follow each other at once while behind, so the appender's batches
+/// come between them.
+pub const INDEX_STEP: u32 = 500;
 
 /// The columns of `audit_index`, named as in `audit_records`.
 const INDEX_COLUMNS: &str =
