@@ -151,7 +151,11 @@ async fn run(
         .context("cannot start the audit log")?;
     let auth =
         Authenticator::new(&config.issuers, config.allow_synthetic_ids).map_err(|e| anyhow!(e))?;
-    let connector = connectors::Connector::new(connectors::ConnectorConfig::default())
+    let connector = connectors::Connector::new(connectors::ConnectorConfig {
+        // Each per-core worker forwards over provider connections of its own.
+        pool_per_thread: config.server.runtime == RuntimeMode::PerCore,
+        ..connectors::ConnectorConfig::default()
+    })
         .context("cannot build the provider client")?;
     let app = Arc::new(
         App::new(AppParts {
