@@ -655,8 +655,7 @@ impl Connector {
             let id = self.inner.id;
             return THREAD_CLIENTS.with(|clients| {
                 let mut clients = clients.borrow_mut();
-                if let Some((_, _, client)) =
-                    clients.iter().find(|(i, k, _)| *i == id && *k == key)
+                if let Some((_, _, client)) = clients.iter().find(|(i, k, _)| *i == id && *k == key)
                 {
                     return client.clone();
                 }

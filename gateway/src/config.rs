@@ -745,11 +745,19 @@ impl Config {
                 "server.body_read_timeout_ms, http2_idle_timeout_ms and max_connections_per_address must be positive",
             );
         }
-        let runtime = match raw.server.runtime.as_ref().map(|r| (r.get_ref().as_str(), r.span().start)) {
+        let runtime = match raw
+            .server
+            .runtime
+            .as_ref()
+            .map(|r| (r.get_ref().as_str(), r.span().start))
+        {
             None | Some(("multi-thread", _)) => RuntimeMode::MultiThread,
             Some(("per-core", _)) => RuntimeMode::PerCore,
             Some((_, at)) => {
-                cx.error(at, "server.runtime must be \"multi-thread\" or \"per-core\"");
+                cx.error(
+                    at,
+                    "server.runtime must be \"multi-thread\" or \"per-core\"",
+                );
                 RuntimeMode::MultiThread
             }
         };

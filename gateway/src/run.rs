@@ -37,7 +37,8 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
         );
     }
     let per_core = config.server.runtime == RuntimeMode::PerCore;
-    let listeners = Listeners::bind(config.server.listen, config.server.ops_listen, per_core).await?;
+    let listeners =
+        Listeners::bind(config.server.listen, config.server.ops_listen, per_core).await?;
     run(config, policy, listeners, None).await
 }
 
@@ -50,7 +51,11 @@ struct Listeners {
 impl Listeners {
     /// `reuse_port` for the per-core runtime, whose workers each bind the
     /// public address again.
-    async fn bind(public: SocketAddr, ops: SocketAddr, reuse_port: bool) -> anyhow::Result<Listeners> {
+    async fn bind(
+        public: SocketAddr,
+        ops: SocketAddr,
+        reuse_port: bool,
+    ) -> anyhow::Result<Listeners> {
         Ok(Listeners {
             public: crate::server::bind(public, "public listener", reuse_port)
                 .await
@@ -156,7 +161,7 @@ async fn run(
         pool_per_thread: config.server.runtime == RuntimeMode::PerCore,
         ..connectors::ConnectorConfig::default()
     })
-        .context("cannot build the provider client")?;
+    .context("cannot build the provider client")?;
     let app = Arc::new(
         App::new(AppParts {
             config,

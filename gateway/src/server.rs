@@ -774,7 +774,8 @@ impl PerCore {
                 .map_err(|e| format!("cannot hand the public listener to a worker: {e}"))?;
             let (done, done_rx) = tokio::sync::oneshot::channel();
             served.push(done_rx);
-            let (tls, app, router, limits) = (tls.clone(), app.clone(), router.clone(), limits.clone());
+            let (tls, app, router, limits) =
+                (tls.clone(), app.clone(), router.clone(), limits.clone());
             let (mut stop, mut exit_rx) = (stop.clone(), exit_rx.clone());
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -791,7 +792,9 @@ impl PerCore {
                                 };
                                 serve_public(listener, tls, app, router, limits, shutdown).await;
                             }
-                            Err(e) => tracing::error!(error = %e, "a per-core worker cannot listen"),
+                            Err(e) => {
+                                tracing::error!(error = %e, "a per-core worker cannot listen")
+                            }
                         }
                         let _ = done.send(());
                         // Outcome records and the upstream connections of
@@ -804,7 +807,10 @@ impl PerCore {
                 .map_err(|e| format!("cannot start a per-core worker thread: {e}"))?;
             threads.push(thread);
         }
-        tracing::info!(workers = threads.len(), "public listener on the per-core runtime");
+        tracing::info!(
+            workers = threads.len(),
+            "public listener on the per-core runtime"
+        );
         Ok(PerCore {
             threads,
             served,

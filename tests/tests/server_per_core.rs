@@ -146,8 +146,8 @@ async fn workers_without_the_per_core_runtime_is_refused() {
         .arg(world.dir.path().join("bru.toml"))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).into_owned()
-        + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
     assert!(
         text.contains("server.workers applies only to runtime = \"per-core\""),
