@@ -277,11 +277,12 @@ def https_json(url, ca, data=None, headers=None, method=None):
         return json.loads(r.read() or b"null")
 
 
-def bru_config(demo_dir, port, ops_port, upstream_port, store, stage, audit=None, assertion=None):
+def bru_config(demo_dir, port, ops_port, upstream_port, store, stage, audit=None, assertion=None, runtime=None):
     """The demo's config for `bru serve`: same keys and issuers, its own
     listener and store, every provider on the static upstream; with
     `assertion` ("eddsa" | "hs256"), every provider's Bru-Assertion signed so
-    (SPEC 12; hs256 with a fresh 32-byte secret per provider)."""
+    (SPEC 12; hs256 with a fresh 32-byte secret per provider); with `runtime`
+    ("per-core" | "multi-thread"), `[server] runtime` (issue 21)."""
     with open(os.path.join(demo_dir, "bru.toml")) as f:
         text = f.read()
     text = re.sub(r'(?m)^public_url = .*$', f'public_url = "https://localhost:{port}"', text)
@@ -291,6 +292,8 @@ def bru_config(demo_dir, port, ops_port, upstream_port, store, stage, audit=None
     # The load generator's connections all come from 127.0.0.1: no per-address cap.
     text = re.sub(r'(?m)^listen = .*$', f'listen = "127.0.0.1:{port}"\nheader_read_timeout_ms = 300000'
                   '\nmax_connections_per_address = 1000000\nhttp2_idle_timeout_ms = 300000', text)
+    if runtime:
+        text = re.sub(r'(?m)^listen = .*$', lambda m: f'{m.group(0)}\nruntime = "{runtime}"', text)
     text = re.sub(r'(?m)^ops_listen = .*$', f'ops_listen = "127.0.0.1:{ops_port}"', text)
     text = re.sub(r'(?m)^url = "http://127\.0\.0\.1:\d+"$', f'url = "http://127.0.0.1:{upstream_port}"', text)
     text = re.sub(r'(?m)^url = "sqlite://bru\.db"$', f'url = "{store}"' + (f'\naudit = "{audit}"' if audit else ""),
@@ -632,9 +635,12 @@ class Bru(Target):
 
     kind = "https"
 
-    def __init__(self, world, name, consent=False, stage=None, audit=None, binary=None, assertion=None):
+    def __init__(self, world, name, consent=False, stage=None, audit=None, binary=None, assertion=None,
+                 runtime=None):
         super().__init__(world)
         self.name, self.consent, self.stage, self.audit = name, consent, stage, audit
+        # `[server] runtime`: "per-core" | "multi-thread"; None keeps the build's default.
+        self.runtime = runtime
         # SPEC 12: "eddsa" | "hs256" for every provider; None keeps the default (ES256).
         self.assertion = assertion
         self.consent_id = None
@@ -651,7 +657,8 @@ class Bru(Target):
         self.store_dir = store_dir
         demo_dir = w.demo_dir if self.binary == w.bru_bin else w.base_demo_dir
         config = bru_config(demo_dir, self.port, self.ops_port, w.upstream_port,
-                            f"sqlite://{store_dir}/bru.db", self.stage, self.audit, self.assertion)
+                            f"sqlite://{store_dir}/bru.db", self.stage, self.audit, self.assertion,
+                            self.runtime)
         path = f"{demo_dir}/bench-{self.name}.toml"
         with open(path, "w") as f:
             f.write(config)
@@ -1061,6 +1068,10 @@ def main():
     ap.add_argument("--assertion", choices=sorted(JWS_ALG), default="es256",
                     help="how the current build's Bru targets sign Bru-Assertion (the ladder's too); the "
                          "baseline build keeps its default. bru-eddsa and bru-hs256 are targets of their own")
+    ap.add_argument("--runtime", choices=["multi-thread", "per-core"],
+                    help="`[server] runtime` of the current build's Bru targets (the ladder's too); the baseline "
+                         "build keeps its default. bru-percore, bru-consent-percore and bru-passthrough-percore "
+                         "are targets of their own")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     ap.add_argument("--profile", help="perf record this target's first run (kept in the work dir)")
     args = ap.parse_args()
@@ -1074,15 +1085,22 @@ def main():
     try:
         made = {"direct": Direct(world), "nginx": Nginx(world), "haproxy": Haproxy(world)}
         alg = None if args.assertion == "es256" else args.assertion
-        shared_bru = Bru(world, "bru", assertion=alg)
+        rt = args.runtime
+        shared_bru = Bru(world, "bru", assertion=alg, runtime=rt)
         made["bru"] = shared_bru
-        made["bru-consent"] = Bru(world, "bru-consent", consent=True, assertion=alg)
+        made["bru-consent"] = Bru(world, "bru-consent", consent=True, assertion=alg, runtime=rt)
+        # Issue 21: the per-core runtime beside the current build's default, same run.
+        made["bru-percore"] = Bru(world, "bru-percore", assertion=alg, runtime="per-core")
+        made["bru-consent-percore"] = Bru(world, "bru-consent-percore", consent=True, assertion=alg,
+                                          runtime="per-core")
+        made["bru-passthrough-percore"] = Bru(world, "bru-passthrough-percore", stage="passthrough", audit="noop",
+                                              assertion=alg, runtime="per-core")
         for other in ("eddsa", "hs256"):
             made[f"bru-{other}"] = Bru(world, f"bru-{other}", assertion=other)
             made[f"bru-consent-{other}"] = Bru(world, f"bru-consent-{other}", consent=True, assertion=other)
         for name, stage, audit, _ in LADDER:
             if name != "bru":
-                made[name] = Bru(world, name, stage=stage, audit=audit, assertion=alg)
+                made[name] = Bru(world, name, stage=stage, audit=audit, assertion=alg, runtime=rt)
             if args.baseline:
                 made[name + BASELINE] = Bru(world, name + BASELINE, stage=stage, audit=audit,
                                             binary=args.baseline)

@@ -135,6 +135,12 @@ pub struct ConnectorConfig {
     pub pool_max_idle_per_host: usize,
     /// TCP keep-alive probes on provider connections; `None` leaves the OS default.
     pub tcp_keepalive: Option<Duration>,
+    /// A pool per thread instead of one shared: for the gateway's per-core
+    /// runtime, where each thread serves its own calls. A provider
+    /// connection's task lives on the runtime that opened it; shared, a call
+    /// on one thread would hand its request to a connection driven by
+    /// another, two cross-thread wake-ups a call.
+    pub pool_per_thread: bool,
 }
 
 impl Default for ConnectorConfig {
@@ -144,6 +150,7 @@ impl Default for ConnectorConfig {
             pool_idle_timeout: Duration::from_secs(30),
             pool_max_idle_per_host: 1024,
             tcp_keepalive: Some(Duration::from_secs(60)),
+            pool_per_thread: false,
         }
     }
 }
@@ -417,9 +424,19 @@ pub struct Connector {
 }
 
 struct Inner {
+    /// Tells this connector's clients apart in [`THREAD_CLIENTS`].
+    id: u64,
     tls: Arc<rustls::ClientConfig>,
     config: ConnectorConfig,
     clients: RwLock<Vec<(ClientKey, HttpClient)>>,
+}
+
+static CONNECTOR_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+thread_local! {
+    /// With `pool_per_thread`: this thread's clients, by connector and key.
+    static THREAD_CLIENTS: std::cell::RefCell<Vec<(u64, ClientKey, HttpClient)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// One pool per client identity (mutual TLS) and connect timeout.
@@ -469,6 +486,7 @@ impl Connector {
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Connector {
             inner: Arc::new(Inner {
+                id: CONNECTOR_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 tls: Arc::new(tls),
                 config,
                 clients: RwLock::new(Vec::new()),
@@ -633,6 +651,20 @@ impl Connector {
             identity: identity.map(ClientIdentity::id),
             connect_timeout,
         };
+        if self.inner.config.pool_per_thread {
+            let id = self.inner.id;
+            return THREAD_CLIENTS.with(|clients| {
+                let mut clients = clients.borrow_mut();
+                if let Some((_, _, client)) = clients.iter().find(|(i, k, _)| *i == id && *k == key)
+                {
+                    return client.clone();
+                }
+                let tls = identity.map_or_else(|| Arc::clone(&self.inner.tls), ClientIdentity::tls);
+                let client = self.inner.build_client(connect_timeout, tls);
+                clients.push((id, key, client.clone()));
+                client
+            });
+        }
         {
             let clients = self
                 .inner

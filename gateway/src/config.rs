@@ -72,6 +72,24 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// `Strict-Transport-Security` on every answer of the public listener.
     pub hsts: http::HeaderValue,
+    /// How the public listener's connections are served (`[server] runtime`).
+    pub runtime: RuntimeMode,
+    /// Threads of the per-core runtime (`[server] workers`); by default
+    /// the CPUs this process may use (taskset and cgroup limits included).
+    pub workers: Option<std::num::NonZeroUsize>,
+}
+
+/// `[server] runtime`: who serves the public listener's connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RuntimeMode {
+    /// One work-stealing tokio runtime for everything (the default).
+    #[default]
+    MultiThread,
+    /// One thread per CPU, each with a current-thread runtime and its own
+    /// SO_REUSEPORT listener socket: a connection lives and is served on
+    /// the thread that accepted it. The rest of Bru (audit writer, store,
+    /// ops listener, background tasks) stays on the main runtime.
+    PerCore,
 }
 
 #[derive(Debug, Clone)]
@@ -332,6 +350,8 @@ struct RawServer {
     shutdown_grace_ms: u64,
     #[serde(default)]
     hsts_include_subdomains: bool,
+    runtime: Option<Spanned<String>>,
+    workers: Option<Spanned<usize>>,
 }
 
 fn default_max_header_bytes() -> usize {
@@ -724,6 +744,35 @@ impl Config {
                 0,
                 "server.body_read_timeout_ms, http2_idle_timeout_ms and max_connections_per_address must be positive",
             );
+        }
+        let runtime = match raw
+            .server
+            .runtime
+            .as_ref()
+            .map(|r| (r.get_ref().as_str(), r.span().start))
+        {
+            None | Some(("multi-thread", _)) => RuntimeMode::MultiThread,
+            Some(("per-core", _)) => RuntimeMode::PerCore,
+            Some((_, at)) => {
+                cx.error(
+                    at,
+                    "server.runtime must be \"multi-thread\" or \"per-core\"",
+                );
+                RuntimeMode::MultiThread
+            }
+        };
+        let workers = match raw.server.workers.as_ref() {
+            None => None,
+            Some(w) => {
+                let n = std::num::NonZeroUsize::new(*w.get_ref()).filter(|n| n.get() <= 1024);
+                if n.is_none() {
+                    cx.error(w.span().start, "server.workers must be 1..=1024");
+                }
+                n
+            }
+        };
+        if workers.is_some() && runtime != RuntimeMode::PerCore {
+            cx.error(0, "server.workers applies only to runtime = \"per-core\"");
         }
         if raw.server.max_header_bytes < 1024 {
             cx.error(0, "server.max_header_bytes must be at least 1024");
@@ -1189,6 +1238,8 @@ impl Config {
                 } else {
                     "max-age=31536000"
                 }),
+                runtime,
+                workers,
             },
             store: StoreConfig {
                 url,

@@ -743,10 +743,13 @@ async fn forward(
     let (result, report) = app.connector.forward_reported(upstream, request).await;
     app.metrics
         .observe_attempts(provider, &report, result.as_ref().err());
-    let attempts: Vec<&str> = report.attempts.iter().map(|a| a.label()).collect();
+    // Labels for the log only, built only when there is something to log
+    // (not on every call: one allocation a call on the plain-proxy path).
+    let attempts = || -> Vec<&str> { report.attempts.iter().map(|a| a.label()).collect() };
     let response = match result {
         Ok(r) => {
-            if attempts.len() > 1 {
+            if report.attempts.len() > 1 {
+                let attempts = attempts();
                 tracing::info!(provider, dataset = %dataset_name, transfer_id = %transfer_id, attempts = ?attempts,
                     breaker = report.breaker.as_str(), "provider call retried");
             }
@@ -760,6 +763,7 @@ async fn forward(
                 _ => Failure::from_upstream(&e),
             };
             if failure.party() == crate::problem::Party::Provider {
+                let attempts = attempts();
                 tracing::warn!(provider, dataset = %dataset_name, transfer_id = %transfer_id, attempts = ?attempts,
                     breaker = report.breaker.as_str(), reason = e.label(), error = %e, "provider call failed");
             }

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::app::{App, AppParts};
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, RuntimeMode};
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 
@@ -36,7 +36,9 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
             config.file.display()
         );
     }
-    let listeners = Listeners::bind(config.server.listen, config.server.ops_listen).await?;
+    let per_core = config.server.runtime == RuntimeMode::PerCore;
+    let listeners =
+        Listeners::bind(config.server.listen, config.server.ops_listen, per_core).await?;
     run(config, policy, listeners, None).await
 }
 
@@ -47,12 +49,18 @@ struct Listeners {
 }
 
 impl Listeners {
-    async fn bind(public: SocketAddr, ops: SocketAddr) -> anyhow::Result<Listeners> {
+    /// `reuse_port` for the per-core runtime, whose workers each bind the
+    /// public address again.
+    async fn bind(
+        public: SocketAddr,
+        ops: SocketAddr,
+        reuse_port: bool,
+    ) -> anyhow::Result<Listeners> {
         Ok(Listeners {
-            public: crate::server::bind(public, "public listener")
+            public: crate::server::bind(public, "public listener", reuse_port)
                 .await
                 .map_err(|e| anyhow!(e))?,
-            ops: crate::server::bind(ops, "ops listener")
+            ops: crate::server::bind(ops, "ops listener", false)
                 .await
                 .map_err(|e| anyhow!(e))?,
         })
@@ -60,7 +68,8 @@ impl Listeners {
 }
 
 pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    let listeners = Listeners::bind(args.listen, args.ops_listen).await?;
+    // The demo writes its own bru.toml: always the multi-thread runtime.
+    let listeners = Listeners::bind(args.listen, args.ops_listen, false).await?;
     let options = demo::DemoOptions {
         listen: listeners.public.local_addr()?,
         ops_listen: listeners.ops.local_addr()?,
@@ -147,8 +156,12 @@ async fn run(
         .context("cannot start the audit log")?;
     let auth =
         Authenticator::new(&config.issuers, config.allow_synthetic_ids).map_err(|e| anyhow!(e))?;
-    let connector = connectors::Connector::new(connectors::ConnectorConfig::default())
-        .context("cannot build the provider client")?;
+    let connector = connectors::Connector::new(connectors::ConnectorConfig {
+        // Each per-core worker forwards over provider connections of its own.
+        pool_per_thread: config.server.runtime == RuntimeMode::PerCore,
+        ..connectors::ConnectorConfig::default()
+    })
+    .context("cannot build the provider client")?;
     let app = Arc::new(
         App::new(AppParts {
             config,
@@ -218,18 +231,41 @@ async fn run(
         wait_for(stop_rx.clone()),
     ));
     let router = crate::routes::public(app.clone(), demo_router, portal);
-    let public_task = tokio::spawn(crate::server::serve_public(
-        public,
-        tls,
-        app.clone(),
-        router,
-        wait_for(stop_rx),
-    ));
+    let mut public_task = match app.config.server.runtime {
+        RuntimeMode::MultiThread => {
+            let limits = crate::server::Limits::new(&app);
+            Public::MultiThread(tokio::spawn(crate::server::serve_public(
+                public,
+                tls,
+                app.clone(),
+                router,
+                limits,
+                wait_for(stop_rx),
+            )))
+        }
+        RuntimeMode::PerCore => {
+            let workers = app
+                .config
+                .server
+                .workers
+                .or_else(|| std::thread::available_parallelism().ok())
+                .map_or(1, std::num::NonZeroUsize::get);
+            Public::PerCore(
+                crate::server::PerCore::start(public, workers, tls, app.clone(), router, stop_rx)
+                    .map_err(|e| anyhow!(e))?,
+            )
+        }
+    };
 
     shutdown_signal().await;
     tracing::info!("shutting down: finishing calls in flight and writing their records");
     let _ = stop_tx.send(true);
-    let _ = public_task.await;
+    match &mut public_task {
+        Public::MultiThread(task) => {
+            let _ = task.await;
+        }
+        Public::PerCore(workers) => workers.served().await,
+    }
     altinn_events.abort();
     let _ = counted.await;
     let _ = notifications.await;
@@ -242,8 +278,20 @@ async fn run(
     let _ = snoop.await;
     let _ = indexer.await;
     let _ = ops_task.await;
+    // The per-core workers' runtimes last until here: their calls' outcome
+    // records are tasks on them, and so may be store connections they opened.
+    if let Public::PerCore(workers) = public_task {
+        workers.finish().await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The public listener as it runs: a task of the main runtime, or the
+/// per-core runtime's threads.
+enum Public {
+    MultiThread(tokio::task::JoinHandle<()>),
+    PerCore(crate::server::PerCore),
 }
 
 /// The citizen portal, when `[portal]` is configured; in the demo with its

@@ -205,6 +205,26 @@ fn header_room(max_header_bytes: usize) -> usize {
     (max_header_bytes * 4).max(64 * 1024)
 }
 
+/// The public listener's connection limits, shared by all its workers (the
+/// per-core runtime's threads each accept on their own socket, but one
+/// address still gets `max_connections_per_address` in all).
+#[derive(Clone)]
+pub struct Limits {
+    connections: Arc<tokio::sync::Semaphore>,
+    per_address: Arc<PerAddress>,
+}
+
+impl Limits {
+    pub fn new(app: &App) -> Limits {
+        Limits {
+            connections: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+            per_address: Arc::new(PerAddress::new(
+                app.config.server.max_connections_per_address,
+            )),
+        }
+    }
+}
+
 /// Serves the public listener until `shutdown` resolves, then lets the
 /// connections in flight finish within the grace time.
 pub async fn serve_public(
@@ -212,14 +232,15 @@ pub async fn serve_public(
     tls: Arc<rustls::ServerConfig>,
     app: Arc<App>,
     router: axum::Router,
+    limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let protocols = Arc::new(protocols(&app));
-    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let per_address = Arc::new(PerAddress::new(
-        app.config.server.max_connections_per_address,
-    ));
+    let Limits {
+        connections,
+        per_address,
+    } = limits;
     // Shutdown: every connection is asked to finish (GOAWAY / close after
     // the call in flight), and the tracker waits for them.
     let draining = CancellationToken::new();
@@ -678,10 +699,144 @@ pub async fn serve_ops(
     }
 }
 
-pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr} for the {what}: {e}"))
+/// Binds a listener. With `reuse_port` (the per-core runtime's public
+/// listener), SO_REUSEPORT lets each worker bind a socket of its own to the
+/// same address, and the kernel spreads new connections over them; Linux
+/// allows that only to sockets of the same user, each with the option set
+/// before its bind.
+pub async fn bind(addr: SocketAddr, what: &str, reuse_port: bool) -> Result<TcpListener, String> {
+    let bound = if reuse_port {
+        bind_reuse_port(addr)
+    } else {
+        TcpListener::bind(addr).await
+    };
+    bound.map_err(|e| format!("cannot listen on {addr} for the {what}: {e}"))
+}
+
+/// A listener with SO_REUSEPORT (and SO_REUSEADDR, as tokio's own `bind`:
+/// a restart does not wait out TIME_WAIT). Needs a runtime context.
+fn bind_reuse_port(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }?;
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    // tokio's `TcpListener::bind` backlog.
+    socket.listen(1024)
+}
+
+/// The public listener on the per-core runtime (`[server] runtime =
+/// "per-core"`): one thread per worker, each with a current-thread tokio
+/// runtime and its own SO_REUSEPORT socket, accepting and serving its own
+/// connections (TLS, hyper, the pipeline, the forward) without handing a
+/// task to another thread. The TLS configuration (its reloading certificate
+/// included) and the connection limits are shared.
+pub struct PerCore {
+    threads: Vec<std::thread::JoinHandle<()>>,
+    served: Vec<tokio::sync::oneshot::Receiver<()>>,
+    exit: tokio::sync::watch::Sender<bool>,
+}
+
+impl PerCore {
+    /// Starts `workers` threads; the first takes `listener` (bound with
+    /// SO_REUSEPORT), the others bind their own socket to its address.
+    /// Each serves until `stop` turns true.
+    pub fn start(
+        listener: TcpListener,
+        workers: usize,
+        tls: Arc<rustls::ServerConfig>,
+        app: Arc<App>,
+        router: axum::Router,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<PerCore, String> {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("the public listener has no address: {e}"))?;
+        let mut sockets = vec![listener];
+        for _ in 1..workers.max(1) {
+            // Bound here, on the main runtime, so that a failure stops the
+            // start; handed to the worker's runtime as a std socket.
+            sockets.push(bind_reuse_port(addr).map_err(|e| {
+                format!("cannot listen on {addr} for the public listener (per-core): {e}")
+            })?);
+        }
+        let limits = Limits::new(&app);
+        let (exit, exit_rx) = tokio::sync::watch::channel(false);
+        let mut threads = Vec::with_capacity(sockets.len());
+        let mut served = Vec::with_capacity(sockets.len());
+        for (i, socket) in sockets.into_iter().enumerate() {
+            let socket = socket
+                .into_std()
+                .map_err(|e| format!("cannot hand the public listener to a worker: {e}"))?;
+            let (done, done_rx) = tokio::sync::oneshot::channel();
+            served.push(done_rx);
+            let (tls, app, router, limits) =
+                (tls.clone(), app.clone(), router.clone(), limits.clone());
+            let (mut stop, mut exit_rx) = (stop.clone(), exit_rx.clone());
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start a per-core runtime: {e}"))?;
+            let thread = std::thread::Builder::new()
+                .name(format!("bru-core-{i}"))
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        match TcpListener::from_std(socket) {
+                            Ok(listener) => {
+                                let shutdown = async move {
+                                    let _ = stop.wait_for(|s| *s).await;
+                                };
+                                serve_public(listener, tls, app, router, limits, shutdown).await;
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "a per-core worker cannot listen")
+                            }
+                        }
+                        let _ = done.send(());
+                        // Outcome records and the upstream connections of
+                        // this worker's calls are tasks of this runtime:
+                        // it keeps running until the main runtime has
+                        // written the last record and stopped.
+                        let _ = exit_rx.wait_for(|e| *e).await;
+                    });
+                })
+                .map_err(|e| format!("cannot start a per-core worker thread: {e}"))?;
+            threads.push(thread);
+        }
+        tracing::info!(
+            workers = threads.len(),
+            "public listener on the per-core runtime"
+        );
+        Ok(PerCore {
+            threads,
+            served,
+            exit,
+        })
+    }
+
+    /// Resolves when every worker has stopped accepting and its connections
+    /// have finished (or the shutdown grace time ran out).
+    pub async fn served(&mut self) {
+        for done in self.served.drain(..) {
+            let _ = done.await;
+        }
+    }
+
+    /// Stops the workers' runtimes and waits for their threads.
+    pub async fn finish(self) {
+        let _ = self.exit.send(true);
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+    }
 }
 
 #[cfg(test)]

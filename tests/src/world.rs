@@ -205,8 +205,17 @@ impl Default for WorldBuilder {
             unauthenticated_rate: (100, 200),
             closed_upstreams: Vec::new(),
             env: Vec::new(),
-            server_extra: Vec::new(),
+            server_extra: runtime_from_env(),
         }
+    }
+}
+
+/// `BRU_TEST_RUNTIME=per-core` (or `multi-thread`) runs every world's Bru
+/// with that `[server] runtime`, so the whole suite can be run on either.
+fn runtime_from_env() -> Vec<String> {
+    match std::env::var("BRU_TEST_RUNTIME") {
+        Ok(mode) if !mode.is_empty() => vec![format!("runtime = \"{mode}\"\n")],
+        _ => Vec::new(),
     }
 }
 

@@ -43,6 +43,12 @@ max_headers = {{ int64 $c.server.maxHeaders }}
 {{- if $c.server.hstsIncludeSubdomains }}
 hsts_include_subdomains = true
 {{- end }}
+{{- if $c.server.runtime }}
+runtime = {{ $c.server.runtime | toJson }}
+{{- end }}
+{{- if $c.server.workers }}
+workers = {{ int64 $c.server.workers }}
+{{- end }}
 
 [store]
 url_file = {{ printf "%s/database/url" $secrets | toJson }}
