@@ -303,6 +303,10 @@ def bru_config(demo_dir, port, ops_port, upstream_port, store, stage, audit=None
     text = re.sub(r'(?ms)^\[portal\].*?(?=^\[|\Z)', '', text)
     # Nor the demo's Altinn and registry, which `bru demo` serves and a benchmark does not start.
     text = re.sub(r'(?ms)^\[(altinn|registry)\].*?(?=^\[|\Z)', '', text)
+    # Nor its two witnesses: their `url` lines would otherwise be caught by
+    # the upstream rewrite below, and every checkpoint would land on the
+    # static upstream, breaking the guard that counts its requests.
+    text = re.sub(r'(?ms)^\[\[witness\]\].*?(?=^\[|\Z)', '', text)
     # The bench tokens name the bench audience (the demo's names the demo's listener).
     text = re.sub(r'(?m)^audience = ".*"$', f'audience = "{BENCH_AUDIENCE}"', text)
     # The demo world limits consumers to a realistic rate; a benchmark measures the gateway.
