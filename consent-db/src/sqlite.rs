@@ -158,24 +158,23 @@ impl SqliteStore {
     /// Copies the WAL into the database file as far as readers allow,
     /// without waiting for any lock (`PASSIVE`), on a pooled connection:
     /// the appender's commits leave this to the audit log's checkpoint task.
-    /// Returns the WAL's frames and those checkpointed.
-    pub(crate) async fn checkpoint(&self) -> Result<(i64, i64), StoreError> {
-        if self.writer.is_none() {
-            return Ok((0, 0)); // in memory: no WAL
-        }
-        let (_busy, frames, done): (i64, i64, i64) =
-            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-                .fetch_one(&self.pool)
+    pub(crate) async fn checkpoint(&self) -> Result<(), StoreError> {
+        if self.writer.is_some() {
+            // In memory there is no WAL.
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.pool)
                 .await?;
-        Ok((frames, done))
+        }
+        Ok(())
     }
 
     /// The heartbeat: `sql` in a write transaction of its own, so the probe
     /// fails while the write lock cannot be had; the connection is closed if
     /// it fails (see [`Appender::discard`]).
     pub(crate) async fn heartbeat(&self, sql: &str, at: String) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        // The turn first, as `begin_write`: no pooled connection held while queued.
         let _turn = self.turn().await;
+        let mut conn = self.pool.acquire().await?;
         let result = async {
             let mut tx = conn.begin_with(BEGIN_WRITE).await?;
             sqlx::query(sql).bind(at).execute(&mut *tx).await?;

@@ -354,7 +354,7 @@ impl Store {
     /// to do (the server checkpoints).
     pub(crate) async fn checkpoint_wal(&self) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sqlite(s) => s.checkpoint().await.map(|_| ()),
+            Backend::Sqlite(s) => s.checkpoint().await,
             Backend::Postgres(_) => Ok(()),
         }
     }

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::app::App;
 
 /// Records per step (`consent_db::INDEX_STEP`, 500): a step holds SQLite's
-/// write lock, which the audit writer shares, for a few milliseconds.
+/// write lock, which the audit writer shares, for a millisecond or two.
 const STEP: u32 = consent_db::INDEX_STEP;
 /// Between rounds while the index is at the log's end, or a step copied less
 /// than a full step: the lag stays about 50 ms of records.

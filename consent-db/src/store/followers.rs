@@ -10,10 +10,8 @@ use crate::error::StoreError;
 use crate::record::Timestamp;
 
 const POSITION: &str = "SELECT position FROM log_followers WHERE name = $1";
-#[cfg_attr(not(test), allow(dead_code))]
 const ENSURE: &str = "INSERT INTO log_followers (name, position, updated_at) \
      VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING";
-#[cfg_attr(not(test), allow(dead_code))]
 const SET: &str = "UPDATE log_followers SET position = $2, updated_at = $3 WHERE name = $1";
 
 impl Store {
@@ -27,8 +25,6 @@ impl Store {
     }
 }
 
-// Used by the followers that derive notifications and snooping findings.
-#[cfg_attr(not(test), allow(dead_code))]
 /// Inside a follower's write transaction: its position, with its row locked
 /// until the transaction ends (created at 0 on first use).
 pub(crate) async fn lock_follower(conn: &mut Conn<'_>, name: &str) -> Result<u64, StoreError> {
@@ -41,7 +37,6 @@ pub(crate) async fn lock_follower(conn: &mut Conn<'_>, name: &str) -> Result<u64
     to_position(position)
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 /// Inside the same transaction as [`lock_follower`]: the follower has done
 /// every record below `position`.
 pub(crate) async fn advance_follower(
@@ -56,6 +51,25 @@ pub(crate) async fn advance_follower(
         sqlx::query(SET).bind(name).bind(position).bind(&now).execute(&mut **c).await?;
     });
     Ok(())
+}
+
+/// Inside a follower's write transaction: the window of log indexes
+/// `[position, to)` its step covers, at most `limit` long and ending at the
+/// log's end as read here, so a record committed after this read falls in
+/// the next window and is never skipped; `None` when nothing follows
+/// `position`.
+pub(crate) async fn window(
+    conn: &mut Conn<'_>,
+    position: u64,
+    limit: u32,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    let from = i64::try_from(position)
+        .map_err(|_| StoreError::Corrupt(format!("follower position {position}")))?;
+    let head = super::records::last_record(conn)
+        .await?
+        .map_or(0, |(last, _)| last + 1);
+    let to = head.min(from.saturating_add(i64::from(limit.max(1))));
+    Ok((to > from).then_some((from, to)))
 }
 
 fn to_position(n: i64) -> Result<u64, StoreError> {

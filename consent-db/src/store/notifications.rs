@@ -19,7 +19,7 @@
 //! No person number is ever written here: a transfer carries the record's
 //! keyed pseudonym, a consent notification its consent id.
 
-use super::followers::{advance_follower, lock_follower};
+use super::followers::{advance_follower, lock_follower, window};
 use super::{Conn, Store};
 use crate::consent::EventType;
 use crate::error::StoreError;
@@ -314,17 +314,9 @@ impl Store {
             let mut tx = self.begin_write().await?;
             let mut conn = tx.conn();
             let position = lock_follower(&mut conn, FOLLOWER).await?;
-            let from = i64::try_from(position)
-                .map_err(|_| StoreError::Corrupt(format!("follower position {position}")))?;
-            // The window ends at the head as read here: a record committed
-            // after this read is in the next window, never skipped.
-            let head = super::records::last_record(&mut conn)
-                .await?
-                .map_or(0, |(last, _)| last + 1);
-            let to = head.min(from.saturating_add(i64::from(limit.max(1))));
-            if to <= from {
+            let Some((from, to)) = window(&mut conn, position, limit).await? else {
                 return Ok(0);
-            }
+            };
             on_conn!(&mut conn, c => {
                 sqlx::query(QUEUE_TRANSFERS)
                     .bind(from)

@@ -2,15 +2,16 @@
 //! log evaluates `policy::snoop`'s rules on each record after its position,
 //! and writes the findings, the rules' state (per consumer: the hour being
 //! counted, its distinct subjects, the usual count) and its new position in
-//! one transaction. Each step reads one page of records, so the cost per
-//! record is a few indexed statements, never a scan of the log.
+//! one transaction. Each step reads one window of the log's indexes as one
+//! row (its decisions and refusals), so the cost is a handful of indexed
+//! statements a step, never a scan of the log.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use policy::snoop::{self, ConsumerHour, Rule, Seen, SnoopRules};
 use serde::Serialize;
 
-use super::followers::{advance_follower, lock_follower};
+use super::followers::{advance_follower, lock_follower, window};
 use super::{Conn, Store};
 use crate::error::StoreError;
 use crate::record::{RecordKind, Timestamp, Verdict};
@@ -83,25 +84,17 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let mut conn = tx.conn();
         let position = lock_follower(&mut conn, SNOOP_FOLLOWER).await?;
-        let from = i64::try_from(position)
-            .map_err(|_| StoreError::Corrupt(format!("follower position {position}")))?;
         // A window of the log, not a page of rows: outcome records, about
         // half the log, can give no finding (every rule looks at a decision
         // or at a refusal's code), so they are not read at all (#21: this
-        // follower was a tenth of Bru's CPU under load). The window ends at
-        // the log's head as read here, so a record committed after it is not
-        // skipped when the position moves past the window.
-        let head = super::records::last_record(&mut conn)
-            .await?
-            .map_or(0, |(last, _)| last + 1);
-        let to = head.min(from.saturating_add(i64::from(page.clamp(1, MAX_PAGE))));
-        if to <= from {
+        // follower was a tenth of Bru's CPU under load).
+        let Some((from, to)) = window(&mut conn, position, page.min(MAX_PAGE)).await? else {
             return Ok(SnoopStep {
                 records: 0,
                 position,
                 findings: Vec::new(),
             });
-        }
+        };
         // One row out of the database for the whole window: sqlx hands each
         // row of SQLite's across a thread (two switches a record), which
         // made reading the window most of this follower's cost.
@@ -230,7 +223,6 @@ fn seq(index: u64, rule: Rule) -> Result<i64, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("record index {index}")))
 }
 
-/// What the rules see of a record.
 /// What the rules look at of one record.
 struct SnoopRow {
     index: u64,
@@ -298,6 +290,7 @@ fn window_rows(json: &str) -> Result<Vec<SnoopRow>, StoreError> {
         .collect()
 }
 
+/// What the rules see of a record.
 fn seen(r: &SnoopRow) -> Seen<'_> {
     Seen {
         index: r.index,
