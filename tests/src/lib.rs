@@ -12,6 +12,7 @@ pub mod altinn;
 pub mod bru;
 pub mod connectors;
 pub mod consent;
+pub mod demo;
 pub mod jwt;
 pub mod pg_tls;
 pub mod pki;

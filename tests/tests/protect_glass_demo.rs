@@ -6,57 +6,15 @@
 //! Any store (the demo's own SQLite, or BRU_TEST_POSTGRES_URL).
 #![allow(clippy::unwrap_used)]
 
+use bru_tests::demo;
 use bru_tests::*;
 use serde_json::{json, Value};
 
 const POLICE: &str = "974760002";
 
-async fn demo() -> (tempfile::TempDir, Bru) {
-    init();
-    let dir = tempfile::Builder::new()
-        .prefix("bru-demo-")
-        .tempdir()
-        .unwrap();
-    let mut args: Vec<String> = [
-        "demo",
-        "--dir",
-        &dir.path().display().to_string(),
-        "--listen",
-        "127.0.0.1:0",
-        "--ops-listen",
-        "127.0.0.1:0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if let Some(base) = bru_tests::world::postgres_url() {
-        let url = bru_tests::world::fresh_postgres_database(&base).await;
-        args.extend(["--store".to_owned(), url]);
-    }
-    let (child, public, ops, logs) = spawn_bru(&args, dir.path(), &[]).await;
-    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
-    (dir, Bru::new(child, public, ops, logs, &ca))
-}
-
-async fn token(bru: &Bru, org: &str, scope: &str) -> String {
-    let r = send(
-        bru.post("/demo/maskinporten/token")
-            .json(&json!({"org": org, "scope": scope})),
-    )
-    .await;
-    r.expect_status(200, "demo maskinporten token");
-    r.json()["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn citizen(bru: &Bru, pid: &str) -> String {
-    let r = send(bru.post("/demo/idporten/token").json(&json!({"pid": pid}))).await;
-    r.expect_status(200, "demo idporten token");
-    r.json()["access_token"].as_str().unwrap().to_owned()
-}
-
 /// The audit API's decision record of `transfer_id` (K429 reads the audit log).
 async fn audited(bru: &Bru, transfer_id: &str) -> Value {
-    let audit = token(bru, K429, "bru:audit").await;
+    let audit = demo::machine_token(bru, K429, "bru:audit").await;
     let reply = send(
         bru.get("/audit/v1/records?kind=decision&limit=500")
             .bearer_auth(audit),
@@ -89,14 +47,14 @@ async fn home_care(bru: &Bru, k429: &str, consent: &str, reason: Option<&str>) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_has_break_glass_on_home_care_and_a_delayed_police_district() {
-    let (_dir, bru) = demo().await;
-    let k429 = token(
+    let (_dir, bru) = demo::start("bru-demo-").await;
+    let k429 = demo::machine_token(
         &bru,
         K429,
         "nav:inntekt.read helsenorge:hjemmetjeneste.read bru:consent",
     )
     .await;
-    let kari = citizen(&bru, KARI).await;
+    let kari = demo::citizen_token(&bru, json!({"pid": KARI})).await;
 
     // Kari approves K429's request, then blocks K429.
     let valid_to = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
@@ -144,7 +102,7 @@ async fn the_demo_has_break_glass_on_home_care_and_a_delayed_police_district() {
     assert_eq!(record["decision"], "allow");
 
     // Politiet (demo) reads her social-service case for an investigation.
-    let police = token(&bru, POLICE, "k429:sosialtjeneste.read").await;
+    let police = demo::machine_token(&bru, POLICE, "k429:sosialtjeneste.read").await;
     let reply = send(
         bru.get("/data/k429/sosialtjeneste")
             .bearer_auth(&police)
@@ -169,7 +127,7 @@ async fn the_demo_has_break_glass_on_home_care_and_a_delayed_police_district() {
         "purpose_not_allowed",
         "the police for social assistance",
     );
-    let nav = token(&bru, NAV, "k429:sosialtjeneste.read").await;
+    let nav = demo::machine_token(&bru, NAV, "k429:sosialtjeneste.read").await;
     send(
         bru.get("/data/k429/sosialtjeneste")
             .bearer_auth(&nav)

@@ -16,6 +16,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use bru_tests::demo;
 use bru_tests::*;
 use serde_json::{json, Value};
 
@@ -42,43 +43,7 @@ fn policy_with_hours(start: u32, end: u32) -> String {
 
 async fn start_demo(dir: &Path, policy: &str) -> Bru {
     std::fs::write(dir.join("policy.toml"), policy).unwrap();
-    let mut args: Vec<String> = [
-        "demo",
-        "--dir",
-        &dir.display().to_string(),
-        "--listen",
-        "127.0.0.1:0",
-        "--ops-listen",
-        "127.0.0.1:0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if let Some(base) = world::postgres_url() {
-        args.extend([
-            "--store".to_owned(),
-            world::fresh_postgres_database(&base).await,
-        ]);
-    }
-    let (child, public, ops, logs) = spawn_bru(&args, dir, &[]).await;
-    let ca = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
-    Bru::new(child, public, ops, logs, &ca)
-}
-
-async fn machine_token(bru: &Bru, org: &str, scope: &str) -> String {
-    let r = send(
-        bru.post("/demo/maskinporten/token")
-            .json(&json!({"org": org, "scope": scope})),
-    )
-    .await;
-    r.expect_status(200, "demo maskinporten token");
-    r.json()["access_token"].as_str().unwrap().to_owned()
-}
-
-async fn citizen_token(bru: &Bru, body: Value) -> String {
-    let r = send(bru.post("/demo/idporten/token").json(&body)).await;
-    r.expect_status(200, "demo idporten token");
-    r.json()["access_token"].as_str().unwrap().to_owned()
+    demo::start_in(dir).await
 }
 
 async fn sosial(bru: &Bru, token: &str, subject: &str) -> Reply {
@@ -195,16 +160,16 @@ async fn the_normal_demo_story_triggers_no_snooping_rule() {
     let mut bru = start_demo(dir.path(), &policy_with_hours(0, 24)).await;
 
     // The walkthrough: NAV reads Kari's case under statute; Snoop AS is refused.
-    let nav = machine_token(&bru, NAV, SCOPE_SOSIAL).await;
+    let nav = demo::machine_token(&bru, NAV, SCOPE_SOSIAL).await;
     sosial(&bru, &nav, KARI)
         .await
         .expect_status(200, "NAV reads Kari's case");
-    let snoop = machine_token(&bru, SNOOP, SCOPE_SOSIAL).await;
+    let snoop = demo::machine_token(&bru, SNOOP, SCOPE_SOSIAL).await;
     sosial(&bru, &snoop, KARI)
         .await
         .expect_problem(403, "consumer_not_allowed", "Snoop AS");
     // K429 asks Kari for consent, she accepts, K429 reads income and home care.
-    let k429 = machine_token(
+    let k429 = demo::machine_token(
         &bru,
         K429,
         "nav:inntekt.read helsenorge:hjemmetjeneste.read bru:consent bru:audit",
@@ -228,7 +193,7 @@ async fn the_normal_demo_story_triggers_no_snooping_rule() {
     .await;
     r.expect_status(201, "K429's consent request");
     let id = r.json()["id"].as_str().unwrap().to_owned();
-    let kari = citizen_token(&bru, json!({"pid": KARI})).await;
+    let kari = demo::citizen_token(&bru, json!({"pid": KARI})).await;
     send(
         bru.post(&format!("/citizen/v1/consents/{id}/accept"))
             .bearer_auth(&kari),
@@ -256,7 +221,7 @@ async fn the_normal_demo_story_triggers_no_snooping_rule() {
     send(bru.get("/citizen/v1/transfers").bearer_auth(&kari))
         .await
         .expect_status(200, "Kari's access log");
-    let aisha = citizen_token(
+    let aisha = demo::citizen_token(
         &bru,
         json!({"pid": AISHA, "fullmakt": {"owner": PER, "roles": ["helse", "velferd"]}}),
     )
@@ -351,11 +316,11 @@ async fn the_snooping_scenario_triggers_each_rule_with_its_records() {
     // or +2) is outside it for the next four hours whatever the day.
     let start = (time::OffsetDateTime::now_utc().hour() as u32 + 6) % 24;
     let mut bru = start_demo(dir.path(), &policy_with_hours(start, start + 1)).await;
-    let k429 = machine_token(&bru, K429, "bru:audit").await;
+    let k429 = demo::machine_token(&bru, K429, "bru:audit").await;
 
     // 1. NAV's bulk integration reads 25 people's cases in one hour: above
     //    the demo's floor of 20, and NAV has no usual count yet.
-    let nav = machine_token(&bru, NAV, SCOPE_SOSIAL).await;
+    let nav = demo::machine_token(&bru, NAV, SCOPE_SOSIAL).await;
     let people = synthetic_people(25);
     assert_eq!(people.len(), 25);
     let mut transfers = Vec::new();
@@ -371,7 +336,7 @@ async fn the_snooping_scenario_triggers_each_rule_with_its_records() {
     // 2. Every one of those reads is outside the pinned working hours.
     // 3. A representative probes: Kari asks for a proof on behalf of a
     //    party she does not represent.
-    let kari = citizen_token(&bru, json!({"pid": KARI})).await;
+    let kari = demo::citizen_token(&bru, json!({"pid": KARI})).await;
     send(
         bru.get("/citizen/v1/transfers/0/proof")
             .bearer_auth(&kari)
@@ -447,7 +412,7 @@ async fn the_snooping_scenario_triggers_each_rule_with_its_records() {
         .await
         .expect_problem(400, "malformed_request", "an unknown rule");
     // Snoop AS may not read them.
-    let snoop = machine_token(&bru, SNOOP, "bru:audit").await;
+    let snoop = demo::machine_token(&bru, SNOOP, "bru:audit").await;
     let r = send(bru.get("/audit/v1/alerts").bearer_auth(&snoop)).await;
     assert_eq!(r.status, 403, "{}", r.text());
 
@@ -486,7 +451,7 @@ async fn a_break_glass_read_in_the_demo_is_a_finding() {
         .tempdir()
         .unwrap();
     let mut bru = start_demo(dir.path(), &policy_with_hours(0, 24)).await;
-    let k429 = machine_token(
+    let k429 = demo::machine_token(
         &bru,
         K429,
         "helsenorge:hjemmetjeneste.read bru:consent bru:audit",
@@ -509,7 +474,7 @@ async fn a_break_glass_read_in_the_demo_is_a_finding() {
     .await;
     r.expect_status(201, "K429's consent request");
     let id = r.json()["id"].as_str().unwrap().to_owned();
-    let kari = citizen_token(&bru, json!({"pid": KARI})).await;
+    let kari = demo::citizen_token(&bru, json!({"pid": KARI})).await;
     send(
         bru.post(&format!("/citizen/v1/consents/{id}/accept"))
             .bearer_auth(&kari),

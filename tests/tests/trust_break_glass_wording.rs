@@ -18,6 +18,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use bru_tests::consent::*;
+use bru_tests::demo;
 use bru_tests::*;
 use serde_json::{json, Value};
 
@@ -177,6 +178,28 @@ fn assert_bru_s_words(notice: &Value) {
     assert!(notice.get("reason").is_none(), "{notice}");
 }
 
+/// Kari blocks K429 on home care; K429 then reads her home-care data under
+/// `consent` with break-glass and [`REASON`], and gets it.
+async fn block_then_break_glass(bru: &Bru, kari: &str, k429: &str, consent: &str) -> Reply {
+    send(
+        bru.post("/citizen/v1/blocks")
+            .bearer_auth(kari)
+            .json(&json!({"consumer": format!("0192:{K429}")})),
+    )
+    .await
+    .expect_status(201, "Kari blocks K429");
+    let reply = send(
+        bru.get(&format!("/data/helsenorge/hjemmetjeneste?patient={KARI}"))
+            .bearer_auth(k429)
+            .header("Bru-Purpose", PURPOSE_OMSORG)
+            .header("Bru-Consent", consent)
+            .header("Bru-Break-Glass", REASON),
+    )
+    .await;
+    reply.expect_status(200, "break-glass passes the block");
+    reply
+}
+
 /// Inbox and webhook: the notice is Bru's, the reason only in the audit record.
 #[tokio::test]
 async fn a_break_glass_notice_never_carries_the_callers_reason() {
@@ -185,22 +208,7 @@ async fn a_break_glass_notice_never_carries_the_callers_reason() {
     let bru = cw.start().await;
     let k429 = cw.k429_token();
     let consent = granted(&cw, &bru, KARI, None).await;
-    send(
-        bru.post("/citizen/v1/blocks")
-            .bearer_auth(cw.citizen_token(KARI))
-            .json(&json!({"consumer": format!("0192:{K429}")})),
-    )
-    .await
-    .expect_status(201, "Kari blocks K429");
-    let reply = send(
-        bru.get(&format!("/data/helsenorge/hjemmetjeneste?patient={KARI}"))
-            .bearer_auth(&k429)
-            .header("Bru-Purpose", PURPOSE_OMSORG)
-            .header("Bru-Consent", &consent)
-            .header("Bru-Break-Glass", REASON),
-    )
-    .await;
-    reply.expect_status(200, "break-glass passes the block");
+    let reply = block_then_break_glass(&bru, &cw.citizen_token(KARI), &k429, &consent).await;
     let transfer = reply.transfer_id().unwrap();
 
     // The security team has the reason, exactly as the caller gave it.
@@ -273,47 +281,10 @@ async fn portal_login(bru: &Bru, pid: &str) -> String {
 /// `/varsler` and `/innsyn` in both languages: Bru's words, never the reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_portal_shows_a_break_glass_in_bru_s_words_only() {
-    init();
-    let dir = tempfile::Builder::new()
-        .prefix("bru-glass-words-")
-        .tempdir()
-        .unwrap();
-    let mut args: Vec<String> = [
-        "demo",
-        "--dir",
-        &dir.path().display().to_string(),
-        "--listen",
-        "127.0.0.1:0",
-        "--ops-listen",
-        "127.0.0.1:0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if let Some(base) = bru_tests::world::postgres_url() {
-        let url = bru_tests::world::fresh_postgres_database(&base).await;
-        args.extend(["--store".to_owned(), url]);
-    }
-    let (child, public, ops, logs) = spawn_bru(&args, dir.path(), &[]).await;
-    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
-    let mut bru = Bru::new(child, public, ops, logs, &ca);
+    let (_dir, mut bru) = demo::start("bru-glass-words-").await;
 
-    let demo_token = |org: &'static str, scope: &'static str| {
-        let bru = &bru;
-        async move {
-            let r = send(
-                bru.post("/demo/maskinporten/token")
-                    .json(&json!({"org": org, "scope": scope})),
-            )
-            .await;
-            r.expect_status(200, "demo maskinporten token");
-            r.json()["access_token"].as_str().unwrap().to_owned()
-        }
-    };
-    let k429 = demo_token(K429, "helsenorge:hjemmetjeneste.read bru:consent").await;
-    let r = send(bru.post("/demo/idporten/token").json(&json!({"pid": KARI}))).await;
-    r.expect_status(200, "demo idporten token");
-    let kari = r.json()["access_token"].as_str().unwrap().to_owned();
+    let k429 = demo::machine_token(&bru, K429, "helsenorge:hjemmetjeneste.read bru:consent").await;
+    let kari = demo::citizen_token(&bru, json!({"pid": KARI})).await;
 
     let valid_to = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
         .format(&time::format_description::well_known::Rfc3339)
@@ -337,25 +308,10 @@ async fn the_portal_shows_a_break_glass_in_bru_s_words_only() {
     )
     .await
     .expect_status(200, "Kari accepts");
-    send(
-        bru.post("/citizen/v1/blocks")
-            .bearer_auth(&kari)
-            .json(&json!({"consumer": format!("0192:{K429}")})),
-    )
-    .await
-    .expect_status(201, "Kari blocks K429");
-    let reply = send(
-        bru.get(&format!("/data/helsenorge/hjemmetjeneste?patient={KARI}"))
-            .bearer_auth(&k429)
-            .header("Bru-Purpose", PURPOSE_OMSORG)
-            .header("Bru-Consent", &consent)
-            .header("Bru-Break-Glass", REASON),
-    )
-    .await;
-    reply.expect_status(200, "break-glass on home care");
+    let reply = block_then_break_glass(&bru, &kari, &k429, &consent).await;
     let transfer = reply.transfer_id().unwrap();
 
-    let audit = demo_token(K429, "bru:audit").await;
+    let audit = demo::machine_token(&bru, K429, "bru:audit").await;
     let record = audited(&bru, &audit, &transfer).await;
     assert_eq!(record["break_glass"], REASON, "{record}");
     // The notice exists (made by the log's follower) before the pages are read.

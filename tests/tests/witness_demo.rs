@@ -11,32 +11,7 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_two_witnesses_and_its_log_verifies_with_both() {
-    init();
-    let dir = tempfile::Builder::new()
-        .prefix("bru-demo-")
-        .tempdir()
-        .unwrap();
-    let mut args: Vec<String> = [
-        "demo",
-        "--dir",
-        &dir.path().display().to_string(),
-        "--listen",
-        "127.0.0.1:0",
-        "--ops-listen",
-        "127.0.0.1:0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if let Some(base) = world::postgres_url() {
-        args.extend([
-            "--store".to_owned(),
-            world::fresh_postgres_database(&base).await,
-        ]);
-    }
-    let (child, public, ops, logs) = spawn_bru(&args, dir.path(), &[]).await;
-    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
-    let mut bru = Bru::new(child, public, ops, logs, &ca);
+    let (dir, mut bru) = bru_tests::demo::start("bru-demo-").await;
 
     let vkeys: Vec<String> = (1..=2)
         .map(|n| {

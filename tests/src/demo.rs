@@ -1,0 +1,63 @@
+//! `bru demo` as the walkthrough starts it (SPEC 8), for the tests of the
+//! demo world: on the demo's own SQLite, or on a fresh PostgreSQL database
+//! when the suite runs against one (`BRU_TEST_POSTGRES_URL`), with tokens
+//! from the demo's own Maskinporten and ID-porten.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::bru::{send, spawn_bru, Bru};
+
+/// `bru demo` in `dir` (which may already hold a `policy.toml` of the
+/// test's), on free loopback ports.
+pub async fn start_in(dir: &Path) -> Bru {
+    crate::init();
+    let mut args: Vec<String> = [
+        "demo",
+        "--dir",
+        &dir.display().to_string(),
+        "--listen",
+        "127.0.0.1:0",
+        "--ops-listen",
+        "127.0.0.1:0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(base) = crate::world::postgres_url() {
+        args.extend([
+            "--store".to_owned(),
+            crate::world::fresh_postgres_database(&base).await,
+        ]);
+    }
+    let (child, public, ops, logs) = spawn_bru(&args, dir, &[]).await;
+    let ca = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
+    Bru::new(child, public, ops, logs, &ca)
+}
+
+/// `bru demo` in a fresh temporary directory, kept as long as the first.
+pub async fn start(prefix: &str) -> (tempfile::TempDir, Bru) {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    let bru = start_in(dir.path()).await;
+    (dir, bru)
+}
+
+/// A token of the demo Maskinporten for `org` with `scope`.
+pub async fn machine_token(bru: &Bru, org: &str, scope: &str) -> String {
+    let r = send(
+        bru.post("/demo/maskinporten/token")
+            .json(&json!({"org": org, "scope": scope})),
+    )
+    .await;
+    r.expect_status(200, "demo maskinporten token");
+    r.json()["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A token of the demo ID-porten for `body` (`{"pid": …}`, with a fullmakt's
+/// `authorization_details` where the test needs one).
+pub async fn citizen_token(bru: &Bru, body: Value) -> String {
+    let r = send(bru.post("/demo/idporten/token").json(&body)).await;
+    r.expect_status(200, "demo idporten token");
+    r.json()["access_token"].as_str().unwrap().to_owned()
+}
