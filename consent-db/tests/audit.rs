@@ -4,7 +4,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use consent_db::{
@@ -39,7 +39,7 @@ impl Fixture {
     }
 }
 
-use support::test_url;
+use support::{lock_exclusively, test_url, unlock};
 
 /// True (with the reason printed) when a test that needs the SQLite file
 /// itself runs under PostgreSQL.
@@ -94,24 +94,6 @@ fn record(i: usize) -> NewRecord {
         }
     }
     r
-}
-
-/// Holds SQLite's write lock from a connection of its own, as another process could.
-async fn lock_exclusively(path: &Path) -> sqlx::SqliteConnection {
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
-    let mut conn = sqlx::SqliteConnection::connect_with(&options)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn
-}
-
-async fn unlock(mut conn: sqlx::SqliteConnection) {
-    sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
 }
 
 async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {

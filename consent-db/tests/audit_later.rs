@@ -4,11 +4,9 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use consent_db::{AuditConfig, AuditLog, LaterError, NewRecord, RecordKind, Store, StoreConfig};
-use sqlx::Connection;
 use tempfile::TempDir;
 
 async fn store(dir: &TempDir) -> Store {
@@ -108,19 +106,6 @@ async fn flush_and_close_write_later_records_at_once() {
     ));
 }
 
-/// Holds SQLite's write lock from a connection of its own, as another process could.
-async fn lock_exclusively(path: &Path) -> sqlx::SqliteConnection {
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
-    let mut conn = sqlx::SqliteConnection::connect_with(&options)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_gives_the_record_back_and_it_is_written_when_there_is_room() {
     let dir = tempfile::tempdir().unwrap();
@@ -136,7 +121,7 @@ async fn a_full_queue_gives_the_record_back_and_it_is_written_when_there_is_room
     };
     let log = AuditLog::start(store.clone(), config).unwrap();
     // The writer takes a decision and then waits for the write lock.
-    let lock = lock_exclusively(&dir.path().join("bru.db")).await;
+    let lock = support::lock_exclusively(&dir.path().join("bru.db")).await;
     let decision = tokio::spawn({
         let log = log.clone();
         async move { log.append(record(RecordKind::Decision, 0)).await }
@@ -156,9 +141,7 @@ async fn a_full_queue_gives_the_record_back_and_it_is_written_when_there_is_room
         async move { log.append_later_when_room(back).await }
     });
 
-    let mut conn = lock;
-    sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
+    support::unlock(lock).await;
     decision.await.unwrap().unwrap();
     waiting.await.unwrap().unwrap();
     log.flush().await.unwrap();

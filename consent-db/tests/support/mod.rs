@@ -46,3 +46,21 @@ fn uuid_ish() -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Holds SQLite's write lock from a connection of its own, as another process could.
+pub async fn lock_exclusively(path: &Path) -> sqlx::SqliteConnection {
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn
+}
+
+pub async fn unlock(mut conn: sqlx::SqliteConnection) {
+    sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
