@@ -61,3 +61,38 @@ pub async fn citizen_token(bru: &Bru, body: Value) -> String {
     r.expect_status(200, "demo idporten token");
     r.json()["access_token"].as_str().unwrap().to_owned()
 }
+
+/// A consent the demo's `requester` asks of `subject` for `datasets` and
+/// `purpose` (30 days), accepted by the citizen token `citizen`: its id.
+pub async fn granted_consent(
+    bru: &Bru,
+    requester: &str,
+    citizen: &str,
+    subject: &str,
+    datasets: &[&str],
+    purpose: &str,
+) -> String {
+    let valid_to = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let created = send(
+        bru.post("/consent/v1/requests")
+            .bearer_auth(requester)
+            .json(&json!({
+                "subject": subject,
+                "datasets": datasets,
+                "purpose": purpose,
+                "valid_to": valid_to,
+            })),
+    )
+    .await;
+    created.expect_status(201, "consent request");
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    send(
+        bru.post(&format!("/citizen/v1/consents/{id}/accept"))
+            .bearer_auth(citizen),
+    )
+    .await
+    .expect_status(200, "the citizen accepts");
+    id
+}

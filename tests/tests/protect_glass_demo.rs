@@ -57,28 +57,15 @@ async fn the_demo_has_break_glass_on_home_care_and_a_delayed_police_district() {
     let kari = demo::citizen_token(&bru, json!({"pid": KARI})).await;
 
     // Kari approves K429's request, then blocks K429.
-    let valid_to = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let created = send(
-        bru.post("/consent/v1/requests")
-            .bearer_auth(&k429)
-            .json(&json!({
-                "subject": KARI,
-                "datasets": ["nav/inntekt", "helsenorge/hjemmetjeneste"],
-                "purpose": PURPOSE_OMSORG,
-                "valid_to": valid_to,
-            })),
+    let id = demo::granted_consent(
+        &bru,
+        &k429,
+        &kari,
+        KARI,
+        &["nav/inntekt", "helsenorge/hjemmetjeneste"],
+        PURPOSE_OMSORG,
     )
     .await;
-    created.expect_status(201, "consent request");
-    let id = created.json()["id"].as_str().unwrap().to_owned();
-    send(
-        bru.post(&format!("/citizen/v1/consents/{id}/accept"))
-            .bearer_auth(&kari),
-    )
-    .await
-    .expect_status(200, "Kari accepts");
     send(
         bru.post("/citizen/v1/blocks")
             .bearer_auth(&kari)

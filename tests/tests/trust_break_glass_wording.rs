@@ -286,28 +286,15 @@ async fn the_portal_shows_a_break_glass_in_bru_s_words_only() {
     let k429 = demo::machine_token(&bru, K429, "helsenorge:hjemmetjeneste.read bru:consent").await;
     let kari = demo::citizen_token(&bru, json!({"pid": KARI})).await;
 
-    let valid_to = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let created = send(
-        bru.post("/consent/v1/requests")
-            .bearer_auth(&k429)
-            .json(&json!({
-                "subject": KARI,
-                "datasets": ["helsenorge/hjemmetjeneste"],
-                "purpose": PURPOSE_OMSORG,
-                "valid_to": valid_to,
-            })),
+    let consent = demo::granted_consent(
+        &bru,
+        &k429,
+        &kari,
+        KARI,
+        &["helsenorge/hjemmetjeneste"],
+        PURPOSE_OMSORG,
     )
     .await;
-    created.expect_status(201, "consent request");
-    let consent = created.json()["id"].as_str().unwrap().to_owned();
-    send(
-        bru.post(&format!("/citizen/v1/consents/{consent}/accept"))
-            .bearer_auth(&kari),
-    )
-    .await
-    .expect_status(200, "Kari accepts");
     let reply = block_then_break_glass(&bru, &kari, &k429, &consent).await;
     let transfer = reply.transfer_id().unwrap();
 
