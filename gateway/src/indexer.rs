@@ -50,16 +50,9 @@ pub fn spawn(app: &Arc<App>, stop: &watch::Receiver<bool>) -> JoinHandle<()> {
 async fn round(app: &App) -> Result<(), consent_db::StoreError> {
     // Two reads instead of a write transaction when there is nothing new
     // (SQLite's write lock is the audit writer's too).
-    if lag(&app.store).await? == 0 {
+    if app.store.index_lag().await? == 0 {
         return Ok(());
     }
     while app.store.index_step(STEP).await? >= u64::from(STEP) {}
     Ok(())
-}
-
-/// Records in the log that the derived index does not hold yet.
-pub async fn lag(store: &consent_db::Store) -> Result<u64, consent_db::StoreError> {
-    let records = store.record_count().await?;
-    let done = store.index_position().await?;
-    Ok(records.saturating_sub(done))
 }

@@ -323,7 +323,7 @@ impl Snapshot {
                 .last_commit_unix_ms
                 .map(|t| now_ms.saturating_sub(t).max(0) as f64 / 1000.0),
             audit,
-            audit_index_lag: crate::indexer::lag(&app.store).await.ok(),
+            audit_index_lag: app.store.index_lag().await.ok(),
             consent_events: app.store.consent_event_counts(),
             jwks: app.auth.jwks_refreshes(),
             checkpoint_age: app.checkpoints.age(&app.store).await,

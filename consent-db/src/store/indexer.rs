@@ -69,6 +69,14 @@ impl Store {
         self.follower_position(INDEX_FOLLOWER).await
     }
 
+    /// Records in the log that `audit_index` does not hold yet (two
+    /// primary-key reads; no write lock): the indexer's lag.
+    pub async fn index_lag(&self) -> Result<u64, StoreError> {
+        let records = self.record_count().await?;
+        let done = self.index_position().await?;
+        Ok(records.saturating_sub(done))
+    }
+
     /// Runs indexer steps until `audit_index` holds every record below
     /// `head` (a log size the caller has read), so a query on it sees them.
     /// If another replica holds the indexer's row, this waits for it as any
