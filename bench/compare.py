@@ -330,7 +330,11 @@ def bru_config(demo_dir, port, ops_port, upstream_port, store, stage, audit=None
                 line += f'\nassertion_secret_file = "{secret}"'
             return line
         text = re.sub(r'(?m)^\[upstream\.([A-Za-z0-9_-]+)\]$', with_assertion, text)
-    if stage:
+    if stage and stage.startswith("follow:"):
+        # `[bench] followers`: which of the log's followers run (issue 21's ladder).
+        names = [n for n in stage[len("follow:"):].split(",") if n]
+        text += '\n[bench]\nfollowers = [' + ", ".join(f'"{n}"' for n in names) + ']\n'
+    elif stage:
         text += f'\n[bench]\nstage = "{stage}"\n'
     return text
 
@@ -918,11 +922,17 @@ LADDER = [
     ("bru-passthrough", "passthrough", "noop", "route and forward: a reverse proxy on Bru's stack (hyper, rustls)"),
     ("bru-token", "token", "noop", "+ token check (verified-token cache; RS256 once per token)"),
     ("bru-policy", "policy", "noop", "+ facts, `policy::decide`, signed `Bru-Assertion` (ES256)"),
-    ("bru-nosync", None, "nosync", "+ decision and outcome records through group commit, without fsync"),
+    ("bru-nosync-alone", "follow:", "nosync",
+     "+ decision and outcome records through group commit, without fsync, nothing following the log"),
+    ("bru-nosync-indexer", "follow:indexer", "nosync", "+ the indexer (audit_index)"),
+    ("bru-nosync-snoop", "follow:indexer,snoop", "nosync", "+ the snoop follower"),
+    ("bru-nosync", None, "nosync", "+ the notification follower: all three followers"),
     ("bru-no-tree", None, "no-tree", "+ durable records (fsync per group commit), without the Merkle tree"),
     ("bru", None, None, "+ Merkle tree: the whole statutory pipeline"),
 ]
 
+# Rungs an older build may not know (`[bench] followers`, session 8): no @base twin.
+NEW_RUNGS = {"follow:", "follow:indexer", "follow:indexer,snoop"}
 
 BASELINE = "@base"
 # `--assertion` and the bru-eddsa / bru-hs256 targets: the JWS alg of each (SPEC 12).
@@ -936,7 +946,7 @@ def ladder_rows(args):
     right after it (same rung, same run, so the two are compared like with like)."""
     for name, stage, audit, what in LADDER:
         yield (name, stage, audit, what.replace("(ES256)", f"({JWS_ALG[args.assertion]})"))
-        if args.baseline:
+        if args.baseline and stage not in NEW_RUNGS:
             yield (name + BASELINE, stage, audit, "the same on the baseline build")
 
 
@@ -1105,7 +1115,7 @@ def main():
         for name, stage, audit, _ in LADDER:
             if name != "bru":
                 made[name] = Bru(world, name, stage=stage, audit=audit, assertion=alg, runtime=rt)
-            if args.baseline:
+            if args.baseline and stage not in NEW_RUNGS:
                 made[name + BASELINE] = Bru(world, name + BASELINE, stage=stage, audit=audit,
                                             binary=args.baseline)
         if args.baseline:

@@ -42,6 +42,11 @@ pub struct Config {
     /// `[bench] stage`: how much of the pipeline runs (benchmark builds only).
     #[cfg(feature = "bench")]
     pub bench_stage: crate::pipeline::Stage,
+    /// `[bench] followers = ["indexer", "snoop", "notify"]`: which of the
+    /// log's followers run (benchmark builds only; all by default), so the
+    /// ladder can tell their costs from the appender's.
+    #[cfg(feature = "bench")]
+    pub bench_followers: Vec<String>,
     /// `[altinn]`: Altinn's consent events feed and decision point (SPEC 9).
     pub altinn: altinn_section::AltinnConfig,
     /// `[notify]`: the operator's notification service (SPEC 10).
@@ -308,6 +313,8 @@ struct RawBench {
     // Read only in benchmark builds; a default build refuses the table.
     #[cfg_attr(not(feature = "bench"), allow(dead_code))]
     stage: Option<Spanned<String>>,
+    #[cfg_attr(not(feature = "bench"), allow(dead_code))]
+    followers: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -854,6 +861,12 @@ impl Config {
                 crate::pipeline::Stage::Full
             }),
         };
+        #[cfg(feature = "bench")]
+        let bench_followers = raw
+            .bench
+            .as_ref()
+            .and_then(|b| b.get_ref().followers.clone())
+            .unwrap_or_else(|| ["indexer", "snoop", "notify"].map(String::from).to_vec());
         #[cfg(not(feature = "bench"))]
         if let Some(bench) = &raw.bench {
             cx.error(
@@ -1251,6 +1264,8 @@ impl Config {
             },
             #[cfg(feature = "bench")]
             bench_stage,
+            #[cfg(feature = "bench")]
+            bench_followers,
             keys: KeysConfig {
                 pseudonym_key,
                 assertion_key,

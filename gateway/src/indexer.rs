@@ -27,6 +27,9 @@ pub fn spawn(app: &Arc<App>, stop: &watch::Receiver<bool>) -> JoinHandle<()> {
     let app = Arc::clone(app);
     let mut stop = stop.clone();
     tokio::spawn(async move {
+        if !crate::pipeline::Stage::follows_log(&app.config, "indexer") {
+            return;
+        }
         loop {
             let pause = match round(&app).await {
                 Ok(()) => PAUSE,

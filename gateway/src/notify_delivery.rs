@@ -148,7 +148,10 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => break,
         }
         let records = app.audit.stats().records;
-        if records != seen_records || followed_at.is_none_or(|t| t.elapsed() >= FOLLOW_EVERY) {
+        let follows = crate::pipeline::Stage::follows_log(&app.config, "notify");
+        if follows
+            && (records != seen_records || followed_at.is_none_or(|t| t.elapsed() >= FOLLOW_EVERY))
+        {
             seen_records = records;
             followed_at = Some(Instant::now());
             follow(&app).await;

@@ -252,6 +252,15 @@ fn the_ablation_stages_exist_only_in_benchmark_builds() {
         assert_eq!(parse(VALID).unwrap().bench_stage, Stage::Full);
         assert_eq!(parse(&with("token")).unwrap().bench_stage, Stage::Token);
         assert!(parse(&with("everything")).is_err());
+        // `[bench] followers`: all three unless the ladder names fewer.
+        let config = parse(VALID).unwrap();
+        for follower in ["indexer", "snoop", "notify"] {
+            assert!(Stage::follows_log(&config, follower), "{follower}");
+        }
+        let config = parse(&format!("{VALID}\n[bench]\nfollowers = [\"indexer\"]\n")).unwrap();
+        assert!(Stage::follows_log(&config, "indexer"));
+        assert!(!Stage::follows_log(&config, "snoop"));
+        assert!(!Stage::follows_log(&config, "notify"));
     }
     #[cfg(not(feature = "bench"))]
     {

@@ -47,4 +47,16 @@ impl Stage {
             Stage::Full
         }
     }
+
+    /// Whether the log's follower `name` ("indexer", "snoop", "notify")
+    /// runs: always, but as `[bench] followers` lists in a benchmark build.
+    pub fn follows_log(config: &crate::config::Config, name: &str) -> bool {
+        #[cfg(feature = "bench")]
+        return config.bench_followers.iter().any(|f| f == name);
+        #[cfg(not(feature = "bench"))]
+        {
+            let _ = (config, name);
+            true
+        }
+    }
 }
