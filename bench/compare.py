@@ -953,7 +953,8 @@ def ladder_rows(args):
 def report_ladder(rows, args):
     print("### Ablation ladder (statutory dataset, 1 KB)\n")
     print("Each rung is a configuration of the benchmark build (`--features bench`): `[bench] stage` for the first "
-          "three, `[store] audit` for the rest. Bru's CPU per request; the step is what the rung adds.\n")
+          "three, `[store] audit` for the rest, `[bench] followers` for the follower rungs. Bru's CPU per request; "
+          "the step is what the rung adds.\n")
     for conns in args.conns:
         print(f"| rung ({conns} connections) | req/s | spread | Bru CPU µs/req | step µs | ×nginx |")
         print("| --- | --- | --- | --- | --- | --- |")
