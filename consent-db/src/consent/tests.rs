@@ -715,7 +715,100 @@ async fn fifty_parallel_decisions_under_a_consent_of_ten_uses_write_exactly_ten(
         let count = fx.store.record_count().await.unwrap();
         assert_eq!(count, 10 * (round + 1), "round {round}");
         assert_eq!(indexes.last().copied(), Some(count - 1), "round {round}");
+        // One `used` event a use, after its creation and acceptance (the
+        // batch writes a consent's uses together: #21).
+        let types = event_types(&fx.store, &row.id).await;
+        assert_eq!(types[..2], ["created", "accepted"], "round {round}");
+        assert_eq!(types[2..], ["used"; 10], "round {round}");
     }
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_consents_interleaved_in_one_batch_each_give_their_own_uses() {
+    let fx = fixture().await;
+    let log = audit_log(&fx.store);
+    let three = granted(&fx.store, Some(3)).await;
+    let five = granted(&fx.store, Some(5)).await;
+    let tasks: Vec<_> = (0..24)
+        .map(|n| {
+            let log = log.clone();
+            let id = if n % 2 == 0 {
+                three.id.clone()
+            } else {
+                five.id.clone()
+            };
+            tokio::spawn(async move {
+                (
+                    id.clone(),
+                    log.append_using_consent(decision_under(&id, n)).await,
+                )
+            })
+        })
+        .collect();
+    let (mut of_three, mut of_five) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            (id, Ok(_)) if id == three.id => of_three += 1,
+            (_, Ok(_)) => of_five += 1,
+            (_, Err(crate::AuditError::ConsentNotUsable)) => {}
+            (_, Err(e)) => panic!("{e}"),
+        }
+    }
+    assert_eq!((of_three, of_five), (3, 5));
+    for (row, uses) in [(&three, 3), (&five, 5)] {
+        let after = fx.store.get_consent(&row.id).await.unwrap().unwrap();
+        assert_eq!(after.uses, uses);
+        assert_eq!(
+            event_types(&fx.store, &row.id).await[2..],
+            vec!["used"; uses as usize]
+        );
+    }
+    assert_eq!(fx.store.record_count().await.unwrap(), 8);
+    log.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn parallel_decisions_under_a_frequency_limit_get_the_period_s_uses_and_no_more() {
+    let fx = fixture().await;
+    let log = audit_log(&fx.store);
+    let mut ask = request(Some(KARI), None);
+    ask.frequency = Some(crate::Frequency {
+        max: 4,
+        per: crate::FrequencyPeriod::Day,
+    });
+    let row = fx.store.create_consent(&ask, t(CREATED)).await.unwrap();
+    fx.store
+        .accept_consent(&row.id, &person(KARI), t(LATER))
+        .await
+        .unwrap();
+    for wave in 0..2 {
+        let tasks: Vec<_> = (0..20)
+            .map(|n| {
+                let log = log.clone();
+                let id = row.id.clone();
+                tokio::spawn(async move { log.append_using_consent(decision_under(&id, n)).await })
+            })
+            .collect();
+        let mut written = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => written += 1,
+                Err(crate::AuditError::ConsentNotUsable) => {}
+                Err(e) => panic!("wave {wave}: {e}"),
+            }
+        }
+        // Four a day: the first wave gets them all, the second none.
+        assert_eq!(written, if wave == 0 { 4 } else { 0 }, "wave {wave}");
+    }
+    let after = fx.store.get_consent(&row.id).await.unwrap().unwrap();
+    assert_eq!(after.uses, 4);
+    assert_eq!(
+        event_types(&fx.store, &row.id).await[2..],
+        ["used"; 4],
+        "one event a use, none for a refused one"
+    );
+    assert_eq!(fx.store.record_count().await.unwrap(), 4);
     log.close().await.unwrap();
 }
 

@@ -92,26 +92,37 @@ impl Store {
             }
         };
         // Uses first: a record whose consent cannot give one is not written.
+        // A consent's uses in the batch are taken together, in record order
+        // (the first ones get what is left); an Altinn one-time consent's one
+        // use, like Bru's own, here under the sequencer, in the records'
+        // transaction (SPEC 9.1).
         let mut refused = Vec::new();
         let mut tally = EventTally::default();
+        let mut wanted: Vec<(&str, Vec<usize>)> = Vec::new();
         for &i in consent_uses {
             let record = all_records.get(i);
             let id = record
                 .and_then(|r| r.consent_id.as_deref())
                 .ok_or_else(|| StoreError::Db(format!("record {i} of the batch has no consent")))?;
-            // An Altinn one-time consent's one use, like Bru's own: here,
-            // under the sequencer, in the record's transaction (SPEC 9.1).
-            let taken = match id.strip_prefix(altinn::CONSENT_PREFIX) {
+            match id.strip_prefix(altinn::CONSENT_PREFIX) {
                 Some(uuid) => {
                     let transfer = record.map(|r| r.transfer_id.as_str()).unwrap_or_default();
-                    altinn::take_use(&mut conn, uuid, transfer, time).await?
+                    if !altinn::take_use(&mut conn, uuid, transfer, time).await? {
+                        refused.push(i);
+                    }
                 }
-                None => consents::take_use(&mut conn, &mut tally, id, time).await?,
-            };
-            if !taken {
-                refused.push(i);
+                None => match wanted.iter_mut().find(|(c, _)| *c == id) {
+                    Some((_, positions)) => positions.push(i),
+                    None => wanted.push((id, vec![i])),
+                },
             }
         }
+        for (id, positions) in &wanted {
+            let taken =
+                consents::take_uses(&mut conn, &mut tally, id, positions.len(), time).await?;
+            refused.extend(positions.iter().skip(taken));
+        }
+        refused.sort_unstable();
         let kept = without_refused(all_records, &refused);
         let records: &[NewRecord] = &kept;
         insert_records(&mut conn, first_index, &time.to_string(), records).await?;

@@ -489,6 +489,114 @@ pub(super) async fn take_use(
     Ok(true)
 }
 
+/// [`take_use`] for `wanted` uses at once, as the audit batch takes them:
+/// the first `n` are counted, each with its `used` event, and `n` returned
+/// (`wanted` or fewer; 0 with nothing written).
+///
+/// On SQLite the consent's limits are read once (under the write lock the
+/// batch holds) and its uses then written a run of statements per
+/// round trip: one `UPDATE` and one event per use, as the database's own
+/// rule wants (`consents_uses_count`: a use counts one at a time). Each
+/// statement was a hop across sqlx's thread, three or four a use (#21).
+/// PostgreSQL takes them one at a time, as before: its round trips do not
+/// cross threads, and its extended protocol runs one statement per query.
+pub(super) async fn take_uses(
+    conn: &mut Conn<'_>,
+    tally: &mut EventTally,
+    id: &str,
+    wanted: usize,
+    now: Timestamp,
+) -> Result<usize, StoreError> {
+    if !matches!(conn, Conn::Sqlite(_)) {
+        let mut taken = 0;
+        while taken < wanted && take_use(conn, tally, id, now).await? {
+            taken += 1;
+        }
+        return Ok(taken);
+    }
+    const LIMITS: &str = "SELECT status, valid_to, uses, max_uses, frequency_max, frequency_per \
+         FROM consents WHERE id = $1";
+    type Limits = (
+        String,
+        String,
+        i64,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+    );
+    let limits: Option<Limits> =
+        on_conn!(&mut *conn, c => sqlx::query_as(LIMITS).bind(id).fetch_optional(&mut **c).await?);
+    let Some((status, valid_to, uses, max_uses, frequency_max, frequency_per)) = limits else {
+        return Ok(0);
+    };
+    let now_text = now.to_string();
+    // The same conditions as the one-use UPDATE's WHERE (text comparison of
+    // the stored times, as SQL's).
+    if status != "granted" || valid_to.as_str() <= now_text.as_str() {
+        return Ok(0);
+    }
+    let mut take = i64::try_from(wanted).unwrap_or(i64::MAX);
+    if let Some(max) = max_uses {
+        take = take.min(max - uses);
+    }
+    if let (Some(max), Some(per)) = (frequency_max, frequency_per) {
+        let per: FrequencyPeriod = per
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("consent {id}: frequency_per: {e}")))?;
+        let in_period = uses_in_period(conn, id, per, now).await?;
+        take = take.min(max - i64::from(in_period.used));
+    }
+    let Ok(take) = usize::try_from(take) else {
+        return Ok(0);
+    };
+    let Conn::Sqlite(c) = conn else {
+        return Ok(0);
+    };
+    let mut left = take;
+    while left > 0 {
+        let (sql, k) = use_run_sql(left);
+        let written = sqlx::query(sql)
+            .bind(&now_text)
+            .bind(id)
+            .execute(&mut **c)
+            .await?
+            .rows_affected();
+        // Under the write lock nothing can change what was read above: a
+        // shortfall is a fault, and the batch (and its records) fails whole.
+        if written != 2 * k as u64 {
+            return Err(StoreError::Db(format!(
+                "consent {id}: {written} rows written for {k} uses"
+            )));
+        }
+        left -= k;
+    }
+    for _ in 0..take {
+        tally.push(EventType::Used);
+    }
+    Ok(take)
+}
+
+/// Uses written a round trip, at most: 2 × 64 statements.
+const MAX_USE_RUN_LOG2: u32 = 6;
+
+/// The SQLite text of a run of uses, the largest power of two up to `left`
+/// (and 64): each use one `UPDATE` and one `used` event, binding the time as
+/// `?1` and the consent as `?2`. Seven texts in all, so sqlx's statement
+/// cache keeps them prepared.
+fn use_run_sql(left: usize) -> (&'static str, usize) {
+    const ONE_USE: &str = "UPDATE consents SET uses = uses + 1, updated_at = ?1 \
+         WHERE id = ?2 AND status = 'granted' AND valid_to > ?1 \
+         AND (max_uses IS NULL OR uses < max_uses); \
+         INSERT INTO consent_events (consent_id, seq, type, at) \
+         SELECT ?2, COALESCE(MAX(seq) + 1, 0), 'used', ?1 FROM consent_events WHERE consent_id = ?2; ";
+    static RUNS: [std::sync::OnceLock<String>; MAX_USE_RUN_LOG2 as usize + 1] =
+        [const { std::sync::OnceLock::new() }; MAX_USE_RUN_LOG2 as usize + 1];
+    let log2 = left.max(1).ilog2().min(MAX_USE_RUN_LOG2);
+    let k = 1usize << log2;
+    let sql = RUNS[log2 as usize].get_or_init(|| ONE_USE.repeat(k));
+    (sql.as_str(), k)
+}
+
 /// The `used` events of consent `id` after `now` minus one period.
 async fn uses_in_period(
     conn: &mut Conn<'_>,
