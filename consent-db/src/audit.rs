@@ -162,8 +162,8 @@ type Reply<T> = oneshot::Sender<Result<T, AuditError>>;
 // allocation per record.
 #[allow(clippy::large_enum_variant)]
 enum Msg {
-    /// A record, and whether it takes one use of its consent in the same transaction.
-    Append(NewRecord, Reply<AuditReceipt>, bool),
+    /// A record, and what must still hold when its batch commits.
+    Append(NewRecord, Reply<AuditReceipt>, Conditions),
     /// A record nobody waits for: written with the next batch somebody waits
     /// for, or after `later_linger`.
     Later(NewRecord),
@@ -171,6 +171,20 @@ enum Msg {
     Flush(Reply<()>),
     /// Like `Flush`, then the writer stops and refuses everything after it.
     Close(Reply<()>),
+}
+
+/// What must hold in a record's own transaction for it to be written: what
+/// the caller decided on may have changed since it was read (by this process
+/// or by another replica), and the batch is where a change is seen for sure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Conditions {
+    /// Take one use of the record's `consent_id`
+    /// ([`AuditError::ConsentNotUsable`] when it cannot give one).
+    pub consent_use: bool,
+    /// No block of the record's `subject_ref` covers its `consumer` or its
+    /// `dataset` ([`AuditError::SubjectBlocked`] otherwise): a decision made
+    /// on cached blocks is written only if they still let it through.
+    pub unblocked: bool,
 }
 
 /// A cloneable handle to the audit writer. The writer stops when the log is
@@ -213,7 +227,21 @@ impl AuditLog {
     /// still written, and the log then holds a record nobody was told about —
     /// the safe side for evidence.
     pub async fn append(&self, record: NewRecord) -> Result<AuditReceipt, AuditError> {
-        self.send(record, false).await
+        self.send(record, Conditions::default()).await
+    }
+
+    /// [`AuditLog::append`] with `conditions` checked in the record's own
+    /// transaction; a record whose conditions fail is not written, and
+    /// this is the error that says which.
+    pub async fn append_on(
+        &self,
+        record: NewRecord,
+        conditions: Conditions,
+    ) -> Result<AuditReceipt, AuditError> {
+        if conditions.consent_use && record.consent_id.is_none() {
+            return Err(AuditError::ConsentNotUsable);
+        }
+        self.send(record, conditions).await
     }
 
     /// Appends a decision under consent and takes one use of its
@@ -225,10 +253,11 @@ impl AuditLog {
         &self,
         record: NewRecord,
     ) -> Result<AuditReceipt, AuditError> {
-        if record.consent_id.is_none() {
-            return Err(AuditError::ConsentNotUsable);
-        }
-        self.send(record, true).await
+        let conditions = Conditions {
+            consent_use: true,
+            unblocked: false,
+        };
+        self.append_on(record, conditions).await
     }
 
     /// Queues a record nobody waits for (an outcome record: the caller has
@@ -258,11 +287,15 @@ impl AuditLog {
             .map_err(|_| AuditError::Closed)
     }
 
-    async fn send(&self, record: NewRecord, use_consent: bool) -> Result<AuditReceipt, AuditError> {
+    async fn send(
+        &self,
+        record: NewRecord,
+        conditions: Conditions,
+    ) -> Result<AuditReceipt, AuditError> {
         let record = prepare(record);
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Msg::Append(record, reply, use_consent))
+            .send(Msg::Append(record, reply, conditions))
             .await
             .map_err(|_| AuditError::Closed)?;
         answer.await.map_err(|_| AuditError::Closed)?
@@ -375,6 +408,7 @@ async fn write_loop(
     let mut waiters = Vec::with_capacity(max_batch);
     let mut flushes = Vec::new();
     let mut consent_uses = Vec::new();
+    let mut block_checks = Vec::new();
     loop {
         // Waits for one message, then takes whatever else is already queued.
         if rx.recv_many(&mut msgs, max_batch).await == 0 {
@@ -386,9 +420,12 @@ async fn write_loop(
             for msg in msgs.drain(..) {
                 match msg {
                     _ if close.is_some() => {} // after a close: dropped, its sender sees Closed
-                    Msg::Append(record, reply, use_consent) => {
-                        if use_consent {
+                    Msg::Append(record, reply, conditions) => {
+                        if conditions.consent_use {
                             consent_uses.push(records.len());
+                        }
+                        if conditions.unblocked {
+                            block_checks.push(records.len());
                         }
                         records.push(record);
                         waiters.push(Some(reply));
@@ -425,16 +462,23 @@ async fn write_loop(
         let result = if records.is_empty() {
             Ok(None)
         } else {
-            commit(&store, &records, &consent_uses, config.commit_timeout)
-                .await
-                .map(Some)
+            commit(
+                &store,
+                &records,
+                &consent_uses,
+                &block_checks,
+                config.commit_timeout,
+            )
+            .await
+            .map(Some)
         };
         counters.writing.store(0, Ordering::Relaxed);
         records.clear();
         consent_uses.clear();
+        block_checks.clear();
         match &result {
             Ok(Some(done)) => {
-                let n = n - done.refused.len() as u64;
+                let n = n - done.refused.len() as u64 - done.blocked.len() as u64;
                 // A batch whose every consent refused its use wrote nothing.
                 if n > 0 {
                     counters.committed(n, done.time);
@@ -445,6 +489,12 @@ async fn write_loop(
                     if done.refused.contains(&position) {
                         if let Some(reply) = reply {
                             let _ = reply.send(Err(AuditError::ConsentNotUsable));
+                        }
+                        continue;
+                    }
+                    if done.blocked.contains(&position) {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Err(AuditError::SubjectBlocked));
                         }
                         continue;
                     }
@@ -491,9 +541,11 @@ async fn commit(
     store: &Store,
     records: &[NewRecord],
     consent_uses: &[usize],
+    block_checks: &[usize],
     timeout: Duration,
 ) -> Result<BatchCommit, AuditError> {
-    match tokio::time::timeout(timeout, store.append_batch(records, consent_uses)).await {
+    let batch = store.append_batch(records, consent_uses, block_checks);
+    match tokio::time::timeout(timeout, batch).await {
         Ok(result) => result.map_err(AuditError::from),
         // The transaction is dropped unfinished and rolls back; if the
         // commit itself was under way it may still land, so the records may

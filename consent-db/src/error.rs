@@ -85,6 +85,12 @@ pub enum AuditError {
     /// used up since it was read). The record was not written.
     #[error("the consent could not take a use; the record was not written")]
     ConsentNotUsable,
+    /// The record was appended with [`crate::Conditions::unblocked`], and a
+    /// block of its subject's now covers its consumer or dataset (written
+    /// since the caller read the blocks, perhaps by another replica). The
+    /// record was not written.
+    #[error("a block of the subject's covers this call; the record was not written")]
+    SubjectBlocked,
 }
 
 impl From<StoreError> for AuditError {

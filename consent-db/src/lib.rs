@@ -35,7 +35,8 @@ mod verify;
 mod test_support;
 
 pub use audit::{
-    AuditConfig, AuditLog, AuditReceipt, AuditStats, BatchSizes, LaterError, BATCH_SIZE_BOUNDS,
+    AuditConfig, AuditLog, AuditReceipt, AuditStats, BatchSizes, Conditions, LaterError,
+    BATCH_SIZE_BOUNDS,
 };
 pub use config::{ClientCertificate, PgTls, StoreConfig};
 #[cfg(feature = "openapi")]

@@ -392,6 +392,9 @@ async fn create_block(
     app.store
         .add_block(&subject_ref, &block, Timestamp::now())
         .await?;
+    // Not needed for the block to hold (the record's transaction checks),
+    // but this replica's next call then reads it at once.
+    app.block_cache.forget(&subject_ref);
     tracing::info!(block_id = %block.id, "citizen added a block");
     Ok(json_api::json(
         StatusCode::CREATED,
@@ -496,6 +499,7 @@ async fn delete_block(
     if !app.store.delete_block(&subject_ref, &id).await? {
         return Err(NOT_FOUND);
     }
+    app.block_cache.forget(&subject_ref);
     Ok(axum::response::IntoResponse::into_response(
         StatusCode::NO_CONTENT,
     ))

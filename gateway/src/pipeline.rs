@@ -371,7 +371,7 @@ async fn prepare<'a>(
     };
 
     let break_glass = crate::protect::break_glass_reason(&parts.headers, dataset, &subject)?;
-    let blocks = crate::protect::blocks(app, dataset, &subject).await?;
+    let (blocks, blocks_cached) = crate::protect::blocks(app, dataset, &subject, false).await?;
     let mut facts = Facts {
         purpose,
         subject,
@@ -386,7 +386,10 @@ async fn prepare<'a>(
         &caller,
         dataset,
         &mut facts,
-        consent_cached,
+        Cached {
+            consent: consent_cached,
+            blocks: blocks_cached,
+        },
         consent_id,
         stage,
     )
@@ -410,8 +413,10 @@ async fn prepare<'a>(
 /// consent uses up one of its uses, counted in the decision record's own
 /// transaction. If the consent changed after it was read (revoked,
 /// expired, used up by a parallel call), neither is written: read it again
-/// and decide again, so that the refusal too comes from policy::decide. A
-/// refusal is never decided on a cached consent.
+/// and decide again, so that the refusal too comes from policy::decide. The
+/// subject's blocks likewise: a decision on cached blocks is written only if
+/// no block covers it in the record's transaction, else decided again on a
+/// fresh read. A refusal is never decided on a cached consent or blocks.
 #[allow(clippy::too_many_arguments)]
 async fn decide_and_record<'p>(
     app: &'p Arc<App>,
@@ -419,17 +424,24 @@ async fn decide_and_record<'p>(
     caller: &policy::Caller,
     dataset: &'p Dataset,
     facts: &mut Facts<'_>,
-    mut consent_cached: bool,
+    mut cached: Cached,
     consent_id: Option<&str>,
     stage: Stage,
 ) -> Result<(Grant<'p>, PendingOutcome), Failure> {
     for _ in 0..CONSENT_ATTEMPTS {
         match policy::decide(&app.policy, caller, dataset, facts) {
-            Decision::Deny(_) if consent_cached => {
-                consent_cached = false;
-                if let Some(id) = consent_id {
-                    facts.consent = read_consent(app, id, facts.now).await?;
+            Decision::Deny(_) if cached.consent || cached.blocks => {
+                if cached.consent {
+                    if let Some(id) = consent_id {
+                        facts.consent = read_consent(app, id, facts.now).await?;
+                    }
                 }
+                if cached.blocks {
+                    facts.blocks = crate::protect::blocks(app, dataset, &facts.subject, true)
+                        .await?
+                        .0;
+                }
+                cached = Cached::default();
             }
             Decision::Deny(code) => {
                 return Err(crate::protect::denied(code, &facts.consent, facts.now))
@@ -461,7 +473,7 @@ async fn decide_and_record<'p>(
                 let altinn_once =
                     crate::altinn_pep::one_time_use(dataset, grant.consent_id.as_deref());
                 let glass = record.break_glass.is_some();
-                match record_decision(app, record, call.started, altinn_once).await {
+                match record_decision(app, record, call.started, altinn_once, dataset).await {
                     Ok(outcome) => {
                         if glass {
                             crate::protect::count_break_glass(app, caller, dataset);
@@ -473,10 +485,18 @@ async fn decide_and_record<'p>(
                         facts.consent = crate::altinn_pep::used_up(&facts.consent);
                     }
                     Err(ConsentRecordError::ConsentChanged) => {
-                        consent_cached = false;
+                        cached.consent = false;
                         if let Some(id) = &grant.consent_id {
                             facts.consent = read_consent(app, id, facts.now).await?;
                         }
+                    }
+                    Err(ConsentRecordError::Blocked) => {
+                        // A block written since the blocks were read (here
+                        // or at another replica): decided again on them.
+                        cached.blocks = false;
+                        facts.blocks = crate::protect::blocks(app, dataset, &facts.subject, true)
+                            .await?
+                            .0;
                     }
                     // Fail closed: what could not be recorded is not forwarded.
                     Err(ConsentRecordError::Unavailable) => return Err(Failure::AuditUnavailable),
@@ -501,17 +521,25 @@ async fn record_decision(
     record: NewRecord,
     started: Instant,
     altinn_once: bool,
+    dataset: &Dataset,
 ) -> Result<PendingOutcome, ConsentRecordError> {
     let mut outcome = PendingOutcome::for_decision(app, &record, started);
-    // Bru's own consents, and Altinn one-time consents, give a use in the
-    // record's transaction; other Altinn consents have no count to keep.
-    let using_consent = altinn_once
-        || record
-            .consent_id
-            .as_deref()
-            .is_some_and(|id| !crate::altinn_pep::is_altinn(id));
-    let written = if using_consent {
-        let written = app.record_using_consent(record.clone()).await;
+    let conditions = consent_db::Conditions {
+        // Bru's own consents, and Altinn one-time consents, give a use in the
+        // record's transaction; other Altinn consents have no count to keep.
+        consent_use: altinn_once
+            || record
+                .consent_id
+                .as_deref()
+                .is_some_and(|id| !crate::altinn_pep::is_altinn(id)),
+        // A call about a person on a blockable dataset, unless it passed a
+        // block with break-glass: no block may cover it when it is written.
+        unblocked: dataset.blockable
+            && record.subject_ref.is_some()
+            && record.break_glass.is_none(),
+    };
+    let written = if conditions.consent_use || conditions.unblocked {
+        let written = app.record_decision(record.clone(), conditions).await;
         if written.is_ok() {
             app.metrics.observe_call(&record, started.elapsed());
         }
@@ -620,6 +648,14 @@ fn record_scrubbed(
 /// How often a call re-reads a consent that changed under it; one change is
 /// the expected case, more means the store is not consistent with itself.
 const CONSENT_ATTEMPTS: usize = 3;
+
+/// Which facts of a decision came from a cache (and are read again before
+/// a refusal, or when the record's transaction finds them changed).
+#[derive(Debug, Clone, Copy, Default)]
+struct Cached {
+    consent: bool,
+    blocks: bool,
+}
 
 /// Records the refusal, then answers it. Nothing is forwarded. A refusal
 /// that cost its sender nothing may be counted into a record written at the

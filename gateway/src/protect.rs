@@ -7,31 +7,44 @@ use crate::app::App;
 use crate::problem::Failure;
 
 /// The subject's blocks, where the dataset lets them apply and the call is
-/// about a person; read from the store on every such call, so a new block
-/// holds from the next call on at every replica. A store that cannot answer
-/// refuses the call (503), its cause in the log.
+/// about a person, and whether they came from the cache
+/// ([`App::block_cache`]): `fresh` reads the store. A decision on cached
+/// blocks is written only if no block covers it in its record's own
+/// transaction, so a new block holds from the next call on at every replica.
+/// A store that cannot answer refuses the call (503), its cause in the log.
 pub async fn blocks(
     app: &App,
     dataset: &Dataset,
     subject: &SubjectFact,
-) -> Result<Vec<SubjectBlock>, Failure> {
+    fresh: bool,
+) -> Result<(Vec<SubjectBlock>, bool), Failure> {
     let SubjectFact::Valid(person) = subject else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), false));
     };
     if !dataset.blockable {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), false));
     }
-    let stored = app
-        .store
-        .blocks(&app.keys.pseudonym.subject_ref(person))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %crate::api_error::Chain(&e), "blocks could not be read; the call is refused");
-            Failure::AuditUnavailable
-        })?;
+    let subject_ref = app.keys.pseudonym.subject_ref(person);
+    let cached = if fresh {
+        None
+    } else {
+        app.block_cache.get(&subject_ref)
+    };
+    let from_cache = cached.is_some();
+    let stored = match cached {
+        Some(blocks) => blocks,
+        None => {
+            let blocks = app.store.blocks(&subject_ref).await.map_err(|e| {
+                tracing::error!(error = %crate::api_error::Chain(&e), "blocks could not be read; the call is refused");
+                Failure::AuditUnavailable
+            })?;
+            app.block_cache.put(&subject_ref, &blocks);
+            blocks
+        }
+    };
     // A stored block that does not read as one is a fault, not "no block":
     // the call is refused (fails closed), its cause in the log.
-    stored
+    let blocks = stored
         .into_iter()
         .map(|b| match (b.consumer, b.dataset) {
             (Some(c), _) => c
@@ -45,7 +58,8 @@ pub async fn blocks(
             tracing::error!("a stored block names neither a known consumer nor a dataset; the call is refused");
             Failure::AuditUnavailable
         }))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((blocks, from_cache))
 }
 
 /// The failure of a refused call. A spent frequency is 429 with the seconds

@@ -199,3 +199,76 @@ async fn blocks_are_kept_under_a_pseudonym_not_the_person_number() {
         refs[0].0
     );
 }
+
+/// Runs `sql` on the store Bru uses, as another replica's write would land.
+async fn on_store(cw: &ConsentWorld, sql: &str) -> Vec<(String,)> {
+    match world::postgres_url() {
+        Some(_) => {
+            let url = std::fs::read_to_string(cw.dir.path().join("store.url")).unwrap();
+            let mut conn = sqlx::PgConnection::connect(url.trim()).await.unwrap();
+            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+        }
+        None => {
+            let url = format!("sqlite://{}", cw.dir.path().join("bru.db").display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_block_written_by_another_replica_refuses_the_next_call_here() {
+    let cw = ConsentWorld::new().await;
+    let bru = cw.start().await;
+    let k429 = cw.k429_token();
+    let kari = granted(&cw, &bru, KARI, None).await;
+    // A block of another dataset, through the API: it tells the test Kari's
+    // pseudonym, and this replica now knows her blocks.
+    block(
+        &cw,
+        &bru,
+        KARI,
+        json!({"dataset": "helsenorge/hjemmetjeneste"}),
+    )
+    .await
+    .expect_status(201, "block hjemmetjeneste");
+    let subject_ref = on_store(&cw, "SELECT subject_ref FROM subject_blocks").await[0]
+        .0
+        .clone();
+    inntekt(&bru, &k429, Some(&kari), KARI, PURPOSE_OMSORG)
+        .await
+        .expect_status(200, "not covered by the dataset block");
+
+    // Another replica stores Kari's block of K429: no word reaches this one.
+    on_store(
+        &cw,
+        &format!(
+            "INSERT INTO subject_blocks (id, subject_ref, consumer, dataset, created_at) \
+             VALUES ('c0ffee00-0000-4000-8000-00000000b10c', '{subject_ref}', '0192:{K429}', NULL, \
+             '2026-01-01T00:00:00.000Z') RETURNING id"
+        ),
+    )
+    .await;
+    for n in 0..2 {
+        inntekt(&bru, &k429, Some(&kari), KARI, PURPOSE_OMSORG)
+            .await
+            .expect_problem(
+                403,
+                "blocked_by_subject",
+                &format!("call {n} after the block"),
+            );
+    }
+    // Only the allowed call took a use.
+    assert_eq!(get_request(&bru, &k429, &kari).await.json()["uses"], 1);
+
+    // Lifted at the other replica: the next call here goes through again.
+    on_store(
+        &cw,
+        "DELETE FROM subject_blocks WHERE id = 'c0ffee00-0000-4000-8000-00000000b10c' RETURNING id",
+    )
+    .await;
+    inntekt(&bru, &k429, Some(&kari), KARI, PURPOSE_OMSORG)
+        .await
+        .expect_status(200, "after the block was lifted elsewhere");
+    assert_eq!(get_request(&bru, &k429, &kari).await.json()["uses"], 2);
+}

@@ -995,3 +995,71 @@ async fn an_action_whose_actor_cannot_be_written_is_not_taken() {
     assert_eq!(event_types(s, &row.id).await, ["created"]);
     assert!(s.event_actors(&row.id).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_decision_a_block_now_covers_is_not_written_and_takes_no_use() {
+    let fx = fixture().await;
+    let s = &fx.store;
+    let log = audit_log(s);
+    let block = |id: &str, consumer: Option<&str>, dataset: Option<&str>| crate::Block {
+        id: id.to_owned(),
+        consumer: consumer.map(str::to_owned),
+        dataset: dataset.map(str::to_owned),
+        created_at: String::new(),
+    };
+    // Written "by another replica": straight into the store.
+    s.add_block(
+        "subject-k",
+        &block("b1", Some("0192:921429002"), None),
+        t(LATER),
+    )
+    .await
+    .unwrap();
+    s.add_block(
+        "subject-d",
+        &block("b2", None, Some("nav/inntekt")),
+        t(LATER),
+    )
+    .await
+    .unwrap();
+    let row = granted(s, Some(5)).await;
+    let read = |n: usize, subject: &str, consumer: &str| {
+        let mut r = decision_under(&row.id, n);
+        r.subject_ref = Some(subject.to_owned());
+        r.consumer = Some(consumer.to_owned());
+        r.dataset = Some("nav/inntekt".to_owned());
+        r
+    };
+    let checked = |consent_use| crate::Conditions {
+        consent_use,
+        unblocked: true,
+    };
+    // All at once, so that they share batches.
+    let (consumer_blocked, other_consumer, dataset_blocked, passed, used_blocked) = tokio::join!(
+        log.append_on(read(0, "subject-k", "0192:921429002"), checked(false)),
+        log.append_on(read(1, "subject-k", "0192:983440002"), checked(false)),
+        log.append_on(read(2, "subject-d", "0192:983440002"), checked(false)),
+        // Not asked to check (a break-glass call that passed the block).
+        log.append_on(
+            read(3, "subject-k", "0192:921429002"),
+            crate::Conditions::default()
+        ),
+        log.append_on(read(4, "subject-k", "0192:921429002"), checked(true)),
+    );
+    assert_eq!(consumer_blocked, Err(crate::AuditError::SubjectBlocked));
+    assert!(other_consumer.is_ok(), "{other_consumer:?}");
+    assert_eq!(dataset_blocked, Err(crate::AuditError::SubjectBlocked));
+    assert!(passed.is_ok(), "{passed:?}");
+    assert_eq!(used_blocked, Err(crate::AuditError::SubjectBlocked));
+    assert_eq!(s.record_count().await.unwrap(), 2);
+    // The blocked decision under consent took no use and wrote no event.
+    assert_eq!(s.get_consent(&row.id).await.unwrap().unwrap().uses, 0);
+    assert_eq!(event_types(s, &row.id).await, ["created", "accepted"]);
+    // Without the block, the same decision is written with its use.
+    assert!(s.delete_block("subject-k", "b1").await.unwrap());
+    log.append_on(read(5, "subject-k", "0192:921429002"), checked(true))
+        .await
+        .unwrap();
+    assert_eq!(s.get_consent(&row.id).await.unwrap().unwrap().uses, 1);
+    log.close().await.unwrap();
+}

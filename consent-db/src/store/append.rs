@@ -2,7 +2,7 @@
 //! counts the consent uses, inserts the records and grows the tree.
 
 use super::records::{insert_records, last_record};
-use super::{altinn, consents, tree, Store};
+use super::{altinn, blocks, consents, tree, Store};
 use crate::consent::EventTally;
 use crate::error::StoreError;
 use crate::merkle::Frontier;
@@ -17,10 +17,14 @@ pub(crate) struct BatchCommit {
     pub first_index: u64,
     pub time: Timestamp,
     pub refused: Vec<usize>,
+    /// The records at these positions were not written either: a block of
+    /// their subject's covers them (they asked for the check).
+    pub blocked: Vec<usize>,
 }
 
 /// The records of a batch without those at the `refused` positions (whose
-/// consent could not give a use); borrowed when none was refused.
+/// consent could not give a use, or which a block covers); borrowed when
+/// none was refused.
 fn without_refused<'a>(
     records: &'a [NewRecord],
     refused: &[usize],
@@ -49,15 +53,21 @@ impl Store {
     /// their `consent_id` first, in the same transaction (with its `used`
     /// event); one whose consent cannot give it is left out. So a decision
     /// under consent is in the log exactly when its use was counted.
+    ///
+    /// The records at the positions in `block_checks` are written only if
+    /// no block of their subject's covers their consumer or dataset, read in
+    /// the same transaction (one statement for the batch): a decision made
+    /// on cached blocks is never written once a block covers it.
     pub(crate) async fn append_batch(
         &self,
         records: &[NewRecord],
         consent_uses: &[usize],
+        block_checks: &[usize],
     ) -> Result<BatchCommit, StoreError> {
         let cached = self.frontier.get();
         let mut appender = self.appender().await?;
         let result = self
-            .append_in(&mut appender, records, consent_uses, cached)
+            .append_in(&mut appender, records, consent_uses, block_checks, cached)
             .await;
         if result.is_err() {
             appender.discard();
@@ -73,6 +83,7 @@ impl Store {
         appender: &mut super::Appender<'_>,
         all_records: &[NewRecord],
         consent_uses: &[usize],
+        block_checks: &[usize],
         cached: Option<Frontier>,
     ) -> Result<(BatchCommit, Option<Frontier>, EventTally), StoreError> {
         let mut tx = appender.begin_write().await?;
@@ -96,10 +107,12 @@ impl Store {
         // (the first ones get what is left); an Altinn one-time consent's one
         // use, like Bru's own, here under the sequencer, in the records'
         // transaction (SPEC 9.1).
+        // Blocks first: a blocked record takes no use.
+        let blocked = blocks::covered(&mut conn, all_records, block_checks).await?;
         let mut refused = Vec::new();
         let mut tally = EventTally::default();
         let mut wanted: Vec<(&str, Vec<usize>)> = Vec::new();
-        for &i in consent_uses {
+        for &i in consent_uses.iter().filter(|i| !blocked.contains(i)) {
             let record = all_records.get(i);
             let id = record
                 .and_then(|r| r.consent_id.as_deref())
@@ -123,7 +136,14 @@ impl Store {
             refused.extend(positions.iter().skip(taken));
         }
         refused.sort_unstable();
-        let kept = without_refused(all_records, &refused);
+        let left_out: Vec<usize> = if blocked.is_empty() {
+            refused.clone()
+        } else {
+            let mut all = [refused.as_slice(), blocked.as_slice()].concat();
+            all.sort_unstable();
+            all
+        };
+        let kept = without_refused(all_records, &left_out);
         let records: &[NewRecord] = &kept;
         insert_records(&mut conn, first_index, &time.to_string(), records).await?;
         let first_index = u64::try_from(first_index)
@@ -141,6 +161,7 @@ impl Store {
                 first_index,
                 time,
                 refused,
+                blocked,
             },
             frontier,
             tally,

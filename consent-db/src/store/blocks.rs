@@ -1,12 +1,14 @@
 //! A person's blocks (SPEC 10, migration 0009): of a consumer or of a
 //! dataset, kept under the person's keyed pseudonym (`subject_ref`, as on
-//! audit records), never the person number. Read for every call about a
-//! person on a blockable dataset, so a new block holds from the next call on
+//! audit records), never the person number. The gateway may decide on
+//! blocks it read a little earlier (a short cache); the audit batch that
+//! writes the decision reads them again ([`covered`]) and leaves out a
+//! decision a block now covers, so a new block holds from the next call on
 //! at every replica.
 
-use super::Store;
+use super::{Conn, Store};
 use crate::error::StoreError;
-use crate::record::Timestamp;
+use crate::record::{NewRecord, Timestamp};
 
 /// One block as stored: exactly one of `consumer` (`0192:N`) and `dataset`
 /// (`provider/dataset`) is set.
@@ -64,4 +66,54 @@ impl Store {
         });
         Ok(removed == 1)
     }
+}
+
+/// Subjects looked up per statement, far below either database's parameter limit.
+const SUBJECT_CHUNK: usize = 256;
+
+/// The positions in `checks` whose record a block of its `subject_ref`
+/// covers: one of `consumer` or `dataset` equal to the record's. Read in the
+/// caller's transaction (the audit batch), a statement per 256 subjects.
+pub(super) async fn covered(
+    conn: &mut Conn<'_>,
+    records: &[NewRecord],
+    checks: &[usize],
+) -> Result<Vec<usize>, StoreError> {
+    let mut subjects: Vec<&str> = checks
+        .iter()
+        .filter_map(|&i| records.get(i)?.subject_ref.as_deref())
+        .collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    if subjects.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut found: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+    for chunk in subjects.chunks(SUBJECT_CHUNK) {
+        let rows: Vec<(String, Option<String>, Option<String>)> = on_conn!(&mut *conn, c => {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT subject_ref, consumer, dataset FROM subject_blocks WHERE subject_ref IN (",
+            );
+            let mut list = q.separated(", ");
+            for subject in chunk {
+                list.push_bind(*subject);
+            }
+            q.push(")");
+            q.build_query_as().fetch_all(&mut **c).await?
+        });
+        found.extend(rows);
+    }
+    Ok(checks
+        .iter()
+        .copied()
+        .filter(|&i| {
+            records.get(i).is_some_and(|r| {
+                found.iter().any(|(subject, consumer, dataset)| {
+                    r.subject_ref.as_deref() == Some(subject.as_str())
+                        && ((consumer.is_some() && *consumer == r.consumer)
+                            || (dataset.is_some() && *dataset == r.dataset))
+                })
+            })
+        })
+        .collect())
 }
