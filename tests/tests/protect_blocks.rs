@@ -51,6 +51,15 @@ async fn sosialtjeneste(cw: &ConsentWorld, bru: &Bru, subject: &str) -> Reply {
     .await
 }
 
+/// Two calls about Kari under her consent, each 403 `blocked_by_subject`.
+async fn kari_is_refused_twice(bru: &Bru, k429: &str, kari: &str, when: &str) {
+    for n in 0..2 {
+        inntekt(bru, k429, Some(kari), KARI, PURPOSE_OMSORG)
+            .await
+            .expect_problem(403, "blocked_by_subject", &format!("call {n} {when}"));
+    }
+}
+
 #[tokio::test]
 async fn a_block_refuses_the_next_call_until_it_is_lifted() {
     let cw = ConsentWorld::new().await;
@@ -72,15 +81,7 @@ async fn a_block_refuses_the_next_call_until_it_is_lifted() {
     assert_eq!(listed[0]["consumer"], format!("0192:{K429}"));
     assert_eq!(blocks(&cw, &bru, OLA).await, json!([]), "Ola has no blocks");
 
-    for n in 0..2 {
-        inntekt(&bru, &k429, Some(&kari), KARI, PURPOSE_OMSORG)
-            .await
-            .expect_problem(
-                403,
-                "blocked_by_subject",
-                &format!("call {n} under the block"),
-            );
-    }
+    kari_is_refused_twice(&bru, &k429, &kari, "under the block").await;
     send(bru.get("/problems/blocked_by_subject"))
         .await
         .expect_status(200, "the problem's page");
@@ -107,21 +108,27 @@ async fn a_block_refuses_the_next_call_until_it_is_lifted() {
         .expect_status(200, "after lifting the block");
 }
 
-#[tokio::test]
-async fn a_dataset_block_covers_that_dataset_only_and_statutory_ones_are_not_blockable() {
-    let cw = ConsentWorld::new().await;
-    let bru = cw.start().await;
+/// K429's token and Kari's granted consent, after Kari blocked
+/// `helsenorge/hjemmetjeneste`.
+async fn kari_blocks_hjemmetjeneste(cw: &ConsentWorld, bru: &Bru) -> (String, String) {
     let k429 = cw.k429_token();
-    let kari = granted(&cw, &bru, KARI, None).await;
-
+    let kari = granted(cw, bru, KARI, None).await;
     block(
-        &cw,
-        &bru,
+        cw,
+        bru,
         KARI,
         json!({"dataset": "helsenorge/hjemmetjeneste"}),
     )
     .await
     .expect_status(201, "block a dataset");
+    (k429, kari)
+}
+
+#[tokio::test]
+async fn a_dataset_block_covers_that_dataset_only_and_statutory_ones_are_not_blockable() {
+    let cw = ConsentWorld::new().await;
+    let bru = cw.start().await;
+    let (k429, kari) = kari_blocks_hjemmetjeneste(&cw, &bru).await;
     hjemmetjeneste(&bru, &k429, &kari, KARI)
         .await
         .expect_problem(403, "blocked_by_subject", "the blocked dataset");
@@ -178,19 +185,7 @@ async fn blocks_are_kept_under_a_pseudonym_not_the_person_number() {
     block(&cw, &bru, KARI, json!({"consumer": format!("0192:{K429}")}))
         .await
         .expect_status(201, "block K429");
-    let sql = "SELECT subject_ref FROM subject_blocks";
-    let refs: Vec<(String,)> = match world::postgres_url() {
-        Some(_) => {
-            let url = std::fs::read_to_string(cw.dir.path().join("store.url")).unwrap();
-            let mut conn = sqlx::PgConnection::connect(url.trim()).await.unwrap();
-            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
-        }
-        None => {
-            let url = format!("sqlite://{}", cw.dir.path().join("bru.db").display());
-            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
-        }
-    };
+    let refs = on_store(&cw, "SELECT subject_ref FROM subject_blocks").await;
     assert_eq!(refs.len(), 1);
     assert!(!refs[0].0.contains(KARI), "{}", refs[0].0);
     assert!(
@@ -200,7 +195,8 @@ async fn blocks_are_kept_under_a_pseudonym_not_the_person_number() {
     );
 }
 
-/// Runs `sql` on the store Bru uses, as another replica's write would land.
+/// Runs `sql` on the store Bru uses (as another replica's write would land)
+/// and returns its rows of one text column.
 async fn on_store(cw: &ConsentWorld, sql: &str) -> Vec<(String,)> {
     match world::postgres_url() {
         Some(_) => {
@@ -220,18 +216,9 @@ async fn on_store(cw: &ConsentWorld, sql: &str) -> Vec<(String,)> {
 async fn a_block_written_by_another_replica_refuses_the_next_call_here() {
     let cw = ConsentWorld::new().await;
     let bru = cw.start().await;
-    let k429 = cw.k429_token();
-    let kari = granted(&cw, &bru, KARI, None).await;
     // A block of another dataset, through the API: it tells the test Kari's
     // pseudonym, and this replica now knows her blocks.
-    block(
-        &cw,
-        &bru,
-        KARI,
-        json!({"dataset": "helsenorge/hjemmetjeneste"}),
-    )
-    .await
-    .expect_status(201, "block hjemmetjeneste");
+    let (k429, kari) = kari_blocks_hjemmetjeneste(&cw, &bru).await;
     let subject_ref = on_store(&cw, "SELECT subject_ref FROM subject_blocks").await[0]
         .0
         .clone();
@@ -249,15 +236,7 @@ async fn a_block_written_by_another_replica_refuses_the_next_call_here() {
         ),
     )
     .await;
-    for n in 0..2 {
-        inntekt(&bru, &k429, Some(&kari), KARI, PURPOSE_OMSORG)
-            .await
-            .expect_problem(
-                403,
-                "blocked_by_subject",
-                &format!("call {n} after the block"),
-            );
-    }
+    kari_is_refused_twice(&bru, &k429, &kari, "after the block").await;
     // Only the allowed call took a use.
     assert_eq!(get_request(&bru, &k429, &kari).await.json()["uses"], 1);
 
