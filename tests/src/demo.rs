@@ -12,24 +12,40 @@ use crate::bru::{send, spawn_bru, Bru};
 /// `bru demo` in `dir` (which may already hold a `policy.toml` of the
 /// test's), on free loopback ports.
 pub async fn start_in(dir: &Path) -> Bru {
+    let store = match crate::world::postgres_url() {
+        Some(base) => Some(crate::world::fresh_postgres_database(&base).await),
+        None => None,
+    };
+    spawn_demo(dir, "127.0.0.1:0", store.as_deref()).await
+}
+
+/// `bru demo` in a fresh temporary directory on the demo's own SQLite,
+/// whichever store the suite runs on (the tests of what a user sees on a
+/// first `bru demo`).
+pub async fn start_on_sqlite(prefix: &str) -> (tempfile::TempDir, Bru) {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    let bru = spawn_demo(dir.path(), "127.0.0.1:0", None).await;
+    (dir, bru)
+}
+
+/// `bru demo` on `dir`, listening on `listen` (a restart can take its old
+/// port back), on the store named (else the demo's own SQLite).
+pub async fn spawn_demo(dir: &Path, listen: &str, store: Option<&str>) -> Bru {
     crate::init();
     let mut args: Vec<String> = [
         "demo",
         "--dir",
         &dir.display().to_string(),
         "--listen",
-        "127.0.0.1:0",
+        listen,
         "--ops-listen",
         "127.0.0.1:0",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    if let Some(base) = crate::world::postgres_url() {
-        args.extend([
-            "--store".to_owned(),
-            crate::world::fresh_postgres_database(&base).await,
-        ]);
+    if let Some(url) = store {
+        args.extend(["--store".to_owned(), url.to_owned()]);
     }
     let (child, public, ops, logs) = spawn_bru(&args, dir, &[]).await;
     let ca = std::fs::read_to_string(dir.join("ca.pem")).unwrap();

@@ -40,30 +40,8 @@ async fn demo() -> (tempfile::TempDir, Bru) {
         Some(base) => Some(bru_tests::world::fresh_postgres_database(&base).await),
         None => None,
     };
-    let bru = start_demo(dir.path(), "127.0.0.1:0", store.as_deref()).await;
+    let bru = bru_tests::demo::spawn_demo(dir.path(), "127.0.0.1:0", store.as_deref()).await;
     (dir, bru)
-}
-
-/// `bru demo` on `dir`, listening on `listen`, on the store named (else the demo's SQLite).
-async fn start_demo(dir: &std::path::Path, listen: &str, store: Option<&str>) -> Bru {
-    let mut args: Vec<String> = [
-        "demo",
-        "--dir",
-        &dir.display().to_string(),
-        "--listen",
-        listen,
-        "--ops-listen",
-        "127.0.0.1:0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if let Some(url) = store {
-        args.extend(["--store".to_owned(), url.to_owned()]);
-    }
-    let (child, public, ops, logs) = spawn_bru(&args, dir, &[]).await;
-    let ca = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
-    Bru::new(child, public, ops, logs, &ca)
 }
 
 /// A consent request in Altinn's format from K429 to Kari for `resource`.
@@ -307,7 +285,7 @@ async fn the_demo_altinn_keeps_its_state_across_a_restart() {
         Some(base) => Some(bru_tests::world::fresh_postgres_database(&base).await),
         None => None,
     };
-    let mut bru = start_demo(dir.path(), "127.0.0.1:0", store.as_deref()).await;
+    let mut bru = bru_tests::demo::spawn_demo(dir.path(), "127.0.0.1:0", store.as_deref()).await;
     // The issuer URLs name the port: the restart listens where the first run did.
     let listen = bru
         .url("/")
@@ -348,7 +326,7 @@ async fn the_demo_altinn_keeps_its_state_across_a_restart() {
 
     bru.sigterm();
     bru.wait_exit(Duration::from_secs(30)).await;
-    let bru = start_demo(dir.path(), &listen, store.as_deref()).await;
+    let bru = bru_tests::demo::spawn_demo(dir.path(), &listen, store.as_deref()).await;
 
     // The accepted consent request is still there: the demo Maskinporten puts it in a token.
     let k429 = token(

@@ -101,26 +101,8 @@ fn org_token_request(org: &str, scope: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_smoke_test() {
-    init();
-    let dir = tempfile::Builder::new()
-        .prefix("bru-demo-")
-        .tempdir()
-        .expect("temp dir");
-    let args: Vec<String> = [
-        "demo",
-        "--dir",
-        &dir.path().display().to_string(),
-        "--listen",
-        "127.0.0.1:0",
-        "--ops-listen",
-        "127.0.0.1:0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (child, public, ops, logs) = spawn_bru(&args, dir.path(), &[]).await;
-    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).expect("DIR/ca.pem");
-    let bru = Bru::new(child, public, ops, logs, &ca);
+    // The demo's own SQLite, as a user's first `bru demo`.
+    let (dir, bru) = bru_tests::demo::start_on_sqlite("bru-demo-").await;
     assert!(
         dir.path().join("bru.toml").is_file(),
         "DIR/bru.toml is missing"

@@ -297,26 +297,7 @@ async fn json_answers_end_with_a_newline() {
 // ---------------------------------------------------------------- the demo
 
 async fn demo() -> (tempfile::TempDir, Bru) {
-    init();
-    let dir = tempfile::Builder::new()
-        .prefix("bru-demo-")
-        .tempdir()
-        .expect("temp dir");
-    let args: Vec<String> = [
-        "demo",
-        "--dir",
-        &dir.path().display().to_string(),
-        "--listen",
-        "127.0.0.1:0",
-        "--ops-listen",
-        "127.0.0.1:0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (child, public, ops, logs) = spawn_bru(&args, dir.path(), &[]).await;
-    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).expect("DIR/ca.pem");
-    (dir, Bru::new(child, public, ops, logs, &ca))
+    bru_tests::demo::start_on_sqlite("bru-demo-").await
 }
 
 async fn demo_token(bru: &Bru, request: Value) -> (Value, String) {
