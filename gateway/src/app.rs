@@ -46,14 +46,14 @@ pub struct App {
     /// consent is still granted, unexpired and has uses left (see
     /// [`App::record_using_consent`]); when that fails the entry is dropped
     /// and the call decided again on a fresh read. Refusals never come from it.
-    consent_cache: ConsentCache,
+    consent_cache: ReadCache<Consent>,
     /// Each subject's blocks as last read (by pseudonym), so that a call on a
     /// blockable dataset needs no read of the store (#21: that read was 8 %
     /// of a consent call). It can be stale without harm, as the consents'
     /// cache: a decision made on it is written only if no block covers it in
     /// the decision record's own transaction (`Conditions::unblocked`), else
     /// decided again on a fresh read; a refusal is never decided on it.
-    pub block_cache: BlockCache,
+    pub block_cache: ReadCache<Vec<consent_db::Block>>,
     /// Altinn's decision point and events feed (`altinn_pep.rs`).
     pub altinn: crate::altinn_pep::AltinnState,
     /// Who may act for whom: the registry client and its short cache (SPEC 9.3).
@@ -75,73 +75,49 @@ pub enum ConsentRecordError {
     Unavailable,
 }
 
-/// Blocks by subject pseudonym, each list as read; see [`App::block_cache`].
-#[derive(Default)]
-pub struct BlockCache {
-    entries: std::sync::Mutex<HashMap<String, (Vec<consent_db::Block>, Instant)>>,
+/// A bounded map of facts as last read from the store, by key, each good
+/// for [`ReadCache::TTL`]: granted consents by id ([`App::consent_cache`]),
+/// a subject's blocks by pseudonym ([`App::block_cache`]). Stale entries do
+/// no harm because the decision record's transaction checks them again.
+pub struct ReadCache<V> {
+    entries: std::sync::Mutex<HashMap<String, (V, Instant)>>,
 }
 
-impl BlockCache {
-    /// As the consents' cache: a burst of calls about one person reads once.
-    const TTL: std::time::Duration = std::time::Duration::from_secs(30);
-    /// Memory stays bounded: past this many, the map starts over.
-    const CAPACITY: usize = 100_000;
-
-    pub fn get(&self, subject_ref: &str) -> Option<Vec<consent_db::Block>> {
-        let entries = self.entries.lock().ok()?;
-        let (blocks, at) = entries.get(subject_ref)?;
-        (at.elapsed() < Self::TTL).then(|| blocks.clone())
-    }
-
-    pub fn put(&self, subject_ref: &str, blocks: &[consent_db::Block]) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= Self::CAPACITY {
-                entries.clear();
-            }
-            entries.insert(subject_ref.to_owned(), (blocks.to_vec(), Instant::now()));
-        }
-    }
-
-    /// After this process changed the subject's blocks, or the batch found
-    /// one the cache did not hold.
-    pub fn forget(&self, subject_ref: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(subject_ref);
+impl<V> Default for ReadCache<V> {
+    fn default() -> Self {
+        ReadCache {
+            entries: Default::default(),
         }
     }
 }
 
-/// A bounded map of granted consents; see [`App::consent_cache`].
-#[derive(Default)]
-struct ConsentCache {
-    entries: std::sync::Mutex<HashMap<String, (Consent, Instant)>>,
-}
-
-impl ConsentCache {
-    /// Long enough to serve a burst of calls, short enough that a consent
+impl<V: Clone> ReadCache<V> {
+    /// Long enough to serve a burst of calls, short enough that a fact
     /// changed on another replica is re-read soon even if nobody calls.
     const TTL: std::time::Duration = std::time::Duration::from_secs(30);
     /// Memory stays bounded: past this many, the map starts over.
     const CAPACITY: usize = 100_000;
 
-    fn get(&self, id: &str) -> Option<Consent> {
+    pub fn get(&self, key: &str) -> Option<V> {
         let entries = self.entries.lock().ok()?;
-        let (view, at) = entries.get(id)?;
-        (at.elapsed() < Self::TTL).then(|| view.clone())
+        let (value, at) = entries.get(key)?;
+        (at.elapsed() < Self::TTL).then(|| value.clone())
     }
 
-    fn put(&self, view: &Consent) {
+    pub fn put(&self, key: &str, value: V) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= Self::CAPACITY {
                 entries.clear();
             }
-            entries.insert(view.id.clone(), (view.clone(), Instant::now()));
+            entries.insert(key.to_owned(), (value, Instant::now()));
         }
     }
 
-    fn forget(&self, id: &str) {
+    /// After this process changed the fact, or the record's transaction
+    /// found it changed.
+    pub fn forget(&self, key: &str) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(id);
+            entries.remove(key);
         }
     }
 }
@@ -246,8 +222,8 @@ impl App {
             audit_healthy: AtomicBool::new(true),
             readiness: crate::transparency::Readiness::new(),
             checkpoints: crate::transparency::CheckpointStatus::default(),
-            consent_cache: ConsentCache::default(),
-            block_cache: BlockCache::default(),
+            consent_cache: ReadCache::default(),
+            block_cache: ReadCache::default(),
             altinn,
             representation,
             snoop_wake: tokio::sync::Notify::new(),
@@ -263,25 +239,14 @@ impl App {
 
     /// Writes a decision durably with `conditions` checked in its own
     /// transaction (a use of its consent; no block of its subject's), or
-    /// not at all; what failed is forgotten by the caches.
+    /// not at all. When one failed, the pipeline reads that fact again,
+    /// which also refreshes its cache entry.
     pub async fn record_decision(
         &self,
         record: NewRecord,
         conditions: consent_db::Conditions,
     ) -> Result<(), ConsentRecordError> {
-        let consent_id = record.consent_id.clone();
-        let subject_ref = record.subject_ref.clone();
-        let result = self.append_durably(record, conditions).await;
-        match (&result, consent_id, subject_ref) {
-            (Err(ConsentRecordError::ConsentChanged), Some(id), _) => {
-                self.consent_cache.forget(&id)
-            }
-            (Err(ConsentRecordError::Blocked), _, Some(subject)) => {
-                self.block_cache.forget(&subject)
-            }
-            _ => {}
-        }
-        result
+        self.append_durably(record, conditions).await
     }
 
     async fn append_durably(
@@ -412,7 +377,7 @@ impl App {
                     });
                 }
                 if view.status == ConsentStatus::Granted {
-                    self.consent_cache.put(&view);
+                    self.consent_cache.put(&view.id, view.clone());
                 } else {
                     self.consent_cache.forget(id);
                 }

@@ -507,7 +507,7 @@ async fn decide_and_record<'p>(
     // The store and the decision keep disagreeing: a fault, not a refusal.
     tracing::error!(
         attempts = CONSENT_ATTEMPTS,
-        "the consent kept changing under the decision; the call is refused"
+        "the consent or the subject's blocks kept changing under the decision; the call is refused"
     );
     Err(Failure::AuditUnavailable)
 }
@@ -645,8 +645,9 @@ fn record_scrubbed(
     }
 }
 
-/// How often a call re-reads a consent that changed under it; one change is
-/// the expected case, more means the store is not consistent with itself.
+/// How often a call re-reads a consent or blocks that changed under it; one
+/// change is the expected case, more means the store is not consistent with
+/// itself.
 const CONSENT_ATTEMPTS: usize = 3;
 
 /// Which facts of a decision came from a cache (and are read again before

@@ -38,7 +38,7 @@ pub async fn blocks(
                 tracing::error!(error = %crate::api_error::Chain(&e), "blocks could not be read; the call is refused");
                 Failure::AuditUnavailable
             })?;
-            app.block_cache.put(&subject_ref, &blocks);
+            app.block_cache.put(&subject_ref, blocks.clone());
             blocks
         }
     };
