@@ -301,7 +301,7 @@ pub fn is_altinn(consent_id: &str) -> bool {
 
 /// Whether an allowed call under `consent_id` takes the one use of an
 /// Altinn one-time consent: then its decision record is written with the use
-/// in one transaction (`AuditLog::append_using_consent`), like Bru's own
+/// in one transaction (`AuditLog::append_on` with `Conditions::consent_use`), like Bru's own
 /// consents; a record whose use another transfer took is left out.
 pub fn one_time_use(dataset: &Dataset, consent_id: Option<&str>) -> bool {
     consent_id.is_some_and(is_altinn) && dataset.altinn.as_ref().is_some_and(|r| r.one_time)

@@ -44,8 +44,8 @@ pub struct App {
     /// read of the store. It can be stale without harm: the use a decision
     /// takes is counted in the decision record's own transaction, only if the
     /// consent is still granted, unexpired and has uses left (see
-    /// [`App::record_using_consent`]); when that fails the entry is dropped
-    /// and the call decided again on a fresh read. Refusals never come from it.
+    /// [`App::record_decision`]); when that fails the call is decided again
+    /// on a fresh read, which replaces the entry. Refusals never come from it.
     consent_cache: ReadCache<Consent>,
     /// Each subject's blocks as last read (by pseudonym), so that a call on a
     /// blockable dataset needs no read of the store (#21: that read was 8 %
