@@ -638,6 +638,40 @@ class Haproxy(Target):
         return [f"Nav-Personident: {KARI}"]
 
 
+class BareProxy(Target):
+    """gateway/examples/bare_proxy.rs: a reverse proxy of Bru's crates (rustls,
+    hyper, hyper-util, tokio, mimalloc) with Bru's settings and none of Bru's
+    code, to tell the crates' share of the gap to nginx from Bru's (#21)."""
+
+    kind = "https"
+
+    def __init__(self, world, name, runtime):
+        super().__init__(world)
+        self.name, self.runtime = name, runtime
+
+    def start(self):
+        w = self.world
+        binary = f"{ROOT}/target/release/examples/bare_proxy"
+        if not getattr(w, "bare_proxy_built", False):
+            subprocess.run(["cargo", "build", "--release", "-p", "gateway", "--example", "bare_proxy",
+                            "--locked", "-q"], cwd=ROOT, check=True)
+            w.bare_proxy_built = True
+        self.port = free_port()
+        self.proc = w.procs.start(self.name, [binary, str(self.port), str(w.upstream_port), w.cert, w.key,
+                                              self.runtime], SERVER_CPU, log_dir=w.work)
+        wait_port(self.port, self.proc)
+
+    def url(self, payload):
+        return f"https://localhost:{self.port}/sosialtjeneste/{payload}"
+
+    def headers(self):
+        # What wrk sends Bru's statutory target, token included (the proxy
+        # drops it, as Bru does), so both read and decrypt the same request.
+        w = self.world
+        return [f"Authorization: Bearer {w.nav_token}", "Bru-Purpose: sosialhjelp-saksbehandling",
+                f"Nav-Personident: {KARI}"]
+
+
 class Bru(Target):
     """`bru serve` with the demo's keys and issuers, on the static upstream."""
 
@@ -1099,6 +1133,8 @@ def main():
     world = World(args, work)
     try:
         made = {"direct": Direct(world), "nginx": Nginx(world), "haproxy": Haproxy(world)}
+        made["bare-proxy"] = BareProxy(world, "bare-proxy", "multi-thread")
+        made["bare-proxy-percore"] = BareProxy(world, "bare-proxy-percore", "per-core")
         alg = None if args.assertion == "es256" else args.assertion
         rt = args.runtime
         shared_bru = Bru(world, "bru", assertion=alg, runtime=rt)

@@ -193,7 +193,7 @@ struct Use {
 impl Use {
     /// `route` is the path without the query, and without any person number.
     fn new(route: impl Into<String>, peer: Option<Extension<PeerAddr>>) -> Use {
-        let transfer_id = uuid::Uuid::now_v7().to_string();
+        let transfer_id = crate::transfer_id::new();
         Use {
             started: Instant::now(),
             record: NewRecord::new(RecordKind::AuditRead, transfer_id.clone(), "GET", route),

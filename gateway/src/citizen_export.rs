@@ -147,7 +147,7 @@ async fn export(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let transfer_id = uuid::Uuid::now_v7().to_string();
+    let transfer_id = crate::transfer_id::new();
     let mut record = NewRecord::new(
         RecordKind::AuditRead,
         transfer_id.clone(),

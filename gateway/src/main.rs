@@ -35,6 +35,7 @@ mod run;
 mod server;
 mod snoop;
 mod tiles;
+mod transfer_id;
 mod transparency;
 mod witnessing;
 

@@ -64,7 +64,7 @@ struct Call {
 
 impl Call {
     fn new(method: &http::Method) -> Call {
-        let transfer_id = uuid::Uuid::now_v7().to_string();
+        let transfer_id = crate::transfer_id::new();
         Call {
             started: Instant::now(),
             record: NewRecord::new(

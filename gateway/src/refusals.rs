@@ -131,7 +131,7 @@ impl RefusalCounter {
         let entry = state.entries.entry(key).or_insert(Entry { pending: None });
         let (pending, count) = entry.pending.get_or_insert_with(|| {
             let mut r = record.clone();
-            r.transfer_id = uuid::Uuid::now_v7().to_string();
+            r.transfer_id = crate::transfer_id::new();
             r.duration_ms = None;
             // The calls counted may differ past the dataset; the record
             // says only what they share.

@@ -402,7 +402,7 @@ pub async fn record_refusal(app: &App, refusal: Refusal, route: Option<&str>) ->
         .try_with(Clone::clone)
         .unwrap_or_else(|_| (http::Method::GET, CITIZEN_API.to_owned()));
     let route = route.map_or(remembered, str::to_owned);
-    let transfer_id = uuid::Uuid::now_v7().to_string();
+    let transfer_id = crate::transfer_id::new();
     let mut record = consent_db::NewRecord::new(
         consent_db::RecordKind::AuditRead,
         transfer_id.clone(),
