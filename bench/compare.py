@@ -638,6 +638,12 @@ class Haproxy(Target):
         return [f"Nav-Personident: {KARI}"]
 
 
+def statutory_headers(world):
+    """The statutory call's request headers, as wrk sends them."""
+    return [f"Authorization: Bearer {world.nav_token}", "Bru-Purpose: sosialhjelp-saksbehandling",
+            f"Nav-Personident: {KARI}"]
+
+
 class BareProxy(Target):
     """gateway/examples/bare_proxy.rs: a reverse proxy of Bru's crates (rustls,
     hyper, hyper-util, tokio, mimalloc) with Bru's settings and none of Bru's
@@ -667,9 +673,7 @@ class BareProxy(Target):
     def headers(self):
         # What wrk sends Bru's statutory target, token included (the proxy
         # drops it, as Bru does), so both read and decrypt the same request.
-        w = self.world
-        return [f"Authorization: Bearer {w.nav_token}", "Bru-Purpose: sosialhjelp-saksbehandling",
-                f"Nav-Personident: {KARI}"]
+        return statutory_headers(self.world)
 
 
 class Bru(Target):
@@ -734,8 +738,7 @@ class Bru(Target):
         if self.consent:
             return [f"Authorization: Bearer {w.k429_token}", "Bru-Purpose: omsorgsbolig-soknad",
                     f"Bru-Consent: {self.consent_id}", f"Nav-Personident: {KARI}"]
-        return [f"Authorization: Bearer {w.nav_token}", "Bru-Purpose: sosialhjelp-saksbehandling",
-                f"Nav-Personident: {KARI}"]
+        return statutory_headers(w)
 
     def records(self):
         """Allowed decision records and outcome records, counted in the
