@@ -9,7 +9,11 @@
 //! README.md ("Metrics") lists every name; the names are stable.
 
 use std::collections::BTreeMap;
+use std::hash::Hash;
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
+
+use hashbrown::Equivalent;
 
 use consent_db::{AuditStats, ConsentEventCounts, NewRecord, Verdict};
 use prometheus_client::collector::Collector;
@@ -65,13 +69,118 @@ pub struct AttemptLabels {
     pub outcome: String,
 }
 
+/// [`CallLabels`] as a call has them, borrowed.
+#[derive(Hash, Clone, Copy)]
+struct CallKey<'a> {
+    dataset: &'a str,
+    consumer: &'a str,
+    decision: &'a str,
+    code: &'a str,
+}
+
+impl Equivalent<CallLabels> for CallKey<'_> {
+    fn equivalent(&self, key: &CallLabels) -> bool {
+        self.dataset == key.dataset
+            && self.consumer == key.consumer
+            && self.decision == key.decision
+            && self.code == key.code
+    }
+}
+
+/// [`OutcomeLabels`], borrowed.
+#[derive(Hash, Clone, Copy)]
+struct OutcomeKey<'a> {
+    dataset: &'a str,
+    code: &'a str,
+}
+
+impl Equivalent<OutcomeLabels> for OutcomeKey<'_> {
+    fn equivalent(&self, key: &OutcomeLabels) -> bool {
+        self.dataset == key.dataset && self.code == key.code
+    }
+}
+
+/// [`DatasetLabels`], borrowed.
+#[derive(Hash, Clone, Copy)]
+struct DatasetKey<'a> {
+    dataset: &'a str,
+}
+
+impl Equivalent<DatasetLabels> for DatasetKey<'_> {
+    fn equivalent(&self, key: &DatasetLabels) -> bool {
+        self.dataset == key.dataset
+    }
+}
+
+/// [`AttemptLabels`], borrowed.
+#[derive(Hash, Clone, Copy)]
+struct AttemptKey<'a> {
+    provider: &'a str,
+    outcome: &'a str,
+}
+
+impl Equivalent<AttemptLabels> for AttemptKey<'_> {
+    fn equivalent(&self, key: &AttemptLabels) -> bool {
+        self.provider == key.provider && self.outcome == key.outcome
+    }
+}
+
+/// A family's metrics found by borrowed labels. prometheus-client's
+/// `Family` looks a metric up by its owned label set, so every call built
+/// owned strings to count itself (nine allocations a statutory call, #21).
+/// Here a call hashes its `&str`s; only the first call of a label set builds
+/// the owned set, and registers it in the family. The label sets are the
+/// family's own (datasets, consumers, codes of policy and Bru), so this map
+/// holds no more than the family does.
+struct Handles<L, M> {
+    family: Family<L, M, fn() -> M>,
+    found: RwLock<hashbrown::HashMap<L, M>>,
+}
+
+impl<L, M> Handles<L, M>
+where
+    L: Clone + Hash + Eq,
+    M: Clone,
+{
+    fn new(family: Family<L, M, fn() -> M>) -> Self {
+        Handles {
+            family,
+            found: RwLock::new(hashbrown::HashMap::new()),
+        }
+    }
+
+    /// Runs `f` on the metric of `key`; `labels` builds the owned set the
+    /// first time a key is seen.
+    fn with<Q>(&self, key: &Q, labels: impl FnOnce() -> L, f: impl FnOnce(&M))
+    where
+        Q: Hash + Equivalent<L> + ?Sized,
+    {
+        if let Some(metric) = self
+            .found
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+        {
+            return f(metric);
+        }
+        let labels = labels();
+        let metric = self.family.get_or_create(&labels).clone();
+        f(&metric);
+        self.found
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(labels)
+            .or_insert(metric);
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
-    calls: Family<CallLabels, Counter>,
-    outcomes: Family<OutcomeLabels, Counter>,
+    calls: Handles<CallLabels, Counter>,
+    outcomes: Handles<OutcomeLabels, Counter>,
     call_duration: Histogram,
-    provider_duration: Family<DatasetLabels, Histogram>,
-    provider_attempts: Family<AttemptLabels, Counter>,
+    provider_duration: Handles<DatasetLabels, Histogram>,
+    provider_attempts: Handles<AttemptLabels, Counter>,
     audit_append: Histogram,
     pub audit_failures: Counter,
     pub open_connections: Gauge,
@@ -174,11 +283,11 @@ impl Metrics {
             registry,
             break_glass,
             audit_alerts,
-            calls,
-            outcomes,
+            calls: Handles::new(calls),
+            outcomes: Handles::new(outcomes),
             call_duration,
-            provider_duration,
-            provider_attempts,
+            provider_duration: Handles::new(provider_duration),
+            provider_attempts: Handles::new(provider_attempts),
             audit_append,
             audit_failures,
             open_connections,
@@ -196,18 +305,25 @@ impl Metrics {
     }
 
     pub fn observe_call(&self, record: &NewRecord, took: Duration) {
-        let labels = CallLabels {
-            dataset: record.dataset.clone().unwrap_or_default(),
-            consumer: record.consumer.clone().unwrap_or_default(),
+        let key = CallKey {
+            dataset: record.dataset.as_deref().unwrap_or_default(),
+            consumer: record.consumer.as_deref().unwrap_or_default(),
             decision: match record.decision {
                 Some(Verdict::Allow) => "allow",
                 Some(Verdict::Deny) => "deny",
                 None => "",
-            }
-            .to_owned(),
-            code: record.code.clone().unwrap_or_default(),
+            },
+            code: record.code.as_deref().unwrap_or_default(),
         };
-        self.calls.get_or_create(&labels).inc();
+        let labels = || CallLabels {
+            dataset: key.dataset.to_owned(),
+            consumer: key.consumer.to_owned(),
+            decision: key.decision.to_owned(),
+            code: key.code.to_owned(),
+        };
+        self.calls.with(&key, labels, |c| {
+            c.inc();
+        });
         self.call_duration.observe(took.as_secs_f64());
     }
 
@@ -222,19 +338,27 @@ impl Metrics {
     }
 
     pub fn observe_outcome(&self, record: &NewRecord) {
-        let labels = OutcomeLabels {
-            dataset: record.dataset.clone().unwrap_or_default(),
-            code: record.code.clone().unwrap_or_default(),
+        let key = OutcomeKey {
+            dataset: record.dataset.as_deref().unwrap_or_default(),
+            code: record.code.as_deref().unwrap_or_default(),
         };
-        self.outcomes.get_or_create(&labels).inc();
+        let labels = || OutcomeLabels {
+            dataset: key.dataset.to_owned(),
+            code: key.code.to_owned(),
+        };
+        self.outcomes.with(&key, labels, |c| {
+            c.inc();
+        });
     }
 
     pub fn observe_provider(&self, dataset: &str, took: Duration) {
+        let labels = || DatasetLabels {
+            dataset: dataset.to_owned(),
+        };
         self.provider_duration
-            .get_or_create(&DatasetLabels {
-                dataset: dataset.to_owned(),
-            })
-            .observe(took.as_secs_f64());
+            .with(&DatasetKey { dataset }, labels, |h| {
+                h.observe(took.as_secs_f64())
+            });
     }
 
     /// Every attempt of one provider call; a call refused before any attempt
@@ -246,12 +370,14 @@ impl Metrics {
         error: Option<&connectors::UpstreamError>,
     ) {
         let count = |outcome: &str| {
+            let labels = || AttemptLabels {
+                provider: provider.to_owned(),
+                outcome: outcome.to_owned(),
+            };
             self.provider_attempts
-                .get_or_create(&AttemptLabels {
-                    provider: provider.to_owned(),
-                    outcome: outcome.to_owned(),
-                })
-                .inc();
+                .with(&AttemptKey { provider, outcome }, labels, |c| {
+                    c.inc();
+                });
         };
         if report.attempts.is_empty() {
             if let Some(e) = error {

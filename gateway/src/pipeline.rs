@@ -28,6 +28,7 @@
 //! and the dataset, `policy` after the decision, without records. Default
 //! builds always run the whole pipeline (`Stage::of` is then a constant).
 
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -91,8 +92,10 @@ struct Allowed<'a> {
     /// Who calls; none only on the benchmark's `passthrough` rung.
     caller: Option<policy::Caller>,
     dataset: &'a Dataset,
-    rest: String,
-    query: Option<String>,
+    /// The request's URI: the provider gets the rest of its path (from
+    /// `rest_at`) and its query.
+    uri: http::Uri,
+    rest_at: usize,
     headers: HeaderMap,
     method: http::Method,
     body: RequestBody,
@@ -124,8 +127,8 @@ impl<'a> Allowed<'a> {
         Allowed {
             caller,
             dataset,
-            rest: route.rest.clone(),
-            query: parts.uri.query().map(str::to_owned),
+            uri: parts.uri,
+            rest_at: route.rest_at(),
             headers: parts.headers,
             method: parts.method,
             body: RequestBody::Streaming(body),
@@ -147,13 +150,10 @@ enum Delivery {
     Whole(http::response::Parts, Bytes),
 }
 
-pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(app: Arc<App>, req: Request<Incoming>, source: IpAddr) -> Response<Body> {
     let mut call = Call::new(req.method());
-    let source = req
-        .extensions()
-        .get::<crate::server::PeerAddr>()
-        .map(|p| p.0.ip());
-    let (allowed, outcome) = match prepare(&app, req, &mut call).await {
+    let source = Some(source);
+    let (allowed, outcome) = match prepare(&app, req, &mut call, source).await {
         Ok(prepared) => prepared,
         Err(failure) => return refuse(&app, call, failure, source).await,
     };
@@ -171,15 +171,19 @@ async fn prepare<'a>(
     app: &'a Arc<App>,
     req: Request<Incoming>,
     call: &mut Call,
+    peer: Option<IpAddr>,
 ) -> Result<(Allowed<'a>, PendingOutcome), Failure> {
     let stage = Stage::of(&app.config);
     let (mut parts, body) = req.into_parts();
-    let route = parse_path(parts.uri.path());
+    // The route borrows this copy (a reference count, no bytes copied), so
+    // the request's parts can move on to the provider.
+    let request_uri = parts.uri.clone();
+    let route = parse_path(request_uri.path());
     // Before Bru knows who calls, a record holds no more of the path than
     // Bru can vouch for: a dataset policy has, else `/data/`. The rest of
     // the path is anyone's text, free to send (SECURITY.md, records).
     call.record.path = match &route {
-        Ok(r) if app.policy.dataset(&r.provider, &r.dataset).is_some() => {
+        Ok(r) if app.policy.dataset(r.provider, r.dataset).is_some() => {
             format!("/data/{}/{}", r.provider, r.dataset)
         }
         _ => "/data/".to_owned(),
@@ -195,16 +199,12 @@ async fn prepare<'a>(
         let route = route?;
         let dataset = app
             .policy
-            .dataset(&route.provider, &route.dataset)
+            .dataset(route.provider, route.dataset)
             .ok_or(Failure::UnknownDataset)?;
         let allowed = Allowed::undecided(None, dataset, &route, parts, body);
         return Ok((allowed, PendingOutcome::none(app)));
     }
 
-    let peer = parts
-        .extensions
-        .get::<crate::server::PeerAddr>()
-        .map(|p| p.0.ip());
     let authorization = parts.headers.get(http::header::AUTHORIZATION);
     // A token verified before passes without cryptography; anything else is
     // verified only while its address has failed less than its limit.
@@ -233,19 +233,23 @@ async fn prepare<'a>(
     call.record.client_id = Some(caller.client_id.clone());
     call.record.system_user = token.altinn.system_user().map(|s| s.id.clone());
 
-    let mut route = route?;
-    let Some(dataset) = app.policy.dataset(&route.provider, &route.dataset) else {
+    let route = route?;
+    let Some(dataset) = app.policy.dataset(route.provider, route.dataset) else {
         // An authenticated caller answers for the dataset it names, known or not.
         call.record.path = format!("/data/{}/{}", route.provider, route.dataset);
         return Err(Failure::UnknownDataset);
     };
     // A paging link Bru wrote: the call it stands for, restored, is checked,
     // recorded and forwarded as if it had been sent so.
-    if let Some(token) = page_token(parts.uri.query()) {
-        let uri = restore_page(app, &caller, dataset, &route, token)?;
-        route = parse_path(uri.path())?;
-        parts.uri = uri;
-    }
+    let restored: http::Uri;
+    let route = match page_token(parts.uri.query()) {
+        Some(token) => {
+            restored = restore_page(app, &caller, dataset, &route, token)?;
+            parts.uri = restored.clone();
+            parse_path(restored.path())?
+        }
+        None => route,
+    };
     if stage == Stage::Token {
         let allowed = Allowed::undecided(Some(caller), dataset, &route, parts, body);
         return Ok((allowed, PendingOutcome::none(app)));
@@ -254,8 +258,8 @@ async fn prepare<'a>(
     // From here the whole path is recorded (the log scrubs and bounds it;
     // once the subject is known it is scrubbed again to say `{subject}`).
     call.record.path = route.path();
-    call.record.provider = Some(route.provider.clone());
-    call.record.dataset = Some(dataset.id.to_string());
+    call.record.provider = Some(route.provider.to_owned());
+    call.record.dataset = Some(dataset.name.clone());
     call.record.basis = Some(match dataset.basis {
         LegalBasis::Consent => Basis::Consent,
         LegalBasis::Statutory => Basis::Statutory,
@@ -399,8 +403,8 @@ async fn prepare<'a>(
     let allowed = Allowed {
         caller: Some(caller),
         dataset,
-        rest: route.rest.clone(),
-        query: parts.uri.query().map(str::to_owned),
+        uri: parts.uri,
+        rest_at: route.rest_at(),
         headers: parts.headers,
         method: parts.method,
         body,
@@ -595,7 +599,7 @@ fn restore_page(
     let binding = crate::page_token::binding(
         &caller.consumer.iso6523(),
         caller.supplier.as_ref().map(|s| s.iso6523()).as_deref(),
-        &dataset.id.to_string(),
+        &dataset.name,
     );
     let now = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
     let target = app
@@ -714,7 +718,7 @@ async fn forward(
         .as_ref()
         .and_then(|c| c.supplier.as_ref())
         .map(|s| s.iso6523());
-    let dataset_name = allowed.dataset.id.to_string();
+    let dataset_name = allowed.dataset.name.as_str();
     let (mask, basis) = match &allowed.grant {
         Some(grant) => (grant.mask, &grant.basis),
         None => (&NO_MASK, &allowed.dataset.basis),
@@ -729,7 +733,7 @@ async fn forward(
             transfer_id,
             &consumer,
             supplier.as_deref(),
-            &dataset_name,
+            dataset_name,
             purpose,
             allowed.dataset,
             grant,
@@ -737,17 +741,26 @@ async fn forward(
         None => String::new(),
     };
 
-    let body_fault = Arc::new(AtomicU8::new(BODY_READ));
+    // Set by a streamed body that broke its limits; none for other bodies.
+    let mut body_fault = None;
     let body = match allowed.body {
         // Buffered (and empty) bodies can be replayed, so such calls may be retried.
         RequestBody::Buffered(bytes) => connectors::OutboundBody::Buffered(bytes),
-        RequestBody::Streaming(incoming) => LimitedBody {
-            inner: incoming,
-            remaining: app.config.server.max_body_bytes,
-            fault: body_fault.clone(),
+        // A body that has ended (a GET's) is none: nothing to limit or watch.
+        RequestBody::Streaming(incoming) if incoming.is_end_stream() => {
+            connectors::OutboundBody::Empty
         }
-        .boxed_unsync()
-        .into(),
+        RequestBody::Streaming(incoming) => {
+            let fault = Arc::new(AtomicU8::new(BODY_READ));
+            body_fault = Some(Arc::clone(&fault));
+            LimitedBody {
+                inner: incoming,
+                remaining: app.config.server.max_body_bytes,
+                fault,
+            }
+            .boxed_unsync()
+            .into()
+        }
     };
     let mut headers = allowed.headers;
     if *mask != FieldMask::None || !row_filter.is_empty() {
@@ -763,8 +776,9 @@ async fn forward(
     let request = connectors::OutboundRequest {
         method: allowed.method,
         dataset: &allowed.dataset.id.dataset,
-        rest: &allowed.rest,
-        query: allowed.query.as_deref(),
+        // The rest of the path after `/data/{provider}/{dataset}/`.
+        rest: allowed.uri.path().get(allowed.rest_at..).unwrap_or(""),
+        query: allowed.uri.query(),
         headers,
         body,
         bru: connectors::BruHeaders {
@@ -794,7 +808,8 @@ async fn forward(
         }
         Err(e) => {
             // The caller's body, not the provider, may be why it failed.
-            let failure = match body_fault.load(Ordering::Relaxed) {
+            let fault = body_fault.map_or(BODY_READ, |f| f.load(Ordering::Relaxed));
+            let failure = match fault {
                 BODY_TOO_LARGE => Failure::RequestTooLarge,
                 BODY_TIMED_OUT => Failure::BodyTimeout,
                 _ => Failure::from_upstream(&e),
@@ -808,7 +823,7 @@ async fn forward(
         }
     };
     app.metrics
-        .observe_provider(&dataset_name, provider_started.elapsed());
+        .observe_provider(dataset_name, provider_started.elapsed());
     let (mut parts, body) = response.into_parts();
     let transfer_header = HeaderValue::from_str(transfer_id).ok();
     // A FHIR Bundle's paging links name the provider; they are rewritten to
@@ -865,7 +880,7 @@ async fn forward(
         // page token that opens only for this caller and dataset.
         let page_links: connectors::PageLinks = {
             let app = Arc::clone(app);
-            let binding = crate::page_token::binding(&consumer, supplier.as_deref(), &dataset_name);
+            let binding = crate::page_token::binding(&consumer, supplier.as_deref(), dataset_name);
             let now = u64::try_from(now).unwrap_or(0);
             Arc::new(move |target: &str| app.keys.page_tokens.seal(&binding, target, now))
         };
@@ -983,16 +998,22 @@ fn deliver(
 
 // ---- reading the request -----------------------------------------------
 
-/// `/data/{provider}/{dataset}[/{rest}]`, checked before any route is matched.
+/// `/data/{provider}/{dataset}[/{rest}]`, checked before any route is
+/// matched; borrowed from the request's path (no copy a call).
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Route {
-    pub provider: String,
-    pub dataset: String,
+pub(crate) struct Route<'p> {
+    pub provider: &'p str,
+    pub dataset: &'p str,
     /// Raw (still percent-encoded) rest of the path, without a leading slash.
-    pub rest: String,
+    pub rest: &'p str,
 }
 
-impl Route {
+impl Route<'_> {
+    /// Where `rest` starts in the path it was parsed from.
+    fn rest_at(&self) -> usize {
+        "/data/".len() + self.provider.len() + 1 + self.dataset.len() + 1
+    }
+
     fn rest_segments(&self) -> impl Iterator<Item = &str> {
         self.rest.split('/').filter(|s| !s.is_empty())
     }
@@ -1019,25 +1040,29 @@ impl Route {
 /// Refuses dot segments, empty segments, encoded slashes and backslashes,
 /// `;` parameters and control characters, so that no path can reach another
 /// dataset than the one its first two segments name.
-pub(crate) fn parse_path(path: &str) -> Result<Route, Failure> {
-    let rest = path
+pub(crate) fn parse_path(path: &str) -> Result<Route<'_>, Failure> {
+    const EMPTY: Failure = Failure::MalformedRequest("the path has an empty segment");
+    let after = path
         .strip_prefix("/data/")
         .ok_or(Failure::MalformedRequest("the path must start with /data/"))?;
-    let mut segments = rest.split('/');
-    let provider = segments.next().unwrap_or_default();
-    let dataset = segments.next().unwrap_or_default();
-    let remaining: Vec<&str> = segments.collect();
-    for (i, segment) in [provider, dataset]
-        .iter()
-        .chain(remaining.iter())
-        .enumerate()
-    {
+    let (mut provider, mut dataset) = ("", "");
+    let mut segments = after.split('/').enumerate().peekable();
+    while let Some((i, segment)) = segments.next() {
         // A trailing slash is fine; an empty segment elsewhere is `//`.
-        let is_last = i == remaining.len() + 1;
+        let is_last = segments.peek().is_none();
         if segment.is_empty() && !(is_last && i >= 2) {
-            return Err(Failure::MalformedRequest("the path has an empty segment"));
+            return Err(EMPTY);
         }
         check_segment(segment)?;
+        match i {
+            0 => provider = segment,
+            1 => dataset = segment,
+            _ => {}
+        }
+    }
+    if dataset.is_empty() {
+        // `/data/{provider}` names no dataset: its missing segment is empty.
+        return Err(EMPTY);
     }
     let valid_id = |s: &str| {
         !s.is_empty()
@@ -1047,11 +1072,14 @@ pub(crate) fn parse_path(path: &str) -> Result<Route, Failure> {
     if !valid_id(provider) || !valid_id(dataset) {
         return Err(Failure::UnknownDataset);
     }
-    Ok(Route {
-        provider: provider.to_owned(),
-        dataset: dataset.to_owned(),
-        rest: remaining.join("/"),
-    })
+    let mut route = Route {
+        provider,
+        dataset,
+        rest: "",
+    };
+    // The rest as the caller wrote it: every segment checked above.
+    route.rest = path.get(route.rest_at()..).unwrap_or("");
+    Ok(route)
 }
 
 fn check_segment(segment: &str) -> Result<(), Failure> {

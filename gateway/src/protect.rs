@@ -194,7 +194,7 @@ pub fn explain(
 /// never the person or the reason.
 pub fn count_break_glass(app: &App, caller: &policy::Caller, dataset: &Dataset) {
     app.metrics
-        .observe_break_glass(&caller.consumer.iso6523(), &dataset.id.to_string());
+        .observe_break_glass(&caller.consumer.iso6523(), &dataset.name);
     tracing::warn!(
         consumer = %caller.consumer.iso6523(),
         dataset = %dataset.id,

@@ -299,21 +299,19 @@ pub async fn serve_public(
             // Only HTTP/2 needs to know when its last call ended (its idle timer).
             let activity = h2.then(|| Arc::new(Activity::new()));
             let service_activity = activity.clone();
-            let service =
-                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-                    let app = app.clone();
-                    let router = router.clone();
-                    req.extensions_mut().insert(PeerAddr(peer));
-                    let busy = service_activity.as_ref().map(Activity::begin);
-                    // Boxed: hyper keeps room for the in-flight call's future for
-                    // the whole life of the connection, idle or not (about 10 KB).
-                    let call = Box::pin(route(app, router, req));
-                    async move {
-                        let response = call.await;
-                        drop(busy);
-                        Ok::<_, std::convert::Infallible>(response)
-                    }
-                });
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let app = app.clone();
+                let router = router.clone();
+                let busy = service_activity.as_ref().map(Activity::begin);
+                // Boxed: hyper keeps room for the in-flight call's future for
+                // the whole life of the connection, idle or not (about 10 KB).
+                let call = Box::pin(route(app, router, req, peer));
+                async move {
+                    let response = call.await;
+                    drop(busy);
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
             let io = TokioIo::new(tls);
             // Each protocol's connection state boxed on its own, so an HTTP/1.1
             // connection does not carry room for HTTP/2's. HTTP/1.1's idle
@@ -480,7 +478,9 @@ pub struct TimedBody {
     inner: hyper::body::Incoming,
     timeout: Duration,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-    expired: Arc<AtomicBool>,
+    /// Set when the body stopped arriving; none for a body that had ended
+    /// before the handler got it.
+    expired: Option<Arc<AtomicBool>>,
 }
 
 /// Why a request body could not be read.
@@ -513,7 +513,9 @@ impl HttpBody for TimedBody {
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
                 match sleep.as_mut().poll(cx) {
                     Poll::Ready(()) => {
-                        this.expired.store(true, Ordering::Relaxed);
+                        if let Some(expired) = &this.expired {
+                            expired.store(true, Ordering::Relaxed);
+                        }
                         Poll::Ready(Some(Err(BodyReadError::Timeout)))
                     }
                     Poll::Pending => Poll::Pending,
@@ -617,14 +619,21 @@ pub fn check_header_limits(
 async fn route(
     app: Arc<App>,
     router: axum::Router,
-    req: Request<hyper::body::Incoming>,
+    mut req: Request<hyper::body::Incoming>,
+    peer: SocketAddr,
 ) -> Response<Body> {
     let hsts = app.config.server.hsts.clone();
-    let expired = Arc::new(AtomicBool::new(false));
     let has_body = !req.body().is_end_stream();
+    // A body that has already ended cannot stop arriving: no flag to share.
+    let expired = has_body.then(|| Arc::new(AtomicBool::new(false)));
     // HTTP/2 has no `Connection` header; its streams end on their own.
     let http1 = req.version() < http::Version::HTTP_2;
     let data_plane = req.uri().path().starts_with("/data/");
+    // The data plane is handed the address; the APIs' handlers read it from
+    // the request (three allocations a call the data plane does without).
+    if !data_plane {
+        req.extensions_mut().insert(PeerAddr(peer));
+    }
     let checked = if data_plane {
         Ok(())
     } else {
@@ -649,14 +658,14 @@ async fn route(
                 expired: expired.clone(),
             });
             let response = if data_plane {
-                crate::pipeline::handle(app, req).await
+                crate::pipeline::handle(app, req, peer.ip()).await
             } else {
                 match router.oneshot(req.map(Body::new)).await {
                     Ok(response) => response,
                     Err(never) => match never {},
                 }
             };
-            if expired.load(Ordering::Relaxed) {
+            if expired.is_some_and(|e| e.load(Ordering::Relaxed)) {
                 // Whatever the handler made of the broken body, the answer is
                 // 408, and the connection is not reused.
                 // The data plane's refusal was recorded under its transfer id.

@@ -546,6 +546,7 @@ impl Validator<'_> {
                 out.insert(
                     id.clone(),
                     Dataset {
+                        name: id.to_string(),
                         id,
                         title,
                         description,

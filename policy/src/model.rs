@@ -208,6 +208,9 @@ pub struct DatasetPurpose {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dataset {
     pub id: DatasetRef,
+    /// `provider/dataset` (the `id` written out), built once at load: records,
+    /// metrics and assertions name the dataset on every call.
+    pub name: String,
     pub title: Text,
     pub description: Text,
     pub basis: LegalBasis,

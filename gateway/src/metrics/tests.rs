@@ -183,3 +183,153 @@ fn duplicate_issuer_names_make_one_series() {
         "{text}"
     );
 }
+
+#[test]
+fn calls_are_counted_under_their_labels_found_by_borrowed_keys() {
+    let metrics = Metrics::new();
+    let call = |dataset: &str, consumer: &str, decision, code: Option<&str>| {
+        let mut record = NewRecord::new(consent_db::RecordKind::Decision, "t", "GET", "/data/");
+        record.dataset = Some(dataset.to_owned());
+        record.consumer = Some(consumer.to_owned());
+        record.decision = decision;
+        record.code = code.map(str::to_owned);
+        record
+    };
+    let allowed = call("nav/inntekt", "0192:921429002", Some(Verdict::Allow), None);
+    let denied = call(
+        "nav/inntekt",
+        "0192:921429002",
+        Some(Verdict::Deny),
+        Some("consent_required"),
+    );
+    // Labels that differ only where one field ends and the next begins.
+    let shifted = call("nav/inntek", "t0192:921429002", Some(Verdict::Allow), None);
+    for record in [&allowed, &allowed, &denied, &shifted, &allowed] {
+        metrics.observe_call(record, Duration::from_millis(1));
+    }
+    metrics.observe_outcome(&allowed);
+    metrics.observe_outcome(&allowed);
+    metrics.observe_provider("nav/inntekt", Duration::from_millis(2));
+    metrics.observe_provider("nav/inntekt", Duration::from_millis(3));
+    let report = connectors::ForwardReport {
+        attempts: vec![connectors::AttemptOutcome::Response(200)],
+        breaker: connectors::BreakerState::Closed,
+    };
+    metrics.observe_attempts("nav", &report, None);
+    metrics.observe_attempts("nav", &report, None);
+
+    let text = metrics.encode_with(snapshot());
+    let mut calls = samples(&text, "bru_calls_total");
+    calls.sort_unstable();
+    assert_eq!(
+        calls,
+        [
+            r#"bru_calls_total{dataset="nav/inntek",consumer="t0192:921429002",decision="allow",code=""} 1"#,
+            r#"bru_calls_total{dataset="nav/inntekt",consumer="0192:921429002",decision="allow",code=""} 3"#,
+            r#"bru_calls_total{dataset="nav/inntekt",consumer="0192:921429002",decision="deny",code="consent_required"} 1"#,
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        samples(&text, "bru_outcomes_total"),
+        [r#"bru_outcomes_total{dataset="nav/inntekt",code=""} 2"#],
+        "{text}"
+    );
+    assert_eq!(
+        samples(&text, "bru_provider_duration_seconds_count"),
+        [r#"bru_provider_duration_seconds_count{dataset="nav/inntekt"} 2"#],
+        "{text}"
+    );
+    assert_eq!(
+        samples(&text, "bru_provider_attempts_total"),
+        [r#"bru_provider_attempts_total{provider="nav",outcome="ok"} 2"#],
+        "{text}"
+    );
+}
+
+/// What the borrowed keys must keep for a hash map to find the owned labels:
+/// the same hash for the same labels, and equivalence field by field.
+#[test]
+fn borrowed_keys_hash_and_compare_as_their_labels() {
+    use std::hash::BuildHasher;
+    let hasher = std::hash::RandomState::new();
+    let labels = CallLabels {
+        dataset: "nav/inntekt".into(),
+        consumer: "0192:921429002".into(),
+        decision: "allow".into(),
+        code: String::new(),
+    };
+    let key = CallKey {
+        dataset: "nav/inntekt",
+        consumer: "0192:921429002",
+        decision: "allow",
+        code: "",
+    };
+    assert_eq!(hasher.hash_one(key), hasher.hash_one(&labels));
+    assert!(key.equivalent(&labels));
+    for other in [
+        CallKey {
+            dataset: "nav/x",
+            ..key
+        },
+        CallKey {
+            consumer: "0192:1",
+            ..key
+        },
+        CallKey {
+            decision: "deny",
+            ..key
+        },
+        CallKey { code: "c", ..key },
+    ] {
+        assert!(!other.equivalent(&labels));
+    }
+
+    let outcome = OutcomeLabels {
+        dataset: "nav/inntekt".into(),
+        code: "client_closed".into(),
+    };
+    let key = OutcomeKey {
+        dataset: "nav/inntekt",
+        code: "client_closed",
+    };
+    assert_eq!(hasher.hash_one(key), hasher.hash_one(&outcome));
+    assert!(key.equivalent(&outcome));
+    assert!(!OutcomeKey { code: "", ..key }.equivalent(&outcome));
+    assert!(!OutcomeKey {
+        dataset: "nav/y",
+        ..key
+    }
+    .equivalent(&outcome));
+
+    let dataset = DatasetLabels {
+        dataset: "nav/inntekt".into(),
+    };
+    let key = DatasetKey {
+        dataset: "nav/inntekt",
+    };
+    assert_eq!(hasher.hash_one(key), hasher.hash_one(&dataset));
+    assert!(key.equivalent(&dataset));
+    assert!(!DatasetKey { dataset: "nav" }.equivalent(&dataset));
+
+    let attempt = AttemptLabels {
+        provider: "nav".into(),
+        outcome: "ok".into(),
+    };
+    let key = AttemptKey {
+        provider: "nav",
+        outcome: "ok",
+    };
+    assert_eq!(hasher.hash_one(key), hasher.hash_one(&attempt));
+    assert!(key.equivalent(&attempt));
+    assert!(!AttemptKey {
+        outcome: "timeout",
+        ..key
+    }
+    .equivalent(&attempt));
+    assert!(!AttemptKey {
+        provider: "k429",
+        ..key
+    }
+    .equivalent(&attempt));
+}

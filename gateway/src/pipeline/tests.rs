@@ -4,9 +4,12 @@ use super::*;
 
 fn check_path(path: &str, expected: Result<(&str, &str, &str), &str>) {
     let got = parse_path(path)
-        .map(|r| (r.provider, r.dataset, r.rest))
+        .map(|r| {
+            // The provider is sent the rest from this offset of the path.
+            assert_eq!(path.get(r.rest_at()..).unwrap_or(""), r.rest, "{path}");
+            (r.provider, r.dataset, r.rest)
+        })
         .map_err(|f| f.code());
-    let expected = expected.map(|(p, d, r)| (p.to_owned(), d.to_owned(), r.to_owned()));
     assert_eq!(got, expected, "{path}");
 }
 
@@ -27,6 +30,15 @@ fn paths_are_checked_before_routing() {
     check_path(
         "/data/k429/sosialtjeneste/a%20b",
         Ok(("k429", "sosialtjeneste", "a%20b")),
+    );
+    check_path(
+        "/data/k429/sosialtjeneste/a/b/",
+        Ok(("k429", "sosialtjeneste", "a/b/")),
+    );
+    check_path("/data/k429/", Err("malformed_request"));
+    check_path(
+        "/data/k429/sosialtjeneste/a/",
+        Ok(("k429", "sosialtjeneste", "a/")),
     );
     check_path("/data/k429/../nav/inntekt", Err("malformed_request"));
     check_path("/data/k429/%2e%2e/nav/inntekt", Err("malformed_request"));
