@@ -33,6 +33,15 @@ pub struct AuditConfig {
     /// does wait for, so they ride in its commit instead of costing an fsync
     /// of their own. A flush or close writes them at once.
     pub later_linger: Duration,
+    /// Under load (more than one message was queued when the writer looked),
+    /// a batch somebody waits for lets the other tasks run up to this many
+    /// times to bring more records, until it holds as many as the last batch
+    /// did, and stops as soon as a turn brings none. Each batch costs the
+    /// writer a transaction and an fsync whatever its size, so fewer, larger
+    /// batches cost less a record (#21, bench/README.md "session 10"). It
+    /// never waits on a timer: with nothing else to run, a turn is over at
+    /// once, so a lone record commits at once. Zero turns gathering off.
+    pub gather_turns: u32,
 }
 
 impl Default for AuditConfig {
@@ -45,6 +54,9 @@ impl Default for AuditConfig {
             // next decision comes within ~17 ms; 100 ms bounds what a crash
             // can take of the outcomes without an fsync per outcome.
             later_linger: Duration::from_millis(100),
+            // A turn of 32 connections' calls brings a few records; the
+            // bound only matters if records trickle in one per turn.
+            gather_turns: 64,
         }
     }
 }
@@ -409,11 +421,15 @@ async fn write_loop(
     let mut flushes = Vec::new();
     let mut consent_uses = Vec::new();
     let mut block_checks = Vec::new();
+    // How many records the last batch had.
+    let mut last_batch = 0;
     loop {
         // Waits for one message, then takes whatever else is already queued.
-        if rx.recv_many(&mut msgs, max_batch).await == 0 {
+        let queued = rx.recv_many(&mut msgs, max_batch).await;
+        if queued == 0 {
             return; // every handle dropped and nothing left to write
         }
+        let mut gather = Gather::new(&config, queued, last_batch);
         let mut close = None;
         let mut waited = false;
         loop {
@@ -445,19 +461,39 @@ async fn write_loop(
                     }
                 }
             }
-            // Only records nobody waits for: give a record somebody waits
-            // for the chance to take them along in its commit.
             let room = max_batch.saturating_sub(records.len());
-            if waited || room == 0 {
+            if room == 0 || close.is_some() || !flushes.is_empty() {
                 break;
             }
-            match tokio::time::timeout(config.later_linger, rx.recv_many(&mut msgs, room)).await {
+            let linger = if waited {
+                // Somebody waits: gather, under load, else commit now.
+                if !gather.another_turn(records.len()) {
+                    break;
+                }
+                tokio::task::yield_now().await;
+                while msgs.len() < room {
+                    match rx.try_recv() {
+                        Ok(msg) => msgs.push(msg),
+                        Err(_) => break,
+                    }
+                }
+                if msgs.is_empty() {
+                    break; // the turn brought nothing: commit
+                }
+                continue;
+            } else {
+                // Only records nobody waits for: give a record somebody
+                // waits for the chance to take them along in its commit.
+                config.later_linger
+            };
+            match tokio::time::timeout(linger, rx.recv_many(&mut msgs, room)).await {
                 Ok(0) | Err(_) => break, // every handle dropped, or lingered long enough
                 Ok(_) => {}
             }
         }
 
         let n = records.len() as u64;
+        last_batch = records.len();
         counters.writing.store(n, Ordering::Relaxed);
         let result = if records.is_empty() {
             Ok(None)
@@ -534,6 +570,33 @@ async fn write_loop(
             let _ = reply.send(done);
             return;
         }
+    }
+}
+
+/// Whether a batch somebody waits for may still gather records.
+struct Gather {
+    /// As many records as the last batch had; 0 when not under load.
+    target: usize,
+    turns_left: u32,
+}
+
+impl Gather {
+    /// Gathers only under load: more than one message was queued when the
+    /// writer looked, so records arrive faster than batches commit.
+    fn new(config: &AuditConfig, queued: usize, last_batch: usize) -> Self {
+        Gather {
+            target: if queued > 1 { last_batch } else { 0 },
+            turns_left: config.gather_turns,
+        }
+    }
+
+    /// Whether to let the other tasks run once more, holding `have` records.
+    fn another_turn(&mut self, have: usize) -> bool {
+        if have >= self.target || self.turns_left == 0 {
+            return false;
+        }
+        self.turns_left -= 1;
+        true
     }
 }
 

@@ -61,3 +61,33 @@ fn the_writer_counts_each_committed_batch_by_size() {
     assert_eq!(buckets[12], (Some(4096), 1));
     assert_eq!(buckets[13], (None, 1));
 }
+
+#[test]
+fn a_batch_gathers_only_under_load_and_only_up_to_the_last_batch() {
+    let config = AuditConfig::default();
+    // A lone record (nothing else was queued) commits at once.
+    assert!(!Gather::new(&config, 1, 50).another_turn(1));
+    // Under load it gathers until it holds as many as the last batch.
+    let mut gather = Gather::new(&config, 3, 50);
+    assert!(gather.another_turn(3));
+    assert!(gather.another_turn(49));
+    assert!(!gather.another_turn(50));
+    assert!(!gather.another_turn(51));
+    // The first batch has no last batch to match.
+    assert!(!Gather::new(&config, 3, 0).another_turn(3));
+    // At most `gather_turns` turns.
+    let two = AuditConfig {
+        gather_turns: 2,
+        ..AuditConfig::default()
+    };
+    let mut gather = Gather::new(&two, 3, 50);
+    assert!(gather.another_turn(3));
+    assert!(gather.another_turn(4));
+    assert!(!gather.another_turn(5));
+    // Zero turns it off.
+    let off = AuditConfig {
+        gather_turns: 0,
+        ..AuditConfig::default()
+    };
+    assert!(!Gather::new(&off, 3, 50).another_turn(3));
+}
