@@ -133,6 +133,25 @@ def rss_kib(pids, key="VmRSS"):
     return total
 
 
+def context_switches(pids):
+    """Voluntary and involuntary context switches of every thread of pids."""
+    total = 0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                            total += int(line.split()[1])
+            except OSError:
+                pass
+    return total
+
+
 def io_write_bytes(pid):
     try:
         with open(f"/proc/{pid}/io") as f:
@@ -765,6 +784,7 @@ def measure(world, target, fn):
     pids = target.pids()
     up_pids = [world.upstream.pid]
     cpu0, up_cpu0 = cpu_seconds(pids), cpu_seconds(up_pids)
+    cs0, up_cs0 = context_switches(pids), context_switches(up_pids)
     up_req0 = stub_requests(world.upstream_port)
     io0 = io_write_bytes(target.proc.pid) if target.proc else 0
     rec0 = target.records() if isinstance(target, Bru) else None
@@ -782,6 +802,7 @@ def measure(world, target, fn):
         lag.start()
     result = fn()
     cpu1, up_cpu1 = cpu_seconds(pids), cpu_seconds(up_pids)
+    cs1, up_cs1 = context_switches(pids), context_switches(up_pids)
     if lag:
         lag.stop_at.set()
         lag.join()
@@ -809,6 +830,10 @@ def measure(world, target, fn):
         result["audit_records"] = aud1["records"] - aud0["records"]
     done = result.get("requests") or result.get("ok") or 0
     result["cpu_us_per_req"] = result["cpu_s"] * 1e6 / done if done else None
+    # Measured to the end of the load, like the CPU: the proxy's and the
+    # upstream's threads, each switch counted once.
+    result["switches_per_req"] = (cs1 - cs0) / done if done else None
+    result["upstream_switches_per_req"] = (up_cs1 - up_cs0) / done if done else None
     return result
 
 
@@ -831,7 +856,9 @@ def saturation(world, targets, args):
                     rows.setdefault((t.name, payload, conns), []).append(r)
                     bad = r["non2xx"] + r["errors"]
                     log(f"  rep {rep + 1} {t.name:12} {payload:>3} c={conns:<4} {r['rps']:>9,.0f} req/s"
-                        f"  cpu {fmt(r['cpu_us_per_req'], 1)} µs/req" + (f"  NON-2XX/ERRORS {bad}" if bad else ""))
+                        f"  cpu {fmt(r['cpu_us_per_req'], 1)} µs/req"
+                        f"  switches {fmt(r['switches_per_req'], 2)}/req (upstream {fmt(r['upstream_switches_per_req'], 2)})"
+                        + (f"  NON-2XX/ERRORS {bad}" if bad else ""))
     return rows
 
 
