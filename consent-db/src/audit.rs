@@ -465,7 +465,7 @@ async fn write_loop(
             if room == 0 || close.is_some() || !flushes.is_empty() {
                 break;
             }
-            let linger = if waited {
+            if waited {
                 // Somebody waits: gather, under load, else commit now.
                 if !gather.another_turn(records.len()) {
                     break;
@@ -481,12 +481,10 @@ async fn write_loop(
                     break; // the turn brought nothing: commit
                 }
                 continue;
-            } else {
-                // Only records nobody waits for: give a record somebody
-                // waits for the chance to take them along in its commit.
-                config.later_linger
-            };
-            match tokio::time::timeout(linger, rx.recv_many(&mut msgs, room)).await {
+            }
+            // Only records nobody waits for: give a record somebody waits
+            // for the chance to take them along in its commit.
+            match tokio::time::timeout(config.later_linger, rx.recv_many(&mut msgs, room)).await {
                 Ok(0) | Err(_) => break, // every handle dropped, or lingered long enough
                 Ok(_) => {}
             }

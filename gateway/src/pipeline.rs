@@ -152,10 +152,9 @@ enum Delivery {
 
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, source: IpAddr) -> Response<Body> {
     let mut call = Call::new(req.method());
-    let source = Some(source);
     let (allowed, outcome) = match prepare(&app, req, &mut call, source).await {
         Ok(prepared) => prepared,
-        Err(failure) => return refuse(&app, call, failure, source).await,
+        Err(failure) => return refuse(&app, call, failure, Some(source)).await,
     };
     // The outcome record is pending while Bru forwards: if the caller goes
     // away, this future is dropped with it, and so is `outcome`, which then
@@ -171,7 +170,7 @@ async fn prepare<'a>(
     app: &'a Arc<App>,
     req: Request<Incoming>,
     call: &mut Call,
-    peer: Option<IpAddr>,
+    peer: IpAddr,
 ) -> Result<(Allowed<'a>, PendingOutcome), Failure> {
     let stage = Stage::of(&app.config);
     let (mut parts, body) = req.into_parts();
@@ -211,17 +210,13 @@ async fn prepare<'a>(
     let token = match app.auth.cached_machine(authorization) {
         Some(token) => token,
         None => {
-            if let Some(ip) = peer {
-                app.rate_limiter
-                    .unauthenticated_allowed(ip)
-                    .map_err(|retry_after_s| Failure::RateLimited { retry_after_s })?;
-            }
+            app.rate_limiter
+                .unauthenticated_allowed(peer)
+                .map_err(|retry_after_s| Failure::RateLimited { retry_after_s })?;
             match app.auth.machine(authorization).await {
                 Ok(token) => token,
                 Err(e) => {
-                    if let Some(ip) = peer {
-                        app.rate_limiter.unauthenticated_failed(ip);
-                    }
+                    app.rate_limiter.unauthenticated_failed(peer);
                     return Err(e.into());
                 }
             }
