@@ -220,11 +220,29 @@ impl AuditLog {
     pub fn start(store: Store, config: AuditConfig) -> Result<AuditLog, AuditError> {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|e| AuditError::Start(e.to_string()))?;
+        Ok(Self::start_on(store, config, &runtime))
+    }
+
+    /// Spawns the writer on `writer`, a runtime of the tasks that append,
+    /// and its WAL checkpoints on the current runtime (or `writer`'s outside
+    /// one). The writer gathers a batch by letting the other tasks of its
+    /// runtime run ([`AuditConfig::gather_turns`]); on a runtime of its own
+    /// those turns bring nothing, and batches stay small (#21: on the
+    /// per-core runtime, 0.12 fsyncs a call against 0.07).
+    pub fn start_on(
+        store: Store,
+        config: AuditConfig,
+        writer: &tokio::runtime::Handle,
+    ) -> AuditLog {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
-        runtime.spawn(checkpoint_loop(store.clone(), tx.downgrade()));
-        runtime.spawn(write_loop(store, config, rx, counters.clone()));
-        Ok(AuditLog { tx, counters })
+        let checkpoints = checkpoint_loop(store.clone(), tx.downgrade());
+        match tokio::runtime::Handle::try_current() {
+            Ok(current) => current.spawn(checkpoints),
+            Err(_) => writer.spawn(checkpoints),
+        };
+        writer.spawn(write_loop(store, config, rx, counters.clone()));
+        AuditLog { tx, counters }
     }
 
     /// Appends a record; resolves once the transaction holding it has

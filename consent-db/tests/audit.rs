@@ -269,6 +269,81 @@ async fn records_queued_during_a_commit_share_the_next_transaction() {
     );
 }
 
+/// `start_on` puts the writer on the runtime it is given (the per-core
+/// runtime's first worker, in the gateway): nothing is written until that
+/// runtime runs, and then the writer gathers the records of the callers
+/// that share its thread into large batches (#21: on a runtime of its own
+/// the per-core runtime's batches held about 9 calls, against 60).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_started_on_a_workers_runtime_runs_there_among_its_callers() {
+    let fx = Fixture::new();
+    let store = fx.store(&StoreConfig::default()).await;
+    let worker = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let log = AuditLog::start_on(store.clone(), AuditConfig::default(), worker.handle());
+
+    // The worker's runtime does not run yet: an append waits.
+    let early = tokio::spawn({
+        let log = log.clone();
+        async move { log.append(record(0)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !early.is_finished(),
+        "the writer ran before its runtime did"
+    );
+    assert_eq!(store.record_count().await.unwrap(), 0);
+
+    // 64 callers on the worker's thread, 20 appends each, one after another.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn({
+        let log = log.clone();
+        move || {
+            worker.block_on(async move {
+                let mut callers = tokio::task::JoinSet::new();
+                for c in 0..64 {
+                    let log = log.clone();
+                    callers.spawn(async move {
+                        for i in 0..20 {
+                            log.append(record(1 + c * 20 + i)).await.unwrap();
+                        }
+                    });
+                }
+                callers.join_all().await;
+                let _ = done_tx.send(());
+                // The writer is a task of this runtime: it runs until the
+                // log is closed.
+                let _ = stop_rx.await;
+            })
+        }
+    });
+    early.await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(120), done_rx)
+        .await
+        .expect("the callers on the worker finished")
+        .unwrap();
+    assert_eq!(store.record_count().await.unwrap(), 1 + 64 * 20);
+    let stats = log.stats();
+    assert_eq!(stats.records, 1 + 64 * 20);
+    // Each caller waits for its record before the next, so a batch holds at
+    // most 64 (65 with the early one); all 64 share most batches.
+    assert!(
+        stats.records >= 16 * stats.batches,
+        "batches of {} records on average: {stats:?}",
+        stats.records / stats.batches.max(1)
+    );
+    check_batch_sizes(&stats);
+    log.close().await.unwrap();
+    stop_tx.send(()).unwrap();
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 #[tokio::test]
 async fn filters_return_what_they_say() {
     let fx = Fixture::new();

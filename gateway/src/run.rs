@@ -152,8 +152,31 @@ async fn run(
         .await
         .context("the store is unreachable")?;
     store.migrate().await.context("store migrations failed")?;
-    let audit = consent_db::AuditLog::start(store.clone(), consent_db::AuditConfig::default())
-        .context("cannot start the audit log")?;
+    // On the per-core runtime the audit writer runs on the first worker,
+    // among the calls that append: its batches gather while they run
+    // (`consent_db::AuditConfig::gather_turns`).
+    let core_runtimes = match config.server.runtime {
+        RuntimeMode::PerCore => Some(
+            crate::server::CoreRuntimes::build(
+                config
+                    .server
+                    .workers
+                    .or_else(|| std::thread::available_parallelism().ok())
+                    .map_or(1, std::num::NonZeroUsize::get),
+            )
+            .map_err(|e| anyhow!(e))?,
+        ),
+        RuntimeMode::MultiThread => None,
+    };
+    let audit = match core_runtimes.as_ref().and_then(|r| r.first()) {
+        Some(first) => consent_db::AuditLog::start_on(
+            store.clone(),
+            consent_db::AuditConfig::default(),
+            &first,
+        ),
+        None => consent_db::AuditLog::start(store.clone(), consent_db::AuditConfig::default())
+            .context("cannot start the audit log")?,
+    };
     let auth =
         Authenticator::new(&config.issuers, config.allow_synthetic_ids).map_err(|e| anyhow!(e))?;
     let connector = connectors::Connector::new(connectors::ConnectorConfig {
@@ -231,8 +254,8 @@ async fn run(
         wait_for(stop_rx.clone()),
     ));
     let router = crate::routes::public(app.clone(), demo_router, portal);
-    let mut public_task = match app.config.server.runtime {
-        RuntimeMode::MultiThread => {
+    let mut public_task = match core_runtimes {
+        None => {
             let limits = crate::server::Limits::new(&app);
             Public::MultiThread(tokio::spawn(crate::server::serve_public(
                 public,
@@ -243,18 +266,10 @@ async fn run(
                 wait_for(stop_rx),
             )))
         }
-        RuntimeMode::PerCore => {
-            let workers = app
-                .config
-                .server
-                .workers
-                .or_else(|| std::thread::available_parallelism().ok())
-                .map_or(1, std::num::NonZeroUsize::get);
-            Public::PerCore(
-                crate::server::PerCore::start(public, workers, tls, app.clone(), router, stop_rx)
-                    .map_err(|e| anyhow!(e))?,
-            )
-        }
+        Some(runtimes) => Public::PerCore(
+            crate::server::PerCore::start(public, runtimes, tls, app.clone(), router, stop_rx)
+                .map_err(|e| anyhow!(e))?,
+        ),
     };
 
     shutdown_signal().await;

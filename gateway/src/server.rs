@@ -750,13 +750,56 @@ pub struct PerCore {
     exit: tokio::sync::watch::Sender<bool>,
 }
 
+/// The per-core runtime's current-thread runtimes, built before the
+/// workers start so that the audit writer can run on the first
+/// ([`CoreRuntimes::first`]).
+pub struct CoreRuntimes(Vec<CoreRuntime>);
+
+/// One worker's runtime until its thread takes it. Dropped before that (a
+/// start that failed half-way, on the main runtime) it is shut down in the
+/// background: dropping a runtime inside another one's task panics.
+struct CoreRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for CoreRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl CoreRuntimes {
+    /// One runtime for each of `workers` (at least one).
+    pub fn build(workers: usize) -> Result<CoreRuntimes, String> {
+        (0..workers.max(1))
+            .map(|_| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|r| CoreRuntime(Some(r)))
+                    .map_err(|e| format!("cannot start a per-core runtime: {e}"))
+            })
+            .collect::<Result<_, _>>()
+            .map(CoreRuntimes)
+    }
+
+    /// The first worker's runtime. Tasks spawned on it before the workers
+    /// start run once its thread does.
+    pub fn first(&self) -> Option<tokio::runtime::Handle> {
+        self.0
+            .first()
+            .and_then(|r| r.0.as_ref())
+            .map(|r| r.handle().clone())
+    }
+}
+
 impl PerCore {
-    /// Starts `workers` threads; the first takes `listener` (bound with
-    /// SO_REUSEPORT), the others bind their own socket to its address.
-    /// Each serves until `stop` turns true.
+    /// Starts a thread for each of `runtimes`; the first takes `listener`
+    /// (bound with SO_REUSEPORT), the others bind their own socket to its
+    /// address. Each serves until `stop` turns true.
     pub fn start(
         listener: TcpListener,
-        workers: usize,
+        runtimes: CoreRuntimes,
         tls: Arc<rustls::ServerConfig>,
         app: Arc<App>,
         router: axum::Router,
@@ -766,7 +809,7 @@ impl PerCore {
             .local_addr()
             .map_err(|e| format!("the public listener has no address: {e}"))?;
         let mut sockets = vec![listener];
-        for _ in 1..workers.max(1) {
+        for _ in 1..runtimes.0.len() {
             // Bound here, on the main runtime, so that a failure stops the
             // start; handed to the worker's runtime as a std socket.
             sockets.push(bind_reuse_port(addr).map_err(|e| {
@@ -777,7 +820,7 @@ impl PerCore {
         let (exit, exit_rx) = tokio::sync::watch::channel(false);
         let mut threads = Vec::with_capacity(sockets.len());
         let mut served = Vec::with_capacity(sockets.len());
-        for (i, socket) in sockets.into_iter().enumerate() {
+        for (i, (socket, runtime)) in sockets.into_iter().zip(runtimes.0).enumerate() {
             let socket = socket
                 .into_std()
                 .map_err(|e| format!("cannot hand the public listener to a worker: {e}"))?;
@@ -786,13 +829,13 @@ impl PerCore {
             let (tls, app, router, limits) =
                 (tls.clone(), app.clone(), router.clone(), limits.clone());
             let (mut stop, mut exit_rx) = (stop.clone(), exit_rx.clone());
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start a per-core runtime: {e}"))?;
             let thread = std::thread::Builder::new()
                 .name(format!("bru-core-{i}"))
                 .spawn(move || {
+                    let mut runtime = runtime;
+                    let Some(runtime) = runtime.0.take() else {
+                        return;
+                    };
                     runtime.block_on(async move {
                         match TcpListener::from_std(socket) {
                             Ok(listener) => {

@@ -552,6 +552,24 @@ impl Bru {
         self.logs.text()
     }
 
+    /// Waits up to 30 s for `needle` in the logs: a line written after the
+    /// "listening" line (the per-core workers start after it) may come a
+    /// moment later. Panics with the logs if it never does.
+    pub async fn wait_log(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.logs();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "bru never logged {needle:?}:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Sends SIGTERM.
     pub fn sigterm(&self) {
         let status = Command::new("kill")

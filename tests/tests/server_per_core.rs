@@ -38,13 +38,11 @@ async fn call(client: reqwest::Client, url: String, token: String) -> (String, r
 async fn per_core_workers_answer_and_record_every_call_over_http1_and_http2() {
     let world = per_core().build().await;
     let bru = world.start().await;
-    assert!(
-        bru.logs()
-            .contains("public listener on the per-core runtime"),
-        "bru did not start the per-core runtime:\n{}",
-        bru.logs()
-    );
-    assert!(bru.logs().contains("workers=2"), "{}", bru.logs());
+    // Logged as the workers start, just after the "listening" line.
+    let logs = bru
+        .wait_log("public listener on the per-core runtime")
+        .await;
+    assert!(logs.contains("workers=2"), "{logs}");
 
     // Several clients, each with its own connections: HTTP/2 by ALPN, and
     // HTTP/1.1 with calls in parallel (a connection each). SO_REUSEPORT
