@@ -177,6 +177,17 @@ impl PgStore {
         Ok(self.pool.begin().await?)
     }
 
+    /// Begin a write of work derived from the log (see
+    /// `Store::begin_derived`): its commit does not wait for the WAL flush.
+    /// `SET LOCAL` ends with the transaction, so the pooled connection goes
+    /// back as durable as it came; both statements go in one round trip.
+    pub(crate) async fn begin_derived(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self
+            .pool
+            .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+            .await?)
+    }
+
     /// The audit appender's connection: a pooled one (replicas share nothing
     /// a connection of its own would keep warm).
     pub(crate) async fn appender(&self) -> Result<PoolConnection<Postgres>, StoreError> {

@@ -38,6 +38,11 @@ pub(crate) struct SqliteStore {
     /// Other processes on the same file still meet at the lock itself.
     gate: Arc<Mutex<()>>,
     busy_timeout: std::time::Duration,
+    /// Connections for work derived from the log (the followers), whose
+    /// commits do not wait for the disk: `synchronous=NORMAL`, so in WAL mode
+    /// a commit is synced by the next one that waits (the appender's) or by
+    /// a checkpoint. `None` in memory (the pool serves).
+    derived: Option<SqlitePool>,
 }
 
 /// A turn at [`SqliteStore::gate`], held until the transaction ends; `None`
@@ -90,8 +95,22 @@ impl SqliteStore {
             pool = pool.after_release(|conn, _| Box::pin(async move { Ok(!in_transaction(conn)) }));
         }
         let pool = pool.connect_with(options.clone()).await?;
+        let derived = (!in_memory).then(|| {
+            SqlitePoolOptions::new()
+                // The followers take turns at the gate: one connection each
+                // keeps its page cache.
+                .max_connections(DERIVED_CONNECTIONS)
+                .acquire_timeout(config.acquire_timeout)
+                .after_release(|conn, _| Box::pin(async move { Ok(!in_transaction(conn)) }))
+                .connect_lazy_with(options.clone().synchronous(if config.synchronous {
+                    SqliteSynchronous::Normal
+                } else {
+                    SqliteSynchronous::Off
+                }))
+        });
         Ok(SqliteStore {
             pool,
+            derived,
             gate: Arc::new(Mutex::new(())),
             busy_timeout: config.busy_timeout,
             writer: (!in_memory).then(|| {
@@ -113,6 +132,9 @@ impl SqliteStore {
                 let _ = conn.close().await;
             }
         }
+        if let Some(derived) = &self.derived {
+            derived.close().await;
+        }
         self.pool.close().await;
     }
 
@@ -125,6 +147,17 @@ impl SqliteStore {
     ) -> Result<(Transaction<'static, Sqlite>, Turn), StoreError> {
         let turn = self.turn().await;
         Ok((self.pool.begin_with(BEGIN_WRITE).await?, turn))
+    }
+
+    /// Begin a write of work derived from the log, on a connection whose
+    /// commits do not wait for the disk ([`SqliteStore::derived`]); the
+    /// same turn and lock as [`SqliteStore::begin_write`].
+    pub(crate) async fn begin_derived(
+        &self,
+    ) -> Result<(Transaction<'static, Sqlite>, Turn), StoreError> {
+        let turn = self.turn().await;
+        let pool = self.derived.as_ref().unwrap_or(&self.pool);
+        Ok((pool.begin_with(BEGIN_WRITE).await?, turn))
     }
 
     /// This process's turn to write (see [`SqliteStore::gate`]).
@@ -189,6 +222,10 @@ impl SqliteStore {
 }
 
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// Connections of [`SqliteStore::derived`]: the indexer, the snoop and the
+/// notification followers, and a reader catching the index up.
+const DERIVED_CONNECTIONS: u32 = 4;
 
 /// See `Conn::json_rows`.
 pub(crate) fn json_rows(select: &str, names: &str) -> String {

@@ -370,6 +370,26 @@ impl Store {
         })
     }
 
+    /// Begin a write of work derived from the log (the followers: the
+    /// index, snooping findings, notifications), whose commit does not wait
+    /// for the disk (SQLite `synchronous=NORMAL`, PostgreSQL
+    /// `synchronous_commit = off`). A follower's rows and its position commit
+    /// together, and commits reach the disk in order, so a crash that loses
+    /// such a commit loses its position with it, and the follower does the
+    /// work again; the next commit that waits (the appender's, a few
+    /// milliseconds later under load) takes it to the disk. #21: each of
+    /// these commits was an fsync of its own, with the appender waiting
+    /// behind it for the write lock.
+    pub(crate) async fn begin_derived(&self) -> Result<Tx<'static>, StoreError> {
+        Ok(match &self.backend {
+            Backend::Sqlite(s) => {
+                let (tx, turn) = s.begin_derived().await?;
+                Tx::Sqlite(tx, turn)
+            }
+            Backend::Postgres(s) => Tx::Postgres(s.begin_derived().await?),
+        })
+    }
+
     /// A read transaction: one snapshot for several statements.
     pub(crate) async fn begin_read(&self) -> Result<Tx<'static>, StoreError> {
         Ok(on_pool!(self, pool => Tx::from(pool.begin().await?)))

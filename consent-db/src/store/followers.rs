@@ -123,6 +123,64 @@ mod tests {
         assert_eq!(store.follower_position("notify").await.unwrap(), 7);
     }
 
+    /// What a transaction's commit waits for: SQLite's `synchronous` (2
+    /// FULL, 1 NORMAL) or PostgreSQL's `synchronous_commit`, as text.
+    async fn durability(tx: &mut crate::store::Tx<'_>) -> String {
+        match tx.conn() {
+            crate::store::Conn::Sqlite(c) => {
+                let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                    .fetch_one(&mut *c)
+                    .await
+                    .unwrap();
+                level.to_string()
+            }
+            crate::store::Conn::Postgres(c) => sqlx::query_scalar("SHOW synchronous_commit")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap(),
+        }
+    }
+
+    /// A follower's commit does not wait for the disk; every other write's
+    /// does, before and after one (the setting does not leak into the
+    /// connection a later write gets).
+    #[tokio::test]
+    async fn derived_writes_do_not_wait_for_the_disk_and_other_writes_still_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let postgres = std::env::var("BRU_TEST_STORE").as_deref() == Ok("postgres");
+        let url = if postgres {
+            crate::test_support::fresh_postgres_database().await
+        } else {
+            format!("sqlite://{}", dir.path().join("bru.db").display())
+        };
+        let config = StoreConfig {
+            max_connections: 1,
+            ..StoreConfig::default()
+        };
+        let store = Store::open_with(&url, &config).await.unwrap();
+        store.migrate().await.unwrap();
+        let (waits, does_not) = if postgres { ("on", "off") } else { ("2", "1") };
+        for _ in 0..2 {
+            let mut tx = store.begin_write().await.unwrap();
+            assert_eq!(durability(&mut tx).await, waits);
+            tx.commit().await.unwrap();
+            let mut tx = store.begin_derived().await.unwrap();
+            assert_eq!(durability(&mut tx).await, does_not);
+            super::lock_follower(&mut tx.conn(), "notify")
+                .await
+                .unwrap();
+            super::advance_follower(&mut tx.conn(), "notify", 3)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        // A commit without the wait is a commit all the same.
+        assert_eq!(store.follower_position("notify").await.unwrap(), 3);
+        let mut tx = store.begin_write().await.unwrap();
+        assert_eq!(durability(&mut tx).await, waits);
+        drop(tx);
+    }
+
     /// Writers of one process take turns (sqlite.rs `gate`); a write begun
     /// while the same task holds one still ends, refused after the busy
     /// timeout as before the turns, instead of waiting for itself forever.

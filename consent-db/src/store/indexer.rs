@@ -44,7 +44,7 @@ impl Store {
             "INSERT INTO audit_index ({INDEX_COLUMNS}) SELECT {INDEX_COLUMNS} FROM audit_records \
              WHERE idx >= $1 AND idx < $2 ORDER BY idx"
         );
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_derived().await?;
         let mut conn = tx.conn();
         let position = lock_follower(&mut conn, INDEX_FOLLOWER).await?;
         let from = i64::try_from(position)

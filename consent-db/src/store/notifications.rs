@@ -311,7 +311,7 @@ impl Store {
     /// under load than the audit appender it follows).
     pub async fn follow_log_for_notifications(&self, limit: u32) -> Result<usize, StoreError> {
         self.retrying(|| async move {
-            let mut tx = self.begin_write().await?;
+            let mut tx = self.begin_derived().await?;
             let mut conn = tx.conn();
             let position = lock_follower(&mut conn, FOLLOWER).await?;
             let Some((from, to)) = window(&mut conn, position, limit).await? else {

@@ -81,7 +81,7 @@ impl Store {
     /// seen and the consumers' state are read for the whole page at once,
     /// and the new subjects written at once.
     pub async fn snoop_step(&self, rules: &SnoopRules, page: u32) -> Result<SnoopStep, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_derived().await?;
         let mut conn = tx.conn();
         let position = lock_follower(&mut conn, SNOOP_FOLLOWER).await?;
         // A window of the log, not a page of rows: outcome records, about
