@@ -797,10 +797,25 @@ def measure(world, target, fn):
                                  "-p", str(target.proc.pid), "--", "sleep", str(max(1, world.args.duration - 1))],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         log(f"  profiling {target.name} into {out}")
+    syncs = None
+    if world.args.syncs and target.proc:
+        # The process's real fsync and fdatasync calls (the store's commits,
+        # the followers' and the WAL checkpoints), not only the audit batches.
+        syncs_out = f"{world.work}/syncs-{target.name}.csv"
+        syncs = subprocess.Popen(["perf", "stat", "-x", ",", "-o", syncs_out,
+                                  "-e", "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync",
+                                  "-p", str(target.proc.pid)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     lag = LagSampler(target.ops_port) if isinstance(target, Bru) else None
     if lag:
         lag.start()
     result = fn()
+    if syncs:
+        syncs.send_signal(signal.SIGINT)
+        syncs.wait()
+        with open(syncs_out) as f:
+            counts = [line.split(",")[0] for line in f if "syscalls:" in line]
+        result["syncs"] = sum(int(c) for c in counts if c.isdigit())
     cpu1, up_cpu1 = cpu_seconds(pids), cpu_seconds(up_pids)
     cs1, up_cs1 = context_switches(pids), context_switches(up_pids)
     if lag:
@@ -834,6 +849,8 @@ def measure(world, target, fn):
     # upstream's threads, each switch counted once.
     result["switches_per_req"] = (cs1 - cs0) / done if done else None
     result["upstream_switches_per_req"] = (up_cs1 - up_cs0) / done if done else None
+    if "syncs" in result:
+        result["syncs_per_req"] = result["syncs"] / done if done else None
     return result
 
 
@@ -858,6 +875,7 @@ def saturation(world, targets, args):
                     log(f"  rep {rep + 1} {t.name:12} {payload:>3} c={conns:<4} {r['rps']:>9,.0f} req/s"
                         f"  cpu {fmt(r['cpu_us_per_req'], 1)} µs/req"
                         f"  switches {fmt(r['switches_per_req'], 2)}/req (upstream {fmt(r['upstream_switches_per_req'], 2)})"
+                        + (f"  syncs {fmt(r['syncs_per_req'], 3)}/req" if r.get("syncs_per_req") is not None else "")
                         + (f"  NON-2XX/ERRORS {bad}" if bad else ""))
     return rows
 
@@ -949,6 +967,21 @@ def report_saturation(rows, args, fsync_ms):
               "| lag 0.5 s after |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
         print("\n".join(lag_rows))
+        print()
+    sync_rows = []
+    for payload in args.payloads:
+        for conns in args.conns:
+            for name in args.targets:
+                runs = [r for r in rows.get((name, payload, conns), []) if r.get("syncs_per_req") is not None]
+                if runs and any(r.get("batches") is not None for r in runs):
+                    sync_rows.append(f"| {name} | {payload} | {conns} | {fmt(med([r['syncs_per_req'] for r in runs]), 3)} "
+                                     f"| {fmt(med([r['batches'] / r['requests'] for r in runs if r.get('requests')]), 3)} |")
+    if sync_rows:
+        print("Syncs a request (`perf stat` on the fsync and fdatasync tracepoints of the process, median of runs), "
+              "beside the audit batches a request:\n")
+        print("| target | payload | conns | syncs/req | audit batches/req |")
+        print("| --- | --- | --- | --- | --- |")
+        print("\n".join(sync_rows))
         print()
     for conns in args.conns:
         bound = conns / (fsync_ms / 1000)
@@ -1139,6 +1172,9 @@ def main():
     ap.add_argument("--oha-duration", type=int, default=5)
     ap.add_argument("--oha-conns", type=int, default=64)
     ap.add_argument("--no-rates", action="store_true")
+    ap.add_argument("--syncs", action="store_true",
+                    help="count each target's fsync and fdatasync calls during the load (perf stat on the "
+                         "syscall tracepoints): the store's real syncs a request, beside its audit batches")
     ap.add_argument("--ablation", action="store_true", help="the ablation ladder instead of the comparison")
     ap.add_argument("--baseline", help="a second benchmark build of bru (e.g. the commit before): every Bru "
                     "target is measured on both, interleaved in the same run; its rows end in @base")
@@ -1188,6 +1224,13 @@ def main():
         if args.baseline:
             made["bru-consent" + BASELINE] = Bru(world, "bru-consent" + BASELINE, consent=True,
                                                  binary=args.baseline)
+            # The per-core runtime's twins on the baseline build (its config
+            # key is older than any baseline worth comparing).
+            made["bru-percore" + BASELINE] = Bru(world, "bru-percore" + BASELINE, runtime="per-core",
+                                                 binary=args.baseline)
+            made["bru-consent-percore" + BASELINE] = Bru(world, "bru-consent-percore" + BASELINE,
+                                                         consent=True, runtime="per-core",
+                                                         binary=args.baseline)
         if args.memory:
             args.targets = ["nginx", "bru"]
         if args.ablation:
