@@ -27,8 +27,11 @@ import urllib.request
 import ssl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOADGEN_CPU = "0"
-SERVER_CPU = "1"
+# The layout: the load generator on core 0, the proxy under test and the
+# upstream on core 1. BENCH_SERVER_CPUS=0,1 BENCH_LOADGEN_CPUS=0,1 shares both
+# cores among all three, to see the runtimes with several workers.
+LOADGEN_CPU = os.environ.get("BENCH_LOADGEN_CPUS", "0")
+SERVER_CPU = os.environ.get("BENCH_SERVER_CPUS", "1")
 PAYLOADS = {"1k": 1024, "10k": 10 * 1024, "1m": 1024 * 1024}
 KARI = "12884513829"
 

@@ -20,6 +20,16 @@
 //!   beforehand (64 MiB, written round and round), so the `fdatasync` has no
 //!   size or extent to journal: the cheapest durable write this file system
 //!   offers;
+//! - `sqlite-leaves`: `leaf`, with the leaves written to SQLite (WAL,
+//!   synchronous=FULL) as rows of (index, leaf bytes, leaf hash) and the
+//!   batch's nodes as one blob, one transaction a batch: the log as an
+//!   append-only table of leaves, with no column of the record;
+//! - `sqlite-batch`: the same with the whole batch (leaves, hashes, nodes) as
+//!   one row: the append-only file, kept in SQLite;
+//! - `sqlite-columns`: `sqlite-leaves` with each record's 26 columns (as
+//!   `audit_records` has them) in its row instead of its leaf bytes;
+//! - `sqlite-noderows`: `sqlite-leaves` with the nodes as rows (size, level,
+//!   hash), as `tree_nodes` has them, instead of one blob a batch;
 //! - `sqlite`: `consent_db::AuditLog` on SQLite (WAL, synchronous=FULL),
 //!   records and tree in one transaction a batch, nothing following the log.
 //!
@@ -47,15 +57,23 @@ enum Case {
     FileNoSync,
     File,
     FilePrealloc,
+    SqliteLeaves,
+    SqliteBatch,
+    SqliteColumns,
+    SqliteNodeRows,
     Sqlite,
 }
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 10] = [
     Case::Handoff,
     Case::Leaf,
     Case::FileNoSync,
     Case::File,
     Case::FilePrealloc,
+    Case::SqliteLeaves,
+    Case::SqliteBatch,
+    Case::SqliteColumns,
+    Case::SqliteNodeRows,
     Case::Sqlite,
 ];
 
@@ -70,6 +88,10 @@ impl Case {
             Case::FileNoSync => "file-nosync",
             Case::File => "file",
             Case::FilePrealloc => "file-prealloc",
+            Case::SqliteLeaves => "sqlite-leaves",
+            Case::SqliteBatch => "sqlite-batch",
+            Case::SqliteColumns => "sqlite-columns",
+            Case::SqliteNodeRows => "sqlite-noderows",
             Case::Sqlite => "sqlite",
         }
     }
@@ -192,6 +214,174 @@ async fn file_writer(
     Ok(batches)
 }
 
+/// Rows per multi-row insert of `sqlite-leaves`: 2^0..=2^8, as Bru's records.
+const LEAF_ROWS_LOG2: u32 = 8;
+
+/// The log as an append-only table in SQLite: the leaves (or the whole
+/// batch) and the batch's nodes, one transaction a batch.
+async fn sqlite_writer(
+    mut rx: mpsc::Receiver<Msg>,
+    case: Case,
+    mut conn: sqlx::SqliteConnection,
+) -> Result<u64, Error> {
+    use sqlx::Connection;
+    let texts: Vec<String> = (0..=LEAF_ROWS_LOG2)
+        .map(|k| {
+            let rows = vec!["(?, ?, ?)"; 1 << k].join(", ");
+            format!("INSERT INTO leaves (idx, leaf, hash) VALUES {rows}")
+        })
+        .collect();
+    let column_texts: Vec<String> = (0..=LEAF_ROWS_LOG2)
+        .map(|k| {
+            let row = format!("({})", vec!["?"; 26].join(", "));
+            let rows = vec![row.as_str(); 1 << k].join(", ");
+            format!("INSERT INTO records VALUES {rows}")
+        })
+        .collect();
+    let node_texts: Vec<String> = (0..=LEAF_ROWS_LOG2 + 1)
+        .map(|k| {
+            let rows = vec!["(?, ?, ?)"; 1 << k].join(", ");
+            format!("INSERT INTO nodes (size, level, hash) VALUES {rows}")
+        })
+        .collect();
+    let mut frontier = Frontier::new();
+    let mut msgs = Vec::with_capacity(4096);
+    let mut waiters = Vec::with_capacity(4096);
+    let mut batches = 0;
+    while rx.recv_many(&mut msgs, 4096).await > 0 {
+        let time = Timestamp::now();
+        let stamp = time.to_string();
+        let first = frontier.size();
+        let mut rows: Vec<(u64, NewRecord)> = Vec::new();
+        let mut node_rows: Vec<(i64, i64, [u8; 32])> = Vec::new();
+        let mut leaves: Vec<(u64, Vec<u8>, [u8; 32])> = Vec::with_capacity(msgs.len());
+        let mut nodes = Vec::with_capacity(msgs.len() * 80);
+        let mut all = Vec::with_capacity(msgs.len() * 700);
+        for msg in msgs.drain(..) {
+            let (mut record, reply) = match msg {
+                Msg::Wait(r, reply) => (r, Some(reply)),
+                Msg::Later(r) => (r, None),
+            };
+            let index = frontier.size();
+            record.scrub();
+            if case == Case::SqliteColumns {
+                rows.push((index, record.clone()));
+            }
+            let leaf = AuditRecord::from_new(index, time, record).leaf_bytes()?;
+            let hash = leaf_hash(&leaf);
+            frontier.push(hash, |id, node| {
+                nodes.push(id.level);
+                nodes.extend_from_slice(&id.index.to_be_bytes());
+                nodes.extend_from_slice(node);
+                let size = (id.index + 1) << id.level;
+                node_rows.push((size as i64, i64::from(id.level), *node));
+            });
+            if case == Case::SqliteBatch {
+                all.extend_from_slice(&u32::try_from(leaf.len())?.to_be_bytes());
+                all.extend_from_slice(&leaf);
+                all.extend_from_slice(&hash);
+            } else {
+                leaves.push((index, leaf, hash));
+            }
+            waiters.push((index, reply));
+        }
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        if case == Case::SqliteBatch {
+            all.extend_from_slice(&nodes);
+            sqlx::query("INSERT INTO batches (first, bytes) VALUES (?, ?)")
+                .bind(i64::try_from(first)?)
+                .bind(all)
+                .execute(&mut *tx)
+                .await?;
+        } else if case == Case::SqliteColumns {
+            let mut rest = rows.as_slice();
+            while !rest.is_empty() {
+                let k = rest.len().ilog2().min(LEAF_ROWS_LOG2);
+                let (chunk, tail) = rest.split_at(1 << k);
+                let mut query = sqlx::query(column_texts[k as usize].as_str());
+                for (index, r) in chunk {
+                    query = query
+                        .bind(i64::try_from(*index)?)
+                        .bind(stamp.as_str())
+                        .bind(r.transfer_id.as_str())
+                        .bind(r.kind.as_str())
+                        .bind(r.consumer.as_deref())
+                        .bind(r.supplier.as_deref())
+                        .bind(r.client_id.as_deref())
+                        .bind(r.provider.as_deref())
+                        .bind(r.dataset.as_deref())
+                        .bind(r.method.as_str())
+                        .bind(r.path.as_str())
+                        .bind(r.purpose.as_deref())
+                        .bind(r.basis.map(|b| b.as_str()))
+                        .bind(r.legal_ref.as_deref())
+                        .bind(r.consent_id.as_deref())
+                        .bind(r.subject_ref.as_deref())
+                        .bind(r.decision.map(|d| d.as_str()))
+                        .bind(r.code.as_deref())
+                        .bind(r.status.map(i64::from))
+                        .bind(r.bytes.map(|b| b as i64))
+                        .bind(r.duration_ms.map(|b| b as i64))
+                        .bind(r.count.map(|b| b as i64))
+                        .bind(r.system_user.as_deref())
+                        .bind(r.break_glass.as_deref())
+                        .bind(r.disclosure_delay_days.map(i64::from))
+                        .bind(Option::<&str>::None);
+                }
+                query.execute(&mut *tx).await?;
+                rest = tail;
+            }
+            sqlx::query("INSERT INTO batches (first, bytes) VALUES (?, ?)")
+                .bind(i64::try_from(first)?)
+                .bind(nodes)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            let mut rest = leaves.as_slice();
+            while !rest.is_empty() {
+                let k = rest.len().ilog2().min(LEAF_ROWS_LOG2);
+                let (chunk, tail) = rest.split_at(1 << k);
+                let mut query = sqlx::query(texts[k as usize].as_str());
+                for (index, leaf, hash) in chunk {
+                    query = query
+                        .bind(i64::try_from(*index)?)
+                        .bind(leaf.as_slice())
+                        .bind(hash.as_slice());
+                }
+                query.execute(&mut *tx).await?;
+                rest = tail;
+            }
+            if case == Case::SqliteNodeRows {
+                let mut rest = node_rows.as_slice();
+                while !rest.is_empty() {
+                    let k = rest.len().ilog2().min(LEAF_ROWS_LOG2 + 1);
+                    let (chunk, tail) = rest.split_at(1 << k);
+                    let mut query = sqlx::query(node_texts[k as usize].as_str());
+                    for (size, level, hash) in chunk {
+                        query = query.bind(*size).bind(*level).bind(hash.as_slice());
+                    }
+                    query.execute(&mut *tx).await?;
+                    rest = tail;
+                }
+            } else {
+                sqlx::query("INSERT INTO batches (first, bytes) VALUES (?, ?)")
+                    .bind(i64::try_from(first)?)
+                    .bind(nodes)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        batches += 1;
+        for (index, reply) in waiters.drain(..) {
+            if let Some(reply) = reply {
+                let _ = reply.send(index);
+            }
+        }
+    }
+    Ok(batches)
+}
+
 /// One call's records through either log.
 #[derive(Clone)]
 enum Log {
@@ -250,6 +440,47 @@ async fn run_case(
             store.migrate().await?;
             let log = AuditLog::start(store.clone(), AuditConfig::default())?;
             (Log::Sqlite(log), None, Some(store))
+        }
+        Case::SqliteLeaves | Case::SqliteBatch | Case::SqliteColumns | Case::SqliteNodeRows => {
+            use sqlx::{ConnectOptions, Connection};
+            let path = dir.join(format!("{stamp}.db"));
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+                .connect()
+                .await?;
+            sqlx::query(
+                "CREATE TABLE leaves (idx INTEGER PRIMARY KEY, leaf BLOB NOT NULL, hash BLOB NOT NULL) STRICT",
+            )
+            .execute(&mut conn)
+            .await?;
+            sqlx::query(
+                "CREATE TABLE batches (first INTEGER PRIMARY KEY, bytes BLOB NOT NULL) STRICT",
+            )
+            .execute(&mut conn)
+            .await?;
+            sqlx::query(
+                "CREATE TABLE records (idx INTEGER PRIMARY KEY, time TEXT NOT NULL, transfer_id TEXT NOT NULL, \
+                 kind TEXT NOT NULL, consumer TEXT, supplier TEXT, client_id TEXT, provider TEXT, dataset TEXT, \
+                 method TEXT NOT NULL, path TEXT NOT NULL, purpose TEXT, basis TEXT, legal_ref TEXT, \
+                 consent_id TEXT, subject_ref TEXT, decision TEXT, code TEXT, status INTEGER, bytes INTEGER, \
+                 duration_ms INTEGER, count INTEGER, system_user TEXT, break_glass TEXT, \
+                 disclosure_delay_days INTEGER, disclose_at TEXT) STRICT",
+            )
+            .execute(&mut conn)
+            .await?;
+            sqlx::query(
+                "CREATE TABLE nodes (size INTEGER NOT NULL, level INTEGER NOT NULL, hash BLOB NOT NULL, \
+                 PRIMARY KEY (size, level)) STRICT, WITHOUT ROWID",
+            )
+            .execute(&mut conn)
+            .await?;
+            conn.ping().await?;
+            let (tx, rx) = mpsc::channel(65_536);
+            let writer = tokio::spawn(sqlite_writer(rx, case, conn));
+            (Log::Channel(tx), Some(writer), None)
         }
         _ => {
             let path = dir.join(format!("{stamp}.log"));
@@ -340,6 +571,14 @@ async fn run_case(
     })
 }
 
+/// `LOG_FLOOR_CASES=handoff,sqlite,…` runs only those cases (all by default).
+fn wanted(case: Case) -> bool {
+    match std::env::var("LOG_FLOOR_CASES") {
+        Ok(list) => case == Case::Handoff || list.split(',').any(|c| c == case.name()),
+        Err(_) => true,
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
@@ -376,6 +615,9 @@ fn main() -> Result<(), Error> {
             for round in 0..rounds {
                 for k in 0..CASES.len() {
                     let i = (k + round) % CASES.len();
+                    if !wanted(CASES[i]) {
+                        continue;
+                    }
                     let run = run_case(CASES[i], c, seconds, dir.path()).await?;
                     per_call[i].push(run.cpu * 1e6 / run.calls.max(1) as f64);
                     rates[i].push(run.calls as f64 / run.wall);
@@ -389,6 +631,9 @@ fn main() -> Result<(), Error> {
             println!("| case | calls/s | CPU µs/call | spread | over handoff µs/call | records a batch |");
             println!("| --- | --- | --- | --- | --- | --- |");
             for (i, case) in CASES.iter().enumerate() {
+                if per_call[i].is_empty() {
+                    continue;
+                }
                 let m = median(per_call[i].clone());
                 let lo = per_call[i].iter().copied().fold(f64::INFINITY, f64::min);
                 let hi = per_call[i].iter().copied().fold(0.0, f64::max);

@@ -87,13 +87,15 @@ pub struct ServerConfig {
 /// `[server] runtime`: who serves the public listener's connections.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RuntimeMode {
-    /// One work-stealing tokio runtime for everything (the default).
-    #[default]
+    /// One work-stealing tokio runtime for everything.
     MultiThread,
-    /// One thread per CPU, each with a current-thread runtime and its own
-    /// SO_REUSEPORT listener socket: a connection lives and is served on
-    /// the thread that accepted it. The rest of Bru (audit writer, store,
-    /// ops listener, background tasks) stays on the main runtime.
+    /// The default (issue 21: ahead of `MultiThread` in every cell measured
+    /// side by side, bench/README.md): one thread per CPU, each with a
+    /// current-thread runtime and its own SO_REUSEPORT listener socket; a
+    /// connection lives and is served on the thread that accepted it. The
+    /// audit writer runs on the first worker; the rest of Bru (the store's
+    /// checkpoints, the ops listener, background tasks) on the main runtime.
+    #[default]
     PerCore,
 }
 
@@ -758,14 +760,14 @@ impl Config {
             .as_ref()
             .map(|r| (r.get_ref().as_str(), r.span().start))
         {
-            None | Some(("multi-thread", _)) => RuntimeMode::MultiThread,
-            Some(("per-core", _)) => RuntimeMode::PerCore,
+            None | Some(("per-core", _)) => RuntimeMode::PerCore,
+            Some(("multi-thread", _)) => RuntimeMode::MultiThread,
             Some((_, at)) => {
                 cx.error(
                     at,
-                    "server.runtime must be \"multi-thread\" or \"per-core\"",
+                    "server.runtime must be \"per-core\" or \"multi-thread\"",
                 );
-                RuntimeMode::MultiThread
+                RuntimeMode::PerCore
             }
         };
         let workers = match raw.server.workers.as_ref() {
@@ -779,7 +781,11 @@ impl Config {
             }
         };
         if workers.is_some() && runtime != RuntimeMode::PerCore {
-            cx.error(0, "server.workers applies only to runtime = \"per-core\"");
+            cx.error(
+                0,
+                "server.workers applies only to runtime = \"per-core\" (the default); \
+                 the multi-thread runtime uses every CPU Bru may use",
+            );
         }
         if raw.server.max_header_bytes < 1024 {
             cx.error(0, "server.max_header_bytes must be at least 1024");

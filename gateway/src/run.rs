@@ -68,8 +68,9 @@ impl Listeners {
 }
 
 pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    // The demo writes its own bru.toml: always the multi-thread runtime.
-    let listeners = Listeners::bind(args.listen, args.ops_listen, false).await?;
+    // The demo writes its own bru.toml, with the default runtime: per-core,
+    // whose workers bind the public address again (SO_REUSEPORT).
+    let listeners = Listeners::bind(args.listen, args.ops_listen, true).await?;
     let options = demo::DemoOptions {
         listen: listeners.public.local_addr()?,
         ops_listen: listeners.ops.local_addr()?,
@@ -257,6 +258,7 @@ async fn run(
     let mut public_task = match core_runtimes {
         None => {
             let limits = crate::server::Limits::new(&app);
+            tracing::info!("public listener on the multi-thread runtime");
             Public::MultiThread(tokio::spawn(crate::server::serve_public(
                 public,
                 tls,

@@ -210,8 +210,10 @@ impl Default for WorldBuilder {
     }
 }
 
-/// `BRU_TEST_RUNTIME=per-core` (or `multi-thread`) runs every world's Bru
-/// with that `[server] runtime`, so the whole suite can be run on either.
+/// `BRU_TEST_RUNTIME=multi-thread` (or `per-core`, the default) runs every
+/// world's Bru with that `[server] runtime`, so the whole suite can be run
+/// on either (CI: the SQLite pass on the default, the PostgreSQL pass on
+/// multi-thread). A test that sets `runtime` itself keeps its own.
 fn runtime_from_env() -> Vec<String> {
     match std::env::var("BRU_TEST_RUNTIME") {
         Ok(mode) if !mode.is_empty() => vec![format!("runtime = \"{mode}\"\n")],
@@ -259,7 +261,19 @@ impl WorldBuilder {
     /// Another `[server]` setting, e.g. `("body_read_timeout_ms", "1000")`
     /// (the value as TOML).
     pub fn server_setting(mut self, key: &str, value: &str) -> Self {
+        // A test's own setting wins over `BRU_TEST_RUNTIME`'s (a TOML key
+        // may appear only once).
+        let prefix = format!("{key} = ");
+        self.server_extra.retain(|line| !line.starts_with(&prefix));
         self.server_extra.push(format!("{key} = {value}\n"));
+        self
+    }
+
+    /// Leaves `key` out of `[server]`, `BRU_TEST_RUNTIME`'s too: the
+    /// default applies.
+    pub fn without_server_setting(mut self, key: &str) -> Self {
+        let prefix = format!("{key} = ");
+        self.server_extra.retain(|line| !line.starts_with(&prefix));
         self
     }
 

@@ -2,8 +2,9 @@
 //! per worker, each with a current-thread runtime and its own SO_REUSEPORT
 //! socket) serves HTTP/1.1 and HTTP/2 over TLS, answers and records every
 //! call over many connections, and stops gracefully on SIGTERM with the
-//! call in flight answered and recorded. The rest of the suite runs on this
-//! runtime too with `BRU_TEST_RUNTIME=per-core` (e.g. tls_reload, lifecycle).
+//! call in flight answered and recorded. It is the default runtime: the rest
+//! of the suite runs on it too (and on the multi-thread runtime with
+//! `BRU_TEST_RUNTIME=multi-thread`, CI's PostgreSQL pass).
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -136,6 +137,7 @@ async fn per_core_sigterm_lets_the_call_in_flight_finish_and_records_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_without_the_per_core_runtime_is_refused() {
     let world = TestWorld::builder()
+        .server_setting("runtime", "\"multi-thread\"")
         .server_setting("workers", "2")
         .build()
         .await;
@@ -151,4 +153,52 @@ async fn workers_without_the_per_core_runtime_is_refused() {
         text.contains("server.workers applies only to runtime = \"per-core\""),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_runtime_is_per_core_with_a_worker_for_each_cpu() {
+    let world = TestWorld::builder()
+        .without_server_setting("runtime")
+        .build()
+        .await;
+    let bru = world.start().await;
+    let logs = bru
+        .wait_log("public listener on the per-core runtime")
+        .await;
+    // Bru counts the CPUs it may use as this test does (taskset and cgroup
+    // limits included); the test runs as Bru's parent, with its CPUs.
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!(logs.contains(&format!("workers={cpus}")), "{logs}");
+    assert!(!logs.contains("multi-thread runtime"), "{logs}");
+    let reply = send(world.nav_sosial(&bru, "", KARI)).await;
+    reply.expect_status(200, "a call on the default runtime");
+    let tid = reply.transfer_id().expect("Bru-Transfer-Id");
+    world
+        .wait_records("the call's decision and outcome", |recs| {
+            find_record(recs, &tid, "decision").is_some()
+                && find_record(recs, &tid, "outcome").is_some()
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_multi_thread_runtime_still_serves_and_records_when_asked_for() {
+    let world = TestWorld::builder()
+        .server_setting("runtime", "\"multi-thread\"")
+        .build()
+        .await;
+    let bru = world.start().await;
+    let logs = bru
+        .wait_log("public listener on the multi-thread runtime")
+        .await;
+    assert!(!logs.contains("per-core runtime"), "{logs}");
+    let reply = send(world.nav_sosial(&bru, "", KARI)).await;
+    reply.expect_status(200, "a call on the multi-thread runtime");
+    let tid = reply.transfer_id().expect("Bru-Transfer-Id");
+    world
+        .wait_records("the call's decision and outcome", |recs| {
+            find_record(recs, &tid, "decision").is_some()
+                && find_record(recs, &tid, "outcome").is_some()
+        })
+        .await;
 }
