@@ -149,6 +149,16 @@ enum Msg {
     Later(NewRecord),
 }
 
+impl Msg {
+    /// The record, and whom to answer with its index (if anyone waits).
+    fn split(self) -> (NewRecord, Option<oneshot::Sender<u64>>) {
+        match self {
+            Msg::Wait(r, reply) => (r, Some(reply)),
+            Msg::Later(r) => (r, None),
+        }
+    }
+}
+
 /// The design's writer: takes what is queued, makes the leaves, writes them
 /// (and fsyncs) in one go, then answers.
 async fn file_writer(
@@ -164,10 +174,7 @@ async fn file_writer(
         let time = Timestamp::now();
         let mut buf = Vec::with_capacity(msgs.len() * 700);
         for msg in msgs.drain(..) {
-            let (mut record, reply) = match msg {
-                Msg::Wait(r, reply) => (r, Some(reply)),
-                Msg::Later(r) => (r, None),
-            };
+            let (mut record, reply) = msg.split();
             let index = frontier.size();
             if case != Case::Handoff {
                 record.scrub();
@@ -217,6 +224,20 @@ async fn file_writer(
 /// Rows per multi-row insert of `sqlite-leaves`: 2^0..=2^8, as Bru's records.
 const LEAF_ROWS_LOG2: u32 = 8;
 
+/// `rows` cut into chunks of 2^k rows (k ≤ `max_log2`), largest first, as
+/// Bru's record insert cuts a batch (one statement text for each k).
+fn pow2_chunks<T>(mut rows: &[T], max_log2: u32) -> impl Iterator<Item = (usize, &[T])> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let k = rows.len().ilog2().min(max_log2);
+        let (chunk, tail) = rows.split_at(1 << k);
+        rows = tail;
+        Some((k as usize, chunk))
+    })
+}
+
 /// The log as an append-only table in SQLite: the leaves (or the whole
 /// batch) and the batch's nodes, one transaction a batch.
 async fn sqlite_writer(
@@ -258,10 +279,7 @@ async fn sqlite_writer(
         let mut nodes = Vec::with_capacity(msgs.len() * 80);
         let mut all = Vec::with_capacity(msgs.len() * 700);
         for msg in msgs.drain(..) {
-            let (mut record, reply) = match msg {
-                Msg::Wait(r, reply) => (r, Some(reply)),
-                Msg::Later(r) => (r, None),
-            };
+            let (mut record, reply) = msg.split();
             let index = frontier.size();
             record.scrub();
             if case == Case::SqliteColumns {
@@ -294,11 +312,8 @@ async fn sqlite_writer(
                 .execute(&mut *tx)
                 .await?;
         } else if case == Case::SqliteColumns {
-            let mut rest = rows.as_slice();
-            while !rest.is_empty() {
-                let k = rest.len().ilog2().min(LEAF_ROWS_LOG2);
-                let (chunk, tail) = rest.split_at(1 << k);
-                let mut query = sqlx::query(column_texts[k as usize].as_str());
+            for (k, chunk) in pow2_chunks(rows.as_slice(), LEAF_ROWS_LOG2) {
+                let mut query = sqlx::query(column_texts[k].as_str());
                 for (index, r) in chunk {
                     query = query
                         .bind(i64::try_from(*index)?)
@@ -329,7 +344,6 @@ async fn sqlite_writer(
                         .bind(Option::<&str>::None);
                 }
                 query.execute(&mut *tx).await?;
-                rest = tail;
             }
             sqlx::query("INSERT INTO batches (first, bytes) VALUES (?, ?)")
                 .bind(i64::try_from(first)?)
@@ -337,11 +351,8 @@ async fn sqlite_writer(
                 .execute(&mut *tx)
                 .await?;
         } else {
-            let mut rest = leaves.as_slice();
-            while !rest.is_empty() {
-                let k = rest.len().ilog2().min(LEAF_ROWS_LOG2);
-                let (chunk, tail) = rest.split_at(1 << k);
-                let mut query = sqlx::query(texts[k as usize].as_str());
+            for (k, chunk) in pow2_chunks(leaves.as_slice(), LEAF_ROWS_LOG2) {
+                let mut query = sqlx::query(texts[k].as_str());
                 for (index, leaf, hash) in chunk {
                     query = query
                         .bind(i64::try_from(*index)?)
@@ -349,19 +360,14 @@ async fn sqlite_writer(
                         .bind(hash.as_slice());
                 }
                 query.execute(&mut *tx).await?;
-                rest = tail;
             }
             if case == Case::SqliteNodeRows {
-                let mut rest = node_rows.as_slice();
-                while !rest.is_empty() {
-                    let k = rest.len().ilog2().min(LEAF_ROWS_LOG2 + 1);
-                    let (chunk, tail) = rest.split_at(1 << k);
-                    let mut query = sqlx::query(node_texts[k as usize].as_str());
+                for (k, chunk) in pow2_chunks(node_rows.as_slice(), LEAF_ROWS_LOG2 + 1) {
+                    let mut query = sqlx::query(node_texts[k].as_str());
                     for (size, level, hash) in chunk {
                         query = query.bind(*size).bind(*level).bind(hash.as_slice());
                     }
                     query.execute(&mut *tx).await?;
-                    rest = tail;
                 }
             } else {
                 sqlx::query("INSERT INTO batches (first, bytes) VALUES (?, ?)")

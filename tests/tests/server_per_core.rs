@@ -155,6 +155,23 @@ async fn workers_without_the_per_core_runtime_is_refused() {
     );
 }
 
+/// One statutory call through `bru`: answered 200, with its decision and
+/// outcome records in the log.
+async fn answers_and_records_a_call(world: &TestWorld, bru: &bru_tests::bru::Bru, on: &str) {
+    let reply = send(world.nav_sosial(bru, "", KARI)).await;
+    reply.expect_status(200, &format!("a call on {on}"));
+    let tid = reply.transfer_id().expect("Bru-Transfer-Id");
+    world
+        .wait_records(
+            &format!("the decision and outcome of a call on {on}"),
+            |recs| {
+                find_record(recs, &tid, "decision").is_some()
+                    && find_record(recs, &tid, "outcome").is_some()
+            },
+        )
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_runtime_is_per_core_with_a_worker_for_each_cpu() {
     let world = TestWorld::builder()
@@ -170,15 +187,7 @@ async fn the_default_runtime_is_per_core_with_a_worker_for_each_cpu() {
     let cpus = std::thread::available_parallelism().unwrap().get();
     assert!(logs.contains(&format!("workers={cpus}")), "{logs}");
     assert!(!logs.contains("multi-thread runtime"), "{logs}");
-    let reply = send(world.nav_sosial(&bru, "", KARI)).await;
-    reply.expect_status(200, "a call on the default runtime");
-    let tid = reply.transfer_id().expect("Bru-Transfer-Id");
-    world
-        .wait_records("the call's decision and outcome", |recs| {
-            find_record(recs, &tid, "decision").is_some()
-                && find_record(recs, &tid, "outcome").is_some()
-        })
-        .await;
+    answers_and_records_a_call(&world, &bru, "the default runtime").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,13 +201,5 @@ async fn the_multi_thread_runtime_still_serves_and_records_when_asked_for() {
         .wait_log("public listener on the multi-thread runtime")
         .await;
     assert!(!logs.contains("per-core runtime"), "{logs}");
-    let reply = send(world.nav_sosial(&bru, "", KARI)).await;
-    reply.expect_status(200, "a call on the multi-thread runtime");
-    let tid = reply.transfer_id().expect("Bru-Transfer-Id");
-    world
-        .wait_records("the call's decision and outcome", |recs| {
-            find_record(recs, &tid, "decision").is_some()
-                && find_record(recs, &tid, "outcome").is_some()
-        })
-        .await;
+    answers_and_records_a_call(&world, &bru, "the multi-thread runtime").await;
 }
