@@ -707,7 +707,9 @@ class Bru(Target):
                  runtime=None):
         super().__init__(world)
         self.name, self.consent, self.stage, self.audit = name, consent, stage, audit
-        # `[server] runtime`: "per-core" | "multi-thread"; None keeps the build's default.
+        # `[server] runtime`: "per-core" | "multi-thread"; None keeps the build's default
+        # (per-core from 9544abb on, multi-thread before: a baseline older than that
+        # runs multi-thread, so `--runtime` names the runtime where it matters).
         self.runtime = runtime
         # SPEC 12: "eddsa" | "hs256" for every provider; None keeps the default (ES256).
         self.assertion = assertion
