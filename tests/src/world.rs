@@ -263,8 +263,7 @@ impl WorldBuilder {
     pub fn server_setting(mut self, key: &str, value: &str) -> Self {
         // A test's own setting wins over `BRU_TEST_RUNTIME`'s (a TOML key
         // may appear only once).
-        let prefix = format!("{key} = ");
-        self.server_extra.retain(|line| !line.starts_with(&prefix));
+        self = self.without_server_setting(key);
         self.server_extra.push(format!("{key} = {value}\n"));
         self
     }
