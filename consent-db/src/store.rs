@@ -25,6 +25,11 @@
 //!   `json_each` over a JSON array and a blob, or `UNNEST` over three arrays.
 //! - the appender's connection ([`Appender`]): SQLite's writer keeps one of its
 //!   own (its page cache stays valid); PostgreSQL takes one from the pool.
+//! - a batch of the audit log ([`Appender::begin_batch`],
+//!   `records::finish_batch`): on SQLite's own appender connection begun and
+//!   committed by hand, its first read in one text with `BEGIN IMMEDIATE`
+//!   and its last writes with `COMMIT` (one round trip each to SQLite's
+//!   worker thread); PostgreSQL a transaction as any write's.
 //! - the heartbeat ([`Store::heartbeat`]): SQLite in a write transaction of its
 //!   own; PostgreSQL one autocommitted statement.
 //! - the checkpoint signer ([`Store::try_become_checkpointer`]): PostgreSQL's
@@ -211,6 +216,23 @@ impl Conn<'_> {
     }
 }
 
+/// A batch's write transaction (see `append.rs`): on SQLite's own appender
+/// connection begun and committed by hand, its last writes in one text with
+/// `COMMIT` (`records::finish_batch`); else a transaction as any write's.
+pub(crate) enum BatchTx<'c> {
+    Sqlite(sqlite::Batch<'c>),
+    Tx(Tx<'c>),
+}
+
+impl BatchTx<'_> {
+    pub(crate) fn conn(&mut self) -> Result<Conn<'_>, StoreError> {
+        Ok(match self {
+            BatchTx::Sqlite(batch) => Conn::Sqlite(batch.conn()?),
+            BatchTx::Tx(tx) => tx.conn(),
+        })
+    }
+}
+
 /// The connection the audit appender writes a batch on.
 pub(crate) enum Appender<'a> {
     Sqlite(sqlite::Appender<'a>),
@@ -218,15 +240,30 @@ pub(crate) enum Appender<'a> {
 }
 
 impl Appender<'_> {
-    /// Begin the batch's write transaction.
-    pub(crate) async fn begin_write(&mut self) -> Result<Tx<'_>, StoreError> {
-        Ok(match self {
+    /// Begin a batch's write transaction, with the log's last record (index
+    /// and time) read under the sequencer. SQLite's own appender connection
+    /// does both in one round trip (`sqlite::Batch`).
+    pub(crate) async fn begin_batch(
+        &mut self,
+    ) -> Result<(BatchTx<'_>, Option<(i64, String)>), StoreError> {
+        match self {
             Appender::Sqlite(a) => {
-                let (tx, turn) = a.begin_write().await?;
-                Tx::Sqlite(tx, turn)
+                let (begun, last) = a.begin_batch(records::LAST_RECORD).await?;
+                Ok(match begun {
+                    sqlite::BatchBegun::Own(batch) => (BatchTx::Sqlite(batch), last),
+                    sqlite::BatchBegun::Pooled(tx, turn) => {
+                        (BatchTx::Tx(Tx::Sqlite(tx, turn)), last)
+                    }
+                })
             }
-            Appender::Postgres(c) => Tx::Postgres(sqlx::Connection::begin(&mut **c).await?),
-        })
+            Appender::Postgres(c) => {
+                let mut tx = Tx::Postgres(sqlx::Connection::begin(&mut **c).await?);
+                let mut conn = tx.conn();
+                conn.take_sequencer().await?;
+                let last = records::last_record(&mut conn).await?;
+                Ok((BatchTx::Tx(tx), last))
+            }
+        }
     }
 
     /// After a failed write transaction: the connection is closed, not used

@@ -1,7 +1,7 @@
 //! The audit appender's batch: one transaction that takes the sequencer,
 //! counts the consent uses, inserts the records and grows the tree.
 
-use super::records::{insert_records, last_record};
+use super::records::finish_batch;
 use super::{altinn, blocks, consents, tree, Store};
 use crate::consent::EventTally;
 use crate::error::StoreError;
@@ -86,10 +86,10 @@ impl Store {
         block_checks: &[usize],
         cached: Option<Frontier>,
     ) -> Result<(BatchCommit, Option<Frontier>, EventTally), StoreError> {
-        let mut tx = appender.begin_write().await?;
-        let mut conn = tx.conn();
-        conn.take_sequencer().await?;
-        let last = last_record(&mut conn).await?;
+        // The sequencer is taken and the log's end read in one step (one
+        // round trip on SQLite).
+        let (mut tx, last) = appender.begin_batch().await?;
+        let mut conn = tx.conn()?;
         // Time is taken under the lock and never goes backwards along the
         // log, even if the clock does: `since`/`until` then cut the log into
         // index ranges.
@@ -145,17 +145,18 @@ impl Store {
         };
         let kept = without_refused(all_records, &left_out);
         let records: &[NewRecord] = &kept;
-        insert_records(&mut conn, first_index, &time.to_string(), records).await?;
-        let first_index = u64::try_from(first_index)
+        let first = u64::try_from(first_index)
             .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?;
         // The leaves and the new tree head commit with the records, or not at all.
         // A batch whose every consent refused its use has no leaves to add.
-        let mut frontier = None;
-        if self.tree && !records.is_empty() {
-            frontier =
-                Some(tree::extend_tree(&mut conn, first_index, time, records, cached).await?);
-        }
-        tx.commit().await?;
+        let grown = match self.tree && !records.is_empty() {
+            true => Some(tree::grow_tree(&mut conn, first, time, records, cached).await?),
+            false => None,
+        };
+        let tree_write = grown.as_ref().map(tree::Grown::write).transpose()?;
+        finish_batch(tx, first_index, &time.to_string(), records, tree_write).await?;
+        let frontier = grown.map(|g| g.frontier);
+        let first_index = first;
         Ok((
             BatchCommit {
                 first_index,
@@ -166,5 +167,71 @@ impl Store {
             frontier,
             tally,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::{Duration, Instant};
+
+    use crate::record::{NewRecord, RecordKind, Timestamp};
+    use crate::store::{Store, StoreConfig};
+
+    fn record(n: usize) -> NewRecord {
+        NewRecord::new(RecordKind::Decision, format!("t{n}"), "GET", "/data/k/s")
+    }
+
+    /// A batch that ends before its commit (an error, or the writer's
+    /// timeout dropping it) writes nothing and holds no lock: another write
+    /// goes on at once, and the next batch takes the indexes it would have.
+    /// On SQLite the batch is begun and committed by hand (`sqlite::Batch`),
+    /// so sqlx would not roll it back by itself.
+    #[tokio::test]
+    async fn a_batch_dropped_before_its_commit_writes_nothing_and_holds_no_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = match std::env::var("BRU_TEST_STORE").as_deref() {
+            Ok("postgres") => crate::test_support::fresh_postgres_database().await,
+            _ => format!("sqlite://{}", dir.path().join("bru.db").display()),
+        };
+        let config = StoreConfig {
+            busy_timeout: Duration::from_secs(2),
+            ..StoreConfig::default()
+        };
+        let store = Store::open_with(&url, &config).await.unwrap();
+        store.migrate().await.unwrap();
+        assert_eq!(
+            store
+                .append_batch(&[record(0)], &[], &[])
+                .await
+                .unwrap()
+                .first_index,
+            0
+        );
+        {
+            let mut appender = store.appender().await.unwrap();
+            let (mut tx, last) = appender.begin_batch().await.unwrap();
+            assert_eq!(last.map(|(index, _)| index), Some(0));
+            let mut conn = tx.conn().unwrap();
+            let now = Timestamp::now().to_string();
+            super::super::records::insert_records(&mut conn, 1, &now, &[record(1)])
+                .await
+                .unwrap();
+            // Dropped here, uncommitted, with the record inserted.
+        }
+        let started = Instant::now();
+        store.heartbeat().await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the dropped batch held the write lock for {:?}",
+            started.elapsed()
+        );
+        assert_eq!(store.record_count().await.unwrap(), 1);
+        let next = store.append_batch(&[record(2)], &[], &[]).await.unwrap();
+        assert_eq!(next.first_index, 1);
+        assert_eq!(store.tree_head().await.unwrap().size, 2);
+        let stored = store.records_by_transfer("t2").await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert!(store.records_by_transfer("t1").await.unwrap().is_empty());
     }
 }

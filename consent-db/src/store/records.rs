@@ -5,8 +5,9 @@ use std::sync::OnceLock;
 
 use sqlx::QueryBuilder;
 
-use super::{Conn, Store};
+use super::{BatchTx, Conn, Store};
 use crate::error::StoreError;
+use crate::merkle::{Hash, NodeId};
 use crate::record::{AuditRecord, NewRecord, RecordFilter, Timestamp};
 
 /// The columns of `audit_records` in spec order, as [`RecordRow`] reads them.
@@ -52,6 +53,10 @@ const MAX_ROWS_LOG2: u32 = 8;
 /// prepared-statement cache. One statement per row instead costs about 40 µs
 /// a record in sqlx.
 fn insert_sql(conn: &Conn<'_>, rows_log2: u32) -> &'static str {
+    insert_sql_texts(conn.numbered_placeholders(), rows_log2)
+}
+
+fn insert_sql_texts(numbered_placeholders: bool, rows_log2: u32) -> &'static str {
     static SQL: OnceLock<[Vec<String>; 2]> = OnceLock::new();
     let texts = |numbered: bool| -> Vec<String> {
         let columns = INSERT_COLUMNS.split(',').count();
@@ -76,18 +81,83 @@ fn insert_sql(conn: &Conn<'_>, rows_log2: u32) -> &'static str {
             .collect()
     };
     let [anonymous, numbered] = SQL.get_or_init(|| [texts(false), texts(true)]);
-    let all = if conn.numbered_placeholders() {
-        numbered
-    } else {
-        anonymous
+    let all = match numbered_placeholders {
+        true => numbered,
+        false => anonymous,
     };
     all.get(rows_log2 as usize).map_or("", String::as_str)
 }
 
+/// [`insert_sql`] in SQLite's anonymous placeholders.
+fn insert_sql_anonymous(rows_log2: u32) -> &'static str {
+    insert_sql_texts(false, rows_log2)
+}
+
+/// The last record's index and time: a batch's first read.
+pub(super) const LAST_RECORD: &str =
+    "SELECT idx, time FROM audit_records ORDER BY idx DESC LIMIT 1";
+
 /// The last record's index and time, inside the batch's transaction.
 pub(super) async fn last_record(conn: &mut Conn<'_>) -> Result<Option<(i64, String)>, StoreError> {
-    const SQL: &str = "SELECT idx, time FROM audit_records ORDER BY idx DESC LIMIT 1";
-    Ok(on_conn!(conn, c => sqlx::query_as(SQL).fetch_optional(&mut **c).await?))
+    Ok(on_conn!(conn, c => sqlx::query_as(LAST_RECORD).fetch_optional(&mut **c).await?))
+}
+
+/// Binds the rows of `$chunk` (records at `$index..`, all at `$time`,
+/// `$at` parsed) to `$query` in [`INSERT_COLUMNS`] order, advancing `$index`:
+/// written once for both backends and for a batch's last text.
+macro_rules! bind_rows {
+    ($query:ident, $chunk:expr, $index:ident, $time:expr, $at:expr) => {
+        for r in $chunk {
+            $query = $query
+                .bind($index)
+                .bind($time)
+                .bind(r.transfer_id.as_str())
+                .bind(r.kind.as_str())
+                .bind(r.consumer.as_deref())
+                .bind(r.supplier.as_deref())
+                .bind(r.client_id.as_deref())
+                .bind(r.provider.as_deref())
+                .bind(r.dataset.as_deref())
+                .bind(r.method.as_str())
+                .bind(r.path.as_str())
+                .bind(r.purpose.as_deref())
+                .bind(r.basis.map(|b| b.as_str()))
+                .bind(r.legal_ref.as_deref())
+                .bind(r.consent_id.as_deref())
+                .bind(r.subject_ref.as_deref())
+                .bind(r.decision.map(|d| d.as_str()))
+                .bind(r.code.as_deref())
+                .bind(r.status.map(i64::from))
+                .bind(r.bytes.map(to_i64).transpose()?)
+                .bind(r.duration_ms.map(to_i64).transpose()?)
+                .bind(r.count.map(to_i64).transpose()?)
+                .bind(r.system_user.as_deref())
+                .bind(r.break_glass.as_deref())
+                .bind(r.disclosure_delay_days.map(i64::from))
+                .bind(disclose_at($at, r.disclosure_delay_days));
+            $index += 1;
+        }
+    };
+}
+
+/// `records` cut into the power-of-two chunks [`insert_sql`] has texts for:
+/// the largest that fits first, capped at 2^MAX_ROWS_LOG2. Each chunk with
+/// its k.
+fn chunks(records: &[NewRecord]) -> impl Iterator<Item = (u32, &[NewRecord])> {
+    let mut rest = records;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let k = rest.len().ilog2().min(MAX_ROWS_LOG2);
+        let (chunk, tail) = rest.split_at(1 << k);
+        rest = tail;
+        Some((k, chunk))
+    })
+}
+
+fn parse_time(time: &str) -> Result<Timestamp, StoreError> {
+    Timestamp::parse(time).map_err(|e| StoreError::Db(format!("record time: {e}")))
 }
 
 /// Inserts `records` at `first_index..`, all at `time`, in as few
@@ -98,51 +168,111 @@ pub(super) async fn insert_records(
     time: &str,
     records: &[NewRecord],
 ) -> Result<(), StoreError> {
-    let mut rest = records;
     let mut index = first_index;
-    let at = Timestamp::parse(time).map_err(|e| StoreError::Db(format!("record time: {e}")))?;
-    while !rest.is_empty() {
-        // The largest power of two that fits, capped at 2^MAX_ROWS_LOG2.
-        let k = rest.len().ilog2().min(MAX_ROWS_LOG2);
-        let (chunk, tail) = rest.split_at(1 << k);
+    let at = parse_time(time)?;
+    for (k, chunk) in chunks(records) {
         let sql = insert_sql(conn, k);
         on_conn!(&mut *conn, c => {
             let mut query = sqlx::query(sql);
-            for r in chunk {
-                query = query
-                    .bind(index)
-                    .bind(time)
-                    .bind(r.transfer_id.as_str())
-                    .bind(r.kind.as_str())
-                    .bind(r.consumer.as_deref())
-                    .bind(r.supplier.as_deref())
-                    .bind(r.client_id.as_deref())
-                    .bind(r.provider.as_deref())
-                    .bind(r.dataset.as_deref())
-                    .bind(r.method.as_str())
-                    .bind(r.path.as_str())
-                    .bind(r.purpose.as_deref())
-                    .bind(r.basis.map(|b| b.as_str()))
-                    .bind(r.legal_ref.as_deref())
-                    .bind(r.consent_id.as_deref())
-                    .bind(r.subject_ref.as_deref())
-                    .bind(r.decision.map(|d| d.as_str()))
-                    .bind(r.code.as_deref())
-                    .bind(r.status.map(i64::from))
-                    .bind(r.bytes.map(to_i64).transpose()?)
-                    .bind(r.duration_ms.map(to_i64).transpose()?)
-                    .bind(r.count.map(to_i64).transpose()?)
-                    .bind(r.system_user.as_deref())
-                    .bind(r.break_glass.as_deref())
-                    .bind(r.disclosure_delay_days.map(i64::from))
-                    .bind(disclose_at(&at, r.disclosure_delay_days));
-                index += 1;
-            }
+            bind_rows!(query, chunk, index, time, &at);
             query.execute(&mut **c).await?;
         });
-        rest = tail;
     }
     Ok(())
+}
+
+/// A batch's tree growth, to be written with its records.
+pub(super) struct TreeWrite<'a> {
+    pub nodes: &'a [(NodeId, Hash)],
+    pub size: i64,
+    pub root: Hash,
+}
+
+/// Writes a batch's `records` (at `first_index..`, all at `time`), its
+/// tree's new nodes and head, and commits. On SQLite's own appender
+/// connection the last records chunk, the nodes, the head and `COMMIT` go
+/// in one text (`sqlite::Batch`): a batch of up to 2^MAX_ROWS_LOG2 records
+/// writes and commits in one round trip.
+pub(super) async fn finish_batch(
+    tx: BatchTx<'_>,
+    first_index: i64,
+    time: &str,
+    records: &[NewRecord],
+    tree: Option<TreeWrite<'_>>,
+) -> Result<(), StoreError> {
+    let mut batch = match tx {
+        BatchTx::Sqlite(batch) => batch,
+        BatchTx::Tx(mut tx) => {
+            let mut conn = tx.conn();
+            insert_records(&mut conn, first_index, time, records).await?;
+            if let Some(t) = &tree {
+                conn.insert_nodes(t.nodes).await?;
+                super::tree::insert_head(&mut conn, t.size, &t.root, time).await?;
+            }
+            return tx.commit().await;
+        }
+    };
+    let mut index = first_index;
+    let at = parse_time(time)?;
+    let mut parts: Vec<(u32, &[NewRecord])> = chunks(records).collect();
+    let last = parts.pop();
+    for (k, chunk) in parts {
+        let mut query = sqlx::query(insert_sql_anonymous(k));
+        bind_rows!(query, chunk, index, time, &at);
+        query.execute(batch.conn()?).await?;
+    }
+    let tree_params = tree
+        .as_ref()
+        .map(|t| (crate::sqlite::node_params(t.nodes), t.size, t.root));
+    let sql = last_sql(last.map(|(k, _)| k), tree_params.is_some());
+    let mut query = sqlx::query(sql);
+    if let Some((_, chunk)) = last {
+        bind_rows!(query, chunk, index, time, &at);
+    }
+    if let Some(((ids, hashes), size, root)) = tree_params {
+        query = query
+            .bind(hashes)
+            .bind(ids)
+            .bind(size)
+            .bind(root.to_vec())
+            .bind(time);
+    }
+    query.execute(batch.conn()?).await?;
+    batch.committed();
+    Ok(())
+}
+
+/// A SQLite batch's last text: its last records chunk (2^k rows; none for
+/// a batch without records), with the tree's nodes and head, and `COMMIT`.
+/// 2 × (MAX_ROWS_LOG2 + 2) texts in all, each in the connection's
+/// prepared-statement cache.
+fn last_sql(rows_log2: Option<u32>, tree: bool) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        let mut all = Vec::new();
+        for tree in [false, true] {
+            for k in std::iter::once(None).chain((0..=MAX_ROWS_LOG2).map(Some)) {
+                let mut text = String::new();
+                if let Some(k) = k {
+                    text.push_str(insert_sql_anonymous(k));
+                    text.push_str("; ");
+                }
+                if tree && k.is_some() {
+                    text.push_str(crate::sqlite::NODES_ANONYMOUS);
+                    text.push_str("; ");
+                    text.push_str(super::tree::HEAD_ANONYMOUS);
+                    text.push_str("; ");
+                }
+                text.push_str("COMMIT");
+                all.push(text);
+            }
+        }
+        all
+    });
+    let per_tree = MAX_ROWS_LOG2 as usize + 2;
+    let k = rows_log2.map_or(0, |k| k as usize + 1);
+    all.get(usize::from(tree) * per_tree + k)
+        .map_or("COMMIT", String::as_str)
 }
 
 impl Store {

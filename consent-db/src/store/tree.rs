@@ -169,36 +169,60 @@ async fn catch_up(
     Ok(last_time)
 }
 
-async fn insert_head(
+/// [`insert_head`]'s statement with anonymous parameters (size, root,
+/// time), for a SQLite batch's last text (`records::finish_batch`).
+pub(super) const HEAD_ANONYMOUS: &str =
+    "INSERT INTO tree_heads (size, root, time) VALUES (?, ?, ?)";
+
+/// Stores the tree head of `size` leaves with `root`, at `time`.
+pub(super) async fn insert_head(
     conn: &mut Conn<'_>,
-    frontier: &Frontier,
-    time: Timestamp,
+    size: i64,
+    root: &Hash,
+    time: &str,
 ) -> Result<(), StoreError> {
     const SQL: &str = "INSERT INTO tree_heads (size, root, time) VALUES ($1, $2, $3)";
-    let size = to_i64(frontier.size(), "tree size")?;
-    let root = frontier.root();
     on_conn!(conn, c => {
         sqlx::query(SQL)
             .bind(size)
             .bind(root.as_slice())
-            .bind(time.to_string())
+            .bind(time)
             .execute(&mut **c)
             .await?;
     });
     Ok(())
 }
 
-/// Grows the tree by the records just inserted at `first_index..` in the
-/// caller's transaction, and stores the new nodes and the tree head there. `cached` is the tree's right edge as this process last
-/// committed it: used when it covers exactly the records before
-/// `first_index`, read from the store otherwise. Returns the new right edge.
-pub(crate) async fn extend_tree(
+/// The tree grown by a batch's records, before it is written.
+pub(crate) struct Grown {
+    pub frontier: Frontier,
+    /// The nodes the records completed, to be stored with them.
+    pub nodes: Vec<(NodeId, Hash)>,
+}
+
+impl Grown {
+    /// What `records::finish_batch` writes: the nodes and the new head.
+    pub(super) fn write(&self) -> Result<super::records::TreeWrite<'_>, StoreError> {
+        Ok(super::records::TreeWrite {
+            nodes: &self.nodes,
+            size: to_i64(self.frontier.size(), "tree size")?,
+            root: self.frontier.root(),
+        })
+    }
+}
+
+/// Grows the tree by the records about to be inserted at `first_index..`
+/// in the caller's transaction; the caller writes the nodes and the head
+/// with them (`records::finish_batch`). `cached` is the tree's right edge as
+/// this process last committed it: used when it covers exactly the records
+/// before `first_index`, read from the store otherwise.
+pub(crate) async fn grow_tree(
     conn: &mut Conn<'_>,
     first_index: u64,
     time: Timestamp,
     records: &[NewRecord],
     cached: Option<Frontier>,
-) -> Result<Frontier, StoreError> {
+) -> Result<Grown, StoreError> {
     let mut nodes = Vec::with_capacity(records.len() * 2 + 64);
     let mut frontier = match cached {
         Some(f) if f.size() == first_index => f,
@@ -211,9 +235,7 @@ pub(crate) async fn extend_tree(
         }
     };
     push_records(&mut frontier, first_index, time, records, &mut nodes)?;
-    conn.insert_nodes(&nodes).await?;
-    insert_head(conn, &frontier, time).await?;
-    Ok(frontier)
+    Ok(Grown { frontier, nodes })
 }
 
 impl Store {
@@ -240,7 +262,8 @@ impl Store {
                 .await?
                 .unwrap_or_else(Timestamp::now);
             conn.insert_nodes(&nodes).await?;
-            insert_head(&mut conn, &frontier, time).await?;
+            let size = to_i64(frontier.size(), "tree size")?;
+            insert_head(&mut conn, size, &frontier.root(), &time.to_string()).await?;
             tx.commit().await?;
         }
     }
