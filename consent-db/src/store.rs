@@ -26,7 +26,7 @@
 //! - the appender's connection ([`Appender`]): SQLite's writer keeps one of its
 //!   own (its page cache stays valid); PostgreSQL takes one from the pool.
 //! - a batch of the audit log ([`Appender::begin_batch`],
-//!   `records::finish_batch`): on SQLite's own appender connection begun and
+//!   `append::finish_batch`): on SQLite's own appender connection begun and
 //!   committed by hand, its first read in one text with `BEGIN IMMEDIATE`
 //!   and its last writes with `COMMIT` (one round trip each to SQLite's
 //!   worker thread); PostgreSQL a transaction as any write's.
@@ -218,7 +218,7 @@ impl Conn<'_> {
 
 /// A batch's write transaction (see `append.rs`): on SQLite's own appender
 /// connection begun and committed by hand, its last writes in one text with
-/// `COMMIT` (`records::finish_batch`); else a transaction as any write's.
+/// `COMMIT` (`append::finish_batch`); else a transaction as any write's.
 pub(crate) enum BatchTx<'c> {
     Sqlite(sqlite::Batch<'c>),
     Tx(Tx<'c>),

@@ -1,8 +1,10 @@
 //! The audit appender's batch: one transaction that takes the sequencer,
 //! counts the consent uses, inserts the records and grows the tree.
 
-use super::records::finish_batch;
-use super::{altinn, blocks, consents, tree, Store};
+use std::sync::OnceLock;
+
+use super::records;
+use super::{altinn, blocks, consents, tree, BatchTx, Store};
 use crate::consent::EventTally;
 use crate::error::StoreError;
 use crate::merkle::Frontier;
@@ -168,6 +170,93 @@ impl Store {
             tally,
         ))
     }
+}
+
+/// Writes a batch's `records` (at `first_index..`, all at `time`), its
+/// tree's new nodes and head, and commits. On SQLite's own appender
+/// connection the last records chunk, the nodes, the head and `COMMIT` go
+/// in one text (`sqlite::Batch`): a batch whose records make one chunk (a
+/// power of two up to 256) writes and commits in one round trip.
+async fn finish_batch(
+    tx: BatchTx<'_>,
+    first_index: i64,
+    time: &str,
+    records: &[NewRecord],
+    tree: Option<tree::TreeWrite<'_>>,
+) -> Result<(), StoreError> {
+    let mut batch = match tx {
+        BatchTx::Sqlite(batch) => batch,
+        BatchTx::Tx(mut tx) => {
+            let mut conn = tx.conn();
+            records::insert_records(&mut conn, first_index, time, records).await?;
+            if let Some(t) = &tree {
+                conn.insert_nodes(t.nodes).await?;
+                tree::insert_head(&mut conn, t.size, &t.root, time).await?;
+            }
+            return tx.commit().await;
+        }
+    };
+    let mut index = first_index;
+    let at = records::parse_time(time)?;
+    let mut parts: Vec<(u32, &[NewRecord])> = records::chunks(records).collect();
+    let last = parts.pop();
+    for (k, chunk) in parts {
+        let mut query = sqlx::query(records::insert_sql_anonymous(k));
+        records::bind_rows!(query, chunk, index, time, &at);
+        query.execute(batch.conn()?).await?;
+    }
+    let tree_params = tree
+        .as_ref()
+        .map(|t| (crate::sqlite::node_params(t.nodes), t.size, t.root));
+    let sql = last_sql(last.map(|(k, _)| k), tree_params.is_some());
+    let mut query = sqlx::query(sql);
+    if let Some((_, chunk)) = last {
+        records::bind_rows!(query, chunk, index, time, &at);
+    }
+    if let Some(((ids, hashes), size, root)) = tree_params {
+        query = query
+            .bind(hashes)
+            .bind(ids)
+            .bind(size)
+            .bind(root.to_vec())
+            .bind(time);
+    }
+    query.execute(batch.conn()?).await?;
+    batch.committed();
+    Ok(())
+}
+
+/// A SQLite batch's last text: its last records chunk (2^k rows; none for
+/// a batch without records), with the tree's nodes and head, and `COMMIT`.
+/// 2 × (MAX_ROWS_LOG2 + 2) texts in all, each in the connection's
+/// prepared-statement cache.
+fn last_sql(rows_log2: Option<u32>, tree: bool) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        let mut all = Vec::new();
+        for tree in [false, true] {
+            for k in std::iter::once(None).chain((0..=records::MAX_ROWS_LOG2).map(Some)) {
+                let mut text = String::new();
+                if let Some(k) = k {
+                    text.push_str(records::insert_sql_anonymous(k));
+                    text.push_str("; ");
+                }
+                if tree && k.is_some() {
+                    text.push_str(crate::sqlite::NODES_ANONYMOUS);
+                    text.push_str("; ");
+                    text.push_str(tree::HEAD_ANONYMOUS);
+                    text.push_str("; ");
+                }
+                text.push_str("COMMIT");
+                all.push(text);
+            }
+        }
+        all
+    });
+    let per_tree = records::MAX_ROWS_LOG2 as usize + 2;
+    let k = rows_log2.map_or(0, |k| k as usize + 1);
+    all.get(usize::from(tree) * per_tree + k)
+        .map_or("COMMIT", String::as_str)
 }
 
 #[cfg(test)]

@@ -5,9 +5,8 @@ use std::sync::OnceLock;
 
 use sqlx::QueryBuilder;
 
-use super::{BatchTx, Conn, Store};
+use super::{Conn, Store};
 use crate::error::StoreError;
-use crate::merkle::{Hash, NodeId};
 use crate::record::{AuditRecord, NewRecord, RecordFilter, Timestamp};
 
 /// The columns of `audit_records` in spec order, as [`RecordRow`] reads them.
@@ -44,7 +43,7 @@ const INSERT_COLUMNS: &str = "idx, time, transfer_id, kind, consumer, supplier, 
 
 /// Rows per multi-row INSERT: 256 × 26 parameters stays far below SQLite's
 /// limit of 32766 and PostgreSQL's 65535.
-const MAX_ROWS_LOG2: u32 = 8;
+pub(super) const MAX_ROWS_LOG2: u32 = 8;
 
 /// `INSERT … VALUES (…), (…), …` with 2^k rows for k = 0..=MAX_ROWS_LOG2,
 /// in the placeholders of `conn`'s dialect (see [`Conn::numbered_placeholders`]).
@@ -89,7 +88,7 @@ fn insert_sql_texts(numbered_placeholders: bool, rows_log2: u32) -> &'static str
 }
 
 /// [`insert_sql`] in SQLite's anonymous placeholders.
-fn insert_sql_anonymous(rows_log2: u32) -> &'static str {
+pub(super) fn insert_sql_anonymous(rows_log2: u32) -> &'static str {
     insert_sql_texts(false, rows_log2)
 }
 
@@ -128,22 +127,30 @@ macro_rules! bind_rows {
                 .bind(r.decision.map(|d| d.as_str()))
                 .bind(r.code.as_deref())
                 .bind(r.status.map(i64::from))
-                .bind(r.bytes.map(to_i64).transpose()?)
-                .bind(r.duration_ms.map(to_i64).transpose()?)
-                .bind(r.count.map(to_i64).transpose()?)
+                .bind(r.bytes.map($crate::store::records::to_i64).transpose()?)
+                .bind(
+                    r.duration_ms
+                        .map($crate::store::records::to_i64)
+                        .transpose()?,
+                )
+                .bind(r.count.map($crate::store::records::to_i64).transpose()?)
                 .bind(r.system_user.as_deref())
                 .bind(r.break_glass.as_deref())
                 .bind(r.disclosure_delay_days.map(i64::from))
-                .bind(disclose_at($at, r.disclosure_delay_days));
+                .bind($crate::store::records::disclose_at(
+                    $at,
+                    r.disclosure_delay_days,
+                ));
             $index += 1;
         }
     };
 }
+pub(super) use bind_rows;
 
 /// `records` cut into the power-of-two chunks [`insert_sql`] has texts for:
 /// the largest that fits first, capped at 2^MAX_ROWS_LOG2. Each chunk with
 /// its k.
-fn chunks(records: &[NewRecord]) -> impl Iterator<Item = (u32, &[NewRecord])> {
+pub(super) fn chunks(records: &[NewRecord]) -> impl Iterator<Item = (u32, &[NewRecord])> {
     let mut rest = records;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -156,7 +163,7 @@ fn chunks(records: &[NewRecord]) -> impl Iterator<Item = (u32, &[NewRecord])> {
     })
 }
 
-fn parse_time(time: &str) -> Result<Timestamp, StoreError> {
+pub(super) fn parse_time(time: &str) -> Result<Timestamp, StoreError> {
     Timestamp::parse(time).map_err(|e| StoreError::Db(format!("record time: {e}")))
 }
 
@@ -179,100 +186,6 @@ pub(super) async fn insert_records(
         });
     }
     Ok(())
-}
-
-/// A batch's tree growth, to be written with its records.
-pub(super) struct TreeWrite<'a> {
-    pub nodes: &'a [(NodeId, Hash)],
-    pub size: i64,
-    pub root: Hash,
-}
-
-/// Writes a batch's `records` (at `first_index..`, all at `time`), its
-/// tree's new nodes and head, and commits. On SQLite's own appender
-/// connection the last records chunk, the nodes, the head and `COMMIT` go
-/// in one text (`sqlite::Batch`): a batch of up to 2^MAX_ROWS_LOG2 records
-/// writes and commits in one round trip.
-pub(super) async fn finish_batch(
-    tx: BatchTx<'_>,
-    first_index: i64,
-    time: &str,
-    records: &[NewRecord],
-    tree: Option<TreeWrite<'_>>,
-) -> Result<(), StoreError> {
-    let mut batch = match tx {
-        BatchTx::Sqlite(batch) => batch,
-        BatchTx::Tx(mut tx) => {
-            let mut conn = tx.conn();
-            insert_records(&mut conn, first_index, time, records).await?;
-            if let Some(t) = &tree {
-                conn.insert_nodes(t.nodes).await?;
-                super::tree::insert_head(&mut conn, t.size, &t.root, time).await?;
-            }
-            return tx.commit().await;
-        }
-    };
-    let mut index = first_index;
-    let at = parse_time(time)?;
-    let mut parts: Vec<(u32, &[NewRecord])> = chunks(records).collect();
-    let last = parts.pop();
-    for (k, chunk) in parts {
-        let mut query = sqlx::query(insert_sql_anonymous(k));
-        bind_rows!(query, chunk, index, time, &at);
-        query.execute(batch.conn()?).await?;
-    }
-    let tree_params = tree
-        .as_ref()
-        .map(|t| (crate::sqlite::node_params(t.nodes), t.size, t.root));
-    let sql = last_sql(last.map(|(k, _)| k), tree_params.is_some());
-    let mut query = sqlx::query(sql);
-    if let Some((_, chunk)) = last {
-        bind_rows!(query, chunk, index, time, &at);
-    }
-    if let Some(((ids, hashes), size, root)) = tree_params {
-        query = query
-            .bind(hashes)
-            .bind(ids)
-            .bind(size)
-            .bind(root.to_vec())
-            .bind(time);
-    }
-    query.execute(batch.conn()?).await?;
-    batch.committed();
-    Ok(())
-}
-
-/// A SQLite batch's last text: its last records chunk (2^k rows; none for
-/// a batch without records), with the tree's nodes and head, and `COMMIT`.
-/// 2 × (MAX_ROWS_LOG2 + 2) texts in all, each in the connection's
-/// prepared-statement cache.
-fn last_sql(rows_log2: Option<u32>, tree: bool) -> &'static str {
-    static SQL: OnceLock<Vec<String>> = OnceLock::new();
-    let all = SQL.get_or_init(|| {
-        let mut all = Vec::new();
-        for tree in [false, true] {
-            for k in std::iter::once(None).chain((0..=MAX_ROWS_LOG2).map(Some)) {
-                let mut text = String::new();
-                if let Some(k) = k {
-                    text.push_str(insert_sql_anonymous(k));
-                    text.push_str("; ");
-                }
-                if tree && k.is_some() {
-                    text.push_str(crate::sqlite::NODES_ANONYMOUS);
-                    text.push_str("; ");
-                    text.push_str(super::tree::HEAD_ANONYMOUS);
-                    text.push_str("; ");
-                }
-                text.push_str("COMMIT");
-                all.push(text);
-            }
-        }
-        all
-    });
-    let per_tree = MAX_ROWS_LOG2 as usize + 2;
-    let k = rows_log2.map_or(0, |k| k as usize + 1);
-    all.get(usize::from(tree) * per_tree + k)
-        .map_or("COMMIT", String::as_str)
 }
 
 impl Store {
@@ -473,7 +386,7 @@ impl TryFrom<RecordRow> for AuditRecord {
 
 /// When a delayed record becomes visible to its citizen: `time` + `days`,
 /// spelt as `time` is so the two compare as text; `None` without a delay.
-fn disclose_at(time: &Timestamp, days: Option<u32>) -> Option<String> {
+pub(super) fn disclose_at(time: &Timestamp, days: Option<u32>) -> Option<String> {
     let days = days?;
     let at = time
         .as_datetime()
@@ -486,6 +399,6 @@ fn disclose_at(time: &Timestamp, days: Option<u32>) -> Option<String> {
     Some(at)
 }
 
-fn to_i64(n: u64) -> Result<i64, StoreError> {
+pub(super) fn to_i64(n: u64) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| StoreError::Db(format!("{n} is too large to store")))
 }

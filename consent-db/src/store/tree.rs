@@ -170,7 +170,7 @@ async fn catch_up(
 }
 
 /// [`insert_head`]'s statement with anonymous parameters (size, root,
-/// time), for a SQLite batch's last text (`records::finish_batch`).
+/// time), for a SQLite batch's last text (`append::finish_batch`).
 pub(super) const HEAD_ANONYMOUS: &str =
     "INSERT INTO tree_heads (size, root, time) VALUES (?, ?, ?)";
 
@@ -193,6 +193,13 @@ pub(super) async fn insert_head(
     Ok(())
 }
 
+/// A batch's tree growth, to be written with its records.
+pub(super) struct TreeWrite<'a> {
+    pub nodes: &'a [(NodeId, Hash)],
+    pub size: i64,
+    pub root: Hash,
+}
+
 /// The tree grown by a batch's records, before it is written.
 pub(crate) struct Grown {
     pub frontier: Frontier,
@@ -201,9 +208,9 @@ pub(crate) struct Grown {
 }
 
 impl Grown {
-    /// What `records::finish_batch` writes: the nodes and the new head.
-    pub(super) fn write(&self) -> Result<super::records::TreeWrite<'_>, StoreError> {
-        Ok(super::records::TreeWrite {
+    /// What `append::finish_batch` writes: the nodes and the new head.
+    pub(super) fn write(&self) -> Result<TreeWrite<'_>, StoreError> {
+        Ok(TreeWrite {
             nodes: &self.nodes,
             size: to_i64(self.frontier.size(), "tree size")?,
             root: self.frontier.root(),
@@ -213,7 +220,7 @@ impl Grown {
 
 /// Grows the tree by the records about to be inserted at `first_index..`
 /// in the caller's transaction; the caller writes the nodes and the head
-/// with them (`records::finish_batch`). `cached` is the tree's right edge as
+/// with them (`append::finish_batch`). `cached` is the tree's right edge as
 /// this process last committed it: used when it covers exactly the records
 /// before `first_index`, read from the store otherwise.
 pub(crate) async fn grow_tree(
