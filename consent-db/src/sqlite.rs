@@ -335,8 +335,8 @@ impl Drop for Batch<'_> {
     }
 }
 
-/// The parameters of [`NODES_ANONYMOUS`] or of `insert_nodes`: the nodes'
-/// (size, level) keys as a JSON array, and their hashes as one blob.
+/// The parameters of [`NODES_ANONYMOUS`]: the nodes' (size, level) keys as
+/// a JSON array, and their hashes as one blob.
 pub(crate) fn node_params(nodes: &[(NodeId, Hash)]) -> (String, Vec<u8>) {
     let mut ids = String::with_capacity(nodes.len() * 16 + 2);
     let mut hashes = Vec::with_capacity(nodes.len() * 32);
@@ -353,8 +353,9 @@ pub(crate) fn node_params(nodes: &[(NodeId, Hash)]) -> (String, Vec<u8>) {
     (ids, hashes)
 }
 
-/// `insert_nodes`' statement with anonymous parameters, to follow the
-/// records in a batch's last text: the hashes, then the keys.
+/// The nodes' insert, with anonymous parameters (the hashes, then the
+/// keys): [`insert_nodes`]'s, and the one that follows the records in a
+/// batch's last text.
 pub(crate) const NODES_ANONYMOUS: &str = "INSERT INTO tree_nodes (size, level, hash) \
      SELECT value ->> 0, value ->> 1, substr(?, key * 32 + 1, 32) FROM json_each(?)";
 
@@ -367,12 +368,10 @@ pub(crate) async fn insert_nodes(
     conn: &mut SqliteConnection,
     nodes: &[(NodeId, Hash)],
 ) -> Result<(), StoreError> {
-    const SQL: &str = "INSERT INTO tree_nodes (size, level, hash) \
-         SELECT value ->> 0, value ->> 1, substr($2, key * 32 + 1, 32) FROM json_each($1)";
     let (ids, hashes) = node_params(nodes);
-    sqlx::query(SQL)
-        .bind(ids)
+    sqlx::query(NODES_ANONYMOUS)
         .bind(hashes)
+        .bind(ids)
         .execute(conn)
         .await?;
     Ok(())

@@ -158,10 +158,9 @@ impl Store {
         let tree_write = grown.as_ref().map(tree::Grown::write).transpose()?;
         finish_batch(tx, first_index, &time.to_string(), records, tree_write).await?;
         let frontier = grown.map(|g| g.frontier);
-        let first_index = first;
         Ok((
             BatchCommit {
-                first_index,
+                first_index: first,
                 time,
                 refused,
                 blocked,
