@@ -795,10 +795,14 @@ def measure(world, target, fn):
     rec0 = target.records() if isinstance(target, Bru) else None
     aud0 = target.audit_stats() if isinstance(target, Bru) else None
     perf = None
-    if world.args.profile == target.name and target.proc and not getattr(target, "profiled", False):
+    if target.name in world.args.profile and target.proc and not getattr(target, "profiled", False):
         target.profiled = True
         out = f"{world.work}/perf-{target.name}.data"
-        perf = subprocess.Popen(["perf", "record", "-F", "1999", "-g", "--call-graph", "dwarf,16384", "-o", out,
+        # Call graphs by DWARF unwinding cost the profiled proxy a third of its
+        # speed or more; --profile-flat samples only where the CPU is, cheaply
+        # enough to compare two proxies symbol by symbol.
+        graph = ["-F", "4999"] if world.args.profile_flat else ["-F", "1999", "-g", "--call-graph", "dwarf,16384"]
+        perf = subprocess.Popen(["perf", "record", *graph, "-o", out,
                                  "-p", str(target.proc.pid), "--", "sleep", str(max(1, world.args.duration - 1))],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         log(f"  profiling {target.name} into {out}")
@@ -811,10 +815,31 @@ def measure(world, target, fn):
                                   "-e", "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync",
                                   "-p", str(target.proc.pid)],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    calls = None
+    if target.name in world.args.syscalls and target.proc:
+        # Every syscall of the proxy's threads and of the upstream's, by
+        # name: where two proxies of the same work differ in their I/O.
+        calls = {}
+        for who, pid in (("proxy", target.proc.pid), ("upstream", world.upstream.pid)):
+            out = f"{world.work}/syscalls-{who}-{target.name}.csv"
+            calls[who] = (out, subprocess.Popen(["perf", "stat", "-x", ",", "-o", out, "-e",
+                                                 "syscalls:sys_enter_*", "-p", str(pid)],
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     lag = LagSampler(target.ops_port) if isinstance(target, Bru) else None
     if lag:
         lag.start()
     result = fn()
+    if calls:
+        for who, (out, proc) in calls.items():
+            proc.send_signal(signal.SIGINT)
+            proc.wait()
+            counts = {}
+            with open(out) as f:
+                for line in f:
+                    fields = line.split(",")
+                    if len(fields) > 2 and fields[0].isdigit() and int(fields[0]):
+                        counts[fields[2].removeprefix("syscalls:sys_enter_")] = int(fields[0])
+            result[f"syscalls_{who}"] = counts
     if syncs:
         syncs.send_signal(signal.SIGINT)
         syncs.wait()
@@ -856,6 +881,12 @@ def measure(world, target, fn):
     result["upstream_switches_per_req"] = (up_cs1 - up_cs0) / done if done else None
     if "syncs" in result:
         result["syncs_per_req"] = result["syncs"] / done if done else None
+    for who in ("proxy", "upstream"):
+        counts = result.get(f"syscalls_{who}")
+        if counts and done:
+            top = sorted(counts.items(), key=lambda kv: -kv[1])
+            log(f"  syscalls a request, {who} of {target.name}: {sum(counts.values()) / done:.2f} "
+                + " ".join(f"{name} {n / done:.3f}" for name, n in top))
     return result
 
 
@@ -1180,6 +1211,9 @@ def main():
     ap.add_argument("--syncs", action="store_true",
                     help="count each target's fsync and fdatasync calls during the load (perf stat on the "
                          "syscall tracepoints): the store's real syncs a request, beside its audit batches")
+    ap.add_argument("--syscalls", default="",
+                    help="comma-separated targets whose syscalls (and the upstream's) are counted by name "
+                         "during each run (perf stat on every syscall tracepoint); logged a request")
     ap.add_argument("--ablation", action="store_true", help="the ablation ladder instead of the comparison")
     ap.add_argument("--baseline", help="a second benchmark build of bru (e.g. the commit before): every Bru "
                     "target is measured on both, interleaved in the same run; its rows end in @base")
@@ -1193,12 +1227,17 @@ def main():
                          "build keeps its default. bru-percore, bru-consent-percore and bru-passthrough-percore "
                          "are targets of their own")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
-    ap.add_argument("--profile", help="perf record this target's first run (kept in the work dir)")
+    ap.add_argument("--profile", default="",
+                    help="comma-separated targets: perf record each one's first run (kept in the work dir)")
+    ap.add_argument("--profile-flat", action="store_true",
+                    help="--profile without call graphs, at 4,999 samples a second")
     args = ap.parse_args()
     args.conns = [int(c) for c in args.conns.split(",")]
     args.payloads = args.payloads.split(",")
     args.targets = args.targets.split(",")
     args.rates = [int(r) for r in args.rates.split(",")]
+    args.syscalls = [t for t in args.syscalls.split(",") if t]
+    args.profile = [t for t in args.profile.split(",") if t]
 
     work = tempfile.mkdtemp(prefix="bru-bench-", dir=os.environ.get("BENCH_DIR", ROOT + "/target"))
     world = World(args, work)

@@ -428,14 +428,14 @@ struct Inner {
     id: u64,
     tls: Arc<rustls::ClientConfig>,
     config: ConnectorConfig,
-    clients: RwLock<Vec<(ClientKey, HttpClient)>>,
+    clients: RwLock<Vec<(ClientKey, Arc<HttpClient>)>>,
 }
 
 static CONNECTOR_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 thread_local! {
     /// With `pool_per_thread`: this thread's clients, by connector and key.
-    static THREAD_CLIENTS: std::cell::RefCell<Vec<(u64, ClientKey, HttpClient)>> =
+    static THREAD_CLIENTS: std::cell::RefCell<Vec<(u64, ClientKey, Arc<HttpClient>)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -641,12 +641,14 @@ impl Connector {
         }
     }
 
-    /// The pooled client for this connect timeout and client identity.
+    /// The pooled client for this connect timeout and client identity. Shared
+    /// by reference count: hyper-util's client is a dozen fields, several of
+    /// them reference counts of their own, and `request` clones it again.
     pub(crate) fn client(
         &self,
         connect_timeout: Duration,
         identity: Option<&ClientIdentity>,
-    ) -> HttpClient {
+    ) -> Arc<HttpClient> {
         let key = ClientKey {
             identity: identity.map(ClientIdentity::id),
             connect_timeout,
@@ -657,11 +659,11 @@ impl Connector {
                 let mut clients = clients.borrow_mut();
                 if let Some((_, _, client)) = clients.iter().find(|(i, k, _)| *i == id && *k == key)
                 {
-                    return client.clone();
+                    return Arc::clone(client);
                 }
                 let tls = identity.map_or_else(|| Arc::clone(&self.inner.tls), ClientIdentity::tls);
-                let client = self.inner.build_client(connect_timeout, tls);
-                clients.push((id, key, client.clone()));
+                let client = Arc::new(self.inner.build_client(connect_timeout, tls));
+                clients.push((id, key, Arc::clone(&client)));
                 client
             });
         }
@@ -672,7 +674,7 @@ impl Connector {
                 .read()
                 .unwrap_or_else(PoisonError::into_inner);
             if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
-                return client.clone();
+                return Arc::clone(client);
             }
         }
         let mut clients = self
@@ -682,11 +684,11 @@ impl Connector {
             .unwrap_or_else(PoisonError::into_inner);
         // Another call may have created it while we waited for the lock.
         if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
-            return client.clone();
+            return Arc::clone(client);
         }
         let tls = identity.map_or_else(|| Arc::clone(&self.inner.tls), ClientIdentity::tls);
-        let client = self.inner.build_client(connect_timeout, tls);
-        clients.push((key, client.clone()));
+        let client = Arc::new(self.inner.build_client(connect_timeout, tls));
+        clients.push((key, Arc::clone(&client)));
         client
     }
 }

@@ -176,6 +176,10 @@ impl Resilience {
         let Some(semaphore) = &self.shared.semaphore else {
             return Ok(None);
         };
+        // A free place needs no timer (a clock read and a timer entry a call).
+        if let Ok(permit) = Arc::clone(semaphore).try_acquire_owned() {
+            return Ok(Some(permit));
+        }
         match tokio::time::timeout(wait, Arc::clone(semaphore).acquire_owned()).await {
             Ok(Ok(permit)) => Ok(Some(permit)),
             // Never closed; treat it like a full semaphore all the same.
@@ -183,8 +187,12 @@ impl Resilience {
         }
     }
 
-    /// Counts one call in the retry budget's window.
+    /// Counts one call in the retry budget's window. With no retries
+    /// configured (the default) nothing reads the budget: no lock, no clock.
     pub(crate) fn record_call(&self) {
+        if self.config.retries == 0 {
+            return;
+        }
         lock(&self.shared.budget).record(Instant::now(), false);
     }
 
@@ -221,7 +229,8 @@ impl Resilience {
             return;
         }
         let mut breaker = lock(&self.shared.breaker);
-        let opened = Breaker::Open {
+        // The clock only when the breaker opens, not on every success.
+        let opened = || Breaker::Open {
             until: Instant::now() + self.config.breaker_open,
         };
         *breaker = match (*breaker, result) {
@@ -229,7 +238,7 @@ impl Resilience {
             (Breaker::Open { until }, _) => Breaker::Open { until },
             (Breaker::HalfOpen, _) if !trial => Breaker::HalfOpen,
             (Breaker::HalfOpen, Outcome::Success) => Breaker::Closed { failures: 0 },
-            (Breaker::HalfOpen, Outcome::Failure) => opened,
+            (Breaker::HalfOpen, Outcome::Failure) => opened(),
             // The trial told nothing (e.g. the caller went away): the next call tries.
             (Breaker::HalfOpen, Outcome::Neutral) => Breaker::Open {
                 until: Instant::now(),
@@ -238,7 +247,7 @@ impl Resilience {
             (Breaker::Closed { failures }, Outcome::Failure) => {
                 let failures = failures.saturating_add(1);
                 if failures >= self.config.breaker_failures {
-                    opened
+                    opened()
                 } else {
                     Breaker::Closed { failures }
                 }

@@ -20,6 +20,9 @@ use time::{OffsetDateTime, UtcOffset};
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(OffsetDateTime);
 
+/// `2026-12-05T22:00:00.000Z`: a [`Timestamp`]'s text is always this long.
+const TEXT_LEN: usize = 24;
+
 impl Timestamp {
     pub fn now() -> Self {
         Self::from_datetime(OffsetDateTime::now_utc())
@@ -46,6 +49,15 @@ impl Timestamp {
             .filter(|t| (0..=9999).contains(&t.year()))
             .map(Self::from_datetime)
             .ok_or_else(|| TimestampError(s.chars().take(40).collect()))
+    }
+
+    /// The RFC 3339 text of [`Display`](fmt::Display), in a string sized
+    /// for it: `to_string` grows its string three times on the way (#21).
+    pub fn to_rfc3339(&self) -> String {
+        use fmt::Write as _;
+        let mut text = String::with_capacity(TEXT_LEN);
+        let _ = write!(text, "{self}");
+        text
     }
 
     pub fn as_datetime(&self) -> OffsetDateTime {

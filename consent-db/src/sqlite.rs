@@ -3,6 +3,7 @@
 //! of each named difference of the dialect (see `store.rs`); every query is
 //! in `store/`.
 
+use std::fmt::Write as _;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -346,7 +347,8 @@ pub(crate) fn node_params(nodes: &[(NodeId, Hash)]) -> (String, Vec<u8>) {
             ids.push(',');
         }
         // Sizes stay below 2^53 (a record index is a JSON safe integer).
-        ids.push_str(&format!("[{},{}]", id.end(), id.level));
+        // Written in place: a `format!` a node was an allocation each (#21).
+        let _ = write!(ids, "[{},{}]", id.end(), id.level);
         hashes.extend_from_slice(hash);
     }
     ids.push(']');

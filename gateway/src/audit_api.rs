@@ -248,7 +248,9 @@ impl Use {
                     return Err(unrecorded.recorded(&self.transfer_id));
                 }
                 if let Ok(v) = HeaderValue::from_str(&self.transfer_id) {
-                    response.headers_mut().insert("bru-transfer-id", v);
+                    response
+                        .headers_mut()
+                        .insert(connectors::BRU_TRANSFER_ID, v);
                 }
                 Ok(response)
             }

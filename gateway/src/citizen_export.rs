@@ -195,7 +195,7 @@ async fn export(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     if let Ok(v) = HeaderValue::from_str(&transfer_id) {
-        h.insert("bru-transfer-id", v);
+        h.insert(connectors::BRU_TRANSFER_ID, v);
     }
     Ok(response)
 }

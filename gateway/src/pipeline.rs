@@ -702,7 +702,6 @@ async fn forward(
             "no upstream is configured for this provider".into(),
         ));
     };
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let consumer = allowed
         .caller
         .as_ref()
@@ -832,7 +831,7 @@ async fn forward(
 
     if *mask == FieldMask::None && !fhir_links && row_filter.is_empty() {
         if let Some(v) = transfer_header {
-            parts.headers.insert("bru-transfer-id", v);
+            parts.headers.insert(connectors::BRU_TRANSFER_ID, v);
         }
         return Ok(Delivery::Streamed(parts, body));
     }
@@ -876,7 +875,8 @@ async fn forward(
         let page_links: connectors::PageLinks = {
             let app = Arc::clone(app);
             let binding = crate::page_token::binding(&consumer, supplier.as_deref(), dataset_name);
-            let now = u64::try_from(now).unwrap_or(0);
+            // The clock only for a FHIR answer: one read a call fewer elsewhere.
+            let now = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
             Arc::new(move |target: &str| app.keys.page_tokens.seal(&binding, target, now))
         };
         let rewriter = connectors::FhirLinkRewriter::new(
@@ -910,7 +910,7 @@ async fn forward(
         parts.headers.remove(name);
     }
     if let Some(v) = transfer_header {
-        parts.headers.insert("bru-transfer-id", v);
+        parts.headers.insert(connectors::BRU_TRANSFER_ID, v);
     }
     Ok(Delivery::Whole(parts, minimised))
 }

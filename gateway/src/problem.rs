@@ -84,7 +84,7 @@ impl Problem {
             .as_deref()
             .and_then(|id| HeaderValue::from_str(id).ok())
         {
-            headers.insert("bru-transfer-id", id);
+            headers.insert(connectors::BRU_TRANSFER_ID, id);
         }
         response
     }

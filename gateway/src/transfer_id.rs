@@ -5,21 +5,57 @@
 //! (`getrandom`, 1.5 system calls a call in `strace -c`, about 2 % of the
 //! plain-proxy rung's CPU; bench/README.md, "#21, session 9"). aws-lc's
 //! generator, the one crypto provider Bru has, draws them from a DRBG the
-//! kernel seeds: `strace -c` counts 10 `getrandom` calls for the 10,000 ids
-//! of the test below.
+//! kernel seeds. Each draw from it costs the same whatever its length (a
+//! lock, `RDRAND` and AES: 0.6 µs a call in the plain-proxy rung's profile,
+//! bench/README.md "#21, session 14"), so a thread draws the bits of
+//! [`IDS_A_DRAW`] ids at once and hands each out once.
+
+use std::cell::RefCell;
+
+/// Random bytes of one id: 74 bits are used (RFC 9562 §5.7).
+const ID_BYTES: usize = 10;
+/// Ids whose random bits one draw from aws-lc gives.
+const IDS_A_DRAW: usize = 64;
+
+/// A thread's drawn bits; the ids before `next` have had theirs.
+struct Drawn {
+    bits: [u8; ID_BYTES * IDS_A_DRAW],
+    next: usize,
+}
+
+thread_local! {
+    static DRAWN: RefCell<Drawn> = const {
+        RefCell::new(Drawn { bits: [0; ID_BYTES * IDS_A_DRAW], next: IDS_A_DRAW })
+    };
+}
+
+/// The random bits of one new id, never handed out before; `None` if
+/// aws-lc could not draw.
+fn random_bits() -> Option<[u8; ID_BYTES]> {
+    DRAWN.with(|drawn| {
+        let mut drawn = drawn.borrow_mut();
+        if drawn.next == IDS_A_DRAW {
+            aws_lc_rs::rand::fill(&mut drawn.bits).ok()?;
+            drawn.next = 0;
+        }
+        let at = drawn.next * ID_BYTES;
+        let bits = drawn.bits.get(at..at + ID_BYTES)?.try_into().ok()?;
+        drawn.next += 1;
+        Some(bits)
+    })
+}
 
 /// A new transfer id, in its hyphenated form.
 pub fn new() -> String {
-    let mut random = [0u8; 10];
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    match aws_lc_rs::rand::fill(&mut random) {
-        Ok(()) => uuid::Builder::from_unix_timestamp_millis(millis, &random)
+    match random_bits() {
+        Some(random) => uuid::Builder::from_unix_timestamp_millis(millis, &random)
             .into_uuid()
             .to_string(),
         // aws-lc failing to draw is not expected; the kernel's bits then.
-        Err(_) => uuid::Uuid::now_v7().to_string(),
+        None => uuid::Uuid::now_v7().to_string(),
     }
 }
 

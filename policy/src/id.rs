@@ -48,7 +48,16 @@ impl OrgNumber {
 
     /// `0192:{orgnr}`, as on the wire.
     pub fn iso6523(&self) -> String {
-        format!("0192:{}", self.0)
+        // Sized once: `format!` would grow it (a reallocation a call, #21).
+        let mut id = String::with_capacity(5 + self.0.len());
+        id.push_str("0192:");
+        id.push_str(&self.0);
+        id
+    }
+
+    /// Whether `text` is this number's [`iso6523`](Self::iso6523) form, without writing it.
+    pub fn is_iso6523(&self, text: &str) -> bool {
+        text.strip_prefix("0192:") == Some(self.0.as_str())
     }
 }
 
@@ -174,6 +183,13 @@ pub struct DatasetRef {
 }
 
 impl DatasetRef {
+    /// Whether `text` is this reference's `provider/dataset`, without writing it.
+    pub fn is(&self, text: &str) -> bool {
+        text.strip_prefix(self.provider.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            == Some(self.dataset.as_str())
+    }
+
     pub fn new(provider: impl Into<String>, dataset: impl Into<String>) -> Self {
         DatasetRef {
             provider: provider.into(),

@@ -209,8 +209,9 @@ pub fn evaluate(
     subjects: Option<(&mut ConsumerHour, bool)>,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let consumer = seen.consumer.map(str::to_owned);
-    let dataset = seen.dataset.map(str::to_owned);
+    // Owned only for a finding: most records make none (#21).
+    let consumer = || seen.consumer.map(str::to_owned);
+    let dataset = || seen.dataset.map(str::to_owned);
     let subject = seen.subject_ref.unwrap_or("-");
     if let (Some(rule), Some((state, new_subject))) = (&rules.subjects_per_hour, subjects) {
         roll(state, hour_of(seen.time), rule.baseline_hours);
@@ -223,7 +224,7 @@ pub fn evaluate(
             state.alerted = true;
             findings.push(Finding {
                 rule: Rule::SubjectsPerHour,
-                consumer: consumer.clone(),
+                consumer: consumer(),
                 dataset: None,
                 consumer_hour: Some(state.hour),
                 summary: format!(
@@ -242,11 +243,11 @@ pub fn evaluate(
         if let Some(d) = seen.dataset {
             let local = oslo(seen.time);
             let marked = rules.off_hours.iter().find(|o| {
-                o.dataset.to_string() == d
+                o.dataset.is(d)
                     && (o.consumers.is_empty()
                         || seen
                             .consumer
-                            .is_some_and(|c| o.consumers.iter().any(|k| k.iso6523() == c)))
+                            .is_some_and(|c| o.consumers.iter().any(|k| k.is_iso6523(c))))
             });
             if let Some(o) = marked {
                 let working = o.days.contains(&local.weekday().number_from_monday())
@@ -254,8 +255,8 @@ pub fn evaluate(
                 if !working {
                     findings.push(Finding {
                         rule: Rule::OffHours,
-                        consumer: consumer.clone(),
-                        dataset: dataset.clone(),
+                        consumer: consumer(),
+                        dataset: dataset(),
                         consumer_hour: None,
                         summary: format!(
                             "{} read {d} about subject {subject} at {:02}:{:02} {} Europe/Oslo, outside working hours {:02}-{:02}",
@@ -274,8 +275,8 @@ pub fn evaluate(
     if rules.break_glass && seen.data_decision && seen.break_glass {
         findings.push(Finding {
             rule: Rule::BreakGlass,
-            consumer: consumer.clone(),
-            dataset: dataset.clone(),
+            consumer: consumer(),
+            dataset: dataset(),
             consumer_hour: None,
             summary: format!(
                 "{} passed a block by subject {subject} on {} with Bru-Break-Glass",
@@ -287,8 +288,8 @@ pub fn evaluate(
     if rules.representation && !seen.allowed && seen.code == Some("not_represented") {
         findings.push(Finding {
             rule: Rule::Representation,
-            consumer,
-            dataset,
+            consumer: consumer(),
+            dataset: dataset(),
             consumer_hour: None,
             summary: "a citizen asked to act for someone they do not represent (Bru-On-Behalf-Of refused: not_represented)".to_owned(),
         });

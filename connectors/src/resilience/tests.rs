@@ -81,7 +81,9 @@ fn zero_failures_turns_the_breaker_off() {
 
 #[test]
 fn retry_budget_has_a_floor_and_a_percentage() {
+    // The budget counts calls only where a call may be retried.
     let r = Resilience::new(ResilienceConfig {
+        retries: 2,
         retry_budget_percent: 10,
         ..ResilienceConfig::default()
     });

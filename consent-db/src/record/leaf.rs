@@ -120,7 +120,7 @@ impl From<Option<u64>> for V<'_> {
 impl LeafFields<'_> {
     /// The canonical JSON: members in code-unit order of their (ASCII) names.
     pub(crate) fn to_bytes(&self) -> Result<Vec<u8>, CanonicalError> {
-        let time = self.time.to_string();
+        let time = self.time.to_rfc3339();
         // `count`, `system_user`, `break_glass` and `disclosure_delay_days`
         // are present only where they apply (a counted record, a system
         // user's call, a break-glass call, a delayed one), so every other

@@ -279,3 +279,19 @@ fn break_glass_and_delay_are_members_only_where_set() {
         "{leaf}"
     );
 }
+
+#[test]
+fn a_timestamps_rfc3339_text_is_its_display_and_fits_its_size() {
+    for text in [
+        "2026-12-05T22:00:00.123Z",
+        "0000-01-01T00:00:00.000Z",
+        "9999-12-31T23:59:59.999Z",
+        "2026-03-29T01:30:00.5+02:00",
+    ] {
+        let t = Timestamp::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let written = t.to_rfc3339();
+        assert_eq!(written, t.to_string(), "{text}");
+        assert_eq!(written.len(), TEXT_LEN, "{written}");
+        assert_eq!(written.capacity(), TEXT_LEN, "{written}: grown");
+    }
+}

@@ -156,7 +156,7 @@ impl Store {
             false => None,
         };
         let tree_write = grown.as_ref().map(tree::Grown::write).transpose()?;
-        finish_batch(tx, first_index, &time.to_string(), records, tree_write).await?;
+        finish_batch(tx, first_index, &time.to_rfc3339(), records, tree_write).await?;
         let frontier = grown.map(|g| g.frontier);
         Ok((
             BatchCommit {

@@ -6,10 +6,11 @@
 //! row (its decisions and refusals), so the cost is a handful of indexed
 //! statements a step, never a scan of the log.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use policy::snoop::{self, ConsumerHour, Rule, Seen, SnoopRules};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::followers::{advance_follower, lock_follower, window};
 use super::{Conn, Store};
@@ -146,7 +147,7 @@ impl Store {
                         .entry(key.consumer.clone())
                         .or_insert_with(|| ConsumerHour::new(key.hour));
                     if new_subject {
-                        pending.push((key, r.index, r.transfer_id.clone()));
+                        pending.push((key, r.index, r.transfer_id.to_string()));
                     }
                     snoop::evaluate(rules, seen, Some((state, new_subject)))
                 }
@@ -160,7 +161,7 @@ impl Store {
                         pending.clear();
                         hour_records(&mut conn, consumer, hour).await?
                     }
-                    _ => (vec![r.index], vec![r.transfer_id.clone()]),
+                    _ => (vec![r.index], vec![r.transfer_id.to_string()]),
                 };
                 let finding = StoredFinding {
                     id: format!("{}-{}", r.index, f.rule),
@@ -229,75 +230,78 @@ fn seq(index: u64, rule: Rule) -> Result<i64, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("record index {index}")))
 }
 
-/// What the rules look at of one record.
-struct SnoopRow {
+/// What the rules look at of one record. Its texts borrow from the
+/// window's JSON where they can (they are Bru's own, with nothing to
+/// unescape): owned, they were seven allocations a statutory call (#21).
+struct SnoopRow<'j> {
     index: u64,
     time: Timestamp,
-    transfer_id: String,
+    transfer_id: Cow<'j, str>,
     kind: RecordKind,
     decision: Option<Verdict>,
-    consumer: Option<String>,
-    dataset: Option<String>,
-    subject_ref: Option<String>,
-    code: Option<String>,
+    consumer: Option<Cow<'j, str>>,
+    dataset: Option<Cow<'j, str>>,
+    subject_ref: Option<Cow<'j, str>>,
+    code: Option<Cow<'j, str>>,
     break_glass: bool,
 }
 
+/// One row of [`super::Conn::json_rows`]' array of arrays, as SQLite and
+/// PostgreSQL write it (a struct reads a JSON array in field order).
+#[derive(Deserialize)]
+struct WindowRow<'j> {
+    idx: i64,
+    #[serde(borrow)]
+    time: Cow<'j, str>,
+    #[serde(borrow)]
+    transfer_id: Cow<'j, str>,
+    #[serde(borrow)]
+    kind: Cow<'j, str>,
+    #[serde(borrow)]
+    decision: Option<Cow<'j, str>>,
+    #[serde(borrow)]
+    consumer: Option<Cow<'j, str>>,
+    #[serde(borrow)]
+    dataset: Option<Cow<'j, str>>,
+    #[serde(borrow)]
+    subject_ref: Option<Cow<'j, str>>,
+    #[serde(borrow)]
+    code: Option<Cow<'j, str>>,
+    glass: i64,
+}
+
 /// The window's rows, from [`super::Conn::json_rows`]' array of arrays.
-fn window_rows(json: &str) -> Result<Vec<SnoopRow>, StoreError> {
-    type Row = (
-        i64,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        i64,
-    );
-    let rows: Vec<Row> = serde_json::from_str(json)
+fn window_rows(json: &str) -> Result<Vec<SnoopRow<'_>>, StoreError> {
+    let rows: Vec<WindowRow<'_>> = serde_json::from_str(json)
         .map_err(|e| StoreError::Corrupt(format!("the snoop window: {e}")))?;
     rows.into_iter()
-        .map(
-            |(
-                idx,
-                time,
-                transfer_id,
-                kind,
-                decision,
-                consumer,
-                dataset,
-                subject_ref,
-                code,
-                glass,
-            )| {
-                let bad = |what: &str, e: &dyn std::fmt::Display| {
-                    StoreError::Corrupt(format!("record {idx}: {what}: {e}"))
-                };
-                Ok(SnoopRow {
-                    index: u64::try_from(idx).map_err(|e| bad("index", &e))?,
-                    time: Timestamp::parse(&time).map_err(|e| bad("time", &e))?,
-                    transfer_id,
-                    kind: kind.parse().map_err(|e| bad("kind", &e))?,
-                    decision: decision
-                        .map(|d| d.parse())
-                        .transpose()
-                        .map_err(|e| bad("decision", &e))?,
-                    consumer,
-                    dataset,
-                    subject_ref,
-                    code,
-                    break_glass: glass != 0,
-                })
-            },
-        )
+        .map(|row| {
+            let idx = row.idx;
+            let bad = |what: &str, e: &dyn std::fmt::Display| {
+                StoreError::Corrupt(format!("record {idx}: {what}: {e}"))
+            };
+            Ok(SnoopRow {
+                index: u64::try_from(idx).map_err(|e| bad("index", &e))?,
+                time: Timestamp::parse(&row.time).map_err(|e| bad("time", &e))?,
+                transfer_id: row.transfer_id,
+                kind: row.kind.parse().map_err(|e| bad("kind", &e))?,
+                decision: row
+                    .decision
+                    .map(|d| d.parse())
+                    .transpose()
+                    .map_err(|e| bad("decision", &e))?,
+                consumer: row.consumer,
+                dataset: row.dataset,
+                subject_ref: row.subject_ref,
+                code: row.code,
+                break_glass: row.glass != 0,
+            })
+        })
         .collect()
 }
 
 /// What the rules see of a record.
-fn seen(r: &SnoopRow) -> Seen<'_> {
+fn seen<'r>(r: &'r SnoopRow<'_>) -> Seen<'r> {
     Seen {
         index: r.index,
         time: r.time.as_datetime(),
@@ -565,6 +569,35 @@ mod tests {
     use crate::{AuditConfig, AuditLog};
 
     use super::FindingFilter;
+
+    #[test]
+    fn a_window_borrows_its_texts_and_unescapes_where_it_must() {
+        let json = r#"[[3,"2026-12-05T22:00:00.000Z","t-1","decision","allow","0192:983440002","nav/inntekt","ps_1",null,0],
+                       [4,"2026-12-05T22:00:01.000Z","t-\u0032","audit_read",null,null,null,null,"c\"d",1]]"#;
+        let rows = super::window_rows(json).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].index, 3);
+        assert!(matches!(
+            rows[0].transfer_id,
+            std::borrow::Cow::Borrowed("t-1")
+        ));
+        assert_eq!(rows[0].consumer.as_deref(), Some("0192:983440002"));
+        assert_eq!(rows[0].decision, Some(Verdict::Allow));
+        assert!(!rows[0].break_glass);
+        assert_eq!(rows[1].transfer_id, "t-2");
+        assert_eq!(rows[1].code.as_deref(), Some("c\"d"));
+        assert_eq!(rows[1].kind, RecordKind::AuditRead);
+        assert!(rows[1].break_glass);
+        // A broken window is an error, not a panic.
+        assert!(super::window_rows(
+            r#"[[-1,"2026-12-05T22:00:00.000Z","t","decision",null,null,null,null,null,0]]"#
+        )
+        .is_err());
+        assert!(super::window_rows(
+            r#"[[1,"yesterday","t","decision",null,null,null,null,null,0]]"#
+        )
+        .is_err());
+    }
 
     async fn store(dir: &std::path::Path) -> Store {
         let url = match std::env::var("BRU_TEST_STORE").as_deref() {

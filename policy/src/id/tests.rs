@@ -125,3 +125,24 @@ fn person_numbers_do_not_print() {
     assert_eq!(format!("{p:?}"), "PersonNumber(***********)");
     assert_eq!(p.expose(), "01010012356");
 }
+
+#[test]
+fn a_number_and_a_dataset_reference_compare_with_their_text_forms() {
+    let org = OrgNumber::parse_iso6523("0192:921429002").unwrap_or_else(|e| panic!("{e}"));
+    assert!(org.is_iso6523(&org.iso6523()));
+    assert!(!org.is_iso6523("921429002"));
+    assert!(!org.is_iso6523("0192:921429003"));
+    assert!(!org.is_iso6523("0192:9214290021"));
+    let dataset = DatasetRef::new("nav", "inntekt");
+    assert!(dataset.is(&dataset.to_string()));
+    for other in [
+        "nav/inntek",
+        "nav/inntekt/x",
+        "navinntekt",
+        "na/vinntekt",
+        "nav//inntekt",
+        "",
+    ] {
+        assert!(!dataset.is(other), "{other}");
+    }
+}
