@@ -516,7 +516,7 @@ async fn write_loop(
         } else {
             commit(
                 &store,
-                &records,
+                &mut records,
                 &consent_uses,
                 &block_checks,
                 config.commit_timeout,
@@ -618,7 +618,7 @@ impl Gather {
 
 async fn commit(
     store: &Store,
-    records: &[NewRecord],
+    records: &mut [NewRecord],
     consent_uses: &[usize],
     block_checks: &[usize],
     timeout: Duration,

@@ -25,27 +25,20 @@ pub(crate) struct BatchCommit {
 }
 
 /// The records of a batch without those at the `refused` positions (whose
-/// consent could not give a use, or which a block covers); borrowed when
-/// none was refused.
-fn without_refused<'a>(
-    records: &'a [NewRecord],
-    refused: &[usize],
-) -> std::borrow::Cow<'a, [NewRecord]> {
-    if refused.is_empty() {
-        return std::borrow::Cow::Borrowed(records);
-    }
-    std::borrow::Cow::Owned(
-        records
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !refused.contains(i))
-            .map(|(_, r)| r.clone())
-            .collect(),
-    )
+/// consent could not give a use, or which a block covers).
+fn without_refused(records: &[NewRecord], refused: &[usize]) -> Vec<NewRecord> {
+    records
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !refused.contains(i))
+        .map(|(_, r)| r.clone())
+        .collect()
 }
 
 impl Store {
     /// Writes `records` in one transaction with the next indexes, and commits.
+    /// The records' texts are moved into the statements: the batch is
+    /// spent, whether it commits or not.
     /// Only the [`crate::AuditLog`] writer calls this, so that commits are
     /// batched; the index is read inside the transaction, under the
     /// sequencer, so the log stays dense even with several writers
@@ -62,7 +55,7 @@ impl Store {
     /// on cached blocks is never written once a block covers it.
     pub(crate) async fn append_batch(
         &self,
-        records: &[NewRecord],
+        records: &mut [NewRecord],
         consent_uses: &[usize],
         block_checks: &[usize],
     ) -> Result<BatchCommit, StoreError> {
@@ -83,7 +76,7 @@ impl Store {
     async fn append_in(
         &self,
         appender: &mut super::Appender<'_>,
-        all_records: &[NewRecord],
+        all_records: &mut [NewRecord],
         consent_uses: &[usize],
         block_checks: &[usize],
         cached: Option<Frontier>,
@@ -145,14 +138,19 @@ impl Store {
             all.sort_unstable();
             all
         };
-        let kept = without_refused(all_records, &left_out);
-        let records: &[NewRecord] = &kept;
+        let mut kept;
+        let records: &mut [NewRecord] = if left_out.is_empty() {
+            all_records
+        } else {
+            kept = without_refused(all_records, &left_out);
+            &mut kept
+        };
         let first = u64::try_from(first_index)
             .map_err(|_| StoreError::Corrupt(format!("negative index {first_index}")))?;
         // The leaves and the new tree head commit with the records, or not at all.
         // A batch whose every consent refused its use has no leaves to add.
         let grown = match self.tree && !records.is_empty() {
-            true => Some(tree::grow_tree(&mut conn, first, time, records, cached).await?),
+            true => Some(tree::grow_tree(&mut conn, first, time, &*records, cached).await?),
             false => None,
         };
         let tree_write = grown.as_ref().map(tree::Grown::write).transpose()?;
@@ -180,7 +178,7 @@ async fn finish_batch(
     tx: BatchTx<'_>,
     first_index: i64,
     time: &str,
-    records: &[NewRecord],
+    records: &mut [NewRecord],
     tree: Option<tree::TreeWrite<'_>>,
 ) -> Result<(), StoreError> {
     let mut batch = match tx {
@@ -197,7 +195,7 @@ async fn finish_batch(
     };
     let mut index = first_index;
     let at = records::parse_time(time)?;
-    let mut parts: Vec<(u32, &[NewRecord])> = records::chunks(records).collect();
+    let mut parts: Vec<(u32, &mut [NewRecord])> = records::chunks(records).collect();
     let last = parts.pop();
     for (k, chunk) in parts {
         let mut query = sqlx::query(records::insert_sql_anonymous(k));
@@ -207,7 +205,7 @@ async fn finish_batch(
     let tree_params = tree
         .as_ref()
         .map(|t| (crate::sqlite::node_params(t.nodes), t.size, t.root));
-    let sql = last_sql(last.map(|(k, _)| k), tree_params.is_some());
+    let sql = last_sql(last.as_ref().map(|(k, _)| *k), tree_params.is_some());
     let mut query = sqlx::query(sql);
     if let Some((_, chunk)) = last {
         records::bind_rows!(query, chunk, index, time, &at);
@@ -290,7 +288,7 @@ mod tests {
         store.migrate().await.unwrap();
         assert_eq!(
             store
-                .append_batch(&[record(0)], &[], &[])
+                .append_batch(&mut [record(0)], &[], &[])
                 .await
                 .unwrap()
                 .first_index,
@@ -302,7 +300,7 @@ mod tests {
             assert_eq!(last.map(|(index, _)| index), Some(0));
             let mut conn = tx.conn().unwrap();
             let now = Timestamp::now().to_string();
-            super::super::records::insert_records(&mut conn, 1, &now, &[record(1)])
+            super::super::records::insert_records(&mut conn, 1, &now, &mut [record(1)])
                 .await
                 .unwrap();
             // Dropped here, uncommitted, with the record inserted.
@@ -315,7 +313,10 @@ mod tests {
             started.elapsed()
         );
         assert_eq!(store.record_count().await.unwrap(), 1);
-        let next = store.append_batch(&[record(2)], &[], &[]).await.unwrap();
+        let next = store
+            .append_batch(&mut [record(2)], &[], &[])
+            .await
+            .unwrap();
         assert_eq!(next.first_index, 1);
         assert_eq!(store.tree_head().await.unwrap().size, 2);
         let stored = store.records_by_transfer("t2").await.unwrap();

@@ -103,29 +103,33 @@ pub(super) async fn last_record(conn: &mut Conn<'_>) -> Result<Option<(i64, Stri
 
 /// Binds the rows of `$chunk` (records at `$index..`, all at `$time`,
 /// `$at` parsed) to `$query` in [`INSERT_COLUMNS`] order, advancing `$index`:
-/// written once for both backends and for a batch's last text.
+/// written once for both backends and for a batch's last text. The texts
+/// are moved out of the records, which the batch does not read again:
+/// sqlx-sqlite copies every text bound by reference before it runs the
+/// statement (`into_static`), 25–34 allocations a statutory call (#21,
+/// bench/README.md "#21, session 14").
 macro_rules! bind_rows {
     ($query:ident, $chunk:expr, $index:ident, $time:expr, $at:expr) => {
         for r in $chunk {
             $query = $query
                 .bind($index)
                 .bind($time)
-                .bind(r.transfer_id.as_str())
+                .bind(std::mem::take(&mut r.transfer_id))
                 .bind(r.kind.as_str())
-                .bind(r.consumer.as_deref())
-                .bind(r.supplier.as_deref())
-                .bind(r.client_id.as_deref())
-                .bind(r.provider.as_deref())
-                .bind(r.dataset.as_deref())
-                .bind(r.method.as_str())
-                .bind(r.path.as_str())
-                .bind(r.purpose.as_deref())
+                .bind(r.consumer.take())
+                .bind(r.supplier.take())
+                .bind(r.client_id.take())
+                .bind(r.provider.take())
+                .bind(r.dataset.take())
+                .bind(std::mem::take(&mut r.method))
+                .bind(std::mem::take(&mut r.path))
+                .bind(r.purpose.take())
                 .bind(r.basis.map(|b| b.as_str()))
-                .bind(r.legal_ref.as_deref())
-                .bind(r.consent_id.as_deref())
-                .bind(r.subject_ref.as_deref())
+                .bind(r.legal_ref.take())
+                .bind(r.consent_id.take())
+                .bind(r.subject_ref.take())
                 .bind(r.decision.map(|d| d.as_str()))
-                .bind(r.code.as_deref())
+                .bind(r.code.take())
                 .bind(r.status.map(i64::from))
                 .bind(r.bytes.map($crate::store::records::to_i64).transpose()?)
                 .bind(
@@ -134,8 +138,8 @@ macro_rules! bind_rows {
                         .transpose()?,
                 )
                 .bind(r.count.map($crate::store::records::to_i64).transpose()?)
-                .bind(r.system_user.as_deref())
-                .bind(r.break_glass.as_deref())
+                .bind(r.system_user.take())
+                .bind(r.break_glass.take())
                 .bind(r.disclosure_delay_days.map(i64::from))
                 .bind($crate::store::records::disclose_at(
                     $at,
@@ -150,14 +154,14 @@ pub(super) use bind_rows;
 /// `records` cut into the power-of-two chunks [`insert_sql`] has texts for:
 /// the largest that fits first, capped at 2^MAX_ROWS_LOG2. Each chunk with
 /// its k.
-pub(super) fn chunks(records: &[NewRecord]) -> impl Iterator<Item = (u32, &[NewRecord])> {
+pub(super) fn chunks(records: &mut [NewRecord]) -> impl Iterator<Item = (u32, &mut [NewRecord])> {
     let mut rest = records;
     std::iter::from_fn(move || {
         if rest.is_empty() {
             return None;
         }
         let k = rest.len().ilog2().min(MAX_ROWS_LOG2);
-        let (chunk, tail) = rest.split_at(1 << k);
+        let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(1 << k);
         rest = tail;
         Some((k, chunk))
     })
@@ -168,12 +172,13 @@ pub(super) fn parse_time(time: &str) -> Result<Timestamp, StoreError> {
 }
 
 /// Inserts `records` at `first_index..`, all at `time`, in as few
-/// statements as the power-of-two chunks allow.
+/// statements as the power-of-two chunks allow; their texts are moved into
+/// the statements ([`bind_rows!`]).
 pub(super) async fn insert_records(
     conn: &mut Conn<'_>,
     first_index: i64,
     time: &str,
-    records: &[NewRecord],
+    records: &mut [NewRecord],
 ) -> Result<(), StoreError> {
     let mut index = first_index;
     let at = parse_time(time)?;
