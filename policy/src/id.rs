@@ -26,6 +26,9 @@ pub struct OrgNumber(String);
 
 const ORG_WEIGHTS: [u32; 8] = [3, 2, 7, 6, 5, 4, 3, 2];
 
+/// ISO 6523's code for Norwegian organisation numbers, before the number.
+const ISO6523_PREFIX: &str = "0192:";
+
 impl OrgNumber {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let digits = digits::<9>(s).ok_or(IdError::OrgLength)?;
@@ -38,7 +41,7 @@ impl OrgNumber {
 
     /// Parses Maskinporten's ISO 6523 form, `0192:{orgnr}`.
     pub fn parse_iso6523(s: &str) -> Result<Self, IdError> {
-        let rest = s.strip_prefix("0192:").ok_or(IdError::OrgPrefix)?;
+        let rest = s.strip_prefix(ISO6523_PREFIX).ok_or(IdError::OrgPrefix)?;
         Self::parse(rest)
     }
 
@@ -49,15 +52,15 @@ impl OrgNumber {
     /// `0192:{orgnr}`, as on the wire.
     pub fn iso6523(&self) -> String {
         // Sized once: `format!` would grow it (a reallocation a call, #21).
-        let mut id = String::with_capacity(5 + self.0.len());
-        id.push_str("0192:");
+        let mut id = String::with_capacity(ISO6523_PREFIX.len() + self.0.len());
+        id.push_str(ISO6523_PREFIX);
         id.push_str(&self.0);
         id
     }
 
     /// Whether `text` is this number's [`iso6523`](Self::iso6523) form, without writing it.
     pub fn is_iso6523(&self, text: &str) -> bool {
-        text.strip_prefix("0192:") == Some(self.0.as_str())
+        text.strip_prefix(ISO6523_PREFIX) == Some(self.0.as_str())
     }
 }
 
