@@ -378,3 +378,34 @@ pub(crate) async fn insert_nodes(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use sqlx::{Connection, SqliteConnection};
+
+    /// The workspace builds SQLite with two of libsqlite3-sys' defaults
+    /// undone (`.cargo/config.toml`, `LIBSQLITE3_FLAGS`): each connection
+    /// keeps its own page cache and no memory statistics are kept, so the
+    /// audit writer's and the followers' statements take no global mutex on
+    /// each page and allocation (bench/README.md, "#21, session 15": 186
+    /// `pthread_mutex_lock` calls a statutory call before, 7.5 after).
+    #[tokio::test]
+    async fn sqlite_is_built_without_a_global_mutex_on_pages_and_allocations() {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+        // Still built with what Bru relies on.
+        assert!(options.iter().any(|o| o == "THREADSAFE=1"), "{options:?}");
+    }
+}
