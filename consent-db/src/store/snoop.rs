@@ -188,7 +188,7 @@ impl Store {
             }
         }
         insert_subjects(&mut conn, &pending).await?;
-        insert_findings(&mut conn, &found).await?;
+        insert_findings(&mut conn, found).await?;
         for (consumer, state) in &states {
             save_consumer(&mut conn, consumer, state).await?;
         }
@@ -505,16 +505,20 @@ const FINDING_CHUNK: usize = 64;
 
 async fn insert_findings(
     conn: &mut Conn<'_>,
-    found: &[(StoredFinding, u64)],
+    found: Vec<(StoredFinding, u64)>,
 ) -> Result<(), StoreError> {
-    for chunk in found.chunks(FINDING_CHUNK) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (f, index) in chunk {
+    // The findings are spent here, and their texts move into the
+    // statement: sqlx-sqlite copies a text bound by reference before it
+    // runs (nine a finding; `off_hours` finds one a call at night).
+    let mut found = found.into_iter().peekable();
+    while found.peek().is_some() {
+        let mut rows = Vec::with_capacity(FINDING_CHUNK);
+        for (f, index) in found.by_ref().take(FINDING_CHUNK) {
             let records = serde_json::to_string(&f.records)
                 .map_err(|e| StoreError::Db(format!("finding records: {e}")))?;
             let transfers = serde_json::to_string(&f.transfer_ids)
                 .map_err(|e| StoreError::Db(format!("finding transfers: {e}")))?;
-            let index = i64::try_from(*index)
+            let index = i64::try_from(index)
                 .map_err(|_| StoreError::Corrupt(format!("record index {index}")))?;
             rows.push((f, index, records, transfers));
         }
@@ -523,18 +527,18 @@ async fn insert_findings(
                 "INSERT INTO snoop_findings \
                  (id, seq, rule, time, found_at, consumer, dataset, record_index, records, transfer_ids, summary) ",
             );
-            q.push_values(&rows, |mut b, (f, index, records, transfers)| {
-                b.push_bind(f.id.as_str())
+            q.push_values(rows, |mut b, (f, index, records, transfers)| {
+                b.push_bind(f.id)
                     .push_bind(f.seq)
-                    .push_bind(f.rule.as_str())
-                    .push_bind(f.time.to_string())
-                    .push_bind(f.found_at.to_string())
-                    .push_bind(f.consumer.as_deref())
-                    .push_bind(f.dataset.as_deref())
-                    .push_bind(*index)
-                    .push_bind(records.as_str())
-                    .push_bind(transfers.as_str())
-                    .push_bind(f.summary.as_str());
+                    .push_bind(f.rule)
+                    .push_bind(f.time.to_rfc3339())
+                    .push_bind(f.found_at.to_rfc3339())
+                    .push_bind(f.consumer)
+                    .push_bind(f.dataset)
+                    .push_bind(index)
+                    .push_bind(records)
+                    .push_bind(transfers)
+                    .push_bind(f.summary);
             });
             q.push(" ON CONFLICT (id) DO NOTHING");
             q.build().execute(&mut **c).await?;
