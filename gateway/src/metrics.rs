@@ -305,10 +305,17 @@ impl Metrics {
     }
 
     pub fn observe_call(&self, record: &NewRecord, took: Duration) {
+        self.observe_call_as(record, record.decision, took);
+    }
+
+    /// [`Metrics::observe_call`] with the decision given apart: an outcome
+    /// record's copy of its decision record names the same call but carries
+    /// no decision.
+    pub fn observe_call_as(&self, record: &NewRecord, decision: Option<Verdict>, took: Duration) {
         let key = CallKey {
             dataset: record.dataset.as_deref().unwrap_or_default(),
             consumer: record.consumer.as_deref().unwrap_or_default(),
-            decision: match record.decision {
+            decision: match decision {
                 Some(Verdict::Allow) => "allow",
                 Some(Verdict::Deny) => "deny",
                 None => "",

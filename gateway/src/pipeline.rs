@@ -538,9 +538,11 @@ async fn record_decision(
             && record.break_glass.is_none(),
     };
     let written = if conditions.consent_use || conditions.unblocked {
-        let written = app.record_decision(record.clone(), conditions).await;
+        // Counted once written, by the outcome's copy: the record itself goes
+        // to the writer (a clone of it was ten allocations a consent call).
+        let written = app.record_decision(record, conditions).await;
         if written.is_ok() {
-            app.metrics.observe_call(&record, started.elapsed());
+            outcome.observe_allowed();
         }
         written
     } else {
@@ -1359,6 +1361,17 @@ impl PendingOutcome {
 
     fn disarm(&mut self) {
         self.outcome = None;
+    }
+
+    /// Counts the allowed call in `bru_calls_total` (and its duration so
+    /// far) by this copy of its decision record: the same dataset, consumer
+    /// and code, while the decision record itself went to the writer.
+    fn observe_allowed(&self) {
+        if let Some(copy) = &self.outcome {
+            self.app
+                .metrics
+                .observe_call_as(copy, Some(Verdict::Allow), self.started.elapsed());
+        }
     }
 }
 
