@@ -142,8 +142,9 @@ impl Store {
         for ((r, seen), key) in records.iter().zip(&seen).zip(counted) {
             let findings = match key {
                 Some(key) => {
-                    // Looked up before cloned: most records are of a subject
-                    // and a consumer seen before (three allocations a record).
+                    // Looked up before cloned: a consumer is nearly always
+                    // known already, and a subject often is (three
+                    // allocations a record when both are).
                     let new_subject = !known.contains(&key);
                     if new_subject {
                         known.insert(key.clone());
