@@ -513,7 +513,7 @@ async fn insert_findings(
     // runs (nine a finding; `off_hours` finds one a call at night).
     let mut found = found.into_iter().peekable();
     while found.peek().is_some() {
-        let mut rows = Vec::with_capacity(FINDING_CHUNK);
+        let mut rows = Vec::with_capacity(found.len().min(FINDING_CHUNK));
         for (f, index) in found.by_ref().take(FINDING_CHUNK) {
             let records = serde_json::to_string(&f.records)
                 .map_err(|e| StoreError::Db(format!("finding records: {e}")))?;
