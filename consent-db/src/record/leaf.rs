@@ -169,8 +169,9 @@ impl LeafFields<'_> {
             out.extend_from_slice(b"\":");
             match value {
                 V::Str(s) => write_string(s, &mut out),
+                // In place: a `String` each was two allocations a record.
                 V::Int(n) if *n <= MAX_SAFE_INTEGER => {
-                    out.extend_from_slice(n.to_string().as_bytes())
+                    out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes())
                 }
                 V::Int(n) => return Err(CanonicalError::Number(n.to_string())),
                 V::Null => out.extend_from_slice(b"null"),
