@@ -32,14 +32,13 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => {
-            let text = if let Some(u) = n.as_u64().filter(|u| *u <= MAX_SAFE_INTEGER) {
-                u.to_string()
+            if let Some(u) = n.as_u64() {
+                write_integer(u, out)?;
             } else if let Some(i) = n.as_i64().filter(|i| i.unsigned_abs() <= MAX_SAFE_INTEGER) {
-                i.to_string()
+                out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
             } else {
                 return Err(CanonicalError::Number(n.to_string()));
-            };
-            out.extend_from_slice(text.as_bytes());
+            }
         }
         Value::String(s) => write_string(s, out),
         Value::Array(items) => {
@@ -68,6 +67,17 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
             out.push(b'}');
         }
     }
+    Ok(())
+}
+
+/// A non-negative integer as JCS writes it (its shortest decimal form),
+/// written in place; one beyond 2^53 - 1 has no exact JSON number and is
+/// an error.
+pub(crate) fn write_integer(n: u64, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+    if n > MAX_SAFE_INTEGER {
+        return Err(CanonicalError::Number(n.to_string()));
+    }
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! without building a JSON tree per record in the append path.
 
 use super::{AuditRecord, Basis, NewRecord, RecordKind, Timestamp, Verdict};
-use crate::canonical::{write_string, CanonicalError, MAX_SAFE_INTEGER};
+use crate::canonical::{write_integer, write_string, CanonicalError};
 
 /// Every field of a record, borrowed.
 pub(crate) struct LeafFields<'a> {
@@ -170,10 +170,7 @@ impl LeafFields<'_> {
             match value {
                 V::Str(s) => write_string(s, &mut out),
                 // In place: a `String` each was two allocations a record.
-                V::Int(n) if *n <= MAX_SAFE_INTEGER => {
-                    out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes())
-                }
-                V::Int(n) => return Err(CanonicalError::Number(n.to_string())),
+                V::Int(n) => write_integer(*n, &mut out)?,
                 V::Null => out.extend_from_slice(b"null"),
             }
         }
