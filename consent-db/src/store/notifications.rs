@@ -19,6 +19,8 @@
 //! No person number is ever written here: a transfer carries the record's
 //! keyed pseudonym, a consent notification its consent id.
 
+use std::sync::OnceLock;
+
 use super::followers::{advance_follower, lock_follower, window};
 use super::{Conn, Store};
 use crate::consent::EventType;
@@ -217,6 +219,39 @@ fn checked_all(rows: Vec<Row>) -> Result<Vec<Notification>, StoreError> {
     rows.into_iter().map(Notification::try_from).collect()
 }
 
+/// The inbox's query ([`Store::inbox`]): $1 subject_ref, $2 the person
+/// number, $3 now, $4 transfer setting, $5 consent events (1/0), $6 and $7
+/// the cursor's time and id ('' for the first page), $8 the limit.
+fn inbox_sql() -> &'static str {
+    // Two branches, each on its own index: the person's transfers by
+    // `notifications_subject`, their consents' notices through
+    // `consents_subject` and `notifications_consent`. One `WHERE` with
+    // `n.subject_ref = $1 OR c.subject = $2` across the outer join read
+    // every notification of every person on each page (#21); a row is in
+    // exactly one branch (the table's CHECK: a subject or a consent).
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let rest = "AND n.visible_at <= $3 \
+             AND (n.kind = 'break_glass' \
+               OR (n.kind = 'transfer' AND ($4 = 'all' OR ($4 = 'denied' AND n.decision = 'deny'))) \
+               OR (n.kind IN ('consent_event', 'consent_expiring') AND $5 = 1)) \
+             AND ($6 = '' OR n.at < $6 OR (n.at = $6 AND n.id < $7)) \
+             ORDER BY n.at DESC, n.id DESC LIMIT $8";
+        format!(
+            "SELECT * FROM (SELECT * FROM ({COLUMNS}, NULL AS consent_subject \
+             FROM notifications n WHERE n.subject_ref = $1 {rest}) AS transfers \
+             UNION ALL SELECT * FROM ({COLUMNS}, c.subject AS consent_subject \
+             FROM consents c JOIN notifications n ON n.consent_id = c.id \
+             WHERE c.subject = $2 {rest}) AS consent_notices) AS inbox \
+             ORDER BY at DESC, id DESC LIMIT $8"
+        )
+    })
+}
+
+/// Every column of a notification but its consent's subject.
+const COLUMNS: &str = "SELECT n.id, n.kind, n.subject_ref, n.consent_id, n.event, \
+     n.record_index, n.consumer, n.datasets, n.decision, n.code, n.at, n.visible_at, n.attempts";
+
 /// Every column of a notification, with its consent's subject, before `WHERE`.
 const SELECT: &str =
     "SELECT n.id, n.kind, n.subject_ref, n.consent_id, c.subject AS consent_subject, \
@@ -404,17 +439,10 @@ impl Store {
         cursor: Option<&InboxCursor>,
         limit: u32,
     ) -> Result<Vec<Notification>, StoreError> {
-        let sql = format!(
-            "{SELECT} WHERE (n.subject_ref = $1 OR c.subject = $2) AND n.visible_at <= $3 \
-             AND (n.kind = 'break_glass' \
-               OR (n.kind = 'transfer' AND ($4 = 'all' OR ($4 = 'denied' AND n.decision = 'deny'))) \
-               OR (n.kind IN ('consent_event', 'consent_expiring') AND $5 = 1)) \
-             AND ($6 = '' OR n.at < $6 OR (n.at = $6 AND n.id < $7)) \
-             ORDER BY n.at DESC, n.id DESC LIMIT $8"
-        );
+        let sql = inbox_sql();
         let (c_at, c_id) = cursor.map_or(("", ""), |c| (c.at.as_str(), c.id.as_str()));
         let rows: Vec<Row> = on_pool!(self, pool => {
-            sqlx::query_as(&sql)
+            sqlx::query_as(sql)
                 .bind(subject_ref)
                 .bind(subject.expose())
                 .bind(now.to_string())

@@ -299,3 +299,143 @@ async fn migration_0016_empties_reasons_copied_before() {
     });
     assert_eq!(reason, None);
 }
+
+/// A transfer's notification about `subject_ref` at `at`, as the `notify`
+/// follower writes it.
+async fn transfer_at(store: &Store, n: u32, subject_ref: &str, at: Timestamp) {
+    const SQL: &str = "INSERT INTO notifications (id, kind, subject_ref, record_index, consumer, \
+         datasets, decision, at, visible_at, next_attempt_at) VALUES ($1, 'transfer', $2, $3, \
+         '0192:921429002', '[\"nav/inntekt\"]', 'allow', $4, $4, $4)";
+    on_pool!(store, pool => {
+        sqlx::query(SQL)
+            .bind(format!("transfer-{n}"))
+            .bind(subject_ref)
+            .bind(i64::from(n))
+            .bind(at.to_string())
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+}
+
+/// The inbox joins the person's transfers (by pseudonym) and their consents'
+/// notices (by person number) into one list, newest first, paged across
+/// both; another person's rows of either kind are not in it.
+#[tokio::test]
+async fn an_inbox_is_a_persons_transfers_and_consent_notices_newest_first_and_nobody_elses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let kari = PersonNumber::parse(KARI, true).unwrap();
+    let ola = PersonNumber::parse("03839113713", true).unwrap();
+    let t0 = Timestamp::now();
+    let at = |s: i64| Timestamp::from_datetime(t0.as_datetime() + time::Duration::seconds(s));
+    let consent = |subject: &PersonNumber, n: u32| crate::NewConsent {
+        id: format!("{:032x}", 0xc0 + n),
+        requester: "0192:921429002".into(),
+        supplier: None,
+        subject: Some(subject.clone()),
+        datasets: vec!["nav/inntekt".parse().unwrap()],
+        purpose: "p".into(),
+        valid_to: at(86_400),
+        max_uses: None,
+        frequency: None,
+        redirect_url: None,
+        message: None,
+    };
+    transfer_at(&store, 0, "ref-kari", at(0)).await;
+    let karis = store
+        .create_consent(&consent(&kari, 1), at(1))
+        .await
+        .unwrap();
+    transfer_at(&store, 2, "ref-kari", at(2)).await;
+    transfer_at(&store, 3, "ref-ola", at(3)).await;
+    store
+        .create_consent(&consent(&ola, 4), at(4))
+        .await
+        .unwrap();
+    let s = NotificationSettings::default();
+    let now = at(5);
+    let all = store
+        .inbox("ref-kari", &kari, s, now, None, 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = all.iter().map(|n| n.id.as_str()).collect();
+    let notice = format!("consent-{}-0", karis.id);
+    assert_eq!(ids, ["transfer-2", notice.as_str(), "transfer-0"]);
+    assert_eq!(all[1].consent_subject.as_ref(), Some(&kari));
+    assert_eq!(all[0].consent_subject, None);
+    // Two a page: the cursor carries on across both kinds.
+    let first = store
+        .inbox("ref-kari", &kari, s, now, None, 2)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    let cursor = InboxCursor {
+        at: first[1].at.to_string(),
+        id: first[1].id.clone(),
+    };
+    let rest = store
+        .inbox("ref-kari", &kari, s, now, Some(&cursor), 2)
+        .await
+        .unwrap();
+    let rest: Vec<&str> = rest.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(rest, ["transfer-0"]);
+    // Ola's inbox holds only Ola's.
+    let olas = store
+        .inbox("ref-ola", &ola, s, now, None, 10)
+        .await
+        .unwrap();
+    let olas: Vec<&str> = olas.iter().map(|n| n.kind.as_str()).collect();
+    assert_eq!(olas, ["consent_event", "transfer"]);
+}
+
+/// The inbox reads one person's rows through the indexes on the person's
+/// pseudonym and on the consent, never the whole table: it is shown on
+/// every page of the portal, and the table has a row for every transfer
+/// about anybody (#21).
+#[tokio::test]
+async fn the_inbox_reads_a_persons_rows_by_index_not_the_whole_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let postgres = std::env::var("BRU_TEST_STORE").as_deref() == Ok("postgres");
+    let plan: Vec<String> = on_pool!(store, pool => {
+        let mut tx = pool.begin().await.unwrap();
+        let explain = if postgres {
+            // Small tables make any plan cheap: ask for the indexes' plan.
+            sqlx::query("SET LOCAL enable_seqscan = off")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            "EXPLAIN"
+        } else {
+            "EXPLAIN QUERY PLAN"
+        };
+        let query = format!("{explain} {}", inbox_sql());
+        let rows = sqlx::query(&query)
+            .bind("ref-kari")
+            .bind(KARI)
+            .bind("2026-12-06T00:00:00.000Z")
+            .bind("all")
+            .bind(1)
+            .bind("")
+            .bind("")
+            .bind(10i64)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        // PostgreSQL's plan is one text column; SQLite's detail is the fourth.
+        let column = if postgres { 0 } else { 3 };
+        rows.iter()
+            .map(|r| sqlx::Row::get::<String, _>(r, column))
+            .collect()
+    });
+    let text = plan.join("\n");
+    assert!(text.contains("notifications_subject"), "{text}");
+    assert!(text.contains("notifications_consent"), "{text}");
+    assert!(text.contains("consents_subject"), "{text}");
+    for line in &plan {
+        // SQLite's `SCAN n` and PostgreSQL's `Seq Scan on notifications` read it all.
+        let whole = line.trim() == "SCAN n" || line.contains("Seq Scan on notifications");
+        assert!(!whole, "{text}");
+    }
+}
