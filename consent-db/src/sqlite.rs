@@ -103,25 +103,11 @@ impl SqliteStore {
                 .max_connections(DERIVED_CONNECTIONS)
                 .acquire_timeout(config.acquire_timeout)
                 .after_release(|conn, _| Box::pin(async move { Ok(!in_transaction(conn)) }))
-                .connect_lazy_with(
-                    options
-                        .clone()
-                        .synchronous(if config.synchronous {
-                            SqliteSynchronous::Normal
-                        } else {
-                            SqliteSynchronous::Off
-                        })
-                        // As the appender's: their commits never checkpoint.
-                        // A commit that crosses SQLite's 1,000 pages copies
-                        // the WAL into the file inside the commit, while the
-                        // follower holds this process's turn to write and the
-                        // appender waits behind it; under load (8.5 KB of WAL
-                        // a call) that was every 50 ms, and 4 % of a
-                        // statutory call's CPU (#21, session 16). The audit
-                        // log's checkpoint task copies it every 250 ms beside
-                        // them, each page once however often it was written.
-                        .pragma("wal_autocheckpoint", "0"),
-                )
+                .connect_lazy_with(options.clone().synchronous(if config.synchronous {
+                    SqliteSynchronous::Normal
+                } else {
+                    SqliteSynchronous::Off
+                }))
         });
         Ok(SqliteStore {
             pool,

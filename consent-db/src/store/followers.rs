@@ -181,37 +181,6 @@ mod tests {
         drop(tx);
     }
 
-    /// On SQLite a follower's commit never checkpoints the WAL (the audit
-    /// log's checkpoint task does, beside the writers); other writes keep
-    /// SQLite's own trigger at 1,000 pages.
-    #[tokio::test]
-    async fn a_followers_commit_leaves_the_checkpoint_to_the_checkpoint_task() {
-        if std::env::var("BRU_TEST_STORE").as_deref() == Ok("postgres") {
-            return; // the server checkpoints PostgreSQL
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("bru.db").display());
-        let store = Store::open_with(&url, &StoreConfig::default())
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        async fn pages(tx: &mut crate::store::Tx<'_>) -> i64 {
-            let crate::store::Conn::Sqlite(c) = tx.conn() else {
-                unreachable!("a SQLite store")
-            };
-            sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-                .fetch_one(&mut *c)
-                .await
-                .unwrap()
-        }
-        let mut tx = store.begin_derived().await.unwrap();
-        assert_eq!(pages(&mut tx).await, 0);
-        tx.commit().await.unwrap();
-        let mut tx = store.begin_write().await.unwrap();
-        assert_eq!(pages(&mut tx).await, 1000);
-        tx.commit().await.unwrap();
-    }
-
     /// Writers of one process take turns (sqlite.rs `gate`); a write begun
     /// while the same task holds one still ends, refused after the busy
     /// timeout as before the turns, instead of waiting for itself forever.
