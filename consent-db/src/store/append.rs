@@ -204,7 +204,8 @@ async fn finish_batch(
     }
     let tree_params = tree
         .as_ref()
-        .map(|t| (crate::sqlite::node_params(t.nodes), t.size, t.root));
+        .map(|t| Ok::<_, StoreError>((crate::sqlite::node_params(t.nodes)?, t.size, t.root)))
+        .transpose()?;
     let sql = last_sql(last.as_ref().map(|(k, _)| *k), tree_params.is_some());
     let mut query = sqlx::query(sql);
     if let Some((_, chunk)) = last {
