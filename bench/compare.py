@@ -335,6 +335,16 @@ def bru_config(demo_dir, port, ops_port, upstream_port, store, stage, audit=None
     with open(os.path.join(demo_dir, "policy.toml")) as f:
         policy = f.read()
     policy = re.sub(r"rate_limit = \{[^}]*\}", "rate_limit = { per_second = 10000000, burst = 10000000 }", policy)
+    # The demo marks the statutory dataset's reads outside office hours
+    # (07-17 Europe/Oslo, Monday to Friday) for snooping detection: run at
+    # night or at a weekend, every statutory call became a finding (a row and
+    # its summary), and the same build cost more than by day. Working hours
+    # here are the whole week, so a run measures the same call at any hour;
+    # a finding's own cost is bench/snoop's.
+    policy = re.sub(r"(?m)^start_hour = \d+$", "start_hour = 0", policy)
+    policy = re.sub(r"(?m)^end_hour = \d+$", "end_hour = 24", policy)
+    policy = re.sub(r"(?m)^days = \[[^\]]*\]$",
+                    'days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]', policy)
     with open(os.path.join(demo_dir, "bench-policy.toml"), "w") as f:
         f.write(policy)
     for kind in ("maskinporten", "idporten"):
@@ -792,6 +802,7 @@ def measure(world, target, fn):
     cs0, up_cs0 = context_switches(pids), context_switches(up_pids)
     up_req0 = stub_requests(world.upstream_port)
     io0 = io_write_bytes(target.proc.pid) if target.proc else 0
+    alerts0 = metric_value(target.ops_port, "bru_audit_alerts_total") if isinstance(target, Bru) else None
     rec0 = target.records() if isinstance(target, Bru) else None
     aud0 = target.audit_stats() if isinstance(target, Bru) else None
     perf = None
@@ -873,6 +884,9 @@ def measure(world, target, fn):
         aud1 = target.audit_stats()
         result["batches"] = aud1["batches"] - aud0["batches"]
         result["audit_records"] = aud1["records"] - aud0["records"]
+    if alerts0 is not None:
+        # Found by the time the load stopped (the snoop follower runs behind).
+        result["findings"] = (metric_value(target.ops_port, "bru_audit_alerts_total") or 0) - alerts0
     done = result.get("requests") or result.get("ok") or 0
     result["cpu_us_per_req"] = result["cpu_s"] * 1e6 / done if done else None
     # Measured to the end of the load, like the CPU: the proxy's and the
@@ -951,6 +965,10 @@ def guards(name, runs):
             if r["allowed"] != r["outcomes"] or not 0 <= r["allowed"] - up <= r.get("conns", 0):
                 broken.append(f"{name}: upstream saw {up} requests, decision records {r['allowed']:.0f}, "
                               f"outcome records {r['outcomes']:.0f}")
+        if r.get("findings"):
+            # The bench's policy makes every hour a working hour (bru_config):
+            # a finding means the run measured more than the call it names.
+            broken.append(f"{name}: {r['findings']:.0f} snooping findings during the run")
     return broken
 
 
