@@ -17,7 +17,10 @@
 //! ones `merkle::Frontier::push` completes, so `bru audit verify` checks them
 //! like any log. `audit_index` (migration 0015) is filled from the records
 //! and the indexer's position set to their count, as the indexer would
-//! leave it. Secondary indexes and keys are dropped for the load and
+//! leave it. The transfer notices (SPEC 10) are written by the `notify`
+//! follower's own step (`Store::follow_log_for_notifications`) once the keys
+//! are back, and `measure` reads citizens' inboxes on them.
+//! Secondary indexes and keys are dropped for the load and
 //! re-created from their own definitions (`pg_get_indexdef`,
 //! `pg_get_constraintdef`); row triggers are off for the COPY sessions
 //! (`session_replication_role = replica`): the rows are written in their
@@ -32,9 +35,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use consent_db::merkle::Frontier;
 use consent_db::{
-    AuditRecord, Basis, RecordFilter, RecordKind, Store, StoreConfig, Timestamp, UseOutcome,
-    Verdict,
+    AuditRecord, Basis, NotificationSettings, RecordFilter, RecordKind, Store, StoreConfig,
+    Timestamp, UseOutcome, Verdict,
 };
+use policy::PersonNumber;
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Row};
 use time::OffsetDateTime;
@@ -782,6 +786,26 @@ async fn seed(url: &str, consents: u64, records: u64, subjects: u64) -> Result<(
         "seed: keys and indexes in {:.0} s",
         t.elapsed().as_secs_f64()
     );
+
+    // Transfer notices (SPEC 10), written by the `notify` follower's own
+    // step over the whole log: one a decision about a person, as a year
+    // of calls leaves them when no webhook has sent any. After the keys:
+    // the step's `ON CONFLICT (id)` needs the table's primary key.
+    let t = Instant::now();
+    let store = Store::open_with(url, &StoreConfig::default()).await?;
+    let mut notices = 0u64;
+    loop {
+        let stepped = store.follow_log_for_notifications(1 << 22).await?;
+        notices += stepped as u64;
+        if stepped == 0 {
+            break;
+        }
+    }
+    store.close().await;
+    eprintln!(
+        "seed: transfer notices over {notices} log indexes in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     for table in [
         "consents",
@@ -790,6 +814,7 @@ async fn seed(url: &str, consents: u64, records: u64, subjects: u64) -> Result<(
         "audit_index",
         "tree_nodes",
         "tree_heads",
+        "notifications",
     ] {
         sqlx::query(&format!("VACUUM (ANALYZE) {table}"))
             .execute(&mut conn)
@@ -974,6 +999,37 @@ async fn measure(url: &str, consents: u64, subjects: u64, samples: usize) -> Res
             };
             let t = Instant::now();
             let found = store.records(&filter).await?;
+            st.samples.push(t.elapsed());
+            st.rows.push(found.len());
+        }
+        st.print();
+    }
+
+    // The citizen's inbox (SPEC 10): their transfer notices by pseudonym and
+    // their consents' notices by person number, newest first, one page.
+    for (who, pick) in [("random citizen", 0u64), ("top-100 active citizen", 100)] {
+        let mut st = Stats::new(format!(
+            "citizen's inbox (Store::inbox, transfers and consent notices, 20 a page), {who}"
+        ));
+        for _ in 0..samples {
+            let s = if pick == 0 {
+                rng.below(subjects)
+            } else {
+                rng.below(pick)
+            };
+            let person = PersonNumber::parse(&person_number(s), true)?;
+            let settings = NotificationSettings::default();
+            let t = Instant::now();
+            let found = store
+                .inbox(
+                    &subject_ref(&key, s),
+                    &person,
+                    settings,
+                    Timestamp::now(),
+                    None,
+                    20,
+                )
+                .await?;
             st.samples.push(t.elapsed());
             st.rows.push(found.len());
         }
