@@ -423,6 +423,7 @@ mod tests {
         // Still built with what Bru relies on.
         assert!(options.iter().any(|o| o == "THREADSAFE=1"), "{options:?}");
     }
+
     /// A batch's nodes go in as one integer key each (`size × 64 + level`)
     /// and come out as the (size, level) rows they stand for, up to the
     /// largest tree a log can hold (2^53 leaves); beyond it they are
