@@ -219,6 +219,30 @@ fn checked_all(rows: Vec<Row>) -> Result<Vec<Notification>, StoreError> {
     rows.into_iter().map(Notification::try_from).collect()
 }
 
+/// The consents [`Store::queue_expiring_consents`] looks at: granted, with a
+/// subject, expiring in `($1, $2]`, not yet noticed; with `one`, only the
+/// subject `$3`'s, by `consents_subject` (the inbox asks on every page: an
+/// `$3 = '' OR c.subject = $3` read every consent of everybody, #21), else
+/// everybody's (`$3` is '', the delivery task's sweep once a minute).
+fn expiring_filter(one: bool) -> &'static str {
+    const NOT_NOTICED: &str =
+        "AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.id = 'expiring-' || c.id)";
+    static FILTERS: OnceLock<[String; 2]> = OnceLock::new();
+    let [all, subject] = FILTERS.get_or_init(|| {
+        let head = "FROM consents c WHERE c.status = 'granted' \
+             AND c.subject IS NOT NULL AND c.valid_to > $1 AND c.valid_to <= $2";
+        [
+            format!("{head} AND $3 = '' {NOT_NOTICED}"),
+            format!("{head} AND c.subject = $3 {NOT_NOTICED}"),
+        ]
+    });
+    if one {
+        subject
+    } else {
+        all
+    }
+}
+
 /// The inbox's query ([`Store::inbox`]): $1 subject_ref, $2 the person
 /// number, $3 now, $4 transfer setting, $5 consent events (1/0), $6 and $7
 /// the cursor's time and id ('' for the first page), $8 the limit.
@@ -378,16 +402,13 @@ impl Store {
         within: time::Duration,
         subject: Option<&PersonNumber>,
     ) -> Result<u64, StoreError> {
-        const FILTER: &str = "FROM consents c WHERE c.status = 'granted' \
-             AND c.subject IS NOT NULL AND c.valid_to > $1 AND c.valid_to <= $2 \
-             AND ($3 = '' OR c.subject = $3) \
-             AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.id = 'expiring-' || c.id)";
-        let count_sql = format!("SELECT COUNT(*) {FILTER}");
+        let count_sql = format!("SELECT COUNT(*) {}", expiring_filter(subject.is_some()));
         let insert_sql = format!(
             "INSERT INTO notifications (id, kind, consent_id, consumer, datasets, at, \
              visible_at, next_attempt_at) \
              SELECT 'expiring-' || c.id, 'consent_expiring', c.id, c.requester, c.datasets, \
-             $1, $1, $1 {FILTER} ON CONFLICT (id) DO NOTHING"
+             $1, $1, $1 {} ON CONFLICT (id) DO NOTHING",
+            expiring_filter(subject.is_some())
         );
         let soon = now
             .as_datetime()

@@ -439,3 +439,44 @@ async fn the_inbox_reads_a_persons_rows_by_index_not_the_whole_table() {
         assert!(!whole, "{text}");
     }
 }
+
+/// The inbox first queues the person's consents about to expire; that read
+/// looks at the person's consents by `consents_subject`, never the whole
+/// table, on both stores (#21: an `OR` with the sweep's form read every
+/// consent of everybody on each page).
+#[tokio::test]
+async fn a_persons_expiry_check_reads_their_consents_by_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let postgres = std::env::var("BRU_TEST_STORE").as_deref() == Ok("postgres");
+    let query = format!("SELECT COUNT(*) {}", expiring_filter(true));
+    let plan: Vec<String> = on_pool!(store, pool => {
+        let mut tx = pool.begin().await.unwrap();
+        let explain = if postgres {
+            sqlx::query("SET LOCAL enable_seqscan = off")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            "EXPLAIN"
+        } else {
+            "EXPLAIN QUERY PLAN"
+        };
+        let rows = sqlx::query(&format!("{explain} {query}"))
+            .bind("2026-12-06T00:00:00.000Z")
+            .bind("2026-12-13T00:00:00.000Z")
+            .bind(KARI)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        let column = if postgres { 0 } else { 3 };
+        rows.iter()
+            .map(|r| sqlx::Row::get::<String, _>(r, column))
+            .collect()
+    });
+    let text = plan.join("\n");
+    assert!(text.contains("consents_subject"), "{text}");
+    for line in &plan {
+        let whole = line.trim() == "SCAN c" || line.contains("Seq Scan on consents");
+        assert!(!whole, "{text}");
+    }
+}
