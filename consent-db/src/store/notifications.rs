@@ -272,16 +272,24 @@ fn inbox_sql() -> &'static str {
     })
 }
 
+/// Every column of a notification but its consent's subject, as a literal
+/// for `concat!`.
+macro_rules! columns {
+    () => {
+        "SELECT n.id, n.kind, n.subject_ref, n.consent_id, n.event, n.record_index, \
+         n.consumer, n.datasets, n.decision, n.code, n.at, n.visible_at, n.attempts"
+    };
+}
+
 /// Every column of a notification but its consent's subject.
-const COLUMNS: &str = "SELECT n.id, n.kind, n.subject_ref, n.consent_id, n.event, \
-     n.record_index, n.consumer, n.datasets, n.decision, n.code, n.at, n.visible_at, n.attempts";
+const COLUMNS: &str = columns!();
 
 /// Every column of a notification, with its consent's subject, before `WHERE`.
-const SELECT: &str =
-    "SELECT n.id, n.kind, n.subject_ref, n.consent_id, c.subject AS consent_subject, \
-     n.event, n.record_index, n.consumer, n.datasets, n.decision, n.code, n.at, \
-     n.visible_at, n.attempts \
-     FROM notifications n LEFT JOIN consents c ON c.id = n.consent_id ";
+const SELECT: &str = concat!(
+    columns!(),
+    ", c.subject AS consent_subject \
+     FROM notifications n LEFT JOIN consents c ON c.id = n.consent_id "
+);
 
 /// A position in the inbox (newest first): the last item's time and id.
 #[derive(Debug, Clone, PartialEq, Eq)]

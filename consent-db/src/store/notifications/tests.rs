@@ -389,6 +389,54 @@ async fn an_inbox_is_a_persons_transfers_and_consent_notices_newest_first_and_no
     assert_eq!(olas, ["consent_event", "transfer"]);
 }
 
+/// The plan of `query` (`$n` bound to the values after it, in order): on
+/// PostgreSQL with sequential scans discouraged (small tables make any plan
+/// cheap), one line each; on SQLite `EXPLAIN QUERY PLAN`'s detail column.
+macro_rules! plan {
+    ($store:expr, $query:expr $(, $value:expr)* $(,)?) => {{
+        let postgres = std::env::var("BRU_TEST_STORE").as_deref() == Ok("postgres");
+        let lines: Vec<String> = on_pool!($store, pool => {
+            let mut tx = pool.begin().await.unwrap();
+            let explain = if postgres {
+                sqlx::query("SET LOCAL enable_seqscan = off")
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                "EXPLAIN"
+            } else {
+                "EXPLAIN QUERY PLAN"
+            };
+            let text = format!("{explain} {}", $query);
+            let rows = sqlx::query(&text)
+                $(.bind($value))*
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+            // PostgreSQL's plan is one text column; SQLite's detail is the fourth.
+            let column = if postgres { 0 } else { 3 };
+            rows.iter()
+                .map(|r| sqlx::Row::get::<String, _>(r, column))
+                .collect()
+        });
+        lines
+    }};
+}
+
+/// `plan` uses each of `indexes` and never reads `table` (SQLite's alias
+/// `alias`) whole: SQLite's `SCAN alias`, PostgreSQL's `Seq Scan on table`.
+fn assert_by_index(plan: &[String], indexes: &[&str], alias: &str, table: &str) {
+    let text = plan.join("\n");
+    for index in indexes {
+        assert!(text.contains(index), "{text}");
+    }
+    let scan = format!("SCAN {alias}");
+    let seq_scan = format!("Seq Scan on {table}");
+    for line in plan {
+        let whole = line.trim() == scan || line.contains(&seq_scan);
+        assert!(!whole, "{text}");
+    }
+}
+
 /// The inbox reads one person's rows through the indexes on the person's
 /// pseudonym and on the consent, never the whole table: it is shown on
 /// every page of the portal, and the table has a row for every transfer
@@ -397,47 +445,28 @@ async fn an_inbox_is_a_persons_transfers_and_consent_notices_newest_first_and_no
 async fn the_inbox_reads_a_persons_rows_by_index_not_the_whole_table() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
-    let postgres = std::env::var("BRU_TEST_STORE").as_deref() == Ok("postgres");
-    let plan: Vec<String> = on_pool!(store, pool => {
-        let mut tx = pool.begin().await.unwrap();
-        let explain = if postgres {
-            // Small tables make any plan cheap: ask for the indexes' plan.
-            sqlx::query("SET LOCAL enable_seqscan = off")
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            "EXPLAIN"
-        } else {
-            "EXPLAIN QUERY PLAN"
-        };
-        let query = format!("{explain} {}", inbox_sql());
-        let rows = sqlx::query(&query)
-            .bind("ref-kari")
-            .bind(KARI)
-            .bind("2026-12-06T00:00:00.000Z")
-            .bind("all")
-            .bind(1)
-            .bind("")
-            .bind("")
-            .bind(10i64)
-            .fetch_all(&mut *tx)
-            .await
-            .unwrap();
-        // PostgreSQL's plan is one text column; SQLite's detail is the fourth.
-        let column = if postgres { 0 } else { 3 };
-        rows.iter()
-            .map(|r| sqlx::Row::get::<String, _>(r, column))
-            .collect()
-    });
-    let text = plan.join("\n");
-    assert!(text.contains("notifications_subject"), "{text}");
-    assert!(text.contains("notifications_consent"), "{text}");
-    assert!(text.contains("consents_subject"), "{text}");
-    for line in &plan {
-        // SQLite's `SCAN n` and PostgreSQL's `Seq Scan on notifications` read it all.
-        let whole = line.trim() == "SCAN n" || line.contains("Seq Scan on notifications");
-        assert!(!whole, "{text}");
-    }
+    let plan = plan!(
+        store,
+        inbox_sql(),
+        "ref-kari",
+        KARI,
+        "2026-12-06T00:00:00.000Z",
+        "all",
+        1,
+        "",
+        "",
+        10i64,
+    );
+    assert_by_index(
+        &plan,
+        &[
+            "notifications_subject",
+            "notifications_consent",
+            "consents_subject",
+        ],
+        "n",
+        "notifications",
+    );
 }
 
 /// The inbox first queues the person's consents about to expire; that read
@@ -448,35 +477,13 @@ async fn the_inbox_reads_a_persons_rows_by_index_not_the_whole_table() {
 async fn a_persons_expiry_check_reads_their_consents_by_index() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
-    let postgres = std::env::var("BRU_TEST_STORE").as_deref() == Ok("postgres");
     let query = format!("SELECT COUNT(*) {}", expiring_filter(true));
-    let plan: Vec<String> = on_pool!(store, pool => {
-        let mut tx = pool.begin().await.unwrap();
-        let explain = if postgres {
-            sqlx::query("SET LOCAL enable_seqscan = off")
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            "EXPLAIN"
-        } else {
-            "EXPLAIN QUERY PLAN"
-        };
-        let rows = sqlx::query(&format!("{explain} {query}"))
-            .bind("2026-12-06T00:00:00.000Z")
-            .bind("2026-12-13T00:00:00.000Z")
-            .bind(KARI)
-            .fetch_all(&mut *tx)
-            .await
-            .unwrap();
-        let column = if postgres { 0 } else { 3 };
-        rows.iter()
-            .map(|r| sqlx::Row::get::<String, _>(r, column))
-            .collect()
-    });
-    let text = plan.join("\n");
-    assert!(text.contains("consents_subject"), "{text}");
-    for line in &plan {
-        let whole = line.trim() == "SCAN c" || line.contains("Seq Scan on consents");
-        assert!(!whole, "{text}");
-    }
+    let plan = plan!(
+        store,
+        query,
+        "2026-12-06T00:00:00.000Z",
+        "2026-12-13T00:00:00.000Z",
+        KARI,
+    );
+    assert_by_index(&plan, &["consents_subject"], "c", "consents");
 }
