@@ -223,7 +223,9 @@ fn checked_all(rows: Vec<Row>) -> Result<Vec<Notification>, StoreError> {
 /// subject, expiring in `($1, $2]`, not yet noticed; with `one`, only the
 /// subject `$3`'s, by `consents_subject` (the inbox asks on every page: an
 /// `$3 = '' OR c.subject = $3` read every consent of everybody, #21), else
-/// everybody's (`$3` is '', the delivery task's sweep once a minute).
+/// everybody's (`$3` is '', the delivery task's sweep once a minute on each
+/// replica), by `consents_expiring` (migration 0018): the consents expiring
+/// in the window, not every consent.
 fn expiring_filter(one: bool) -> &'static str {
     const NOT_NOTICED: &str =
         "AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.id = 'expiring-' || c.id)";
