@@ -469,7 +469,7 @@ async fn the_inbox_reads_a_persons_rows_by_index_not_the_whole_table() {
     );
 }
 
-/// Granted consents of `n` people, one in ten expiring in three days and
+/// Granted consents of `n` people, one in 20 expiring in three days and
 /// the rest in 300, and the planners' statistics taken: the shape the expiry
 /// reads meet in a deployment, where a person has a few consents and a week
 /// sees a small part of everybody's run out. (On empty tables PostgreSQL
@@ -491,7 +491,7 @@ async fn seed_expiring_consents(store: &Store, n: usize, now: Timestamp) {
             datasets: vec!["nav/inntekt".parse().unwrap()],
             purpose: "p".into(),
             valid_to: Timestamp::from_datetime(
-                now.as_datetime() + time::Duration::days(if i % 10 == 0 { 3 } else { 300 }),
+                now.as_datetime() + time::Duration::days(if i % 20 == 0 { 3 } else { 300 }),
             ),
             max_uses: None,
             frequency: None,
@@ -519,7 +519,7 @@ async fn a_persons_expiry_check_reads_their_consents_by_index() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
     let now = Timestamp::now();
-    seed_expiring_consents(&store, 40, now).await;
+    seed_expiring_consents(&store, 200, now).await;
     let week = Timestamp::from_datetime(now.as_datetime() + time::Duration::days(7));
     let query = format!("SELECT COUNT(*) {}", expiring_filter(true));
     let plan = plan!(store, query, now.to_string(), week.to_string(), KARI,);
@@ -536,7 +536,7 @@ async fn the_sweep_for_consents_about_to_expire_reads_by_expiry() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
     let now = Timestamp::now();
-    seed_expiring_consents(&store, 40, now).await;
+    seed_expiring_consents(&store, 200, now).await;
     let week = Timestamp::from_datetime(now.as_datetime() + time::Duration::days(7));
     let query = format!("SELECT COUNT(*) {}", expiring_filter(false));
     let plan = plan!(store, query, now.to_string(), week.to_string(), "",);
