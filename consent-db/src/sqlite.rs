@@ -197,12 +197,39 @@ impl SqliteStore {
     /// Copies the WAL into the database file as far as readers allow,
     /// without waiting for any lock (`PASSIVE`), on a pooled connection:
     /// the appender's commits leave this to the audit log's checkpoint task.
+    /// Once the WAL holds more than [`WAL_BOUND_FRAMES`] that a checkpoint
+    /// could not reach, the next one is taken in this process's turn to
+    /// write (see [`SqliteStore::checkpoint_within`]).
     pub(crate) async fn checkpoint(&self) -> Result<(), StoreError> {
-        if self.writer.is_some() {
-            // In memory there is no WAL.
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&self.pool)
-                .await?;
+        self.checkpoint_within(WAL_BOUND_FRAMES).await
+    }
+
+    /// [`SqliteStore::checkpoint`] with the bound `bound` (frames).
+    ///
+    /// The WAL starts again from its beginning only after a checkpoint has
+    /// copied all of it. Beside a busy appender a passive checkpoint rarely
+    /// gets there: frames come in while it copies. The followers' commits
+    /// normally do (each runs SQLite's automatic checkpoint while it holds
+    /// the write lock: the WAL stays at about 6 MB under load, bench/README
+    /// "#21, session 16"), but if they all stall, the WAL grew without end
+    /// (200 MB in 8 s in that session's trial). Past the bound the
+    /// checkpoint therefore holds the turn, so no writer of this process
+    /// adds frames until it is done; the audit appender then waits for one
+    /// checkpoint, only while the WAL is past the bound. (A reader holding
+    /// an old snapshot still keeps the WAL from starting again; the
+    /// checkpoint then copies nothing new and gives the turn back at once.)
+    pub(crate) async fn checkpoint_within(&self, bound: i64) -> Result<(), StoreError> {
+        if self.writer.is_none() {
+            return Ok(()); // in memory there is no WAL
+        }
+        const PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
+        let (_, frames, _): (i64, i64, i64) = sqlx::query_as(PASSIVE).fetch_one(&self.pool).await?;
+        // Even a checkpoint that copied every committed frame does not let
+        // the WAL start again if a batch was under way meanwhile: the batch
+        // began on the old WAL and commits after it.
+        if frames > bound {
+            let _turn = self.turn().await;
+            sqlx::query(PASSIVE).execute(&self.pool).await?;
         }
         Ok(())
     }
@@ -226,6 +253,13 @@ impl SqliteStore {
         Ok(result?)
     }
 }
+
+/// WAL frames past which [`SqliteStore::checkpoint`] waits for this
+/// process's turn to write: 16,000 pages of 4 KiB, about 64 MiB, ten times
+/// what the WAL holds under load with the followers running, and about a
+/// second of appends at the highest rates measured here (about 7.6 KB
+/// written a call, bench/README "#21, session 17").
+const WAL_BOUND_FRAMES: i64 = 16_000;
 
 /// Connections of [`SqliteStore::derived`]: the indexer, the snoop and the
 /// notification followers, and a reader catching the index up.

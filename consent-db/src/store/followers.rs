@@ -221,6 +221,74 @@ mod tests {
         assert_eq!(appenders, 0);
     }
 
+    /// With nothing following the log (the followers stalled), the WAL
+    /// still starts again once it is past its bound while the log is
+    /// written without a pause: the checkpoint past the bound takes the
+    /// process's turn to write, so no batch adds frames while it copies
+    /// (sqlite.rs `checkpoint_within`). The WAL file keeps the largest size
+    /// it ever had, so its size at the end bounds it for the whole test.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wal_past_its_bound_starts_again_though_nothing_follows_the_log() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        if std::env::var("BRU_TEST_STORE").as_deref() == Ok("postgres") {
+            return; // the server checkpoints PostgreSQL
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("bru.db").display());
+        let store = Store::open_with(&url, &StoreConfig::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let crate::store::Backend::Sqlite(sqlite) = &store.backend else {
+            unreachable!("a SQLite store")
+        };
+        let log = crate::AuditLog::start(store.clone(), crate::AuditConfig::default()).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..32)
+            .map(|w| {
+                let (log, stop) = (log.clone(), Arc::clone(&stop));
+                tokio::spawn(async move {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut r = crate::NewRecord::new(
+                            crate::RecordKind::Decision,
+                            format!("t-{w}-{n}"),
+                            "GET",
+                            "/data/nav/inntekt",
+                        );
+                        r.consumer = Some("0192:921429002".into());
+                        log.append(r).await.unwrap();
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        // 200 pages of 4 KiB: 0.8 MB.
+        const BOUND: i64 = 200;
+        for _ in 0..150 {
+            sqlite.checkpoint_within(BOUND).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let mut appended = 0;
+        for w in writers {
+            appended += w.await.unwrap();
+        }
+        assert!(
+            appended > 2_000,
+            "{appended} records: too few to grow the WAL"
+        );
+        let wal = std::fs::metadata(dir.path().join("bru.db-wal"))
+            .unwrap()
+            .len();
+        assert!(
+            wal < 4 << 20,
+            "the WAL grew to {wal} bytes for {appended} records"
+        );
+    }
+
     /// Writers of one process take turns (sqlite.rs `gate`); a write begun
     /// while the same task holds one still ends, refused after the busy
     /// timeout as before the turns, instead of waiting for itself forever.
