@@ -197,9 +197,9 @@ impl SqliteStore {
     /// Copies the WAL into the database file as far as readers allow,
     /// without waiting for any lock (`PASSIVE`), on a pooled connection:
     /// the appender's commits leave this to the audit log's checkpoint task.
-    /// Once the WAL holds more than [`WAL_BOUND_FRAMES`] that a checkpoint
-    /// could not reach, the next one is taken in this process's turn to
-    /// write (see [`SqliteStore::checkpoint_within`]).
+    /// Once the WAL holds more than [`WAL_BOUND_FRAMES`], the checkpoint is
+    /// taken in this process's turn to write (see
+    /// [`SqliteStore::checkpoint_within`]).
     pub(crate) async fn checkpoint(&self) -> Result<(), StoreError> {
         self.checkpoint_within(WAL_BOUND_FRAMES).await
     }
