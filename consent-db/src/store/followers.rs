@@ -81,6 +81,19 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use crate::store::{Store, StoreConfig};
 
+    /// A migrated SQLite store in `dir` with `config`; `None` when the suite
+    /// runs on PostgreSQL (the server checkpoints it, and its writers take no
+    /// turns in the process).
+    async fn sqlite_store(dir: &tempfile::TempDir, config: &StoreConfig) -> Option<Store> {
+        if std::env::var("BRU_TEST_STORE").as_deref() == Ok("postgres") {
+            return None;
+        }
+        let url = format!("sqlite://{}", dir.path().join("bru.db").display());
+        let store = Store::open_with(&url, config).await.unwrap();
+        store.migrate().await.unwrap();
+        Some(store)
+    }
+
     #[tokio::test]
     async fn a_position_is_kept_per_follower_and_only_with_its_commit() {
         let dir = tempfile::tempdir().unwrap();
@@ -187,15 +200,10 @@ mod tests {
     /// never stops, let the WAL grow to 200 MB in 8 s (sqlite.rs).
     #[tokio::test]
     async fn a_followers_commit_still_checkpoints_the_wal() {
-        if std::env::var("BRU_TEST_STORE").as_deref() == Ok("postgres") {
-            return; // the server checkpoints PostgreSQL
-        }
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("bru.db").display());
-        let store = Store::open_with(&url, &StoreConfig::default())
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let Some(store) = sqlite_store(&dir, &StoreConfig::default()).await else {
+            return; // the server checkpoints PostgreSQL
+        };
         async fn pages(tx: &mut crate::store::Tx<'_>) -> i64 {
             let crate::store::Conn::Sqlite(c) = tx.conn() else {
                 unreachable!("a SQLite store")
@@ -231,15 +239,10 @@ mod tests {
     async fn a_wal_past_its_bound_starts_again_though_nothing_follows_the_log() {
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::Arc;
-        if std::env::var("BRU_TEST_STORE").as_deref() == Ok("postgres") {
-            return; // the server checkpoints PostgreSQL
-        }
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("bru.db").display());
-        let store = Store::open_with(&url, &StoreConfig::default())
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let Some(store) = sqlite_store(&dir, &StoreConfig::default()).await else {
+            return; // the server checkpoints PostgreSQL
+        };
         let crate::store::Backend::Sqlite(sqlite) = &store.backend else {
             unreachable!("a SQLite store")
         };
@@ -294,17 +297,14 @@ mod tests {
     /// timeout as before the turns, instead of waiting for itself forever.
     #[tokio::test]
     async fn a_nested_write_is_refused_after_the_busy_timeout_not_stuck() {
-        if std::env::var("BRU_TEST_STORE").as_deref() == Ok("postgres") {
-            return; // PostgreSQL's writers do not take turns in the process
-        }
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("bru.db").display());
         let config = StoreConfig {
             busy_timeout: std::time::Duration::from_millis(200),
             ..StoreConfig::default()
         };
-        let store = Store::open_with(&url, &config).await.unwrap();
-        store.migrate().await.unwrap();
+        let Some(store) = sqlite_store(&dir, &config).await else {
+            return; // PostgreSQL's writers do not take turns in the process
+        };
         let held = store.begin_write().await.unwrap();
         let nested = tokio::time::timeout(std::time::Duration::from_secs(30), store.begin_write())
             .await
