@@ -219,29 +219,46 @@ fn checked_all(rows: Vec<Row>) -> Result<Vec<Notification>, StoreError> {
     rows.into_iter().map(Notification::try_from).collect()
 }
 
+/// The two statements of [`Store::queue_expiring_consents`] for one of its
+/// forms: the count it reads first, and the insert it writes when the count
+/// is not 0.
+struct ExpiringSql {
+    count: String,
+    insert: String,
+}
+
 /// The consents [`Store::queue_expiring_consents`] looks at: granted, with a
-/// subject, expiring in `($1, $2]`, not yet noticed; with `one`, only the
-/// subject `$3`'s, by `consents_subject` (the inbox asks on every page: an
-/// `$3 = '' OR c.subject = $3` read every consent of everybody, #21), else
-/// everybody's (`$3` is '', the delivery task's sweep once a minute on each
-/// replica), by `consents_expiring` (migration 0018): the consents expiring
-/// in the window, not every consent.
-fn expiring_filter(one: bool) -> &'static str {
-    const NOT_NOTICED: &str =
-        "AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.id = 'expiring-' || c.id)";
-    static FILTERS: OnceLock<[String; 2]> = OnceLock::new();
-    let [all, subject] = FILTERS.get_or_init(|| {
+/// subject, expiring in `($1, $2]`, not yet noticed. With `one`, only the
+/// subject `$3`'s, by `consents_subject`: the inbox asks on every page, and
+/// an `$3 = '' OR c.subject = $3` serving both forms read every consent of
+/// everybody (#21). Without it, everybody's (the delivery task's sweep, once
+/// a minute on each replica), by `consents_expiring` (migration 0018): the
+/// consents expiring in the window, not every consent. Built once.
+fn expiring_filter(one: bool) -> &'static ExpiringSql {
+    static FORMS: OnceLock<[ExpiringSql; 2]> = OnceLock::new();
+    let [everybody, person] = FORMS.get_or_init(|| {
         let head = "FROM consents c WHERE c.status = 'granted' \
              AND c.subject IS NOT NULL AND c.valid_to > $1 AND c.valid_to <= $2";
+        let not_noticed =
+            "AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.id = 'expiring-' || c.id)";
         [
-            format!("{head} AND $3 = '' {NOT_NOTICED}"),
-            format!("{head} AND c.subject = $3 {NOT_NOTICED}"),
+            format!("{head} {not_noticed}"),
+            format!("{head} AND c.subject = $3 {not_noticed}"),
         ]
+        .map(|filter| ExpiringSql {
+            count: format!("SELECT COUNT(*) {filter}"),
+            insert: format!(
+                "INSERT INTO notifications (id, kind, consent_id, consumer, datasets, at, \
+                 visible_at, next_attempt_at) \
+                 SELECT 'expiring-' || c.id, 'consent_expiring', c.id, c.requester, \
+                 c.datasets, $1, $1, $1 {filter} ON CONFLICT (id) DO NOTHING"
+            ),
+        })
     });
     if one {
-        subject
+        person
     } else {
-        all
+        everybody
     }
 }
 
@@ -412,45 +429,36 @@ impl Store {
         within: time::Duration,
         subject: Option<&PersonNumber>,
     ) -> Result<u64, StoreError> {
-        let count_sql = format!("SELECT COUNT(*) {}", expiring_filter(subject.is_some()));
-        let insert_sql = format!(
-            "INSERT INTO notifications (id, kind, consent_id, consumer, datasets, at, \
-             visible_at, next_attempt_at) \
-             SELECT 'expiring-' || c.id, 'consent_expiring', c.id, c.requester, c.datasets, \
-             $1, $1, $1 {} ON CONFLICT (id) DO NOTHING",
-            expiring_filter(subject.is_some())
-        );
+        let sql = expiring_filter(subject.is_some());
         let soon = now
             .as_datetime()
             .checked_add(within)
             .map_or(now, Timestamp::from_datetime)
             .to_string();
         let now_s = now.to_string();
-        let who = subject.map_or("", PersonNumber::expose);
+        // `$3`, the person's form only.
+        let who = subject.map(PersonNumber::expose);
         // A read first: the inbox calls this on every page, and most find nothing to write.
         let due: i64 = on_pool!(self, pool => {
-            sqlx::query_scalar(&count_sql)
-                .bind(&now_s)
-                .bind(&soon)
-                .bind(who)
-                .fetch_one(pool)
-                .await?
+            let mut q = sqlx::query_scalar(&sql.count).bind(&now_s).bind(&soon);
+            if let Some(who) = who {
+                q = q.bind(who);
+            }
+            q.fetch_one(pool).await?
         });
         if due == 0 {
             return Ok(0);
         }
-        let (now_s, soon, insert_sql) = (&now_s, &soon, &insert_sql);
+        let (now_s, soon) = (&now_s, &soon);
         self.retrying(|| async move {
             let mut tx = self.begin_write().await?;
             let mut conn = tx.conn();
             let queued = on_conn!(&mut conn, c => {
-                sqlx::query(insert_sql)
-                    .bind(now_s)
-                    .bind(soon)
-                    .bind(who)
-                    .execute(&mut **c)
-                    .await?
-                    .rows_affected()
+                let mut q = sqlx::query(&sql.insert).bind(now_s).bind(soon);
+                if let Some(who) = who {
+                    q = q.bind(who);
+                }
+                q.execute(&mut **c).await?.rows_affected()
             });
             tx.commit().await?;
             Ok(queued)
